@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""A ferry client using only Python's standard library, written from PROTOCOL.md alone.
+
+It is the proof that the protocol is speakable from any language: TLS 1.3 with trust-on-first-use
+pinning, the token proof (SCRAM-like, HMAC-SHA-256), and requests.
+
+    python3 ferry_client.py [--server HOST:PORT] [--token NAME:SECRET] [--plaintext]
+                            [--home DIR] ping [-c N]
+
+Exit status: 0 on success, 1 on any failure (one line on stderr).
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+import ssl
+import struct
+import sys
+import time
+
+PROTOCOL_VERSION = 1
+KIND_MESSAGE = 0x01
+KIND_DATA = 0x02
+HANDSHAKE_MAX_FRAME = 65536
+
+
+class FerryError(Exception):
+    """A failure to show the user as one line."""
+
+
+class Connection:
+    """Frames over a socket (TLS or plain): section 4 of PROTOCOL.md."""
+
+    def __init__(self, sock, server):
+        self.sock = sock
+        self.server = server
+        self.max_frame = HANDSHAKE_MAX_FRAME
+        self.fingerprint = None
+
+    def _recv_exact(self, n):
+        chunks = []
+        while n:
+            chunk = self.sock.recv(min(n, 1 << 20))
+            if not chunk:
+                raise FerryError(f"{self.server} closed the connection")
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def send_message(self, message):
+        body = json.dumps(message, separators=(",", ":")).encode()
+        if len(body) + 1 > self.max_frame:
+            raise FerryError("message too large for the server")
+        self.sock.sendall(struct.pack(">IB", len(body) + 1, KIND_MESSAGE) + body)
+
+    def read_frame(self):
+        (length,) = struct.unpack(">I", self._recv_exact(4))
+        if length == 0 or length > max(self.max_frame, HANDSHAKE_MAX_FRAME):
+            raise FerryError(f"invalid frame length {length}")
+        body = self._recv_exact(length)
+        return body[0], body[1:]
+
+    def read_message(self):
+        kind, body = self.read_frame()
+        if kind != KIND_MESSAGE:
+            raise FerryError(f"expected a message frame, got kind {kind}")
+        message = json.loads(body)
+        if message.get("type") == "error":
+            raise FerryError(message.get("message", "server error"))
+        if message.get("type") == "goodbye":
+            raise FerryError(f"server closed the session: {message.get('reason')}")
+        return message
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def known_servers_path(home):
+    return os.path.join(home, "known_servers")
+
+
+def check_pin(home, server, fingerprint):
+    """Trust on first use (PROTOCOL.md section 3). Returns True when newly pinned."""
+    path = known_servers_path(home)
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] == server:
+                    if parts[1] != fingerprint:
+                        raise FerryError(
+                            f"SERVER IDENTITY CHANGED for {server}: it presented {fingerprint}, "
+                            f"but {parts[1]} is pinned in {path}"
+                        )
+                    return False
+    except FileNotFoundError:
+        pass
+    os.makedirs(home, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"{server} {fingerprint}\n")
+    return True
+
+
+def connect(server, plaintext, home):
+    """Preamble exchange, then TLS with pinning (PROTOCOL.md sections 2 and 3)."""
+    host, _, port = server.rpartition(":")
+    if not host or not port.isdigit():
+        raise FerryError(f"invalid server address '{server}': expected HOST:PORT")
+    try:
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=15)
+    except OSError as e:
+        raise FerryError(f"cannot connect to {server}: {e.strerror or e}") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    mode = b"P" if plaintext else b"T"
+    sock.sendall(b"FERRY" + bytes([PROTOCOL_VERSION]) + mode + b"\x00")
+    answer = b""
+    while len(answer) < 8:
+        chunk = sock.recv(8 - len(answer))
+        if not chunk:
+            raise FerryError(f"{server} is not a ferry server")
+        answer += chunk
+    if answer[:5] != b"FERRY":
+        raise FerryError(f"{server} is not a ferry server")
+    conn = Connection(sock, server)
+    if answer[6:7] == b"E":
+        try:
+            conn.read_message()
+        except FerryError as e:
+            raise FerryError(f"{server} refused the connection: {e}") from None
+        raise FerryError(f"{server} refused the connection")
+    if answer[5] != PROTOCOL_VERSION or answer[6:7] != mode:
+        raise FerryError(f"{server} answered an unexpected preamble {answer!r}")
+    if plaintext:
+        return conn
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    # No CA chain: the certificate is pinned below. The handshake signature is still verified.
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    sock = context.wrap_socket(sock, server_hostname=host.strip("[]"))
+    der = sock.getpeercert(binary_form=True)
+    fingerprint = "sha256:" + hashlib.sha256(der).hexdigest()
+    if check_pin(home, server, fingerprint):
+        print(f"ferry_client: pinned the identity of {server} on first use: {fingerprint}",
+              file=sys.stderr)
+    conn = Connection(sock, server)
+    conn.fingerprint = fingerprint
+    return conn
+
+
+def _hmac(key, message):
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def handshake(conn, token):
+    """hello / challenge / proof / welcome (PROTOCOL.md section 5.1)."""
+    if token is None:
+        conn.send_message({"type": "hello", "client": "ferry_client.py"})
+        welcome = conn.read_message()
+    else:
+        user, sep, secret = token.rpartition(":")
+        if not sep or not user or not secret:
+            raise FerryError("a token has the form NAME:SECRET")
+        client_nonce = base64.b64encode(secrets.token_bytes(24)).decode()
+        conn.send_message({"type": "hello", "client": "ferry_client.py",
+                           "user": user, "nonce": client_nonce})
+        challenge = conn.read_message()
+        if challenge.get("type") != "challenge":
+            raise FerryError(f"expected a challenge, got {challenge.get('type')}")
+        salt = base64.b64decode(challenge["salt"])
+        salted = _hmac(secret.encode(), salt)
+        client_key = _hmac(salted, b"Client Key")
+        stored_key = hashlib.sha256(client_key).digest()
+        server_key = _hmac(salted, b"Server Key")
+        binding = conn.fingerprint or "plaintext"
+        auth_message = "\n".join(["ferry-auth-v1", user, client_nonce,
+                                  challenge["nonce"], binding]).encode()
+        signature = _hmac(stored_key, auth_message)
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        conn.send_message({"type": "proof", "proof": base64.b64encode(proof).decode()})
+        welcome = conn.read_message()
+        expected = _hmac(server_key, auth_message)
+        got = base64.b64decode(welcome.get("signature", ""))
+        if not hmac.compare_digest(expected, got):
+            raise FerryError("the server's signature does not match its credential")
+    if welcome.get("type") != "welcome":
+        raise FerryError(f"expected welcome, got {welcome.get('type')}")
+    conn.max_frame = int(welcome["max_frame"])
+    return welcome
+
+
+def cmd_ping(conn, welcome, args):
+    user = welcome.get("user") or "anonymous"
+    print(f"connected to {conn.server} as {user}, may {','.join(welcome['permissions']) or 'nothing'}")
+    rtts = []
+    for seq in range(1, args.count + 1):
+        start = time.perf_counter()
+        conn.send_message({"type": "ping", "seq": seq})
+        reply = conn.read_message()
+        if reply.get("type") != "pong" or reply.get("seq") != seq:
+            raise FerryError(f"unexpected reply {reply}")
+        rtt = (time.perf_counter() - start) * 1000
+        rtts.append(rtt)
+        print(f"pong seq={seq} time={rtt:.3f} ms")
+    rtts.sort()
+    print(f"{len(rtts)} pongs, rtt min/median/max = "
+          f"{rtts[0]:.3f}/{rtts[len(rtts) // 2]:.3f}/{rtts[-1]:.3f} ms")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", default=os.environ.get("FERRY_SERVER", "127.0.0.1:9999"))
+    parser.add_argument("--token", default=os.environ.get("FERRY_TOKEN"))
+    parser.add_argument("--plaintext", action="store_true")
+    parser.add_argument("--home", default=os.environ.get("FERRY_HOME")
+                        or os.path.join(os.path.expanduser("~"), ".config", "ferry"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    ping = sub.add_parser("ping", help="round trips")
+    ping.add_argument("-c", "--count", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    conn = None
+    try:
+        conn = connect(args.server, args.plaintext, args.home)
+        welcome = handshake(conn, args.token or None)
+        {"ping": cmd_ping}[args.command](conn, welcome, args)
+        return 0
+    except (FerryError, OSError, ssl.SSLError, ValueError, KeyError) as e:
+        print(f"ferry_client: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

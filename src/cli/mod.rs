@@ -1,0 +1,128 @@
+//! The command line: clap definitions for every verb, and the runner of each. No protocol
+//! logic lives here; verbs call the library and print.
+
+mod forget;
+mod ping;
+mod serve;
+mod user;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::token::Token;
+use crate::client::{ClientOptions, DEFAULT_SERVER};
+
+/// ferry: chat, remote commands and files over TCP, safely and fast.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output on stderr (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Manage the users of a server's config.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Measure round trips to a server, like ping.
+    Ping(ping::PingArgs),
+    /// Forget the pinned identity of a server (after it was changed on purpose).
+    Forget(forget::ForgetArgs),
+}
+
+impl Command {
+    /// Whether this verb is the long-running server (logs at info by default).
+    pub fn is_server(&self) -> bool {
+        matches!(self, Command::Serve(_))
+    }
+}
+
+/// Options every client verb accepts right after the verb.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Server to talk to.
+    #[arg(long, env = "FERRY_SERVER", default_value = DEFAULT_SERVER, value_name = "HOST:PORT")]
+    pub server: String,
+    /// Token from 'ferry user add' (NAME:SECRET); prefer the environment variable.
+    #[arg(
+        long,
+        env = "FERRY_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Speak plaintext instead of TLS (the server must run with --plaintext too).
+    #[arg(long)]
+    pub plaintext: bool,
+}
+
+/// Bound on connecting plus the handshake, for every client verb.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl ClientArgs {
+    /// Resolves the options into what the library needs.
+    ///
+    /// # Errors
+    /// A malformed token or an unusable FERRY_HOME.
+    pub fn options(&self) -> anyhow::Result<ClientOptions> {
+        let token = self
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(str::parse::<Token>)
+            .transpose()
+            .context("invalid --token / FERRY_TOKEN")?;
+        Ok(ClientOptions {
+            server: self.server.clone(),
+            token,
+            plaintext: self.plaintext,
+            home: ferry_home()?,
+            connect_timeout: CONNECT_TIMEOUT,
+        })
+    }
+}
+
+/// FERRY_HOME, or the platform's config directory for ferry (e.g. `~/.config/ferry`).
+///
+/// # Errors
+/// Neither FERRY_HOME nor a home directory is known.
+pub fn ferry_home() -> anyhow::Result<PathBuf> {
+    if let Some(home) = std::env::var_os("FERRY_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(home));
+    }
+    directories::ProjectDirs::from("", "", "ferry")
+        .map(|dirs| dirs.config_dir().to_path_buf())
+        .context("cannot find a home directory; set FERRY_HOME")
+}
+
+/// The server's default state directory: `FERRY_HOME/server`.
+///
+/// # Errors
+/// See [`ferry_home`].
+pub fn default_state_dir() -> anyhow::Result<PathBuf> {
+    Ok(ferry_home()?.join("server"))
+}
+
+/// Runs the parsed command line; errors are printed by `main` as one line.
+///
+/// # Errors
+/// Whatever the verb failed with, with context.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::User(cmd) => user::run(cmd),
+        Command::Ping(args) => ping::run(args).await,
+        Command::Forget(args) => forget::run(args),
+    }
+}

@@ -1,0 +1,86 @@
+//! `ferry ping`: round trips on one session, printed like ping(8), with a summary.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::ClientArgs;
+use crate::client::Client;
+use crate::tls::PinStatus;
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Number of pings.
+    #[arg(short = 'c', long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// Seconds between pings (0 for back to back).
+    #[arg(short = 'i', long, default_value_t = 1.0, value_name = "SECS")]
+    pub interval: f64,
+}
+
+pub async fn run(args: PingArgs) -> anyhow::Result<ExitCode> {
+    if !(0.0..=3600.0).contains(&args.interval) {
+        anyhow::bail!("--interval must be between 0 and 3600 seconds");
+    }
+    let options = args.client.options()?;
+    let started = std::time::Instant::now();
+    let mut client = Client::connect(&options).await?;
+    let connected = started.elapsed();
+    let info = client.info().clone();
+    let transport = match &info.tls {
+        Some((fp, status)) => {
+            if *status == PinStatus::NewlyPinned {
+                eprintln!(
+                    "ferry: pinned the identity of {} on first use: {fp}",
+                    info.server
+                );
+            }
+            format!("TLS {fp}")
+        }
+        None => "plaintext".to_string(),
+    };
+    let user = info.welcome.user.as_deref().unwrap_or("anonymous");
+    println!(
+        "PING {} ({transport}, user {user}, may {}): connected in {}",
+        info.server,
+        info.welcome.permissions,
+        millis(connected)
+    );
+
+    let interval = Duration::from_secs_f64(args.interval);
+    let mut rtts = Vec::with_capacity(args.count as usize);
+    for seq in 1..=args.count {
+        if seq > 1 && !interval.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        let rtt = client.ping(seq).await?;
+        println!("pong from {}: seq={seq} time={}", info.server, millis(rtt));
+        rtts.push(rtt);
+    }
+    let _ = client.close().await;
+
+    rtts.sort_unstable();
+    println!("--- {} ping statistics ---", info.server);
+    if let (Some(min), Some(max)) = (rtts.first(), rtts.last()) {
+        let median = rtts[rtts.len() / 2];
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "{} pongs, rtt min/median/max = {:.3}/{:.3}/{:.3} ms",
+            rtts.len(),
+            ms(*min),
+            ms(median),
+            ms(*max)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}

@@ -1,0 +1,107 @@
+//! `ferry serve`: resolves flags over the config file and runs the server until Ctrl-C/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServerConfig;
+use crate::server::{Server, ServerOptions};
+
+/// The listen address when neither flag nor config names one: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9999";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:9999].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory served to clients [default: .].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// State directory: TLS identity and default config [default: FERRY_HOME/server].
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Config file [default: STATE/config.toml, if it exists].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Serve plaintext instead of TLS (clients must pass --plaintext too).
+    #[arg(long)]
+    pub plaintext: bool,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let state_dir = match args.state {
+        Some(dir) => dir,
+        None => super::default_state_dir()?,
+    };
+    let config = match &args.config {
+        Some(path) => ServerConfig::load(path, true)?,
+        None => ServerConfig::load(&state_dir.join("config.toml"), false)?,
+    };
+    let listen = match (args.listen, &config.listen) {
+        (Some(addr), _) => addr,
+        (None, Some(text)) => text.parse().context("invalid 'listen' in config")?,
+        (None, None) => DEFAULT_LISTEN.parse().expect("valid default address"),
+    };
+    let root = args
+        .root
+        .or_else(|| config.root.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let plaintext = args.plaintext || config.plaintext;
+    raise_fd_limit();
+
+    let users = config.users.len();
+    let server = Server::bind(ServerOptions {
+        config,
+        listen,
+        root,
+        state_dir,
+        plaintext,
+    })
+    .await?;
+    let addr = server.local_addr()?;
+    let state = server.state();
+    match server.fingerprint() {
+        Some(fp) => eprintln!("ferry: listening on {addr} (TLS, identity {fp})"),
+        None => {
+            eprintln!("ferry: listening on {addr} (PLAINTEXT: traffic is not encrypted)");
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "plaintext on a non-loopback address: anyone on the network can read the traffic");
+            }
+        }
+    }
+    eprintln!(
+        "ferry: root {}, {users} user(s), anonymous may {}",
+        state.root.display(),
+        state.auth.anonymous_permissions()
+    );
+
+    let stop = CancellationToken::new();
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        crate::shutdown::signal().await;
+        eprintln!("ferry: shutting down");
+        signal_stop.cancel();
+    });
+    server.run(stop).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the open-file limit to its hard maximum: each connection is a descriptor, and the
+/// common soft default (1024) is far below what the server can hold.
+fn raise_fd_limit() {
+    #[cfg(unix)]
+    {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+            && soft < hard
+            && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+        {
+            tracing::debug!(error = %e, "could not raise the open-file limit");
+        }
+    }
+}

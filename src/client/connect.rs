@@ -1,0 +1,150 @@
+//! The client's side of the transport: preamble, TLS, and the pin check. Mirror of
+//! `server::accept`.
+
+use std::path::Path;
+
+use bytes::BytesMut;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::ClientError;
+use crate::connection::BoxedStream;
+use crate::protocol::frame::{self, Frame, MIN_MAX_FRAME};
+use crate::protocol::preamble::{PREAMBLE_LEN, PROTOCOL_VERSION};
+use crate::protocol::{Message, Mode, Preamble};
+use crate::tls::{KnownServers, PinStatus, fingerprint, rustls_config};
+
+/// The established transport and, for TLS, the server's fingerprint and what the pin store said.
+pub struct Transport {
+    pub stream: BoxedStream,
+    pub tls: Option<(String, PinStatus)>,
+}
+
+/// Sends the preamble for the wanted transport, reads the answer, and sets up TLS with a pin
+/// check against `home`'s pin store. Nothing but the preamble and the TLS handshake is sent
+/// before the pin is confirmed.
+///
+/// # Errors
+/// A refusal, a non-ferry peer, a version mismatch, a TLS failure or a changed identity.
+pub async fn connect_transport(
+    mut tcp: TcpStream,
+    server: &str,
+    plaintext: bool,
+    home: &Path,
+) -> Result<Transport, ClientError> {
+    let wanted = if plaintext {
+        Mode::Plaintext
+    } else {
+        Mode::Tls
+    };
+    tcp.write_all(&Preamble::new(wanted).encode()).await?;
+    let mut bytes = [0u8; PREAMBLE_LEN];
+    tcp.read_exact(&mut bytes)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
+                ClientError::NotFerry {
+                    server: server.to_string(),
+                }
+            }
+            _ => ClientError::Io(e),
+        })?;
+    let answer = Preamble::decode(&bytes).map_err(|_| ClientError::NotFerry {
+        server: server.to_string(),
+    })?;
+    if answer.mode == Mode::Refused {
+        return Err(read_refusal(tcp, server).await);
+    }
+    if answer.version != PROTOCOL_VERSION {
+        return Err(ClientError::Version {
+            server: server.to_string(),
+            theirs: answer.version,
+            ours: PROTOCOL_VERSION,
+        });
+    }
+    if answer.mode != wanted {
+        return Err(ClientError::Protocol(format!(
+            "asked for {wanted:?}, server answered {:?}",
+            answer.mode
+        )));
+    }
+    if plaintext {
+        return Ok(Transport {
+            stream: Box::new(tcp),
+            tls: None,
+        });
+    }
+
+    let connector = TlsConnector::from(rustls_config::client_config());
+    let tls = connector
+        .connect(server_name(server), tcp)
+        .await
+        .map_err(|source| ClientError::Tls {
+            server: server.to_string(),
+            source,
+        })?;
+    let cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .ok_or_else(|| ClientError::Protocol("the server sent no certificate".into()))?;
+    let presented = fingerprint(cert);
+    let store = KnownServers::in_home(home);
+    let status =
+        store
+            .check_or_pin(server, &presented)
+            .map_err(|source| ClientError::PinStore {
+                path: store.path().to_path_buf(),
+                source,
+            })?;
+    if let PinStatus::Changed { pinned } = status {
+        return Err(ClientError::IdentityChanged {
+            server: server.to_string(),
+            presented,
+            pinned,
+            store: store.path().to_path_buf(),
+        });
+    }
+    Ok(Transport {
+        stream: Box::new(tls),
+        tls: Some((presented, status)),
+    })
+}
+
+/// Reads the single error frame that follows a refusal preamble.
+async fn read_refusal(mut tcp: TcpStream, server: &str) -> ClientError {
+    let mut buf = BytesMut::new();
+    let refusal = loop {
+        match frame::decode(&mut buf, MIN_MAX_FRAME) {
+            Ok(Some(Frame::Message(body))) => break Message::parse(&body).ok(),
+            Ok(Some(_)) | Err(_) => break None,
+            Ok(None) => {}
+        }
+        match tcp.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break None,
+            Ok(_) => {}
+        }
+    };
+    match refusal {
+        Some(Message::Error { code, message }) => ClientError::Refused {
+            server: server.to_string(),
+            code,
+            message,
+        },
+        _ => ClientError::Protocol("the server refused the connection without a reason".into()),
+    }
+}
+
+/// The SNI name: the host part if it is a valid name, else a fixed one. Certificates are
+/// checked by pin, not by name, so this only matters to middleboxes.
+fn server_name(server: &str) -> ServerName<'static> {
+    let host = server
+        .rsplit_once(':')
+        .map_or(server, |(h, _)| h)
+        .trim_matches(|c| c == '[' || c == ']');
+    ServerName::try_from(host.to_string())
+        .unwrap_or_else(|_| ServerName::try_from("ferry").expect("a valid DNS name"))
+}

@@ -1,0 +1,68 @@
+//! Everything that can go wrong for a client, each as one sentence a user can act on.
+
+use std::path::PathBuf;
+
+use crate::connection::ConnectionError;
+use crate::protocol::ErrorCode;
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid server address '{0}': expected HOST:PORT")]
+    BadAddress(String),
+    #[error("cannot connect to {server}: {source}")]
+    Connect {
+        server: String,
+        source: std::io::Error,
+    },
+    #[error("{server} did not answer within {secs} s")]
+    Timeout { server: String, secs: u64 },
+    #[error("{server} is not a ferry server (it did not answer with the ferry preamble)")]
+    NotFerry { server: String },
+    #[error("{server} speaks ferry protocol version {theirs}; this client speaks version {ours}")]
+    Version {
+        server: String,
+        theirs: u8,
+        ours: u8,
+    },
+    #[error("{server} refused the connection: {message}")]
+    Refused {
+        server: String,
+        code: ErrorCode,
+        message: String,
+    },
+    #[error("TLS handshake with {server} failed: {source}")]
+    Tls {
+        server: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "SERVER IDENTITY CHANGED for {server}: it presented {presented}, but {pinned} is pinned in {}. \
+         This could be an attack. If the server's identity was changed on purpose, forget the old pin \
+         with 'ferry forget {server}' and connect again",
+        store.display()
+    )]
+    IdentityChanged {
+        server: String,
+        presented: String,
+        pinned: String,
+        store: PathBuf,
+    },
+    #[error("cannot use the pin store {}: {source}", path.display())]
+    PinStore {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{message}")]
+    Server { code: ErrorCode, message: String },
+    #[error("server closed the session: {reason}")]
+    Goodbye { reason: String },
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("the server's signature does not match: it does not hold this user's credential")]
+    BadServerSignature,
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+}

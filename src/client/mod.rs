@@ -1,0 +1,132 @@
+//! The client: connect (TCP, preamble, TLS with pinning, handshake), then use services through
+//! their client peers in `services`.
+
+mod connect;
+mod error;
+pub mod handshake;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+pub use error::ClientError;
+pub use handshake::Welcome;
+
+use crate::auth::token::Token;
+use crate::config::MAX_MAX_FRAME;
+use crate::connection::{BoxedStream, Connection};
+use crate::protocol::frame::MIN_MAX_FRAME;
+use crate::services::echo::{self, PingError};
+use crate::tls::PinStatus;
+
+/// The server address used when none is given.
+pub const DEFAULT_SERVER: &str = "127.0.0.1:9999";
+
+/// How to reach and authenticate to a server.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `HOST:PORT`, also the key of the pin store.
+    pub server: String,
+    pub token: Option<Token>,
+    pub plaintext: bool,
+    /// FERRY_HOME: holds the pin store.
+    pub home: PathBuf,
+    /// Bound on connecting plus the whole handshake.
+    pub connect_timeout: Duration,
+}
+
+/// What the client learnt while connecting.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub server: String,
+    pub welcome: Welcome,
+    /// The server's TLS fingerprint and the pin store's verdict; `None` in plaintext.
+    pub tls: Option<(String, PinStatus)>,
+}
+
+/// An open session with a server.
+pub struct Client {
+    conn: Connection<BoxedStream>,
+    info: SessionInfo,
+}
+
+impl Client {
+    /// Connects, sets up the transport, checks the pin, and runs the handshake.
+    ///
+    /// # Errors
+    /// [`ClientError`] with a sentence a user can act on.
+    pub async fn connect(options: &ClientOptions) -> Result<Client, ClientError> {
+        let server = options.server.clone();
+        let secs = options.connect_timeout.as_secs().max(1);
+        tokio::time::timeout(options.connect_timeout, Self::connect_inner(options))
+            .await
+            .map_err(|_| ClientError::Timeout { server, secs })?
+    }
+
+    async fn connect_inner(options: &ClientOptions) -> Result<Client, ClientError> {
+        let server = &options.server;
+        if !server.contains(':') {
+            return Err(ClientError::BadAddress(server.clone()));
+        }
+        let tcp = TcpStream::connect(server.as_str())
+            .await
+            .map_err(|source| ClientError::Connect {
+                server: server.clone(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let transport =
+            connect::connect_transport(tcp, server, options.plaintext, &options.home).await?;
+        let binding = transport
+            .tls
+            .as_ref()
+            .map_or_else(|| "plaintext".to_string(), |(fp, _)| fp.clone());
+        let mut conn = Connection::new(transport.stream);
+        let welcome =
+            handshake::client_handshake(&mut conn, options.token.as_ref(), &binding).await?;
+        let max_frame = welcome.max_frame.clamp(MIN_MAX_FRAME, MAX_MAX_FRAME);
+        conn.set_max_frame(max_frame);
+        conn.set_peer_max_frame(max_frame);
+        Ok(Client {
+            conn,
+            info: SessionInfo {
+                server: server.clone(),
+                welcome,
+                tls: transport.tls,
+            },
+        })
+    }
+
+    /// What the client learnt while connecting.
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    /// The framed connection, for service peers.
+    pub fn connection(&mut self) -> &mut Connection<BoxedStream> {
+        &mut self.conn
+    }
+
+    /// One ping round trip.
+    ///
+    /// # Errors
+    /// The connection failed or the server answered something other than the pong.
+    pub async fn ping(&mut self, seq: u64) -> Result<Duration, ClientError> {
+        match echo::ping(&mut self.conn, seq).await {
+            Ok(rtt) => Ok(rtt),
+            Err(PingError::Connection(e)) => Err(e.into()),
+            Err(PingError::Io(e)) => Err(e.into()),
+            Err(PingError::Unexpected(message)) => Err(handshake::unexpected(message)),
+        }
+    }
+
+    /// Closes the session cleanly.
+    ///
+    /// # Errors
+    /// The close could not be sent.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        self.conn.shutdown().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,92 @@
+//! Every server limit in one place, with its default and its unit in its name.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::frame::{DEFAULT_MAX_FRAME, MIN_MAX_FRAME};
+
+/// Server limits. In TOML these live under `[limits]`; every field is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Connections served at once; further ones get `server_busy`. Default 16,384.
+    pub max_connections: usize,
+    /// Largest frame accepted, in bytes (64 KiB to 16 MiB). Default 1 MiB + 64.
+    pub max_frame_bytes: usize,
+    /// Time from accept to `welcome` (preamble, TLS, auth), in ms (at most 10 s). Default 10 s.
+    pub handshake_timeout_ms: u64,
+    /// A session with no request for this long is closed, in ms. Default 10 min.
+    pub idle_timeout_ms: u64,
+    /// How long shutdown waits for sessions to finish, in ms. Default 5 s.
+    pub shutdown_grace_ms: u64,
+    /// Fixed delay before every authentication refusal, in ms. Default 500 ms.
+    pub auth_failure_delay_ms: u64,
+    /// Failed authentications allowed per client address per window. Default 10.
+    pub auth_max_failures: u32,
+    /// The window for `auth_max_failures`, in ms. Default 60 s.
+    pub auth_failure_window_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 16_384,
+            max_frame_bytes: DEFAULT_MAX_FRAME,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 600_000,
+            shutdown_grace_ms: 5_000,
+            auth_failure_delay_ms: 500,
+            auth_max_failures: 10,
+            auth_failure_window_ms: 60_000,
+        }
+    }
+}
+
+/// The largest frame limit a server may configure.
+pub const MAX_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+impl Limits {
+    /// Checks ranges; returns the first problem as a sentence naming the field.
+    ///
+    /// # Errors
+    /// A field outside its documented range.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err("limits.max_connections must be at least 1".into());
+        }
+        if !(MIN_MAX_FRAME..=MAX_MAX_FRAME).contains(&self.max_frame_bytes) {
+            return Err(format!(
+                "limits.max_frame_bytes must be between {MIN_MAX_FRAME} and {MAX_MAX_FRAME}"
+            ));
+        }
+        if !(1..=10_000).contains(&self.handshake_timeout_ms) {
+            return Err("limits.handshake_timeout_ms must be between 1 and 10000".into());
+        }
+        if self.idle_timeout_ms == 0 || self.auth_failure_window_ms == 0 {
+            return Err(
+                "limits.idle_timeout_ms and auth_failure_window_ms must be positive".into(),
+            );
+        }
+        if self.auth_max_failures == 0 {
+            return Err("limits.auth_max_failures must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+    pub fn auth_failure_delay(&self) -> Duration {
+        Duration::from_millis(self.auth_failure_delay_ms)
+    }
+    pub fn auth_failure_window(&self) -> Duration {
+        Duration::from_millis(self.auth_failure_window_ms)
+    }
+}

@@ -1,0 +1,167 @@
+//! The server's TOML configuration: where to listen, what anonymous users may do, the users and
+//! their credentials, and the limits.
+//!
+//! Unknown keys are errors (a typo must not silently fall back to a default), and `validate`
+//! checks what types cannot: ranges, user names, credentials.
+
+mod edit;
+mod limits;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use edit::add_user;
+pub use limits::{Limits, MAX_MAX_FRAME};
+
+use crate::auth::scram::Credential;
+use crate::auth::token::validate_user_name;
+use crate::protocol::{Permission, Permissions};
+
+/// The whole server configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on; `--listen` overrides it. Default `127.0.0.1:9999`.
+    pub listen: Option<String>,
+    /// Directory served to clients; `--root` overrides it. Default `.`.
+    pub root: Option<PathBuf>,
+    /// Serve plaintext instead of TLS; `--plaintext` also sets it.
+    pub plaintext: bool,
+    pub limits: Limits,
+    pub anonymous: AnonymousConfig,
+    /// Users by name.
+    pub users: BTreeMap<String, UserConfig>,
+}
+
+/// What a client without a token may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnonymousConfig {
+    /// Default `["chat", "read"]`; `[]` makes every service need a token.
+    pub allow: Vec<Permission>,
+}
+
+impl Default for AnonymousConfig {
+    fn default() -> Self {
+        AnonymousConfig {
+            allow: vec![Permission::Chat, Permission::Read],
+        }
+    }
+}
+
+/// One user: permissions and the stored credential (never the token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub allow: Vec<Permission>,
+    /// `scram-sha256:SALT:STOREDKEY:SERVERKEY`, written by `ferry user add`.
+    pub credential: String,
+}
+
+/// Why a configuration file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write config {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ServerConfig {
+    /// Reads and validates `path`. A missing file is the default config when `must_exist` is
+    /// false (the implicit path in the state directory) and an error otherwise.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the first problem.
+    pub fn load(path: &Path, must_exist: bool) -> Result<ServerConfig, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                return Ok(ServerConfig::default());
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    ///
+    /// # Errors
+    /// The first problem, as one sentence.
+    pub fn parse(text: &str) -> Result<ServerConfig, String> {
+        let config: ServerConfig = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot express.
+    ///
+    /// # Errors
+    /// The first problem, as one sentence.
+    pub fn validate(&self) -> Result<(), String> {
+        self.limits.validate()?;
+        if let Some(listen) = &self.listen {
+            listen
+                .parse::<std::net::SocketAddr>()
+                .map_err(|_| format!("listen = '{listen}' is not an IP:PORT address"))?;
+        }
+        for (name, user) in &self.users {
+            validate_user_name(name).map_err(|e| e.to_string())?;
+            Credential::from_config_string(&user.credential)
+                .map_err(|e| format!("users.{name}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The anonymous permission set.
+    pub fn anonymous_permissions(&self) -> Permissions {
+        self.anonymous.allow.iter().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_text_is_the_default() {
+        assert_eq!(ServerConfig::parse("").unwrap(), ServerConfig::default());
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_named() {
+        let err = ServerConfig::parse("lisen = '127.0.0.1:1'").unwrap_err();
+        assert!(err.contains("lisen"), "{err}");
+        let err = ServerConfig::parse("[limits]\nhandshake_timeout_ms = 60000").unwrap_err();
+        assert!(err.contains("handshake_timeout_ms"), "{err}");
+        let err = ServerConfig::parse("[anonymous]\nallow = ['root']").unwrap_err();
+        assert!(err.contains("root"), "{err}");
+        let err = ServerConfig::parse("[users.bob]\nallow = []\ncredential = 'x'").unwrap_err();
+        assert!(err.contains("users.bob"), "{err}");
+    }
+
+    #[test]
+    fn the_example_config_in_the_repository_is_valid() {
+        let text = include_str!("../../examples/server.toml");
+        let config = ServerConfig::parse(text).unwrap();
+        assert_eq!(config.listen.as_deref(), Some("127.0.0.1:9999"));
+    }
+}

@@ -1,0 +1,346 @@
+//! `Connection`: a stream (TLS or plaintext, or an in-memory pipe in tests) plus its framing.
+//!
+//! This is the only code that reads or writes frames on a stream; everything above it sees
+//! [`Message`]s and data chunks. It buffers partial frames and splits merged ones (the seed's
+//! 粘包), refuses oversized frames before allocating, and tells a clean end of stream (between
+//! frames) from a peer that vanished mid-frame.
+
+use std::io;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+
+use crate::protocol::frame::{self, DATA_HEADER_LEN, DEFAULT_MAX_FRAME, Frame, FrameError};
+use crate::protocol::{ErrorCode, Message, MessageError};
+
+/// Any bidirectional byte stream a connection can run over.
+pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
+
+/// A type-erased stream, so TLS and plaintext sessions share one code path.
+pub type BoxedStream = Box<dyn AsyncStream>;
+
+/// How much the read buffer grows by when it is full and no frame length is known yet. Small,
+/// because idle connections keep their buffer: 10,000 of them must stay cheap.
+const READ_RESERVE: usize = 4 * 1024;
+
+/// Why reading or writing frames failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("connection error: {0}")]
+    Io(#[from] io::Error),
+    #[error("invalid frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the peer closed the connection in the middle of a frame ({buffered} bytes buffered)")]
+    Truncated { buffered: usize },
+    #[error("the peer closed the connection")]
+    Closed,
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    #[error("unexpected data frame on channel {0} where a control message was expected")]
+    UnexpectedData(u8),
+}
+
+impl ConnectionError {
+    /// Whether the connection can go on after this error (the framing is still in step).
+    pub fn is_recoverable(&self) -> bool {
+        matches!(
+            self,
+            ConnectionError::Message(_) | ConnectionError::UnexpectedData(_)
+        )
+    }
+
+    /// The code to report this error to the peer with, where there is one to report.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ConnectionError::Frame(FrameError::TooLarge { .. }) => ErrorCode::FrameTooLarge,
+            ConnectionError::Frame(_) => ErrorCode::BadFrame,
+            ConnectionError::Message(e) => e.code(),
+            ConnectionError::UnexpectedData(_) => ErrorCode::UnexpectedMessage,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+/// The reading half: a stream and the bytes read from it that do not yet form a whole frame.
+pub struct FrameReader<R> {
+    inner: R,
+    buf: BytesMut,
+    max_frame: usize,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// Reads frames of at most `max_frame` bytes from `inner`.
+    pub fn new(inner: R, max_frame: usize) -> Self {
+        FrameReader {
+            inner,
+            buf: BytesMut::new(),
+            max_frame,
+        }
+    }
+
+    /// Changes the largest frame accepted from now on.
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
+    }
+
+    /// Reads the next frame. `Ok(None)` is a clean end of stream between frames.
+    ///
+    /// Cancel-safe: dropping the future loses no bytes, they stay in the buffer.
+    ///
+    /// # Errors
+    /// I/O errors, invalid frames, and [`ConnectionError::Truncated`] when the stream ends
+    /// inside a frame.
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, ConnectionError> {
+        loop {
+            if let Some(frame) = frame::decode(&mut self.buf, self.max_frame)? {
+                return Ok(Some(frame));
+            }
+            if self.buf.len() == self.buf.capacity() {
+                self.buf.reserve(READ_RESERVE);
+            }
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ConnectionError::Truncated {
+                        buffered: self.buf.len(),
+                    })
+                };
+            }
+        }
+    }
+
+    /// Reads the next frame, which must be a control message.
+    ///
+    /// # Errors
+    /// As [`FrameReader::read_frame`], plus [`ConnectionError::Closed`] at end of stream and the
+    /// recoverable [`ConnectionError::Message`] / [`ConnectionError::UnexpectedData`].
+    pub async fn read_message(&mut self) -> Result<Message, ConnectionError> {
+        match self.read_frame().await? {
+            None => Err(ConnectionError::Closed),
+            Some(Frame::Message(body)) => Ok(Message::parse(&body)?),
+            Some(Frame::Data { channel, .. }) => Err(ConnectionError::UnexpectedData(channel)),
+        }
+    }
+}
+
+/// The writing half. Control messages are written whole in one call (one TLS record, one
+/// syscall); data frames as a small header and the caller's slice, without copying the slice.
+pub struct FrameWriter<W> {
+    inner: W,
+    peer_max_frame: usize,
+}
+
+impl<W: AsyncWrite + Unpin> FrameWriter<W> {
+    /// Writes frames of at most `peer_max_frame` bytes to `inner`.
+    pub fn new(inner: W, peer_max_frame: usize) -> Self {
+        FrameWriter {
+            inner,
+            peer_max_frame,
+        }
+    }
+
+    /// Changes the largest frame the peer accepts (learnt from its `welcome`).
+    pub fn set_peer_max_frame(&mut self, max_frame: usize) {
+        self.peer_max_frame = max_frame;
+    }
+
+    /// The largest data payload one frame may carry to this peer.
+    pub fn max_data_payload(&self) -> usize {
+        self.peer_max_frame - (DATA_HEADER_LEN - 4)
+    }
+
+    /// Writes one control message and flushes it.
+    ///
+    /// # Errors
+    /// I/O errors; `InvalidInput` if the message is larger than the peer accepts.
+    pub async fn write_message(&mut self, message: &Message) -> io::Result<()> {
+        let body = message.to_json();
+        if body.len() + 1 > self.peer_max_frame {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("message of {} bytes exceeds the peer's limit", body.len()),
+            ));
+        }
+        let header = frame::message_header(body.len()).map_err(io::Error::other)?;
+        let mut wire = Vec::with_capacity(header.len() + body.len());
+        wire.extend_from_slice(&header);
+        wire.extend_from_slice(&body);
+        self.inner.write_all(&wire).await?;
+        self.inner.flush().await
+    }
+
+    /// Writes one data frame; the caller flushes when a burst ends.
+    ///
+    /// # Errors
+    /// I/O errors; `InvalidInput` if `payload` exceeds [`FrameWriter::max_data_payload`].
+    pub async fn write_data(&mut self, channel: u8, payload: &[u8]) -> io::Result<()> {
+        if payload.len() > self.max_data_payload() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "data chunk of {} bytes exceeds the peer's limit",
+                    payload.len()
+                ),
+            ));
+        }
+        let header = frame::data_header(channel, payload.len()).map_err(io::Error::other)?;
+        self.inner.write_all(&header).await?;
+        self.inner.write_all(payload).await
+    }
+
+    /// Flushes buffered bytes (TLS records) to the stream.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().await
+    }
+
+    /// Sends end-of-stream to the peer (TCP FIN, or TLS close_notify then FIN).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.inner.shutdown().await
+    }
+}
+
+/// Both directions of one framed stream.
+pub struct Connection<S> {
+    reader: FrameReader<S>,
+    peer_max_frame: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Frames `stream` with the default limits until the handshake sets real ones.
+    pub fn new(stream: S) -> Self {
+        Connection {
+            reader: FrameReader::new(stream, DEFAULT_MAX_FRAME),
+            peer_max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+
+    /// Sets the largest frame this end accepts.
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.reader.set_max_frame(max_frame);
+    }
+
+    /// Sets the largest frame the peer accepts.
+    pub fn set_peer_max_frame(&mut self, max_frame: usize) {
+        self.peer_max_frame = max_frame;
+    }
+
+    /// See [`FrameReader::read_frame`].
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, ConnectionError> {
+        self.reader.read_frame().await
+    }
+
+    /// See [`FrameReader::read_message`].
+    pub async fn read_message(&mut self) -> Result<Message, ConnectionError> {
+        self.reader.read_message().await
+    }
+
+    /// See [`FrameWriter::write_message`].
+    pub async fn write_message(&mut self, message: &Message) -> io::Result<()> {
+        self.writer().write_message(message).await
+    }
+
+    /// See [`FrameWriter::write_data`].
+    pub async fn write_data(&mut self, channel: u8, payload: &[u8]) -> io::Result<()> {
+        self.writer().write_data(channel, payload).await
+    }
+
+    /// Flushes and closes the sending direction.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.writer().shutdown().await
+    }
+
+    /// The stream itself, for tests that must write bytes no well-behaved peer would.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.reader.inner
+    }
+
+    /// The stream, once no frame is partly buffered (e.g. right after a handshake).
+    ///
+    /// # Panics
+    /// If read bytes are still buffered: they would be lost.
+    pub fn into_inner(self) -> S {
+        assert!(self.reader.buf.is_empty(), "buffered bytes would be lost");
+        self.reader.inner
+    }
+
+    fn writer(&mut self) -> FrameWriter<&mut S> {
+        FrameWriter::new(&mut self.reader.inner, self.peer_max_frame)
+    }
+
+    /// Splits into halves that can be driven from two tasks (chat, exec streams). Bytes already
+    /// buffered stay with the reader.
+    pub fn split(self) -> (FrameReader<ReadHalf<S>>, FrameWriter<WriteHalf<S>>) {
+        let FrameReader {
+            inner,
+            buf,
+            max_frame,
+        } = self.reader;
+        let (read, write) = tokio::io::split(inner);
+        (
+            FrameReader {
+                inner: read,
+                buf,
+                max_frame,
+            },
+            FrameWriter::new(write, self.peer_max_frame),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use tokio::io::duplex;
+
+    #[tokio::test]
+    async fn messages_and_data_cross_a_tiny_pipe_intact() {
+        // An 7-byte pipe forces every frame to arrive in pieces.
+        let (a, b) = duplex(7);
+        let mut left = Connection::new(a);
+        let mut right = Connection::new(b);
+        let payload: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let sent = payload.clone();
+        let writer = tokio::spawn(async move {
+            left.write_message(&Message::Ping { seq: 1 }).await.unwrap();
+            left.write_data(1, &sent).await.unwrap();
+            left.shutdown().await.unwrap();
+        });
+        assert_eq!(
+            right.read_message().await.unwrap(),
+            Message::Ping { seq: 1 }
+        );
+        assert_eq!(
+            right.read_frame().await.unwrap(),
+            Some(Frame::Data {
+                channel: 1,
+                payload: Bytes::from(payload)
+            })
+        );
+        assert_eq!(right.read_frame().await.unwrap(), None);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stream_ending_inside_a_frame_is_truncated_not_clean() {
+        let (mut a, b) = duplex(64);
+        let mut right = Connection::new(b);
+        a.write_all(&[0, 0, 0, 10, 1, b'{']).await.unwrap();
+        drop(a);
+        assert!(matches!(
+            right.read_frame().await,
+            Err(ConnectionError::Truncated { buffered: 6 })
+        ));
+    }
+
+    #[tokio::test]
+    async fn oversized_writes_are_refused_locally() {
+        let (a, _b) = duplex(64);
+        let mut left = Connection::new(a);
+        left.set_peer_max_frame(100);
+        let err = left.write_data(0, &[0u8; 200]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+}

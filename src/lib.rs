@@ -1,0 +1,25 @@
+//! ferry carries chat, remote commands and files across TCP — safely, verifiably, and fast.
+//!
+//! Layers, top to bottom (dependencies point down only):
+//!
+//! - [`cli`]: arguments, printing, exit codes; `main.rs` only parses and calls it.
+//! - [`client`] and [`server`]: the two ends. The server accepts, applies limits, runs the
+//!   handshake and dispatches each request to a service in [`services`].
+//! - [`connection`]: the only code that reads and writes frames on a stream.
+//! - [`protocol`]: frames and messages, pure and I/O-free.
+//!
+//! Cross-cutting: [`auth`], [`tls`], [`config`], [`shutdown`]. The wire format is specified
+//! in PROTOCOL.md.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod connection;
+pub mod protocol;
+pub mod server;
+pub mod services;
+pub mod shutdown;
+pub mod tls;

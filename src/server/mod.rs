@@ -1,0 +1,232 @@
+//! The server: binds, accepts, applies the connection limit, and hands each connection to its
+//! own task (`session`). The accept loop only accepts, takes a permit and spawns; TLS and the
+//! handshake run inside the spawned task, so a slow client never stalls an accept.
+
+mod accept;
+pub mod handshake;
+mod session;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::auth::Authenticator;
+use crate::config::{Limits, ServerConfig};
+use crate::protocol::ErrorCode;
+use crate::shutdown::Shutdown;
+use crate::tls::{ServerIdentity, rustls_config};
+
+/// Refusals (`server_busy`) being written at once; beyond this, excess connections are dropped
+/// without a word rather than letting refusals themselves exhaust the server.
+const MAX_CONCURRENT_REFUSALS: usize = 64;
+
+/// Everything needed to start a server; the CLI fills it from flags and the config file.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub config: ServerConfig,
+    pub listen: SocketAddr,
+    pub root: PathBuf,
+    /// Holds the TLS identity.
+    pub state_dir: PathBuf,
+    pub plaintext: bool,
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("root {} is not a readable directory", .0.display())]
+    BadRoot(PathBuf),
+    #[error(transparent)]
+    Identity(#[from] crate::tls::identity::IdentityError),
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("invalid user credential in config: {0}")]
+    Credential(#[from] crate::auth::scram::BadCredential),
+}
+
+/// Live counters, shared with tests and (later) the benchmark.
+#[derive(Debug)]
+pub struct ServerStats {
+    active: watch::Sender<usize>,
+}
+
+impl ServerStats {
+    fn new() -> Self {
+        ServerStats {
+            active: watch::Sender::new(0),
+        }
+    }
+
+    /// Connections currently open (including those still in their handshake).
+    pub fn active_connections(&self) -> usize {
+        *self.active.borrow()
+    }
+
+    /// A receiver that sees every change of [`ServerStats::active_connections`].
+    pub fn watch_active(&self) -> watch::Receiver<usize> {
+        self.active.subscribe()
+    }
+
+    fn connection_opened(&self) -> OpenConnection<'_> {
+        self.active.send_modify(|n| *n += 1);
+        OpenConnection(self)
+    }
+}
+
+/// Counts a connection as open until dropped, on every exit path.
+struct OpenConnection<'a>(&'a ServerStats);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.active.send_modify(|n| *n -= 1);
+    }
+}
+
+/// What every session of one server shares. Read-only after start but for the failure limiter
+/// and the stats, so sessions never contend on a lock in the common case.
+pub struct ServerState {
+    pub limits: Limits,
+    pub auth: Authenticator,
+    pub tls: Option<TlsAcceptor>,
+    /// The TLS fingerprint, or `plaintext`: bound into every authentication.
+    pub binding: String,
+    pub root: PathBuf,
+    pub stats: ServerStats,
+}
+
+/// A bound server, ready to [`Server::run`].
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    fingerprint: Option<String>,
+}
+
+impl Server {
+    /// Loads (or creates) the identity, binds the listener, and prepares the shared state.
+    ///
+    /// # Errors
+    /// [`ServerError`] naming what failed.
+    pub async fn bind(options: ServerOptions) -> Result<Server, ServerError> {
+        let root = options
+            .root
+            .canonicalize()
+            .ok()
+            .filter(|r| r.is_dir())
+            .ok_or_else(|| ServerError::BadRoot(options.root.clone()))?;
+        let (tls, fingerprint) = if options.plaintext {
+            (None, None)
+        } else {
+            let (identity, created) = ServerIdentity::load_or_create(&options.state_dir)?;
+            if created {
+                info!(state = %options.state_dir.display(), "created a new server identity");
+            }
+            let config = rustls_config::server_config(&identity)?;
+            (
+                Some(TlsAcceptor::from(config)),
+                Some(identity.fingerprint()),
+            )
+        };
+        let listener =
+            TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: options.listen,
+                    source,
+                })?;
+        let state = ServerState {
+            limits: options.config.limits.clone(),
+            auth: Authenticator::from_config(&options.config)?,
+            tls,
+            binding: fingerprint.clone().unwrap_or_else(|| "plaintext".into()),
+            root,
+            stats: ServerStats::new(),
+        };
+        Ok(Server {
+            listener,
+            state: Arc::new(state),
+            fingerprint,
+        })
+    }
+
+    /// The address actually bound (tests bind port 0).
+    ///
+    /// # Errors
+    /// The socket's address cannot be read.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The TLS identity's fingerprint; `None` in plaintext mode.
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
+    }
+
+    /// The shared state, for stats.
+    pub fn state(&self) -> Arc<ServerState> {
+        Arc::clone(&self.state)
+    }
+
+    /// Accepts connections until `stop` is cancelled, then tells every client goodbye and waits
+    /// for them up to the configured grace period. Returns whether all closed within it.
+    pub async fn run(self, stop: CancellationToken) -> bool {
+        let shutdown = Shutdown::new(stop);
+        let permits = Arc::new(Semaphore::new(self.state.limits.max_connections));
+        let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.begin.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Usually EMFILE/ENFILE: back off briefly instead of spinning on the error.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            match Arc::clone(&permits).try_acquire_owned() {
+                Ok(permit) => {
+                    let state = Arc::clone(&self.state);
+                    let session_shutdown = shutdown.clone();
+                    shutdown.tracker.spawn(async move {
+                        session::serve_connection(tcp, peer, state, session_shutdown).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
+                        warn!(%peer, "connection limit reached; refusing");
+                        shutdown.tracker.spawn(async move {
+                            let message = "server is at its connection limit; try again later";
+                            accept::refuse(tcp, ErrorCode::ServerBusy, message).await;
+                            drop(refusal);
+                        });
+                    }
+                }
+            }
+        }
+        drop(self.listener);
+        let active = self.state.stats.active_connections();
+        info!(active, "shutting down: no longer accepting");
+        let polite = shutdown.drain(self.state.limits.shutdown_grace()).await;
+        if !polite {
+            warn!("some sessions did not finish within the grace period and were closed");
+        }
+        polite
+    }
+}

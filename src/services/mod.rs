@@ -1,0 +1,39 @@
+//! Services: what a session can ask for once the handshake is done. Each service is one module
+//! holding its server side and its client peer; [`dispatch`] routes one request to its service.
+
+pub mod echo;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::connection::Connection;
+use crate::protocol::{ErrorCode, Message};
+use crate::server::handshake::SessionIdentity;
+
+/// What a service needs to know about the session it serves.
+#[derive(Debug, Clone)]
+pub struct SessionContext {
+    pub identity: SessionIdentity,
+}
+
+/// Serves one request. Messages that are valid but not requests (a second `hello`, a `pong`)
+/// get an `unexpected_message` error and the session goes on.
+///
+/// # Errors
+/// The connection failed; the session ends.
+pub async fn dispatch<S>(
+    conn: &mut Connection<S>,
+    request: Message,
+    _ctx: &SessionContext,
+) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match request {
+        Message::Ping { seq } => echo::serve_ping(conn, seq).await,
+        other => {
+            let message = format!("'{}' is not a request", other.kind());
+            conn.write_message(&Message::error(ErrorCode::UnexpectedMessage, message))
+                .await
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Shared test harness: a real server on 127.0.0.1:0 in this process, the real client, the
+//! real binary, and a raw-protocol session for feeding the server bad input.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry::auth::token::Token;
+use ferry::client::{Client, ClientOptions};
+use ferry::config::{ServerConfig, add_user};
+use ferry::connection::Connection;
+use ferry::protocol::preamble::PREAMBLE_LEN;
+use ferry::protocol::{Message, Mode, Permissions, Preamble};
+use ferry::server::{Server, ServerOptions, ServerState};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Upper bound for any single wait in a test: generous, only reached when something is broken.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A server running in this process, with its own state, root and client home directories.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub fingerprint: Option<String>,
+    pub state: Arc<ServerState>,
+    pub dir: TempDir,
+    stop: CancellationToken,
+    task: JoinHandle<bool>,
+}
+
+impl TestServer {
+    /// Starts a TLS server with `config`.
+    pub async fn start(config: ServerConfig) -> TestServer {
+        Self::start_with(config, false).await
+    }
+
+    /// Starts a plaintext server with `config`.
+    pub async fn start_plaintext(config: ServerConfig) -> TestServer {
+        Self::start_with(config, true).await
+    }
+
+    async fn start_with(config: ServerConfig, plaintext: bool) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("root")).unwrap();
+        let server = Server::bind(ServerOptions {
+            config,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            root: dir.path().join("root"),
+            state_dir: dir.path().join("state"),
+            plaintext,
+        })
+        .await
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        let fingerprint = server.fingerprint().map(str::to_string);
+        let state = server.state();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(server.run(stop.clone()));
+        TestServer {
+            addr,
+            fingerprint,
+            state,
+            dir,
+            stop,
+            task,
+        }
+    }
+
+    /// The client home (FERRY_HOME) that tests use for this server.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// Options for the library client.
+    pub fn options(&self, token: Option<Token>) -> ClientOptions {
+        ClientOptions {
+            server: self.addr.to_string(),
+            token,
+            plaintext: self.fingerprint.is_none(),
+            home: self.home(),
+            connect_timeout: WAIT,
+        }
+    }
+
+    /// Connects the library client.
+    pub async fn client(&self, token: Option<Token>) -> Client {
+        Client::connect(&self.options(token)).await.unwrap()
+    }
+
+    /// The ferry binary, with FERRY_HOME and --server preset after `verb`.
+    pub fn ferry(&self, verb: &str) -> std::process::Command {
+        let mut cmd = ferry_bin(&self.home());
+        cmd.arg(verb).arg("--server").arg(self.addr.to_string());
+        if self.fingerprint.is_none() {
+            cmd.arg("--plaintext");
+        }
+        cmd
+    }
+
+    /// Stops the server and returns whether every session closed within the grace period.
+    pub async fn stop(self) -> bool {
+        self.stop.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("server stops in time")
+            .unwrap()
+    }
+
+    /// Waits until the server holds exactly `n` connections.
+    pub async fn wait_for_active(&self, n: usize) {
+        let mut active = self.state.stats.watch_active();
+        tokio::time::timeout(WAIT, active.wait_for(|a| *a == n))
+            .await
+            .unwrap_or_else(|_| panic!("active connections never reached {n}"))
+            .unwrap();
+    }
+}
+
+/// The ferry binary with FERRY_HOME set and the caller's FERRY_* variables removed.
+pub fn ferry_bin(home: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.env("FERRY_HOME", home)
+        .env_remove("FERRY_SERVER")
+        .env_remove("FERRY_TOKEN")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs a command to completion off the async runtime.
+pub async fn output(mut cmd: std::process::Command) -> std::process::Output {
+    tokio::time::timeout(
+        WAIT,
+        tokio::task::spawn_blocking(move || cmd.output().unwrap()),
+    )
+    .await
+    .expect("command finishes in time")
+    .unwrap()
+}
+
+/// A config with one user holding `allow`, and that user's token (made by the real
+/// `add_user`, so the config holds only the derived credential).
+pub fn config_with_user(name: &str, allow: &str) -> (ServerConfig, Token) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let token = add_user(&path, name, Permissions::parse_list(allow).unwrap()).unwrap();
+    let config = ServerConfig::load(&path, true).unwrap();
+    (config, token)
+}
+
+/// Speed up auth refusals in tests; the delay itself is tested separately.
+pub fn fast_failures(mut config: ServerConfig) -> ServerConfig {
+    config.limits.auth_failure_delay_ms = 1;
+    config
+}
+
+/// A plaintext TCP connection that has exchanged preambles, ready for a raw handshake.
+pub async fn raw_plaintext(addr: SocketAddr) -> Connection<TcpStream> {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(&Preamble::new(Mode::Plaintext).encode())
+        .await
+        .unwrap();
+    let mut answer = [0u8; PREAMBLE_LEN];
+    tcp.read_exact(&mut answer).await.unwrap();
+    assert_eq!(Preamble::decode(&answer).unwrap().mode, Mode::Plaintext);
+    Connection::new(tcp)
+}
+
+/// A raw plaintext session, anonymous, past `welcome`.
+pub async fn raw_session(addr: SocketAddr) -> Connection<TcpStream> {
+    let mut conn = raw_plaintext(addr).await;
+    conn.write_message(&Message::Hello {
+        client: "raw-test".into(),
+        user: None,
+        nonce: None,
+    })
+    .await
+    .unwrap();
+    let welcome = conn.read_message().await.unwrap();
+    assert!(matches!(welcome, Message::Welcome { .. }), "{welcome:?}");
+    conn
+}
+
+/// Reads until the peer closes; returns everything read. Bounded by [`WAIT`].
+pub async fn read_to_close(tcp: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+        .await
+        .expect("peer closes in time")
+        .ok();
+    out
+}
+
+/// A `ferry serve` process; killed on drop.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    /// The rest of the server's stderr, line by line.
+    pub stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts `ferry serve --listen 127.0.0.1:0` with `extra` arguments and waits for its
+    /// "listening on" line.
+    pub fn start(extra: &[&str]) -> ServerProcess {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = ferry_bin(&dir.path().join("home"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--root"])
+            .arg(dir.path())
+            .arg("--state")
+            .arg(dir.path().join("state"))
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let addr = loop {
+            let line = rx.recv_timeout(WAIT).expect("server prints its address");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        ServerProcess {
+            child,
+            addr,
+            dir,
+            stderr: rx,
+        }
+    }
+
+    /// A field of /proc/PID/status in KiB, such as `VmHWM` (peak resident memory).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

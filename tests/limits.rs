@@ -1,0 +1,73 @@
+//! Limits: handshake timeout, idle timeout, connection limit.
+
+mod common;
+
+use common::{TestServer, WAIT, raw_session, read_to_close};
+use ferry::client::{Client, ClientError};
+use ferry::config::ServerConfig;
+use ferry::protocol::{ErrorCode, Message};
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn a_silent_client_is_closed_at_the_handshake_timeout() {
+    let mut config = ServerConfig::default();
+    config.limits.handshake_timeout_ms = 200;
+    let server = TestServer::start(config).await;
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    // The server closes it: read_to_end returns instead of hanging (bounded by WAIT).
+    let got = read_to_close(&mut silent).await;
+    assert!(
+        got.is_empty(),
+        "nothing is sent to a client that never spoke"
+    );
+    server.wait_for_active(0).await;
+}
+
+#[tokio::test]
+async fn an_idle_session_gets_goodbye_at_the_idle_timeout() {
+    let mut config = ServerConfig::default();
+    config.limits.idle_timeout_ms = 200;
+    let server = TestServer::start_plaintext(config).await;
+    let mut conn = raw_session(server.addr).await;
+    let said = tokio::time::timeout(WAIT, conn.read_message())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        said,
+        Message::Goodbye {
+            reason: "idle timeout".into()
+        }
+    );
+    assert!(
+        conn.read_frame().await.unwrap().is_none(),
+        "then the server closes"
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_told_the_server_is_busy() {
+    let mut config = ServerConfig::default();
+    config.limits.max_connections = 2;
+    let server = TestServer::start(config).await;
+    let first = server.client(None).await;
+    let _second = server.client(None).await;
+    let err = Client::connect(&server.options(None))
+        .await
+        .err()
+        .expect("busy");
+    assert!(
+        matches!(
+            err,
+            ClientError::Refused {
+                code: ErrorCode::ServerBusy,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // A slot frees up when a session ends.
+    first.close().await.unwrap();
+    server.wait_for_active(1).await;
+    server.client(None).await.ping(1).await.unwrap();
+}

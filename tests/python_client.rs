@@ -1,0 +1,106 @@
+//! The standard-library Python client in examples/python, against a real server: proof that
+//! PROTOCOL.md is complete enough to write a client from.
+
+mod common;
+
+use common::{TestServer, config_with_user, fast_failures, output};
+
+fn python(server: &TestServer, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/python/ferry_client.py"
+    ))
+    .arg("--server")
+    .arg(server.addr.to_string())
+    .arg("--home")
+    .arg(server.home())
+    .args(args)
+    .env_remove("FERRY_TOKEN");
+    if server.fingerprint.is_none() {
+        cmd.arg("--plaintext");
+    }
+    cmd
+}
+
+fn with_command(mut cmd: std::process::Command, rest: &[&str]) -> std::process::Command {
+    cmd.args(rest);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_pings_over_tls_with_a_token_and_pins_the_server() {
+    let (config, token) = config_with_user("alice", "chat,exec");
+    let server = TestServer::start(config).await;
+    let token = token.to_string();
+    let out = output(with_command(
+        python(&server, &["--token", &token]),
+        &["ping", "-c", "3"],
+    ))
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("as alice, may chat,exec"), "{stdout}");
+    assert!(
+        stdout.contains("pong seq=3") && stdout.contains("3 pongs"),
+        "{stdout}"
+    );
+    let fingerprint = server.fingerprint.as_deref().unwrap();
+    assert!(
+        stderr.contains(fingerprint),
+        "pinned on first use: {stderr}"
+    );
+    let pins = std::fs::read_to_string(server.home().join("known_servers")).unwrap();
+    assert!(pins.contains(fingerprint));
+
+    // The Rust client shares the pin store and accepts the pin the Python client wrote.
+    let out = output({
+        let mut cmd = server.ferry("ping");
+        cmd.args(["-c", "1", "-i", "0"]);
+        cmd
+    })
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_speaks_plaintext_and_anonymous() {
+    let server = TestServer::start_plaintext(Default::default()).await;
+    let out = output(with_command(python(&server, &[]), &["ping", "-c", "2"])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("as anonymous, may chat,read"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_reports_a_wrong_token_and_a_changed_identity() {
+    let (config, _token) = config_with_user("alice", "exec");
+    let server = TestServer::start(fast_failures(config)).await;
+    let wrong = format!("alice:{}", "z".repeat(43));
+    let out = output(with_command(
+        python(&server, &["--token", &wrong]),
+        &["ping"],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+
+    std::fs::write(
+        server.home().join("known_servers"),
+        format!("{} sha256:{}\n", server.addr, "0".repeat(64)),
+    )
+    .unwrap();
+    let out = output(with_command(python(&server, &[]), &["ping"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SERVER IDENTITY CHANGED"));
+}

@@ -2,24 +2,44 @@
 
 mod common;
 
-use common::{TestServer, WAIT, raw_session, read_to_close};
+use common::{TestServer, WAIT, raw_plaintext, raw_session, read_to_close};
 use ferry::client::{Client, ClientError};
 use ferry::config::ServerConfig;
 use ferry::protocol::{ErrorCode, Message};
 use tokio::net::TcpStream;
 
 #[tokio::test]
-async fn a_silent_client_is_closed_at_the_handshake_timeout() {
+async fn a_silent_client_is_told_and_closed_at_the_handshake_timeout() {
     let mut config = ServerConfig::default();
     config.limits.handshake_timeout_ms = 200;
     let server = TestServer::start(config).await;
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     // The server closes it: read_to_end returns instead of hanging (bounded by WAIT).
     let got = read_to_close(&mut silent).await;
+    assert_eq!(&got[..8], b"FERRY\x01E\x00");
+    let text = String::from_utf8_lossy(&got[8..]);
     assert!(
-        got.is_empty(),
-        "nothing is sent to a client that never spoke"
+        text.contains("\"timeout\"") && text.contains("no ferry preamble"),
+        "{text}"
     );
+    server.wait_for_active(0).await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_says_hello_gets_a_timeout_error() {
+    let mut config = ServerConfig::default();
+    config.limits.handshake_timeout_ms = 200;
+    let server = TestServer::start_plaintext(config).await;
+    let mut conn = raw_plaintext(server.addr).await;
+    match tokio::time::timeout(WAIT, conn.read_message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        Message::Error { code, .. } => assert_eq!(code, ErrorCode::Timeout),
+        other => panic!("{other:?}"),
+    }
+    assert!(conn.read_frame().await.unwrap().is_none());
     server.wait_for_active(0).await;
 }
 

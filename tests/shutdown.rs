@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{ServerProcess, TestServer, WAIT, raw_session};
+use common::{ServerProcess, TestServer, WAIT, raw_plaintext, raw_session};
 use ferry::config::ServerConfig;
-use ferry::protocol::Message;
+use ferry::protocol::{ErrorCode, Message};
 use tokio::net::TcpStream;
 
 #[tokio::test]
@@ -35,6 +35,18 @@ async fn shutdown_says_goodbye_to_every_session_and_stops_accepting() {
         TcpStream::connect(addr).await.is_err(),
         "no longer listening"
     );
+}
+
+#[tokio::test]
+async fn shutdown_tells_a_client_still_in_its_handshake() {
+    let server = TestServer::start_plaintext(ServerConfig::default()).await;
+    let mut conn = raw_plaintext(server.addr).await;
+    server.wait_for_active(1).await;
+    assert!(server.stop().await);
+    match conn.read_message().await.unwrap() {
+        Message::Error { code, .. } => assert_eq!(code, ErrorCode::ShuttingDown),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

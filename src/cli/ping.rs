@@ -51,7 +51,7 @@ pub async fn run(args: PingArgs) -> anyhow::Result<ExitCode> {
     );
 
     let interval = Duration::from_secs_f64(args.interval);
-    let mut rtts = Vec::with_capacity(args.count as usize);
+    let mut rtts = Vec::with_capacity(args.count.min(4096) as usize);
     for seq in 1..=args.count {
         if seq > 1 && !interval.is_zero() {
             tokio::select! {

@@ -226,6 +226,54 @@ mod tests {
         assert_eq!(e.unwrap(), Message::error(ErrorCode::Other, "m"));
     }
 
+    fn arb_message() -> impl proptest::strategy::Strategy<Value = Message> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<u64>().prop_map(|seq| Message::Ping { seq }),
+            any::<u64>().prop_map(|seq| Message::Pong { seq }),
+            ".*".prop_map(|reason| Message::Goodbye { reason }),
+            (".*", proptest::option::of("[a-z]{1,8}")).prop_map(|(client, user)| {
+                Message::Hello {
+                    client,
+                    nonce: user
+                        .as_ref()
+                        .map(|_| "bm9uY2Vub25jZW5vbmNlMTY=".to_string()),
+                    user,
+                }
+            }),
+            "\\PC*".prop_map(|message| Message::error(ErrorCode::BadMessage, message)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The sticky-packet property at the message level: any messages, framed, merged into
+        /// one buffer or cut at arbitrary points, decode and parse to the same messages.
+        #[test]
+        fn messages_survive_any_split_or_merge(
+            messages in proptest::collection::vec(arb_message(), 0..12),
+            cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..16),
+        ) {
+            use crate::protocol::frame::{self, Frame};
+            let wire: Vec<u8> = messages
+                .iter()
+                .flat_map(|m| frame::encode(&Frame::Message(m.to_json().into())))
+                .collect();
+            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+            points.extend([0, wire.len()]);
+            points.sort_unstable();
+            let mut buf = bytes::BytesMut::new();
+            let mut got = Vec::new();
+            for pair in points.windows(2) {
+                buf.extend_from_slice(&wire[pair[0]..pair[1]]);
+                while let Some(frame) = frame::decode(&mut buf, frame::DEFAULT_MAX_FRAME).unwrap() {
+                    let Frame::Message(body) = frame else { panic!("data frame") };
+                    got.push(Message::parse(&body).unwrap());
+                }
+            }
+            proptest::prop_assert_eq!(got, messages);
+        }
+    }
+
     #[test]
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));

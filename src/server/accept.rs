@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsAcceptor;
 
 use crate::connection::BoxedStream;
@@ -24,19 +25,33 @@ pub enum AcceptError {
     Io(#[from] std::io::Error),
     #[error("refused ({code:?}): {message}")]
     Refused { code: ErrorCode, message: String },
+    #[error("TLS handshake not completed by the handshake deadline")]
+    TlsTimeout,
 }
 
 /// Reads the client's preamble and establishes the transport it asked for, if this server
-/// offers it; otherwise refuses with a clear error and closes.
+/// offers it; otherwise refuses with a clear error and closes. Everything must be done by
+/// `deadline`: a client that sends no preamble in time is told so.
 ///
 /// # Errors
-/// [`AcceptError::Refused`] after telling the client why; I/O and TLS failures.
+/// [`AcceptError::Refused`] after telling the client why; I/O and TLS failures; the deadline.
 pub async fn accept_transport(
     mut tcp: TcpStream,
     tls: Option<&TlsAcceptor>,
+    deadline: Instant,
 ) -> Result<BoxedStream, AcceptError> {
     let mut bytes = [0u8; PREAMBLE_LEN];
-    tcp.read_exact(&mut bytes).await?;
+    if timeout_at(deadline, tcp.read_exact(&mut bytes))
+        .await
+        .is_err()
+    {
+        let message = "no ferry preamble within the handshake timeout".to_string();
+        refuse(tcp, ErrorCode::Timeout, &message).await;
+        return Err(AcceptError::Refused {
+            code: ErrorCode::Timeout,
+            message,
+        });
+    }
     let refusal = match Preamble::decode(&bytes) {
         Err(_) => Some((
             ErrorCode::UnsupportedVersion,
@@ -72,7 +87,10 @@ pub async fn accept_transport(
     match tls {
         Some(acceptor) => {
             tcp.write_all(&Preamble::new(Mode::Tls).encode()).await?;
-            Ok(Box::new(acceptor.accept(tcp).await?))
+            match timeout_at(deadline, acceptor.accept(tcp)).await {
+                Ok(tls) => Ok(Box::new(tls?)),
+                Err(_) => Err(AcceptError::TlsTimeout),
+            }
         }
         None => {
             tcp.write_all(&Preamble::new(Mode::Plaintext).encode())

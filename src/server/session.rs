@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
 use tracing::{debug, info};
 
 use super::ServerState;
@@ -14,6 +16,9 @@ use crate::connection::{BoxedStream, Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Message};
 use crate::services::{self, SessionContext};
 use crate::shutdown::Shutdown;
+
+/// How long a closing message may take to write before the connection is dropped anyway.
+const LAST_WORD_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves one accepted connection until it ends; never panics on anything the peer sends.
 pub async fn serve_connection(
@@ -39,29 +44,32 @@ async fn session(
     shutdown: &Shutdown,
 ) -> Result<(), String> {
     let limits = &state.limits;
-    let handshake = async {
-        let stream = accept_transport(tcp, state.tls.as_ref())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut conn = Connection::new(stream);
-        conn.set_max_frame(limits.max_frame_bytes);
-        let ctx = HandshakeContext {
-            auth: &state.auth,
-            peer: peer.ip(),
-            binding: &state.binding,
-            max_frame: limits.max_frame_bytes,
-        };
-        let identity = server_handshake(&mut conn, &ctx)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>((conn, identity))
-    };
-    let (mut conn, identity) = tokio::select! {
+    let deadline = Instant::now() + limits.handshake_timeout();
+    let stream = tokio::select! {
         _ = shutdown.begin.cancelled() => return Err("shutdown during handshake".into()),
-        result = tokio::time::timeout(limits.handshake_timeout(), handshake) => match result {
-            Err(_) => return Err("handshake timed out".into()),
-            Ok(result) => result?,
+        stream = accept_transport(tcp, state.tls.as_ref(), deadline) => stream.map_err(|e| e.to_string())?,
+    };
+    let mut conn = Connection::new(stream);
+    conn.set_max_frame(limits.max_frame_bytes);
+    let ctx = HandshakeContext {
+        auth: &state.auth,
+        peer: peer.ip(),
+        binding: &state.binding,
+        max_frame: limits.max_frame_bytes,
+    };
+    let outcome = tokio::select! {
+        _ = shutdown.begin.cancelled() => Err((ErrorCode::ShuttingDown, "server shutting down")),
+        result = timeout_at(deadline, server_handshake(&mut conn, &ctx)) => match result {
+            Err(_) => Err((ErrorCode::Timeout, "handshake not completed within the handshake timeout")),
+            Ok(result) => Ok(result.map_err(|e| e.to_string())?),
         },
+    };
+    let identity = match outcome {
+        Ok(identity) => identity,
+        Err((code, message)) => {
+            last_word(&mut conn, &Message::error(code, message)).await;
+            return Err(message.into());
+        }
     };
     info!(%peer, user = identity.user.as_deref().unwrap_or("anonymous"), permissions = %identity.permissions, "session open");
     let ctx = SessionContext { identity };
@@ -94,9 +102,8 @@ async fn request_loop(
                 continue;
             }
             Ok(Err(e @ ConnectionError::Frame(_))) => {
-                // Best effort: the framing is out of step, so this is the last word.
-                let _ = send_error(conn, e.code(), &e).await;
-                let _ = conn.shutdown().await;
+                // The framing is out of step, so this is the last word.
+                last_word(conn, &Message::error(e.code(), e.to_string())).await;
                 return Err(e.to_string());
             }
             Ok(Err(e)) => return Err(e.to_string()),
@@ -118,10 +125,18 @@ async fn send_error(
 }
 
 async fn goodbye(conn: &mut Connection<BoxedStream>, reason: &str) {
-    let _ = conn
-        .write_message(&Message::Goodbye {
-            reason: reason.to_string(),
-        })
-        .await;
-    let _ = conn.shutdown().await;
+    let goodbye = Message::Goodbye {
+        reason: reason.to_string(),
+    };
+    last_word(conn, &goodbye).await;
+}
+
+/// Sends a final message and closes, giving up after [`LAST_WORD_TIMEOUT`]: a peer that does
+/// not read must not hold the session open.
+async fn last_word(conn: &mut Connection<BoxedStream>, message: &Message) {
+    let _ = tokio::time::timeout(LAST_WORD_TIMEOUT, async {
+        let _ = conn.write_message(message).await;
+        let _ = conn.shutdown().await;
+    })
+    .await;
 }

@@ -58,7 +58,9 @@ impl ServerIdentity {
     pub fn load_or_create(state_dir: &Path) -> Result<(ServerIdentity, bool), IdentityError> {
         let cert_path = state_dir.join(CERT_FILE);
         let key_path = state_dir.join(KEY_FILE);
-        if cert_path.exists() || key_path.exists() {
+        // The certificate is renamed into place last, so its presence means a complete
+        // identity. A key without a certificate was never served, so no client pinned it.
+        if cert_path.exists() {
             return Ok((Self::load(&cert_path, &key_path)?, false));
         }
         Ok((Self::create(state_dir, &cert_path, &key_path)?, true))
@@ -94,9 +96,14 @@ impl ServerIdentity {
         fs::create_dir_all(state_dir).map_err(io_err("create", state_dir))?;
         let generated =
             rcgen::generate_simple_self_signed(vec!["ferry".to_string(), "localhost".to_string()])?;
-        write_private(key_path, generated.signing_key.serialize_pem().as_bytes())
-            .map_err(io_err("write", key_path))?;
-        fs::write(cert_path, generated.cert.pem()).map_err(io_err("write", cert_path))?;
+        let key_tmp = key_path.with_extension("key.tmp");
+        let cert_tmp = cert_path.with_extension("crt.tmp");
+        write_private(&key_tmp, generated.signing_key.serialize_pem().as_bytes())
+            .map_err(io_err("write", &key_tmp))?;
+        write_private(&cert_tmp, generated.cert.pem().as_bytes())
+            .map_err(io_err("write", &cert_tmp))?;
+        fs::rename(&key_tmp, key_path).map_err(io_err("rename", key_path))?;
+        fs::rename(&cert_tmp, cert_path).map_err(io_err("rename", cert_path))?;
         Self::load(cert_path, key_path)
     }
 
@@ -114,10 +121,10 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     format!("sha256:{hex}")
 }
 
-/// Creates `path` readable by its owner only, so the key is never world-readable, even briefly.
+/// Writes `path` readable by its owner only, so the key is never world-readable, even briefly.
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
@@ -148,6 +155,16 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_key_left_without_its_certificate_by_a_crash_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(KEY_FILE), "half-written").unwrap();
+        let (identity, created) = ServerIdentity::load_or_create(dir.path()).unwrap();
+        assert!(created);
+        let (again, _) = ServerIdentity::load_or_create(dir.path()).unwrap();
+        assert_eq!(identity.fingerprint(), again.fingerprint());
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{TestServer, config_with_user, fast_failures, ferry_bin, output, raw_plaintext};
+use common::{
+    ServerProcess, TestServer, config_with_user, fast_failures, ferry_bin, output, raw_plaintext,
+};
 use ferry::auth::token::Token;
 use ferry::client::{Client, ClientError};
 use ferry::config::ServerConfig;
@@ -239,4 +241,36 @@ async fn hello_with_a_user_but_no_nonce_is_a_bad_message() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_the_users_of_its_config_file() {
+    let home = tempfile::tempdir().unwrap();
+    let config_path = home.path().join("ferry.toml");
+    let mut cmd = ferry_bin(home.path());
+    cmd.args(["user", "add", "erin", "--allow", "write", "--config"])
+        .arg(&config_path);
+    let token = String::from_utf8(output(cmd).await.stdout).unwrap();
+    let server = ServerProcess::start(&["--plaintext", "--config", config_path.to_str().unwrap()]);
+
+    let mut ping = ferry_bin(home.path());
+    ping.args(["ping", "--plaintext", "-c", "1", "-i", "0", "--server"])
+        .arg(server.addr.to_string())
+        .env("FERRY_TOKEN", token.trim());
+    let out = output(ping).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("user erin, may write"), "{stdout}");
+
+    let mut missing = ferry_bin(home.path());
+    missing
+        .args(["serve", "--config"])
+        .arg(home.path().join("nope.toml"));
+    let out = output(missing).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config"));
 }

@@ -52,14 +52,20 @@ pub async fn run(args: PingArgs) -> anyhow::Result<ExitCode> {
 
     let interval = Duration::from_secs_f64(args.interval);
     let mut rtts = Vec::with_capacity(args.count.min(4096) as usize);
+    // Ctrl-C ends the run at any point and still prints the summary, like ping(8).
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     for seq in 1..=args.count {
         if seq > 1 && !interval.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
-                _ = tokio::signal::ctrl_c() => break,
+                _ = &mut interrupted => break,
             }
         }
-        let rtt = client.ping(seq).await?;
+        let rtt = tokio::select! {
+            rtt = client.ping(seq) => rtt?,
+            _ = &mut interrupted => break,
+        };
         println!("pong from {}: seq={seq} time={}", info.server, millis(rtt));
         rtts.push(rtt);
     }

@@ -190,6 +190,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.inner.write_all(payload).await
     }
 
+    /// Writes a frame encoded earlier (one encoding, many recipients); the caller flushes.
+    pub async fn write_encoded(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.inner.write_all(frame).await
+    }
+
     /// Flushes buffered bytes (TLS records) to the stream.
     pub async fn flush(&mut self) -> io::Result<()> {
         self.inner.flush().await
@@ -244,6 +249,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// See [`FrameWriter::write_data`].
     pub async fn write_data(&mut self, channel: u8, payload: &[u8]) -> io::Result<()> {
         self.writer().write_data(channel, payload).await
+    }
+
+    /// See [`FrameWriter::write_encoded`].
+    pub async fn write_encoded(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.writer().write_encoded(frame).await
+    }
+
+    /// Flushes buffered bytes to the stream.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.writer().flush().await
     }
 
     /// Flushes and closes the sending direction.

@@ -235,7 +235,7 @@ async fn hello_with_a_user_but_no_nonce_is_a_bad_message() {
     .await
     .unwrap();
     match conn.read_message().await.unwrap() {
-        Message::Error { code, message } => {
+        Message::Error { code, message, .. } => {
             assert_eq!(code, ErrorCode::BadMessage);
             assert!(message.contains("nonce"), "{message}");
         }

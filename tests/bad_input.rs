@@ -15,7 +15,7 @@ fn first_error(bytes: &[u8]) -> Option<(ErrorCode, String)> {
     let mut buf = bytes::BytesMut::from(bytes);
     match frame::decode(&mut buf, frame::DEFAULT_MAX_FRAME) {
         Ok(Some(Frame::Message(body))) => match Message::parse(&body) {
-            Ok(Message::Error { code, message }) => Some((code, message)),
+            Ok(Message::Error { code, message, .. }) => Some((code, message)),
             _ => None,
         },
         _ => None,
@@ -177,7 +177,7 @@ async fn hello_must_come_first() {
         .unwrap()
         .unwrap()
     {
-        Message::Error { code, message } => {
+        Message::Error { code, message, .. } => {
             assert_eq!(code, ErrorCode::UnexpectedMessage);
             assert!(message.contains("expected 'hello'"), "{message}");
         }

@@ -104,3 +104,60 @@ async fn python_client_reports_a_wrong_token_and_a_changed_identity() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SERVER IDENTITY CHANGED"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_chats_with_the_bot_and_a_room() {
+    let server = TestServer::start(Default::default()).await;
+    let mut cmd = with_command(
+        python(&server, &[]),
+        &["chat", "--with", "babyshen", "--nick", "py"],
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    let out = common::output_with_stdin(cmd, "我\n").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        vec![
+            "[direct] babyshen: 欢迎致电babyshen",
+            "[direct] babyshen: 我好"
+        ]
+    );
+
+    // A room line from the Python client reaches a member using the Rust client.
+    let client = server.client(None).await;
+    let (_tx, mut rx, _) = ferry::services::chat::client::join(
+        client.into_connection(),
+        ferry::services::chat::client::ChatTarget::Room("lobby".into()),
+        "rusty",
+        false,
+    )
+    .await
+    .unwrap();
+    let cmd = with_command(
+        python(&server, &[]),
+        &["chat", "--room", "lobby", "--nick", "py"],
+    );
+    let out = common::output_with_stdin(cmd, "hello from python\n").await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = tokio::time::timeout(common::WAIT, async {
+        loop {
+            if let Some(ferry::protocol::Message::ChatMessage { from, text, .. }) =
+                rx.next().await.unwrap()
+            {
+                return (from, text);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, ("py".to_string(), "hello from python".to_string()));
+}

@@ -5,7 +5,9 @@ It is the proof that the protocol is speakable from any language: TLS 1.3 with t
 pinning, the token proof (SCRAM-like, HMAC-SHA-256), and requests.
 
     python3 ferry_client.py [--server HOST:PORT] [--token NAME:SECRET] [--plaintext]
-                            [--home DIR] ping [-c N]
+                            [--home DIR] COMMAND
+    COMMAND: ping [-c N]
+             chat (--room ROOM | --with NICK) [--nick NICK]   (lines from stdin)
 
 Exit status: 0 on success, 1 on any failure (one line on stderr).
 """
@@ -215,6 +217,48 @@ def cmd_ping(conn, welcome, args):
           f"{rtts[0]:.3f}/{rtts[len(rtts) // 2]:.3f}/{rtts[-1]:.3f} ms")
 
 
+def render(message):
+    """One incoming chat message as a line, in ferry's own format."""
+    place = f"[{message['room']}]" if message.get("room") else "[direct]"
+    if message["type"] == "chat_message":
+        earlier = " (earlier)" if message.get("history") else ""
+        return f"{place}{earlier} {message['from']}: {message['text']}"
+    return f"{place} * {message['text']}"
+
+
+def cmd_chat(conn, welcome, args):
+    """Joins, sends each stdin line, and waits for each line's ack (PROTOCOL.md section 5.3)."""
+    join = {"type": "chat_join", "nick": args.nick, "history": True}
+    if args.with_nick:
+        join["with"] = args.with_nick
+    else:
+        join["room"] = args.room
+    conn.send_message(join)
+
+    def pump(until):
+        """Prints incoming lines until a message satisfies `until`; returns it."""
+        while True:
+            message = conn.read_message()
+            if message["type"] in ("chat_message", "chat_notice"):
+                print(render(message), flush=True)
+            if until(message):
+                return message
+
+    joined = pump(lambda m: m["type"] == "chat_joined")
+    print(f"ferry_client: joined as {joined['nick']}; here: {', '.join(joined['members'])}",
+          file=sys.stderr)
+    for seq, line in enumerate(sys.stdin, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if line in ("q", "/quit"):
+            break
+        conn.send_message({"type": "chat_say", "id": seq, "text": line})
+        pump(lambda m, seq=seq: m["type"] == "chat_ack" and m["id"] == seq)
+    conn.send_message({"type": "chat_leave"})
+    pump(lambda m: m["type"] == "chat_left")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default=os.environ.get("FERRY_SERVER", "127.0.0.1:9999"))
@@ -225,13 +269,18 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     ping = sub.add_parser("ping", help="round trips")
     ping.add_argument("-c", "--count", type=int, default=4)
+    chat = sub.add_parser("chat", help="chat: stdin lines to a room or a nick")
+    target = chat.add_mutually_exclusive_group(required=True)
+    target.add_argument("--room")
+    target.add_argument("--with", dest="with_nick")
+    chat.add_argument("--nick", default=os.environ.get("USER") or "guest")
     args = parser.parse_args(argv)
 
     conn = None
     try:
         conn = connect(args.server, args.plaintext, args.home)
         welcome = handshake(conn, args.token or None)
-        {"ping": cmd_ping}[args.command](conn, welcome, args)
+        {"ping": cmd_ping, "chat": cmd_chat}[args.command](conn, welcome, args)
         return 0
     except (FerryError, OSError, ssl.SSLError, ValueError, KeyError) as e:
         print(f"ferry_client: {e}", file=sys.stderr)

@@ -19,6 +19,14 @@ use limiter::FailureLimiter;
 use scram::Credential;
 use token::random_bytes;
 
+/// Who a session belongs to once the handshake succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionIdentity {
+    /// `None` for anonymous sessions.
+    pub user: Option<String>,
+    pub permissions: Permissions,
+}
+
 /// A configured user, as the server keeps it in memory.
 #[derive(Debug, Clone)]
 pub struct UserRecord {

@@ -1,6 +1,7 @@
 //! The command line: clap definitions for every verb, and the runner of each. No protocol
 //! logic lives here; verbs call the library and print.
 
+mod chat;
 mod forget;
 mod ping;
 mod serve;
@@ -37,6 +38,8 @@ pub enum Command {
     User(user::UserCommand),
     /// Measure round trips to a server, like ping.
     Ping(ping::PingArgs),
+    /// Chat in a room or directly with one nick (try --with babyshen).
+    Chat(chat::ChatArgs),
     /// Forget the pinned identity of a server (after it was changed on purpose).
     Forget(forget::ForgetArgs),
 }
@@ -114,6 +117,16 @@ pub fn default_state_dir() -> anyhow::Result<PathBuf> {
     Ok(ferry_home()?.join("server"))
 }
 
+/// Tells the user, once, that a server's identity was pinned on first use.
+pub fn report_new_pin(info: &crate::client::SessionInfo) {
+    if let Some((fingerprint, crate::tls::PinStatus::NewlyPinned)) = &info.tls {
+        eprintln!(
+            "ferry: pinned the identity of {} on first use: {fingerprint}",
+            info.server
+        );
+    }
+}
+
 /// Runs the parsed command line; errors are printed by `main` as one line.
 ///
 /// # Errors
@@ -123,6 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args).await,
         Command::User(cmd) => user::run(cmd),
         Command::Ping(args) => ping::run(args).await,
+        Command::Chat(args) => chat::run(args).await,
         Command::Forget(args) => forget::run(args),
     }
 }

@@ -7,7 +7,6 @@ use clap::Args;
 
 use super::ClientArgs;
 use crate::client::Client;
-use crate::tls::PinStatus;
 
 #[derive(Debug, Args)]
 pub struct PingArgs {
@@ -30,16 +29,9 @@ pub async fn run(args: PingArgs) -> anyhow::Result<ExitCode> {
     let mut client = Client::connect(&options).await?;
     let connected = started.elapsed();
     let info = client.info().clone();
+    super::report_new_pin(&info);
     let transport = match &info.tls {
-        Some((fp, status)) => {
-            if *status == PinStatus::NewlyPinned {
-                eprintln!(
-                    "ferry: pinned the identity of {} on first use: {fp}",
-                    info.server
-                );
-            }
-            format!("TLS {fp}")
-        }
+        Some((fp, _)) => format!("TLS {fp}"),
         None => "plaintext".to_string(),
     };
     let user = info.welcome.user.as_deref().unwrap_or("anonymous");

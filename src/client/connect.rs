@@ -129,7 +129,7 @@ async fn read_refusal(mut tcp: TcpStream, server: &str) -> ClientError {
         }
     };
     match refusal {
-        Some(Message::Error { code, message }) => ClientError::Refused {
+        Some(Message::Error { code, message, .. }) => ClientError::Refused {
             server: server.to_string(),
             code,
             message,

@@ -93,7 +93,7 @@ where
 /// as the server worded it.
 pub fn unexpected(message: Message) -> ClientError {
     match message {
-        Message::Error { code, message } => ClientError::Server { code, message },
+        Message::Error { code, message, .. } => ClientError::Server { code, message },
         Message::Goodbye { reason } => ClientError::Goodbye { reason },
         other => ClientError::Protocol(format!("unexpected '{}' message", other.kind())),
     }

@@ -108,6 +108,11 @@ impl Client {
         &mut self.conn
     }
 
+    /// Hands the session's connection to a service peer that needs it whole (chat).
+    pub fn into_connection(self) -> Connection<BoxedStream> {
+        self.conn
+    }
+
     /// One ping round trip.
     ///
     /// # Errors

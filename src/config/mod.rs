@@ -4,6 +4,7 @@
 //! Unknown keys are errors (a typo must not silently fall back to a default), and `validate`
 //! checks what types cannot: ranges, user names, credentials.
 
+mod chat;
 mod edit;
 mod limits;
 
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use chat::{BotConfig, ChatConfig};
 pub use edit::add_user;
 pub use limits::{Limits, MAX_MAX_FRAME};
 
@@ -20,7 +22,7 @@ use crate::auth::token::validate_user_name;
 use crate::protocol::{Permission, Permissions};
 
 /// The whole server configuration file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on; `--listen` overrides it. Default `127.0.0.1:9999`.
@@ -30,6 +32,7 @@ pub struct ServerConfig {
     /// Serve plaintext instead of TLS; `--plaintext` also sets it.
     pub plaintext: bool,
     pub limits: Limits,
+    pub chat: ChatConfig,
     pub anonymous: AnonymousConfig,
     /// Users by name.
     pub users: BTreeMap<String, UserConfig>,
@@ -118,6 +121,7 @@ impl ServerConfig {
     /// The first problem, as one sentence.
     pub fn validate(&self) -> Result<(), String> {
         self.limits.validate()?;
+        self.chat.validate()?;
         if let Some(listen) = &self.listen {
             listen
                 .parse::<std::net::SocketAddr>()

@@ -32,6 +32,14 @@ pub enum ErrorCode {
     RateLimited,
     /// Authenticated, but the user lacks the permission the request needs.
     PermissionDenied,
+    /// A nickname already used in the room (or reserved).
+    NickInUse,
+    /// A nickname or room name that breaks the naming rules.
+    InvalidName,
+    /// A message longer than the limit; it was refused, not truncated.
+    TooLong,
+    /// The named participant (or file) does not exist.
+    NotFound,
     /// The server is at its connection limit.
     ServerBusy,
     /// The handshake or the connection idled past its limit.

@@ -55,9 +55,85 @@ pub enum Message {
     /// Server → client: the answer to `ping`, echoing its `seq`.
     Pong { seq: u64 },
     /// Either direction: a request or the connection failed.
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// The `id` of the request this answers, for requests that carry one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
     /// Server → client: the server is closing this connection (shutdown, idle timeout).
     Goodbye { reason: String },
+
+    /// Client → server: enter a room (`room`) or a direct conversation (`with`); inside a chat
+    /// exchange, move to another room (`nick` may then be omitted to keep the current one).
+    ChatJoin {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nick: Option<String>,
+        /// Replay the room's recent messages first. Default true.
+        #[serde(default = "yes")]
+        history: bool,
+    },
+    /// Server → client: the join succeeded.
+    ChatJoined {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        nick: String,
+        /// Members of the room (or the conversation partner), including the joiner.
+        members: Vec<String>,
+    },
+    /// Client → server: a line for the room, or for the partner of a direct conversation.
+    ChatSay { id: u64, text: String },
+    /// Client → server: a direct message to `to` (`/msg`).
+    ChatDirect { id: u64, to: String, text: String },
+    /// Client → server: who is in the room (`/who`).
+    ChatWho { id: u64 },
+    /// Server → client: the answer to `chat_who`.
+    ChatMembers {
+        id: u64,
+        room: String,
+        nicks: Vec<String>,
+    },
+    /// Client → server: change nick (`/nick`).
+    ChatNick { id: u64, nick: String },
+    /// Server → client: request `id` was carried out.
+    ChatAck { id: u64 },
+    /// Server → client: a message from `from`, in `room` or directly to this member (`to`).
+    ChatMessage {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        from: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        text: String,
+        /// Part of the replay on join, not live.
+        #[serde(default, skip_serializing_if = "is_false")]
+        history: bool,
+    },
+    /// Server → client: something happened (a join, a leave, a nick change, a drop).
+    ChatNotice {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        text: String,
+    },
+    /// Client → server: end the chat exchange (the session goes on).
+    ChatLeave,
+    /// Server → client: the chat exchange is over.
+    ChatLeft,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The `type` names of every message this build knows; used to tell an unknown type from a
@@ -71,6 +147,18 @@ pub const MESSAGE_TYPES: &[&str] = &[
     "pong",
     "error",
     "goodbye",
+    "chat_join",
+    "chat_joined",
+    "chat_say",
+    "chat_direct",
+    "chat_who",
+    "chat_members",
+    "chat_nick",
+    "chat_ack",
+    "chat_message",
+    "chat_notice",
+    "chat_leave",
+    "chat_left",
 ];
 
 /// Why a message frame's body is not a message.
@@ -126,11 +214,26 @@ impl Message {
         serde_json::to_vec(self).expect("messages always serialize")
     }
 
+    /// The whole message frame (header and JSON), for encoding once and sending many times.
+    pub fn to_frame(&self) -> Vec<u8> {
+        super::frame::encode(&super::Frame::Message(self.to_json().into()))
+    }
+
     /// A convenience constructor for `error` messages.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Message {
         Message::Error {
             code,
             message: message.into(),
+            id: None,
+        }
+    }
+
+    /// An `error` answering the request with `id`.
+    pub fn error_for(id: u64, code: ErrorCode, message: impl Into<String>) -> Message {
+        Message::Error {
+            code,
+            message: message.into(),
+            id: Some(id),
         }
     }
 
@@ -145,6 +248,18 @@ impl Message {
             Message::Pong { .. } => "pong",
             Message::Error { .. } => "error",
             Message::Goodbye { .. } => "goodbye",
+            Message::ChatJoin { .. } => "chat_join",
+            Message::ChatJoined { .. } => "chat_joined",
+            Message::ChatSay { .. } => "chat_say",
+            Message::ChatDirect { .. } => "chat_direct",
+            Message::ChatWho { .. } => "chat_who",
+            Message::ChatMembers { .. } => "chat_members",
+            Message::ChatNick { .. } => "chat_nick",
+            Message::ChatAck { .. } => "chat_ack",
+            Message::ChatMessage { .. } => "chat_message",
+            Message::ChatNotice { .. } => "chat_notice",
+            Message::ChatLeave => "chat_leave",
+            Message::ChatLeft => "chat_left",
         }
     }
 }
@@ -183,6 +298,51 @@ mod tests {
             Message::Goodbye {
                 reason: "bye".into(),
             },
+            Message::ChatJoin {
+                room: Some("lobby".into()),
+                with: None,
+                nick: Some("alice".into()),
+                history: false,
+            },
+            Message::ChatJoined {
+                room: None,
+                with: Some("babyshen".into()),
+                nick: "alice".into(),
+                members: vec!["alice".into(), "babyshen".into()],
+            },
+            Message::ChatSay {
+                id: 1,
+                text: "我".into(),
+            },
+            Message::ChatDirect {
+                id: 2,
+                to: "bob".into(),
+                text: "hi".into(),
+            },
+            Message::ChatWho { id: 3 },
+            Message::ChatMembers {
+                id: 3,
+                room: "lobby".into(),
+                nicks: vec!["alice".into()],
+            },
+            Message::ChatNick {
+                id: 4,
+                nick: "carol".into(),
+            },
+            Message::ChatAck { id: 4 },
+            Message::ChatMessage {
+                room: Some("lobby".into()),
+                from: "bob".into(),
+                to: None,
+                text: "hello".into(),
+                history: true,
+            },
+            Message::ChatNotice {
+                room: Some("lobby".into()),
+                text: "bob joined".into(),
+            },
+            Message::ChatLeave,
+            Message::ChatLeft,
         ]
     }
 
@@ -224,6 +384,11 @@ mod tests {
         assert_eq!(m, Message::Ping { seq: 1 });
         let e = Message::parse(br#"{"type":"error","code":"quantum_flux","message":"m"}"#);
         assert_eq!(e.unwrap(), Message::error(ErrorCode::Other, "m"));
+        let join = Message::parse(br#"{"type":"chat_join","room":"r","nick":"n"}"#).unwrap();
+        assert!(
+            matches!(join, Message::ChatJoin { history: true, .. }),
+            "history defaults on"
+        );
     }
 
     fn arb_message() -> impl proptest::strategy::Strategy<Value = Message> {

@@ -6,22 +6,14 @@ use std::net::IpAddr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::auth::Authenticator;
 use crate::auth::scram::{self, KEY_LEN};
 use crate::auth::token::{random_bytes, validate_user_name};
+use crate::auth::{Authenticator, SessionIdentity};
 use crate::connection::{Connection, ConnectionError};
-use crate::protocol::{ErrorCode, Message, Permissions};
+use crate::protocol::{ErrorCode, Message};
 
 /// Server name and version sent in `welcome`.
 pub const SERVER_NAME: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));
-
-/// Who the session belongs to once the handshake succeeds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionIdentity {
-    /// `None` for anonymous sessions.
-    pub user: Option<String>,
-    pub permissions: Permissions,
-}
 
 /// Why the handshake did not open a session. The client has been told, where it could be.
 #[derive(Debug, thiserror::Error)]

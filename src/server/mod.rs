@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use crate::auth::Authenticator;
 use crate::config::{Limits, ServerConfig};
 use crate::protocol::ErrorCode;
+use crate::services::chat::{self, hub::ChatHub};
 use crate::shutdown::Shutdown;
 use crate::tls::{ServerIdentity, rustls_config};
 
@@ -104,6 +105,7 @@ pub struct ServerState {
     pub binding: String,
     pub root: PathBuf,
     pub stats: ServerStats,
+    pub chat: Arc<ChatHub>,
 }
 
 /// A bound server, ready to [`Server::run`].
@@ -152,7 +154,9 @@ impl Server {
             binding: fingerprint.clone().unwrap_or_else(|| "plaintext".into()),
             root,
             stats: ServerStats::new(),
+            chat: ChatHub::new(options.config.chat.clone()),
         };
+        chat::bot::spawn(&state.chat);
         Ok(Server {
             listener,
             state: Arc::new(state),
@@ -224,6 +228,7 @@ impl Server {
         let active = self.state.stats.active_connections();
         info!(active, "shutting down: no longer accepting");
         let polite = shutdown.drain(self.state.limits.shutdown_grace()).await;
+        self.state.chat.close();
         if !polite {
             warn!("some sessions did not finish within the grace period and were closed");
         }

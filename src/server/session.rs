@@ -72,7 +72,11 @@ async fn session(
         }
     };
     info!(%peer, user = identity.user.as_deref().unwrap_or("anonymous"), permissions = %identity.permissions, "session open");
-    let ctx = SessionContext { identity };
+    let ctx = SessionContext {
+        identity,
+        chat: Arc::clone(&state.chat),
+        shutdown: shutdown.begin.clone(),
+    };
     request_loop(&mut conn, &ctx, state, shutdown).await
 }
 

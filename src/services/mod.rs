@@ -1,18 +1,26 @@
 //! Services: what a session can ask for once the handshake is done. Each service is one module
 //! holding its server side and its client peer; [`dispatch`] routes one request to its service.
 
+pub mod chat;
 pub mod echo;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::SessionIdentity;
 use crate::connection::Connection;
 use crate::protocol::{ErrorCode, Message};
-use crate::server::handshake::SessionIdentity;
+use chat::hub::ChatHub;
 
 /// What a service needs to know about the session it serves.
 #[derive(Debug, Clone)]
 pub struct SessionContext {
     pub identity: SessionIdentity,
+    pub chat: Arc<ChatHub>,
+    /// Cancelled when the server begins to shut down.
+    pub shutdown: CancellationToken,
 }
 
 /// Serves one request. Messages that are valid but not requests (a second `hello`, a `pong`)
@@ -23,13 +31,19 @@ pub struct SessionContext {
 pub async fn dispatch<S>(
     conn: &mut Connection<S>,
     request: Message,
-    _ctx: &SessionContext,
+    ctx: &SessionContext,
 ) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     match request {
         Message::Ping { seq } => echo::serve_ping(conn, seq).await,
+        Message::ChatJoin {
+            room,
+            with,
+            nick,
+            history,
+        } => chat::serve_chat(conn, room, with, nick, history, ctx).await,
         other => {
             let message = format!("'{}' is not a request", other.kind());
             conn.write_message(&Message::error(ErrorCode::UnexpectedMessage, message))

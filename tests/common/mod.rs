@@ -143,6 +143,32 @@ pub async fn output(mut cmd: std::process::Command) -> std::process::Output {
     .unwrap()
 }
 
+/// Runs `cmd` to completion with `input` on its stdin, off the async runtime.
+pub async fn output_with_stdin(
+    mut cmd: std::process::Command,
+    input: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    let input = input.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 /// A config with one user holding `allow`, and that user's token (made by the real
 /// `add_user`, so the config holds only the derived credential).
 pub fn config_with_user(name: &str, allow: &str) -> (ServerConfig, Token) {

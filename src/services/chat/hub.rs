@@ -1,0 +1,467 @@
+//! The chat hub: rooms, the directory of participants by nick, and delivery between them.
+//!
+//! Hot paths take no global lock. A room message is encoded once and handed to a per-room
+//! broadcast ring, from which every member's task writes the same bytes; the ring is bounded, so a
+//! member that falls behind is dropped instead of growing memory. Direct messages go into each
+//! recipient's bounded inbox; a full inbox drops that recipient. The hub-wide maps are locked
+//! only to join, leave, rename, and look up a direct message's recipient.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::names;
+use crate::config::ChatConfig;
+use crate::protocol::{ErrorCode, Message};
+
+/// Why a chat operation was refused: a code for the wire and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ChatError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ChatError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ChatError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<names::NameError> for ChatError {
+    fn from(e: names::NameError) -> Self {
+        ChatError::new(ErrorCode::InvalidName, e.to_string())
+    }
+}
+
+/// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One chat participant as others can reach it: a human session or the bot.
+#[derive(Debug, Clone)]
+pub struct Participant {
+    pub id: u64,
+    inbox: mpsc::Sender<Delivery>,
+    kick: CancellationToken,
+}
+
+impl Participant {
+    /// Queues `delivery`; a participant whose inbox is full is not reading, so it is kicked.
+    /// Returns whether the delivery was queued.
+    pub fn deliver(&self, delivery: Delivery) -> bool {
+        match self.inbox.try_send(delivery) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.kick.cancel();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Cancelled when this participant must be dropped for not reading.
+    pub fn kicked(&self) -> &CancellationToken {
+        &self.kick
+    }
+}
+
+/// What arrives in a participant's inbox.
+#[derive(Debug)]
+pub enum Delivery {
+    /// A direct message. Dropping the receipt confirms it to its sender.
+    Direct {
+        from: Participant,
+        from_nick: String,
+        text: String,
+        receipt: Option<Receipt>,
+    },
+    /// `from` opened a direct conversation with this participant.
+    Opened {
+        from: Participant,
+        from_nick: String,
+    },
+    /// One of this participant's requests was carried out.
+    Ack { id: u64 },
+}
+
+/// Confirms a direct message to its sender once every recipient has taken it (or was dropped):
+/// the sender gets its `chat_ack` after, never before, whatever the recipients did in answer.
+#[derive(Debug, Clone)]
+pub struct Receipt(#[allow(dead_code)] Arc<ReceiptInner>);
+
+#[derive(Debug)]
+struct ReceiptInner {
+    id: u64,
+    sender: Participant,
+}
+
+impl Drop for ReceiptInner {
+    fn drop(&mut self) {
+        self.sender.deliver(Delivery::Ack { id: self.id });
+    }
+}
+
+/// A room event as fanned out: the frame is encoded once for every member.
+#[derive(Debug)]
+pub struct RoomEvent {
+    /// The participant that caused it; its own task skips it.
+    pub origin: u64,
+    /// The encoded `chat_message` or `chat_notice` frame.
+    pub frame: Bytes,
+    /// For messages (not notices): sender and text, to re-encode as history.
+    said: Option<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+struct Members {
+    by_nick: BTreeMap<String, u64>,
+    /// Set when the last member left and the room is being removed: joiners retry.
+    closed: bool,
+}
+
+/// One room.
+#[derive(Debug)]
+pub struct Room {
+    pub name: String,
+    events: broadcast::Sender<Arc<RoomEvent>>,
+    members: Mutex<Members>,
+    history: Mutex<VecDeque<Arc<RoomEvent>>>,
+}
+
+/// What a member receives when it joins a room.
+pub struct Joined {
+    pub room: Arc<Room>,
+    pub events: broadcast::Receiver<Arc<RoomEvent>>,
+    pub members: Vec<String>,
+    /// Recent messages, already encoded with `history: true`.
+    pub history: Vec<Bytes>,
+}
+
+/// All of chat.
+#[derive(Debug)]
+pub struct ChatHub {
+    pub config: ChatConfig,
+    rooms: RwLock<HashMap<String, Arc<Room>>>,
+    directory: RwLock<HashMap<String, Vec<Participant>>>,
+    next_id: AtomicU64,
+    closed: CancellationToken,
+}
+
+impl ChatHub {
+    /// An empty hub; the bot (if enabled) is started by `bot::spawn`.
+    pub fn new(config: ChatConfig) -> Arc<ChatHub> {
+        Arc::new(ChatHub {
+            config,
+            rooms: RwLock::default(),
+            directory: RwLock::default(),
+            next_id: AtomicU64::new(1),
+            closed: CancellationToken::new(),
+        })
+    }
+
+    /// Stops the hub's own tasks (the bot) when the server stops.
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
+    /// Cancelled when the hub closes.
+    pub fn closed(&self) -> &CancellationToken {
+        &self.closed
+    }
+
+    /// Creates a participant reachable under `nick` and returns it with its inbox.
+    ///
+    /// # Errors
+    /// An invalid nick, or the bot's reserved nick.
+    pub fn register(
+        &self,
+        nick: &str,
+    ) -> Result<(Participant, mpsc::Receiver<Delivery>), ChatError> {
+        self.check_nick(nick)?;
+        Ok(self.register_unchecked(nick))
+    }
+
+    /// Registers without the reserved-nick check: for the bot itself.
+    pub(super) fn register_unchecked(&self, nick: &str) -> (Participant, mpsc::Receiver<Delivery>) {
+        let (tx, rx) = mpsc::channel(self.config.member_queue);
+        let participant = Participant {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            inbox: tx,
+            kick: CancellationToken::new(),
+        };
+        let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
+        directory
+            .entry(nick.to_string())
+            .or_default()
+            .push(participant.clone());
+        (participant, rx)
+    }
+
+    /// Removes `participant` from the directory under `nick`.
+    pub fn unregister(&self, participant: &Participant, nick: &str) {
+        let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = directory.get_mut(nick) {
+            list.retain(|p| p.id != participant.id);
+            if list.is_empty() {
+                directory.remove(nick);
+            }
+        }
+    }
+
+    fn check_nick(&self, nick: &str) -> Result<(), ChatError> {
+        names::validate("nick", nick, self.config.max_nick_chars)?;
+        if self.config.bot.enabled && nick == self.config.bot.nick {
+            return Err(ChatError::new(
+                ErrorCode::NickInUse,
+                format!("the nick '{nick}' belongs to the bot"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds `participant` as `nick` to room `name`, creating the room if needed, and announces
+    /// it. The member list and the subscription are taken together, so no event is missed.
+    ///
+    /// # Errors
+    /// An invalid room name, or `nick` already in the room.
+    pub fn join_room(
+        &self,
+        name: &str,
+        participant: &Participant,
+        nick: &str,
+    ) -> Result<Joined, ChatError> {
+        names::validate("room", name, self.config.max_room_chars)?;
+        loop {
+            let room = self.room(name);
+            let mut members = lock(&room.members);
+            if members.closed {
+                // The last member left between lookup and lock: finish its removal, retry.
+                drop(members);
+                self.remove_room(&room);
+                continue;
+            }
+            if members.by_nick.contains_key(nick) {
+                return Err(ChatError::new(
+                    ErrorCode::NickInUse,
+                    format!("the nick '{nick}' is already used in room '{name}'"),
+                ));
+            }
+            members.by_nick.insert(nick.to_string(), participant.id);
+            let events = room.events.subscribe();
+            let list = members.by_nick.keys().cloned().collect();
+            drop(members);
+            let history = lock(&room.history)
+                .iter()
+                .filter_map(|e| e.said.as_ref())
+                .map(|(from, text)| history_frame(&room.name, from, text))
+                .collect();
+            room.notice(participant.id, format!("{nick} joined"));
+            return Ok(Joined {
+                events,
+                members: list,
+                history,
+                room,
+            });
+        }
+    }
+
+    fn room(&self, name: &str) -> Arc<Room> {
+        if let Some(room) = self
+            .rooms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return Arc::clone(room);
+        }
+        let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(rooms.entry(name.to_string()).or_insert_with(|| {
+            Arc::new(Room {
+                name: name.to_string(),
+                events: broadcast::channel(self.config.room_queue).0,
+                members: Mutex::default(),
+                history: Mutex::default(),
+            })
+        }))
+    }
+
+    /// Removes `nick` from `room` with a notice; removes the room when it is empty.
+    pub fn leave_room(
+        &self,
+        room: &Arc<Room>,
+        participant: &Participant,
+        nick: &str,
+        notice: String,
+    ) {
+        let now_empty = {
+            let mut members = lock(&room.members);
+            if members.by_nick.get(nick) == Some(&participant.id) {
+                members.by_nick.remove(nick);
+            }
+            members.closed = members.by_nick.is_empty();
+            members.closed
+        };
+        if now_empty {
+            self.remove_room(room);
+        } else {
+            room.notice(participant.id, notice);
+        }
+    }
+
+    fn remove_room(&self, room: &Arc<Room>) {
+        let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
+        if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            rooms.remove(&room.name);
+        }
+    }
+
+    /// Changes a participant's nick, in its room (if any) and in the directory.
+    ///
+    /// # Errors
+    /// An invalid or reserved nick, or one already in the room.
+    pub fn rename(
+        &self,
+        participant: &Participant,
+        room: Option<&Arc<Room>>,
+        old: &str,
+        new: &str,
+    ) -> Result<(), ChatError> {
+        self.check_nick(new)?;
+        if let Some(room) = room {
+            let mut members = lock(&room.members);
+            if members.by_nick.contains_key(new) {
+                return Err(ChatError::new(
+                    ErrorCode::NickInUse,
+                    format!("the nick '{new}' is already used in room '{}'", room.name),
+                ));
+            }
+            members.by_nick.remove(old);
+            members.by_nick.insert(new.to_string(), participant.id);
+        }
+        self.unregister(participant, old);
+        let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
+        directory
+            .entry(new.to_string())
+            .or_default()
+            .push(participant.clone());
+        drop(directory);
+        if let Some(room) = room {
+            room.notice(participant.id, format!("{old} is now known as {new}"));
+        }
+        Ok(())
+    }
+
+    /// The participants reachable as `nick`.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`] when no one online uses it.
+    pub fn lookup(&self, nick: &str) -> Result<Vec<Participant>, ChatError> {
+        self.directory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(nick)
+            .filter(|list| !list.is_empty())
+            .cloned()
+            .ok_or_else(|| {
+                ChatError::new(
+                    ErrorCode::NotFound,
+                    format!("no one called '{nick}' is online"),
+                )
+            })
+    }
+
+    /// Sends a direct message; the sender's `chat_ack` for `id` follows once every recipient
+    /// has taken it.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`] when no one online uses `to`.
+    pub fn direct(
+        &self,
+        from: &Participant,
+        from_nick: &str,
+        to: &str,
+        text: &str,
+        id: u64,
+    ) -> Result<(), ChatError> {
+        let recipients = self.lookup(to)?;
+        let receipt = Receipt(Arc::new(ReceiptInner {
+            id,
+            sender: from.clone(),
+        }));
+        for recipient in recipients {
+            recipient.deliver(Delivery::Direct {
+                from: from.clone(),
+                from_nick: from_nick.to_string(),
+                text: text.to_string(),
+                receipt: Some(receipt.clone()),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Room {
+    /// Broadcasts a message from `from` and keeps it in the history.
+    pub fn say(&self, origin: u64, from: &str, text: &str, history_len: usize) {
+        let message = Message::ChatMessage {
+            room: Some(self.name.clone()),
+            from: from.to_string(),
+            to: None,
+            text: text.to_string(),
+            history: false,
+        };
+        let event = Arc::new(RoomEvent {
+            origin,
+            frame: Bytes::from(message.to_frame()),
+            said: Some((from.to_string(), text.to_string())),
+        });
+        if history_len > 0 {
+            let mut history = lock(&self.history);
+            if history.len() >= history_len {
+                history.pop_front();
+            }
+            history.push_back(Arc::clone(&event));
+        }
+        // An error only means no member is listening right now.
+        let _ = self.events.send(event);
+    }
+
+    fn notice(&self, origin: u64, text: String) {
+        let message = Message::ChatNotice {
+            room: Some(self.name.clone()),
+            text,
+        };
+        let _ = self.events.send(Arc::new(RoomEvent {
+            origin,
+            frame: Bytes::from(message.to_frame()),
+            said: None,
+        }));
+    }
+
+    /// The nicks in the room, sorted.
+    pub fn nicks(&self) -> Vec<String> {
+        lock(&self.members).by_nick.keys().cloned().collect()
+    }
+}
+
+fn history_frame(room: &str, from: &str, text: &str) -> Bytes {
+    Bytes::from(
+        Message::ChatMessage {
+            room: Some(room.to_string()),
+            from: from.to_string(),
+            to: None,
+            text: text.to_string(),
+            history: true,
+        }
+        .to_frame(),
+    )
+}

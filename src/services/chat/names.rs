@@ -1,0 +1,107 @@
+//! Naming rules for nicks and rooms, shared by the server (which enforces them) and the client
+//! (which derives a default nick).
+
+/// Why a nick or room name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} '{name}': {reason}")]
+pub struct NameError {
+    pub what: &'static str,
+    pub name: String,
+    pub reason: String,
+}
+
+/// Checks a nick or room name: 1 to `max_chars` characters, no spaces or control characters,
+/// none of `,` `:` `*`, and not starting with `/`, `#` or `@` (they read as commands or
+/// addresses in clients).
+///
+/// # Errors
+/// [`NameError`] saying which rule was broken.
+pub fn validate(what: &'static str, name: &str, max_chars: usize) -> Result<(), NameError> {
+    let error = |reason: String| NameError {
+        what,
+        name: name.chars().take(max_chars + 8).collect(),
+        reason,
+    };
+    let count = name.chars().count();
+    if count == 0 {
+        return Err(error("it is empty".into()));
+    }
+    if count > max_chars {
+        return Err(error(format!(
+            "it has {count} characters; the limit is {max_chars}"
+        )));
+    }
+    if name.starts_with(['/', '#', '@']) {
+        return Err(error("it may not start with '/', '#' or '@'".into()));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | ':' | '*'))
+    {
+        return Err(error(format!("it may not contain {c:?}")));
+    }
+    Ok(())
+}
+
+/// A valid nick made from a local user name, or `guest`.
+pub fn default_nick(user_name: Option<&str>, max_chars: usize) -> String {
+    let cleaned: String = user_name
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, ',' | ':' | '*'))
+        .skip_while(|c| matches!(c, '/' | '#' | '@'))
+        .take(max_chars)
+        .collect();
+    if cleaned.is_empty() {
+        "guest".to_string()
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_and_unicode_names() {
+        for ok in ["alice", "小明", "bob_2", "Ünïcode-ok", &"x".repeat(32)] {
+            assert_eq!(validate("nick", ok, 32), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn refuses_names_breaking_each_rule() {
+        for bad in [
+            "",
+            "a b",
+            "/quit",
+            "#room",
+            "@x",
+            "a,b",
+            "a:b",
+            "tab\t",
+            &"x".repeat(33),
+        ] {
+            assert!(validate("nick", bad, 32).is_err(), "{bad:?}");
+        }
+        let err = validate("room", &"r".repeat(65), 64).unwrap_err();
+        assert!(err.to_string().contains("65 characters; the limit is 64"));
+    }
+
+    #[test]
+    fn default_nicks_are_always_valid() {
+        for user in [
+            Some("root"),
+            Some("/weird user"),
+            Some(""),
+            None,
+            Some(&*"y".repeat(80)),
+        ] {
+            let nick = default_nick(user, 32);
+            assert_eq!(validate("nick", &nick, 32), Ok(()), "{user:?} -> {nick}");
+        }
+        assert_eq!(default_nick(Some("root"), 32), "root");
+        assert_eq!(default_nick(None, 32), "guest");
+    }
+}

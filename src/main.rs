@@ -18,13 +18,17 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(cli::run(cli)) {
+    let code = match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ferry: {e:#}");
             ExitCode::from(1)
         }
-    }
+    };
+    // A read of stdin may still be pending on a blocking thread (exec forwards stdin); waiting
+    // for it would hang until the user typed something.
+    runtime.shutdown_background();
+    code
 }
 
 /// Logs go to stderr: `RUST_LOG` wins, else `-v`/`-vv`, else info for the server and warnings

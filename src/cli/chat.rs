@@ -73,7 +73,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
 
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (inputs_tx, inputs) = mpsc::channel(64);
-    let _terminal = TerminalRestore::save();
+    let _terminal = super::terminal::TerminalMode::save();
     let printer = if interactive {
         Printer::Terminal(spawn_line_editor(inputs_tx)?)
     } else {
@@ -309,26 +309,4 @@ fn spawn_stdin_reader(inputs: mpsc::Sender<Input>) {
         }
         let _ = inputs.send(Input::End).await;
     });
-}
-
-/// Restores the terminal's mode on every exit path, even when the process ends while the line
-/// editor (which puts the terminal in raw mode) is still waiting on its thread.
-struct TerminalRestore(Option<nix::sys::termios::Termios>);
-
-impl TerminalRestore {
-    fn save() -> Self {
-        TerminalRestore(nix::sys::termios::tcgetattr(std::io::stdin()).ok())
-    }
-}
-
-impl Drop for TerminalRestore {
-    fn drop(&mut self) {
-        if let Some(mode) = &self.0 {
-            let _ = nix::sys::termios::tcsetattr(
-                std::io::stdin(),
-                nix::sys::termios::SetArg::TCSANOW,
-                mode,
-            );
-        }
-    }
 }

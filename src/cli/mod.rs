@@ -2,9 +2,11 @@
 //! logic lives here; verbs call the library and print.
 
 mod chat;
+mod exec;
 mod forget;
 mod ping;
 mod serve;
+mod terminal;
 mod user;
 
 use std::path::PathBuf;
@@ -40,6 +42,10 @@ pub enum Command {
     Ping(ping::PingArgs),
     /// Chat in a room or directly with one nick (try --with babyshen).
     Chat(chat::ChatArgs),
+    /// Run a command on the server; exits with its status.
+    Exec(exec::ExecArgs),
+    /// An interactive login shell on the server, on a pseudo-terminal.
+    Shell(exec::ShellArgs),
     /// Forget the pinned identity of a server (after it was changed on purpose).
     Forget(forget::ForgetArgs),
 }
@@ -137,6 +143,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(cmd) => user::run(cmd),
         Command::Ping(args) => ping::run(args).await,
         Command::Chat(args) => chat::run(args).await,
+        Command::Exec(args) => exec::run(args).await,
+        Command::Shell(args) => exec::shell(args).await,
         Command::Forget(args) => forget::run(args),
     }
 }

@@ -6,6 +6,7 @@
 
 mod chat;
 mod edit;
+mod exec;
 mod limits;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use chat::{BotConfig, ChatConfig};
 pub use edit::add_user;
+pub use exec::ExecConfig;
 pub use limits::{Limits, MAX_MAX_FRAME};
 
 use crate::auth::scram::Credential;
@@ -33,6 +35,7 @@ pub struct ServerConfig {
     pub plaintext: bool,
     pub limits: Limits,
     pub chat: ChatConfig,
+    pub exec: ExecConfig,
     pub anonymous: AnonymousConfig,
     /// Users by name.
     pub users: BTreeMap<String, UserConfig>,
@@ -122,6 +125,7 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.limits.validate()?;
         self.chat.validate()?;
+        self.exec.validate()?;
         if let Some(listen) = &self.listen {
             listen
                 .parse::<std::net::SocketAddr>()

@@ -40,6 +40,8 @@ pub enum ErrorCode {
     TooLong,
     /// The named participant (or file) does not exist.
     NotFound,
+    /// A command could not be started (not executable, exec disabled, a bad request).
+    ExecFailed,
     /// The server is at its connection limit.
     ServerBusy,
     /// The handshake or the connection idled past its limit.

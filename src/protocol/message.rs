@@ -126,6 +126,52 @@ pub enum Message {
     ChatLeave,
     /// Server → client: the chat exchange is over.
     ChatLeft,
+
+    /// Client → server: run a command (needs `exec`).
+    Exec {
+        /// Program and arguments, run directly (no shell). Empty with `shell`.
+        #[serde(default)]
+        argv: Vec<String>,
+        /// Run the server account's login shell instead of `argv` (needs `tty`).
+        #[serde(default, skip_serializing_if = "is_false")]
+        shell: bool,
+        /// Run on a pseudo-terminal of this size and type.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tty: Option<TtySize>,
+        /// End the command (its whole process group) after this many milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+    /// Server → client: the command runs; data frames follow (0 stdout, 1 stderr).
+    ExecStarted { pid: u32 },
+    /// Client → server: the command's stdin has ended.
+    ExecEof,
+    /// Client → server: the terminal was resized.
+    ExecResize { rows: u16, cols: u16 },
+    /// Client → server: deliver a signal (`INT`, `TERM`, `HUP`, `QUIT`, `KILL`, `USR1`, `USR2`)
+    /// to the command's process group.
+    ExecSignal { signal: String },
+    /// Server → client: the command ended; the exchange is over.
+    ExecExit {
+        /// Exit status, when it exited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        /// Signal number, when a signal ended it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+        /// It was ended because its `timeout_ms` passed.
+        #[serde(default, skip_serializing_if = "is_false")]
+        timed_out: bool,
+    },
+}
+
+/// A terminal's type and size, for commands run on a pseudo-terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TtySize {
+    /// The `TERM` value, e.g. `xterm-256color`.
+    pub term: String,
+    pub rows: u16,
+    pub cols: u16,
 }
 
 fn yes() -> bool {
@@ -159,6 +205,12 @@ pub const MESSAGE_TYPES: &[&str] = &[
     "chat_notice",
     "chat_leave",
     "chat_left",
+    "exec",
+    "exec_started",
+    "exec_eof",
+    "exec_resize",
+    "exec_signal",
+    "exec_exit",
 ];
 
 /// Why a message frame's body is not a message.
@@ -260,6 +312,12 @@ impl Message {
             Message::ChatNotice { .. } => "chat_notice",
             Message::ChatLeave => "chat_leave",
             Message::ChatLeft => "chat_left",
+            Message::Exec { .. } => "exec",
+            Message::ExecStarted { .. } => "exec_started",
+            Message::ExecEof => "exec_eof",
+            Message::ExecResize { .. } => "exec_resize",
+            Message::ExecSignal { .. } => "exec_signal",
+            Message::ExecExit { .. } => "exec_exit",
         }
     }
 }
@@ -343,6 +401,30 @@ mod tests {
             },
             Message::ChatLeave,
             Message::ChatLeft,
+            Message::Exec {
+                argv: vec!["ls".into(), "-l".into()],
+                shell: false,
+                tty: Some(TtySize {
+                    term: "xterm".into(),
+                    rows: 24,
+                    cols: 80,
+                }),
+                timeout_ms: Some(1000),
+            },
+            Message::ExecStarted { pid: 42 },
+            Message::ExecEof,
+            Message::ExecResize {
+                rows: 30,
+                cols: 100,
+            },
+            Message::ExecSignal {
+                signal: "INT".into(),
+            },
+            Message::ExecExit {
+                code: None,
+                signal: Some(9),
+                timed_out: true,
+            },
         ]
     }
 

@@ -14,6 +14,6 @@ pub mod preamble;
 
 pub use error_code::ErrorCode;
 pub use frame::{Frame, FrameError};
-pub use message::{Message, MessageError};
+pub use message::{Message, MessageError, TtySize};
 pub use permission::{Permission, Permissions};
 pub use preamble::{Mode, Preamble, PreambleError};

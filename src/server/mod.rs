@@ -7,7 +7,7 @@ pub mod handshake;
 mod session;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::auth::Authenticator;
-use crate::config::{Limits, ServerConfig};
+use crate::config::{ExecConfig, Limits, ServerConfig};
 use crate::protocol::ErrorCode;
 use crate::services::chat::{self, hub::ChatHub};
 use crate::shutdown::Shutdown;
@@ -103,9 +103,10 @@ pub struct ServerState {
     pub tls: Option<TlsAcceptor>,
     /// The TLS fingerprint, or `plaintext`: bound into every authentication.
     pub binding: String,
-    pub root: PathBuf,
+    pub root: Arc<Path>,
     pub stats: ServerStats,
     pub chat: Arc<ChatHub>,
+    pub exec: Arc<ExecConfig>,
 }
 
 /// A bound server, ready to [`Server::run`].
@@ -152,9 +153,10 @@ impl Server {
             auth: Authenticator::from_config(&options.config)?,
             tls,
             binding: fingerprint.clone().unwrap_or_else(|| "plaintext".into()),
-            root,
+            root: Arc::from(root),
             stats: ServerStats::new(),
             chat: ChatHub::new(options.config.chat.clone()),
+            exec: Arc::new(options.config.exec.clone()),
         };
         chat::bot::spawn(&state.chat);
         Ok(Server {

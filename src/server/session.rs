@@ -75,6 +75,8 @@ async fn session(
     let ctx = SessionContext {
         identity,
         chat: Arc::clone(&state.chat),
+        exec: Arc::clone(&state.exec),
+        root: Arc::clone(&state.root),
         shutdown: shutdown.begin.clone(),
     };
     request_loop(&mut conn, &ctx, state, shutdown).await

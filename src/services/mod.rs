@@ -3,13 +3,16 @@
 
 pub mod chat;
 pub mod echo;
+pub mod exec;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::SessionIdentity;
+use crate::config::ExecConfig;
 use crate::connection::Connection;
 use crate::protocol::{ErrorCode, Message};
 use chat::hub::ChatHub;
@@ -19,6 +22,9 @@ use chat::hub::ChatHub;
 pub struct SessionContext {
     pub identity: SessionIdentity,
     pub chat: Arc<ChatHub>,
+    pub exec: Arc<ExecConfig>,
+    /// The directory served: files live under it, commands run in it.
+    pub root: Arc<Path>,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
 }
@@ -44,6 +50,20 @@ where
             nick,
             history,
         } => chat::serve_chat(conn, room, with, nick, history, ctx).await,
+        Message::Exec {
+            argv,
+            shell,
+            tty,
+            timeout_ms,
+        } => {
+            let request = exec::ExecRequest {
+                argv,
+                shell,
+                tty,
+                timeout_ms,
+            };
+            exec::serve_exec(conn, request, ctx).await
+        }
         other => {
             let message = format!("'{}' is not a request", other.kind());
             conn.write_message(&Message::error(ErrorCode::UnexpectedMessage, message))

@@ -235,9 +235,15 @@ impl ServerProcess {
     /// Starts `ferry serve --listen 127.0.0.1:0` with `extra` arguments and waits for its
     /// "listening on" line.
     pub fn start(extra: &[&str]) -> ServerProcess {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// As [`ServerProcess::start`], with extra environment variables for the server.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = ferry_bin(&dir.path().join("home"));
+        cmd.envs(env.iter().copied());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--root"])
             .arg(dir.path())
             .arg("--state")
@@ -271,6 +277,11 @@ impl ServerProcess {
             dir,
             stderr: rx,
         }
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A field of /proc/PID/status in KiB, such as `VmHWM` (peak resident memory).

@@ -1,0 +1,157 @@
+//! `ferry exec` and `ferry shell`: run a command remotely, wired to the local terminal or
+//! pipes. The exit status is the remote one (128+N for signal N); ferry's own failures exit
+//! 255, as ssh does; a command that does not exist exits 127, one that cannot run 126.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::sync::mpsc;
+
+use super::ClientArgs;
+use super::terminal::{self, TerminalMode};
+use crate::client::{Client, ClientError};
+use crate::protocol::{ErrorCode, TtySize};
+use crate::services::exec::client::{self, ExecEvent, ExecOutcome, ExecSpec};
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Run on a pseudo-terminal (for interactive programs: top, less, vim).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// End the command after this many seconds (exit status 124).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// The program and its arguments, run directly (no shell: use `sh -c '...'` for one).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `ferry exec`.
+pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let timeout = match args.timeout {
+        Some(secs) if !(secs > 0.0 && secs <= 31_536_000.0) => {
+            eprintln!("ferry: --timeout must be a positive number of seconds");
+            return Ok(ExitCode::from(255));
+        }
+        Some(secs) => Some(Duration::from_secs_f64(secs)),
+        None => None,
+    };
+    let spec = ExecSpec {
+        argv: args.command,
+        shell: false,
+        tty: args.tty.then(local_tty),
+        timeout,
+    };
+    Ok(exit(execute(&args.client, spec).await))
+}
+
+/// `ferry shell`: the server account's login shell on a pseudo-terminal.
+pub async fn shell(args: ShellArgs) -> anyhow::Result<ExitCode> {
+    let spec = ExecSpec {
+        argv: Vec::new(),
+        shell: true,
+        tty: Some(local_tty()),
+        timeout: None,
+    };
+    Ok(exit(execute(&args.client, spec).await))
+}
+
+fn local_tty() -> TtySize {
+    let (rows, cols) = terminal::size();
+    TtySize {
+        term: std::env::var("TERM").unwrap_or_else(|_| "xterm".into()),
+        rows,
+        cols,
+    }
+}
+
+async fn execute(client_args: &ClientArgs, spec: ExecSpec) -> Result<ExecOutcome, ClientError> {
+    let options = client_args
+        .options()
+        .map_err(|e| ClientError::Protocol(format!("{e:#}")))?;
+    let client = Client::connect(&options).await?;
+    super::report_new_pin(client.info());
+    let tty = spec.tty.is_some();
+    let (events_tx, events) = mpsc::channel(16);
+    tokio::spawn(watch_local_events(events_tx, tty));
+    // Raw mode only when a person is typing; restored when this guard drops, on every path.
+    let _mode = (tty && std::io::stdin().is_terminal()).then(TerminalMode::raw);
+    client::run(
+        client.into_connection(),
+        spec,
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        tokio::io::stderr(),
+        events,
+    )
+    .await
+}
+
+/// Forwards terminal resizes (with a tty) and Ctrl-C (without one: with a tty, Ctrl-C is a
+/// key the remote terminal turns into SIGINT itself); SIGTERM and SIGHUP are passed on so the
+/// remote command ends first and its status is still reported.
+async fn watch_local_events(events: mpsc::Sender<ExecEvent>, tty: bool) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut winch), Ok(mut term), Ok(mut hup), Ok(mut int)) = (
+        signal(SignalKind::window_change()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    loop {
+        let event = tokio::select! {
+            Some(()) = winch.recv(), if tty => {
+                let (rows, cols) = terminal::size();
+                ExecEvent::Resize { rows, cols }
+            }
+            Some(()) = int.recv() => ExecEvent::Signal("INT".into()),
+            Some(()) = term.recv() => ExecEvent::Signal("TERM".into()),
+            Some(()) = hup.recv() => ExecEvent::Signal("HUP".into()),
+            else => return,
+        };
+        if events.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn exit(outcome: Result<ExecOutcome, ClientError>) -> ExitCode {
+    match outcome {
+        Ok(ExecOutcome::TimedOut) => {
+            eprintln!("ferry: the command timed out and was ended");
+            ExitCode::from(ExecOutcome::TimedOut.exit_code())
+        }
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            ExitCode::from(match &e {
+                ClientError::Server {
+                    code: ErrorCode::NotFound,
+                    ..
+                } => 127,
+                ClientError::Server {
+                    code: ErrorCode::ExecFailed,
+                    ..
+                } => 126,
+                _ => 255,
+            })
+        }
+    }
+}

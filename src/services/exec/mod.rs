@@ -1,0 +1,84 @@
+//! Remote execution: `ferry exec` and `ferry shell`.
+//!
+//! The seed's toy SSH ran any string through a shell for anyone, returned output only when the
+//! command ended, and hung on `top`. Here a command runs as an argv (no shell unless asked),
+//! streams its output as it is produced, takes stdin, signals and terminal resizes, and never
+//! outlives its client: its whole process group is ended when it exits, times out, the client
+//! goes, or the server stops.
+
+pub mod client;
+pub mod relay;
+pub mod spawn;
+pub mod terminate;
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::SessionContext;
+use crate::connection::Connection;
+use crate::protocol::{ErrorCode, Message, Permission, TtySize};
+use relay::{RelayEnd, RelayLimits};
+use spawn::Program;
+
+/// What an `exec` request asked for.
+pub struct ExecRequest {
+    pub argv: Vec<String>,
+    pub shell: bool,
+    pub tty: Option<TtySize>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// Serves one `exec` request: checks, starts, relays, reports the exit.
+///
+/// # Errors
+/// The client went away (the command was ended) or the connection broke.
+pub async fn serve_exec<S>(
+    conn: &mut Connection<S>,
+    request: ExecRequest,
+    ctx: &SessionContext,
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let refuse = |code, message: &str| Message::error(code, message);
+    if !ctx.exec.enabled {
+        let message = "remote execution is switched off on this server";
+        return conn
+            .write_message(&refuse(ErrorCode::ExecFailed, message))
+            .await;
+    }
+    if !ctx.identity.permissions.contains(Permission::Exec) {
+        let message = "exec needs the 'exec' permission; connect with a token that has it";
+        return conn
+            .write_message(&refuse(ErrorCode::PermissionDenied, message))
+            .await;
+    }
+    let program = match (request.shell, &request.tty) {
+        (false, _) => Program::Argv(&request.argv),
+        (true, Some(_)) if request.argv.is_empty() => Program::LoginShell,
+        (true, _) => {
+            let message = "'shell' needs a 'tty' and an empty 'argv'";
+            return conn
+                .write_message(&refuse(ErrorCode::BadMessage, message))
+                .await;
+        }
+    };
+    let user = ctx.identity.user.as_deref().unwrap_or("anonymous");
+    let process = match spawn::spawn(program, request.tty.as_ref(), &ctx.root, &ctx.exec, user) {
+        Ok(process) => process,
+        Err(e) => return conn.write_message(&refuse(e.code, &e.message)).await,
+    };
+    let pid = process.child.id().unwrap_or_default();
+    tracing::info!(user, pid, argv = ?request.argv, tty = request.tty.is_some(), "exec");
+    conn.write_message(&Message::ExecStarted { pid }).await?;
+    let limits = RelayLimits {
+        grace: ctx.exec.kill_grace(),
+        timeout: request.timeout_ms.map(std::time::Duration::from_millis),
+        shutdown: &ctx.shutdown,
+    };
+    match relay::relay(conn, process, limits).await? {
+        RelayEnd::Finished => Ok(()),
+        RelayEnd::ClientGone => Err(io::Error::other("the client left while its command ran")),
+    }
+}

@@ -1,0 +1,222 @@
+//! Starting a command: its argv run directly (no shell), in the server root, with a minimal
+//! explicit environment, leading its own process group — on pipes, or on a pseudo-terminal.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::process::Child;
+
+use crate::config::ExecConfig;
+use crate::protocol::{ErrorCode, TtySize};
+
+/// A started command and the ends of its standard streams.
+pub struct Process {
+    pub child: Child,
+    /// Its process group (its pid: it leads the group).
+    pub pgid: Pid,
+    /// Where its stdout (or the terminal's output) is read.
+    pub stdout: Box<dyn AsyncRead + Unpin + Send>,
+    /// Where its stderr is read; `None` on a terminal, which merges both.
+    pub stderr: Option<Box<dyn AsyncRead + Unpin + Send>>,
+    /// Where its stdin is written.
+    pub stdin: Input,
+}
+
+/// The command's input side.
+pub enum Input {
+    Pipe(tokio::process::ChildStdin),
+    /// The terminal's master side: written to, and resized.
+    Pty(pty_process::OwnedWritePty),
+}
+
+impl Input {
+    /// The writer.
+    pub fn writer(&mut self) -> &mut (dyn AsyncWrite + Unpin + Send) {
+        match self {
+            Input::Pipe(pipe) => pipe,
+            Input::Pty(pty) => pty,
+        }
+    }
+}
+
+/// Why a command did not start: a wire code (`not_found` makes clients exit 127, `exec_failed`
+/// 126, as shells do) and a sentence.
+#[derive(Debug)]
+pub struct SpawnError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// What to run.
+pub enum Program<'a> {
+    Argv(&'a [String]),
+    /// The server account's login shell.
+    LoginShell,
+}
+
+/// Starts `program` in `root`.
+///
+/// # Errors
+/// [`SpawnError`] when the program does not exist, is not executable, or the pty fails.
+pub fn spawn(
+    program: Program<'_>,
+    tty: Option<&TtySize>,
+    root: &Path,
+    config: &ExecConfig,
+    ferry_user: &str,
+) -> Result<Process, SpawnError> {
+    let account = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten();
+    let (program, args, arg0) = match program {
+        Program::Argv(argv) => {
+            let (first, rest) = argv.split_first().ok_or_else(|| SpawnError {
+                code: ErrorCode::BadMessage,
+                message: "'exec' needs a non-empty 'argv' (or 'shell' with a 'tty')".into(),
+            })?;
+            (first.clone(), rest.to_vec(), None)
+        }
+        Program::LoginShell => {
+            let shell = account
+                .as_ref()
+                .map(|a| a.shell.to_string_lossy().into_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "/bin/sh".into());
+            let name = shell.rsplit('/').next().unwrap_or("sh").to_string();
+            // A leading '-' in argv[0] is how a shell learns it is a login shell.
+            (shell, Vec::new(), Some(format!("-{name}")))
+        }
+    };
+    let env = environment(config, account.as_ref(), tty, ferry_user);
+    let started = match tty {
+        None => spawn_on_pipes(&program, &args, arg0.as_deref(), root, &env),
+        Some(size) => spawn_on_pty(&program, &args, arg0.as_deref(), root, &env, size),
+    };
+    started.map_err(|e| describe(&program, &e))
+}
+
+/// The whole environment a command gets: nothing of the server's own (which may hold secrets).
+fn environment(
+    config: &ExecConfig,
+    account: Option<&nix::unistd::User>,
+    tty: Option<&TtySize>,
+    ferry_user: &str,
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("PATH".to_string(), config.path.clone()),
+        ("LANG".to_string(), "C.UTF-8".to_string()),
+        ("FERRY_USER".to_string(), ferry_user.to_string()),
+        (
+            "TERM".to_string(),
+            tty.map_or_else(|| "dumb".to_string(), |t| t.term.clone()),
+        ),
+    ];
+    if let Some(account) = account {
+        env.push(("HOME".into(), account.dir.to_string_lossy().into_owned()));
+        env.push(("USER".into(), account.name.clone()));
+        env.push(("LOGNAME".into(), account.name.clone()));
+        env.push(("SHELL".into(), account.shell.to_string_lossy().into_owned()));
+    }
+    env
+}
+
+fn spawn_on_pipes(
+    program: &str,
+    args: &[String],
+    arg0: Option<&str>,
+    root: &Path,
+    env: &[(String, String)],
+) -> std::io::Result<Process> {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .current_dir(root)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(arg0) = arg0 {
+        command.arg0(arg0);
+    }
+    let mut child = command.spawn()?;
+    let pgid = pid_of(&child)?;
+    let (stdin, stdout, stderr) =
+        match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+            (Some(i), Some(o), Some(e)) => (i, o, e),
+            _ => return Err(std::io::Error::other("the child's pipes are missing")),
+        };
+    Ok(Process {
+        child,
+        pgid,
+        stdout: Box::new(stdout),
+        stderr: Some(Box::new(stderr)),
+        stdin: Input::Pipe(stdin),
+    })
+}
+
+fn spawn_on_pty(
+    program: &str,
+    args: &[String],
+    arg0: Option<&str>,
+    root: &Path,
+    env: &[(String, String)],
+    size: &TtySize,
+) -> std::io::Result<Process> {
+    let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
+    pty.resize(pty_process::Size::new(size.rows, size.cols))
+        .map_err(std::io::Error::other)?;
+    let mut command = pty_process::Command::new(program)
+        .args(args)
+        .current_dir(root)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .kill_on_drop(true);
+    if let Some(arg0) = arg0 {
+        command = command.arg0(arg0);
+    }
+    // The child becomes a session leader with the pty as its controlling terminal, so its pid
+    // is also its process group.
+    let child = command.spawn(pts).map_err(|e| match e {
+        pty_process::Error::Io(io) => io,
+        other => std::io::Error::other(other),
+    })?;
+    let pgid = pid_of(&child)?;
+    let (read, write) = pty.into_split();
+    Ok(Process {
+        child,
+        pgid,
+        stdout: Box::new(read),
+        stderr: None,
+        stdin: Input::Pty(write),
+    })
+}
+
+fn pid_of(child: &Child) -> std::io::Result<Pid> {
+    child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw)
+        .ok_or_else(|| std::io::Error::other("the child has no pid"))
+}
+
+fn describe(program: &str, e: &std::io::Error) -> SpawnError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => SpawnError {
+            code: ErrorCode::NotFound,
+            message: format!("{program}: command not found"),
+        },
+        std::io::ErrorKind::PermissionDenied => SpawnError {
+            code: ErrorCode::ExecFailed,
+            message: format!("{program}: permission denied"),
+        },
+        _ => SpawnError {
+            code: ErrorCode::ExecFailed,
+            message: format!("{program}: cannot run: {e}"),
+        },
+    }
+}

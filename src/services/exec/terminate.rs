@@ -1,0 +1,82 @@
+//! Ending a command's whole process group, and making sure it ends on every exit path.
+//!
+//! Every command leads its own process group (a new session when on a pty), so one signal to
+//! the group reaches everything it started that stayed in the group.
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// Sends `signal` to the process group `pgid`. A group that no longer exists is not an error.
+pub fn signal_group(pgid: Pid, signal: Signal) {
+    let _ = killpg(pgid, signal);
+}
+
+/// Asks the group to end the polite way: SIGHUP (as a closing terminal would), then SIGTERM.
+/// The caller follows up with [`signal_group`]`(SIGKILL)` after its grace period.
+pub fn hang_up(pgid: Pid) {
+    signal_group(pgid, Signal::SIGHUP);
+    signal_group(pgid, Signal::SIGTERM);
+    // A stopped process must be continued to act on the signals.
+    signal_group(pgid, Signal::SIGCONT);
+}
+
+/// Kills the group with SIGKILL when dropped, unless disarmed: the backstop that keeps an
+/// early return (an I/O error, a panic, a dropped future) from leaving anything running.
+#[derive(Debug)]
+pub struct GroupGuard {
+    pgid: Pid,
+    armed: bool,
+}
+
+impl GroupGuard {
+    pub fn new(pgid: Pid) -> Self {
+        GroupGuard { pgid, armed: true }
+    }
+
+    /// The group ended and was reaped: nothing left to kill (and its id may be reused).
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            signal_group(self.pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Parses a signal name as clients send it: `INT` or `SIGINT`, for the signals a remote user
+/// may reasonably send.
+pub fn parse_signal(name: &str) -> Option<Signal> {
+    let name = name.trim().to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    Some(match name {
+        "INT" => Signal::SIGINT,
+        "TERM" => Signal::SIGTERM,
+        "HUP" => Signal::SIGHUP,
+        "QUIT" => Signal::SIGQUIT,
+        "KILL" => Signal::SIGKILL,
+        "USR1" => Signal::SIGUSR1,
+        "USR2" => Signal::SIGUSR2,
+        "WINCH" => Signal::SIGWINCH,
+        "CONT" => Signal::SIGCONT,
+        "STOP" => Signal::SIGSTOP,
+        "TSTP" => Signal::SIGTSTP,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_with_and_without_the_prefix() {
+        assert_eq!(parse_signal("INT"), Some(Signal::SIGINT));
+        assert_eq!(parse_signal("sigterm"), Some(Signal::SIGTERM));
+        assert_eq!(parse_signal("SEGV"), None);
+        assert_eq!(parse_signal(""), None);
+    }
+}

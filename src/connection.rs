@@ -231,6 +231,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.peer_max_frame = max_frame;
     }
 
+    /// The largest data payload one frame may carry to the peer.
+    pub fn max_data_payload(&self) -> usize {
+        self.peer_max_frame - (DATA_HEADER_LEN - 4)
+    }
+
     /// See [`FrameReader::read_frame`].
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, ConnectionError> {
         self.reader.read_frame().await

@@ -31,14 +31,14 @@ fn main() -> ExitCode {
     code
 }
 
-/// Logs go to stderr: `RUST_LOG` wins, else `-v`/`-vv`, else info for the server and warnings
-/// for clients. Colour only on a terminal and never with `NO_COLOR`.
+/// Logs go to stderr: `RUST_LOG` wins, else `-v` (ferry's debug logs) or `-vv` (everyone's),
+/// else info for the server and warnings for clients. Colour only on a terminal and never with `NO_COLOR`.
 fn init_logging(verbose: u8, server: bool) {
     let default = match (verbose, server) {
         (0, false) => "warn",
         (0, true) => "info",
-        (1, _) => "debug",
-        _ => "trace",
+        (1, _) => "warn,ferry=debug",
+        _ => "debug,ferry=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -3,8 +3,10 @@
 
 mod chat;
 mod exec;
+mod files;
 mod forget;
 mod ping;
+mod progress;
 mod serve;
 mod terminal;
 mod user;
@@ -46,6 +48,16 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// An interactive login shell on the server, on a pseudo-terminal.
     Shell(exec::ShellArgs),
+    /// List files under the server's root.
+    Ls(files::LsArgs),
+    /// Download a file (or a tree with -r), verified and resumable.
+    Get(files::GetArgs),
+    /// Upload a file (or a tree with -r), verified and resumable.
+    Put(files::PutArgs),
+    /// Create a directory under the server's root.
+    Mkdir(files::PathArgs),
+    /// Remove a file or an empty directory under the server's root.
+    Rm(files::PathArgs),
     /// Forget the pinned identity of a server (after it was changed on purpose).
     Forget(forget::ForgetArgs),
 }
@@ -145,6 +157,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => chat::run(args).await,
         Command::Exec(args) => exec::run(args).await,
         Command::Shell(args) => exec::shell(args).await,
+        Command::Ls(args) => files::ls(args).await,
+        Command::Get(args) => files::get(args, cli.verbose).await,
+        Command::Put(args) => files::put(args, cli.verbose).await,
+        Command::Mkdir(args) => files::mkdir(args).await,
+        Command::Rm(args) => files::rm(args).await,
         Command::Forget(args) => forget::run(args),
     }
 }

@@ -61,6 +61,13 @@ pub enum ClientError {
     Protocol(String),
     #[error("the server's signature does not match: it does not hold this user's credential")]
     BadServerSignature,
+    #[error("{}: {source}", path.display())]
+    Local {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Integrity(String),
     #[error(transparent)]
     Connection(#[from] ConnectionError),
     #[error("connection error: {0}")]

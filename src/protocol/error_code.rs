@@ -42,6 +42,14 @@ pub enum ErrorCode {
     NotFound,
     /// A command could not be started (not executable, exec disabled, a bad request).
     ExecFailed,
+    /// A path that is absolute, has `..`, or leads outside the server root.
+    BadPath,
+    /// A directory, device, fifo or symlink where a regular file is needed (or the reverse).
+    NotAFile,
+    /// The received bytes do not hash to the sender's hash; nothing was kept.
+    Integrity,
+    /// A file system error on the server (disk full, permissions); the message says which.
+    Io,
     /// The server is at its connection limit.
     ServerBusy,
     /// The handshake or the connection idled past its limit.

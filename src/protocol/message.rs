@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::files::{FileEntry, HashAlgorithm};
 use super::{ErrorCode, Permission};
 
 /// Every control message of protocol version 1.
@@ -163,6 +164,77 @@ pub enum Message {
         #[serde(default, skip_serializing_if = "is_false")]
         timed_out: bool,
     },
+
+    /// Client → server: list a directory (or describe a file), optionally the whole tree.
+    List {
+        path: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        recursive: bool,
+    },
+    /// Server → client: some entries of the listing (repeated as needed).
+    ListEntries { entries: Vec<FileEntry> },
+    /// Server → client: the listing is complete.
+    ListDone { count: u64 },
+    /// Client → server: send a file. With `offset` and `prefix_hash`, the client holds the
+    /// first `offset` bytes already and the server resumes there if they match its own.
+    Get {
+        path: String,
+        #[serde(default)]
+        hash: HashAlgorithm,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        offset: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix_hash: Option<String>,
+    },
+    /// Server → client: data frames follow from `offset` to `size`, then `get_end`.
+    GetReady {
+        size: u64,
+        mode: u32,
+        mtime_ns: i64,
+        offset: u64,
+    },
+    /// Server → client: the hash of the whole file as sent.
+    GetEnd { hash: String },
+    /// Client → server: receive a file of `size` bytes for `path` (needs `write`).
+    Put {
+        path: String,
+        size: u64,
+        mode: u32,
+        mtime_ns: i64,
+        #[serde(default)]
+        hash: HashAlgorithm,
+    },
+    /// Server → client: the server holds `offset` bytes of an earlier attempt whose hash is
+    /// `prefix_hash` (0 and none when it holds nothing).
+    PutReady {
+        offset: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix_hash: Option<String>,
+    },
+    /// Client → server: data frames follow from `offset` (the server's offset if the prefix
+    /// matched, else 0), then `put_end`.
+    PutStart { offset: u64 },
+    /// Client → server: the hash of the whole file as the client has it.
+    PutEnd { hash: String },
+    /// Server → client: verified and in place under its final name.
+    PutDone { size: u64, hash: String },
+    /// Client → server: create a directory (and its parents); on an existing directory, set
+    /// `mode` and `mtime_ns` when given (needs `write`).
+    Mkdir {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mtime_ns: Option<i64>,
+    },
+    /// Client → server: remove a file or an empty directory (needs `write`).
+    Remove { path: String },
+    /// Server → client: a `mkdir` or `remove` succeeded.
+    Done,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A terminal's type and size, for commands run on a pseudo-terminal.
@@ -211,6 +283,20 @@ pub const MESSAGE_TYPES: &[&str] = &[
     "exec_resize",
     "exec_signal",
     "exec_exit",
+    "list",
+    "list_entries",
+    "list_done",
+    "get",
+    "get_ready",
+    "get_end",
+    "put",
+    "put_ready",
+    "put_start",
+    "put_end",
+    "put_done",
+    "mkdir",
+    "remove",
+    "done",
 ];
 
 /// Why a message frame's body is not a message.
@@ -318,6 +404,20 @@ impl Message {
             Message::ExecResize { .. } => "exec_resize",
             Message::ExecSignal { .. } => "exec_signal",
             Message::ExecExit { .. } => "exec_exit",
+            Message::List { .. } => "list",
+            Message::ListEntries { .. } => "list_entries",
+            Message::ListDone { .. } => "list_done",
+            Message::Get { .. } => "get",
+            Message::GetReady { .. } => "get_ready",
+            Message::GetEnd { .. } => "get_end",
+            Message::Put { .. } => "put",
+            Message::PutReady { .. } => "put_ready",
+            Message::PutStart { .. } => "put_start",
+            Message::PutEnd { .. } => "put_end",
+            Message::PutDone { .. } => "put_done",
+            Message::Mkdir { .. } => "mkdir",
+            Message::Remove { .. } => "remove",
+            Message::Done => "done",
         }
     }
 }
@@ -425,6 +525,58 @@ mod tests {
                 signal: Some(9),
                 timed_out: true,
             },
+            Message::List {
+                path: "a b/c".into(),
+                recursive: true,
+            },
+            Message::ListEntries {
+                entries: vec![FileEntry {
+                    path: "世界.txt".into(),
+                    kind: crate::protocol::files::FileKind::Symlink,
+                    size: 0,
+                    mode: 0o777,
+                    mtime_ns: 1_700_000_000_123_456_789,
+                    target: Some("x".into()),
+                }],
+            },
+            Message::ListDone { count: 1 },
+            Message::Get {
+                path: "f".into(),
+                hash: HashAlgorithm::Sha256,
+                offset: 10,
+                prefix_hash: Some("ab".into()),
+            },
+            Message::GetReady {
+                size: 100,
+                mode: 0o644,
+                mtime_ns: -5,
+                offset: 10,
+            },
+            Message::GetEnd { hash: "cd".into() },
+            Message::Put {
+                path: "f".into(),
+                size: 3,
+                mode: 0o600,
+                mtime_ns: 7,
+                hash: HashAlgorithm::Blake3,
+            },
+            Message::PutReady {
+                offset: 0,
+                prefix_hash: None,
+            },
+            Message::PutStart { offset: 0 },
+            Message::PutEnd { hash: "ef".into() },
+            Message::PutDone {
+                size: 3,
+                hash: "ef".into(),
+            },
+            Message::Mkdir {
+                path: "d".into(),
+                mode: Some(0o700),
+                mtime_ns: None,
+            },
+            Message::Remove { path: "d".into() },
+            Message::Done,
         ]
     }
 

@@ -7,12 +7,14 @@
 //! this module is its executable form, and every decoder here is a fuzz target.
 
 pub mod error_code;
+pub mod files;
 pub mod frame;
 pub mod message;
 pub mod permission;
 pub mod preamble;
 
 pub use error_code::ErrorCode;
+pub use files::{FileEntry, FileKind, HashAlgorithm};
 pub use frame::{Frame, FrameError};
 pub use message::{Message, MessageError, TtySize};
 pub use permission::{Permission, Permissions};

@@ -72,6 +72,8 @@ async fn session(
         }
     };
     info!(%peer, user = identity.user.as_deref().unwrap_or("anonymous"), permissions = %identity.permissions, "session open");
+    // Clients accept frames up to the limit the server announced in `welcome`.
+    conn.set_peer_max_frame(limits.max_frame_bytes);
     let ctx = SessionContext {
         identity,
         chat: Arc::clone(&state.chat),

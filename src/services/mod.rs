@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod echo;
 pub mod exec;
+pub mod files;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -64,6 +65,37 @@ where
             };
             exec::serve_exec(conn, request, ctx).await
         }
+        Message::List { path, recursive } => {
+            files::server::serve_list(conn, path, recursive, ctx).await
+        }
+        Message::Get {
+            path,
+            hash,
+            offset,
+            prefix_hash,
+        } => files::server::serve_get(conn, path, hash, offset, prefix_hash, ctx).await,
+        Message::Put {
+            path,
+            size,
+            mode,
+            mtime_ns,
+            hash,
+        } => {
+            let put = files::server::PutRequest {
+                path,
+                size,
+                mode,
+                mtime_ns,
+                algorithm: hash,
+            };
+            files::server::serve_put(conn, put, ctx).await
+        }
+        Message::Mkdir {
+            path,
+            mode,
+            mtime_ns,
+        } => files::server::serve_mkdir(conn, path, mode, mtime_ns, ctx).await,
+        Message::Remove { path } => files::server::serve_remove(conn, path, ctx).await,
         other => {
             let message = format!("'{}' is not a request", other.kind());
             conn.write_message(&Message::error(ErrorCode::UnexpectedMessage, message))

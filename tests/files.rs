@@ -1,0 +1,740 @@
+//! Files against a real server: boundary sizes, trees, resume, tampering, the sandbox,
+//! permissions, and concurrent writers.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use common::{TestServer, config_with_user, output};
+use ferry::client::ClientError;
+use ferry::config::ServerConfig;
+use ferry::connection::{BoxedStream, Connection};
+use ferry::protocol::{ErrorCode, HashAlgorithm};
+use ferry::services::files::client::{self, NoProgress, Progress};
+use ferry::services::files::transfer::CHUNK;
+
+async fn writer_server() -> (TestServer, String) {
+    let (config, token) = config_with_user("writer", "read,write");
+    (TestServer::start(config).await, token.to_string())
+}
+
+async fn session(server: &TestServer, token: Option<&str>) -> Connection<BoxedStream> {
+    server
+        .client(token.map(|t| t.parse().unwrap()))
+        .await
+        .into_connection()
+}
+
+/// Deterministic bytes that differ at every offset.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
+        .collect()
+}
+
+fn root(server: &TestServer) -> std::path::PathBuf {
+    server.dir.path().join("root")
+}
+
+fn partials_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".ferry-part"))
+        .collect()
+}
+
+#[tokio::test]
+async fn boundary_sizes_round_trip_verified_with_both_hashes() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let mut conn = session(&server, Some(&token)).await;
+    for (i, size) in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 7]
+        .into_iter()
+        .enumerate()
+    {
+        for algorithm in [HashAlgorithm::Blake3, HashAlgorithm::Sha256] {
+            let data = pattern(size, i as u8);
+            let local = work.path().join(format!("in-{size}"));
+            std::fs::write(&local, &data).unwrap();
+            let remote = format!("f-{size}-{}", algorithm.name());
+            let up = client::put_file(&mut conn, &local, &remote, algorithm, &mut NoProgress)
+                .await
+                .unwrap();
+            assert_eq!((up.size, up.resumed_from), (size as u64, 0));
+            assert_eq!(
+                std::fs::read(root(&server).join(&remote)).unwrap(),
+                data,
+                "{size}"
+            );
+            let back = work.path().join(format!("out-{size}-{}", algorithm.name()));
+            let down = client::get_file(&mut conn, &remote, &back, algorithm, &mut NoProgress)
+                .await
+                .unwrap();
+            assert_eq!(down.hash, up.hash);
+            assert_eq!(std::fs::read(&back).unwrap(), data, "{size}");
+        }
+    }
+    assert!(partials_in(&root(&server)).is_empty());
+    assert!(partials_in(work.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trees_round_trip_with_names_modes_and_mtimes() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    for dir in ["a/b/c", "empty", "with space/世界"] {
+        std::fs::create_dir_all(tree.join(dir)).unwrap();
+    }
+    std::fs::write(tree.join("a/b/c/deep.bin"), pattern(CHUNK + 3, 1)).unwrap();
+    std::fs::write(tree.join("a/empty-file"), b"").unwrap();
+    std::fs::write(tree.join("with space/世界/你好.txt"), "你好\n").unwrap();
+    std::fs::set_permissions(
+        tree.join("a/empty-file"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::set_permissions(tree.join("a/b"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    std::fs::File::open(tree.join("a/b/c/deep.bin"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    std::fs::File::open(tree.join("empty"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+
+    let mut put = server.ferry("put");
+    put.env("FERRY_TOKEN", &token)
+        .arg("-r")
+        .arg(&tree)
+        .arg("copy");
+    let out = output(put).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let back = work.path().join("back");
+    let mut get = server.ferry("get");
+    get.env("FERRY_TOKEN", &token)
+        .args(["-r", "copy"])
+        .arg(&back);
+    let out = output(get).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for rel in [
+        "a/b/c/deep.bin",
+        "a/empty-file",
+        "with space/世界/你好.txt",
+        "empty",
+        "a/b",
+    ] {
+        let (src, dst) = (tree.join(rel), back.join(rel));
+        let (m1, m2) = (
+            std::fs::metadata(&src).unwrap(),
+            std::fs::metadata(&dst).unwrap(),
+        );
+        assert_eq!(m1.is_dir(), m2.is_dir(), "{rel}");
+        assert_eq!(m1.mode() & 0o7777, m2.mode() & 0o7777, "{rel} mode");
+        assert_eq!(m1.mtime(), m2.mtime(), "{rel} mtime");
+        if m1.is_file() {
+            assert_eq!(
+                std::fs::read(&src).unwrap(),
+                std::fs::read(&dst).unwrap(),
+                "{rel}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlinks_in_a_tree_are_refused_clearly() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("t");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("real"), "x").unwrap();
+    std::os::unix::fs::symlink("real", tree.join("link")).unwrap();
+    let mut put = server.ferry("put");
+    put.env("FERRY_TOKEN", &token).arg("-r").arg(&tree).arg("t");
+    let out = output(put).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("link: not transferred (symlink)"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(root(&server).join("t/real")).unwrap(), b"x");
+    assert!(root(&server).join("t/link").symlink_metadata().is_err());
+}
+
+/// Waits until no transfer holds `partial` (its writer finished and closed it).
+async fn wait_until_unlocked(partial: &Path) {
+    use nix::fcntl::{Flock, FlockArg};
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let file = std::fs::File::open(partial).unwrap();
+        if Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the partial stayed locked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Progress that cancels the transfer (like a killed client) after `after` bytes.
+struct StopAfter {
+    after: u64,
+    seen: u64,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Progress for StopAfter {
+    fn advance(&mut self, bytes: u64) {
+        self.seen += bytes;
+        if self.seen >= self.after
+            && let Some(stop) = self.stop.take()
+        {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_get_resumes_from_the_verified_partial() {
+    let (server, token) = writer_server().await;
+    let data = pattern(8 * CHUNK + 11, 7);
+    std::fs::write(root(&server).join("big"), &data).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("big");
+
+    let mut conn = session(&server, Some(&token)).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut stop = StopAfter {
+        after: 3 * CHUNK as u64,
+        seen: 0,
+        stop: Some(tx),
+    };
+    tokio::select! {
+        _ = client::get_file(&mut conn, "big", &target, HashAlgorithm::Blake3, &mut stop) => panic!("finished before the interruption"),
+        _ = rx => {}
+    }
+    drop(conn); // the client dies mid-transfer
+    assert!(!target.exists(), "nothing under the final name");
+    let partial = work.path().join(".big.ferry-part");
+    wait_until_unlocked(&partial).await;
+    let held = std::fs::metadata(&partial).unwrap().len();
+    assert!(held > 0, "the partial kept what arrived");
+
+    let mut conn = session(&server, Some(&token)).await;
+    let resumed = client::get_file(
+        &mut conn,
+        "big",
+        &target,
+        HashAlgorithm::Blake3,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resumed.resumed_from, held);
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+    assert!(!partial.exists());
+}
+
+#[tokio::test]
+async fn a_partial_that_does_not_match_is_not_trusted() {
+    let (server, token) = writer_server().await;
+    let data = pattern(2 * CHUNK, 3);
+    std::fs::write(root(&server).join("f"), &data).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    // A leftover partial with the right length but wrong bytes.
+    std::fs::write(work.path().join(".f.ferry-part"), vec![0u8; CHUNK]).unwrap();
+    let mut conn = session(&server, Some(&token)).await;
+    let got = client::get_file(
+        &mut conn,
+        "f",
+        &work.path().join("f"),
+        HashAlgorithm::Blake3,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.resumed_from, 0, "mismatching prefix: started over");
+    assert_eq!(std::fs::read(work.path().join("f")).unwrap(), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_put_resumes_and_says_so() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("up.bin");
+    let data = pattern(8 * CHUNK + 5, 9);
+    std::fs::write(&source, &data).unwrap();
+
+    let mut conn = session(&server, Some(&token)).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut stop = StopAfter {
+        after: 4 * CHUNK as u64,
+        seen: 0,
+        stop: Some(tx),
+    };
+    tokio::select! {
+        _ = client::put_file(&mut conn, &source, "up.bin", HashAlgorithm::Blake3, &mut stop) => panic!("finished before the interruption"),
+        _ = rx => {}
+    }
+    drop(conn);
+    server.wait_for_active(0).await; // the server noticed, and its partial is closed
+    assert!(
+        !root(&server).join("up.bin").exists(),
+        "nothing under the final name"
+    );
+    let held = std::fs::metadata(root(&server).join(".up.bin.ferry-part"))
+        .unwrap()
+        .len();
+    assert!(held > 0);
+
+    let mut put = server.ferry("put");
+    put.env("FERRY_TOKEN", &token).arg(&source).arg("up.bin");
+    let out = output(put).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("resuming at {held} bytes")),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(root(&server).join("up.bin")).unwrap(), data);
+    assert!(partials_in(&root(&server)).is_empty());
+}
+
+#[tokio::test]
+async fn a_tampered_put_is_detected_and_nothing_is_kept() {
+    use ferry::protocol::Message;
+    let (server, token) = writer_server().await;
+    let mut conn = session(&server, Some(&token)).await;
+    conn.write_message(&Message::Put {
+        path: "t.bin".into(),
+        size: 4,
+        mode: 0o644,
+        mtime_ns: 0,
+        hash: HashAlgorithm::Blake3,
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        conn.read_message().await.unwrap(),
+        Message::PutReady { offset: 0, .. }
+    ));
+    conn.write_message(&Message::PutStart { offset: 0 })
+        .await
+        .unwrap();
+    conn.write_data(0, b"evil").await.unwrap();
+    // The hash of what the sender meant, not of what arrived.
+    let mut meant = ferry::services::files::hashing::Hasher::new(HashAlgorithm::Blake3);
+    meant.update(b"good");
+    conn.write_message(&Message::PutEnd {
+        hash: meant.finish_hex(),
+    })
+    .await
+    .unwrap();
+    match conn.read_message().await.unwrap() {
+        Message::Error { code, message, .. } => {
+            assert_eq!(code, ErrorCode::Integrity);
+            assert!(message.contains("nothing was kept"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!root(&server).join("t.bin").exists());
+    assert!(partials_in(&root(&server)).is_empty());
+}
+
+#[tokio::test]
+async fn a_tampered_get_is_detected_and_nothing_is_kept() {
+    use ferry::protocol::{Message, Mode, Preamble};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A fake server that sends bytes and a hash that does not match them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut pre = [0u8; 8];
+        tcp.read_exact(&mut pre).await.unwrap();
+        tcp.write_all(&Preamble::new(Mode::Plaintext).encode())
+            .await
+            .unwrap();
+        let mut conn = Connection::new(tcp);
+        assert!(matches!(
+            conn.read_message().await.unwrap(),
+            Message::Hello { .. }
+        ));
+        conn.write_message(&Message::Welcome {
+            server: "fake".into(),
+            user: None,
+            permissions: vec![],
+            max_frame: 1 << 20,
+            signature: None,
+        })
+        .await
+        .unwrap();
+        assert!(matches!(
+            conn.read_message().await.unwrap(),
+            Message::Get { .. }
+        ));
+        conn.write_message(&Message::GetReady {
+            size: 4,
+            mode: 0o644,
+            mtime_ns: 0,
+            offset: 0,
+        })
+        .await
+        .unwrap();
+        conn.write_data(0, b"evil").await.unwrap();
+        conn.write_message(&Message::GetEnd {
+            hash: "00".repeat(32),
+        })
+        .await
+        .unwrap();
+        let _ = conn.read_frame().await;
+    });
+    let home = tempfile::tempdir().unwrap();
+    let options = ferry::client::ClientOptions {
+        server: addr.to_string(),
+        token: None,
+        plaintext: true,
+        home: home.path().to_path_buf(),
+        connect_timeout: common::WAIT,
+    };
+    let mut conn = ferry::client::Client::connect(&options)
+        .await
+        .unwrap()
+        .into_connection();
+    let target = home.path().join("got");
+    let err = client::get_file(
+        &mut conn,
+        "x",
+        &target,
+        HashAlgorithm::Blake3,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Integrity(_)), "{err}");
+    assert!(!target.exists());
+    assert!(partials_in(home.path()).is_empty());
+    drop(conn);
+    fake.await.unwrap();
+}
+
+#[tokio::test]
+async fn nothing_outside_the_root_is_read_or_written() {
+    let (server, token) = writer_server().await;
+    let outside = server.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), "s3cret").unwrap();
+    std::os::unix::fs::symlink(&outside, root(&server).join("escape")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret"), root(&server).join("secret-link")).unwrap();
+    nix::unistd::mkfifo(&root(&server).join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("x");
+    std::fs::write(&local, "payload").unwrap();
+    let mut conn = session(&server, Some(&token)).await;
+
+    for (path, code) in [
+        ("../outside/secret", ErrorCode::BadPath),
+        ("/etc/passwd", ErrorCode::BadPath),
+        ("escape/secret", ErrorCode::BadPath),
+        ("secret-link", ErrorCode::BadPath),
+        ("fifo", ErrorCode::NotAFile),
+        ("missing", ErrorCode::NotFound),
+    ] {
+        let err = client::get_file(
+            &mut conn,
+            path,
+            &work.path().join("out"),
+            HashAlgorithm::Blake3,
+            &mut NoProgress,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Server { code: c, .. } if c == code),
+            "get {path}: {err}"
+        );
+    }
+    for (path, code) in [
+        ("../x", ErrorCode::BadPath),
+        ("/tmp/x", ErrorCode::BadPath),
+        ("escape/new", ErrorCode::BadPath),
+        ("secret-link", ErrorCode::BadPath),
+        ("fifo", ErrorCode::NotAFile),
+    ] {
+        let err = client::put_file(
+            &mut conn,
+            &local,
+            path,
+            HashAlgorithm::Blake3,
+            &mut NoProgress,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Server { code: c, .. } if c == code),
+            "put {path}: {err}"
+        );
+    }
+    let err = client::mkdir(&mut conn, "escape/newdir", None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Server {
+                code: ErrorCode::BadPath,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = client::list(&mut conn, "escape", false).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Server {
+                code: ErrorCode::BadPath,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret")).unwrap(),
+        "s3cret"
+    );
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        1,
+        "nothing was written outside"
+    );
+    assert!(
+        partials_in(work.path()).is_empty(),
+        "failed gets leave no partial"
+    );
+}
+
+#[tokio::test]
+async fn reading_needs_read_and_writing_needs_write() {
+    let mut config = ServerConfig::default();
+    config.anonymous.allow = vec![];
+    let server = TestServer::start(config).await;
+    std::fs::write(root(&server).join("f"), "x").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut conn = session(&server, None).await;
+    let err = client::get_file(
+        &mut conn,
+        "f",
+        &work.path().join("f"),
+        HashAlgorithm::Blake3,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Server {
+                code: ErrorCode::PermissionDenied,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = client::list(&mut conn, "", false).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Server {
+                code: ErrorCode::PermissionDenied,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    let default = TestServer::start(ServerConfig::default()).await;
+    let mut conn = session(&default, None).await;
+    std::fs::write(work.path().join("local"), "y").unwrap();
+    let err = client::put_file(
+        &mut conn,
+        &work.path().join("local"),
+        "up",
+        HashAlgorithm::Blake3,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Server {
+                code: ErrorCode::PermissionDenied,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = client::remove(&mut conn, "anything").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Server {
+                code: ErrorCode::PermissionDenied,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!root(&default).join("up").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_putting_the_same_path_never_mix() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (pattern(6 * CHUNK, 0xaa), pattern(6 * CHUNK, 0x55));
+    std::fs::write(work.path().join("a"), &a).unwrap();
+    std::fs::write(work.path().join("b"), &b).unwrap();
+    let server = std::sync::Arc::new(server);
+    let mut tasks = Vec::new();
+    for name in ["a", "b"] {
+        let (server, token, source) = (server.clone(), token.clone(), work.path().join(name));
+        tasks.push(tokio::spawn(async move {
+            let mut conn = session(&server, Some(&token)).await;
+            client::put_file(
+                &mut conn,
+                &source,
+                "same.bin",
+                HashAlgorithm::Blake3,
+                &mut NoProgress,
+            )
+            .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let got = std::fs::read(root(&server).join("same.bin")).unwrap();
+    assert!(got == a || got == b, "the file is one upload, whole");
+    assert!(partials_in(&root(&server)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ls_get_and_put_through_the_binary_with_json() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("hello.txt"), "hello\n").unwrap();
+    let mut put = server.ferry("put");
+    put.env("FERRY_TOKEN", &token)
+        .arg(work.path().join("hello.txt"))
+        .args(["--json", "--sha256"]);
+    let out = output(put).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["algorithm"], "sha256");
+    assert_eq!(
+        summary["hash"],
+        "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+    );
+    assert_eq!(summary["to"], "hello.txt");
+
+    let mut ls = server.ferry("ls");
+    ls.env("FERRY_TOKEN", &token).arg("--json");
+    let out = output(ls).await;
+    let entries: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(entries[0]["path"], "hello.txt");
+    assert_eq!(entries[0]["size"], 6);
+
+    let mut get = server.ferry("get");
+    get.env("FERRY_TOKEN", &token)
+        .arg("hello.txt")
+        .arg(work.path().join("copy.txt"))
+        .arg("-v");
+    let out = output(get).await;
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("verified blake3"),
+        "-v shows the hash"
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("copy.txt")).unwrap(),
+        "hello\n"
+    );
+    assert!(out.stdout.is_empty(), "no progress bar or noise in a pipe");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_in_flight_do_not_block_chat() {
+    let (server, token) = writer_server().await;
+    std::fs::write(root(&server).join("big"), pattern(32 * CHUNK, 1)).unwrap();
+    let server = std::sync::Arc::new(server);
+    let work = tempfile::tempdir().unwrap();
+    let mut transfers = Vec::new();
+    for i in 0..3 {
+        let (server, token, target) = (
+            server.clone(),
+            token.clone(),
+            work.path().join(format!("big{i}")),
+        );
+        transfers.push(tokio::spawn(async move {
+            let mut conn = session(&server, Some(&token)).await;
+            client::get_file(
+                &mut conn,
+                "big",
+                &target,
+                HashAlgorithm::Blake3,
+                &mut NoProgress,
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let client = server.client(None).await;
+    let (mut tx, mut rx, _) = ferry::services::chat::client::join(
+        client.into_connection(),
+        ferry::services::chat::client::ChatTarget::With("babyshen".into()),
+        "reader",
+        false,
+    )
+    .await
+    .unwrap();
+    for line in ["a", "b", "c"] {
+        tx.say(line).await.unwrap();
+        let reply = format!("{line}好");
+        loop {
+            if let Some(ferry::protocol::Message::ChatMessage { text, .. }) =
+                rx.next().await.unwrap()
+                && text == reply
+            {
+                break;
+            }
+        }
+    }
+    for t in transfers {
+        assert_eq!(t.await.unwrap().size, 32 * CHUNK as u64);
+    }
+}

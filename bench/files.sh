@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# 1 GiB get and put on loopback, file in page cache: ferry (plaintext and TLS, verified) side by
+# side with nc (no verification: the floor), scp and rsync over a loopback sshd, and iperf3 as the
+# ceiling. Prints medians and ratios. Usage: bench/files.sh [SIZE_MIB] [RUNS]
+source "$(dirname "$0")/lib.sh"
+size_mib=${1:-1024}
+runs=${2:-5}
+need hyperfine hyperfine
+need nc netcat-openbsd
+need sshd openssh-server
+need rsync rsync
+need iperf3 iperf3
+
+config=$work/ferry.toml
+token=$("$ferry" user add bench --allow read,write --config "$config" 2>/dev/null)
+export FERRY_TOKEN=$token
+mkdir -p "$work/root" "$work/local"
+head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/root/in.bin"
+cp "$work/root/in.bin" "$work/local/up.bin"
+cat "$work/root/in.bin" "$work/local/up.bin" >/dev/null # page cache
+"$ferry" serve --listen 127.0.0.1:0 --root "$work/root" --state "$work/tls" --config "$config" >/dev/null 2>"$work/tls.log" </dev/null &
+bench_pids+=($!)
+"$ferry" serve --listen 127.0.0.1:0 --root "$work/root" --state "$work/plain" --config "$config" --plaintext >/dev/null 2>"$work/plain.log" </dev/null &
+bench_pids+=($!)
+for _ in $(seq 100); do
+  tls=$(grep -o 'listening on [0-9.:]*' "$work/tls.log" | cut -d' ' -f3 || true)
+  plain=$(grep -o 'listening on [0-9.:]*' "$work/plain.log" | cut -d' ' -f3 || true)
+  [ -n "$tls" ] && [ -n "$plain" ] && break
+  sleep 0.05
+done
+"$ferry" ls --server "$tls" >/dev/null 2>&1 # pin
+
+# nc: a receiver loop writing to a file; each run sends the file once (-N: half-close, then
+# wait for the receiver to finish).
+nc_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+# A private sshd for scp and rsync.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
+mkdir -p "$work/ssh" && cp "$work/client_key.pub" "$work/ssh/authorized_keys"
+mkdir -p /run/sshd
+/usr/sbin/sshd -D -p "$port" -o ListenAddress=127.0.0.1 -h "$work/host_key" \
+  -o AuthorizedKeysFile="$work/ssh/authorized_keys" -o PasswordAuthentication=no \
+  -o StrictModes=no -o UsePAM=no -o PidFile="$work/sshd.pid" 2>"$work/sshd.log" &
+bench_pids+=($!)
+ssh_opts="-i $work/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o GSSAPIAuthentication=no -q"
+for _ in $(seq 100); do ssh -p "$port" $ssh_opts 127.0.0.1 true 2>/dev/null && break; sleep 0.1; done
+
+iperf3 -s -B 127.0.0.1 -p "$nc_port" -1 >/dev/null 2>&1 &
+sleep 0.3
+ceiling=$(iperf3 -c 127.0.0.1 -p "$nc_port" -t 3 -J 2>/dev/null | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/8e6))' || echo "?")
+(while true; do nc -l 127.0.0.1 "$nc_port" >"$work/local/nc.out"; done) >/dev/null 2>&1 &
+bench_pids+=($!)
+
+machine
+echo "file: ${size_mib} MiB, in page cache; iperf3 loopback ceiling: ${ceiling} MB/s"
+# Untimed before each run: clean the targets, and wait until nc listens again (LISTEN = 0A).
+listening="grep -qi ':$(printf %04X "$nc_port") 00000000:0000 0A' /proc/net/tcp"
+rm_out="rm -f $work/local/out.bin $work/local/.out.bin.ferry-part $work/root/up.bin; until $listening; do sleep 0.01; done"
+hyperfine --shell=bash --warmup 1 --runs "$runs" --prepare "$rm_out" --export-json "$work/files.json" \
+  -n "nc (send, unverified)" "nc -N 127.0.0.1 $nc_port < $work/root/in.bin" \
+  -n "ferry get --plaintext" "$ferry get --server $plain --plaintext in.bin $work/local/out.bin" \
+  -n "ferry put --plaintext" "$ferry put --server $plain --plaintext $work/local/up.bin up.bin" \
+  -n "ferry get (TLS)" "$ferry get --server $tls in.bin $work/local/out.bin" \
+  -n "ferry put (TLS)" "$ferry put --server $tls $work/local/up.bin up.bin" \
+  -n "scp get" "scp $ssh_opts -P $port 127.0.0.1:$work/root/in.bin $work/local/out.bin" \
+  -n "rsync get" "rsync -a --whole-file -e 'ssh -p $port $ssh_opts' 127.0.0.1:$work/root/in.bin $work/local/out.bin" \
+  >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log"; exit 1; }
+python3 - "$work/files.json" "$size_mib" <<'PY'
+import json, sys
+results = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
+mib = int(sys.argv[2])
+for name, t in results.items():
+    print(f"{name:24s} median {t:7.3f} s  {mib * 1048576 / t / 1e6:8.0f} MB/s")
+nc = results.get("nc (send, unverified)")
+def ratio(a, b):
+    return f"{results[b] / results[a]:.2f}x" if a in results and b in results else "n/a"
+print(f"ferry get --plaintext vs nc: {ratio('ferry get --plaintext', 'nc (send, unverified)')} of nc's speed")
+print(f"ferry put --plaintext vs nc: {ratio('ferry put --plaintext', 'nc (send, unverified)')} of nc's speed")
+print(f"ferry get (TLS) vs scp:      {ratio('ferry get (TLS)', 'scp get')} scp's speed")
+print(f"ferry put (TLS) vs scp:      {ratio('ferry put (TLS)', 'scp get')} scp's speed")
+print(f"ferry get (TLS) vs rsync:    {ratio('ferry get (TLS)', 'rsync get')} rsync's speed")
+PY

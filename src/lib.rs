@@ -8,6 +8,8 @@
 //! - [`connection`]: the only code that reads and writes frames on a stream.
 //! - [`protocol`]: frames and messages, pure and I/O-free.
 //!
+//! Beside them, [`legacy`] keeps the seed's byte protocols on listeners of their own.
+//!
 //! Cross-cutting: [`auth`], [`tls`], [`config`], [`shutdown`]. The wire format is specified
 //! in PROTOCOL.md.
 
@@ -18,6 +20,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod legacy;
 pub mod protocol;
 pub mod server;
 pub mod services;

@@ -9,6 +9,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
+use crate::legacy::LegacySpec;
 use crate::server::{Server, ServerOptions};
 
 /// The listen address when neither flag nor config names one: loopback only.
@@ -31,6 +32,10 @@ pub struct ServeArgs {
     /// Serve plaintext instead of TLS (clients must pass --plaintext too).
     #[arg(long)]
     pub plaintext: bool,
+    /// Also speak one of the seed's protocols on its own listener: chatbot, upper, shell (no
+    /// auth: loopback only) or ftp, e.g. --legacy chatbot=127.0.0.1:9001. Repeatable.
+    #[arg(long, value_name = "NAME=ADDR")]
+    pub legacy: Vec<LegacySpec>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -61,6 +66,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         root,
         state_dir,
         plaintext,
+        legacy: args.legacy,
     })
     .await?;
     let addr = server.local_addr()?;
@@ -73,6 +79,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tracing::warn!(%addr, "plaintext on a non-loopback address: anyone on the network can read the traffic");
             }
         }
+    }
+    for (spec, bound) in server.legacy_addrs()? {
+        eprintln!(
+            "ferry: legacy {spec}: listening on {bound} (the seed's protocol: no TLS, no auth)"
+        );
     }
     eprintln!(
         "ferry: root {}, {users} user(s), anonymous may {}",

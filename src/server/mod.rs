@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::{ExecConfig, Limits, ServerConfig};
+use crate::legacy::{LegacyListener, LegacySpec};
 use crate::protocol::ErrorCode;
 use crate::services::chat::{self, hub::ChatHub};
 use crate::shutdown::Shutdown;
@@ -37,6 +38,8 @@ pub struct ServerOptions {
     /// Holds the TLS identity.
     pub state_dir: PathBuf,
     pub plaintext: bool,
+    /// The seed's protocols, each on its own listener.
+    pub legacy: Vec<LegacySpec>,
 }
 
 /// Why a server could not start.
@@ -53,6 +56,11 @@ pub enum ServerError {
     Identity(#[from] crate::tls::identity::IdentityError),
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("cannot listen on {spec}: {source}")]
+    LegacyBind {
+        spec: LegacySpec,
+        source: std::io::Error,
+    },
     #[error("invalid user credential in config: {0}")]
     Credential(#[from] crate::auth::scram::BadCredential),
 }
@@ -112,6 +120,8 @@ pub struct ServerState {
 /// A bound server, ready to [`Server::run`].
 pub struct Server {
     listener: TcpListener,
+    legacy: Vec<LegacyListener>,
+    bot: Arc<crate::config::BotConfig>,
     state: Arc<ServerState>,
     fingerprint: Option<String>,
 }
@@ -148,6 +158,18 @@ impl Server {
                     addr: options.listen,
                     source,
                 })?;
+        let mut legacy = Vec::new();
+        for spec in &options.legacy {
+            let bound =
+                LegacyListener::bind(*spec)
+                    .await
+                    .map_err(|source| ServerError::LegacyBind {
+                        spec: *spec,
+                        source,
+                    })?;
+            legacy.push(bound);
+        }
+        let bot = Arc::new(options.config.chat.bot.clone());
         let state = ServerState {
             limits: options.config.limits.clone(),
             auth: Authenticator::from_config(&options.config)?,
@@ -161,6 +183,8 @@ impl Server {
         chat::bot::spawn(&state.chat);
         Ok(Server {
             listener,
+            legacy,
+            bot,
             state: Arc::new(state),
             fingerprint,
         })
@@ -172,6 +196,17 @@ impl Server {
     /// The socket's address cannot be read.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The legacy listeners' kinds and bound addresses.
+    ///
+    /// # Errors
+    /// A socket's address cannot be read.
+    pub fn legacy_addrs(&self) -> std::io::Result<Vec<(LegacySpec, SocketAddr)>> {
+        self.legacy
+            .iter()
+            .map(|l| Ok((l.spec, l.local_addr()?)))
+            .collect()
     }
 
     /// The TLS identity's fingerprint; `None` in plaintext mode.
@@ -190,6 +225,13 @@ impl Server {
         let shutdown = Shutdown::new(stop);
         let permits = Arc::new(Semaphore::new(self.state.limits.max_connections));
         let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
+        for listener in self.legacy {
+            let (bot, root) = (Arc::clone(&self.bot), Arc::clone(&self.state.root));
+            let max = self.state.limits.max_connections;
+            shutdown
+                .tracker
+                .spawn(listener.run(bot, root, max, shutdown.clone()));
+        }
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.begin.cancelled() => break,

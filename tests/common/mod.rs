@@ -31,6 +31,8 @@ pub struct TestServer {
     pub dir: TempDir,
     stop: CancellationToken,
     task: JoinHandle<bool>,
+    /// Addresses of the legacy listeners, in the order asked for.
+    pub legacy_addrs: Vec<SocketAddr>,
 }
 
 impl TestServer {
@@ -45,6 +47,25 @@ impl TestServer {
     }
 
     async fn start_with(config: ServerConfig, plaintext: bool) -> TestServer {
+        Self::start_full(config, plaintext, Vec::new()).await
+    }
+
+    /// Starts a plaintext server with the seed's protocols on legacy listeners (port 0 each).
+    pub async fn start_with_legacy(kinds: &[&str]) -> (TestServer, Vec<SocketAddr>) {
+        let specs = kinds
+            .iter()
+            .map(|k| format!("{k}=127.0.0.1:0").parse().unwrap())
+            .collect();
+        let server = Self::start_full(ServerConfig::default(), true, specs).await;
+        let addrs = server.legacy_addrs.clone();
+        (server, addrs)
+    }
+
+    async fn start_full(
+        config: ServerConfig,
+        plaintext: bool,
+        legacy: Vec<ferry::legacy::LegacySpec>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("root")).unwrap();
         let server = Server::bind(ServerOptions {
@@ -53,10 +74,17 @@ impl TestServer {
             root: dir.path().join("root"),
             state_dir: dir.path().join("state"),
             plaintext,
+            legacy,
         })
         .await
         .unwrap();
         let addr = server.local_addr().unwrap();
+        let legacy_addrs = server
+            .legacy_addrs()
+            .unwrap()
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
         let fingerprint = server.fingerprint().map(str::to_string);
         let state = server.state();
         let stop = CancellationToken::new();
@@ -68,6 +96,7 @@ impl TestServer {
             dir,
             stop,
             task,
+            legacy_addrs,
         }
     }
 

@@ -1,0 +1,102 @@
+//! The seed's toy FTP: `get FILENAME` answers the file's size as ASCII digits, waits for the
+//! client's ack, sends the file's bytes, then its MD5 as 32 hex characters. Names resolve under
+//! the server root through ferry's sandbox; anything else gets one clear error line.
+
+use md5::{Digest, Md5};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::services::files::sandbox::Sandbox;
+
+/// What a received chunk asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    Get(String),
+    /// Anything else: the error line to send.
+    Invalid(String),
+}
+
+/// Parses one chunk: `get NAME` (the seed split on white space).
+pub fn parse(chunk: &[u8]) -> Request {
+    let text = String::from_utf8_lossy(chunk);
+    let mut words = text.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some("get"), Some(name), None) => Request::Get(name.to_string()),
+        _ => Request::Invalid("error: expected 'get FILENAME'\n".into()),
+    }
+}
+
+/// Serves one caller until it leaves.
+///
+/// # Errors
+/// Socket errors.
+pub async fn serve(mut tcp: TcpStream, sandbox: &Sandbox) -> std::io::Result<()> {
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let name = match parse(&buf[..n]) {
+            Request::Get(name) => name,
+            Request::Invalid(line) => {
+                tcp.write_all(line.as_bytes()).await?;
+                continue;
+            }
+        };
+        let opened = sandbox
+            .resolve(&name)
+            .map_err(|e| e.message)
+            .and_then(|path| {
+                let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+                let meta = file.metadata().map_err(|e| e.to_string())?;
+                if meta.is_file() {
+                    Ok((path, meta.len()))
+                } else {
+                    Err(format!("'{name}' is not a regular file"))
+                }
+            });
+        let (path, size) = match opened {
+            Ok(found) => found,
+            Err(message) => {
+                tcp.write_all(format!("error: {message}\n").as_bytes())
+                    .await?;
+                continue;
+            }
+        };
+        tcp.write_all(size.to_string().as_bytes()).await?;
+        if tcp.read(&mut buf).await? == 0 {
+            return Ok(()); // no ack: the caller left
+        }
+        let mut file = tokio::fs::File::open(&path).await?;
+        let mut md5 = Md5::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut left = size;
+        while left > 0 {
+            let want = usize::try_from(left).map_or(chunk.len(), |l| l.min(chunk.len()));
+            let got = file.read(&mut chunk[..want]).await?;
+            if got == 0 {
+                break; // the file shrank; the client's MD5 check will say so
+            }
+            md5.update(&chunk[..got]);
+            tcp.write_all(&chunk[..got]).await?;
+            left -= got as u64;
+        }
+        let digest: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        tcp.write_all(digest.as_bytes()).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_get_and_refuses_the_rest() {
+        assert_eq!(parse(b"get data.bin"), Request::Get("data.bin".into()));
+        assert_eq!(parse(b"  get   a.txt \n"), Request::Get("a.txt".into()));
+        for bad in [&b"put x"[..], b"get", b"get a b", b"\xff\xfe", b""] {
+            assert!(matches!(parse(bad), Request::Invalid(_)), "{bad:?}");
+        }
+    }
+}

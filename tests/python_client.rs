@@ -161,3 +161,100 @@ async fn python_client_chats_with_the_bot_and_a_room() {
     .unwrap();
     assert_eq!(got, ("py".to_string(), "hello from python".to_string()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_runs_commands_with_their_exit_status_and_streams() {
+    let (config, token) = config_with_user("ops", "exec");
+    let server = TestServer::start(config).await;
+    let token = token.to_string();
+    let cmd = with_command(
+        python(&server, &["--token", &token]),
+        &[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; tr a-z A-Z; exit 7",
+        ],
+    );
+    let out = common::output_with_stdin(cmd, "piped in\n").await;
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\nPIPED IN\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().last(), Some("err"), "{stderr}");
+
+    let cmd = with_command(python(&server, &[]), &["exec", "--", "true"]);
+    let out = common::output_with_stdin(cmd, "").await;
+    assert_eq!(out.status.code(), Some(255), "anonymous exec is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exec"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_puts_and_gets_files_verified_with_sha256() {
+    let (config, token) = config_with_user("writer", "read,write");
+    let server = TestServer::start(config).await;
+    let token = token.to_string();
+    let work = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..3_000_001u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+        .collect();
+    let local = work.path().join("in.bin");
+    std::fs::write(&local, &data).unwrap();
+
+    let out = common::output_with_stdin(
+        with_command(
+            python(&server, &["--token", &token]),
+            &["put", local.to_str().unwrap(), "up.bin"],
+        ),
+        "",
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(server.dir.path().join("root/up.bin")).unwrap(),
+        data
+    );
+    let sha = ring::digest::digest(&ring::digest::SHA256, &data);
+    let hex: String = sha.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&hex));
+
+    // A stale partial with wrong bytes is not trusted; the download is verified.
+    let back = work.path().join("back.bin");
+    std::fs::write(work.path().join(".back.bin.ferry-part"), vec![0u8; 1000]).unwrap();
+    let out = common::output_with_stdin(
+        with_command(
+            python(&server, &["--token", &token]),
+            &["get", "up.bin", back.to_str().unwrap()],
+        ),
+        "",
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+    assert!(!work.path().join(".back.bin.ferry-part").exists());
+
+    // The Rust client reads what the Python client wrote, and the hashes agree.
+    let out = output({
+        let mut cmd = server.ferry("get");
+        cmd.env("FERRY_TOKEN", &token)
+            .args(["--sha256", "--json", "up.bin"])
+            .arg(work.path().join("rust.bin"));
+        cmd
+    })
+    .await;
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["hash"], hex);
+}

@@ -8,12 +8,15 @@ pinning, the token proof (SCRAM-like, HMAC-SHA-256), and requests.
                             [--home DIR] COMMAND
     COMMAND: ping [-c N]
              chat (--room ROOM | --with NICK) [--nick NICK]   (lines from stdin)
+             exec -- CMD [ARGS...]          (stdin forwarded; exits with the remote status)
+             get REMOTE LOCAL | put LOCAL REMOTE                (verified with SHA-256)
 
 Exit status: 0 on success, 1 on any failure (one line on stderr).
 """
 
 import argparse
 import base64
+import select
 import hashlib
 import hmac
 import json
@@ -53,6 +56,13 @@ class Connection:
             chunks.append(chunk)
             n -= len(chunk)
         return b"".join(chunks)
+
+    def send_data(self, channel, payload):
+        """One data frame (section 4): raw bytes, never encoded as text."""
+        self.sock.sendall(struct.pack(">IBB", len(payload) + 2, KIND_DATA, channel) + payload)
+
+    def max_payload(self):
+        return self.max_frame - 2
 
     def send_message(self, message):
         body = json.dumps(message, separators=(",", ":")).encode()
@@ -259,6 +269,122 @@ def cmd_chat(conn, welcome, args):
     pump(lambda m: m["type"] == "chat_left")
 
 
+def cmd_exec(conn, welcome, args):
+    """Runs a command (section 5.5): stdout and stderr apart, stdin forwarded, remote status."""
+    conn.send_message({"type": "exec", "argv": args.argv})
+    started = conn.read_message()
+    if started.get("type") != "exec_started":
+        raise FerryError(f"expected exec_started, got {started.get('type')}")
+    stdin_open = True
+    raw = conn.sock
+    while True:
+        # TLS may hold decrypted bytes that select() cannot see: read those first.
+        pending = isinstance(raw, ssl.SSLSocket) and raw.pending() > 0
+        readable = [raw] if pending else select.select(
+            [raw] + ([sys.stdin] if stdin_open else []), [], [])[0]
+        if sys.stdin in readable:
+            chunk = os.read(sys.stdin.fileno(), 65536)
+            if chunk:
+                conn.send_data(0, chunk)
+            else:
+                stdin_open = False
+                conn.send_message({"type": "exec_eof"})
+        if raw in readable:
+            kind, body = conn.read_frame()
+            if kind == KIND_DATA:
+                out = sys.stdout if body[0] == 0 else sys.stderr
+                out.buffer.write(body[1:])
+                out.flush()
+                continue
+            message = json.loads(body)
+            if message.get("type") == "exec_exit":
+                if message.get("timed_out"):
+                    return 124
+                if message.get("code") is not None:
+                    return message["code"]
+                return 128 + message.get("signal", 127)
+            if message.get("type") == "error":
+                raise FerryError(message.get("message"))
+
+
+def file_digest(path, limit=None):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        left = limit
+        while left is None or left > 0:
+            chunk = f.read(1 << 20 if left is None else min(1 << 20, left))
+            if not chunk:
+                break
+            h.update(chunk)
+            if left is not None:
+                left -= len(chunk)
+    return h
+
+
+def cmd_get(conn, welcome, args):
+    """Downloads with SHA-256 verification into a partial, renamed only when it matches."""
+    partial = os.path.join(os.path.dirname(os.path.abspath(args.local)),
+                           "." + os.path.basename(args.local) + ".ferry-part")
+    held = os.path.getsize(partial) if os.path.exists(partial) else 0
+    request = {"type": "get", "path": args.remote, "hash": "sha256"}
+    if held:
+        request.update(offset=held, prefix_hash=file_digest(partial, held).hexdigest())
+    conn.send_message(request)
+    ready = conn.read_message()
+    offset, size = ready["offset"], ready["size"]
+    h = file_digest(partial, offset) if offset else hashlib.sha256()
+    if offset:
+        print(f"ferry_client: resuming at {offset} bytes", file=sys.stderr)
+    with open(partial, "r+b" if offset else "wb") as f:
+        f.seek(offset)
+        f.truncate()
+        left = size - offset
+        while left > 0:
+            kind, body = conn.read_frame()
+            if kind != KIND_DATA:
+                raise FerryError(json.loads(body).get("message", "transfer failed"))
+            data = body[1:]
+            f.write(data)
+            h.update(data)
+            left -= len(data)
+    end = conn.read_message()
+    if end["hash"] != h.hexdigest():
+        os.remove(partial)
+        raise FerryError(f"{args.remote} arrived corrupted; nothing was kept")
+    os.chmod(partial, ready["mode"])
+    os.utime(partial, ns=(ready["mtime_ns"], ready["mtime_ns"]))
+    os.replace(partial, args.local)
+    print(f"{args.local}: {size} bytes, sha256 {end['hash']}")
+
+
+def cmd_put(conn, welcome, args):
+    """Uploads with SHA-256 verification, resuming after the server's matching prefix."""
+    st = os.stat(args.local)
+    conn.send_message({"type": "put", "path": args.remote, "size": st.st_size,
+                       "mode": st.st_mode & 0o7777, "mtime_ns": st.st_mtime_ns, "hash": "sha256"})
+    ready = conn.read_message()
+    offset = ready["offset"]
+    if offset and ready.get("prefix_hash") != file_digest(args.local, offset).hexdigest():
+        offset = 0
+    if offset:
+        print(f"ferry_client: resuming at {offset} bytes", file=sys.stderr)
+    conn.send_message({"type": "put_start", "offset": offset})
+    h = file_digest(args.local, offset) if offset else hashlib.sha256()
+    with open(args.local, "rb") as f:
+        f.seek(offset)
+        while True:
+            chunk = f.read(min(1 << 20, conn.max_payload()))
+            if not chunk:
+                break
+            h.update(chunk)
+            conn.send_data(0, chunk)
+    conn.send_message({"type": "put_end", "hash": h.hexdigest()})
+    done = conn.read_message()
+    if done.get("type") != "put_done" or done["hash"] != h.hexdigest():
+        raise FerryError(f"unexpected answer {done}")
+    print(f"{args.remote}: {done['size']} bytes, sha256 {done['hash']}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default=os.environ.get("FERRY_SERVER", "127.0.0.1:9999"))
@@ -274,17 +400,32 @@ def main(argv=None):
     target.add_argument("--room")
     target.add_argument("--with", dest="with_nick")
     chat.add_argument("--nick", default=os.environ.get("USER") or "guest")
+    run = sub.add_parser("exec", help="run a command: exec -- CMD [ARGS...]")
+    run.add_argument("argv", nargs=argparse.REMAINDER)
+    get = sub.add_parser("get", help="download a file, verified")
+    get.add_argument("remote")
+    get.add_argument("local")
+    put = sub.add_parser("put", help="upload a file, verified")
+    put.add_argument("local")
+    put.add_argument("remote")
     args = parser.parse_args(argv)
+    if args.command == "exec":
+        if args.argv[:1] == ["--"]:
+            args.argv = args.argv[1:]
+        if not args.argv:
+            parser.error("exec needs a command")
 
     conn = None
     try:
         conn = connect(args.server, args.plaintext, args.home)
         welcome = handshake(conn, args.token or None)
-        {"ping": cmd_ping, "chat": cmd_chat}[args.command](conn, welcome, args)
-        return 0
+        commands = {"ping": cmd_ping, "chat": cmd_chat, "exec": cmd_exec,
+                    "get": cmd_get, "put": cmd_put}
+        status = commands[args.command](conn, welcome, args)
+        return status if isinstance(status, int) else 0
     except (FerryError, OSError, ssl.SSLError, ValueError, KeyError) as e:
         print(f"ferry_client: {e}", file=sys.stderr)
-        return 1
+        return 255 if args.command == "exec" else 1
     finally:
         if conn is not None:
             conn.close()

@@ -8,18 +8,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::{
     ServerProcess, TestServer, config_with_user, fast_failures, ferry_bin, output, raw_plaintext,
+    refusal_code,
 };
 use ferry::auth::token::Token;
-use ferry::client::{Client, ClientError};
+use ferry::client::Client;
 use ferry::config::ServerConfig;
 use ferry::protocol::{ErrorCode, Message, Permission, Permissions};
-
-fn refusal_code(err: &ClientError) -> Option<ErrorCode> {
-    match err {
-        ClientError::Server { code, .. } => Some(*code),
-        _ => None,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_add_prints_only_the_token_and_the_server_honours_it() {

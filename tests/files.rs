@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::{TestServer, config_with_user, output};
+use common::{TestServer, config_with_user, output, refusal_code};
 use ferry::client::ClientError;
 use ferry::config::ServerConfig;
 use ferry::connection::{BoxedStream, Connection};
@@ -468,10 +468,7 @@ async fn nothing_outside_the_root_is_read_or_written() {
         )
         .await
         .unwrap_err();
-        assert!(
-            matches!(err, ClientError::Server { code: c, .. } if c == code),
-            "get {path}: {err}"
-        );
+        assert_eq!(refusal_code(&err), Some(code), "get {path}: {err}");
     }
     for (path, code) in [
         ("../x", ErrorCode::BadPath),
@@ -489,35 +486,14 @@ async fn nothing_outside_the_root_is_read_or_written() {
         )
         .await
         .unwrap_err();
-        assert!(
-            matches!(err, ClientError::Server { code: c, .. } if c == code),
-            "put {path}: {err}"
-        );
+        assert_eq!(refusal_code(&err), Some(code), "put {path}: {err}");
     }
     let err = client::mkdir(&mut conn, "escape/newdir", None, None)
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Server {
-                code: ErrorCode::BadPath,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_eq!(refusal_code(&err), Some(ErrorCode::BadPath), "{err}");
     let err = client::list(&mut conn, "escape", false).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Server {
-                code: ErrorCode::BadPath,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_eq!(refusal_code(&err), Some(ErrorCode::BadPath), "{err}");
     assert_eq!(
         std::fs::read_to_string(outside.join("secret")).unwrap(),
         "s3cret"
@@ -550,25 +526,15 @@ async fn reading_needs_read_and_writing_needs_write() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Server {
-                code: ErrorCode::PermissionDenied,
-                ..
-            }
-        ),
+    assert_eq!(
+        refusal_code(&err),
+        Some(ErrorCode::PermissionDenied),
         "{err}"
     );
     let err = client::list(&mut conn, "", false).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Server {
-                code: ErrorCode::PermissionDenied,
-                ..
-            }
-        ),
+    assert_eq!(
+        refusal_code(&err),
+        Some(ErrorCode::PermissionDenied),
         "{err}"
     );
 
@@ -584,25 +550,15 @@ async fn reading_needs_read_and_writing_needs_write() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Server {
-                code: ErrorCode::PermissionDenied,
-                ..
-            }
-        ),
+    assert_eq!(
+        refusal_code(&err),
+        Some(ErrorCode::PermissionDenied),
         "{err}"
     );
     let err = client::remove(&mut conn, "anything").await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Server {
-                code: ErrorCode::PermissionDenied,
-                ..
-            }
-        ),
+    assert_eq!(
+        refusal_code(&err),
+        Some(ErrorCode::PermissionDenied),
         "{err}"
     );
     assert!(!root(&default).join("up").exists());
@@ -737,4 +693,70 @@ async fn transfers_in_flight_do_not_block_chat() {
     for t in transfers {
         assert_eq!(t.await.unwrap().size, 32 * CHUNK as u64);
     }
+}
+
+#[tokio::test]
+async fn a_server_announcing_an_offset_past_the_end_is_a_protocol_error() {
+    use ferry::protocol::{Message, Mode, Preamble};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut pre = [0u8; 8];
+        tcp.read_exact(&mut pre).await.unwrap();
+        tcp.write_all(&Preamble::new(Mode::Plaintext).encode())
+            .await
+            .unwrap();
+        let mut conn = Connection::new(tcp);
+        conn.read_message().await.unwrap();
+        conn.write_message(&Message::Welcome {
+            server: "fake".into(),
+            user: None,
+            permissions: vec![],
+            max_frame: 1 << 20,
+            signature: None,
+        })
+        .await
+        .unwrap();
+        let held = match conn.read_message().await.unwrap() {
+            Message::Get { offset, .. } => offset,
+            other => panic!("{other:?}"),
+        };
+        // Claims the client's offset, for a file shorter than that.
+        conn.write_message(&Message::GetReady {
+            size: held - 1,
+            mode: 0o644,
+            mtime_ns: 0,
+            offset: held,
+        })
+        .await
+        .unwrap();
+        let _ = conn.read_frame().await;
+    });
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".got.ferry-part"), b"0123456789").unwrap();
+    let options = ferry::client::ClientOptions {
+        server: addr.to_string(),
+        token: None,
+        plaintext: true,
+        home: home.path().to_path_buf(),
+        connect_timeout: common::WAIT,
+    };
+    let mut conn = ferry::client::Client::connect(&options)
+        .await
+        .unwrap()
+        .into_connection();
+    let err = client::get_file(
+        &mut conn,
+        "x",
+        &home.path().join("got"),
+        HashAlgorithm::Blake3,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Protocol(_)), "{err}");
+    drop(conn);
+    fake.await.unwrap();
 }

@@ -208,6 +208,14 @@ pub fn config_with_user(name: &str, allow: &str) -> (ServerConfig, Token) {
     (config, token)
 }
 
+/// The wire code of a server's refusal, if `err` is one.
+pub fn refusal_code(err: &ferry::client::ClientError) -> Option<ferry::protocol::ErrorCode> {
+    match err {
+        ferry::client::ClientError::Server { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
 /// Speed up auth refusals in tests; the delay itself is tested separately.
 pub fn fast_failures(mut config: ServerConfig) -> ServerConfig {
     config.limits.auth_failure_delay_ms = 1;

@@ -38,7 +38,10 @@ impl FloodGate {
         if self.tokens >= 1.0 {
             now
         } else {
-            now + Duration::from_secs_f64((1.0 - self.tokens) / self.per_second)
+            // Saturates instead of panicking for a vanishingly small configured rate.
+            let wait = Duration::try_from_secs_f64((1.0 - self.tokens) / self.per_second)
+                .unwrap_or(Duration::from_secs(3600));
+            now + wait
         }
     }
 
@@ -72,5 +75,13 @@ mod tests {
             gate.take(much_later);
         }
         assert!(gate.ready_at(much_later) > much_later);
+    }
+
+    #[test]
+    fn an_absurdly_slow_rate_waits_long_instead_of_panicking() {
+        let t0 = Instant::now();
+        let mut gate = FloodGate::new(1, 1e-300, t0);
+        gate.take(t0);
+        assert!(gate.ready_at(t0) >= t0 + Duration::from_secs(3600));
     }
 }

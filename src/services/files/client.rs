@@ -142,7 +142,7 @@ where
             mode,
             mtime_ns,
             offset,
-        } if offset == 0 || offset == held => (size, mode, mtime_ns, offset),
+        } if (offset == 0 || offset == held) && offset <= size => (size, mode, mtime_ns, offset),
         other => {
             if held == 0 {
                 blocking(move || partial.discard()).await?;

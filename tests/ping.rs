@@ -113,3 +113,18 @@ async fn server_address_and_token_come_from_the_environment() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_cover_every_verb() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = ferry_bin(home.path());
+    cmd.args(["completions", "bash"]);
+    let out = output(cmd).await;
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    for verb in [
+        "serve", "ping", "chat", "exec", "shell", "ls", "get", "put", "forget",
+    ] {
+        assert!(script.contains(verb), "{verb} missing");
+    }
+}

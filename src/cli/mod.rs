@@ -25,7 +25,8 @@ use crate::client::{ClientOptions, DEFAULT_SERVER};
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, long_about = None)]
 pub struct Cli {
-    /// More log output on stderr (-v debug, -vv trace); RUST_LOG overrides.
+    /// More output on stderr: -v ferry's debug logs (and transfer hashes), -vv everyone's;
+    /// RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     #[command(subcommand)]
@@ -60,6 +61,11 @@ pub enum Command {
     Rm(files::PathArgs),
     /// Forget the pinned identity of a server (after it was changed on purpose).
     Forget(forget::ForgetArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
@@ -163,5 +169,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mkdir(args) => files::mkdir(args).await,
         Command::Rm(args) => files::rm(args).await,
         Command::Forget(args) => forget::run(args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "ferry", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

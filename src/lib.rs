@@ -25,4 +25,5 @@ pub mod protocol;
 pub mod server;
 pub mod services;
 pub mod shutdown;
+pub mod stall;
 pub mod tls;

@@ -91,3 +91,23 @@ async fn connections_beyond_the_limit_are_told_the_server_is_busy() {
     server.wait_for_active(1).await;
     server.client(None).await.ping(1).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_dropped() {
+    let mut config = ServerConfig::default();
+    config.limits.write_stall_timeout_ms = 300;
+    let server = TestServer::start_plaintext(config).await;
+    let conn = raw_session(server.addr).await;
+    server.wait_for_active(1).await;
+    // Ask, ask, ask, and never read a single pong: the server's writes stall.
+    let mut tcp = conn.into_inner();
+    let ping = ferry::protocol::Message::Ping { seq: 1 }.to_frame();
+    let flood = ping.repeat(4096);
+    let writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while tcp.write_all(&flood).await.is_ok() {}
+        tcp
+    });
+    server.wait_for_active(0).await;
+    writer.abort();
+}

@@ -18,6 +18,9 @@ pub struct Limits {
     pub handshake_timeout_ms: u64,
     /// A session with no request for this long is closed, in ms. Default 10 min.
     pub idle_timeout_ms: u64,
+    /// A write the client accepts nothing of for this long ends the session, in ms (a client
+    /// that stops reading cannot hold its connection forever). Default 60 s.
+    pub write_stall_timeout_ms: u64,
     /// How long shutdown waits for sessions to finish, in ms. Default 5 s.
     pub shutdown_grace_ms: u64,
     /// Fixed delay before every authentication refusal, in ms. Default 500 ms.
@@ -35,6 +38,7 @@ impl Default for Limits {
             max_frame_bytes: DEFAULT_MAX_FRAME,
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 600_000,
+            write_stall_timeout_ms: 60_000,
             shutdown_grace_ms: 5_000,
             auth_failure_delay_ms: 500,
             auth_max_failures: 10,
@@ -79,6 +83,9 @@ impl Limits {
     }
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms)
+    }
+    pub fn write_stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_stall_timeout_ms)
     }
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)

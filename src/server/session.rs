@@ -16,6 +16,7 @@ use crate::connection::{BoxedStream, Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Message};
 use crate::services::{self, SessionContext};
 use crate::shutdown::Shutdown;
+use crate::stall::StallGuard;
 
 /// How long a closing message may take to write before the connection is dropped anyway.
 const LAST_WORD_TIMEOUT: Duration = Duration::from_secs(1);
@@ -49,6 +50,7 @@ async fn session(
         _ = shutdown.begin.cancelled() => return Err("shutdown during handshake".into()),
         stream = accept_transport(tcp, state.tls.as_ref(), deadline) => stream.map_err(|e| e.to_string())?,
     };
+    let stream: BoxedStream = Box::new(StallGuard::new(stream, limits.write_stall_timeout()));
     let mut conn = Connection::new(stream);
     conn.set_max_frame(limits.max_frame_bytes);
     let ctx = HandshakeContext {

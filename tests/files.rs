@@ -362,44 +362,20 @@ async fn a_tampered_put_is_detected_and_nothing_is_kept() {
 
 #[tokio::test]
 async fn a_tampered_get_is_detected_and_nothing_is_kept() {
-    use ferry::protocol::{Message, Mode, Preamble};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // A fake server that sends bytes and a hash that does not match them.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let fake = tokio::spawn(async move {
-        let (mut tcp, _) = listener.accept().await.unwrap();
-        let mut pre = [0u8; 8];
-        tcp.read_exact(&mut pre).await.unwrap();
-        tcp.write_all(&Preamble::new(Mode::Plaintext).encode())
-            .await
-            .unwrap();
-        let mut conn = Connection::new(tcp);
-        assert!(matches!(
-            conn.read_message().await.unwrap(),
-            Message::Hello { .. }
-        ));
-        conn.write_message(&Message::Welcome {
-            server: "fake".into(),
-            user: None,
-            permissions: vec![],
-            max_frame: 1 << 20,
-            signature: None,
-        })
-        .await
-        .unwrap();
+    use ferry::protocol::Message;
+    // The server sends bytes and a hash that does not match them.
+    let (addr, fake) = fake_server(|mut conn| async move {
         assert!(matches!(
             conn.read_message().await.unwrap(),
             Message::Get { .. }
         ));
-        conn.write_message(&Message::GetReady {
+        let ready = Message::GetReady {
             size: 4,
             mode: 0o644,
             mtime_ns: 0,
             offset: 0,
-        })
-        .await
-        .unwrap();
+        };
+        conn.write_message(&ready).await.unwrap();
         conn.write_data(0, b"evil").await.unwrap();
         conn.write_message(&Message::GetEnd {
             hash: "00".repeat(32),
@@ -407,19 +383,10 @@ async fn a_tampered_get_is_detected_and_nothing_is_kept() {
         .await
         .unwrap();
         let _ = conn.read_frame().await;
-    });
+    })
+    .await;
     let home = tempfile::tempdir().unwrap();
-    let options = ferry::client::ClientOptions {
-        server: addr.to_string(),
-        token: None,
-        plaintext: true,
-        home: home.path().to_path_buf(),
-        connect_timeout: common::WAIT,
-    };
-    let mut conn = ferry::client::Client::connect(&options)
-        .await
-        .unwrap()
-        .into_connection();
+    let mut conn = connect_plaintext(addr, home.path()).await;
     let target = home.path().join("got");
     let err = client::get_file(
         &mut conn,
@@ -697,56 +664,26 @@ async fn transfers_in_flight_do_not_block_chat() {
 
 #[tokio::test]
 async fn a_server_announcing_an_offset_past_the_end_is_a_protocol_error() {
-    use ferry::protocol::{Message, Mode, Preamble};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let fake = tokio::spawn(async move {
-        let (mut tcp, _) = listener.accept().await.unwrap();
-        let mut pre = [0u8; 8];
-        tcp.read_exact(&mut pre).await.unwrap();
-        tcp.write_all(&Preamble::new(Mode::Plaintext).encode())
-            .await
-            .unwrap();
-        let mut conn = Connection::new(tcp);
-        conn.read_message().await.unwrap();
-        conn.write_message(&Message::Welcome {
-            server: "fake".into(),
-            user: None,
-            permissions: vec![],
-            max_frame: 1 << 20,
-            signature: None,
-        })
-        .await
-        .unwrap();
+    use ferry::protocol::Message;
+    let (addr, fake) = fake_server(|mut conn| async move {
         let held = match conn.read_message().await.unwrap() {
             Message::Get { offset, .. } => offset,
             other => panic!("{other:?}"),
         };
         // Claims the client's offset, for a file shorter than that.
-        conn.write_message(&Message::GetReady {
+        let ready = Message::GetReady {
             size: held - 1,
             mode: 0o644,
             mtime_ns: 0,
             offset: held,
-        })
-        .await
-        .unwrap();
+        };
+        conn.write_message(&ready).await.unwrap();
         let _ = conn.read_frame().await;
-    });
+    })
+    .await;
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join(".got.ferry-part"), b"0123456789").unwrap();
-    let options = ferry::client::ClientOptions {
-        server: addr.to_string(),
-        token: None,
-        plaintext: true,
-        home: home.path().to_path_buf(),
-        connect_timeout: common::WAIT,
-    };
-    let mut conn = ferry::client::Client::connect(&options)
-        .await
-        .unwrap()
-        .into_connection();
+    let mut conn = connect_plaintext(addr, home.path()).await;
     let err = client::get_file(
         &mut conn,
         "x",
@@ -759,4 +696,56 @@ async fn a_server_announcing_an_offset_past_the_end_is_a_protocol_error() {
     assert!(matches!(err, ClientError::Protocol(_)), "{err}");
     drop(conn);
     fake.await.unwrap();
+}
+
+/// A fake plaintext ferry server for one client: it answers the preamble and `hello` as a real
+/// server would, then hands the connection to `script` (which misbehaves as a test needs).
+async fn fake_server<F, Fut>(script: F) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>)
+where
+    F: FnOnce(Connection<tokio::net::TcpStream>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    use ferry::protocol::{Message, Mode, Preamble};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut preamble = [0u8; 8];
+        tcp.read_exact(&mut preamble).await.unwrap();
+        tcp.write_all(&Preamble::new(Mode::Plaintext).encode())
+            .await
+            .unwrap();
+        let mut conn = Connection::new(tcp);
+        assert!(matches!(
+            conn.read_message().await.unwrap(),
+            Message::Hello { .. }
+        ));
+        conn.write_message(&Message::Welcome {
+            server: "fake".into(),
+            user: None,
+            permissions: vec![],
+            max_frame: 1 << 20,
+            signature: None,
+        })
+        .await
+        .unwrap();
+        script(conn).await;
+    });
+    (addr, task)
+}
+
+/// The library client, plaintext, connected to `addr` with `home` as FERRY_HOME.
+async fn connect_plaintext(addr: std::net::SocketAddr, home: &Path) -> Connection<BoxedStream> {
+    let options = ferry::client::ClientOptions {
+        server: addr.to_string(),
+        token: None,
+        plaintext: true,
+        home: home.to_path_buf(),
+        connect_timeout: common::WAIT,
+    };
+    ferry::client::Client::connect(&options)
+        .await
+        .unwrap()
+        .into_connection()
 }

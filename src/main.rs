@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     let code = match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ferry: {e:#}");
+            eprintln!("ferry: {}", one_line(&e));
             ExitCode::from(1)
         }
     };
@@ -29,6 +29,23 @@ fn main() -> ExitCode {
     // for it would hang until the user typed something.
     runtime.shutdown_background();
     code
+}
+
+/// The error and its causes as one line, skipping a cause whose text the line already holds
+/// (many errors name their source in their own message).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Logs go to stderr: `RUST_LOG` wins, else `-v` (ferry's debug logs) or `-vv` (everyone's),

@@ -749,3 +749,76 @@ async fn connect_plaintext(addr: std::net::SocketAddr, home: &Path) -> Connectio
         .unwrap()
         .into_connection()
 }
+
+#[tokio::test]
+async fn a_server_cannot_make_get_r_write_outside_the_target() {
+    use ferry::protocol::{FileEntry, FileKind, Message};
+    for evil in [
+        "../escaped.txt",
+        "/tmp/ferry-absolute-escape.txt",
+        "a/../../escaped.txt",
+    ] {
+        let (addr, fake) = fake_server(move |mut conn| async move {
+            assert!(matches!(
+                conn.read_message().await.unwrap(),
+                Message::List { .. }
+            ));
+            let entry = FileEntry {
+                path: evil.to_string(),
+                kind: FileKind::File,
+                size: 4,
+                mode: 0o644,
+                mtime_ns: 0,
+                target: None,
+            };
+            conn.write_message(&Message::ListEntries {
+                entries: vec![entry],
+            })
+            .await
+            .unwrap();
+            conn.write_message(&Message::ListDone { count: 1 })
+                .await
+                .unwrap();
+            // A client that asked for the file would get it; a correct one does not ask.
+            if let Ok(Message::Get { .. }) = conn.read_message().await {
+                let ready = Message::GetReady {
+                    size: 4,
+                    mode: 0o644,
+                    mtime_ns: 0,
+                    offset: 0,
+                };
+                conn.write_message(&ready).await.unwrap();
+                conn.write_data(0, b"evil").await.unwrap();
+                let mut h = ferry::services::files::hashing::Hasher::new(HashAlgorithm::Blake3);
+                h.update(b"evil");
+                conn.write_message(&Message::GetEnd {
+                    hash: h.finish_hex(),
+                })
+                .await
+                .unwrap();
+                let _ = conn.read_frame().await;
+            }
+        })
+        .await;
+        let home = tempfile::tempdir().unwrap();
+        let target = home.path().join("deep/target");
+        let mut conn = connect_plaintext(addr, home.path()).await;
+        let err = ferry::services::files::tree::get_tree(
+            &mut conn,
+            "t",
+            &target,
+            HashAlgorithm::Blake3,
+            &mut NoProgress,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ClientError::Protocol(_)), "{evil}: {err}");
+        assert!(!home.path().join("deep/escaped.txt").exists(), "{evil}");
+        assert!(
+            !std::path::Path::new("/tmp/ferry-absolute-escape.txt").exists(),
+            "{evil}"
+        );
+        drop(conn);
+        fake.await.unwrap();
+    }
+}

@@ -46,7 +46,7 @@ where
     std::fs::create_dir_all(target).map_err(local_err(target))?;
     let mut dirs = Vec::new();
     for entry in &entries {
-        let local = target.join(&entry.path);
+        let local = local_path(target, &entry.path)?;
         match entry.kind {
             FileKind::Dir => {
                 std::fs::create_dir_all(&local).map_err(local_err(&local))?;
@@ -73,6 +73,21 @@ where
             .map_err(local_err(&dir))?;
     }
     Ok(report)
+}
+
+/// Where a listed entry goes under `target`. The path comes from the server, so it gets the
+/// same plain-names-only check the server applies to client paths: a hostile server must not
+/// be able to make the client write outside `target`.
+///
+/// # Errors
+/// [`ClientError::Protocol`] for an absolute path or one with `..`.
+fn local_path(target: &Path, listed: &str) -> Result<PathBuf, ClientError> {
+    let names = super::sandbox::components(listed).map_err(|e| {
+        ClientError::Protocol(format!("the server listed an unsafe path: {}", e.message))
+    })?;
+    Ok(names
+        .into_iter()
+        .fold(target.to_path_buf(), |path, name| path.join(name)))
 }
 
 /// Uploads the local directory `source` to `remote` (created if needed).

@@ -85,13 +85,30 @@ async fn connect(args: &ClientArgs) -> anyhow::Result<Connection<BoxedStream>> {
 pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
     let mut conn = connect(&args.client).await?;
     let path = args.path.unwrap_or_default();
-    let entries = client::list(&mut conn, &path, args.recursive).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
-    } else {
-        for entry in &entries {
-            println!("{}", format_entry(entry, &path));
+    // Printed as batches arrive: a huge tree is never held in memory.
+    let mut out = std::io::stdout().lock();
+    let mut first = true;
+    let mut print = |batch: Vec<FileEntry>| -> std::io::Result<()> {
+        use std::io::Write;
+        for entry in &batch {
+            if args.json {
+                let separator = if first { "[\n  " } else { ",\n  " };
+                write!(out, "{separator}{}", serde_json::to_string(entry)?)?;
+            } else {
+                writeln!(out, "{}", format_entry(entry, &path))?;
+            }
+            first = false;
         }
+        Ok(())
+    };
+    client::list_each(&mut conn, &path, args.recursive, |batch| {
+        print(batch).map_err(ClientError::from)
+    })
+    .await?;
+    if args.json {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", if first { "[]" } else { "\n]" })?;
     }
     Ok(ExitCode::SUCCESS)
 }

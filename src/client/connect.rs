@@ -3,15 +3,14 @@
 
 use std::path::Path;
 
-use bytes::BytesMut;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::ClientError;
-use crate::connection::BoxedStream;
-use crate::protocol::frame::{self, Frame, MIN_MAX_FRAME};
+use crate::connection::{BoxedStream, FrameReader};
+use crate::protocol::frame::MIN_MAX_FRAME;
 use crate::protocol::preamble::{PREAMBLE_LEN, PROTOCOL_VERSION};
 use crate::protocol::{Message, Mode, Preamble};
 use crate::tls::{KnownServers, PinStatus, fingerprint, rustls_config};
@@ -115,21 +114,9 @@ pub async fn connect_transport(
 }
 
 /// Reads the single error frame that follows a refusal preamble.
-async fn read_refusal(mut tcp: TcpStream, server: &str) -> ClientError {
-    let mut buf = BytesMut::new();
-    let refusal = loop {
-        match frame::decode(&mut buf, MIN_MAX_FRAME) {
-            Ok(Some(Frame::Message(body))) => break Message::parse(&body).ok(),
-            Ok(Some(_)) | Err(_) => break None,
-            Ok(None) => {}
-        }
-        match tcp.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break None,
-            Ok(_) => {}
-        }
-    };
-    match refusal {
-        Some(Message::Error { code, message, .. }) => ClientError::Refused {
+async fn read_refusal(tcp: TcpStream, server: &str) -> ClientError {
+    match FrameReader::new(tcp, MIN_MAX_FRAME).read_message().await {
+        Ok(Message::Error { code, message, .. }) => ClientError::Refused {
             server: server.to_string(),
             code,
             message,

@@ -31,13 +31,12 @@ enum Place {
     Nowhere,
 }
 
-/// Why a member is closed for not reading, as logged and announced.
-const NOT_READING: &str = "not reading";
-
 /// How the exchange ended.
 pub enum Ending {
     /// The member sent `chat_leave`: the session goes on.
     Left,
+    /// The member stopped reading (a full inbox, a lagging ring, a stalled write): dropped.
+    NotReading,
     /// The connection must close, for the given reason.
     Close(String),
 }
@@ -161,13 +160,11 @@ impl<'a> Member<'a> {
                 Ok(Ok(None)) => {}
                 Ok(Ok(Some(ending))) => break ending,
                 Ok(Err(e)) => break Ending::Close(e.to_string()),
-                Err(_) => break Ending::Close(NOT_READING.into()),
+                Err(_) => break Ending::NotReading,
             }
         };
         let notice = match &ending {
-            Ending::Close(reason) if reason == NOT_READING => {
-                format!("{} was dropped: {NOT_READING}", self.nick)
-            }
+            Ending::NotReading => format!("{} was dropped: not reading", self.nick),
             _ => format!("{} left", self.nick),
         };
         self.leave(notice);
@@ -181,7 +178,7 @@ impl<'a> Member<'a> {
     {
         match step {
             Step::Nothing => {}
-            Step::Kicked => return Ok(Some(Ending::Close(NOT_READING.into()))),
+            Step::Kicked => return Ok(Some(Ending::NotReading)),
             Step::Room(Ok(event)) => {
                 let mut written = 0;
                 let mut next = Some(event);
@@ -199,7 +196,7 @@ impl<'a> Member<'a> {
                 conn.flush().await?;
             }
             Step::Room(Err(broadcast::error::RecvError::Lagged(_))) => {
-                return Ok(Some(Ending::Close(NOT_READING.into())));
+                return Ok(Some(Ending::NotReading));
             }
             Step::Room(Err(broadcast::error::RecvError::Closed)) => {
                 return Ok(Some(Ending::Close("room closed".into())));

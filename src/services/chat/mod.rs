@@ -63,6 +63,7 @@ where
     };
     match member.run(conn, &ctx.shutdown).await {
         Ending::Left => Ok(()),
+        Ending::NotReading => Err(io::Error::other("dropped: not reading")),
         Ending::Close(reason) => Err(io::Error::other(reason)),
     }
 }

@@ -2,7 +2,7 @@
 //! prefix), mkdir and remove. Trees are in `tree`.
 
 use std::fs::File;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -69,16 +69,21 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ClientError::Protocol(e.to_string()))
 }
 
-/// Lists `path`: a directory's entries (the whole tree with `recursive`), or for a file one
-/// entry with an empty path.
+/// Most entries [`list`] collects: a hostile or broken server must not grow the client's
+/// memory without bound (this many entries is a few hundred MB). [`list_each`] has no limit.
+pub const MAX_COLLECTED_ENTRIES: usize = 1 << 21;
+
+/// Lists `path`, handing each batch to `each` as it arrives: a directory's entries (the whole
+/// tree with `recursive`), or for a file one entry with an empty path. Returns the count.
 ///
 /// # Errors
-/// The server's refusal or a broken connection.
-pub async fn list<S>(
+/// The server's refusal, a broken connection, or `each`'s error.
+pub async fn list_each<S>(
     conn: &mut Connection<S>,
     path: &str,
     recursive: bool,
-) -> Result<Vec<FileEntry>, ClientError>
+    mut each: impl FnMut(Vec<FileEntry>) -> Result<(), ClientError>,
+) -> Result<u64, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -87,14 +92,43 @@ where
         recursive,
     })
     .await?;
-    let mut entries = Vec::new();
+    let mut count = 0u64;
     loop {
         match conn.read_message().await? {
-            Message::ListEntries { entries: batch } => entries.extend(batch),
-            Message::ListDone { .. } => return Ok(entries),
+            Message::ListEntries { entries } => {
+                count += entries.len() as u64;
+                each(entries)?;
+            }
+            Message::ListDone { .. } => return Ok(count),
             other => return Err(unexpected(other)),
         }
     }
+}
+
+/// Lists `path` into one vector (see [`list_each`]), at most [`MAX_COLLECTED_ENTRIES`].
+///
+/// # Errors
+/// As [`list_each`], and a listing over the limit.
+pub async fn list<S>(
+    conn: &mut Connection<S>,
+    path: &str,
+    recursive: bool,
+) -> Result<Vec<FileEntry>, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut all = Vec::new();
+    list_each(conn, path, recursive, |batch| {
+        if all.len() + batch.len() > MAX_COLLECTED_ENTRIES {
+            return Err(ClientError::Protocol(format!(
+                "the listing of '{path}' has more than {MAX_COLLECTED_ENTRIES} entries"
+            )));
+        }
+        all.extend(batch);
+        Ok(())
+    })
+    .await?;
+    Ok(all)
 }
 
 /// Downloads `remote` to `target` through its partial, resuming a verified prefix.
@@ -219,10 +253,7 @@ where
         path: remote.to_string(),
         size,
         mode: meta.permissions().mode() & 0o7777,
-        mtime_ns: meta
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec()),
+        mtime_ns: partial::mtime_ns(&meta),
         hash: algorithm,
     })
     .await?;

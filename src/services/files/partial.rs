@@ -222,6 +222,15 @@ pub fn time_from_ns(ns: i64) -> Option<SystemTime> {
     }
 }
 
+/// A file's modification time in ns since the epoch (saturating), as entries and transfers
+/// carry it.
+pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
+}
+
 /// A `SystemTime` as ns since the epoch (saturating).
 pub fn ns_from_time(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {

@@ -83,10 +83,7 @@ pub fn entry(path: String, real: &Path) -> io::Result<FileEntry> {
             0
         },
         mode: meta.mode() & 0o7777,
-        mtime_ns: meta
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec()),
+        mtime_ns: partial::mtime_ns(&meta),
         target: (kind == FileKind::Symlink)
             .then(|| std::fs::read_link(real).ok())
             .flatten()
@@ -248,10 +245,7 @@ where
     conn.write_message(&Message::GetReady {
         size,
         mode: meta.mode() & 0o7777,
-        mtime_ns: meta
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec()),
+        mtime_ns: partial::mtime_ns(&meta),
         offset: start,
     })
     .await?;

@@ -3,7 +3,7 @@
 //! their contents stopped changing them. Symlinks, devices and fifos inside a tree are not
 //! transferred: they are reported in [`TreeReport::skipped`].
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -116,7 +116,7 @@ where
         dirs.push((
             rel_dir.clone(),
             meta.permissions().mode() & 0o7777,
-            mtime_ns(&meta),
+            super::partial::mtime_ns(&meta),
         ));
         let mut children: Vec<_> = std::fs::read_dir(&dir)
             .map_err(|e| ClientError::Local {
@@ -167,10 +167,4 @@ where
         client::mkdir(conn, &join_remote(remote, &rel), Some(mode), Some(mtime)).await?;
     }
     Ok(report)
-}
-
-fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
-    meta.mtime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(meta.mtime_nsec())
 }

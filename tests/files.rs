@@ -216,10 +216,11 @@ impl Progress for StopAfter {
 #[tokio::test]
 async fn an_interrupted_get_resumes_from_the_verified_partial() {
     let (server, token) = writer_server().await;
-    let data = pattern(8 * CHUNK + 11, 7);
+    let data = pattern(48 * CHUNK + 11, 7);
     std::fs::write(root(&server).join("big"), &data).unwrap();
     let work = tempfile::tempdir().unwrap();
     let target = work.path().join("big");
+    let partial = work.path().join(".big.ferry-part");
 
     let mut conn = session(&server, Some(&token)).await;
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -228,13 +229,30 @@ async fn an_interrupted_get_resumes_from_the_verified_partial() {
         seen: 0,
         stop: Some(tx),
     };
-    tokio::select! {
-        _ = client::get_file(&mut conn, "big", &target, HashAlgorithm::Blake3, &mut stop) => panic!("finished before the interruption"),
-        _ = rx => {}
+    {
+        let transfer =
+            client::get_file(&mut conn, "big", &target, HashAlgorithm::Blake3, &mut stop);
+        tokio::pin!(transfer);
+        tokio::select! {
+            _ = &mut transfer => panic!("finished before the interruption"),
+            _ = rx => {}
+        }
+        // Received is not yet written: keep the transfer going until some of it is on disk,
+        // then kill it (a killed process loses what it had not written, and so does this).
+        let deadline = tokio::time::Instant::now() + common::WAIT;
+        while std::fs::metadata(&partial).map_or(0, |m| m.len()) == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nothing reached the disk"
+            );
+            tokio::select! {
+                _ = &mut transfer => panic!("finished before the interruption"),
+                _ = tokio::time::sleep(std::time::Duration::from_millis(2)) => {}
+            }
+        }
     }
     drop(conn); // the client dies mid-transfer
     assert!(!target.exists(), "nothing under the final name");
-    let partial = work.path().join(".big.ferry-part");
     wait_until_unlocked(&partial).await;
     let held = std::fs::metadata(&partial).unwrap().len();
     assert!(held > 0, "the partial kept what arrived");
@@ -821,4 +839,42 @@ async fn a_server_cannot_make_get_r_write_outside_the_target() {
         drop(conn);
         fake.await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_into_an_existing_remote_directory_lands_inside_it() {
+    let (server, token) = writer_server().await;
+    std::fs::create_dir_all(root(&server).join("docs")).unwrap();
+    for i in 0..300 {
+        std::fs::write(root(&server).join(format!("docs/old-{i}")), "x").unwrap();
+    }
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("report.txt"), "new").unwrap();
+    let mut put = server.ferry("put");
+    put.env("FERRY_TOKEN", &token)
+        .arg(work.path().join("report.txt"))
+        .arg("docs");
+    let out = output(put).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root(&server).join("docs/report.txt")).unwrap(),
+        "new"
+    );
+
+    let mut conn = session(&server, Some(&token)).await;
+    let dir = client::describe(&mut conn, "docs").await.unwrap();
+    assert_eq!(
+        (dir.kind, dir.path.as_str()),
+        (ferry::protocol::FileKind::Dir, "")
+    );
+    let file = client::describe(&mut conn, "docs/report.txt")
+        .await
+        .unwrap();
+    assert_eq!((file.kind, file.size), (ferry::protocol::FileKind::File, 3));
+    let err = client::describe(&mut conn, "nope").await.unwrap_err();
+    assert_eq!(refusal_code(&err), Some(ErrorCode::NotFound));
 }

@@ -255,8 +255,8 @@ fn local_name(path: &Path) -> anyhow::Result<String> {
 }
 
 async fn is_remote_dir(conn: &mut Connection<BoxedStream>, path: &str) -> anyhow::Result<bool> {
-    match client::list(conn, path, false).await {
-        Ok(entries) => Ok(!(entries.len() == 1 && entries[0].path.is_empty())),
+    match client::describe(conn, path).await {
+        Ok(entry) => Ok(entry.kind == FileKind::Dir),
         Err(ClientError::Server {
             code: ErrorCode::NotFound,
             ..

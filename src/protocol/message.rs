@@ -165,11 +165,14 @@ pub enum Message {
         timed_out: bool,
     },
 
-    /// Client → server: list a directory (or describe a file), optionally the whole tree.
+    /// Client → server: list a directory (or describe a file), optionally the whole tree; with
+    /// `itself`, only the entry describing `path` itself (like `ls -d`).
     List {
         path: String,
         #[serde(default, skip_serializing_if = "is_false")]
         recursive: bool,
+        #[serde(default, skip_serializing_if = "is_false")]
+        itself: bool,
     },
     /// Server → client: some entries of the listing (repeated as needed).
     ListEntries { entries: Vec<FileEntry> },
@@ -528,6 +531,7 @@ mod tests {
             Message::List {
                 path: "a b/c".into(),
                 recursive: true,
+                itself: true,
             },
             Message::ListEntries {
                 entries: vec![FileEntry {

@@ -65,9 +65,11 @@ where
             };
             exec::serve_exec(conn, request, ctx).await
         }
-        Message::List { path, recursive } => {
-            files::server::serve_list(conn, path, recursive, ctx).await
-        }
+        Message::List {
+            path,
+            recursive,
+            itself,
+        } => files::server::serve_list(conn, path, recursive, itself, ctx).await,
         Message::Get {
             path,
             hash,

@@ -82,16 +82,53 @@ pub async fn list_each<S>(
     conn: &mut Connection<S>,
     path: &str,
     recursive: bool,
+    each: impl FnMut(Vec<FileEntry>) -> Result<(), ClientError>,
+) -> Result<u64, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let request = Message::List {
+        path: path.to_string(),
+        recursive,
+        itself: false,
+    };
+    receive_listing(conn, &request, each).await
+}
+
+/// The entry describing `path` itself, file or directory (one round trip, however large a
+/// directory it is).
+///
+/// # Errors
+/// The server's refusal (`not_found` when it does not exist) or a broken connection.
+pub async fn describe<S>(conn: &mut Connection<S>, path: &str) -> Result<FileEntry, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let request = Message::List {
+        path: path.to_string(),
+        recursive: false,
+        itself: true,
+    };
+    let mut found = None;
+    receive_listing(conn, &request, |batch| {
+        found = found.take().or(batch.into_iter().next());
+        Ok(())
+    })
+    .await?;
+    found.ok_or_else(|| {
+        ClientError::Protocol(format!("the server described '{path}' with no entry"))
+    })
+}
+
+async fn receive_listing<S>(
+    conn: &mut Connection<S>,
+    request: &Message,
     mut each: impl FnMut(Vec<FileEntry>) -> Result<(), ClientError>,
 ) -> Result<u64, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    conn.write_message(&Message::List {
-        path: path.to_string(),
-        recursive,
-    })
-    .await?;
+    conn.write_message(request).await?;
     let mut count = 0u64;
     loop {
         match conn.read_message().await? {

@@ -91,12 +91,13 @@ pub fn entry(path: String, real: &Path) -> io::Result<FileEntry> {
     })
 }
 
-/// `list`: one entry for a file, the children of a directory, or (recursive) the whole tree
-/// without following symlinks, streamed in batches.
+/// `list`: one entry for a file (or, with `itself`, for any path), the children of a directory,
+/// or (recursive) the whole tree without following symlinks, streamed in batches.
 pub async fn serve_list<S>(
     conn: &mut Connection<S>,
     path: String,
     recursive: bool,
+    itself: bool,
     ctx: &SessionContext,
 ) -> io::Result<()>
 where
@@ -115,7 +116,7 @@ where
         }
     };
     let (tx, mut rx) = mpsc::channel::<Result<Vec<FileEntry>, String>>(2);
-    let walker = tokio::task::spawn_blocking(move || walk(&real, recursive, &tx));
+    let walker = tokio::task::spawn_blocking(move || walk(&real, recursive, itself, &tx));
     let mut count = 0u64;
     while let Some(batch) = rx.recv().await {
         match batch {
@@ -135,7 +136,12 @@ where
     conn.write_message(&Message::ListDone { count }).await
 }
 
-fn walk(real: &Path, recursive: bool, out: &mpsc::Sender<Result<Vec<FileEntry>, String>>) {
+fn walk(
+    real: &Path,
+    recursive: bool,
+    itself: bool,
+    out: &mpsc::Sender<Result<Vec<FileEntry>, String>>,
+) {
     let send = |batch| out.blocking_send(batch).is_ok();
     let root_meta = match real.metadata() {
         Ok(meta) => meta,
@@ -144,7 +150,7 @@ fn walk(real: &Path, recursive: bool, out: &mpsc::Sender<Result<Vec<FileEntry>, 
             return;
         }
     };
-    if !root_meta.is_dir() {
+    if itself || !root_meta.is_dir() {
         // A file lists as itself: one entry with an empty relative path.
         let _ = match entry(String::new(), real) {
             Ok(e) => send(Ok(vec![e])),

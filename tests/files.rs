@@ -878,3 +878,35 @@ async fn put_into_an_existing_remote_directory_lands_inside_it() {
     let err = client::describe(&mut conn, "nope").await.unwrap_err();
     assert_eq!(refusal_code(&err), Some(ErrorCode::NotFound));
 }
+
+#[tokio::test]
+async fn setuid_and_setgid_bits_never_cross() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("tool");
+    std::fs::write(&local, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o6755)).unwrap();
+    let mut conn = session(&server, Some(&token)).await;
+    client::put_file(
+        &mut conn,
+        &local,
+        "tool",
+        HashAlgorithm::Blake3,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap();
+    let stored = std::fs::metadata(root(&server).join("tool"))
+        .unwrap()
+        .mode()
+        & 0o7777;
+    assert_eq!(stored, 0o755, "{stored:o}");
+    client::mkdir(&mut conn, "shared", Some(0o3777), None)
+        .await
+        .unwrap();
+    let dir = std::fs::metadata(root(&server).join("shared"))
+        .unwrap()
+        .mode()
+        & 0o7777;
+    assert_eq!(dir, 0o777, "{dir:o}");
+}

@@ -194,7 +194,9 @@ pub fn hash_prefix(
     Ok((hasher, prefix))
 }
 
-/// Sets permission bits and modification time.
+/// Sets permission bits and modification time, for every file and directory a transfer
+/// creates, on either end. Only the rwx bits are applied: setuid, setgid and sticky bits from
+/// the peer are dropped, so neither end can plant a setuid program on the other.
 ///
 /// # Errors
 /// I/O errors.
@@ -205,7 +207,7 @@ pub fn apply_metadata(
 ) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(mode) = mode {
-        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))?;
     }
     if let Some(mtime) = mtime_ns.and_then(time_from_ns) {
         file.set_modified(mtime)?;
@@ -257,7 +259,7 @@ mod tests {
         let (_, prefix) = first.hash_prefix(HashAlgorithm::Sha256, 5).unwrap();
         assert_eq!(prefix.len(), 64);
         first
-            .finish(&target, Some(0o640), Some(1_000_000_000_000))
+            .finish(&target, Some(0o4640), Some(1_000_000_000_000))
             .unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"hello");
         second.discard();
@@ -268,7 +270,7 @@ mod tests {
         assert_eq!(names, vec![std::ffi::OsString::from("file.bin")]);
         let meta = std::fs::metadata(&target).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640, "setuid dropped");
         assert_eq!(ns_from_time(meta.modified().unwrap()), 1_000_000_000_000);
     }
 

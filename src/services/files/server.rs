@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -479,13 +479,9 @@ fn make_dirs(
             Err(e) => return Err(io_error(path, &e).into()),
         }
     }
-    if let Some(mode) = mode {
-        std::fs::set_permissions(&current, std::fs::Permissions::from_mode(mode & 0o7777))
-            .map_err(|e| io_error(path, &e))?;
-    }
-    if mtime_ns.is_some() {
+    if mode.is_some() || mtime_ns.is_some() {
         let dir = File::open(&current).map_err(|e| io_error(path, &e))?;
-        partial::apply_metadata(&dir, None, mtime_ns).map_err(|e| io_error(path, &e))?;
+        partial::apply_metadata(&dir, mode, mtime_ns).map_err(|e| io_error(path, &e))?;
     }
     Ok(())
 }

@@ -12,15 +12,18 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nix::fcntl::{Flock, FlockArg};
-
 use super::hashing::Hasher;
 use crate::auth::token::random_bytes;
 use crate::protocol::HashAlgorithm;
 
 /// A locked partial file.
+///
+/// The lock is std's `File::try_lock` (flock) and deliberately not `nix::fcntl::Flock`: that one
+/// unlocks explicitly on drop, releasing the lock while the writer thread's duplicate handle may
+/// still be writing. The lock belongs to the open file description, so this way it lasts until
+/// the last handle — the writer's included — is closed.
 pub struct Partial {
-    file: Flock<File>,
+    file: File,
     path: PathBuf,
     /// Whether it is the fixed, resumable partial (not a unique one).
     pub resumable: bool,
@@ -43,13 +46,14 @@ impl Partial {
     pub fn open(target: &Path) -> std::io::Result<Partial> {
         let fixed = partial_path(target);
         let file = open_no_follow(&fixed, false)?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(file) => Ok(Partial {
+        match file.try_lock() {
+            Ok(()) => Ok(Partial {
                 file,
                 path: fixed,
                 resumable: true,
             }),
-            Err((_, _busy)) => {
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+            Err(std::fs::TryLockError::WouldBlock) => {
                 let hex: String = random_bytes::<6>()
                     .iter()
                     .map(|b| format!("{b:02x}"))
@@ -62,8 +66,7 @@ impl Partial {
                         .unwrap_or_default()
                 ));
                 let file = open_no_follow(&unique, true)?;
-                let file = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-                    .map_err(|(_, e)| std::io::Error::from(e))?;
+                file.try_lock().map_err(std::io::Error::from)?;
                 Ok(Partial {
                     file,
                     path: unique,

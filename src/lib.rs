@@ -16,10 +16,12 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod fd_limit;
 pub mod legacy;
 pub mod protocol;
 pub mod server;

@@ -1,6 +1,7 @@
 //! The command line: clap definitions for every verb, and the runner of each. No protocol
 //! logic lives here; verbs call the library and print.
 
+mod bench;
 mod chat;
 mod exec;
 mod files;
@@ -59,6 +60,8 @@ pub enum Command {
     Mkdir(files::PathArgs),
     /// Remove a file or an empty directory under the server's root.
     Rm(files::PathArgs),
+    /// Measure a server: throughput, latency, chat fan-out, connections (--json for scripts).
+    Bench(bench::BenchArgs),
     /// Forget the pinned identity of a server (after it was changed on purpose).
     Forget(forget::ForgetArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
@@ -168,6 +171,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Put(args) => files::put(args, cli.verbose).await,
         Command::Mkdir(args) => files::mkdir(args).await,
         Command::Rm(args) => files::rm(args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Forget(args) => forget::run(args),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

@@ -57,7 +57,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| config.root.clone())
         .unwrap_or_else(|| PathBuf::from("."));
     let plaintext = args.plaintext || config.plaintext;
-    raise_fd_limit();
+    crate::fd_limit::raise_to_hard_limit();
 
     let users = config.users.len();
     let server = Server::bind(ServerOptions {
@@ -100,19 +100,4 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     });
     server.run(stop).await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Raises the open-file limit to its hard maximum: each connection is a descriptor, and the
-/// common soft default (1024) is far below what the server can hold.
-fn raise_fd_limit() {
-    #[cfg(unix)]
-    {
-        use nix::sys::resource::{Resource, getrlimit, setrlimit};
-        if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-            && soft < hard
-            && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
-        {
-            tracing::debug!(error = %e, "could not raise the open-file limit");
-        }
-    }
 }

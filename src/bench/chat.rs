@@ -1,0 +1,234 @@
+//! Chat fan-out: N clients in one room; lines are sent at a fixed rate, spread over the
+//! clients (so no one trips the flood limit), and every other member times its delivery.
+//!
+//! Latency is measured with one clock: the senders and receivers are tasks of this process,
+//! so each line's send instant is looked up by its sequence number when it arrives.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use super::{Percentiles, open_sessions};
+use crate::client::{ClientError, ClientOptions};
+use crate::protocol::Message;
+use crate::services::chat::client::{self as chat, ChatReceiver, ChatTarget};
+
+/// The load's shape.
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    pub clients: usize,
+    pub messages: usize,
+    /// Lines per second across the room; 0 sends as fast as the connections take them.
+    pub rate: f64,
+    pub room: String,
+}
+
+/// Deliveries, their rate and latency.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatReport {
+    pub clients: usize,
+    pub messages: usize,
+    pub rate: f64,
+    /// Lines times members other than the sender.
+    pub expected_deliveries: u64,
+    pub deliveries: u64,
+    /// From the first line sent to the last delivery.
+    pub seconds: f64,
+    pub deliveries_per_second: f64,
+    pub latency: Percentiles,
+}
+
+/// Lines received by a member once the run started.
+struct Received {
+    count: u64,
+    latencies: Vec<Duration>,
+    last: Option<Instant>,
+}
+
+/// The line that starts the run: every member has seen every join notice before it.
+const READY: &str = "ready";
+
+/// How long the run may take beyond its planned sending time before the missing deliveries
+/// are counted as lost.
+const GRACE: Duration = Duration::from_secs(30);
+
+/// Runs the load and waits for every delivery (or the grace period).
+///
+/// # Errors
+/// Sessions could not be opened or joined, or a sender's connection broke.
+pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatReport, ClientError> {
+    let clients = bench.clients.max(2);
+    let (sessions, stopped) = open_sessions(options, clients, 32).await;
+    if let Some(e) = stopped {
+        return Err(ClientError::Protocol(format!(
+            "only {} of {clients} sessions could be opened: {e}",
+            sessions.len()
+        )));
+    }
+
+    let epoch = Instant::now();
+    let sent_at: Arc<Vec<AtomicU64>> =
+        Arc::new((0..bench.messages).map(|_| AtomicU64::new(0)).collect());
+    let ready = Arc::new((AtomicUsize::new(0), Notify::new()));
+    let mut senders = Vec::with_capacity(clients);
+    let mut receivers = tokio::task::JoinSet::new();
+    for (i, session) in sessions.into_iter().enumerate() {
+        let (sender, receiver, _) = chat::join(
+            session.into_connection(),
+            ChatTarget::Room(bench.room.clone()),
+            &nick(i),
+            false,
+        )
+        .await?;
+        senders.push(sender);
+        // Line `seq` is sent by member `seq % clients`; it hears all the others.
+        let own = (0..bench.messages).filter(|s| s % clients == i).count();
+        let expected = (bench.messages - own) as u64;
+        let is_first = i == 0;
+        receivers.spawn(receive(
+            receiver,
+            expected,
+            is_first,
+            epoch,
+            Arc::clone(&sent_at),
+            Arc::clone(&ready),
+        ));
+    }
+    senders[0].say(READY).await?;
+    tokio::time::timeout(GRACE, wait_for_all(&ready, clients))
+        .await
+        .map_err(|_| {
+            ClientError::Protocol(format!(
+                "not every member saw the start line within {} s",
+                GRACE.as_secs()
+            ))
+        })?;
+
+    let started = Instant::now();
+    for seq in 0..bench.messages {
+        if bench.rate > 0.0 {
+            tokio::time::sleep_until(
+                (started + Duration::from_secs_f64(seq as f64 / bench.rate)).into(),
+            )
+            .await;
+        }
+        let now = epoch.elapsed().as_nanos() as u64;
+        sent_at[seq].store(now, Ordering::Release);
+        senders[seq % clients].say(&seq.to_string()).await?;
+    }
+    let planned = if bench.rate > 0.0 {
+        Duration::from_secs_f64(bench.messages as f64 / bench.rate)
+    } else {
+        Duration::ZERO
+    };
+    let deadline = started + planned + GRACE;
+
+    let mut deliveries = 0;
+    let mut latencies = Vec::new();
+    let mut last = started;
+    loop {
+        let next = tokio::time::timeout_at(deadline.into(), receivers.join_next()).await;
+        match next {
+            Ok(Some(Ok(received))) => {
+                deliveries += received.count;
+                latencies.extend(received.latencies);
+                last = last.max(received.last.unwrap_or(started));
+            }
+            Ok(Some(Err(e))) => {
+                return Err(ClientError::Protocol(format!(
+                    "a receiving task failed: {e}"
+                )));
+            }
+            Ok(None) => break,
+            Err(_) => {
+                // Past the grace period: what has not arrived is lost.
+                receivers.abort_all();
+                break;
+            }
+        }
+    }
+    for mut sender in senders {
+        let _ = sender.close().await;
+    }
+    let seconds = (last - started).as_secs_f64();
+    Ok(ChatReport {
+        clients,
+        messages: bench.messages,
+        rate: bench.rate,
+        expected_deliveries: (bench.messages as u64) * (clients as u64 - 1),
+        deliveries,
+        seconds,
+        deliveries_per_second: deliveries as f64 / seconds.max(1e-9),
+        latency: Percentiles::of(&mut latencies).unwrap_or_default(),
+    })
+}
+
+/// Waits until `count` members have seen the start line.
+async fn wait_for_all(ready: &(AtomicUsize, Notify), count: usize) {
+    loop {
+        let notified = ready.1.notified();
+        if ready.0.load(Ordering::Acquire) >= count {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// One member: skips everything up to the start line, then times each numbered line until it
+/// has all it expects (or its connection ends).
+async fn receive(
+    mut receiver: ChatReceiver,
+    expected: u64,
+    already_ready: bool,
+    epoch: Instant,
+    sent_at: Arc<Vec<AtomicU64>>,
+    ready: Arc<(AtomicUsize, Notify)>,
+) -> Received {
+    let mut received = Received {
+        count: 0,
+        latencies: Vec::with_capacity(expected as usize),
+        last: None,
+    };
+    let mut started = already_ready;
+    if started {
+        mark_ready(&ready);
+    }
+    while received.count < expected || !started {
+        let Ok(Some(message)) = receiver.next().await else {
+            break;
+        };
+        let Message::ChatMessage { text, .. } = message else {
+            continue; // notices, acks
+        };
+        if !started {
+            if text == READY {
+                started = true;
+                mark_ready(&ready);
+            }
+            continue;
+        }
+        if let Some(sent) = text.parse::<usize>().ok().and_then(|seq| sent_at.get(seq)) {
+            let now = Instant::now();
+            let sent = Duration::from_nanos(sent.load(Ordering::Acquire));
+            received
+                .latencies
+                .push(now.duration_since(epoch).saturating_sub(sent));
+            received.count += 1;
+            received.last = Some(now);
+        }
+    }
+    received
+}
+
+fn mark_ready(ready: &(AtomicUsize, Notify)) {
+    ready.0.fetch_add(1, Ordering::AcqRel);
+    ready.1.notify_waiters();
+}
+
+/// Member `i`'s nick.
+pub fn nick(i: usize) -> String {
+    format!("b{i}")
+}

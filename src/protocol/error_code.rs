@@ -48,8 +48,11 @@ pub enum ErrorCode {
     NotAFile,
     /// The received bytes do not hash to the sender's hash; nothing was kept.
     Integrity,
-    /// A file system error on the server (disk full, permissions); the message says which.
+    /// A file system error on the server (permissions, a failing disk); the message says which.
     Io,
+    /// The server's disk has no room for the file (found before or while writing it); nothing
+    /// of it was kept.
+    NoSpace,
     /// The server is at its connection limit.
     ServerBusy,
     /// The handshake or the connection idled past its limit.

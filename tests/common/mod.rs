@@ -264,8 +264,19 @@ pub struct ServerProcess {
     pub child: std::process::Child,
     pub addr: SocketAddr,
     pub dir: TempDir,
+    /// The server's root (the temporary directory itself unless said otherwise).
+    pub root: PathBuf,
     /// The rest of the server's stderr, line by line.
     pub stderr: std::sync::mpsc::Receiver<String>,
+    launch: Launch,
+}
+
+/// How a server process was started, to start it again the same way.
+#[derive(Clone)]
+struct Launch {
+    wrapper: Vec<String>,
+    extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl ServerProcess {
@@ -277,15 +288,86 @@ impl ServerProcess {
 
     /// As [`ServerProcess::start`], with extra environment variables for the server.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = ferry_bin(&dir.path().join("home"));
-        cmd.envs(env.iter().copied());
+        let root = dir.path().to_path_buf();
+        let launch = Launch {
+            wrapper: Vec::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        Self::launch(dir, root, launch)
+    }
+
+    /// As [`ServerProcess::start`], with the root (`dir/disk`) on a tmpfs of `size` (e.g.
+    /// "8m") mounted in a mount namespace of the server's own: a small disk that really fills.
+    /// The test reaches it through `/proc/PID/root`, see [`ServerProcess::root_seen_from_here`].
+    pub fn start_on_tmpfs(size: &str, extra: &[&str]) -> ServerProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("disk");
+        std::fs::create_dir(&root).unwrap();
+        let launch = Launch {
+            wrapper: [
+                "unshare",
+                "--user",
+                "--map-root-user",
+                "--mount",
+                "sh",
+                "-c",
+                &format!("mount -t tmpfs -o size={size} ferry-test-disk \"$0\" && exec \"$@\""),
+                root.to_str().unwrap(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+        };
+        Self::launch(dir, root, launch)
+    }
+
+    /// The server's root as this process sees it: through the server's own mount namespace.
+    pub fn root_seen_from_here(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.pid()))
+            .join(self.root.strip_prefix("/").unwrap())
+    }
+
+    /// Kills the server at once (SIGKILL: no goodbye, no clean-up).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again, the same way, on the same root and state (a new port).
+    pub fn restart(mut self) -> ServerProcess {
+        self.kill();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::launch(dir, self.root.clone(), self.launch.clone())
+    }
+
+    fn launch(dir: TempDir, root: PathBuf, launch: Launch) -> ServerProcess {
+        use std::io::BufRead;
+        let mut cmd = match launch.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = std::process::Command::new(program);
+                cmd.args(args).arg(env!("CARGO_BIN_EXE_ferry"));
+                cmd
+            }
+            None => std::process::Command::new(env!("CARGO_BIN_EXE_ferry")),
+        };
+        cmd.env("FERRY_HOME", dir.path().join("home"))
+            .env_remove("FERRY_SERVER")
+            .env_remove("FERRY_TOKEN")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1");
+        cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--root"])
-            .arg(dir.path())
+            .arg(&root)
             .arg("--state")
             .arg(dir.path().join("state"))
-            .args(extra)
+            .args(&launch.extra)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
@@ -303,7 +385,9 @@ impl ServerProcess {
             }
         });
         let addr = loop {
-            let line = rx.recv_timeout(WAIT).expect("server prints its address");
+            let line = rx
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("the server did not print its address"));
             if let Some(rest) = line.split("listening on ").nth(1) {
                 break rest.split_whitespace().next().unwrap().parse().unwrap();
             }
@@ -312,7 +396,9 @@ impl ServerProcess {
             child,
             addr,
             dir,
+            root,
             stderr: rx,
+            launch,
         }
     }
 

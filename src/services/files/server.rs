@@ -314,6 +314,22 @@ where
     };
     let held = partial.len().unwrap_or(0);
     let held = if held <= put.size { held } else { 0 };
+    // Refuse at once what cannot fit, rather than fill the disk and then fail.
+    if let Some(free) = free_bytes(&target)
+        && put.size - held > free
+    {
+        let message = format!(
+            "no space for '{path}' on the server: it needs {} more bytes, {free} are free",
+            put.size - held
+        );
+        if held == 0 {
+            // Opening made an empty partial: leave nothing behind.
+            blocking(move || partial.discard()).await?;
+        }
+        return conn
+            .write_message(&Message::error(ErrorCode::NoSpace, message))
+            .await;
+    }
     let (partial_back, prefix) = blocking(move || {
         let prefix = if held > 0 {
             partial.hash_prefix(put.algorithm, held).ok()
@@ -359,8 +375,19 @@ where
         transfer::receive_file(conn, writer, put.size - start, hasher, &mut |_| {}).await;
     let ours = match received {
         Ok(hash) => hash,
+        Err(TransferError::Local(e)) if is_disk_full(&e) => {
+            // A partial that filled the disk would keep every other upload failing too:
+            // give the space back.
+            blocking(move || partial.discard()).await?;
+            let message = format!(
+                "the server's disk filled up while writing '{path}' ({e}); nothing was kept"
+            );
+            return conn
+                .write_message(&Message::error(ErrorCode::NoSpace, message))
+                .await;
+        }
         Err(TransferError::Local(e)) => {
-            // The partial stays: after space is freed, the transfer resumes.
+            // The partial stays: once the cause is fixed, the transfer resumes.
             let message = format!("cannot write '{path}': {e}");
             return conn
                 .write_message(&Message::error(ErrorCode::Io, message))
@@ -409,6 +436,23 @@ where
             .await
         }
     }
+}
+
+/// Bytes an unprivileged writer may still use on the file system that holds `target`; `None`
+/// when it cannot be told (the write then finds out).
+fn free_bytes(target: &Path) -> Option<u64> {
+    let stats = nix::sys::statvfs::statvfs(target.parent()?).ok()?;
+    // The field types differ by platform (u64 here, u32 on some 32-bit targets).
+    #[allow(clippy::useless_conversion)]
+    Some(u64::from(stats.blocks_available()).saturating_mul(u64::from(stats.fragment_size())))
+}
+
+/// Whether a write failed for want of space (disk full or quota exceeded).
+fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// `mkdir`: creates a directory and its parents, never through a symlink that leaves the root;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 1 GiB get and put on loopback, file in page cache: ferry (plaintext and TLS, verified) side by
-# side with nc (no verification: the floor), scp and rsync over a loopback sshd, and iperf3 as the
-# ceiling. Prints medians and ratios. Usage: bench/files.sh [SIZE_MIB] [RUNS]
+# side with nc (no verification: the floor), scp, sftp and rsync over a loopback sshd, and iperf3
+# as the ceiling. Prints medians and ratios. Usage: bench/files.sh [SIZE_MIB] [RUNS]
 source "$(dirname "$0")/lib.sh"
 size_mib=${1:-1024}
 runs=${2:-5}
@@ -58,6 +58,8 @@ echo "file: ${size_mib} MiB, in page cache; iperf3 loopback ceiling: ${ceiling} 
 # Untimed before each run: clean the targets, and wait until nc listens again (LISTEN = 0A).
 listening="grep -qi ':$(printf %04X "$nc_port") 00000000:0000 0A' /proc/net/tcp"
 rm_out="rm -f $work/local/out.bin $work/local/.out.bin.ferry-part $work/root/up.bin; until $listening; do sleep 0.01; done"
+sftp_get="sftp $ssh_opts -P $port -b - 127.0.0.1 <<< 'get $work/root/in.bin $work/local/out.bin'"
+sftp_put="sftp $ssh_opts -P $port -b - 127.0.0.1 <<< 'put $work/local/up.bin $work/root/up.bin'"
 hyperfine --shell=bash --warmup 1 --runs "$runs" --prepare "$rm_out" --export-json "$work/files.json" \
   -n "nc (send, unverified)" "nc -N 127.0.0.1 $nc_port < $work/root/in.bin" \
   -n "ferry get --plaintext" "$ferry get --server $plain --plaintext in.bin $work/local/out.bin" \
@@ -65,7 +67,11 @@ hyperfine --shell=bash --warmup 1 --runs "$runs" --prepare "$rm_out" --export-js
   -n "ferry get (TLS)" "$ferry get --server $tls in.bin $work/local/out.bin" \
   -n "ferry put (TLS)" "$ferry put --server $tls $work/local/up.bin up.bin" \
   -n "scp get" "scp $ssh_opts -P $port 127.0.0.1:$work/root/in.bin $work/local/out.bin" \
+  -n "scp put" "scp $ssh_opts -P $port $work/local/up.bin 127.0.0.1:$work/root/up.bin" \
+  -n "sftp get" "$sftp_get" \
+  -n "sftp put" "$sftp_put" \
   -n "rsync get" "rsync -a --whole-file -e 'ssh -p $port $ssh_opts' 127.0.0.1:$work/root/in.bin $work/local/out.bin" \
+  -n "rsync put" "rsync -a --whole-file -e 'ssh -p $port $ssh_opts' $work/local/up.bin 127.0.0.1:$work/root/up.bin" \
   >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log"; exit 1; }
 python3 - "$work/files.json" "$size_mib" <<'PY'
 import json, sys
@@ -78,7 +84,7 @@ def ratio(a, b):
     return f"{results[b] / results[a]:.2f}x" if a in results and b in results else "n/a"
 print(f"ferry get --plaintext vs nc: {ratio('ferry get --plaintext', 'nc (send, unverified)')} of nc's speed")
 print(f"ferry put --plaintext vs nc: {ratio('ferry put --plaintext', 'nc (send, unverified)')} of nc's speed")
-print(f"ferry get (TLS) vs scp:      {ratio('ferry get (TLS)', 'scp get')} scp's speed")
-print(f"ferry put (TLS) vs scp:      {ratio('ferry put (TLS)', 'scp get')} scp's speed")
-print(f"ferry get (TLS) vs rsync:    {ratio('ferry get (TLS)', 'rsync get')} rsync's speed")
+for peer in ("scp", "sftp", "rsync"):
+    for way in ("get", "put"):
+        print(f"ferry {way} (TLS) vs {peer} {way}: {ratio(f'ferry {way} (TLS)', f'{peer} {way}')} its speed")
 PY

@@ -115,6 +115,7 @@ async fn every_test_runs_and_its_figures_add_up() {
         60 * 11,
         "every line reached every other member"
     );
+    assert_eq!(chat["skipped"], 0);
     assert_eq!(chat["latency"]["samples"], 60 * 11);
     assert!(ordered(&chat["latency"]));
 

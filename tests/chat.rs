@@ -402,6 +402,56 @@ async fn a_member_that_never_reads_is_dropped_and_does_not_stall_the_room() {
     drop(slow);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_the_room_outruns_is_told_what_it_skipped_and_stays() {
+    const LINES: usize = 3000;
+    let mut config = ServerConfig::default();
+    config.chat.room_queue = 8;
+    config.chat.flood_burst = 100_000;
+    config.chat.flood_per_second = 100_000.0;
+    let server = TestServer::start_plaintext(config).await;
+    let (mut alice, mut alice_rx, _) = member(&server, "lobby", "alice").await;
+    let (mut bob, mut bob_rx, _) = member(&server, "lobby", "bob").await;
+    expect(&mut alice_rx, "bob's join", notice("bob joined")).await;
+
+    // Bob reads nothing while alice says 12 MB: his socket fills, his writer waits, and the
+    // 8-line ring moves on without him (well within the 10 s send timeout).
+    let line = "y".repeat(4000);
+    let mut last = 0;
+    for i in 0..LINES {
+        last = alice.say(&format!("{i} {line}")).await.unwrap();
+    }
+    expect(&mut alice_rx, "the last ack", acked(last)).await;
+
+    let (mut received, mut skipped) = (0, 0);
+    tokio::time::timeout(WAIT, async {
+        while received + skipped < LINES {
+            match bob_rx
+                .next()
+                .await
+                .unwrap()
+                .expect("bob is still connected")
+            {
+                Message::ChatMessage { .. } => received += 1,
+                Message::ChatNotice { text, .. } if text.contains("lines skipped") => {
+                    skipped += text.split(' ').next().unwrap().parse::<usize>().unwrap();
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("every line arrived or was reported skipped");
+    assert!(
+        skipped > 0,
+        "the ring never overflowed: the test proves nothing"
+    );
+    assert_eq!(received + skipped, LINES);
+    // Bob is still a member: what he says reaches alice.
+    bob.say("still here").await.unwrap();
+    expect(&mut alice_rx, "bob's line", said("bob", "still here")).await;
+}
+
 #[tokio::test]
 async fn a_member_that_vanishes_is_announced_and_frees_its_nick() {
     let server = TestServer::start_plaintext(ServerConfig::default()).await;

@@ -35,6 +35,8 @@ pub struct ChatReport {
     /// Lines times members other than the sender.
     pub expected_deliveries: u64,
     pub deliveries: u64,
+    /// Lines the server reported skipped for a member the room outran (never silently lost).
+    pub skipped: u64,
     /// From the first line sent to the last delivery.
     pub seconds: f64,
     pub deliveries_per_second: f64,
@@ -44,6 +46,7 @@ pub struct ChatReport {
 /// Lines received by a member once the run started.
 struct Received {
     count: u64,
+    skipped: u64,
     latencies: Vec<Duration>,
     last: Option<Instant>,
 }
@@ -63,6 +66,8 @@ struct Line<'a> {
 
 /// The `type` of a line said in a room.
 const CHAT_MESSAGE: &str = "chat_message";
+/// The `type` of a room notice.
+const CHAT_NOTICE: &str = "chat_notice";
 
 /// The line that starts the run: every member has seen every join notice before it.
 const READY: &str = "ready";
@@ -143,6 +148,7 @@ pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatRep
     let deadline = started + planned + GRACE;
 
     let mut deliveries = 0;
+    let mut skipped = 0;
     let mut latencies = Vec::new();
     let mut last = started;
     loop {
@@ -150,6 +156,7 @@ pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatRep
         match next {
             Ok(Some(Ok(received))) => {
                 deliveries += received.count;
+                skipped += received.skipped;
                 latencies.extend(received.latencies);
                 last = last.max(received.last.unwrap_or(started));
             }
@@ -176,6 +183,7 @@ pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatRep
         rate: bench.rate,
         expected_deliveries: (bench.messages as u64) * (clients as u64 - 1),
         deliveries,
+        skipped,
         seconds,
         deliveries_per_second: deliveries as f64 / seconds.max(1e-9),
         latency: Percentiles::of(&mut latencies).unwrap_or_default(),
@@ -205,6 +213,7 @@ async fn receive(
 ) -> Received {
     let mut received = Received {
         count: 0,
+        skipped: 0,
         latencies: Vec::with_capacity(expected as usize),
         last: None,
     };
@@ -212,16 +221,26 @@ async fn receive(
     if started {
         mark_ready(&ready);
     }
-    while received.count < expected || !started {
+    while received.count + received.skipped < expected || !started {
         let Ok(Some(Frame::Message(body))) = receiver.next_frame().await else {
             break;
         };
         let Ok(line) = serde_json::from_slice::<Line>(&body) else {
             break;
         };
-        let (CHAT_MESSAGE, Some(text)) = (line.kind.as_ref(), line.text) else {
-            continue; // notices, acks
+        let (kind, Some(text)) = (line.kind.as_ref(), line.text) else {
+            continue; // acks
         };
+        if kind == CHAT_NOTICE {
+            // "N lines skipped: ..." when the server fell behind on this member.
+            if started && let Some((n, _)) = text.split_once(" lines skipped") {
+                received.skipped += n.parse::<u64>().unwrap_or(0);
+            }
+            continue;
+        }
+        if kind != CHAT_MESSAGE {
+            continue;
+        }
         if !started {
             if text == READY {
                 started = true;

@@ -243,12 +243,17 @@ async fn run_one(
             };
             let rows = vec![
                 format!(
-                    "{} members, {offered}: {} of {} deliveries in {:.2} s = {:.0}/s",
+                    "{} members, {offered}: {} of {} deliveries in {:.2} s = {:.0}/s{}",
                     report.clients,
                     report.deliveries,
                     report.expected_deliveries,
                     report.seconds,
-                    report.deliveries_per_second
+                    report.deliveries_per_second,
+                    if report.skipped > 0 {
+                        format!(" ({} skipped: the server fell behind)", report.skipped)
+                    } else {
+                        String::new()
+                    }
                 ),
                 format!("delivery latency        {}", percentiles(&report.latency)),
             ];

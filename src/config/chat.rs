@@ -24,7 +24,9 @@ pub struct ChatConfig {
     pub history_messages: usize,
     /// A member whose connection accepts nothing for this long is dropped, in ms. Default 10 s.
     pub send_timeout_ms: u64,
-    /// Room events buffered for members; one further behind is dropped. Default 1024.
+    /// Room events buffered for members; a member further behind (the server could not write
+    /// to it as fast as lines came) is told how many lines it skipped. Default 4096 (a burst
+    /// of that many lines reaches everyone; about 160 KiB per active room).
     pub room_queue: usize,
     /// Direct messages and notices buffered per member; a full queue drops it. Default 256.
     pub member_queue: usize,
@@ -41,7 +43,7 @@ impl Default for ChatConfig {
             flood_per_second: 8.0,
             history_messages: 20,
             send_timeout_ms: 10_000,
-            room_queue: 1024,
+            room_queue: 4096,
             member_queue: 256,
             bot: BotConfig::default(),
         }

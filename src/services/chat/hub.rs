@@ -2,7 +2,8 @@
 //!
 //! Hot paths take no global lock. A room message is encoded once and handed to a per-room
 //! broadcast ring, from which every member's task writes the same bytes; the ring is bounded, so a
-//! member that falls behind is dropped instead of growing memory. Direct messages go into each
+//! member that falls behind skips lines (and is told) instead of growing memory, and one that
+//! stops reading is dropped by its send timeout. Direct messages go into each
 //! recipient's bounded inbox; a full inbox drops that recipient. The hub-wide maps are locked
 //! only to join, leave, rename, and look up a direct message's recipient.
 

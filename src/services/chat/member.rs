@@ -191,15 +191,19 @@ impl<'a> Member<'a> {
                         written += 1;
                     }
                     if written < WRITE_BATCH
-                        && let Place::Room { events, .. } = &mut self.place
+                        && let Place::Room { events, room } = &mut self.place
                     {
-                        next = match events.try_recv() {
-                            Ok(event) => Some(event),
-                            Err(broadcast::error::TryRecvError::Lagged(_)) => {
-                                return Ok(Some(Ending::NotReading));
+                        loop {
+                            match events.try_recv() {
+                                Ok(event) => next = Some(event),
+                                Err(broadcast::error::TryRecvError::Lagged(skipped)) => {
+                                    batch.extend(skipped_notice(&room.name, skipped));
+                                    continue;
+                                }
+                                Err(_) => {}
                             }
-                            Err(_) => None,
-                        };
+                            break;
+                        }
                     }
                 }
                 if !batch.is_empty() {
@@ -207,8 +211,15 @@ impl<'a> Member<'a> {
                     conn.flush().await?;
                 }
             }
-            Step::Room(Err(broadcast::error::RecvError::Lagged(_))) => {
-                return Ok(Some(Ending::NotReading));
+            Step::Room(Err(broadcast::error::RecvError::Lagged(skipped))) => {
+                // The room outran this member: the server was too busy to write to it as fast as
+                // lines came (a member that stops reading is dropped by the send timeout, not
+                // here). Lines are gone from the ring; say how many rather than drop the member.
+                if let Place::Room { room, .. } = &self.place {
+                    conn.write_encoded(&skipped_notice(&room.name, skipped))
+                        .await?;
+                    conn.flush().await?;
+                }
             }
             Step::Room(Err(broadcast::error::RecvError::Closed)) => {
                 return Ok(Some(Ending::Close("room closed".into())));
@@ -502,6 +513,16 @@ fn enter(
 }
 
 /// The next room event, or never when not in a room.
+/// The notice telling a member that `skipped` lines of `room` passed it by.
+fn skipped_notice(room: &str, skipped: u64) -> Vec<u8> {
+    tracing::debug!(room, skipped, "a member lagged its room");
+    Message::ChatNotice {
+        room: Some(room.to_string()),
+        text: format!("{skipped} lines skipped: the room outran your connection"),
+    }
+    .to_frame()
+}
+
 async fn next_room_event(place: &mut Place) -> Result<Arc<RoomEvent>, broadcast::error::RecvError> {
     match place {
         Place::Room { events, .. } => events.recv().await,

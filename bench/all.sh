@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every side-by-side benchmark in one run: ping, exec vs ssh, files vs nc/scp/sftp/rsync (iperf3
+# as the ceiling), chat vs ngircd, then `ferry bench` (latency percentiles and connections).
+# Takes about 10 minutes on two cores. Usage: bench/all.sh
+set -euo pipefail
+here=$(dirname "$0")
+"$here/ping.sh"
+"$here/exec.sh"
+"$here/files.sh"
+"$here/chat.sh"
+source "$here/lib.sh"
+config=$work/ferry.toml
+export FERRY_TOKEN=$("$ferry" user add bench --allow chat,read,write,exec --config "$config" 2>/dev/null)
+start_ferry tls --config "$config"
+echo "== ferry bench latency connections (TLS)"
+"$ferry" bench --server "$tls" latency connections 2>/dev/null

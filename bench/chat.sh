@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Chat fan-out: ferry (plaintext and TLS) against ngircd (IRC, plaintext) with the same load
+# shape and the same load generator design (examples/irc_fanout.rs mirrors `ferry bench chat`):
+# CLIENTS members of one room, MESSAGES lines spread over them, paced at RATE lines/s, and a
+# burst (all lines at once). Each figure is the median of RUNS runs.
+# ngircd runs with penalties off (MaxPenaltyTime = 0) and no per-IP limits, as ferry's flood
+# limit is never reached by this shape either. Usage: bench/chat.sh [CLIENTS] [MESSAGES] [RATE] [RUNS]
+source "$(dirname "$0")/lib.sh"
+clients=${1:-1000}
+messages=${2:-2000}
+rate=${3:-500}
+runs=${4:-3}
+need ngircd ngircd
+cargo build --release --quiet --example irc_fanout
+irc_fanout=$PWD/target/release/examples/irc_fanout
+
+start_ferry tls
+start_ferry plain --plaintext
+irc_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/ngircd.conf" <<CONF
+[Global]
+Name = bench.local
+Info = ferry bench
+Listen = 127.0.0.1
+Ports = $irc_port
+MotdPhrase = "bench"
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxNickLength = 9
+PingTimeout = 600
+PongTimeout = 600
+MaxPenaltyTime = 0
+[Options]
+DNS = no
+Ident = no
+PAM = no
+CONF
+ngircd -n -f "$work/ngircd.conf" >"$work/ngircd.log" 2>&1 </dev/null &
+bench_pids+=($!)
+for _ in $(seq 100); do grep -q "ready" "$work/ngircd.log" && break; sleep 0.05; done
+"$ferry" ping --server "$tls" -c 1 -i 0 >/dev/null 2>&1 # pin
+
+machine
+echo "load: $clients members in one room, $messages lines; paced at $rate/s, and all at once"
+for shape in "$rate" 0; do
+  for run in $(seq "$runs"); do
+    "$ferry" bench --server "$plain" --plaintext --json chat --clients "$clients" --messages "$messages" --rate "$shape" \
+      | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["results"]["chat"]))' >>"$work/ferry-plain-$shape.jsonl"
+    "$ferry" bench --server "$tls" --json chat --clients "$clients" --messages "$messages" --rate "$shape" \
+      | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["results"]["chat"]))' >>"$work/ferry-tls-$shape.jsonl"
+    "$irc_fanout" "127.0.0.1:$irc_port" "$clients" "$messages" "$shape" >>"$work/ngircd-$shape.jsonl"
+  done
+done
+python3 - "$work" "$rate" <<'PY'
+import json, statistics, sys
+work, rate = sys.argv[1], sys.argv[2]
+def load(name, shape):
+    return [json.loads(l) for l in open(f"{work}/{name}-{shape}.jsonl")]
+for shape in (rate, "0"):
+    label = f"paced at {rate} lines/s" if shape != "0" else "all lines at once (burst)"
+    print(f"== {label}")
+    rows = {}
+    for name in ("ferry-plain", "ferry-tls", "ngircd"):
+        runs = load(name, shape)
+        med = lambda f: statistics.median(f(r) for r in runs)
+        rows[name] = (med(lambda r: r["deliveries_per_second"]), med(lambda r: r["latency"]["p50_ms"]),
+                      med(lambda r: r["latency"]["p99_ms"]), min(r["deliveries"] / r["expected_deliveries"] for r in runs))
+        d, p50, p99, got = rows[name]
+        print(f"{name:12s} {d:10.0f} deliveries/s  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  delivered {got:.1%} (worst run)")
+    for name in ("ferry-plain", "ferry-tls"):
+        print(f"{name} vs ngircd: {rows[name][0] / rows['ngircd'][0]:.2f}x deliveries/s, p99 {rows[name][2] / rows['ngircd'][2]:.2f}x of ngircd's")
+PY

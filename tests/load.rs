@@ -4,10 +4,11 @@
 //!
 //! 10,000 concurrent TLS clients against the real binary, for a bounded time: a third chat in
 //! rooms of about fifty (a line a second each, every line acked), a third run commands (one
-//! every fifteen seconds each, output checked: ~220 process starts a second in all), a third put, get back and remove small files
-//! (one round a second each, bytes checked). No operation may fail; the round runs twice, and
-//! after each the server's descriptors return to their baseline, and its memory after the
-//! second is no higher than after the first (nothing is kept per client).
+//! every fifteen seconds each, output checked: ~220 process starts a second in all), a third
+//! put, get back and remove small files (a round every five seconds each, bytes checked: ~670
+//! durable writes a second). No operation may fail; the round runs twice, and after each the
+//! server's descriptors return to their baseline and its memory to within 32 MiB of it, the
+//! second round leaving no more behind than the first (nothing is kept per client).
 //! FERRY_LOAD_CLIENTS and FERRY_LOAD_SECS change the size and length.
 
 mod common;
@@ -89,9 +90,9 @@ async fn ten_thousand_clients_mixed_chat_exec_and_files() {
     let base_fds = open_fds(pid);
     let base_kib = server.status_kib("VmRSS");
 
-    // Two rounds of the same load: descriptors must be back to the baseline after each, and
-    // memory after the second no higher than after the first — the allocator keeps freed
-    // pages for reuse, so "back to baseline" for memory means: nothing grows per round.
+    // Two rounds of the same load: after each, descriptors back to the baseline and memory
+    // back near it; and the second round leaves no more behind than the first (no per-client
+    // leak hiding under the tolerance).
     let mut after_first = 0;
     for round in 1..=2 {
         run_round(&options, clients, seconds).await;
@@ -104,7 +105,18 @@ async fn ten_thousand_clients_mixed_chat_exec_and_files() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let kib = server.status_kib("VmRSS");
+        // The allocator hands freed pages back within seconds (jemalloc's background decay):
+        // memory must come back to within 32 MiB of the idle server's (from ~180 MiB in use).
+        let settle = Instant::now() + Duration::from_secs(60);
+        let mut kib = server.status_kib("VmRSS");
+        while kib > base_kib + 32 * 1024 {
+            assert!(
+                Instant::now() < settle,
+                "round {round}: server memory stayed at {kib} KiB (idle: {base_kib} KiB)"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            kib = server.status_kib("VmRSS");
+        }
         println!(
             "round {round} over: server fds {} (baseline {base_fds}), RSS {kib} KiB (at start {base_kib} KiB)",
             open_fds(pid)
@@ -142,7 +154,7 @@ async fn run_round(options: &ClientOptions, clients: usize, seconds: u64) {
             let result = match i % 3 {
                 0 => chatter(i, session, offset, deadline, &tally).await,
                 1 => runner(i, session, &options, offset * 15, deadline, &tally).await,
-                _ => mover(i, session, offset, deadline, &tally).await,
+                _ => mover(i, session, offset * 5, deadline, &tally).await,
             };
             if let Err(e) = result {
                 tally.fail(format!("client {i}: {e}"));
@@ -259,7 +271,7 @@ async fn runner(
     Ok(())
 }
 
-/// Puts a small file, gets it back, compares and removes it, once a second, on one session.
+/// Puts a small file, gets it back, compares and removes it, every five seconds, on one session.
 async fn mover(
     i: usize,
     mut session: Client,
@@ -292,7 +304,7 @@ async fn mover(
         }
         let _ = std::fs::remove_file(&back);
         tally.file_rounds.fetch_add(1, Ordering::Relaxed);
-        next += Duration::from_secs(1);
+        next += Duration::from_secs(5);
     }
     session.close().await
 }

@@ -6,10 +6,10 @@
 //! Usage: `cargo run --release --example irc_fanout -- HOST:PORT CLIENTS MESSAGES RATE`
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ferry::bench::Percentiles;
+use ferry::bench::{DeliveryClock, Percentiles};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -28,8 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (clients.parse()?, messages.parse()?, rate.parse()?);
     ferry::fd_limit::raise_to_hard_limit();
 
-    let epoch = Instant::now();
-    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..messages).map(|_| AtomicU64::new(0)).collect());
+    let clock = Arc::new(DeliveryClock::new(messages));
     let ready = Arc::new((AtomicUsize::new(0), Notify::new()));
     let mut writers = Vec::with_capacity(clients);
     let mut receivers = tokio::task::JoinSet::new();
@@ -56,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         writers.push(writer);
         let own = (0..messages).filter(|s| s % clients == i).count();
         let expected = (messages - own) as u64;
-        let (sent_at, ready) = (Arc::clone(&sent_at), Arc::clone(&ready));
+        let (clock, ready) = (Arc::clone(&clock), Arc::clone(&ready));
         let mut started = i == 0;
         if started {
             mark(&ready);
@@ -80,10 +79,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     continue;
                 }
-                if let Some(sent) = text.parse::<usize>().ok().and_then(|s| sent_at.get(s)) {
-                    let now = Instant::now();
-                    let sent = Duration::from_nanos(sent.load(Ordering::Acquire));
-                    latencies.push(now.duration_since(epoch).saturating_sub(sent));
+                let now = Instant::now();
+                if let Some(latency) = clock.arrived(&text, now) {
+                    latencies.push(latency);
                     count += 1;
                     last = Some(now);
                 }
@@ -110,7 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::time::sleep_until((started + Duration::from_secs_f64(seq as f64 / rate)).into())
                 .await;
         }
-        sent_at[seq].store(epoch.elapsed().as_nanos() as u64, Ordering::Release);
+        clock.sending(seq);
         say(&mut writers[seq % clients], &seq.to_string()).await?;
     }
     let planned = if rate > 0.0 {

@@ -5,13 +5,13 @@
 //! so each line's send instant is looked up by its sequence number when it arrives.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::{Percentiles, open_sessions};
+use super::{DeliveryClock, Percentiles, open_sessions};
 use crate::client::{ClientError, ClientOptions};
 use crate::protocol::Frame;
 use crate::services::chat::client::{self as chat, ChatReceiver, ChatTarget};
@@ -90,9 +90,7 @@ pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatRep
         )));
     }
 
-    let epoch = Instant::now();
-    let sent_at: Arc<Vec<AtomicU64>> =
-        Arc::new((0..bench.messages).map(|_| AtomicU64::new(0)).collect());
+    let clock = Arc::new(DeliveryClock::new(bench.messages));
     let ready = Arc::new((AtomicUsize::new(0), Notify::new()));
     let mut senders = Vec::with_capacity(clients);
     let mut receivers = tokio::task::JoinSet::new();
@@ -113,8 +111,7 @@ pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatRep
             receiver,
             expected,
             is_first,
-            epoch,
-            Arc::clone(&sent_at),
+            Arc::clone(&clock),
             Arc::clone(&ready),
         ));
     }
@@ -136,8 +133,7 @@ pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatRep
             )
             .await;
         }
-        let now = epoch.elapsed().as_nanos() as u64;
-        sent_at[seq].store(now, Ordering::Release);
+        clock.sending(seq);
         senders[seq % clients].say(&seq.to_string()).await?;
     }
     let planned = if bench.rate > 0.0 {
@@ -207,8 +203,7 @@ async fn receive(
     mut receiver: ChatReceiver,
     expected: u64,
     already_ready: bool,
-    epoch: Instant,
-    sent_at: Arc<Vec<AtomicU64>>,
+    clock: Arc<DeliveryClock>,
     ready: Arc<(AtomicUsize, Notify)>,
 ) -> Received {
     let mut received = Received {
@@ -248,12 +243,9 @@ async fn receive(
             }
             continue;
         }
-        if let Some(sent) = text.parse::<usize>().ok().and_then(|seq| sent_at.get(seq)) {
-            let now = Instant::now();
-            let sent = Duration::from_nanos(sent.load(Ordering::Acquire));
-            received
-                .latencies
-                .push(now.duration_since(epoch).saturating_sub(sent));
+        let now = Instant::now();
+        if let Some(latency) = clock.arrived(&text, now) {
+            received.latencies.push(latency);
             received.count += 1;
             received.last = Some(now);
         }

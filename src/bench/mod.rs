@@ -7,11 +7,13 @@
 
 pub mod chat;
 pub mod connections;
+pub mod delivery_clock;
 pub mod latency;
 pub mod percentiles;
 pub mod server_process;
 pub mod throughput;
 
+pub use delivery_clock::DeliveryClock;
 pub use percentiles::Percentiles;
 
 use std::time::Duration;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every side-by-side benchmark in one run: ping, exec vs ssh, files vs nc/scp/sftp/rsync (iperf3
 # as the ceiling), chat vs ngircd, then `ferry bench` (latency percentiles and connections).
-# Takes about 10 minutes on two cores. Usage: bench/all.sh
+# Takes about 15 minutes on two cores. Usage: bench/all.sh
 set -euo pipefail
 here=$(dirname "$0")
 "$here/ping.sh"

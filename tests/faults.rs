@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{ServerProcess, TestServer, WAIT, ferry_bin, raw_session};
+use common::{ServerProcess, TestServer, WAIT, ferry_bin, pattern, raw_session};
 use ferry::config::ServerConfig;
 use ferry::protocol::{ErrorCode, HashAlgorithm, Message, Mode, Preamble};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,19 +22,6 @@ fn writable_config(dir: &Path) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-/// Incompressible, position-dependent bytes.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
 }
 
 /// Fails with the offending names if anything in `dir` other than `allowed` names or partials

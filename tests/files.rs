@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::{TestServer, config_with_user, output, refusal_code};
+use common::{TestServer, config_with_user, output, pattern, refusal_code};
 use ferry::client::ClientError;
 use ferry::config::ServerConfig;
 use ferry::connection::{BoxedStream, Connection};
@@ -24,13 +24,6 @@ async fn session(server: &TestServer, token: Option<&str>) -> Connection<BoxedSt
         .client(token.map(|t| t.parse().unwrap()))
         .await
         .into_connection()
-}
-
-/// Deterministic bytes that differ at every offset.
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
-        .collect()
 }
 
 fn root(server: &TestServer) -> std::path::PathBuf {
@@ -56,7 +49,7 @@ async fn boundary_sizes_round_trip_verified_with_both_hashes() {
         .enumerate()
     {
         for algorithm in [HashAlgorithm::Blake3, HashAlgorithm::Sha256] {
-            let data = pattern(size, i as u8);
+            let data = pattern(size, i as u64);
             let local = work.path().join(format!("in-{size}"));
             std::fs::write(&local, &data).unwrap();
             let remote = format!("f-{size}-{}", algorithm.name());

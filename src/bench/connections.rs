@@ -80,9 +80,7 @@ pub async fn run(
     for seq in 1..=PINGS {
         pings.push(pinger.ping(seq).await?);
     }
-    for client in sessions {
-        drop(client);
-    }
+    drop(sessions);
     let _ = pinger.close().await;
 
     let per_connection = match (before, after, stopped_by.is_none() && opened > 0) {

@@ -49,7 +49,7 @@ pub async fn run(
     write_test_file(&source, bench.size).map_err(|e| local_error(&source, e))?;
     let remote = format!(
         "ferry-bench-{}.bin",
-        hex(&crate::auth::token::random_bytes::<6>())
+        crate::protocol::hex::encode(&crate::auth::token::random_bytes::<6>())
     );
 
     let mut puts = Vec::new();
@@ -108,10 +108,6 @@ fn local_error(path: &Path, source: std::io::Error) -> ClientError {
         path: path.to_path_buf(),
         source,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes `size` bytes of incompressible data (a 1 MiB pseudo-random block, varied per

@@ -220,11 +220,8 @@ async fn run_one(
         }
         BenchTest::Chat => {
             let room = args.room.clone().unwrap_or_else(|| {
-                let suffix: String = crate::auth::token::random_bytes::<4>()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                format!("bench-{suffix}")
+                let suffix = crate::auth::token::random_bytes::<4>();
+                format!("bench-{}", crate::protocol::hex::encode(&suffix))
             });
             let report = bench::chat::run(
                 options,

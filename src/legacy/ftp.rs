@@ -82,7 +82,7 @@ pub async fn serve(mut tcp: TcpStream, sandbox: &Sandbox) -> std::io::Result<()>
             tcp.write_all(&chunk[..got]).await?;
             left -= got as u64;
         }
-        let digest: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let digest = crate::protocol::hex::encode(&md5.finalize());
         tcp.write_all(digest.as_bytes()).await?;
     }
 }

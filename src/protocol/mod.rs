@@ -9,6 +9,7 @@
 pub mod error_code;
 pub mod files;
 pub mod frame;
+pub mod hex;
 pub mod message;
 pub mod permission;
 pub mod preamble;

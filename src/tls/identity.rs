@@ -117,8 +117,7 @@ impl ServerIdentity {
 /// compute it from the peer certificate (Python: `hashlib.sha256(der).hexdigest()`).
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     let hash = digest::digest(&digest::SHA256, cert.as_ref());
-    let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", crate::protocol::hex::encode(hash.as_ref()))
 }
 
 /// Writes `path` readable by its owner only, so the key is never world-readable, even briefly.

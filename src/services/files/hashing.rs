@@ -34,7 +34,7 @@ impl Hasher {
             Hasher::Blake3(h) => h.finalize().as_bytes().to_vec(),
             Hasher::Sha256(h) => h.finish().as_ref().to_vec(),
         };
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        crate::protocol::hex::encode(&bytes)
     }
 }
 

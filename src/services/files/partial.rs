@@ -54,10 +54,7 @@ impl Partial {
             }),
             Err(std::fs::TryLockError::Error(e)) => Err(e),
             Err(std::fs::TryLockError::WouldBlock) => {
-                let hex: String = random_bytes::<6>()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let hex = crate::protocol::hex::encode(&random_bytes::<6>());
                 let unique = fixed.with_file_name(format!(
                     "{}-{hex}",
                     fixed

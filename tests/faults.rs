@@ -66,10 +66,19 @@ fn complete(mut cmd: std::process::Command, context: &str) -> String {
     stderr
 }
 
-/// Starts `cmd`, kills it (or the server) after `delay`, and waits for the client to end.
+/// When to kill: a time after the client starts (which reaches the handshake, the request and
+/// the rename as well as the data), or the moment a partial has grown to a size (which reaches
+/// the middle of the data however fast or slow the machine is today).
+#[derive(Debug)]
+enum KillPoint {
+    After(Duration),
+    PartialReaches(PathBuf, u64),
+}
+
+/// Starts `cmd`, kills it (or the server) at `point`, and waits for the client to end.
 fn interrupt(
     mut cmd: std::process::Command,
-    delay: Duration,
+    point: &KillPoint,
     server: Option<&mut ServerProcess>,
 ) -> std::process::ExitStatus {
     let mut child = cmd
@@ -77,8 +86,19 @@ fn interrupt(
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // The delay is the kill point under test, not a wait for something to happen.
-    std::thread::sleep(delay);
+    match point {
+        // The delay is the kill point under test, not a wait for something to happen.
+        KillPoint::After(delay) => std::thread::sleep(*delay),
+        KillPoint::PartialReaches(partial, size) => {
+            let deadline = Instant::now() + WAIT;
+            while child.try_wait().unwrap().is_none()
+                && std::fs::metadata(partial).map_or(0, |m| m.len()) < *size
+            {
+                assert!(Instant::now() < deadline, "the transfer stalled");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
     match server {
         None => {
             let _ = child.kill();
@@ -146,7 +166,7 @@ fn killed_at_100_random_points_a_rerun_completes_with_identical_bytes() {
         cmd
     };
 
-    // Kill points spread over one whole transfer, and a little past it.
+    // Timed kill points spread over one whole transfer, and a little past it.
     let started = Instant::now();
     complete(get(&server), "calibration");
     let span = started.elapsed().as_micros() as u64 * 5 / 4;
@@ -154,16 +174,25 @@ fn killed_at_100_random_points_a_rerun_completes_with_identical_bytes() {
 
     let mut resumed = 0;
     for point in 0..POINTS {
-        let delay = Duration::from_micros(random.below(span));
         let kill_server = point % 4 >= 2;
         let is_get = point % 2 == 0;
+        let kill_point = if (point / 4) % 2 == 0 {
+            KillPoint::After(Duration::from_micros(random.below(span)))
+        } else {
+            let partial = if is_get {
+                local.join(".big.ferry-part")
+            } else {
+                server.root.join(".up.ferry-part")
+            };
+            KillPoint::PartialReaches(partial, 1 + random.below(data.len() as u64 - 1))
+        };
         let context = format!(
-            "seed {seed}, point {point}: {} killed {delay:?} into a {}",
+            "seed {seed}, point {point}: {} killed into a {} at {kill_point:?}",
             if kill_server { "server" } else { "client" },
             if is_get { "get" } else { "put" }
         );
         let cmd = if is_get { get(&server) } else { put(&server) };
-        interrupt(cmd, delay, kill_server.then_some(&mut server));
+        interrupt(cmd, &kill_point, kill_server.then_some(&mut server));
         // Whatever was killed, the final names hold nothing or everything.
         absent_or_whole(&got, &data, &context);
         absent_or_whole(&server.root.join("up"), &data, &context);

@@ -59,6 +59,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let plaintext = args.plaintext || config.plaintext;
     crate::fd_limit::raise_to_hard_limit();
 
+    let mut signals = crate::shutdown::StopSignals::install()
+        .context("cannot install the Ctrl-C/SIGTERM handlers")?;
     let users = config.users.len();
     let server = Server::bind(ServerOptions {
         config,
@@ -94,7 +96,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let stop = CancellationToken::new();
     let signal_stop = stop.clone();
     tokio::spawn(async move {
-        crate::shutdown::signal().await;
+        signals.recv().await;
         eprintln!("ferry: shutting down");
         signal_stop.cancel();
     });

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -45,48 +46,31 @@ impl Shutdown {
     }
 }
 
-/// Ctrl-C and SIGTERM, for the binary's `serve`.
+/// Ctrl-C and SIGTERM, for the binary's `serve` (ferry is Unix-only: it depends on nix).
 ///
 /// Installed before the server binds: once the listening socket exists the kernel completes
 /// handshakes on its own, so a SIGTERM that arrived before the handlers were in place would kill
 /// the process by the default action, and its clients would see a bare close instead of
 /// `goodbye`. (`tokio::signal::ctrl_c()` registers only when first polled, so it is not used.)
 pub struct StopSignals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
+    interrupt: Signal,
+    terminate: Signal,
 }
 
 impl StopSignals {
     /// Registers the handlers now. Needs a running Tokio runtime.
     pub fn install() -> std::io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(StopSignals {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(StopSignals {})
-        }
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
 
     /// Resolves on the first Ctrl-C or SIGTERM since [`StopSignals::install`].
     pub async fn recv(&mut self) {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.terminate.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
 }

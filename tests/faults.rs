@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::{ServerProcess, TestServer, WAIT, ferry_bin, pattern, raw_session};
 use ferry::config::ServerConfig;
 use ferry::protocol::{ErrorCode, HashAlgorithm, Message, Mode, Preamble};
+use ferry::services::files::partial::partial_path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -179,12 +180,15 @@ fn killed_at_100_random_points_a_rerun_completes_with_identical_bytes() {
         let kill_point = if (point / 4) % 2 == 0 {
             KillPoint::After(Duration::from_micros(random.below(span)))
         } else {
-            let partial = if is_get {
-                local.join(".big.ferry-part")
+            let target = if is_get {
+                got.clone()
             } else {
-                server.root.join(".up.ferry-part")
+                server.root.join("up")
             };
-            KillPoint::PartialReaches(partial, 1 + random.below(data.len() as u64 - 1))
+            KillPoint::PartialReaches(
+                partial_path(&target),
+                1 + random.below(data.len() as u64 - 1),
+            )
         };
         let context = format!(
             "seed {seed}, point {point}: {} killed into a {} at {kill_point:?}",

@@ -90,15 +90,10 @@ fn interrupt(
     match point {
         // The delay is the kill point under test, not a wait for something to happen.
         KillPoint::After(delay) => std::thread::sleep(*delay),
-        KillPoint::PartialReaches(partial, size) => {
-            let deadline = Instant::now() + WAIT;
-            while child.try_wait().unwrap().is_none()
-                && std::fs::metadata(partial).map_or(0, |m| m.len()) < *size
-            {
-                assert!(Instant::now() < deadline, "the transfer stalled");
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
+        KillPoint::PartialReaches(partial, size) => poll_until("the transfer stalled", || {
+            child.try_wait().unwrap().is_some()
+                || std::fs::metadata(partial).map_or(0, |m| m.len()) >= *size
+        }),
     }
     match server {
         None => {
@@ -106,16 +101,19 @@ fn interrupt(
         }
         Some(server) => server.kill(),
     }
+    poll_until("the client hung after the kill", || {
+        child.try_wait().unwrap().is_some()
+    });
+    child.wait().unwrap()
+}
+
+/// Checks `done` every millisecond until it holds, failing with `stuck` after [`WAIT`]. (What it
+/// waits for — a file growing, another process ending — has no event to await.)
+fn poll_until(stuck: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the client hung after its server was killed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
+    while !done() {
+        assert!(Instant::now() < deadline, "{stuck}");
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -177,14 +175,15 @@ fn killed_at_100_random_points_a_rerun_completes_with_identical_bytes() {
     for point in 0..POINTS {
         let kill_server = point % 4 >= 2;
         let is_get = point % 2 == 0;
+        // The root is the same directory across restarts.
+        let target = if is_get {
+            got.clone()
+        } else {
+            server.root.join("up")
+        };
         let kill_point = if (point / 4) % 2 == 0 {
             KillPoint::After(Duration::from_micros(random.below(span)))
         } else {
-            let target = if is_get {
-                got.clone()
-            } else {
-                server.root.join("up")
-            };
             KillPoint::PartialReaches(
                 partial_path(&target),
                 1 + random.below(data.len() as u64 - 1),
@@ -208,11 +207,6 @@ fn killed_at_100_random_points_a_rerun_completes_with_identical_bytes() {
         if stderr.contains("resuming at") {
             resumed += 1;
         }
-        let target = if is_get {
-            got.clone()
-        } else {
-            server.root.join("up")
-        };
         assert!(
             std::fs::read(&target).unwrap() == data,
             "{context}: re-run bytes differ"

@@ -23,6 +23,9 @@ pub type BoxedStream = Box<dyn AsyncStream>;
 /// How much the read buffer grows by when it is full and no frame length is known yet. Small,
 /// because idle connections keep their buffer: 10,000 of them must stay cheap.
 const READ_RESERVE: usize = 4 * 1024;
+/// A read buffer left larger than this by a big frame is given back once it is empty, so a
+/// session that sent one large frame and then idles costs what an idle session costs.
+const SHRINK_ABOVE: usize = 64 * 1024;
 
 /// Why reading or writing frames failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +87,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.max_frame = max_frame;
     }
 
+    /// Bytes the read buffer holds allocated (for tests of idle cost).
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Reads the next frame. `Ok(None)` is a clean end of stream between frames.
     ///
     /// Cancel-safe: dropping the future loses no bytes, they stay in the buffer.
@@ -96,7 +104,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if let Some(frame) = frame::decode(&mut self.buf, self.max_frame)? {
                 return Ok(Some(frame));
             }
-            if self.buf.len() == self.buf.capacity() {
+            if self.buf.is_empty()
+                && (self.buf.capacity() > SHRINK_ABOVE || self.buf.capacity() == 0)
+            {
+                // A fresh small buffer: `reserve` would reclaim the big one a past frame used.
+                self.buf = BytesMut::with_capacity(READ_RESERVE);
+            } else if self.buf.len() == self.buf.capacity() {
                 self.buf.reserve(READ_RESERVE);
             }
             if self.inner.read_buf(&mut self.buf).await? == 0 {
@@ -314,6 +327,36 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use tokio::io::duplex;
+
+    #[tokio::test]
+    async fn the_read_buffer_shrinks_back_after_a_large_frame() {
+        let (a, b) = duplex(64 * 1024);
+        let mut writer = FrameWriter::new(a, DEFAULT_MAX_FRAME);
+        let mut reader = FrameReader::new(b, DEFAULT_MAX_FRAME);
+        let big = vec![7u8; 1 << 20];
+        let sender = tokio::spawn(async move {
+            writer.write_data(0, &big).await.unwrap();
+            writer.flush().await.unwrap();
+            writer
+        });
+        let frame = reader.read_frame().await.unwrap().unwrap();
+        assert!(matches!(&frame, Frame::Data { payload, .. } if payload.len() == 1 << 20));
+        drop(frame);
+        let mut writer = sender.await.unwrap();
+        writer
+            .write_message(&Message::Ping { seq: 2 })
+            .await
+            .unwrap();
+        assert_eq!(
+            reader.read_message().await.unwrap(),
+            Message::Ping { seq: 2 }
+        );
+        assert!(
+            reader.buffer_capacity() <= SHRINK_ABOVE,
+            "an idle reader still holds {} bytes",
+            reader.buffer_capacity()
+        );
+    }
 
     #[tokio::test]
     async fn messages_and_data_cross_a_tiny_pipe_intact() {

@@ -149,9 +149,16 @@ async fn the_config_can_narrow_anonymous_rights() {
     let mut config = ServerConfig::default();
     config.anonymous.allow = vec![];
     let server = TestServer::start(config).await;
-    let client = server.client(None).await;
-    assert_eq!(client.info().welcome.permissions, Permissions::NONE);
-    assert_eq!(client.info().welcome.user, None);
+    // A session that could do nothing is refused rather than left holding a slot.
+    let Err(err) = Client::connect(&server.options(None)).await else {
+        panic!("an anonymous session that may do nothing was opened");
+    };
+    assert_eq!(
+        refusal_code(&err),
+        Some(ErrorCode::PermissionDenied),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--token"), "{err}");
 
     let default = TestServer::start(ServerConfig::default()).await;
     let client = default.client(None).await;

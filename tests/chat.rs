@@ -466,7 +466,7 @@ async fn a_member_that_vanishes_is_announced_and_frees_its_nick() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_needs_the_chat_permission() {
     let mut config = ServerConfig::default();
-    config.anonymous.allow = vec![];
+    config.anonymous.allow = vec![ferry::protocol::Permission::Read];
     let server = TestServer::start(config).await;
     let out = chat_via_binary(&server, &["--room", "lobby"], "hi\n").await;
     assert!(!out.status.success());

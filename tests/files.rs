@@ -227,8 +227,9 @@ async fn an_interrupted_get_resumes_from_the_verified_partial() {
             client::get_file(&mut conn, "big", &target, HashAlgorithm::Blake3, &mut stop);
         tokio::pin!(transfer);
         tokio::select! {
-            _ = &mut transfer => panic!("finished before the interruption"),
+            biased;
             _ = rx => {}
+            _ = &mut transfer => panic!("finished before the interruption"),
         }
         // Received is not yet written: keep the transfer going until some of it is on disk,
         // then kill it (a killed process loses what it had not written, and so does this).
@@ -303,8 +304,9 @@ async fn an_interrupted_put_resumes_and_says_so() {
         stop: Some(tx),
     };
     tokio::select! {
-        _ = client::put_file(&mut conn, &source, "up.bin", HashAlgorithm::Blake3, &mut stop) => panic!("finished before the interruption"),
+        biased;
         _ = rx => {}
+        _ = client::put_file(&mut conn, &source, "up.bin", HashAlgorithm::Blake3, &mut stop) => panic!("finished before the interruption"),
     }
     drop(conn);
     server.wait_for_active(0).await; // the server noticed, and its partial is closed
@@ -490,7 +492,7 @@ async fn nothing_outside_the_root_is_read_or_written() {
 #[tokio::test]
 async fn reading_needs_read_and_writing_needs_write() {
     let mut config = ServerConfig::default();
-    config.anonymous.allow = vec![];
+    config.anonymous.allow = vec![ferry::protocol::Permission::Chat];
     let server = TestServer::start(config).await;
     std::fs::write(root(&server).join("f"), "x").unwrap();
     let work = tempfile::tempdir().unwrap();

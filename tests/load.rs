@@ -71,6 +71,12 @@ async fn ten_thousand_clients_mixed_chat_exec_and_files() {
         Permissions::parse_list("chat,read,write,exec").unwrap(),
     )
     .unwrap();
+    // Every load client comes from 127.0.0.1: lift the per-address limits for them.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[limits]\nmax_connections_per_address = 16384\nmax_file_requests_per_address = 16384\nmax_handshakes_per_address = 16384\n",
+    );
+    std::fs::write(&config, text).unwrap();
     let server = ServerProcess::start(&["--config", config.to_str().unwrap()]);
     let pid = server.pid();
     let options = ClientOptions {

@@ -50,6 +50,18 @@ impl FailureLimiter {
     }
 }
 
+impl FailureLimiter {
+    /// Takes back one attempt recorded for `ip` in the current window (it succeeded).
+    pub fn forgive(&self, ip: IpAddr, now: Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = failures.get_mut(&ip)
+            && now.saturating_duration_since(entry.0) < self.window
+        {
+            entry.1 = entry.1.saturating_sub(1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

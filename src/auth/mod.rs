@@ -102,6 +102,11 @@ impl Authenticator {
         self.limiter.record_failure(ip, Instant::now());
     }
 
+    /// Takes back the attempt counted for `ip` when it succeeds.
+    pub fn forgive_failure(&self, ip: IpAddr) {
+        self.limiter.forgive(ip, Instant::now());
+    }
+
     /// The fixed delay before every refusal.
     pub fn failure_delay(&self) -> Duration {
         self.failure_delay

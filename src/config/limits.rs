@@ -12,6 +12,16 @@ use crate::protocol::frame::{DEFAULT_MAX_FRAME, MIN_MAX_FRAME};
 pub struct Limits {
     /// Connections served at once; further ones get `server_busy`. Default 16,384.
     pub max_connections: usize,
+    /// Connections one client address may hold at once. Default 1,024.
+    pub max_connections_per_address: usize,
+    /// Connections kept for signed-in users: anonymous sessions get `server_busy` once only
+    /// this many slots are left (at most a quarter of `max_connections`). Default 1,024.
+    pub user_reserved_connections: usize,
+    /// Authentications checked at once from one address; more wait their turn. Default 4.
+    pub max_handshakes_per_address: usize,
+    /// File requests (list, get, put, mkdir, remove) in progress at once from one address.
+    /// Default 32.
+    pub max_file_requests_per_address: usize,
     /// Largest frame accepted, in bytes (64 KiB to 16 MiB). Default 1 MiB + 64.
     pub max_frame_bytes: usize,
     /// Time from accept to `welcome` (preamble, TLS, auth), in ms (at most 10 s). Default 10 s.
@@ -21,6 +31,9 @@ pub struct Limits {
     /// A write the client accepts nothing of for this long ends the session, in ms (a client
     /// that stops reading cannot hold its connection forever). Default 60 s.
     pub write_stall_timeout_ms: u64,
+    /// While the server waits for a client to read, the client must take at least this many
+    /// bytes per `write_stall_timeout_ms` (any trickle is not enough). Default 64 KiB.
+    pub write_stall_min_bytes: u64,
     /// How long shutdown waits for sessions to finish, in ms. Default 5 s.
     pub shutdown_grace_ms: u64,
     /// Fixed delay before every authentication refusal, in ms. Default 500 ms.
@@ -35,10 +48,15 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 16_384,
+            max_connections_per_address: 1_024,
+            user_reserved_connections: 1_024,
+            max_handshakes_per_address: 4,
+            max_file_requests_per_address: 32,
             max_frame_bytes: DEFAULT_MAX_FRAME,
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 600_000,
             write_stall_timeout_ms: 60_000,
+            write_stall_min_bytes: 64 * 1024,
             shutdown_grace_ms: 5_000,
             auth_failure_delay_ms: 500,
             auth_max_failures: 10,
@@ -59,6 +77,12 @@ impl Limits {
         if self.max_connections == 0 {
             return Err("limits.max_connections must be at least 1".into());
         }
+        if self.max_connections_per_address == 0
+            || self.max_handshakes_per_address == 0
+            || self.max_file_requests_per_address == 0
+        {
+            return Err("limits.max_connections_per_address, max_handshakes_per_address and max_file_requests_per_address must be at least 1".into());
+        }
         if !(MIN_MAX_FRAME..=MAX_MAX_FRAME).contains(&self.max_frame_bytes) {
             return Err(format!(
                 "limits.max_frame_bytes must be between {MIN_MAX_FRAME} and {MAX_MAX_FRAME}"
@@ -76,6 +100,11 @@ impl Limits {
             return Err("limits.auth_max_failures must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// Slots anonymous sessions may hold: all but the ones reserved for signed-in users.
+    pub fn anonymous_connections(&self) -> usize {
+        self.max_connections - self.user_reserved_connections.min(self.max_connections / 4)
     }
 
     pub fn handshake_timeout(&self) -> Duration {

@@ -44,22 +44,16 @@ pub async fn serve(mut tcp: TcpStream, sandbox: &Sandbox) -> std::io::Result<()>
                 continue;
             }
         };
-        let opened = sandbox
-            .resolve(&name)
-            .map_err(|e| e.message)
-            .and_then(|path| {
-                let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-                let meta = file.metadata().map_err(|e| e.to_string())?;
-                if meta.is_file() {
-                    Ok((path, meta.len()))
-                } else {
-                    Err(format!("'{name}' is not a regular file"))
-                }
-            });
-        let (path, size) = match opened {
-            Ok(found) => found,
-            Err(message) => {
-                tcp.write_all(format!("error: {message}\n").as_bytes())
+        // Opened off the runtime and without blocking (a FIFO must not hang the listener), and
+        // checked on the descriptor that is then streamed: nothing is opened again by name.
+        let resolver = sandbox.clone();
+        let opened = tokio::task::spawn_blocking(move || resolver.open_regular(&name))
+            .await
+            .map_err(std::io::Error::other)?;
+        let (file, size) = match opened {
+            Ok((file, meta)) => (file, meta.len()),
+            Err(e) => {
+                tcp.write_all(format!("error: {}\n", e.message).as_bytes())
                     .await?;
                 continue;
             }
@@ -68,7 +62,7 @@ pub async fn serve(mut tcp: TcpStream, sandbox: &Sandbox) -> std::io::Result<()>
         if tcp.read(&mut buf).await? == 0 {
             return Ok(()); // no ack: the caller left
         }
-        let mut file = tokio::fs::File::open(&path).await?;
+        let mut file = tokio::fs::File::from_std(file);
         let mut md5 = Md5::new();
         let mut chunk = vec![0u8; 64 * 1024];
         let mut left = size;

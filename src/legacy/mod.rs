@@ -122,6 +122,7 @@ impl LegacyListener {
         self,
         bot: Arc<BotConfig>,
         root: Arc<Path>,
+        sandbox: Sandbox,
         max_connections: usize,
         shutdown: Shutdown,
     ) {
@@ -141,10 +142,11 @@ impl LegacyListener {
             let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                 continue; // at the limit: the caller is dropped, the seed protocols have no error
             };
-            let (kind, bot, root, stop) = (
+            let (kind, bot, root, sandbox, stop) = (
                 self.spec.kind,
                 Arc::clone(&bot),
                 Arc::clone(&root),
+                sandbox.clone(),
                 shutdown.clone(),
             );
             shutdown.tracker.spawn(async move {
@@ -153,7 +155,7 @@ impl LegacyListener {
                         LegacyKind::Chatbot => chatbot::serve(tcp, &bot).await,
                         LegacyKind::Upper => upper::serve(tcp).await,
                         LegacyKind::Shell => shell::serve(tcp, &root).await,
-                        LegacyKind::Ftp => ftp::serve(tcp, &Sandbox::new(&root)).await,
+                        LegacyKind::Ftp => ftp::serve(tcp, &sandbox).await,
                     }
                 };
                 tokio::select! {

@@ -72,6 +72,11 @@ impl Permissions {
     pub const NONE: Permissions = Permissions(0);
 
     /// Whether `p` is granted.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether `p` is among these.
     pub fn contains(self, p: Permission) -> bool {
         self.0 & p.bit() != 0
     }

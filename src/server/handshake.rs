@@ -33,6 +33,17 @@ pub struct HandshakeContext<'a> {
     /// The server's TLS fingerprint, or `plaintext`; bound into the auth message.
     pub binding: &'a str,
     pub max_frame: usize,
+    /// Slots anonymous sessions may hold; one is taken before an anonymous `welcome`.
+    pub anonymous_slots: &'a std::sync::Arc<tokio::sync::Semaphore>,
+    /// Authentications in progress per address.
+    pub handshakes: &'a std::sync::Arc<crate::server::per_address::PerAddressQueue>,
+}
+
+/// A session the handshake opened: who it is, and (for an anonymous one) the slot it holds
+/// among those anonymous sessions may take.
+pub struct Opened {
+    pub identity: SessionIdentity,
+    pub anonymous_slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Runs the server side of the handshake on `conn`.
@@ -42,7 +53,7 @@ pub struct HandshakeContext<'a> {
 pub async fn server_handshake<S>(
     conn: &mut Connection<S>,
     ctx: &HandshakeContext<'_>,
-) -> Result<SessionIdentity, HandshakeError>
+) -> Result<Opened, HandshakeError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -56,14 +67,34 @@ where
         Err(e) => return Err(e.into()),
     };
     let Some(user) = user else {
+        let permissions = ctx.auth.anonymous_permissions();
+        if permissions.is_empty() {
+            // A session that can do nothing would only hold a connection slot.
+            let message =
+                "this server allows nothing without a token; connect with --token NAME:SECRET";
+            return refuse(conn, ErrorCode::PermissionDenied, message.to_string()).await;
+        }
+        // Anonymous sessions may not take the slots kept for signed-in users.
+        let Ok(slot) = std::sync::Arc::clone(ctx.anonymous_slots).try_acquire_owned() else {
+            let message = "the server keeps its remaining connections for signed-in users; connect with a token or try again later";
+            return refuse(conn, ErrorCode::ServerBusy, message.to_string()).await;
+        };
         let identity = SessionIdentity {
             user: None,
-            permissions: ctx.auth.anonymous_permissions(),
+            permissions,
         };
         welcome(conn, &identity, ctx.max_frame, None).await?;
-        return Ok(identity);
+        return Ok(Opened {
+            identity,
+            anonymous_slot: Some(slot),
+        });
     };
 
+    // Guesses in parallel would otherwise all be checked before the first failure counted:
+    // an address gets a few turns at once, and the rest queue (within the handshake timeout).
+    let Some(turn) = ctx.handshakes.turn(ctx.peer).await else {
+        return refuse(conn, ErrorCode::Internal, "login queue closed".to_string()).await;
+    };
     if let Some(left) = ctx.auth.blocked_for(ctx.peer) {
         tokio::time::sleep(ctx.auth.failure_delay()).await;
         let message = format!(
@@ -82,6 +113,8 @@ where
         .and_then(|()| ctx.auth.user(&user));
     let salt = record.map_or_else(|| ctx.auth.decoy_salt(&user), |r| r.credential.salt.clone());
     let server_nonce = STANDARD.encode(random_bytes::<24>());
+    // The attempt counts from the moment a challenge goes out; a success takes it back.
+    ctx.auth.record_failure(ctx.peer);
     conn.write_message(&Message::Challenge {
         nonce: server_nonce.clone(),
         salt: STANDARD.encode(&salt),
@@ -102,6 +135,7 @@ where
         .filter(|r| proof.len() == KEY_LEN && r.credential.verify_proof(&auth_message, &proof))
     {
         Some(record) => {
+            ctx.auth.forgive_failure(ctx.peer);
             let identity = SessionIdentity {
                 user: Some(user),
                 permissions: record.permissions,
@@ -114,10 +148,14 @@ where
                 Some(STANDARD.encode(signature)),
             )
             .await?;
-            Ok(identity)
+            Ok(Opened {
+                identity,
+                anonymous_slot: None,
+            })
         }
         None => {
-            ctx.auth.record_failure(ctx.peer);
+            tracing::info!(peer = %ctx.peer, %user, "failed login: wrong token or unknown user");
+            drop(turn);
             tokio::time::sleep(ctx.auth.failure_delay()).await;
             let message = "authentication failed: wrong token or unknown user".to_string();
             refuse(conn, ErrorCode::AuthFailed, message).await

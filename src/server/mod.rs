@@ -4,6 +4,7 @@
 
 mod accept;
 pub mod handshake;
+pub mod per_address;
 mod session;
 
 use std::net::SocketAddr;
@@ -22,8 +23,10 @@ use crate::config::{ExecConfig, Limits, ServerConfig};
 use crate::legacy::{LegacyListener, LegacySpec};
 use crate::protocol::ErrorCode;
 use crate::services::chat::{self, hub::ChatHub};
+use crate::services::files::sandbox::Sandbox;
 use crate::shutdown::Shutdown;
 use crate::tls::{ServerIdentity, rustls_config};
+use per_address::{PerAddress, PerAddressQueue};
 
 /// Refusals (`server_busy`) being written at once; beyond this, excess connections are dropped
 /// without a word rather than letting refusals themselves exhaust the server.
@@ -112,9 +115,19 @@ pub struct ServerState {
     /// The TLS fingerprint, or `plaintext`: bound into every authentication.
     pub binding: String,
     pub root: Arc<Path>,
+    /// The root held open, for every file request.
+    pub sandbox: Sandbox,
     pub stats: ServerStats,
     pub chat: Arc<ChatHub>,
     pub exec: Arc<ExecConfig>,
+    /// Connections held per client address.
+    pub connections_per_address: Arc<PerAddress>,
+    /// Authentications in progress per client address.
+    pub handshakes_per_address: Arc<PerAddressQueue>,
+    /// File requests in progress per client address.
+    pub file_requests_per_address: Arc<PerAddress>,
+    /// Slots anonymous sessions may hold (the rest are kept for signed-in users).
+    pub anonymous_slots: Arc<Semaphore>,
 }
 
 /// A bound server, ready to [`Server::run`].
@@ -169,16 +182,23 @@ impl Server {
                     })?;
             legacy.push(bound);
         }
+        let sandbox = Sandbox::at(&root).map_err(|_| ServerError::BadRoot(root.clone()))?;
         let bot = Arc::new(options.config.chat.bot.clone());
+        let limits = &options.config.limits;
         let state = ServerState {
             limits: options.config.limits.clone(),
             auth: Authenticator::from_config(&options.config)?,
             tls,
             binding: fingerprint.clone().unwrap_or_else(|| "plaintext".into()),
             root: Arc::from(root),
+            sandbox,
             stats: ServerStats::new(),
             chat: ChatHub::new(options.config.chat.clone()),
             exec: Arc::new(options.config.exec.clone()),
+            connections_per_address: PerAddress::new(limits.max_connections_per_address),
+            handshakes_per_address: PerAddressQueue::new(limits.max_handshakes_per_address),
+            file_requests_per_address: PerAddress::new(limits.max_file_requests_per_address),
+            anonymous_slots: Arc::new(Semaphore::new(limits.anonymous_connections())),
         };
         chat::bot::spawn(&state.chat);
         Ok(Server {
@@ -227,10 +247,11 @@ impl Server {
         let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
         for listener in self.legacy {
             let (bot, root) = (Arc::clone(&self.bot), Arc::clone(&self.state.root));
+            let sandbox = self.state.sandbox.clone();
             let max = self.state.limits.max_connections;
             shutdown
                 .tracker
-                .spawn(listener.run(bot, root, max, shutdown.clone()));
+                .spawn(listener.run(bot, root, sandbox, max, shutdown.clone()));
         }
         loop {
             let accepted = tokio::select! {
@@ -247,21 +268,31 @@ impl Server {
                 }
             };
             let _ = tcp.set_nodelay(true);
-            match Arc::clone(&permits).try_acquire_owned() {
-                Ok(permit) => {
+            let slot = self.state.connections_per_address.try_take(peer.ip());
+            match (Arc::clone(&permits).try_acquire_owned(), slot) {
+                (Ok(permit), Some(slot)) => {
                     let state = Arc::clone(&self.state);
                     let session_shutdown = shutdown.clone();
                     shutdown.tracker.spawn(async move {
                         session::serve_connection(tcp, peer, state, session_shutdown).await;
-                        drop(permit);
+                        drop((permit, slot));
                     });
                 }
-                Err(_) => {
-                    if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
+                (permit, slot) => {
+                    let message = if permit.is_err() {
                         warn!(%peer, "connection limit reached; refusing");
+                        "server is at its connection limit; try again later".to_string()
+                    } else {
+                        warn!(%peer, "per-address connection limit reached; refusing");
+                        format!(
+                            "this address already holds {} connections, the most one address may hold; close some and try again",
+                            self.state.connections_per_address.limit()
+                        )
+                    };
+                    drop((permit, slot));
+                    if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
                         shutdown.tracker.spawn(async move {
-                            let message = "server is at its connection limit; try again later";
-                            accept::refuse(tcp, ErrorCode::ServerBusy, message).await;
+                            accept::refuse(tcp, ErrorCode::ServerBusy, &message).await;
                             drop(refusal);
                         });
                     }

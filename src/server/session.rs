@@ -5,18 +5,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tracing::{debug, info};
 
 use super::ServerState;
 use super::accept::accept_transport;
-use super::handshake::{HandshakeContext, server_handshake};
+use super::handshake::{HandshakeContext, HandshakeError, server_handshake};
 use crate::connection::{BoxedStream, Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Message};
 use crate::services::{self, SessionContext};
 use crate::shutdown::Shutdown;
 use crate::stall::StallGuard;
+
+/// The largest frame accepted before `welcome`: `hello` and `proof` are a few hundred bytes.
+pub const HANDSHAKE_MAX_FRAME: usize = 16 * 1024;
 
 /// How long a closing message may take to write before the connection is dropped anyway.
 const LAST_WORD_TIMEOUT: Duration = Duration::from_secs(1);
@@ -50,29 +54,41 @@ async fn session(
         _ = shutdown.begin.cancelled() => return Err("shutdown during handshake".into()),
         stream = accept_transport(tcp, state.tls.as_ref(), deadline) => stream.map_err(|e| e.to_string())?,
     };
-    let stream: BoxedStream = Box::new(StallGuard::new(stream, limits.write_stall_timeout()));
+    let stream: BoxedStream = Box::new(StallGuard::new(
+        stream,
+        limits.write_stall_timeout(),
+        limits.write_stall_min_bytes,
+    ));
     let mut conn = Connection::new(stream);
-    conn.set_max_frame(limits.max_frame_bytes);
+    // Until `welcome`, frames are small: an anonymous peer cannot make the server hold a
+    // large buffer before it has even said who it is.
+    conn.set_max_frame(HANDSHAKE_MAX_FRAME);
     let ctx = HandshakeContext {
         auth: &state.auth,
         peer: peer.ip(),
         binding: &state.binding,
         max_frame: limits.max_frame_bytes,
+        handshakes: &state.handshakes_per_address,
+        anonymous_slots: &state.anonymous_slots,
     };
     let outcome = tokio::select! {
-        _ = shutdown.begin.cancelled() => Err((ErrorCode::ShuttingDown, "server shutting down")),
+        _ = shutdown.begin.cancelled() => Err((ErrorCode::ShuttingDown, "server shutting down".to_string())),
         result = timeout_at(deadline, server_handshake(&mut conn, &ctx)) => match result {
-            Err(_) => Err((ErrorCode::Timeout, "handshake not completed within the handshake timeout")),
-            Ok(result) => Ok(result.map_err(|e| e.to_string())?),
+            Err(_) => Err((ErrorCode::Timeout, "handshake not completed within the handshake timeout".to_string())),
+            Ok(Ok(opened)) => Ok(opened),
+            // Frames out of step (too large before `welcome`, say): told, then closed.
+            Ok(Err(HandshakeError::Connection(e @ ConnectionError::Frame(_)))) => Err((e.code(), e.to_string())),
+            Ok(Err(e)) => return Err(e.to_string()),
         },
     };
-    let identity = match outcome {
-        Ok(identity) => identity,
+    let (identity, _anonymous_slot) = match outcome {
+        Ok(opened) => (opened.identity, opened.anonymous_slot),
         Err((code, message)) => {
-            last_word(&mut conn, &Message::error(code, message)).await;
-            return Err(message.into());
+            last_word(&mut conn, &Message::error(code, message.clone())).await;
+            return Err(message);
         }
     };
+    conn.set_max_frame(limits.max_frame_bytes);
     info!(%peer, user = identity.user.as_deref().unwrap_or("anonymous"), permissions = %identity.permissions, "session open");
     // Clients accept frames up to the limit the server announced in `welcome`.
     conn.set_peer_max_frame(limits.max_frame_bytes);
@@ -81,6 +97,9 @@ async fn session(
         chat: Arc::clone(&state.chat),
         exec: Arc::clone(&state.exec),
         root: Arc::clone(&state.root),
+        sandbox: state.sandbox.clone(),
+        peer: peer.ip(),
+        file_requests: Arc::clone(&state.file_requests_per_address),
         shutdown: shutdown.begin.clone(),
     };
     request_loop(&mut conn, &ctx, state, shutdown).await
@@ -142,11 +161,15 @@ async fn goodbye(conn: &mut Connection<BoxedStream>, reason: &str) {
 }
 
 /// Sends a final message and closes, giving up after [`LAST_WORD_TIMEOUT`]: a peer that does
-/// not read must not hold the session open.
+/// not read must not hold the session open. After the half-close, what the peer still sends is
+/// read and dropped until it closes too (within the same bound): closing with unread bytes
+/// would reset the connection and destroy the message before the peer reads it.
 async fn last_word(conn: &mut Connection<BoxedStream>, message: &Message) {
     let _ = tokio::time::timeout(LAST_WORD_TIMEOUT, async {
         let _ = conn.write_message(message).await;
         let _ = conn.shutdown().await;
+        let mut sink = [0u8; 4096];
+        while matches!(conn.get_mut().read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
 }

@@ -26,6 +26,12 @@ pub struct SessionContext {
     pub exec: Arc<ExecConfig>,
     /// The directory served: files live under it, commands run in it.
     pub root: Arc<Path>,
+    /// The root held open: every file request resolves beneath it.
+    pub sandbox: files::sandbox::Sandbox,
+    /// The client's address.
+    pub peer: std::net::IpAddr,
+    /// File requests in progress per address, shared by the whole server.
+    pub file_requests: Arc<crate::server::per_address::PerAddress>,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
 }
@@ -43,6 +49,25 @@ pub async fn dispatch<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let _file_slot = match &request {
+        Message::List { .. }
+        | Message::Get { .. }
+        | Message::Put { .. }
+        | Message::Mkdir { .. }
+        | Message::Remove { .. } => match ctx.file_requests.try_take(ctx.peer) {
+            Some(slot) => Some(slot),
+            None => {
+                let message = format!(
+                    "this address already has {} file requests in progress, the most one address may have; try again when one ends",
+                    ctx.file_requests.limit()
+                );
+                return conn
+                    .write_message(&Message::error(ErrorCode::ServerBusy, message))
+                    .await;
+            }
+        },
+        _ => None,
+    };
     match request {
         Message::Ping { seq } => echo::serve_ping(conn, seq).await,
         Message::ChatJoin {

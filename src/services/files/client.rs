@@ -186,7 +186,7 @@ where
     let opened_at = target.clone();
     let (partial, prefix) = blocking(move || -> std::io::Result<_> {
         let mut partial = Partial::open(&opened_at)?;
-        let held = partial.len()?;
+        let held = partial.held_bytes()?;
         let prefix = if partial.resumable && held > 0 {
             partial.hash_prefix(algorithm, held).ok().map(|p| (held, p))
         } else {
@@ -251,7 +251,10 @@ where
             algorithm.name()
         )));
     }
-    let finish_at = target.clone();
+    let finish_at = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     blocking(move || partial.finish(&finish_at, Some(mode), Some(mtime_ns)))
         .await?
         .map_err(local(&target))?;

@@ -1,22 +1,75 @@
 //! Partial files: where a transfer writes before its bytes are verified, so that nothing but a
 //! complete, verified file ever appears under the final name — on either side.
 //!
-//! The partial of `dir/NAME` is `dir/.NAME.ferry-part`, a fixed name so that a re-run finds and
-//! resumes it. It is locked (flock) while a transfer writes it; a second transfer to the same
-//! target meanwhile writes its own uniquely named partial instead (and does not resume), so two
-//! writers never mix their bytes and the last verified one wins whole.
+//! The partial of `dir/NAME` is `dir/.NAME.ferry-part` (see [`partial_name`] for names too long
+//! for that), a fixed name so that a re-run finds and resumes it. Everything happens relative
+//! to the directory's descriptor: the partial is created exclusively (`O_CREAT | O_EXCL |
+//! O_NOFOLLOW`), or an existing one is reopened without following a link and used only if it is
+//! a regular file with one link owned by this process's user (a hard link to a file elsewhere,
+//! a symlink, a FIFO or a directory put there by someone else is set aside, never written
+//! through), and the rename into place is from that same directory, after checking that the
+//! name still holds the very file written. It is locked (flock) while a transfer writes it; a
+//! second transfer to the same target meanwhile writes its own uniquely named partial instead
+//! (and does not resume), so two writers never mix their bytes and the last verified one wins
+//! whole.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
 use super::hashing::Hasher;
+use super::sandbox::{lstat_at, remove_at};
 use crate::auth::token::random_bytes;
 use crate::protocol::HashAlgorithm;
 
-/// A locked partial file.
+/// The suffix that marks a partial file.
+pub const PARTIAL_SUFFIX: &str = ".ferry-part";
+/// Longest file name the usual file systems take (NAME_MAX).
+const NAME_MAX: usize = 255;
+
+/// The fixed partial name of the file `name`: `.NAME.ferry-part`, or, when that would exceed
+/// 255 bytes, `.PREFIX~HASH.ferry-part` with PREFIX the longest start of NAME that fits and HASH
+/// the first 16 hex digits of SHA-256(NAME) (so a long name still has one fixed, resumable
+/// partial; PROTOCOL.md describes it for other clients).
+pub fn partial_name(name: &str) -> String {
+    let plain = format!(".{name}{PARTIAL_SUFFIX}");
+    if plain.len() <= NAME_MAX {
+        return plain;
+    }
+    let digest = crate::protocol::hex::encode(
+        &ring::digest::digest(&ring::digest::SHA256, name.as_bytes()).as_ref()[..8],
+    );
+    let room = NAME_MAX - 1 - 1 - digest.len() - PARTIAL_SUFFIX.len();
+    let mut cut = room.min(name.len());
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(".{}~{digest}{PARTIAL_SUFFIX}", &name[..cut])
+}
+
+/// Whether `name` is a partial file's (fixed or unique) name.
+pub fn is_partial_name(name: &str) -> bool {
+    name.starts_with('.')
+        && (name.ends_with(PARTIAL_SUFFIX) || name.contains(&format!("{PARTIAL_SUFFIX}-")))
+}
+
+/// The fixed partial path of `target` (the client's own side).
+pub fn partial_path(target: &Path) -> std::path::PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(partial_name(&name))
+}
+
+/// A locked partial file, held by its directory's descriptor and its name in it.
 ///
 /// The lock is std's `File::try_lock` (flock) and deliberately not `nix::fcntl::Flock`: that one
 /// unlocks explicitly on drop, releasing the lock while the writer thread's duplicate handle may
@@ -24,63 +77,80 @@ use crate::protocol::HashAlgorithm;
 /// the last handle — the writer's included — is closed.
 pub struct Partial {
     file: File,
-    path: PathBuf,
+    dir: Arc<OwnedFd>,
+    name: String,
     /// Whether it is the fixed, resumable partial (not a unique one).
     pub resumable: bool,
 }
 
-/// The fixed partial name of `target`.
-pub fn partial_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    target.with_file_name(format!(".{name}.ferry-part"))
-}
-
 impl Partial {
-    /// Opens (or creates) the partial of `target`, locked for this transfer.
+    /// Opens (or creates) the partial of the local file `target`: the client's side, where
+    /// the path is the user's own.
     ///
     /// # Errors
-    /// The directory is not writable, or the partial name is taken by something else.
+    /// The directory is missing or not writable.
     pub fn open(target: &Path) -> std::io::Result<Partial> {
-        let fixed = partial_path(target);
-        let file = open_no_follow(&fixed, false)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Partial {
-                file,
-                path: fixed,
-                resumable: true,
-            }),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let hex = crate::protocol::hex::encode(&random_bytes::<6>());
-                let unique = fixed.with_file_name(format!(
-                    "{}-{hex}",
-                    fixed
-                        .file_name()
-                        .map(|n| n.to_string_lossy())
-                        .unwrap_or_default()
-                ));
-                let file = open_no_follow(&unique, true)?;
-                file.try_lock().map_err(std::io::Error::from)?;
-                Ok(Partial {
-                    file,
-                    path: unique,
-                    resumable: false,
-                })
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = rustix::fs::open(
+            parent,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Partial::open_at(Arc::new(dir), &name)
+    }
+
+    /// Opens (or creates) the partial of `name` in `dir`, locked for this transfer.
+    ///
+    /// # Errors
+    /// The directory is not writable.
+    pub fn open_at(dir: Arc<OwnedFd>, name: &str) -> std::io::Result<Partial> {
+        let fixed = partial_name(name);
+        if let Some(file) = open_usable(&dir, &fixed)? {
+            match file.try_lock() {
+                Ok(()) => {
+                    return Ok(Partial {
+                        file,
+                        dir,
+                        name: fixed,
+                        resumable: true,
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+                Err(std::fs::TryLockError::WouldBlock) => {}
             }
         }
+        // Busy (another transfer writes it) or unusable: a fresh partial of our own.
+        let hex = crate::protocol::hex::encode(&random_bytes::<6>());
+        let stem = partial_name(name);
+        let stem = stem.strip_suffix(PARTIAL_SUFFIX).unwrap_or(&stem);
+        let keep = stem
+            .len()
+            .min(NAME_MAX - PARTIAL_SUFFIX.len() - 1 - hex.len());
+        let mut cut = keep;
+        while !stem.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let unique = format!("{}{PARTIAL_SUFFIX}-{hex}", &stem[..cut]);
+        let file = create_exclusive(&dir, &unique)?;
+        file.try_lock().map_err(std::io::Error::from)?;
+        Ok(Partial {
+            file,
+            dir,
+            name: unique,
+            resumable: false,
+        })
     }
 
     /// Bytes already in the partial.
-    pub fn len(&self) -> std::io::Result<u64> {
+    pub fn held_bytes(&self) -> std::io::Result<u64> {
         Ok(self.file.metadata()?.len())
-    }
-
-    /// Whether the partial is empty.
-    pub fn is_empty(&self) -> std::io::Result<bool> {
-        Ok(self.len()? == 0)
     }
 
     /// Hashes the first `len` bytes, returning the hasher (to continue with the rest) and the
@@ -106,7 +176,7 @@ impl Partial {
         Ok(())
     }
 
-    /// A second handle for the writer thread (the lock stays with `self`).
+    /// A second handle for the writer (the lock stays with `self`).
     ///
     /// # Errors
     /// The handle cannot be duplicated.
@@ -114,55 +184,108 @@ impl Partial {
         self.file.try_clone()
     }
 
-    /// Makes the partial the file `target`: durable, with its mode and mtime, renamed into place.
+    /// The directory that holds the partial (and its target).
+    pub fn dir(&self) -> &Arc<OwnedFd> {
+        &self.dir
+    }
+
+    /// Makes the partial the file `target` (a name in the same directory): durable, with its
+    /// mode and mtime, renamed into place. The rename happens only while the partial's name
+    /// still holds the very file written, and never replaces a directory.
     ///
     /// # Errors
-    /// I/O errors; the partial then stays (and may be resumed).
+    /// I/O errors, or the partial's name was taken over meanwhile; the partial then stays (and
+    /// may be resumed).
     pub fn finish(
         self,
-        target: &Path,
+        target: &str,
         mode: Option<u32>,
         mtime_ns: Option<i64>,
     ) -> std::io::Result<()> {
         apply_metadata(&self.file, mode, mtime_ns)?;
         self.file.sync_all()?;
-        std::fs::rename(&self.path, target)?;
-        if let Some(dir) = target.parent() {
-            // The rename is durable once the directory is.
-            if let Ok(dir) = File::open(dir) {
-                let _ = dir.sync_all();
-            }
+        if !self.still_named()? {
+            return Err(std::io::Error::other(
+                "the partial file was replaced while it was written; nothing was kept",
+            ));
         }
+        rustix::fs::renameat(self.dir.as_fd(), &*self.name, self.dir.as_fd(), target)?;
+        // The rename is durable once the directory is.
+        let _ = rustix::fs::fsync(self.dir.as_fd());
         Ok(())
     }
 
-    /// Deletes the partial (its bytes failed verification).
+    /// Deletes the partial (its bytes failed verification), if its name still holds it.
     pub fn discard(self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.still_named().unwrap_or(false) {
+            let _ = remove_at(self.dir.as_fd(), &self.name, false);
+        }
+    }
+
+    /// Whether the partial's name in its directory still refers to the open file.
+    fn still_named(&self) -> std::io::Result<bool> {
+        let ours = self.file.metadata()?;
+        Ok(lstat_at(self.dir.as_fd(), &self.name)?
+            .is_some_and(|named| named.dev() == ours.dev() && named.ino() == ours.ino()))
     }
 }
 
-/// Opens without following a symlink at the last component; `new` demands a fresh file.
-fn open_no_follow(path: &Path, new: bool) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW);
-    if new {
-        options.create_new(true);
-    } else {
-        options.create(true);
+/// Creates `name` in `dir` as a new file, never following or reusing anything already there.
+fn create_exclusive(dir: &OwnedFd, name: &str) -> std::io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir.as_fd(),
+        name,
+        OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// The existing partial `name` in `dir` if it is safe to resume — a regular file with a single
+/// link, owned by this process's user — or else a freshly created one in its place; `None` when
+/// the name is held by a directory (then a unique partial is used instead).
+fn open_usable(dir: &OwnedFd, name: &str) -> std::io::Result<Option<File>> {
+    for _ in 0..4 {
+        match create_exclusive(dir, name) {
+            Ok(file) => return Ok(Some(file)),
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            Err(_) => {}
+        }
+        let opened = rustix::fs::openat(
+            dir.as_fd(),
+            name,
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        match opened {
+            Ok(fd) => {
+                let file = File::from(fd);
+                let meta = file.metadata()?;
+                if meta.is_file()
+                    && meta.nlink() == 1
+                    && meta.uid() == rustix::process::geteuid().as_raw()
+                {
+                    rustix::fs::fcntl_setfl(&file, OFlags::empty())?;
+                    return Ok(Some(file));
+                }
+                if meta.is_dir() {
+                    return Ok(None);
+                }
+            }
+            Err(Errno::ISDIR) => return Ok(None),
+            // A symlink (ELOOP), a FIFO or socket (ENXIO), gone again (ENOENT): set aside.
+            Err(Errno::LOOP | Errno::NXIO | Errno::NOENT | Errno::ACCESS | Errno::PERM) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Not ours to write: remove the name (a hard link's other names are untouched).
+        match remove_at(dir.as_fd(), name, false) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.raw_os_error() == Some(Errno::ISDIR.raw_os_error()) => return Ok(None),
+            Err(e) => return Err(e),
+        }
     }
-    let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    Ok(file)
+    Ok(None)
 }
 
 /// Hashes the first `len` bytes of `file` (from its start).
@@ -255,11 +378,11 @@ mod tests {
         first.writer().unwrap().write_all(b"hello").unwrap();
         let second = Partial::open(&target).unwrap();
         assert!(!second.resumable);
-        assert_eq!(second.len().unwrap(), 0);
+        assert_eq!(second.held_bytes().unwrap(), 0);
         let (_, prefix) = first.hash_prefix(HashAlgorithm::Sha256, 5).unwrap();
         assert_eq!(prefix.len(), 64);
         first
-            .finish(&target, Some(0o4640), Some(1_000_000_000_000))
+            .finish("file.bin", Some(0o4640), Some(1_000_000_000_000))
             .unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"hello");
         second.discard();

@@ -1,12 +1,27 @@
 //! The server root as a sandbox: every client path is resolved under it and nothing outside it
-//! is ever read or written — not through `..`, an absolute path, or a symlink.
+//! is ever read, written, created or removed — not through `..`, an absolute path, or a
+//! symlink, and not while a local user swaps directories and symlinks under a running request.
 //!
 //! Two layers: [`components`] is a pure check of the path text (only plain names), and
-//! [`Sandbox`] resolves the result on disk, canonicalising it and refusing anything that lands
-//! outside the canonical root. Targets of writes must not be symlinks themselves, and temporary
-//! files are created exclusively, so a write never follows a link.
+//! [`Sandbox`] acts on disk **only through directory descriptors**: the root is opened once at
+//! start, every client path is opened from it with `openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_MAGICLINKS)` (the kernel refuses any resolution that would leave the root, at the
+//! moment of the open), and every later step — `fstat`, `*at` creation, rename, unlink, mkdir —
+//! acts on the descriptors that resolution returned. A path is never checked and then used
+//! again by name, so there is no window between the check and the use for a swap to slip into.
+//! Symlinks inside the root are followed while they stay inside; the final name of a write,
+//! remove or mkdir is never followed.
 
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 
 use crate::protocol::ErrorCode;
 
@@ -62,97 +77,246 @@ pub fn components(path: &str) -> Result<Vec<&str>, PathError> {
     Ok(names)
 }
 
-/// The root directory, canonical.
+/// [`components`], plus what only the server refuses: names of partial files, which belong to
+/// transfers in progress (another client naming one could write into, read or remove someone
+/// else's upload).
+///
+/// # Errors
+/// [`ErrorCode::BadPath`] naming the problem.
+pub fn client_components(path: &str) -> Result<Vec<&str>, PathError> {
+    let names = components(path)?;
+    if let Some(name) = names.iter().find(|n| super::partial::is_partial_name(n)) {
+        return Err(refuse(
+            ErrorCode::BadPath,
+            format!("'{name}' is the partial file of a transfer in progress; it cannot be named"),
+        ));
+    }
+    Ok(names)
+}
+
+/// How every client path is resolved: beneath the directory it starts from, never through a
+/// `/proc` magic link. The kernel checks this during the walk itself.
+const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
+
+/// How often a resolution the kernel could not prove safe (`EAGAIN`: a rename raced the walk)
+/// is retried before the request is refused.
+const RACE_RETRIES: usize = 16;
+
+/// The root directory, held open. Cheap to clone (one shared descriptor).
 #[derive(Debug, Clone)]
 pub struct Sandbox {
-    root: PathBuf,
+    root: Arc<OwnedFd>,
+}
+
+/// A directory found under the root (held open) and a plain name in it: where a write, a
+/// remove or a mkdir acts.
+#[derive(Debug)]
+pub struct Place {
+    pub dir: Arc<OwnedFd>,
+    pub name: String,
 }
 
 impl Sandbox {
-    /// A sandbox at `root`, which must be canonical (the server canonicalises it at start).
-    pub fn new(root: &Path) -> Self {
-        Sandbox {
-            root: root.to_path_buf(),
-        }
-    }
-
-    /// Resolves an existing path, following symlinks only as far as they stay under the root.
+    /// Opens the root. The root path itself is trusted (the operator chose it); everything
+    /// below it is not.
     ///
     /// # Errors
-    /// `bad_path` (outside the root), `not_found`, `io`.
-    pub fn resolve(&self, path: &str) -> Result<PathBuf, PathError> {
-        let joined = components(path)?
-            .into_iter()
-            .fold(self.root.clone(), |p, name| p.join(name));
-        let real = joined.canonicalize().map_err(|e| io_error(path, &e))?;
-        self.check_inside(path, &real)?;
-        Ok(real)
+    /// The root cannot be opened as a directory.
+    pub fn at(root: &Path) -> io::Result<Sandbox> {
+        let fd = rustix::fs::open(
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Sandbox { root: Arc::new(fd) })
     }
 
-    /// Resolves the place a file is written: its parent must exist under the root, and the
-    /// target itself, if it exists, must be a regular file (never a symlink).
+    /// The root directory's descriptor.
+    pub fn root_fd(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+
+    /// Opens the client path `path` beneath the root with `flags`, following symlinks only
+    /// while they stay beneath it.
     ///
     /// # Errors
-    /// `bad_path` (no name, outside the root, a symlink target), `not_a_file`, `not_found`.
-    pub fn resolve_for_write(&self, path: &str) -> Result<PathBuf, PathError> {
-        let names = components(path)?;
-        let Some((name, parents)) = names.split_last() else {
-            return Err(refuse(ErrorCode::BadPath, "a file needs a name".into()));
-        };
-        let parent = parents
-            .iter()
-            .fold(self.root.clone(), |p, n| p.join(n))
-            .canonicalize()
-            .map_err(|e| io_error(path, &e))?;
-        self.check_inside(path, &parent)?;
-        if !parent.is_dir() {
+    /// `bad_path` (outside the root, a partial's name), `not_found`, `io`.
+    pub fn open(&self, path: &str, flags: OFlags) -> Result<OwnedFd, PathError> {
+        let names = client_components(path)?;
+        open_beneath(self.root.as_fd(), &names.join("/"), flags, path)
+    }
+
+    /// Opens a regular file for reading. Opened without blocking (a FIFO would otherwise wait
+    /// for a writer) and checked on the descriptor itself, so what is sent is what was checked.
+    ///
+    /// # Errors
+    /// `not_a_file` for directories, devices, FIFOs and sockets; as [`Sandbox::open`].
+    pub fn open_regular(&self, path: &str) -> Result<(File, std::fs::Metadata), PathError> {
+        let fd = self.open(
+            path,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        )?;
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(|e| io_error(path, &e))?;
+        if meta.is_dir() {
             return Err(refuse(
                 ErrorCode::NotAFile,
-                format!("the parent of '{path}' is not a directory"),
+                format!("'{path}' is a directory; use get -r"),
             ));
         }
-        let target = parent.join(name);
-        match target.symlink_metadata() {
-            Ok(meta) if meta.file_type().is_symlink() => Err(refuse(
-                ErrorCode::BadPath,
-                format!("'{path}' is a symlink; ferry does not write through symlinks"),
-            )),
-            Ok(meta) if !meta.is_file() => Err(refuse(
+        if !meta.is_file() {
+            return Err(refuse(
                 ErrorCode::NotAFile,
-                format!("'{path}' exists and is not a regular file"),
-            )),
-            _ => Ok(target),
+                format!("'{path}' is not a regular file (a device, fifo or socket)"),
+            ));
         }
+        // Regular files ignore O_NONBLOCK, but clear it so the flag cannot surprise a reader.
+        let _ = rustix::fs::fcntl_setfl(&file, OFlags::empty());
+        Ok((file, meta))
     }
 
-    /// The path relative to the root, for messages.
-    pub fn relative<'a>(&self, real: &'a Path) -> &'a Path {
-        real.strip_prefix(&self.root).unwrap_or(real)
-    }
-
-    /// The canonical root.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    fn check_inside(&self, path: &str, real: &Path) -> Result<(), PathError> {
-        if real.starts_with(&self.root) {
-            Ok(())
-        } else {
-            Err(refuse(
+    /// The directory that holds `path`'s last name, opened beneath the root, and that name.
+    ///
+    /// # Errors
+    /// `bad_path` for the root itself (no name) and as [`Sandbox::open`]; `not_a_file` when
+    /// the parent is not a directory.
+    pub fn place(&self, path: &str) -> Result<Place, PathError> {
+        let names = client_components(path)?;
+        let Some((name, parents)) = names.split_last() else {
+            return Err(refuse(
                 ErrorCode::BadPath,
-                format!("'{path}' leads outside the server root (through a symlink)"),
-            ))
+                "the server root itself cannot be named here".into(),
+            ));
+        };
+        let dir = open_beneath(
+            self.root.as_fd(),
+            &parents.join("/"),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            path,
+        )
+        .map_err(|e| match e.code {
+            ErrorCode::Io if e.message.contains("Not a directory") => refuse(
+                ErrorCode::NotAFile,
+                format!("the parent of '{path}' is not a directory"),
+            ),
+            _ => e,
+        })?;
+        Ok(Place {
+            dir: Arc::new(dir),
+            name: (*name).to_string(),
+        })
+    }
+}
+
+impl Place {
+    /// What is at this place, not following a symlink; `None` when nothing is.
+    ///
+    /// # Errors
+    /// I/O errors other than "not found".
+    pub fn lstat(&self) -> io::Result<Option<std::fs::Metadata>> {
+        lstat_at(self.dir.as_fd(), &self.name)
+    }
+}
+
+/// Metadata of `name` in `dir` without following a symlink; `None` when it does not exist.
+///
+/// # Errors
+/// I/O errors other than "not found".
+pub fn lstat_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Option<std::fs::Metadata>> {
+    // An O_PATH descriptor of the name itself (the link, not its target) gives std's metadata.
+    match rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(File::from(fd).metadata()?)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens `rel` (plain names joined by `/`, or empty for `dir` itself) beneath `dir`.
+fn open_beneath(
+    dir: BorrowedFd<'_>,
+    rel: &str,
+    flags: OFlags,
+    shown: &str,
+) -> Result<OwnedFd, PathError> {
+    let rel = if rel.is_empty() { "." } else { rel };
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(dir, rel, flags, Mode::empty(), BENEATH) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::AGAIN) if tries < RACE_RETRIES => tries += 1,
+            Err(e) => return Err(errno_error(shown, e)),
         }
+    }
+}
+
+/// Opens `rel` beneath `dir` following no symlink at all: how a tree walk re-enters the
+/// directories it listed.
+///
+/// # Errors
+/// As [`Sandbox::open`]; a symlink anywhere in `rel` is `bad_path`.
+pub fn open_dir_no_symlinks(dir: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd, PathError> {
+    let rel = if rel.is_empty() { "." } else { rel };
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(
+            dir,
+            rel,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            BENEATH | ResolveFlags::NO_SYMLINKS,
+        ) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::AGAIN) if tries < RACE_RETRIES => tries += 1,
+            Err(e) => return Err(errno_error(rel, e)),
+        }
+    }
+}
+
+/// A name as the OS sees it.
+pub fn os_name(name: &str) -> &OsStr {
+    OsStr::from_bytes(name.as_bytes())
+}
+
+/// Removes `name` from `dir`: a file or symlink (never its target) or an empty directory.
+///
+/// # Errors
+/// As the OS reports it.
+pub fn remove_at(dir: BorrowedFd<'_>, name: &str, is_dir: bool) -> io::Result<()> {
+    let flags = if is_dir {
+        AtFlags::REMOVEDIR
+    } else {
+        AtFlags::empty()
+    };
+    rustix::fs::unlinkat(dir, name, flags).map_err(io::Error::from)
+}
+
+fn errno_error(path: &str, e: Errno) -> PathError {
+    match e {
+        Errno::XDEV => refuse(
+            ErrorCode::BadPath,
+            format!("'{path}' leads outside the server root (through a symlink)"),
+        ),
+        Errno::LOOP => refuse(
+            ErrorCode::BadPath,
+            format!("'{path}' goes through a symlink ferry does not follow here"),
+        ),
+        Errno::AGAIN => refuse(
+            ErrorCode::Io,
+            format!("'{path}' was being renamed while it was opened; try again"),
+        ),
+        e => io_error(path, &io::Error::from(e)),
     }
 }
 
 /// A file system error about `path`, with the matching code.
-pub fn io_error(path: &str, e: &std::io::Error) -> PathError {
+pub fn io_error(path: &str, e: &io::Error) -> PathError {
     match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            refuse(ErrorCode::NotFound, format!("'{path}' does not exist"))
-        }
+        io::ErrorKind::NotFound => refuse(ErrorCode::NotFound, format!("'{path}' does not exist")),
         _ => refuse(ErrorCode::Io, format!("'{path}': {e}")),
     }
 }
@@ -191,6 +355,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn partial_names_are_refused_from_clients() {
+        for bad in [
+            ".x.ferry-part",
+            "d/.report.txt.ferry-part",
+            ".y.ferry-part/z",
+            ".a.ferry-part-0123abcd",
+        ] {
+            assert_eq!(
+                client_components(bad).unwrap_err().code,
+                ErrorCode::BadPath,
+                "{bad:?}"
+            );
+        }
+        assert!(client_components(".hidden").is_ok());
+        assert!(client_components("ferry-part").is_ok());
+    }
+
     proptest! {
         /// Whatever a client sends, an accepted path has only plain names.
         #[test]
@@ -203,7 +385,6 @@ mod tests {
         }
     }
 
-    #[cfg(unix)]
     #[test]
     fn symlinks_out_of_the_root_are_refused_and_inside_ones_allowed() {
         let dir = tempfile::tempdir().unwrap();
@@ -212,31 +393,58 @@ mod tests {
         std::fs::write(dir.path().join("secret"), "x").unwrap();
         std::fs::write(root.join("sub/ok.txt"), "ok").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret"), root.join("out")).unwrap();
+        std::os::unix::fs::symlink("../secret", root.join("outrel")).unwrap();
         std::os::unix::fs::symlink("sub/ok.txt", root.join("in")).unwrap();
         std::os::unix::fs::symlink(dir.path(), root.join("outdir")).unwrap();
-        let sandbox = Sandbox::new(&root.canonicalize().unwrap());
-        assert_eq!(sandbox.resolve("out").unwrap_err().code, ErrorCode::BadPath);
+        std::os::unix::fs::symlink("/proc/self/root", root.join("magic")).unwrap();
+        let sandbox = Sandbox::at(&root).unwrap();
+        for bad in ["out", "outrel", "outdir/secret", "magic/etc/passwd"] {
+            assert_eq!(
+                sandbox.open_regular(bad).unwrap_err().code,
+                ErrorCode::BadPath,
+                "{bad}"
+            );
+        }
+        let (mut file, _) = sandbox.open_regular("in").unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+        assert_eq!(text, "ok");
         assert_eq!(
-            sandbox.resolve("outdir/secret").unwrap_err().code,
-            ErrorCode::BadPath
-        );
-        assert!(sandbox.resolve("in").unwrap().ends_with("sub/ok.txt"));
-        assert_eq!(
-            sandbox.resolve("nope").unwrap_err().code,
+            sandbox.open_regular("nope").unwrap_err().code,
             ErrorCode::NotFound
         );
         assert_eq!(
-            sandbox.resolve_for_write("in").unwrap_err().code,
-            ErrorCode::BadPath
-        );
-        assert_eq!(
-            sandbox.resolve_for_write("outdir/new").unwrap_err().code,
-            ErrorCode::BadPath
-        );
-        assert_eq!(
-            sandbox.resolve_for_write("sub").unwrap_err().code,
+            sandbox.open_regular("sub").unwrap_err().code,
             ErrorCode::NotAFile
         );
-        assert!(sandbox.resolve_for_write("sub/new.txt").is_ok());
+        assert_eq!(
+            sandbox.place("outdir/new").unwrap_err().code,
+            ErrorCode::BadPath
+        );
+        let place = sandbox.place("in").unwrap();
+        assert!(place.lstat().unwrap().unwrap().is_symlink());
+        assert!(
+            sandbox
+                .place("sub/new.txt")
+                .unwrap()
+                .lstat()
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            sandbox.place("sub/ok.txt/x").unwrap_err().code,
+            ErrorCode::NotAFile
+        );
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&dir.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let sandbox = Sandbox::at(dir.path()).unwrap();
+        assert_eq!(
+            sandbox.open_regular("fifo").unwrap_err().code,
+            ErrorCode::NotAFile
+        );
     }
 }

@@ -1,17 +1,19 @@
 //! The file service's server side: `list`, `get`, `put`, `mkdir`, `remove`, all inside the
 //! sandbox, with `read` or `write` permission.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use rustix::fs::{Mode, OFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 
 use super::hashing::Hasher;
 use super::partial::{self, Partial};
-use super::sandbox::{PathError, Sandbox, io_error};
+use super::sandbox::{self, PathError, Sandbox, io_error, lstat_at};
 use super::transfer::{self, CHUNK, TransferError};
 use crate::connection::Connection;
 use crate::protocol::{ErrorCode, FileEntry, FileKind, HashAlgorithm, Message, Permission};
@@ -62,9 +64,23 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(io::Error::other)
 }
 
-/// Describes one file system object.
-pub fn entry(path: String, real: &Path) -> io::Result<FileEntry> {
-    let meta = real.symlink_metadata()?;
+/// Describes `name` in `dir` (not following a symlink), listed as `path`.
+fn entry_at(dir: BorrowedFd<'_>, name: &str, path: String) -> io::Result<Option<FileEntry>> {
+    let Some(meta) = lstat_at(dir, name)? else {
+        return Ok(None);
+    };
+    let target = if meta.is_symlink() {
+        rustix::fs::readlinkat(dir, name, Vec::new())
+            .ok()
+            .map(|t| t.to_string_lossy().into_owned())
+    } else {
+        None
+    };
+    Ok(Some(describe(path, &meta, target)))
+}
+
+/// A listing entry from metadata.
+fn describe(path: String, meta: &std::fs::Metadata, target: Option<String>) -> FileEntry {
     let kind = if meta.is_symlink() {
         FileKind::Symlink
     } else if meta.is_dir() {
@@ -74,7 +90,7 @@ pub fn entry(path: String, real: &Path) -> io::Result<FileEntry> {
     } else {
         FileKind::Other
     };
-    Ok(FileEntry {
+    FileEntry {
         path,
         kind,
         size: if kind == FileKind::File {
@@ -83,16 +99,14 @@ pub fn entry(path: String, real: &Path) -> io::Result<FileEntry> {
             0
         },
         mode: meta.mode() & 0o7777,
-        mtime_ns: partial::mtime_ns(&meta),
-        target: (kind == FileKind::Symlink)
-            .then(|| std::fs::read_link(real).ok())
-            .flatten()
-            .map(|t| t.to_string_lossy().into_owned()),
-    })
+        mtime_ns: partial::mtime_ns(meta),
+        target,
+    }
 }
 
 /// `list`: one entry for a file (or, with `itself`, for any path), the children of a directory,
-/// or (recursive) the whole tree without following symlinks, streamed in batches.
+/// or (recursive) the whole tree without following symlinks, streamed in batches. Partial files
+/// of transfers in progress are not listed.
 pub async fn serve_list<S>(
     conn: &mut Connection<S>,
     path: String,
@@ -103,30 +117,35 @@ pub async fn serve_list<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let started = async {
-        need(ctx, Permission::Read, "listing")?;
-        let sandbox = Sandbox::new(&ctx.root);
-        let real = sandbox.resolve(&path)?;
-        Ok::<_, Refusal>(real)
-    };
-    let real = match started.await {
-        Ok(real) => real,
+    if let Err(Refusal(code, message)) = need(ctx, Permission::Read, "listing") {
+        return conn.write_message(&Message::error(code, message)).await;
+    }
+    let sandbox = ctx.sandbox.clone();
+    let started = blocking(move || Walk::start(&sandbox, &path, recursive, itself)).await?;
+    let mut walk = match started {
+        Ok(walk) => walk,
         Err(Refusal(code, message)) => {
             return conn.write_message(&Message::error(code, message)).await;
         }
     };
-    let (tx, mut rx) = mpsc::channel::<Result<Vec<FileEntry>, String>>(2);
-    let walker = tokio::task::spawn_blocking(move || walk(&real, recursive, itself, &tx));
+    // Each batch is read by its own short blocking task, and the client is written to between
+    // them: a client that stops reading holds no thread.
     let mut count = 0u64;
-    while let Some(batch) = rx.recv().await {
+    loop {
+        let (back, batch) = blocking(move || {
+            let batch = walk.next_batch();
+            (walk, batch)
+        })
+        .await?;
+        walk = back;
         match batch {
+            Ok(entries) if entries.is_empty() => break,
             Ok(entries) => {
                 count += entries.len() as u64;
                 conn.write_message(&Message::ListEntries { entries })
                     .await?;
             }
             Err(message) => {
-                walker.abort();
                 return conn
                     .write_message(&Message::error(ErrorCode::Io, message))
                     .await;
@@ -136,62 +155,96 @@ where
     conn.write_message(&Message::ListDone { count }).await
 }
 
-fn walk(
-    real: &Path,
+/// A listing in progress, resumable batch by batch. Directories are re-entered from the
+/// listed directory's descriptor without following any symlink.
+struct Walk {
+    base: OwnedFd,
     recursive: bool,
-    itself: bool,
-    out: &mpsc::Sender<Result<Vec<FileEntry>, String>>,
-) {
-    let send = |batch| out.blocking_send(batch).is_ok();
-    let root_meta = match real.metadata() {
-        Ok(meta) => meta,
-        Err(e) => {
-            send(Err(e.to_string()));
-            return;
+    /// The one entry of a file (or `itself`), not yet sent.
+    single: Option<FileEntry>,
+    /// Directories still to list, relative to `base` ("" is `base` itself).
+    dirs: VecDeque<String>,
+    /// The directory being listed: its descriptor, prefix and sorted names not yet described.
+    current: Option<(OwnedFd, String, std::vec::IntoIter<String>)>,
+}
+
+impl Walk {
+    fn start(
+        sandbox: &Sandbox,
+        path: &str,
+        recursive: bool,
+        itself: bool,
+    ) -> Result<Walk, Refusal> {
+        let at = sandbox.open(path, OFlags::PATH | OFlags::CLOEXEC)?;
+        let meta = File::from(at.try_clone().map_err(|e| io_error(path, &e))?)
+            .metadata()
+            .map_err(|e| io_error(path, &e))?;
+        if itself || !meta.is_dir() {
+            return Ok(Walk {
+                base: at,
+                recursive: false,
+                single: Some(describe(String::new(), &meta, None)),
+                dirs: VecDeque::new(),
+                current: None,
+            });
         }
-    };
-    if itself || !root_meta.is_dir() {
-        // A file lists as itself: one entry with an empty relative path.
-        let _ = match entry(String::new(), real) {
-            Ok(e) => send(Ok(vec![e])),
-            Err(e) => send(Err(e.to_string())),
-        };
-        return;
+        let base = rustix::fs::openat(
+            &at,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_error(path, &e.into()))?;
+        Ok(Walk {
+            base,
+            recursive,
+            single: None,
+            dirs: VecDeque::from([String::new()]),
+            current: None,
+        })
     }
-    let mut batch = Vec::with_capacity(LIST_BATCH);
-    // Breadth first: a stable, level-by-level order.
-    let mut dirs: std::collections::VecDeque<(PathBuf, String)> =
-        std::collections::VecDeque::from([(real.to_path_buf(), String::new())]);
-    while let Some((dir, prefix)) = dirs.pop_front() {
-        let mut children: Vec<_> = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd.filter_map(Result::ok).collect(),
-            Err(e) => {
-                send(Err(format!("cannot read '{prefix}': {e}")));
-                return;
-            }
-        };
-        children.sort_by_key(|c| c.file_name());
-        for child in children {
-            let name = child.file_name().to_string_lossy().into_owned();
+
+    /// Up to [`LIST_BATCH`] more entries; empty at the end.
+    fn next_batch(&mut self) -> Result<Vec<FileEntry>, String> {
+        if let Some(single) = self.single.take() {
+            return Ok(vec![single]);
+        }
+        let mut batch = Vec::with_capacity(LIST_BATCH);
+        while batch.len() < LIST_BATCH {
+            let Some((dir, prefix, names)) = &mut self.current else {
+                let Some(prefix) = self.dirs.pop_front() else {
+                    break;
+                };
+                let dir = sandbox::open_dir_no_symlinks(self.base.as_fd(), &prefix)
+                    .map_err(|e| format!("cannot read '{prefix}': {}", e.message))?;
+                let mut names: Vec<String> = rustix::fs::Dir::read_from(&dir)
+                    .map_err(|e| format!("cannot read '{prefix}': {e}"))?
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != "." && n != ".." && !partial::is_partial_name(n))
+                    .collect();
+                names.sort();
+                self.current = Some((dir, prefix, names.into_iter()));
+                continue;
+            };
+            let Some(name) = names.next() else {
+                self.current = None;
+                continue;
+            };
             let rel = if prefix.is_empty() {
-                name
+                name.clone()
             } else {
                 format!("{prefix}/{name}")
             };
-            let Ok(e) = entry(rel.clone(), &child.path()) else {
+            let Ok(Some(e)) = entry_at(dir.as_fd(), &name, rel.clone()) else {
                 continue;
             };
-            if recursive && e.kind == FileKind::Dir {
-                dirs.push_back((child.path(), rel));
+            if self.recursive && e.kind == FileKind::Dir {
+                self.dirs.push_back(rel);
             }
             batch.push(e);
-            if batch.len() == LIST_BATCH && !send(Ok(std::mem::take(&mut batch))) {
-                return;
-            }
         }
-    }
-    if !batch.is_empty() {
-        send(Ok(batch));
+        Ok(batch)
     }
 }
 
@@ -207,30 +260,15 @@ pub async fn serve_get<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let opened = async {
-        need(ctx, Permission::Read, "get")?;
-        let real = Sandbox::new(&ctx.root).resolve(&path)?;
-        let meta = real.metadata().map_err(|e| io_error(&path, &e))?;
-        if meta.is_dir() {
-            return Err(refusal(
-                ErrorCode::NotAFile,
-                format!("'{path}' is a directory; use get -r"),
-            ));
-        }
-        if !meta.is_file() {
-            return Err(refusal(
-                ErrorCode::NotAFile,
-                format!("'{path}' is not a regular file (a device, fifo or socket)"),
-            ));
-        }
-        let file = File::open(&real).map_err(|e| io_error(&path, &e))?;
-        Ok((file, meta))
-    };
-    let (mut file, meta) = match opened.await {
+    if let Err(Refusal(code, message)) = need(ctx, Permission::Read, "get") {
+        return conn.write_message(&Message::error(code, message)).await;
+    }
+    // Opened off the runtime, without blocking, and checked on the descriptor that is sent.
+    let sandbox = ctx.sandbox.clone();
+    let wanted = path.clone();
+    let (mut file, meta) = match blocking(move || sandbox.open_regular(&wanted)).await? {
         Ok(opened) => opened,
-        Err(Refusal(code, message)) => {
-            return conn.write_message(&Message::error(code, message)).await;
-        }
+        Err(e) => return conn.write_message(&Message::error(e.code, e.message)).await,
     };
     let size = meta.len();
     // Resume only after checking the client's prefix against ours.
@@ -293,29 +331,21 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let path = put.path.clone();
-    let opened = async {
-        need(ctx, Permission::Write, "put")?;
-        let target = Sandbox::new(&ctx.root).resolve_for_write(&path)?;
-        let (target, partial) = blocking(move || {
-            let partial = Partial::open(&target);
-            (target, partial)
-        })
-        .await
-        .map_err(|e| refusal(ErrorCode::Io, e.to_string()))?;
-        let partial =
-            partial.map_err(|e| refusal(ErrorCode::Io, format!("cannot write '{path}': {e}")))?;
-        Ok((target, partial))
-    };
-    let (target, mut partial) = match opened.await {
+    if let Err(Refusal(code, message)) = need(ctx, Permission::Write, "put") {
+        return conn.write_message(&Message::error(code, message)).await;
+    }
+    let sandbox = ctx.sandbox.clone();
+    let wanted = path.clone();
+    let (target, mut partial) = match blocking(move || open_put(&sandbox, &wanted)).await? {
         Ok(opened) => opened,
         Err(Refusal(code, message)) => {
             return conn.write_message(&Message::error(code, message)).await;
         }
     };
-    let held = partial.len().unwrap_or(0);
+    let held = partial.held_bytes().unwrap_or(0);
     let held = if held <= put.size { held } else { 0 };
     // Refuse at once what cannot fit, rather than fill the disk and then fail.
-    if let Some(free) = free_bytes(&target)
+    if let Some(free) = free_bytes(partial.dir())
         && put.size - held > free
     {
         let message = format!(
@@ -438,10 +468,34 @@ where
     }
 }
 
-/// Bytes an unprivileged writer may still use on the file system that holds `target`; `None`
+/// Where a put writes: the target's directory (opened beneath the root) checked so that the
+/// target is a regular file or nothing, and its partial opened there.
+fn open_put(sandbox: &Sandbox, path: &str) -> Result<(String, Partial), Refusal> {
+    let place = sandbox.place(path)?;
+    match place.lstat().map_err(|e| io_error(path, &e))? {
+        Some(meta) if meta.is_symlink() => {
+            return Err(refusal(
+                ErrorCode::BadPath,
+                format!("'{path}' is a symlink; ferry does not write through symlinks"),
+            ));
+        }
+        Some(meta) if !meta.is_file() => {
+            return Err(refusal(
+                ErrorCode::NotAFile,
+                format!("'{path}' exists and is not a regular file"),
+            ));
+        }
+        _ => {}
+    }
+    let partial = Partial::open_at(Arc::clone(&place.dir), &place.name)
+        .map_err(|e| refusal(ErrorCode::Io, format!("cannot write '{path}': {e}")))?;
+    Ok((place.name, partial))
+}
+
+/// Bytes an unprivileged writer may still use on the file system that holds `dir`; `None`
 /// when it cannot be told (the write then finds out).
-fn free_bytes(target: &Path) -> Option<u64> {
-    let stats = nix::sys::statvfs::statvfs(target.parent()?).ok()?;
+fn free_bytes(dir: &OwnedFd) -> Option<u64> {
+    let stats = nix::sys::statvfs::fstatvfs(dir).ok()?;
     // The field types differ by platform (u64 here, u32 on some 32-bit targets).
     #[allow(clippy::useless_conversion)]
     Some(u64::from(stats.blocks_available()).saturating_mul(u64::from(stats.fragment_size())))
@@ -467,65 +521,84 @@ pub async fn serve_mkdir<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let root = ctx.root.to_path_buf();
+    let sandbox = ctx.sandbox.clone();
     let permitted = need(ctx, Permission::Write, "mkdir");
     answer(conn, async move {
         if let Err(e) = permitted {
             return Ok(Err(e));
         }
-        blocking(move || make_dirs(&Sandbox::new(&root), &path, mode, mtime_ns)).await
+        blocking(move || make_dirs(&sandbox, &path, mode, mtime_ns)).await
     })
     .await
 }
 
+/// Creates each missing directory of `path` with `mkdirat` in its verified parent, re-opening
+/// every level beneath the root. Mode and mtime go only to a directory this request named by
+/// its own final name — never through a symlink, and never to the root itself.
 fn make_dirs(
     sandbox: &Sandbox,
     path: &str,
     mode: Option<u32>,
     mtime_ns: Option<i64>,
 ) -> Result<(), Refusal> {
-    let names = super::sandbox::components(path)?;
+    let names = sandbox::client_components(path)?;
     if names.is_empty() {
         return Err(refusal(
             ErrorCode::BadPath,
             "the server root itself cannot be changed",
         ));
     }
-    let mut current = sandbox.root().to_path_buf();
-    for name in names {
-        let next = current.join(name);
-        match next.symlink_metadata() {
-            Ok(meta) if meta.is_dir() => current = next,
-            Ok(meta) if meta.is_symlink() => {
-                let real = next.canonicalize().map_err(|e| io_error(path, &e))?;
-                if !real.starts_with(sandbox.root()) || !real.is_dir() {
-                    return Err(refusal(
-                        ErrorCode::BadPath,
-                        format!("'{path}' leads outside the server root (through a symlink)"),
-                    ));
-                }
-                current = real;
-            }
-            Ok(_) => {
+    let mut last = None;
+    for depth in 1..=names.len() {
+        let prefix = names[..depth].join("/");
+        let place = sandbox.place(&prefix)?;
+        let existing = place.lstat().map_err(|e| io_error(path, &e))?;
+        let through_link = match existing {
+            Some(meta) if meta.is_dir() => false,
+            Some(meta) if meta.is_symlink() => true,
+            Some(_) => {
                 return Err(refusal(
                     ErrorCode::NotAFile,
-                    format!("'{name}' in '{path}' exists and is not a directory"),
+                    format!("'{}' in '{path}' exists and is not a directory", place.name),
                 ));
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                match std::fs::create_dir(&next) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && next.is_dir() => {}
-                    Err(e) => return Err(io_error(path, &e).into()),
+            None => {
+                match rustix::fs::mkdirat(
+                    place.dir.as_fd(),
+                    &*place.name,
+                    Mode::from_raw_mode(0o777),
+                ) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(io_error(path, &e.into()).into()),
                 }
-                current = next;
+                false
             }
-            Err(e) => return Err(io_error(path, &e).into()),
-        }
+        };
+        // The level must be a directory beneath the root, whatever a link or a swap made of it.
+        let opened = sandbox.open(
+            &prefix,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        )?;
+        last = Some((opened, through_link));
     }
-    if mode.is_some() || mtime_ns.is_some() {
-        let dir = File::open(&current).map_err(|e| io_error(path, &e))?;
-        partial::apply_metadata(&dir, mode, mtime_ns).map_err(|e| io_error(path, &e))?;
+    if let Some((dir, through_link)) = last
+        && (mode.is_some() || mtime_ns.is_some())
+        && !through_link
+    {
+        let dir = File::from(dir);
+        let root = File::from(
+            sandbox
+                .root_fd()
+                .try_clone_to_owned()
+                .map_err(|e| io_error(path, &e))?,
+        );
+        let (d, r) = (
+            dir.metadata().map_err(|e| io_error(path, &e))?,
+            root.metadata().map_err(|e| io_error(path, &e))?,
+        );
+        if (d.dev(), d.ino()) != (r.dev(), r.ino()) {
+            partial::apply_metadata(&dir, mode, mtime_ns).map_err(|e| io_error(path, &e))?;
+        }
     }
     Ok(())
 }
@@ -539,32 +612,32 @@ pub async fn serve_remove<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let root = ctx.root.to_path_buf();
+    let sandbox = ctx.sandbox.clone();
     let permitted = need(ctx, Permission::Write, "remove");
     answer(conn, async move {
         if let Err(e) = permitted {
             return Ok(Err(e));
         }
-        blocking(move || remove(&Sandbox::new(&root), &path)).await
+        blocking(move || remove(&sandbox, &path)).await
     })
     .await
 }
 
+/// Removes the last name of `path` from its verified parent directory.
 fn remove(sandbox: &Sandbox, path: &str) -> Result<(), Refusal> {
-    let names = super::sandbox::components(path)?;
-    let Some((name, parents)) = names.split_last() else {
-        return Err(refusal(
-            ErrorCode::BadPath,
-            "the server root itself cannot be removed",
-        ));
-    };
-    let parent = sandbox.resolve(&parents.join("/"))?;
-    let target = parent.join(name);
-    let meta = target.symlink_metadata().map_err(|e| io_error(path, &e))?;
-    let removed = if meta.is_dir() {
-        std::fs::remove_dir(&target)
-    } else {
-        std::fs::remove_file(&target)
-    };
-    removed.map_err(|e| io_error(path, &e).into())
+    let place = sandbox.place(path).map_err(|e| match e.code {
+        ErrorCode::BadPath if sandbox::client_components(path).is_ok_and(|n| n.is_empty()) => {
+            refusal(
+                ErrorCode::BadPath,
+                "the server root itself cannot be removed",
+            )
+        }
+        _ => e.into(),
+    })?;
+    let meta = place
+        .lstat()
+        .map_err(|e| io_error(path, &e))?
+        .ok_or_else(|| refusal(ErrorCode::NotFound, format!("'{path}' does not exist")))?;
+    sandbox::remove_at(place.dir.as_fd(), &place.name, meta.is_dir())
+        .map_err(|e| io_error(path, &e).into())
 }

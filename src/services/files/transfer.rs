@@ -1,17 +1,18 @@
 //! Moving a file's bytes over a connection, used by both ends (server get, client put; server
 //! put, client get).
 //!
-//! Disk I/O and hashing run on a blocking thread, handed to and from the socket through a
-//! queue of a few chunks, so reading, hashing and sending overlap on different cores while
-//! memory stays constant (a few MiB, whatever the file size). Chunk buffers are recycled
-//! rather than allocated and zeroed per chunk.
+//! Disk I/O and hashing run on blocking threads one chunk at a time, pipelined one deep: while
+//! the socket side writes (or reads) chunk N, a blocking task reads and hashes (or writes and
+//! hashes) its neighbour, so disk, hash and socket overlap on different cores. No blocking
+//! thread ever waits on the peer: each task only touches the disk and returns, so a client that
+//! stops reading or sending holds no thread of the server's pool, only its own small state (two
+//! chunk buffers, recycled rather than allocated and zeroed per chunk).
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::hashing::Hasher;
 use crate::connection::{Connection, ConnectionError};
@@ -19,8 +20,6 @@ use crate::protocol::{ErrorCode, Frame, Message};
 
 /// Bytes per data frame, at most (also capped by the peer's frame limit).
 pub const CHUNK: usize = 1 << 20;
-/// Chunks in flight between the disk thread and the socket.
-const QUEUE: usize = 4;
 
 /// Why moving the bytes failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +45,38 @@ impl From<std::io::Error> for TransferError {
     }
 }
 
+/// The reading side of a send: a file, the hash so far, and where the next chunk starts.
+struct ChunkReader {
+    file: File,
+    hasher: Hasher,
+    pos: u64,
+    left: u64,
+}
+
+impl ChunkReader {
+    /// Reads and hashes the next chunk into `buf` (a recycled buffer). Runs on a blocking thread.
+    fn next(mut self, mut buf: Vec<u8>, chunk: usize) -> (Self, Result<Vec<u8>, TransferError>) {
+        let want = usize::try_from(self.left).map_or(chunk, |l| l.min(chunk));
+        buf.resize(want, 0);
+        match self.file.read_exact_at(&mut buf, self.pos) {
+            Ok(()) => {
+                self.hasher.update(&buf);
+                self.pos += want as u64;
+                self.left -= want as u64;
+                (self, Ok(buf))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                (self, Err(TransferError::FileChanged))
+            }
+            Err(e) => (self, Err(TransferError::Local(e))),
+        }
+    }
+}
+
+fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, TransferError> {
+    r.map_err(|e| TransferError::Local(std::io::Error::other(e)))
+}
+
 /// Sends `len` bytes of `file` from `offset` as data frames on channel 0. `hasher` has seen
 /// the first `offset` bytes; returns the hex hash of the whole file as sent.
 ///
@@ -54,7 +85,7 @@ impl From<std::io::Error> for TransferError {
 /// connection errors.
 pub async fn send_file<S>(
     conn: &mut Connection<S>,
-    mut file: File,
+    file: File,
     offset: u64,
     len: u64,
     hasher: Hasher,
@@ -64,44 +95,61 @@ pub async fn send_file<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (full_tx, mut full_rx) = mpsc::channel::<Bytes>(QUEUE);
-    let (empty_tx, mut empty_rx) = mpsc::channel::<Vec<u8>>(QUEUE + 1);
-    let reader = tokio::task::spawn_blocking(move || -> Result<String, TransferError> {
-        let mut hasher = hasher;
-        file.seek(SeekFrom::Start(offset))
-            .map_err(TransferError::Local)?;
-        let mut left = len;
-        while left > 0 {
-            let want = usize::try_from(left).map_or(chunk, |l| l.min(chunk));
-            let mut buf = empty_rx.try_recv().unwrap_or_default();
-            buf.resize(want, 0);
-            if let Err(e) = file.read_exact(&mut buf) {
-                return Err(match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => TransferError::FileChanged,
-                    _ => TransferError::Local(e),
-                });
-            }
-            hasher.update(&buf);
-            left -= want as u64;
-            if full_tx.blocking_send(Bytes::from(buf)).is_err() {
-                return Err(TransferError::Protocol(
-                    "the connection side stopped".into(),
-                ));
-            }
-        }
-        Ok(hasher.finish_hex())
-    });
-    while let Some(bytes) = full_rx.recv().await {
-        conn.write_data(0, &bytes).await?;
-        progress(bytes.len() as u64);
-        if let Ok(buf) = bytes.try_into_mut() {
-            let _ = empty_tx.try_send(buf.into());
+    let reader = ChunkReader {
+        file,
+        hasher,
+        pos: offset,
+        left: len,
+    };
+    if len == 0 {
+        conn.flush().await?;
+        return Ok(reader.hasher.finish_hex());
+    }
+    let mut spare = Vec::new();
+    let mut pending: JoinHandle<_> =
+        tokio::task::spawn_blocking(move || reader.next(Vec::new(), chunk));
+    loop {
+        let (reader, read) = joined(pending.await)?;
+        let buf = read?;
+        let done = reader.left == 0;
+        let finished = if done {
+            pending = tokio::task::spawn_blocking(move || (reader, Ok(Vec::new())));
+            true
+        } else {
+            let recycled = std::mem::take(&mut spare);
+            pending = tokio::task::spawn_blocking(move || reader.next(recycled, chunk));
+            false
+        };
+        conn.write_data(0, &buf).await?;
+        progress(buf.len() as u64);
+        spare = buf;
+        // One chunk at most between chances for a cancel (Ctrl-C, shutdown) to take effect:
+        // when reads keep up, nothing else in this loop would yield.
+        tokio::task::yield_now().await;
+        if finished {
+            conn.flush().await?;
+            let (reader, _) = joined(pending.await)?;
+            return Ok(reader.hasher.finish_hex());
         }
     }
-    conn.flush().await?;
-    reader
-        .await
-        .map_err(|e| TransferError::Local(std::io::Error::other(e)))?
+}
+
+/// The writing side of a receive: a file (already positioned) and the hash so far.
+struct ChunkWriter {
+    file: File,
+    hasher: Hasher,
+}
+
+impl ChunkWriter {
+    /// Writes and hashes one chunk. Runs on a blocking thread.
+    fn write(mut self, bytes: bytes::Bytes) -> (Self, std::io::Result<()>) {
+        use std::io::Write;
+        let written = self.file.write_all(&bytes);
+        if written.is_ok() {
+            self.hasher.update(&bytes);
+        }
+        (self, written)
+    }
 }
 
 /// Receives exactly `len` bytes of data frames into `file` (already positioned), feeding
@@ -120,44 +168,17 @@ pub async fn receive_file<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
-    // If this future is dropped (the transfer was cancelled), the writer stops at once instead
-    // of draining its queue into the file after its caller is gone.
-    let cancelled = CancelOnDrop::default();
-    let stop = std::sync::Arc::clone(&cancelled.0);
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-        let (mut file, mut hasher) = (file, hasher);
-        while let Some(bytes) = rx.blocking_recv() {
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(std::io::Error::other("cancelled"));
-            }
-            file.write_all(&bytes)?;
-            hasher.update(&bytes);
-        }
-        file.flush()?;
-        Ok(hasher.finish_hex())
-    });
-    let received = async {
-        let mut left = len;
-        let mut writing = true;
+    let mut writer = Some(ChunkWriter { file, hasher });
+    let mut pending: Option<JoinHandle<(ChunkWriter, std::io::Result<()>)>> = None;
+    let mut failed: Option<std::io::Error> = None;
+    let mut left = len;
+    let received: Result<(), TransferError> = async {
         while left > 0 {
-            match conn.read_frame().await? {
+            let payload = match conn.read_frame().await? {
                 Some(Frame::Data {
                     channel: 0,
                     payload,
-                }) => {
-                    let n = payload.len() as u64;
-                    if n > left {
-                        return Err(TransferError::Protocol(format!(
-                            "{n} bytes arrived where {left} were left"
-                        )));
-                    }
-                    left -= n;
-                    progress(n);
-                    if writing && tx.send(payload).await.is_err() {
-                        writing = false; // the writer failed; keep the stream in step
-                    }
-                }
+                }) => payload,
                 Some(Frame::Data { channel, .. }) => {
                     return Err(TransferError::Protocol(format!(
                         "data on channel {channel}"
@@ -169,36 +190,56 @@ where
                             TransferError::Peer { code, message }
                         }
                         Ok(other) => TransferError::Protocol(format!(
-                            "'{}' in the middle of the data",
-                            other.kind()
+                            "'{}' arrived after {} of the {len} announced bytes",
+                            other.kind(),
+                            len - left
                         )),
                         Err(e) => TransferError::Protocol(e.to_string()),
                     });
                 }
                 None => return Err(ConnectionError::Closed.into()),
+            };
+            let n = payload.len() as u64;
+            if n > left {
+                return Err(TransferError::Protocol(format!(
+                    "{n} bytes arrived where {left} were left of the {len} announced"
+                )));
+            }
+            left -= n;
+            progress(n);
+            if let Some(task) = pending.take() {
+                let (w, result) = joined(task.await)?;
+                writer = Some(w);
+                if let Err(e) = result {
+                    failed.get_or_insert(e);
+                }
+            }
+            if failed.is_none()
+                && let Some(w) = writer.take()
+            {
+                pending = Some(tokio::task::spawn_blocking(move || w.write(payload)));
             }
         }
         Ok(())
     }
     .await;
-    // Whatever happened, the writer finishes before this returns: the caller may release the
-    // partial's lock right after, and no stray write may land in it later.
-    drop(tx);
-    let written = writer
-        .await
-        .map_err(|e| TransferError::Local(std::io::Error::other(e)))?
-        .map_err(TransferError::Local);
-    received?;
-    drop(cancelled);
-    written
-}
-
-/// Sets its flag when dropped.
-#[derive(Default)]
-struct CancelOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Whatever happened, the last write finishes before this returns: the caller may release
+    // the partial's lock right after, and no stray write may land in it later.
+    if let Some(task) = pending.take() {
+        let (w, result) = joined(task.await)?;
+        writer = Some(w);
+        if let Err(e) = result {
+            failed.get_or_insert(e);
+        }
     }
+    received?;
+    if let Some(e) = failed {
+        return Err(TransferError::Local(e));
+    }
+    let writer = writer.ok_or_else(|| TransferError::Protocol("writer lost".into()))?;
+    let hash = tokio::task::spawn_blocking(move || {
+        let mut w = writer;
+        std::io::Write::flush(&mut w.file).map(|()| w.hasher.finish_hex())
+    });
+    joined(hash.await)?.map_err(TransferError::Local)
 }

@@ -1,0 +1,279 @@
+//! Clients that try to starve others: walkers that never read, trickle readers, idle sessions
+//! that sent one big frame, crowds of anonymous sessions, and parallel password guessing. Each
+//! must cost its own slot at most, never another client's service.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{TestServer, WAIT, config_with_user, refusal_code};
+use ferry::client::{Client, ClientError};
+use ferry::config::ServerConfig;
+use ferry::connection::Connection;
+use ferry::protocol::preamble::PREAMBLE_LEN;
+use ferry::protocol::{ErrorCode, HashAlgorithm, Message, Mode, Preamble};
+use ferry::services::files::client::{self, NoProgress};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A plaintext TCP connection from `from` (any 127.x address) with a tiny receive buffer, so
+/// the server's writes to it block as soon as it stops reading.
+async fn small_window(server: SocketAddr, from: &str) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut tcp = socket.connect(server).await.unwrap();
+    tcp.write_all(&Preamble::new(Mode::Plaintext).encode())
+        .await
+        .unwrap();
+    let mut answer = [0u8; PREAMBLE_LEN];
+    tcp.read_exact(&mut answer).await.unwrap();
+    tcp
+}
+
+/// An anonymous plaintext session from `from`, past `welcome`.
+async fn anonymous_from(server: SocketAddr, from: &str) -> Connection<TcpStream> {
+    let mut conn = Connection::new(small_window(server, from).await);
+    conn.write_message(&Message::Hello {
+        client: "starver".into(),
+        user: None,
+        nonce: None,
+    })
+    .await
+    .unwrap();
+    match conn.read_message().await.unwrap() {
+        Message::Welcome { .. } => conn,
+        other => panic!("no welcome: {other:?}"),
+    }
+}
+
+fn tree(server: &TestServer, files: usize) {
+    let root = server.dir.path().join("root");
+    for d in 0..10 {
+        let dir = root.join(format!("dir-{d:02}-{}", "x".repeat(100)));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..files / 10 {
+            std::fs::write(dir.join(format!("file-{f:05}-{}", "y".repeat(100))), b"z").unwrap();
+        }
+    }
+    std::fs::write(root.join("small"), b"small file").unwrap();
+}
+
+/// Tree walks for clients that never read must not hold the blocking threads that everyone's
+/// file requests need. The runtime here has only 4 of them: the old walker parked one per
+/// client, so 8 such clients stopped every other get.
+#[test]
+fn walkers_that_never_read_hold_no_blocking_thread() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let server = TestServer::start_plaintext(ServerConfig::default()).await;
+        tree(&server, 4000);
+        let mut stalled = Vec::new();
+        for _ in 0..8 {
+            let mut conn = anonymous_from(server.addr, "127.0.0.1").await;
+            conn.write_message(&Message::List {
+                path: String::new(),
+                recursive: true,
+                itself: false,
+            })
+            .await
+            .unwrap();
+            stalled.push(conn); // and never read
+        }
+        let work = tempfile::tempdir().unwrap();
+        let mut options = server.options(None);
+        options.plaintext = true;
+        let mut conn = Client::connect(&options).await.unwrap().into_connection();
+        let got = tokio::time::timeout(
+            WAIT,
+            client::get_file(
+                &mut conn,
+                "small",
+                &work.path().join("small"),
+                HashAlgorithm::Blake3,
+                &mut NoProgress,
+            ),
+        )
+        .await
+        .expect("a get is served while walkers wait for clients that do not read");
+        got.unwrap();
+        drop(stalled);
+        server.stop().await;
+    });
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_share_of_file_requests() {
+    let mut config = ServerConfig::default();
+    config.limits.max_file_requests_per_address = 2;
+    let server = TestServer::start_plaintext(config).await;
+    tree(&server, 4000);
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut conn = anonymous_from(server.addr, "127.0.0.1").await;
+        conn.write_message(&Message::List {
+            path: String::new(),
+            recursive: true,
+            itself: false,
+        })
+        .await
+        .unwrap();
+        stalled.push(conn);
+    }
+    // The first batches are under way (the server is blocked writing the rest).
+    tokio::time::timeout(WAIT, async {
+        while server
+            .state
+            .file_requests_per_address
+            .held_by("127.0.0.1".parse().unwrap())
+            < 2
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let mut third = anonymous_from(server.addr, "127.0.0.1").await;
+    let err = client::list(&mut third, "", false).await.unwrap_err();
+    assert_eq!(refusal_code(&err), Some(ErrorCode::ServerBusy), "{err}");
+    assert!(err.to_string().contains("file requests"), "{err}");
+    // Another address is not affected.
+    let mut other = anonymous_from(server.addr, "127.0.0.2").await;
+    assert!(client::list(&mut other, "", false).await.is_ok());
+    drop(stalled);
+    server.stop().await;
+}
+
+/// A reader that takes a little now and then is cut like one that takes nothing.
+#[tokio::test]
+async fn a_trickle_reader_is_cut_off() {
+    let mut config = ServerConfig::default();
+    config.limits.write_stall_timeout_ms = 500;
+    let server = TestServer::start_plaintext(config).await;
+    std::fs::write(server.dir.path().join("root/big"), vec![1u8; 8 << 20]).unwrap();
+    let mut conn = anonymous_from(server.addr, "127.0.0.1").await;
+    conn.write_message(&Message::Get {
+        path: "big".into(),
+        hash: HashAlgorithm::Blake3,
+        offset: 0,
+        prefix_hash: None,
+    })
+    .await
+    .unwrap();
+    server.wait_for_active(1).await;
+    let mut tcp = conn.into_inner();
+    let trickle = tokio::spawn(async move {
+        let mut sip = [0u8; 64];
+        // 64 bytes every 100 ms: always some progress, but 320 bytes per 500 ms, far under
+        // the 64 KiB the server requires. (Bytes the server queued before it gave up keep
+        // arriving long after, so the end of the stream says nothing; the server's count does.)
+        while tcp.read(&mut sip).await.is_ok_and(|n| n > 0) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut active = server.state.stats.watch_active();
+    let cut = tokio::time::timeout(WAIT, active.wait_for(|a| *a == 0)).await;
+    trickle.abort();
+    assert!(cut.is_ok(), "a trickle reader was never cut off");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn frames_before_welcome_are_small() {
+    let server = TestServer::start_plaintext(ServerConfig::default()).await;
+    let mut conn = Connection::new(small_window(server.addr, "127.0.0.1").await);
+    // 64 KiB before saying hello: the old server buffered up to 1 MiB here.
+    conn.write_data(0, &vec![0u8; 64 * 1024]).await.unwrap();
+    match conn.read_message().await {
+        Ok(Message::Error { code, .. }) => assert_eq!(code, ErrorCode::FrameTooLarge),
+        other => panic!("expected frame_too_large, got {other:?}"),
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_its_connections() {
+    let mut config = ServerConfig::default();
+    config.limits.max_connections_per_address = 2;
+    let server = TestServer::start_plaintext(config).await;
+    let _a = anonymous_from(server.addr, "127.0.0.1").await;
+    let _b = anonymous_from(server.addr, "127.0.0.1").await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(&Preamble::new(Mode::Plaintext).encode())
+        .await
+        .unwrap();
+    let answer = common::read_to_close(&mut tcp).await;
+    assert_eq!(answer[..PREAMBLE_LEN][6], b'E', "refused with mode E");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.contains("server_busy") && text.contains("this address"),
+        "{text}"
+    );
+    let _c = anonymous_from(server.addr, "127.0.0.2").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_crowds_leave_room_for_signed_in_users() {
+    let (mut config, token) = config_with_user("alice", "chat");
+    config.limits.max_connections = 8; // a quarter, 2, is kept for users
+    let server = TestServer::start_plaintext(config).await;
+    let mut crowd = Vec::new();
+    for _ in 0..6 {
+        crowd.push(anonymous_from(server.addr, "127.0.0.1").await);
+    }
+    let mut options = server.options(None);
+    options.plaintext = true;
+    let err = Client::connect(&options).await.err().expect("refused");
+    assert_eq!(refusal_code(&err), Some(ErrorCode::ServerBusy), "{err}");
+    assert!(err.to_string().contains("signed-in users"), "{err}");
+    let mut options = server.options(Some(token));
+    options.plaintext = true;
+    let mut alice = Client::connect(&options).await.unwrap();
+    alice.ping(1).await.unwrap();
+    drop(crowd);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_are_stopped_by_the_failure_limit() {
+    let (mut config, token) = config_with_user("alice", "chat");
+    config.limits.auth_max_failures = 3;
+    config.limits.auth_failure_delay_ms = 1;
+    let server = TestServer::start_plaintext(config).await;
+    let wrong: ferry::auth::token::Token = format!("alice:{}", "A".repeat(43)).parse().unwrap();
+    let _ = token;
+    let mut guesses = Vec::new();
+    for _ in 0..60 {
+        let mut options = server.options(Some(wrong.clone()));
+        options.plaintext = true;
+        guesses.push(tokio::spawn(async move { Client::connect(&options).await }));
+    }
+    let (mut checked, mut limited) = (0, 0);
+    for guess in guesses {
+        match guess.await.unwrap() {
+            Err(ClientError::Server {
+                code: ErrorCode::AuthFailed,
+                ..
+            }) => checked += 1,
+            Err(ClientError::Server {
+                code: ErrorCode::RateLimited,
+                ..
+            }) => limited += 1,
+            other => panic!("unexpected: {:?}", other.err()),
+        }
+    }
+    let most = 3 + server.state.limits.max_handshakes_per_address;
+    assert!(
+        checked <= most,
+        "{checked} guesses were checked; at most {most} may be"
+    );
+    assert_eq!(checked + limited, 60);
+    server.stop().await;
+}

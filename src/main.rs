@@ -27,7 +27,8 @@ fn main() -> ExitCode {
     let code = match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ferry: {}", one_line(&e));
+            // Errors may carry a server's words: printed escaped, never raw.
+            eprintln!("ferry: {}", cli::safe_text::escape(&one_line(&e)));
             ExitCode::from(1)
         }
     };

@@ -210,11 +210,15 @@ async fn a_nick_clash_is_a_clear_error_and_a_non_zero_exit() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("the nick 'alice' is already used in room 'lobby'"),
+        stderr.contains("the nick 'alice' is already used by someone online"),
         "{stderr}"
     );
-    // The same nick in another room is fine.
+    // Nicks are unique server-wide: another room is no way around it (direct messages go by
+    // nick, so a second 'alice' could read and forge hers).
     let out = chat_via_binary(&server, &["--room", "other", "--nick", "alice"], "hi\n").await;
+    assert!(!out.status.success());
+    // A free nick in another room is fine.
+    let out = chat_via_binary(&server, &["--room", "other", "--nick", "alice2"], "hi\n").await;
     assert!(
         out.status.success(),
         "{}",

@@ -73,7 +73,7 @@ fn walkers_that_never_read_hold_no_blocking_thread() {
         .unwrap();
     runtime.block_on(async {
         let server = TestServer::start_plaintext(ServerConfig::default()).await;
-        tree(&server, 4000);
+        tree(&server, 20_000);
         let mut stalled = Vec::new();
         for _ in 0..8 {
             let mut conn = anonymous_from(server.addr, "127.0.0.1").await;
@@ -169,12 +169,13 @@ async fn a_trickle_reader_is_cut_off() {
     server.wait_for_active(1).await;
     let mut tcp = conn.into_inner();
     let trickle = tokio::spawn(async move {
-        let mut sip = [0u8; 64];
-        // 64 bytes every 100 ms: always some progress, but 320 bytes per 500 ms, far under
-        // the 64 KiB the server requires. (Bytes the server queued before it gave up keep
-        // arriving long after, so the end of the stream says nothing; the server's count does.)
+        let mut sip = vec![0u8; 8 * 1024];
+        // 8 KiB every 300 ms: enough each time to wake the server's write (real progress),
+        // but ~13 KiB per 500 ms, under the 64 KiB the server requires. (Bytes the server queued
+        // before it gave up keep arriving long after, so the end of the stream says nothing;
+        // the server's count does.)
         while tcp.read(&mut sip).await.is_ok_and(|n| n > 0) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
     });
     let mut active = server.state.stats.watch_active();

@@ -242,6 +242,7 @@ enum Printer {
 
 impl Printer {
     fn out(&mut self, line: &str) {
+        let line = &*super::safe_text::escape(line);
         match self {
             Printer::Terminal(p) => {
                 let _ = p.print(line.to_string());
@@ -255,6 +256,7 @@ impl Printer {
     }
 
     fn err(&mut self, line: &str) {
+        let line = &*super::safe_text::escape(line);
         match self {
             Printer::Terminal(p) => {
                 let _ = p.print(format!("ferry: {line}"));

@@ -1,5 +1,6 @@
 //! `ferry ls`, `get`, `put`, `mkdir`, `rm`: files under the server's root.
 
+use super::safe_text::escape;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -125,9 +126,10 @@ fn format_entry(entry: &FileEntry, listed: &str) -> String {
     } else {
         &entry.path
     };
+    let name = escape(name);
     let suffix = match (&entry.kind, &entry.target) {
         (FileKind::Dir, _) => "/".to_string(),
-        (FileKind::Symlink, Some(target)) => format!(" -> {target}"),
+        (FileKind::Symlink, Some(target)) => format!(" -> {}", escape(target)),
         _ => String::new(),
     };
     format!(
@@ -305,7 +307,9 @@ fn report_file(
         println!("{}", transfer_json(from, to, transfer, seconds));
     } else if verbose > 0 {
         eprintln!(
-            "ferry: {from} -> {to}: {} bytes in {seconds:.2} s, verified {} {}",
+            "ferry: {} -> {}: {} bytes in {seconds:.2} s, verified {} {}",
+            escape(from),
+            escape(to),
             transfer.size,
             transfer.algorithm.name(),
             transfer.hash
@@ -321,7 +325,7 @@ fn report_tree(
 ) -> ExitCode {
     let seconds = started.elapsed().as_secs_f64();
     for (path, why) in &report.skipped {
-        eprintln!("ferry: {path}: not transferred ({why})");
+        eprintln!("ferry: {}: not transferred ({})", escape(path), escape(why));
     }
     let bytes: u64 = report.files.iter().map(|(_, t)| t.size).sum();
     if options.json {
@@ -342,7 +346,8 @@ fn report_tree(
     } else if verbose > 0 {
         for (path, t) in &report.files {
             eprintln!(
-                "ferry: {path}: {} bytes, {} {}",
+                "ferry: {}: {} bytes, {} {}",
+                escape(path),
                 t.size,
                 t.algorithm.name(),
                 t.hash

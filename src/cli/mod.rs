@@ -8,6 +8,7 @@ mod files;
 mod forget;
 mod ping;
 mod progress;
+pub mod safe_text;
 mod serve;
 mod terminal;
 mod user;

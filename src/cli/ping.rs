@@ -37,7 +37,7 @@ pub async fn run(args: PingArgs) -> anyhow::Result<ExitCode> {
     let user = info.welcome.user.as_deref().unwrap_or("anonymous");
     println!(
         "PING {} ({transport}, user {user}, may {}): connected in {}",
-        info.server,
+        super::safe_text::escape(&info.server),
         info.welcome.permissions,
         millis(connected)
     );
@@ -58,13 +58,20 @@ pub async fn run(args: PingArgs) -> anyhow::Result<ExitCode> {
             rtt = client.ping(seq) => rtt?,
             _ = &mut interrupted => break,
         };
-        println!("pong from {}: seq={seq} time={}", info.server, millis(rtt));
+        println!(
+            "pong from {}: seq={seq} time={}",
+            super::safe_text::escape(&info.server),
+            millis(rtt)
+        );
         rtts.push(rtt);
     }
     let _ = client.close().await;
 
     rtts.sort_unstable();
-    println!("--- {} ping statistics ---", info.server);
+    println!(
+        "--- {} ping statistics ---",
+        super::safe_text::escape(&info.server)
+    );
     if let (Some(min), Some(max)) = (rtts.first(), rtts.last()) {
         let median = rtts[rtts.len() / 2];
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;

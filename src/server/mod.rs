@@ -200,6 +200,9 @@ impl Server {
             file_requests_per_address: PerAddress::new(limits.max_file_requests_per_address),
             anonymous_slots: Arc::new(Semaphore::new(limits.anonymous_connections())),
         };
+        state
+            .chat
+            .reserve_user_names(options.config.users.keys().map(String::as_str));
         chat::bot::spawn(&state.chat);
         Ok(Server {
             listener,

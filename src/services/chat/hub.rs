@@ -42,6 +42,16 @@ impl From<names::NameError> for ChatError {
     }
 }
 
+/// The refusal for a nick someone else holds (possibly under a look-alike spelling).
+fn nick_taken(wanted: &str, holder: &str) -> ChatError {
+    let message = if wanted == holder {
+        format!("the nick '{wanted}' is already used by someone online")
+    } else {
+        format!("the nick '{wanted}' is too much like '{holder}', which someone online uses")
+    };
+    ChatError::new(ErrorCode::NickInUse, message)
+}
+
 /// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -152,7 +162,11 @@ pub struct Joined {
 pub struct ChatHub {
     pub config: ChatConfig,
     rooms: RwLock<HashMap<String, Arc<Room>>>,
-    directory: RwLock<HashMap<String, Vec<Participant>>>,
+    /// Everyone reachable, by the skeleton of their nick (unique server-wide): the nick as
+    /// they chose it, and the participant.
+    directory: RwLock<HashMap<String, (String, Participant)>>,
+    /// Skeletons of configured users' names, each reserved for that user's own sessions.
+    reserved: RwLock<HashMap<String, String>>,
     next_id: AtomicU64,
     closed: CancellationToken,
 }
@@ -164,6 +178,7 @@ impl ChatHub {
             config,
             rooms: RwLock::default(),
             directory: RwLock::default(),
+            reserved: RwLock::default(),
             next_id: AtomicU64::new(1),
             closed: CancellationToken::new(),
         })
@@ -179,51 +194,90 @@ impl ChatHub {
         &self.closed
     }
 
-    /// Creates a participant reachable under `nick` and returns it with its inbox.
+    /// Reserves the configured users' names: a nick that looks like one of them (by its
+    /// skeleton) is only for that user's own sessions. Replaces the previous set (config reload).
+    pub fn reserve_user_names<'n>(&self, users: impl IntoIterator<Item = &'n str>) {
+        let reserved = users
+            .into_iter()
+            .map(|name| (names::skeleton(name), name.to_string()))
+            .collect();
+        *self.reserved.write().unwrap_or_else(|e| e.into_inner()) = reserved;
+    }
+
+    /// Creates a participant reachable under `nick` and returns it with its inbox. `user` is the
+    /// session's user (`None` when anonymous).
     ///
     /// # Errors
-    /// An invalid nick, or the bot's reserved nick.
+    /// An invalid nick, the bot's or another user's reserved nick, or a nick someone online
+    /// already uses (or one that looks like it).
     pub fn register(
         &self,
         nick: &str,
+        user: Option<&str>,
     ) -> Result<(Participant, mpsc::Receiver<Delivery>), ChatError> {
-        self.check_nick(nick)?;
-        Ok(self.register_unchecked(nick))
+        self.check_nick(nick, user)?;
+        let (participant, inbox) = self.new_participant();
+        let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
+        match directory.entry(names::skeleton(nick)) {
+            std::collections::hash_map::Entry::Occupied(taken) => {
+                Err(nick_taken(nick, &taken.get().0))
+            }
+            std::collections::hash_map::Entry::Vacant(free) => {
+                free.insert((nick.to_string(), participant.clone()));
+                Ok((participant, inbox))
+            }
+        }
     }
 
-    /// Registers without the reserved-nick check: for the bot itself.
+    /// Registers without the reserved-nick checks: for the bot itself.
     pub(super) fn register_unchecked(&self, nick: &str) -> (Participant, mpsc::Receiver<Delivery>) {
+        let (participant, inbox) = self.new_participant();
+        let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
+        directory.insert(
+            names::skeleton(nick),
+            (nick.to_string(), participant.clone()),
+        );
+        (participant, inbox)
+    }
+
+    fn new_participant(&self) -> (Participant, mpsc::Receiver<Delivery>) {
         let (tx, rx) = mpsc::channel(self.config.member_queue);
         let participant = Participant {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             inbox: tx,
             kick: CancellationToken::new(),
         };
-        let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
-        directory
-            .entry(nick.to_string())
-            .or_default()
-            .push(participant.clone());
         (participant, rx)
     }
 
     /// Removes `participant` from the directory under `nick`.
     pub fn unregister(&self, participant: &Participant, nick: &str) {
         let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(list) = directory.get_mut(nick) {
-            list.retain(|p| p.id != participant.id);
-            if list.is_empty() {
-                directory.remove(nick);
-            }
+        let key = names::skeleton(nick);
+        if directory
+            .get(&key)
+            .is_some_and(|(_, p)| p.id == participant.id)
+        {
+            directory.remove(&key);
         }
     }
 
-    fn check_nick(&self, nick: &str) -> Result<(), ChatError> {
+    fn check_nick(&self, nick: &str, user: Option<&str>) -> Result<(), ChatError> {
         names::validate("nick", nick, self.config.max_nick_chars)?;
-        if self.config.bot.enabled && nick == self.config.bot.nick {
+        let key = names::skeleton(nick);
+        if self.config.bot.enabled && key == names::skeleton(&self.config.bot.nick) {
             return Err(ChatError::new(
                 ErrorCode::NickInUse,
                 format!("the nick '{nick}' belongs to the bot"),
+            ));
+        }
+        let reserved = self.reserved.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(owner) = reserved.get(&key)
+            && user != Some(owner.as_str())
+        {
+            return Err(ChatError::new(
+                ErrorCode::NickInUse,
+                format!("the nick '{nick}' is reserved for the user '{owner}'"),
             ));
         }
         Ok(())
@@ -328,34 +382,37 @@ impl ChatHub {
     /// Changes a participant's nick, in its room (if any) and in the directory.
     ///
     /// # Errors
-    /// An invalid or reserved nick, or one already in the room.
+    /// An invalid or reserved nick, or one someone else online uses (or one like it).
     pub fn rename(
         &self,
         participant: &Participant,
         room: Option<&Arc<Room>>,
         old: &str,
         new: &str,
+        user: Option<&str>,
     ) -> Result<(), ChatError> {
-        self.check_nick(new)?;
+        self.check_nick(new, user)?;
+        let (old_key, new_key) = (names::skeleton(old), names::skeleton(new));
+        {
+            let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
+            if let Some((taken, holder)) = directory.get(&new_key)
+                && holder.id != participant.id
+            {
+                return Err(nick_taken(new, taken));
+            }
+            if directory
+                .get(&old_key)
+                .is_some_and(|(_, p)| p.id == participant.id)
+            {
+                directory.remove(&old_key);
+            }
+            directory.insert(new_key, (new.to_string(), participant.clone()));
+        }
         if let Some(room) = room {
             let mut members = lock(&room.members);
-            if members.by_nick.contains_key(new) {
-                return Err(ChatError::new(
-                    ErrorCode::NickInUse,
-                    format!("the nick '{new}' is already used in room '{}'", room.name),
-                ));
-            }
             members.by_nick.remove(old);
             members.by_nick.insert(new.to_string(), participant.id);
-        }
-        self.unregister(participant, old);
-        let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
-        directory
-            .entry(new.to_string())
-            .or_default()
-            .push(participant.clone());
-        drop(directory);
-        if let Some(room) = room {
+            drop(members);
             room.notice(participant.id, format!("{old} is now known as {new}"));
         }
         Ok(())
@@ -369,9 +426,8 @@ impl ChatHub {
         self.directory
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(nick)
-            .filter(|list| !list.is_empty())
-            .cloned()
+            .get(&names::skeleton(nick))
+            .map(|(_, p)| vec![p.clone()])
             .ok_or_else(|| {
                 ChatError::new(
                     ErrorCode::NotFound,

@@ -47,6 +47,8 @@ pub struct Member<'a> {
     participant: Participant,
     inbox: mpsc::Receiver<Delivery>,
     nick: String,
+    /// The session's user (`None` when anonymous): the names reserved for it.
+    user: Option<String>,
     place: Place,
     flood: FloodGate,
 }
@@ -57,6 +59,8 @@ pub struct JoinRequest {
     pub with: Option<String>,
     pub nick: String,
     pub history: bool,
+    /// The session's user, `None` when anonymous.
+    pub user: Option<String>,
 }
 
 impl<'a> Member<'a> {
@@ -73,7 +77,7 @@ impl<'a> Member<'a> {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let (participant, inbox) = hub.register(&request.nick)?;
+        let (participant, inbox) = hub.register(&request.nick, request.user.as_deref())?;
         let place = match enter(hub, &participant, &request.nick, request.room, request.with) {
             Ok(place) => place,
             Err(e) => {
@@ -86,6 +90,7 @@ impl<'a> Member<'a> {
             participant,
             inbox,
             nick: request.nick,
+            user: request.user,
             place: place.0,
             flood: FloodGate::new(
                 hub.config.flood_burst,
@@ -411,7 +416,13 @@ impl<'a> Member<'a> {
             Place::Direct { .. } | Place::Nowhere => None,
         };
         self.hub
-            .rename(&self.participant, room.as_ref(), &self.nick, new)
+            .rename(
+                &self.participant,
+                room.as_ref(),
+                &self.nick,
+                new,
+                self.user.as_deref(),
+            )
             .map_err(|e| (None, e))?;
         self.nick = new.to_string();
         Ok(())

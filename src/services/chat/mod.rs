@@ -53,6 +53,7 @@ where
         with,
         nick,
         history,
+        user: ctx.identity.user.clone(),
     };
     let member = match Member::join(&ctx.chat, conn, request).await {
         Ok(member) => member,

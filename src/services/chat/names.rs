@@ -1,6 +1,9 @@
 //! Naming rules for nicks and rooms, shared by the server (which enforces them) and the client
 //! (which derives a default nick).
 
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
 /// Why a nick or room name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} '{name}': {reason}")]
@@ -40,7 +43,29 @@ pub fn validate(what: &'static str, name: &str, max_chars: usize) -> Result<(), 
     {
         return Err(error(format!("it may not contain {c:?}")));
     }
+    // Format characters (zero-width ones, bidi overrides) make two names look alike or one
+    // read backwards.
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.general_category() == GeneralCategory::Format)
+    {
+        return Err(error(format!(
+            "it may not contain the invisible format character U+{:04X}",
+            c as u32
+        )));
+    }
     Ok(())
+}
+
+/// What a name looks like, for telling names apart: compatibility-normalised (fullwidth and
+/// other variants become plain letters), case-folded, and mapped to its confusable skeleton
+/// (UTS #39: Cyrillic `а` and Latin `a` share one). Two names with one skeleton are the same
+/// name to ferry.
+pub fn skeleton(name: &str) -> String {
+    let folded: String = name.nfkc().collect::<String>().to_lowercase();
+    unicode_security::skeleton(&folded)
+        .collect::<String>()
+        .to_lowercase()
 }
 
 /// A valid nick made from a local user name, or `guest`.
@@ -87,6 +112,23 @@ mod tests {
         }
         let err = validate("room", &"r".repeat(65), 64).unwrap_err();
         assert!(err.to_string().contains("65 characters; the limit is 64"));
+    }
+
+    #[test]
+    fn look_alike_names_share_a_skeleton_and_invisible_characters_are_refused() {
+        let alice = skeleton("alice");
+        for alike in [
+            "Alice",
+            "ALICE",
+            "\u{430}lice",
+            "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}",
+        ] {
+            assert_eq!(skeleton(alike), alice, "{alike}");
+        }
+        assert_ne!(skeleton("bob"), alice);
+        for bad in ["alice\u{200b}", "a\u{202e}b", "\u{2066}x", "x\u{feff}"] {
+            assert!(validate("nick", bad, 32).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

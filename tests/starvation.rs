@@ -278,3 +278,56 @@ async fn parallel_guesses_are_stopped_by_the_failure_limit() {
     assert_eq!(checked + limited, 60);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_history_and_rooms_are_bounded_for_the_whole_server() {
+    use ferry::services::chat::client::{ChatTarget, join};
+    let mut config = ServerConfig::default();
+    config.chat.history_total_bytes = 8 * 1024;
+    config.chat.max_rooms = 5;
+    let server = TestServer::start_plaintext(config).await;
+    let line = "x".repeat(1000);
+    let mut members = Vec::new();
+    for room in 0..5 {
+        let client = server.client(None).await;
+        let (mut tx, mut rx, _) = join(
+            client.into_connection(),
+            ChatTarget::Room(format!("room-{room}")),
+            &format!("filler-{room}"),
+            false,
+        )
+        .await
+        .unwrap();
+        for _ in 0..10 {
+            let id = tx.say(&line).await.unwrap();
+            loop {
+                if let Some(Message::ChatAck { id: acked }) = rx.next().await.unwrap()
+                    && acked == id
+                {
+                    break;
+                }
+            }
+        }
+        members.push((tx, rx));
+    }
+    let held = server.state.chat.history_bytes();
+    assert!(
+        held <= 8 * 1024,
+        "rooms together hold {held} bytes of history, over the 8 KiB budget"
+    );
+    assert!(held > 0, "history is still kept within the budget");
+    let client = server.client(None).await;
+    let Err(err) = join(
+        client.into_connection(),
+        ChatTarget::Room("one-too-many".into()),
+        "late",
+        false,
+    )
+    .await
+    else {
+        panic!("a sixth room was created");
+    };
+    assert_eq!(refusal_code(&err), Some(ErrorCode::ServerBusy), "{err}");
+    drop(members);
+    server.stop().await;
+}

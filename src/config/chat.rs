@@ -22,6 +22,11 @@ pub struct ChatConfig {
     pub flood_per_second: f64,
     /// Recent messages kept per room and replayed on join (0 disables). Default 20.
     pub history_messages: usize,
+    /// Bytes of history kept across all rooms together; past it, a room that speaks gives up
+    /// its own oldest lines first. Default 32 MiB.
+    pub history_total_bytes: usize,
+    /// Rooms that may exist at once; joining a new room beyond it is refused. Default 1,000.
+    pub max_rooms: usize,
     /// A member whose connection accepts nothing for this long is dropped, in ms. Default 10 s.
     pub send_timeout_ms: u64,
     /// Room events buffered for members; a member further behind (the server could not write
@@ -42,6 +47,8 @@ impl Default for ChatConfig {
             flood_burst: 16,
             flood_per_second: 8.0,
             history_messages: 20,
+            history_total_bytes: 32 << 20,
+            max_rooms: 1_000,
             send_timeout_ms: 10_000,
             room_queue: 4096,
             member_queue: 256,

@@ -124,6 +124,11 @@ async fn request_loop(
                 goodbye(conn, "idle timeout").await;
                 return Err("idle timeout".into());
             }
+            // Exec input the client sent before it saw `exec_exit` (keystrokes, a resize, its
+            // end of input) may still arrive after the command ended: it is dropped quietly, so
+            // it never shows up as an error in front of the next request's answer.
+            Ok(Ok(Message::ExecEof | Message::ExecResize { .. } | Message::ExecSignal { .. }))
+            | Ok(Err(ConnectionError::UnexpectedData(0))) => continue,
             Ok(Ok(request)) => request,
             Ok(Err(ConnectionError::Closed)) => return Ok(()),
             Ok(Err(e)) if e.is_recoverable() => {

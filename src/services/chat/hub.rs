@@ -8,7 +8,7 @@
 //! only to join, leave, rename, and look up a direct message's recipient.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -139,6 +139,13 @@ struct Members {
     closed: bool,
 }
 
+/// History bytes held by all rooms together, against the configured total.
+#[derive(Debug)]
+struct HistoryBudget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
 /// One room.
 #[derive(Debug)]
 pub struct Room {
@@ -146,6 +153,14 @@ pub struct Room {
     events: broadcast::Sender<Arc<RoomEvent>>,
     members: Mutex<Members>,
     history: Mutex<VecDeque<Arc<RoomEvent>>>,
+    budget: Arc<HistoryBudget>,
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        let held: usize = lock(&self.history).iter().map(|e| e.frame.len()).sum();
+        self.budget.used.fetch_sub(held, Ordering::Relaxed);
+    }
 }
 
 /// What a member receives when it joins a room.
@@ -167,6 +182,7 @@ pub struct ChatHub {
     directory: RwLock<HashMap<String, (String, Participant)>>,
     /// Skeletons of configured users' names, each reserved for that user's own sessions.
     reserved: RwLock<HashMap<String, String>>,
+    history_budget: Arc<HistoryBudget>,
     next_id: AtomicU64,
     closed: CancellationToken,
 }
@@ -175,10 +191,14 @@ impl ChatHub {
     /// An empty hub; the bot (if enabled) is started by `bot::spawn`.
     pub fn new(config: ChatConfig) -> Arc<ChatHub> {
         Arc::new(ChatHub {
-            config,
+            config: config.clone(),
             rooms: RwLock::default(),
             directory: RwLock::default(),
             reserved: RwLock::default(),
+            history_budget: Arc::new(HistoryBudget {
+                used: AtomicUsize::new(0),
+                limit: config.history_total_bytes,
+            }),
             next_id: AtomicU64::new(1),
             closed: CancellationToken::new(),
         })
@@ -296,7 +316,7 @@ impl ChatHub {
     ) -> Result<Joined, ChatError> {
         names::validate("room", name, self.config.max_room_chars)?;
         loop {
-            let room = self.room(name);
+            let room = self.room(name)?;
             let mut members = lock(&room.members);
             if members.closed {
                 // The last member left between lookup and lock: finish its removal, retry.
@@ -329,24 +349,46 @@ impl ChatHub {
         }
     }
 
-    fn room(&self, name: &str) -> Arc<Room> {
+    fn room(&self, name: &str) -> Result<Arc<Room>, ChatError> {
         if let Some(room) = self
             .rooms
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
         {
-            return Arc::clone(room);
+            return Ok(Arc::clone(room));
         }
         let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(rooms.entry(name.to_string()).or_insert_with(|| {
-            Arc::new(Room {
-                name: name.to_string(),
-                events: broadcast::channel(self.config.room_queue).0,
-                members: Mutex::default(),
-                history: Mutex::default(),
-            })
-        }))
+        if !rooms.contains_key(name) && rooms.len() >= self.config.max_rooms {
+            return Err(ChatError::new(
+                ErrorCode::ServerBusy,
+                format!(
+                    "the server already holds {} rooms, its limit; join an existing room",
+                    self.config.max_rooms
+                ),
+            ));
+        }
+        Ok(Arc::clone(rooms.entry(name.to_string()).or_insert_with(
+            || {
+                Arc::new(Room {
+                    name: name.to_string(),
+                    events: broadcast::channel(self.config.room_queue).0,
+                    members: Mutex::default(),
+                    history: Mutex::default(),
+                    budget: Arc::clone(&self.history_budget),
+                })
+            },
+        )))
+    }
+
+    /// Bytes of history all rooms hold now.
+    pub fn history_bytes(&self) -> usize {
+        self.history_budget.used.load(Ordering::Relaxed)
+    }
+
+    /// Rooms that exist now.
+    pub fn room_count(&self) -> usize {
+        self.rooms.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Removes `nick` from `room` with a notice; removes the room when it is empty.
@@ -483,10 +525,18 @@ impl Room {
         });
         if history_len > 0 {
             let mut history = lock(&self.history);
-            if history.len() >= history_len {
-                history.pop_front();
-            }
+            let budget = &self.budget;
+            budget.used.fetch_add(event.frame.len(), Ordering::Relaxed);
             history.push_back(Arc::clone(&event));
+            // Over either bound, this room gives up its own oldest lines: the total stays
+            // bounded however many rooms fill their history.
+            while history.len() > history_len
+                || (budget.used.load(Ordering::Relaxed) > budget.limit && !history.is_empty())
+            {
+                if let Some(old) = history.pop_front() {
+                    budget.used.fetch_sub(old.frame.len(), Ordering::Relaxed);
+                }
+            }
         }
         // An error only means no member is listening right now.
         let _ = self.events.send(event);

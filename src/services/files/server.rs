@@ -423,6 +423,17 @@ where
                 .write_message(&Message::error(ErrorCode::Io, message))
                 .await;
         }
+        Err(TransferError::Protocol(why)) => {
+            // More or fewer bytes than announced: the stream is out of step, so this answer is
+            // the session's last. The partial stays (nothing reaches the final name), and a
+            // re-run resumes from what was written.
+            let message = format!("put of '{path}' broke off: {why}; the session ends");
+            let _ = conn
+                .write_message(&Message::error(ErrorCode::BadMessage, message.clone()))
+                .await;
+            let _ = conn.shutdown().await;
+            return Err(io::Error::other(message));
+        }
         Err(e) => return Err(io::Error::other(e.to_string())),
     };
     let theirs = match conn

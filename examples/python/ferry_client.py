@@ -321,10 +321,22 @@ def file_digest(path, limit=None):
     return h
 
 
+def partial_name(name):
+    """The partial file's name for NAME (PROTOCOL.md 5.6): .NAME.ferry-part, or, past 255
+    bytes, .PREFIX~HASH.ferry-part with HASH the first 16 hex digits of SHA-256(NAME)."""
+    plain = "." + name + ".ferry-part"
+    if len(plain.encode()) <= 255:
+        return plain
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    room = 255 - 1 - 1 - len(digest) - len(".ferry-part")
+    prefix = name.encode()[:room].decode("utf-8", errors="ignore")
+    return "." + prefix + "~" + digest + ".ferry-part"
+
+
 def cmd_get(conn, welcome, args):
     """Downloads with SHA-256 verification into a partial, renamed only when it matches."""
     partial = os.path.join(os.path.dirname(os.path.abspath(args.local)),
-                           "." + os.path.basename(args.local) + ".ferry-part")
+                           partial_name(os.path.basename(args.local)))
     held = os.path.getsize(partial) if os.path.exists(partial) else 0
     request = {"type": "get", "path": args.remote, "hash": "sha256"}
     if held:

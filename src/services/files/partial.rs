@@ -398,6 +398,23 @@ mod tests {
     }
 
     #[test]
+    fn long_names_get_partial_names_that_fit_and_match_the_protocol() {
+        assert_eq!(partial_name("report.pdf"), ".report.pdf.ferry-part");
+        let long = "a".repeat(250);
+        // The same value PROTOCOL.md's rule gives in the Python client.
+        assert_eq!(
+            partial_name(&long),
+            format!(".{}~3f3e35e0a775d9b1.ferry-part", "a".repeat(226))
+        );
+        for name in ["é".repeat(127), "x".repeat(243), "x".repeat(255)] {
+            let partial = partial_name(&name);
+            assert!(partial.len() <= 255, "{} bytes", partial.len());
+            assert!(is_partial_name(&partial));
+        }
+        assert!(!is_partial_name("ferry-part") && !is_partial_name(".hidden"));
+    }
+
+    #[test]
     fn times_round_trip_both_sides_of_the_epoch() {
         for ns in [0, 1, -1, 1_700_000_000_123_456_789, -86_400_000_000_000] {
             assert_eq!(ns_from_time(time_from_ns(ns).unwrap()), ns);

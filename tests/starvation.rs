@@ -48,6 +48,23 @@ async fn anonymous_from(server: SocketAddr, from: &str) -> Connection<TcpStream>
     }
 }
 
+/// `n` anonymous sessions that each ask for the whole tree and never read the answer.
+async fn walks_never_read(server: &TestServer, n: usize) -> Vec<Connection<TcpStream>> {
+    let mut stalled = Vec::new();
+    for _ in 0..n {
+        let mut conn = anonymous_from(server.addr, "127.0.0.1").await;
+        conn.write_message(&Message::List {
+            path: String::new(),
+            recursive: true,
+            itself: false,
+        })
+        .await
+        .unwrap();
+        stalled.push(conn);
+    }
+    stalled
+}
+
 fn tree(server: &TestServer, files: usize) {
     let root = server.dir.path().join("root");
     for d in 0..10 {
@@ -74,18 +91,7 @@ fn walkers_that_never_read_hold_no_blocking_thread() {
     runtime.block_on(async {
         let server = TestServer::start_plaintext(ServerConfig::default()).await;
         tree(&server, 20_000);
-        let mut stalled = Vec::new();
-        for _ in 0..8 {
-            let mut conn = anonymous_from(server.addr, "127.0.0.1").await;
-            conn.write_message(&Message::List {
-                path: String::new(),
-                recursive: true,
-                itself: false,
-            })
-            .await
-            .unwrap();
-            stalled.push(conn); // and never read
-        }
+        let stalled = walks_never_read(&server, 8).await;
         let work = tempfile::tempdir().unwrap();
         let mut options = server.options(None);
         options.plaintext = true;
@@ -114,18 +120,7 @@ async fn one_address_cannot_hold_more_than_its_share_of_file_requests() {
     config.limits.max_file_requests_per_address = 2;
     let server = TestServer::start_plaintext(config).await;
     tree(&server, 4000);
-    let mut stalled = Vec::new();
-    for _ in 0..2 {
-        let mut conn = anonymous_from(server.addr, "127.0.0.1").await;
-        conn.write_message(&Message::List {
-            path: String::new(),
-            recursive: true,
-            itself: false,
-        })
-        .await
-        .unwrap();
-        stalled.push(conn);
-    }
+    let stalled = walks_never_read(&server, 2).await;
     // The first batches are under way (the server is blocked writing the rest).
     tokio::time::timeout(WAIT, async {
         while server

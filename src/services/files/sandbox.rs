@@ -193,14 +193,7 @@ impl Sandbox {
             &parents.join("/"),
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             path,
-        )
-        .map_err(|e| match e.code {
-            ErrorCode::Io if e.message.contains("Not a directory") => refuse(
-                ErrorCode::NotAFile,
-                format!("the parent of '{path}' is not a directory"),
-            ),
-            _ => e,
-        })?;
+        )?;
         Ok(Place {
             dir: Arc::new(dir),
             name: (*name).to_string(),
@@ -304,6 +297,10 @@ fn errno_error(path: &str, e: Errno) -> PathError {
         Errno::LOOP => refuse(
             ErrorCode::BadPath,
             format!("'{path}' goes through a symlink ferry does not follow here"),
+        ),
+        Errno::NOTDIR => refuse(
+            ErrorCode::NotAFile,
+            format!("'{path}': a part of it that should be a directory is not one"),
         ),
         Errno::AGAIN => refuse(
             ErrorCode::Io,

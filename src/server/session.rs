@@ -111,6 +111,8 @@ async fn request_loop(
     state: &ServerState,
     shutdown: &Shutdown,
 ) -> Result<(), String> {
+    // Whether the last request was an exec that has ended (its input may still be in flight).
+    let mut after_exec = false;
     loop {
         let next = tokio::select! {
             _ = shutdown.begin.cancelled() => {
@@ -125,10 +127,15 @@ async fn request_loop(
                 return Err("idle timeout".into());
             }
             // Exec input the client sent before it saw `exec_exit` (keystrokes, a resize, its
-            // end of input) may still arrive after the command ended: it is dropped quietly, so
-            // it never shows up as an error in front of the next request's answer.
+            // end of input) may still arrive after the command ended: until the next request it
+            // is dropped quietly, so it never shows up as an error in front of that request's
+            // answer. Anywhere else it is an error as before.
             Ok(Ok(Message::ExecEof | Message::ExecResize { .. } | Message::ExecSignal { .. }))
-            | Ok(Err(ConnectionError::UnexpectedData(0))) => continue,
+            | Ok(Err(ConnectionError::UnexpectedData(0)))
+                if after_exec =>
+            {
+                continue;
+            }
             Ok(Ok(request)) => request,
             Ok(Err(ConnectionError::Closed)) => return Ok(()),
             Ok(Err(e)) if e.is_recoverable() => {
@@ -142,6 +149,7 @@ async fn request_loop(
             }
             Ok(Err(e)) => return Err(e.to_string()),
         };
+        after_exec = matches!(request, Message::Exec { .. });
         services::dispatch(conn, request, ctx)
             .await
             .map_err(|e| e.to_string())?;

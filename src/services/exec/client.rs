@@ -155,7 +155,20 @@ where
     let mut buf = vec![0u8; 64 * 1024];
     let (mut stdin_open, mut events_open) = (true, true);
     while stdin_open || events_open {
+        // Biased, events first: a resize or Ctrl-C that happened before the user typed on
+        // reaches the command before that input (a random pick let `stty size` after a resize
+        // report the old size).
         tokio::select! {
+            biased;
+            event = events.recv(), if events_open => match event {
+                Some(ExecEvent::Resize { rows, cols }) => {
+                    writer.write_message(&Message::ExecResize { rows, cols }).await?;
+                }
+                Some(ExecEvent::Signal(signal)) => {
+                    writer.write_message(&Message::ExecSignal { signal }).await?;
+                }
+                None => events_open = false,
+            },
             read = stdin.read(&mut buf), if stdin_open => match read {
                 Ok(n) if n > 0 => {
                     writer.write_data(0, &buf[..n]).await?;
@@ -165,15 +178,6 @@ where
                     stdin_open = false;
                     writer.write_message(&Message::ExecEof).await?;
                 }
-            },
-            event = events.recv(), if events_open => match event {
-                Some(ExecEvent::Resize { rows, cols }) => {
-                    writer.write_message(&Message::ExecResize { rows, cols }).await?;
-                }
-                Some(ExecEvent::Signal(signal)) => {
-                    writer.write_message(&Message::ExecSignal { signal }).await?;
-                }
-                None => events_open = false,
             },
         }
     }

@@ -9,9 +9,11 @@ pub mod token;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use ring::hmac;
+use tokio::sync::watch;
 
 use crate::config::ServerConfig;
 use crate::protocol::Permissions;
@@ -24,7 +26,10 @@ use token::random_bytes;
 pub struct SessionIdentity {
     /// `None` for anonymous sessions.
     pub user: Option<String>,
+    /// Its permissions as of the last look (see [`Authenticator::rights_of`]).
     pub permissions: Permissions,
+    /// The stored key the user logged in with, so a rotated token ends the session.
+    pub credential: Option<[u8; scram::KEY_LEN]>,
 }
 
 /// A configured user, as the server keeps it in memory.
@@ -35,14 +40,35 @@ pub struct UserRecord {
 }
 
 /// The server's authentication state: users, anonymous rights, failure limiting.
+///
+/// Users and anonymous rights can be replaced while the server runs ([`Authenticator::reload`]):
+/// sessions look their rights up again for every request ([`Authenticator::rights_of`]), and a
+/// session whose user was removed, or whose token was rotated, has none left.
 #[derive(Debug)]
 pub struct Authenticator {
-    users: HashMap<String, UserRecord>,
-    anonymous: Permissions,
+    table: RwLock<Arc<UserTable>>,
     limiter: FailureLimiter,
     failure_delay: Duration,
     /// Keys the decoy salts of unknown users, so a probe cannot tell them from real ones.
     decoy_key: hmac::Key,
+    /// Bumped on every reload, so long-running exchanges (chat) can look again.
+    generation: watch::Sender<u64>,
+}
+
+/// Who may log in, and what anonymous sessions may do.
+#[derive(Debug, Default)]
+struct UserTable {
+    users: HashMap<String, UserRecord>,
+    anonymous: Permissions,
+}
+
+/// What a session may do now, as [`Authenticator::rights_of`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rights {
+    /// The session's current permissions.
+    Granted(Permissions),
+    /// The session's user was removed or its token rotated: the session must end.
+    Revoked,
 }
 
 impl Authenticator {
@@ -51,39 +77,68 @@ impl Authenticator {
     /// # Errors
     /// A credential that does not parse (validation normally catches it first).
     pub fn from_config(config: &ServerConfig) -> Result<Authenticator, scram::BadCredential> {
-        let users = config
-            .users
-            .iter()
-            .map(|(name, user)| {
-                Ok((
-                    name.clone(),
-                    UserRecord {
-                        permissions: user.allow.iter().copied().collect(),
-                        credential: Credential::from_config_string(&user.credential)?,
-                    },
-                ))
-            })
-            .collect::<Result<_, scram::BadCredential>>()?;
         Ok(Authenticator {
-            users,
-            anonymous: config.anonymous_permissions(),
+            table: RwLock::new(Arc::new(UserTable::from_config(config)?)),
             limiter: FailureLimiter::new(
                 config.limits.auth_max_failures,
                 config.limits.auth_failure_window(),
             ),
             failure_delay: config.limits.auth_failure_delay(),
             decoy_key: hmac::Key::new(hmac::HMAC_SHA256, &random_bytes::<32>()),
+            generation: watch::Sender::new(0),
         })
+    }
+
+    /// Replaces users and anonymous rights with `config`'s; open sessions see the change at
+    /// their next request.
+    ///
+    /// # Errors
+    /// A credential that does not parse; nothing is changed then.
+    pub fn reload(&self, config: &ServerConfig) -> Result<(), scram::BadCredential> {
+        let table = Arc::new(UserTable::from_config(config)?);
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = table;
+        self.generation.send_modify(|g| *g += 1);
+        Ok(())
+    }
+
+    /// A receiver that sees every reload.
+    pub fn watch_reloads(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    fn table(&self) -> Arc<UserTable> {
+        Arc::clone(&self.table.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// What anonymous sessions may do.
     pub fn anonymous_permissions(&self) -> Permissions {
-        self.anonymous
+        self.table().anonymous
     }
 
     /// The user's record, or `None` for an unknown name.
-    pub fn user(&self, name: &str) -> Option<&UserRecord> {
-        self.users.get(name)
+    pub fn user(&self, name: &str) -> Option<UserRecord> {
+        self.table().users.get(name).cloned()
+    }
+
+    /// The configured user names.
+    pub fn user_names(&self) -> Vec<String> {
+        self.table().users.keys().cloned().collect()
+    }
+
+    /// What `identity` may do now: its user's current permissions (or anonymous rights), or
+    /// [`Rights::Revoked`] when the user is gone or logs in with another credential now.
+    pub fn rights_of(&self, identity: &SessionIdentity) -> Rights {
+        let table = self.table();
+        match (&identity.user, &identity.credential) {
+            (None, _) => Rights::Granted(table.anonymous),
+            (Some(name), Some(used)) => match table.users.get(name) {
+                Some(record) if record.credential.stored_key == *used => {
+                    Rights::Granted(record.permissions)
+                }
+                _ => Rights::Revoked,
+            },
+            (Some(_), None) => Rights::Revoked,
+        }
     }
 
     /// A salt for an unknown user that looks like a real one and is stable for this process,
@@ -110,5 +165,27 @@ impl Authenticator {
     /// The fixed delay before every refusal.
     pub fn failure_delay(&self) -> Duration {
         self.failure_delay
+    }
+}
+
+impl UserTable {
+    fn from_config(config: &ServerConfig) -> Result<UserTable, scram::BadCredential> {
+        let users = config
+            .users
+            .iter()
+            .map(|(name, user)| {
+                Ok((
+                    name.clone(),
+                    UserRecord {
+                        permissions: user.allow.iter().copied().collect(),
+                        credential: Credential::from_config_string(&user.credential)?,
+                    },
+                ))
+            })
+            .collect::<Result<_, scram::BadCredential>>()?;
+        Ok(UserTable {
+            users,
+            anonymous: config.anonymous_permissions(),
+        })
     }
 }

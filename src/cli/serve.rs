@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
 use crate::legacy::LegacySpec;
-use crate::server::{Server, ServerOptions};
+use crate::server::{Server, ServerOptions, reload};
 
 /// The listen address when neither flag nor config names one: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9999";
@@ -43,10 +43,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => dir,
         None => super::default_state_dir()?,
     };
-    let config = match &args.config {
-        Some(path) => ServerConfig::load(path, true)?,
-        None => ServerConfig::load(&state_dir.join("config.toml"), false)?,
-    };
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| state_dir.join("config.toml"));
+    let config = ServerConfig::load(&config_path, args.config.is_some())?;
     let listen = match (args.listen, &config.listen) {
         (Some(addr), _) => addr,
         (None, Some(text)) => text.parse().context("invalid 'listen' in config")?,
@@ -61,6 +62,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let mut signals = crate::shutdown::StopSignals::install()
         .context("cannot install the Ctrl-C/SIGTERM handlers")?;
+    let hangup = reload::install_hangup().context("cannot install the SIGHUP handler")?;
     let users = config.users.len();
     let server = Server::bind(ServerOptions {
         config,
@@ -94,6 +96,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
 
     let stop = CancellationToken::new();
+    eprintln!(
+        "ferry: users and permissions are re-read from {} when it changes or on SIGHUP",
+        config_path.display()
+    );
+    tokio::spawn(reload::watch_config(
+        config_path,
+        std::sync::Arc::clone(&state),
+        hangup,
+        stop.clone(),
+    ));
     let signal_stop = stop.clone();
     tokio::spawn(async move {
         signals.recv().await;

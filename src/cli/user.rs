@@ -1,11 +1,12 @@
-//! `ferry user add`: creates a user and prints only its token.
+//! `ferry user add|list|remove|rotate`: the users in a server's config. A running server picks
+//! the change up by itself (it re-reads the file when it changes, or on SIGHUP).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::config::add_user;
+use crate::config::{ServerConfig, add_user, remove_user, rotate_user};
 use crate::protocol::Permissions;
 
 /// User management verbs.
@@ -13,6 +14,12 @@ use crate::protocol::Permissions;
 pub enum UserCommand {
     /// Add a user; prints only the new token on stdout (the config keeps a hash).
     Add(AddArgs),
+    /// List the users and their permissions (never a token).
+    List(ConfigArg),
+    /// Remove a user; its open sessions end at their next request.
+    Remove(NameArgs),
+    /// Give a user a new token (printed once); the old one stops working at once.
+    Rotate(NameArgs),
 }
 
 #[derive(Debug, Args)]
@@ -22,9 +29,32 @@ pub struct AddArgs {
     /// Comma-separated permissions: chat, read, write, exec.
     #[arg(long, value_name = "LIST", value_parser = parse_permissions)]
     pub allow: Permissions,
-    /// Config file to create or extend (default FERRY_HOME/server/config.toml).
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// The user's name.
+    pub name: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Config file (default FERRY_HOME/server/config.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(self) -> anyhow::Result<PathBuf> {
+        Ok(match self.config {
+            Some(path) => path,
+            None => super::default_state_dir()?.join("config.toml"),
+        })
+    }
 }
 
 fn parse_permissions(list: &str) -> Result<Permissions, String> {
@@ -34,10 +64,7 @@ fn parse_permissions(list: &str) -> Result<Permissions, String> {
 pub fn run(cmd: UserCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         UserCommand::Add(args) => {
-            let path = match args.config {
-                Some(path) => path,
-                None => super::default_state_dir()?.join("config.toml"),
-            };
+            let path = args.config.path()?;
             let token = add_user(&path, &args.name, args.allow)?;
             println!("{token}");
             eprintln!(
@@ -46,7 +73,40 @@ pub fn run(cmd: UserCommand) -> anyhow::Result<ExitCode> {
                 args.allow,
                 path.display()
             );
-            Ok(ExitCode::SUCCESS)
+        }
+        UserCommand::List(config) => {
+            let path = config.path()?;
+            let config = ServerConfig::load(&path, false)?;
+            for (name, user) in &config.users {
+                let allow: Permissions = user.allow.iter().copied().collect();
+                println!("{name}\t{allow}");
+            }
+            eprintln!(
+                "ferry: {} user(s) in {}; anonymous may {}",
+                config.users.len(),
+                path.display(),
+                config.anonymous_permissions()
+            );
+        }
+        UserCommand::Remove(args) => {
+            let path = args.config.path()?;
+            remove_user(&path, &args.name)?;
+            eprintln!(
+                "ferry: removed user '{}' from {}; a running server ends its sessions",
+                args.name,
+                path.display()
+            );
+        }
+        UserCommand::Rotate(args) => {
+            let path = args.config.path()?;
+            let token = rotate_user(&path, &args.name)?;
+            println!("{token}");
+            eprintln!(
+                "ferry: new token for '{}' in {}; the old one no longer works, and sessions opened with it end",
+                args.name,
+                path.display()
+            );
         }
     }
+    Ok(ExitCode::SUCCESS)
 }

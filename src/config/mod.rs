@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use chat::{BotConfig, ChatConfig};
-pub use edit::add_user;
+pub use edit::{add_user, remove_user, rotate_user};
 pub use exec::ExecConfig;
 pub use limits::{Limits, MAX_MAX_FRAME};
 
@@ -81,6 +81,10 @@ pub enum ConfigError {
     },
     #[error("invalid config {}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    #[error("user '{name}' already exists in {}; 'ferry user rotate {name}' gives it a new token", path.display())]
+    UserExists { path: PathBuf, name: String },
+    #[error("there is no user '{name}' in {}", path.display())]
+    NoSuchUser { path: PathBuf, name: String },
 }
 
 impl ServerConfig {

@@ -82,6 +82,7 @@ where
         let identity = SessionIdentity {
             user: None,
             permissions,
+            credential: None,
         };
         welcome(conn, &identity, ctx.max_frame, None).await?;
         return Ok(Opened {
@@ -111,7 +112,9 @@ where
     let record = validate_user_name(&user)
         .ok()
         .and_then(|()| ctx.auth.user(&user));
-    let salt = record.map_or_else(|| ctx.auth.decoy_salt(&user), |r| r.credential.salt.clone());
+    let salt = record
+        .as_ref()
+        .map_or_else(|| ctx.auth.decoy_salt(&user), |r| r.credential.salt.clone());
     let server_nonce = STANDARD.encode(random_bytes::<24>());
     // The attempt counts from the moment a challenge goes out; a success takes it back.
     ctx.auth.record_failure(ctx.peer);
@@ -139,6 +142,7 @@ where
             let identity = SessionIdentity {
                 user: Some(user),
                 permissions: record.permissions,
+                credential: Some(record.credential.stored_key),
             };
             let signature = record.credential.server_signature(&auth_message);
             welcome(

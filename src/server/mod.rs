@@ -5,6 +5,7 @@
 mod accept;
 pub mod handshake;
 pub mod per_address;
+pub mod reload;
 mod session;
 
 use std::net::SocketAddr;
@@ -110,7 +111,7 @@ impl Drop for OpenConnection<'_> {
 /// and the stats, so sessions never contend on a lock in the common case.
 pub struct ServerState {
     pub limits: Limits,
-    pub auth: Authenticator,
+    pub auth: Arc<Authenticator>,
     pub tls: Option<TlsAcceptor>,
     /// The TLS fingerprint, or `plaintext`: bound into every authentication.
     pub binding: String,
@@ -128,6 +129,19 @@ pub struct ServerState {
     pub file_requests_per_address: Arc<PerAddress>,
     /// Slots anonymous sessions may hold (the rest are kept for signed-in users).
     pub anonymous_slots: Arc<Semaphore>,
+}
+
+impl ServerState {
+    /// Applies a re-read config's users and anonymous rights (see [`reload`]).
+    ///
+    /// # Errors
+    /// A credential that does not parse; nothing changes then.
+    pub fn reload(&self, config: &ServerConfig) -> Result<(), crate::auth::scram::BadCredential> {
+        self.auth.reload(config)?;
+        self.chat
+            .reserve_user_names(config.users.keys().map(String::as_str));
+        Ok(())
+    }
 }
 
 /// A bound server, ready to [`Server::run`].
@@ -187,7 +201,7 @@ impl Server {
         let limits = &options.config.limits;
         let state = ServerState {
             limits: options.config.limits.clone(),
-            auth: Authenticator::from_config(&options.config)?,
+            auth: Arc::new(Authenticator::from_config(&options.config)?),
             tls,
             binding: fingerprint.clone().unwrap_or_else(|| "plaintext".into()),
             root: Arc::from(root),

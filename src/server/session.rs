@@ -92,7 +92,7 @@ async fn session(
     info!(%peer, user = identity.user.as_deref().unwrap_or("anonymous"), permissions = %identity.permissions, "session open");
     // Clients accept frames up to the limit the server announced in `welcome`.
     conn.set_peer_max_frame(limits.max_frame_bytes);
-    let ctx = SessionContext {
+    let mut ctx = SessionContext {
         identity,
         chat: Arc::clone(&state.chat),
         exec: Arc::clone(&state.exec),
@@ -100,14 +100,15 @@ async fn session(
         sandbox: state.sandbox.clone(),
         peer: peer.ip(),
         file_requests: Arc::clone(&state.file_requests_per_address),
+        auth: Arc::clone(&state.auth),
         shutdown: shutdown.begin.clone(),
     };
-    request_loop(&mut conn, &ctx, state, shutdown).await
+    request_loop(&mut conn, &mut ctx, state, shutdown).await
 }
 
 async fn request_loop(
     conn: &mut Connection<BoxedStream>,
-    ctx: &SessionContext,
+    ctx: &mut SessionContext,
     state: &ServerState,
     shutdown: &Shutdown,
 ) -> Result<(), String> {
@@ -149,6 +150,11 @@ async fn request_loop(
             }
             Ok(Err(e)) => return Err(e.to_string()),
         };
+        // Rights as of now: a reload since the last request applies to this one.
+        if !ctx.refresh_rights() {
+            goodbye(conn, services::REVOKED).await;
+            return Err(services::REVOKED.into());
+        }
         after_exec = matches!(request, Message::Exec { .. });
         services::dispatch(conn, request, ctx)
             .await

@@ -34,7 +34,44 @@ pub struct SessionContext {
     pub file_requests: Arc<crate::server::per_address::PerAddress>,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
+    /// Users and rights, which a reload may change while the session runs.
+    pub auth: Arc<crate::auth::Authenticator>,
 }
+
+impl SessionContext {
+    /// Looks the session's rights up again (a reload may have changed them). `false` when the
+    /// session's user was removed or its token rotated: the session must end.
+    pub fn refresh_rights(&mut self) -> bool {
+        match self.auth.rights_of(&self.identity) {
+            crate::auth::Rights::Granted(permissions) => {
+                self.identity.permissions = permissions;
+                true
+            }
+            crate::auth::Rights::Revoked => false,
+        }
+    }
+
+    /// Resolves, with the reason to give, once a reload revokes the session's user or takes
+    /// `permission` away; for exchanges that outlast a request (chat).
+    pub async fn lost(&self, permission: crate::protocol::Permission) -> String {
+        let mut reloads = self.auth.watch_reloads();
+        loop {
+            match self.auth.rights_of(&self.identity) {
+                crate::auth::Rights::Revoked => return REVOKED.to_string(),
+                crate::auth::Rights::Granted(p) if !p.contains(permission) => {
+                    return format!("the '{permission}' permission was withdrawn");
+                }
+                crate::auth::Rights::Granted(_) => {}
+            }
+            if reloads.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
+/// Why a session ends when its user was removed or its token replaced.
+pub const REVOKED: &str = "access revoked: the user was removed or its token rotated";
 
 /// Serves one request. Messages that are valid but not requests (a second `hello`, a `pong`)
 /// get an `unexpected_message` error and the session goes on.

@@ -136,7 +136,7 @@ impl<'a> Member<'a> {
     pub async fn run<S>(
         mut self,
         conn: &mut Connection<S>,
-        shutdown: &tokio_util::sync::CancellationToken,
+        mut closing: std::pin::Pin<&mut (dyn std::future::Future<Output = String> + Send)>,
     ) -> Ending
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -147,11 +147,10 @@ impl<'a> Member<'a> {
             let read_at = self.flood.ready_at(now);
             let step = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
-                    let _ = tokio::time::timeout(send_timeout, conn.write_message(&Message::Goodbye {
-                        reason: "server shutting down".into(),
-                    })).await;
-                    break Ending::Close("server shutting down".into());
+                reason = closing.as_mut() => {
+                    let goodbye = Message::Goodbye { reason: reason.clone() };
+                    let _ = tokio::time::timeout(send_timeout, conn.write_message(&goodbye)).await;
+                    break Ending::Close(reason);
                 }
                 _ = self.participant.kicked().cancelled() => Step::Kicked,
                 event = next_room_event(&mut self.place) => Step::Room(event),

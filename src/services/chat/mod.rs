@@ -62,7 +62,16 @@ where
         }
         Err(JoinFailure::Io(e)) => return Err(e),
     };
-    match member.run(conn, &ctx.shutdown).await {
+    // The membership ends when the server stops, or when a reload takes the session's chat
+    // permission (or its user) away.
+    let closing = async {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => "server shutting down".to_string(),
+            reason = ctx.lost(Permission::Chat) => reason,
+        }
+    };
+    let closing = std::pin::pin!(closing);
+    match member.run(conn, closing).await {
         Ending::Left => Ok(()),
         Ending::NotReading => Err(io::Error::other("dropped: not reading")),
         Ending::Close(reason) => Err(io::Error::other(reason)),

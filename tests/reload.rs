@@ -1,0 +1,185 @@
+//! A running server follows its config: users added, removed or rotated with `ferry user`, and
+//! permissions edited by hand, apply without a restart — to new sessions and to the next request
+//! of open ones — and SIGHUP reloads instead of killing the server.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{ServerProcess, WAIT, ferry_bin, refusal_code};
+use ferry::auth::token::Token;
+use ferry::client::{Client, ClientError, ClientOptions};
+use ferry::config::add_user;
+use ferry::protocol::{ErrorCode, Message, Permissions};
+use ferry::services::chat::client::{ChatTarget, join};
+
+fn options(server: &ServerProcess, token: Option<&Token>) -> ClientOptions {
+    ClientOptions {
+        server: server.addr.to_string(),
+        token: token.cloned(),
+        plaintext: false,
+        home: server.dir.path().join("client-home"),
+        connect_timeout: WAIT,
+    }
+}
+
+/// Waits for the server's log line saying it reloaded (for `why`).
+fn wait_for_reload(server: &ServerProcess, why: &str) {
+    loop {
+        let line = server
+            .stderr
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("the server never reloaded ({why})"));
+        // A read that caught the file half-written says "not reloaded"; the next look, once
+        // the write is complete, reloads.
+        if line.contains("reloaded users and permissions") && line.contains(why) {
+            return;
+        }
+    }
+}
+
+/// Runs `ferry user ARGS --config CONFIG` and returns its stdout.
+fn ferry_user(config: &Path, args: &[&str]) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let out = ferry_bin(home.path())
+        .arg("user")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn token_from(stdout: &str) -> Token {
+    stdout.trim().parse().unwrap()
+}
+
+async fn exec_true(client: Client) -> Result<(), ClientError> {
+    let mut conn = client.into_connection();
+    conn.write_message(&Message::Exec {
+        argv: vec!["true".into()],
+        shell: false,
+        tty: None,
+        timeout_ms: None,
+    })
+    .await?;
+    loop {
+        match conn.read_message().await? {
+            Message::ExecExit { .. } => return Ok(()),
+            Message::Error { code, message, .. } => {
+                return Err(ClientError::Server { code, message });
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_permissions_follow_the_config_without_a_restart() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("server.toml");
+    let alice = add_user(
+        &config,
+        "alice",
+        Permissions::parse_list("chat,exec").unwrap(),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&["--config", config.to_str().unwrap()]);
+
+    // A user added while the server runs can log in once the server has read the file.
+    let bob = token_from(&ferry_user(&config, &["add", "bob", "--allow", "chat"]));
+    wait_for_reload(&server, "the file changed");
+    let mut bob_client = Client::connect(&options(&server, Some(&bob)))
+        .await
+        .unwrap();
+    bob_client.ping(1).await.unwrap();
+
+    // A permission taken away applies to the next request of an open session.
+    let mut open = Client::connect(&options(&server, Some(&alice)))
+        .await
+        .unwrap();
+    open.ping(1).await.unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let edited = text.replace("\"chat\", \"exec\"", "\"chat\"");
+    assert_ne!(edited, text);
+    std::fs::write(&config, edited).unwrap();
+    wait_for_reload(&server, "the file changed");
+    let err = exec_true(open).await.unwrap_err();
+    assert_eq!(
+        refusal_code(&err),
+        Some(ErrorCode::PermissionDenied),
+        "{err}"
+    );
+
+    // A rotated token: the old one no longer logs in, and its open sessions end.
+    let mut before = Client::connect(&options(&server, Some(&alice)))
+        .await
+        .unwrap();
+    let new_alice = token_from(&ferry_user(&config, &["rotate", "alice"]));
+    wait_for_reload(&server, "the file changed");
+    let err = Client::connect(&options(&server, Some(&alice)))
+        .await
+        .err()
+        .expect("the old token is refused");
+    assert_eq!(refusal_code(&err), Some(ErrorCode::AuthFailed), "{err}");
+    assert!(
+        before.ping(2).await.is_err(),
+        "a session of the old token ends"
+    );
+    Client::connect(&options(&server, Some(&new_alice)))
+        .await
+        .unwrap();
+
+    // A removed user's chat membership ends with a goodbye saying why.
+    let (_tx, mut rx, _) = join(
+        bob_client.into_connection(),
+        ChatTarget::Room("lobby".into()),
+        "bob",
+        false,
+    )
+    .await
+    .unwrap();
+    ferry_user(&config, &["remove", "bob"]);
+    let reason = tokio::time::timeout(WAIT, async {
+        loop {
+            match rx.next().await {
+                Ok(Some(Message::Goodbye { reason })) => return reason,
+                Ok(Some(_)) => {}
+                other => panic!("the session ended without a goodbye: {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(reason.contains("revoked"), "{reason}");
+
+    // `ferry user list` shows who is left, never a token.
+    let listed = ferry_user(&config, &["list"]);
+    assert_eq!(listed.trim(), "alice\tchat");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_the_server_serves_on() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("server.toml");
+    add_user(&config, "alice", Permissions::parse_list("chat").unwrap()).unwrap();
+    let server = ServerProcess::start(&["--config", config.to_str().unwrap()]);
+    let mut client = Client::connect(&options(&server, None)).await.unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    wait_for_reload(&server, "SIGHUP");
+    tokio::time::timeout(Duration::from_secs(5), client.ping(1))
+        .await
+        .unwrap()
+        .unwrap();
+}

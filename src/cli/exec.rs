@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::ClientArgs;
 use super::terminal::{self, TerminalMode};
@@ -60,12 +61,17 @@ pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     Ok(exit(execute(&args.client, spec).await))
 }
 
-/// `ferry shell`: the server account's login shell on a pseudo-terminal.
+/// `ferry shell`: the server account's login shell on a pseudo-terminal — or, when stdin is
+/// not a terminal, on pipes reading stdin to its end, as ssh does.
 pub async fn shell(args: ShellArgs) -> anyhow::Result<ExitCode> {
+    let interactive = std::io::stdin().is_terminal();
+    if !interactive {
+        eprintln!("ferry: no pseudo-terminal: stdin is not a terminal; the shell reads it");
+    }
     let spec = ExecSpec {
         argv: Vec::new(),
         shell: true,
-        tty: Some(local_tty()),
+        tty: interactive.then(local_tty),
         timeout: None,
     };
     Ok(exit(execute(&args.client, spec).await))
@@ -88,24 +94,41 @@ async fn execute(client_args: &ClientArgs, spec: ExecSpec) -> Result<ExecOutcome
     super::report_new_pin(client.info());
     let tty = spec.tty.is_some();
     let (events_tx, events) = mpsc::channel(16);
-    tokio::spawn(watch_local_events(events_tx, tty));
+    let give_up = CancellationToken::new();
+    tokio::spawn(watch_local_events(events_tx, tty, give_up.clone()));
     // Raw mode only when a person is typing; restored when this guard drops, on every path.
     let _mode = (tty && std::io::stdin().is_terminal()).then(TerminalMode::raw);
-    client::run(
+    let running = client::run(
         client.into_connection(),
         spec,
         tokio::io::stdin(),
         tokio::io::stdout(),
         tokio::io::stderr(),
         events,
-    )
-    .await
+    );
+    tokio::select! {
+        outcome = running => outcome,
+        // The remote command ignored the SIGTERM/SIGHUP passed on (an interactive shell does):
+        // closing the session makes the server end its whole process group.
+        _ = give_up.cancelled() => {
+            eprintln!("ferry: the remote command did not end; the session was closed");
+            Ok(ExecOutcome::Signaled(15))
+        }
+    }
 }
+
+/// How long a command gets to end after the SIGTERM or SIGHUP the client received is passed
+/// on, before the client closes the session (a second signal closes it at once).
+const GIVE_UP_AFTER: Duration = Duration::from_secs(2);
 
 /// Forwards terminal resizes (with a tty) and Ctrl-C (without one: with a tty, Ctrl-C is a
 /// key the remote terminal turns into SIGINT itself); SIGTERM and SIGHUP are passed on so the
 /// remote command ends first and its status is still reported.
-async fn watch_local_events(events: mpsc::Sender<ExecEvent>, tty: bool) {
+async fn watch_local_events(
+    events: mpsc::Sender<ExecEvent>,
+    tty: bool,
+    give_up: CancellationToken,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut winch), Ok(mut term), Ok(mut hup), Ok(mut int)) = (
         signal(SignalKind::window_change()),
@@ -115,6 +138,7 @@ async fn watch_local_events(events: mpsc::Sender<ExecEvent>, tty: bool) {
     ) else {
         return;
     };
+    let mut ending = false;
     loop {
         let event = tokio::select! {
             Some(()) = winch.recv(), if tty => {
@@ -126,6 +150,19 @@ async fn watch_local_events(events: mpsc::Sender<ExecEvent>, tty: bool) {
             Some(()) = hup.recv() => ExecEvent::Signal("HUP".into()),
             else => return,
         };
+        if let ExecEvent::Signal(name) = &event
+            && name != "INT"
+        {
+            if ending {
+                give_up.cancel();
+            }
+            ending = true;
+            let give_up = give_up.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(GIVE_UP_AFTER).await;
+                give_up.cancel();
+            });
+        }
         if events.send(event).await.is_err() {
             return;
         }

@@ -54,11 +54,13 @@ where
             .write_message(&refuse(ErrorCode::PermissionDenied, message))
             .await;
     }
-    let program = match (request.shell, &request.tty) {
-        (false, _) => Program::Argv(&request.argv),
-        (true, Some(_)) if request.argv.is_empty() => Program::LoginShell,
-        (true, _) => {
-            let message = "'shell' needs a 'tty' and an empty 'argv'";
+    let program = match request.shell {
+        false => Program::Argv(&request.argv),
+        // Without a tty the login shell runs on pipes and reads its commands from the
+        // client's stdin, as `ssh host < script` does.
+        true if request.argv.is_empty() => Program::LoginShell,
+        true => {
+            let message = "'shell' needs an empty 'argv'";
             return conn
                 .write_message(&refuse(ErrorCode::BadMessage, message))
                 .await;

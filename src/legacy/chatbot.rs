@@ -1,7 +1,7 @@
 //! The seed's chat bot: greets on connect, answers every chunk `X` with `X好`, and ends the
 //! conversation on `q`. Greeting and rule come from the same `[chat.bot]` config as ferry's bot.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::config::BotConfig;
@@ -20,11 +20,15 @@ pub fn respond(config: &BotConfig, chunk: &[u8]) -> Option<Vec<u8>> {
 ///
 /// # Errors
 /// Socket errors (the caller vanished).
-pub async fn serve(mut tcp: TcpStream, config: &BotConfig) -> std::io::Result<()> {
+pub async fn serve(
+    mut tcp: TcpStream,
+    config: &BotConfig,
+    idle: std::time::Duration,
+) -> std::io::Result<()> {
     tcp.write_all(config.greeting.as_bytes()).await?;
     let mut buf = [0u8; 1024];
     loop {
-        let n = tcp.read(&mut buf).await?;
+        let n = super::read_chunk(&mut tcp, &mut buf, idle).await?;
         if n == 0 {
             return Ok(()); // the caller left (the seed's server looped forever here)
         }

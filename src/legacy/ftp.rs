@@ -1,12 +1,15 @@
 //! The seed's toy FTP: `get FILENAME` answers the file's size as ASCII digits, waits for the
 //! client's ack, sends the file's bytes, then its MD5 as 32 hex characters. Names resolve under
-//! the server root through ferry's sandbox; anything else gets one clear error line.
+//! the server root through ferry's sandbox; anything else gets one clear error line. Callers
+//! are anonymous (the seed had no login), so files are served only while the server's
+//! `[anonymous]` rights include `read`.
 
 use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::services::files::sandbox::Sandbox;
+use super::LegacyContext;
+use crate::protocol::Permission;
 
 /// What a received chunk asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,10 +33,10 @@ pub fn parse(chunk: &[u8]) -> Request {
 ///
 /// # Errors
 /// Socket errors.
-pub async fn serve(mut tcp: TcpStream, sandbox: &Sandbox) -> std::io::Result<()> {
+pub async fn serve(mut tcp: TcpStream, ctx: &LegacyContext) -> std::io::Result<()> {
     let mut buf = [0u8; 1024];
     loop {
-        let n = tcp.read(&mut buf).await?;
+        let n = super::read_chunk(&mut tcp, &mut buf, ctx.idle).await?;
         if n == 0 {
             return Ok(());
         }
@@ -44,9 +47,15 @@ pub async fn serve(mut tcp: TcpStream, sandbox: &Sandbox) -> std::io::Result<()>
                 continue;
             }
         };
+        // Looked up at each request: a reload may have changed the anonymous rights.
+        if !ctx.auth.anonymous_permissions().contains(Permission::Read) {
+            let line = "error: this server does not let callers without a token read files\n";
+            tcp.write_all(line.as_bytes()).await?;
+            continue;
+        }
         // Opened off the runtime and without blocking (a FIFO must not hang the listener), and
         // checked on the descriptor that is then streamed: nothing is opened again by name.
-        let resolver = sandbox.clone();
+        let resolver = ctx.sandbox.clone();
         let opened = tokio::task::spawn_blocking(move || resolver.open_regular(&name))
             .await
             .map_err(std::io::Error::other)?;
@@ -59,7 +68,7 @@ pub async fn serve(mut tcp: TcpStream, sandbox: &Sandbox) -> std::io::Result<()>
             }
         };
         tcp.write_all(size.to_string().as_bytes()).await?;
-        if tcp.read(&mut buf).await? == 0 {
+        if super::read_chunk(&mut tcp, &mut buf, ctx.idle).await? == 0 {
             return Ok(()); // no ack: the caller left
         }
         let mut file = tokio::fs::File::from_std(file);

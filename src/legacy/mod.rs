@@ -16,12 +16,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::io::AsyncReadExt;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
-use crate::config::BotConfig;
+use crate::auth::Authenticator;
+use crate::config::{BotConfig, ExecConfig};
 use crate::services::files::sandbox::Sandbox;
 use crate::shutdown::Shutdown;
 
@@ -90,6 +94,41 @@ impl FromStr for LegacySpec {
     }
 }
 
+/// What the legacy listeners share with the server they run beside.
+#[derive(Clone)]
+pub struct LegacyContext {
+    pub bot: Arc<BotConfig>,
+    /// The directory served: commands run in it, files are got from it.
+    pub root: Arc<Path>,
+    pub sandbox: Sandbox,
+    /// For the environment commands get (the same minimal one as `exec`).
+    pub exec: Arc<ExecConfig>,
+    /// For what anonymous callers may do (ftp needs `read`).
+    pub auth: Arc<Authenticator>,
+    /// A caller that sends nothing for this long is disconnected.
+    pub idle: Duration,
+    pub max_connections: usize,
+}
+
+/// Reads the next chunk a caller sent (the seed's `recv(1024)`): `Ok(0)` when it left, and a
+/// `TimedOut` error when it sent nothing for `idle`.
+///
+/// # Errors
+/// Socket errors and the idle timeout.
+pub async fn read_chunk(
+    tcp: &mut TcpStream,
+    buf: &mut [u8],
+    idle: Duration,
+) -> std::io::Result<usize> {
+    match tokio::time::timeout(idle, tcp.read(buf)).await {
+        Ok(read) => read,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the caller sent nothing within the idle timeout",
+        )),
+    }
+}
+
 /// A bound legacy listener.
 pub struct LegacyListener {
     pub spec: LegacySpec,
@@ -106,6 +145,9 @@ impl LegacyListener {
         if spec.kind == LegacyKind::Shell {
             warn!(addr = %listener.local_addr()?, "legacy shell listener: runs commands WITHOUT authentication, for anyone who can connect (loopback only)");
         }
+        if spec.kind == LegacyKind::Ftp && !spec.addr.ip().is_loopback() {
+            warn!(addr = %listener.local_addr()?, "legacy ftp listener on a non-loopback address: anyone who can reach it gets files under the root, without TLS or a token, whenever anonymous sessions may read");
+        }
         Ok(LegacyListener { spec, listener })
     }
 
@@ -118,15 +160,8 @@ impl LegacyListener {
     }
 
     /// Accepts callers until shutdown, each in its own task, at most `max_connections` at once.
-    pub async fn run(
-        self,
-        bot: Arc<BotConfig>,
-        root: Arc<Path>,
-        sandbox: Sandbox,
-        max_connections: usize,
-        shutdown: Shutdown,
-    ) {
-        let permits = Arc::new(Semaphore::new(max_connections));
+    pub async fn run(self, ctx: LegacyContext, shutdown: Shutdown) {
+        let permits = Arc::new(Semaphore::new(ctx.max_connections));
         loop {
             let (tcp, peer) = tokio::select! {
                 _ = shutdown.begin.cancelled() => return,
@@ -142,20 +177,14 @@ impl LegacyListener {
             let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                 continue; // at the limit: the caller is dropped, the seed protocols have no error
             };
-            let (kind, bot, root, sandbox, stop) = (
-                self.spec.kind,
-                Arc::clone(&bot),
-                Arc::clone(&root),
-                sandbox.clone(),
-                shutdown.clone(),
-            );
+            let (kind, ctx, stop) = (self.spec.kind, ctx.clone(), shutdown.clone());
             shutdown.tracker.spawn(async move {
                 let served = async {
                     match kind {
-                        LegacyKind::Chatbot => chatbot::serve(tcp, &bot).await,
-                        LegacyKind::Upper => upper::serve(tcp).await,
-                        LegacyKind::Shell => shell::serve(tcp, &root).await,
-                        LegacyKind::Ftp => ftp::serve(tcp, &sandbox).await,
+                        LegacyKind::Chatbot => chatbot::serve(tcp, &ctx.bot, ctx.idle).await,
+                        LegacyKind::Upper => upper::serve(tcp, ctx.idle).await,
+                        LegacyKind::Shell => shell::serve(tcp, &ctx).await,
+                        LegacyKind::Ftp => ftp::serve(tcp, &ctx).await,
                     }
                 };
                 tokio::select! {

@@ -2,80 +2,123 @@
 //! output as ASCII digits, then (after the client's ack) the output itself; no output becomes
 //! `cmd has no output...`. Like the seed it runs commands WITHOUT authentication, so it only
 //! ever listens on loopback (checked at start). Unlike the seed, a command cannot hang the
-//! listener: it gets no stdin, at most [`COMMAND_TIMEOUT`], and at most [`MAX_OUTPUT`] bytes.
+//! listener or fill its memory: it gets no stdin, at most [`COMMAND_TIMEOUT`], at most
+//! [`MAX_OUTPUT`] bytes, which are spooled to an unlinked temporary file (the size header needs
+//! the whole output before any of it is sent) and streamed from there; and it gets the same
+//! minimal environment as `exec`, nothing of the server's own.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
+
+use super::LegacyContext;
 
 /// What the seed sends for a command without output.
 pub const NO_OUTPUT: &str = "cmd has no output...";
 /// A command running longer is killed and its output so far is sent.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Output beyond this is cut.
-pub const MAX_OUTPUT: usize = 64 * 1024 * 1024;
+pub const MAX_OUTPUT: u64 = 64 * 1024 * 1024;
 
-/// The size header and body for a command's output (the seed's framing).
-pub fn frame_output(output: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let body = if output.is_empty() {
-        NO_OUTPUT.as_bytes().to_vec()
-    } else {
-        output.to_vec()
-    };
-    (body.len().to_string().into_bytes(), body)
+/// A command's output, spooled: its size and the file holding it (positioned at its start).
+pub struct Output {
+    pub len: u64,
+    pub file: tokio::fs::File,
 }
 
-/// Runs `command` with `sh -c`, as the seed's `os.popen` did: stdout is the output.
-pub async fn run(command: &str, cwd: &std::path::Path) -> Vec<u8> {
+/// Runs `command` with `sh -c`, as the seed's `os.popen` did: stdout is the output, spooled to
+/// a temporary file that no name refers to (it vanishes when closed).
+///
+/// # Errors
+/// The spool file cannot be made or written.
+pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> {
+    let spool = tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(std::io::Error::other)??;
+    let mut spool = tokio::fs::File::from_std(spool);
+    let account = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten();
+    let env = crate::services::exec::spawn::environment(
+        &ctx.exec,
+        account.as_ref(),
+        None,
+        "legacy-shell",
+    );
     let child = Command::new("sh")
         .arg("-c")
         .arg(command)
-        .current_dir(cwd)
+        .current_dir(&*ctx.root)
+        .env_clear()
+        .envs(env)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .process_group(0)
         .kill_on_drop(true)
         .spawn();
-    let Ok(mut child) = child else {
-        return Vec::new();
+    let mut len = 0u64;
+    if let Ok(mut child) = child {
+        if let Some(stdout) = child.stdout.take() {
+            let mut limited = stdout.take(MAX_OUTPUT);
+            let copied =
+                tokio::time::timeout(COMMAND_TIMEOUT, tokio::io::copy(&mut limited, &mut spool))
+                    .await;
+            if let Ok(Ok(n)) = copied {
+                len = n;
+            } else {
+                len = spool.metadata().await?.len();
+            }
+        }
+        if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = child.wait().await;
+    }
+    spool.flush().await?;
+    spool.seek(std::io::SeekFrom::Start(0)).await?;
+    Ok(Output { len, file: spool })
+}
+
+/// The size header for a command's output (the seed's framing): the empty output is sent as
+/// [`NO_OUTPUT`].
+pub fn size_header(len: u64) -> Vec<u8> {
+    let len = if len == 0 {
+        NO_OUTPUT.len() as u64
+    } else {
+        len
     };
-    let mut output = Vec::new();
-    if let Some(stdout) = child.stdout.take() {
-        let mut limited = stdout.take(MAX_OUTPUT as u64);
-        let _ = tokio::time::timeout(COMMAND_TIMEOUT, limited.read_to_end(&mut output)).await;
-    }
-    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    let _ = child.wait().await;
-    output
+    len.to_string().into_bytes()
 }
 
 /// Serves one caller until it leaves.
 ///
 /// # Errors
 /// Socket errors.
-pub async fn serve(mut tcp: TcpStream, cwd: &std::path::Path) -> std::io::Result<()> {
+pub async fn serve(mut tcp: TcpStream, ctx: &LegacyContext) -> std::io::Result<()> {
     let mut buf = [0u8; 1024];
     loop {
-        let n = tcp.read(&mut buf).await?;
+        let n = super::read_chunk(&mut tcp, &mut buf, ctx.idle).await?;
         if n == 0 {
             return Ok(());
         }
         let command = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let (size, body) = frame_output(&run(&command, cwd).await);
-        tcp.write_all(&size).await?;
+        let mut output = run(&command, ctx).await?;
+        tcp.write_all(&size_header(output.len)).await?;
         // The seed's fix for its sticky packets: wait for the client's ack between the two.
-        if tcp.read(&mut buf).await? == 0 {
+        if super::read_chunk(&mut tcp, &mut buf, ctx.idle).await? == 0 {
             return Ok(());
         }
-        tcp.write_all(&body).await?;
+        if output.len == 0 {
+            tcp.write_all(NO_OUTPUT.as_bytes()).await?;
+        } else {
+            tokio::io::copy(&mut (&mut output.file).take(output.len), &mut tcp).await?;
+        }
     }
 }
 
@@ -84,10 +127,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frames_output_and_the_empty_case() {
-        assert_eq!(frame_output(b"hi\n"), (b"3".to_vec(), b"hi\n".to_vec()));
-        let (size, body) = frame_output(b"");
-        assert_eq!(body, NO_OUTPUT.as_bytes());
-        assert_eq!(size, NO_OUTPUT.len().to_string().into_bytes());
+    fn the_empty_output_is_announced_as_the_seed_s_sentence() {
+        assert_eq!(size_header(3), b"3");
+        assert_eq!(size_header(0), NO_OUTPUT.len().to_string().into_bytes());
     }
 }

@@ -1,7 +1,7 @@
 //! The seed's echo "phone": every chunk comes back upper-cased. Only ASCII letters change, so
 //! UTF-8 text such as `世界你好` comes back intact.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// The answer to one chunk.
@@ -13,10 +13,10 @@ pub fn respond(chunk: &[u8]) -> Vec<u8> {
 ///
 /// # Errors
 /// Socket errors.
-pub async fn serve(mut tcp: TcpStream) -> std::io::Result<()> {
+pub async fn serve(mut tcp: TcpStream, idle: std::time::Duration) -> std::io::Result<()> {
     let mut buf = [0u8; 1024];
     loop {
-        let n = tcp.read(&mut buf).await?;
+        let n = super::read_chunk(&mut tcp, &mut buf, idle).await?;
         if n == 0 {
             return Ok(());
         }

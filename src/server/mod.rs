@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::{ExecConfig, Limits, ServerConfig};
-use crate::legacy::{LegacyListener, LegacySpec};
+use crate::legacy::{LegacyContext, LegacyListener, LegacySpec};
 use crate::protocol::ErrorCode;
 use crate::services::chat::{self, hub::ChatHub};
 use crate::services::files::sandbox::Sandbox;
@@ -262,13 +262,19 @@ impl Server {
         let shutdown = Shutdown::new(stop);
         let permits = Arc::new(Semaphore::new(self.state.limits.max_connections));
         let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
+        let legacy = LegacyContext {
+            bot: Arc::clone(&self.bot),
+            root: Arc::clone(&self.state.root),
+            sandbox: self.state.sandbox.clone(),
+            exec: Arc::clone(&self.state.exec),
+            auth: Arc::clone(&self.state.auth),
+            idle: self.state.limits.idle_timeout(),
+            max_connections: self.state.limits.max_connections,
+        };
         for listener in self.legacy {
-            let (bot, root) = (Arc::clone(&self.bot), Arc::clone(&self.state.root));
-            let sandbox = self.state.sandbox.clone();
-            let max = self.state.limits.max_connections;
             shutdown
                 .tracker
-                .spawn(listener.run(bot, root, sandbox, max, shutdown.clone()));
+                .spawn(listener.run(legacy.clone(), shutdown.clone()));
         }
         loop {
             let accepted = tokio::select! {

@@ -52,11 +52,19 @@ impl TestServer {
 
     /// Starts a plaintext server with the seed's protocols on legacy listeners (port 0 each).
     pub async fn start_with_legacy(kinds: &[&str]) -> (TestServer, Vec<SocketAddr>) {
+        Self::start_with_legacy_config(ServerConfig::default(), kinds).await
+    }
+
+    /// As [`TestServer::start_with_legacy`], with `config`.
+    pub async fn start_with_legacy_config(
+        config: ServerConfig,
+        kinds: &[&str],
+    ) -> (TestServer, Vec<SocketAddr>) {
         let specs = kinds
             .iter()
             .map(|k| format!("{k}=127.0.0.1:0").parse().unwrap())
             .collect();
-        let server = Self::start_full(ServerConfig::default(), true, specs).await;
+        let server = Self::start_full(config, true, specs).await;
         let addrs = server.legacy_addrs.clone();
         (server, addrs)
     }

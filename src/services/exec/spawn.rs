@@ -98,7 +98,7 @@ pub fn spawn(
 }
 
 /// The whole environment a command gets: nothing of the server's own (which may hold secrets).
-fn environment(
+pub(crate) fn environment(
     config: &ExecConfig,
     account: Option<&nix::unistd::User>,
     tty: Option<&TtySize>,

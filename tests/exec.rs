@@ -324,6 +324,59 @@ async fn killing_the_client_ends_the_remote_session_with_a_tty() {
     killing_the_client_ends_the_remote_tree(true).await;
 }
 
+/// Processes that leave the command's process group (`setsid`, `nohup setsid`) still end with
+/// the command: when it exits on its own, and when its client is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_that_leave_the_group_do_not_outlive_the_command() {
+    let (config, token) = config_with_user("ops", "exec");
+    let server = TestServer::start(config).await;
+    let marker = format!("1001.{}", std::process::id());
+    let detach = format!(
+        "setsid sleep {marker} & nohup setsid sleep {marker} >/dev/null 2>&1 & echo started"
+    );
+    let mut cmd = server.ferry("exec");
+    cmd.env("FERRY_TOKEN", token.to_string())
+        .args(["--", "sh", "-c", &detach]);
+    let out = output(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        eventually(WAIT, || processes_with(&marker).is_empty()).await,
+        "detached processes outlived their command: {:?}",
+        processes_with(&marker)
+    );
+
+    // The same with the client killed while the command still runs.
+    let marker = format!("1002.{}", std::process::id());
+    let mut cmd = server.ferry("exec");
+    cmd.env("FERRY_TOKEN", token.to_string())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            &format!("setsid sleep {marker} & sleep {marker}"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut client = cmd.spawn().unwrap();
+    assert!(
+        eventually(WAIT, || processes_with(&marker).len() == 2).await,
+        "both sleeps started"
+    );
+    client.kill().unwrap();
+    client.wait().unwrap();
+    assert!(
+        eventually(WAIT, || processes_with(&marker).is_empty()).await,
+        "detached processes outlived their client: {:?}",
+        processes_with(&marker)
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_is_refused_without_the_permission_or_when_switched_off() {
     let (config, token) = config_with_user("chatty", "chat,read,write");
@@ -397,7 +450,19 @@ async fn the_command_gets_a_minimal_environment_without_the_servers_secrets() {
         .filter_map(|l| l.split_once('='))
         .map(|(k, _)| k)
         .collect();
-    assert!(names.len() <= 8, "{names:?}");
+    // Exactly the documented variables (README), nothing of the server's.
+    let documented = [
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "TERM",
+        "FERRY_USER",
+        "FERRY_EXEC",
+    ];
+    assert!(names.iter().all(|n| documented.contains(n)), "{names:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,6 +100,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "ferry: users and permissions are re-read from {} when it changes or on SIGHUP",
         config_path.display()
     );
+    eprintln!(
+        "ferry: commands are contained by {}",
+        crate::services::exec::containment::Containment::get().describe()
+    );
     tokio::spawn(reload::watch_config(
         config_path,
         std::sync::Arc::clone(&state),

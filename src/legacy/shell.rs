@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::process::Command;
 
 use super::LegacyContext;
+use crate::services::exec::containment::Containment;
 
 /// What the seed sends for a command without output.
 pub const NO_OUTPUT: &str = "cmd has no output...";
@@ -41,12 +42,14 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
     let account = nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
         .flatten();
-    let env = crate::services::exec::spawn::environment(
+    let mut env = crate::services::exec::spawn::environment(
         &ctx.exec,
         account.as_ref(),
         None,
         "legacy-shell",
     );
+    let contained = Containment::get().prepare();
+    env.push(contained.env());
     let child = Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -61,6 +64,9 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
         .spawn();
     let mut len = 0u64;
     if let Ok(mut child) = child {
+        if let Some(pid) = child.id() {
+            contained.enter(pid);
+        }
         if let Some(stdout) = child.stdout.take() {
             let mut limited = stdout.take(MAX_OUTPUT);
             let copied =
@@ -80,6 +86,8 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
         }
         let _ = child.wait().await;
     }
+    // Nothing the command started outlives it, whatever session it made for itself.
+    let _ = tokio::task::spawn_blocking(move || contained.end()).await;
     spool.flush().await?;
     spool.seek(std::io::SeekFrom::Start(0)).await?;
     Ok(Output { len, file: spool })

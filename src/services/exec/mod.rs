@@ -4,9 +4,11 @@
 //! command ended, and hung on `top`. Here a command runs as an argv (no shell unless asked),
 //! streams its output as it is produced, takes stdin, signals and terminal resizes, and never
 //! outlives its client: its whole process group is ended when it exits, times out, the client
-//! goes, or the server stops.
+//! goes, or the server stops, and whatever it started outside the group with it
+//! ([`containment`]).
 
 pub mod client;
+pub mod containment;
 pub mod relay;
 pub mod spawn;
 pub mod terminate;
@@ -20,6 +22,18 @@ use crate::connection::Connection;
 use crate::protocol::{ErrorCode, Message, Permission, TtySize};
 use relay::{RelayEnd, RelayLimits};
 use spawn::Program;
+
+/// Ends a command's containment when dropped (on every path out of `serve_exec`), off the
+/// async runtime.
+struct EndOnDrop(Option<containment::Contained>);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        if let Some(contained) = self.0.take() {
+            tokio::task::spawn_blocking(move || contained.end());
+        }
+    }
+}
 
 /// What an `exec` request asked for.
 pub struct ExecRequest {
@@ -67,7 +81,18 @@ where
         }
     };
     let user = ctx.identity.user.as_deref().unwrap_or("anonymous");
-    let process = match spawn::spawn(program, request.tty.as_ref(), &ctx.root, &ctx.exec, user) {
+    let contained = containment::Containment::get().prepare();
+    let spawned = spawn::spawn(
+        program,
+        request.tty.as_ref(),
+        &ctx.root,
+        &ctx.exec,
+        user,
+        &contained,
+    );
+    // Whatever happens next, everything the command started ends with it.
+    let _ending = EndOnDrop(Some(contained));
+    let process = match spawned {
         Ok(process) => process,
         Err(e) => return conn.write_message(&refuse(e.code, &e.message)).await,
     };

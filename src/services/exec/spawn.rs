@@ -66,6 +66,7 @@ pub fn spawn(
     root: &Path,
     config: &ExecConfig,
     ferry_user: &str,
+    contained: &super::containment::Contained,
 ) -> Result<Process, SpawnError> {
     let account = nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
@@ -89,12 +90,17 @@ pub fn spawn(
             (shell, Vec::new(), Some(format!("-{name}")))
         }
     };
-    let env = environment(config, account.as_ref(), tty, ferry_user);
+    let mut env = environment(config, account.as_ref(), tty, ferry_user);
+    env.push(contained.env());
     let started = match tty {
         None => spawn_on_pipes(&program, &args, arg0.as_deref(), root, &env),
         Some(size) => spawn_on_pty(&program, &args, arg0.as_deref(), root, &env, size),
     };
-    started.map_err(|e| describe(&program, &e))
+    let process = started.map_err(|e| describe(&program, &e))?;
+    if let Some(pid) = process.child.id() {
+        contained.enter(pid);
+    }
+    Ok(process)
 }
 
 /// The whole environment a command gets: nothing of the server's own (which may hold secrets).

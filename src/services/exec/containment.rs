@@ -1,0 +1,248 @@
+//! Making sure nothing a command started outlives it: not even a process that left the
+//! command's process group with `setsid` (or `nohup setsid`), which the process-group kill in
+//! `terminate` cannot reach.
+//!
+//! Two mechanisms, both applied when a command ends (exit, timeout, or its client gone):
+//!
+//! 1. **A cgroup per command** (cgroup v2), where the server may create one under its own
+//!    cgroup: the command is moved into `ferry-PID/cmd-N` right after it starts, everything it
+//!    forks stays there whatever session or group it makes, and `cgroup.kill` ends them all at
+//!    once. (The move happens just after the spawn, so a child forked in that instant is caught
+//!    by the second mechanism instead.)
+//! 2. **An environment tag**: every command gets `FERRY_EXEC=NONCE-N`, which its descendants
+//!    inherit; at the end, every process of this user whose initial environment holds the tag
+//!    is killed (`/proc/PID/environ`, a few passes to catch forks in between). Only a process
+//!    that both leaves the group and starts with a cleared environment (`env -i setsid ...`)
+//!    escapes this one, which is why the cgroup comes first where it can.
+//!
+//! A child subreaper was the other option: it would make every orphan a child of the server,
+//! which the async runtime (reaping only the children it spawned) would leave as zombies.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tracing::warn;
+
+/// The name of the tag variable every command gets.
+pub const TAG_VAR: &str = "FERRY_EXEC";
+
+/// How a command's descendants are found at its end.
+#[derive(Debug)]
+pub struct Containment {
+    /// Random per process, so tags of another server (or an earlier run) never match.
+    nonce: String,
+    next: AtomicU64,
+    /// `ferry-PID` under this process's own cgroup, when one could be created.
+    cgroups: Option<PathBuf>,
+    /// Cleared when moving a command into its cgroup failed: the tag alone is used from then on.
+    cgroups_work: AtomicBool,
+}
+
+/// The containment of one command.
+#[derive(Debug)]
+pub struct Contained {
+    tag: String,
+    cgroup: Option<PathBuf>,
+}
+
+impl Containment {
+    /// This process's containment, set up on first use.
+    pub fn get() -> &'static Containment {
+        static CONTAINMENT: OnceLock<Containment> = OnceLock::new();
+        CONTAINMENT.get_or_init(|| {
+            let cgroups = own_cgroup_dir().and_then(|own| {
+                clean_stale(&own);
+                let dir = own.join(format!("ferry-{}", std::process::id()));
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => Some(dir),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Some(dir),
+                    Err(_) => None,
+                }
+            });
+            Containment {
+                nonce: crate::protocol::hex::encode(&crate::auth::token::random_bytes::<8>()),
+                next: AtomicU64::new(1),
+                cgroups_work: AtomicBool::new(cgroups.is_some()),
+                cgroups,
+            }
+        })
+    }
+
+    /// Which mechanisms are active, for the server's startup line and the README.
+    pub fn describe(&self) -> String {
+        match (&self.cgroups, self.cgroups_work.load(Ordering::Relaxed)) {
+            (Some(dir), true) => format!(
+                "a cgroup per command under {} and the {TAG_VAR} environment tag",
+                dir.display()
+            ),
+            _ => format!(
+                "the {TAG_VAR} environment tag (no cgroup v2 the server may write: a process that leaves its group and clears its environment can outlive its command)"
+            ),
+        }
+    }
+
+    /// Prepares the containment of a new command: its tag and, where possible, its cgroup.
+    pub fn prepare(&self) -> Contained {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let cgroup = self
+            .cgroups
+            .as_ref()
+            .filter(|_| self.cgroups_work.load(Ordering::Relaxed))
+            .map(|dir| dir.join(format!("cmd-{n}")))
+            .filter(|dir| std::fs::create_dir(dir).is_ok());
+        Contained {
+            tag: format!("{}-{n}", self.nonce),
+            cgroup,
+        }
+    }
+}
+
+impl Contained {
+    /// The variable to put in the command's environment.
+    pub fn env(&self) -> (String, String) {
+        (TAG_VAR.to_string(), self.tag.clone())
+    }
+
+    /// Moves the started command (`pid`) into its cgroup.
+    pub fn enter(&self, pid: u32) {
+        let Some(dir) = &self.cgroup else {
+            return;
+        };
+        let moved = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("cgroup.procs"))
+            .and_then(|mut procs| procs.write_all(pid.to_string().as_bytes()));
+        if let Err(e) = moved {
+            let containment = Containment::get();
+            if containment.cgroups_work.swap(false, Ordering::Relaxed) {
+                warn!(error = %e, "cannot move commands into cgroups; using the environment tag alone");
+            }
+        }
+    }
+
+    /// Ends everything the command left behind. Blocking: call off the async runtime.
+    pub fn end(self) {
+        if let Some(dir) = &self.cgroup {
+            let _ = std::fs::write(dir.join("cgroup.kill"), b"1");
+            // The kill is asynchronous: the directory can go once the last process is gone.
+            for _ in 0..100 {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }
+        kill_tagged(&format!("{TAG_VAR}={}", self.tag));
+    }
+}
+
+/// Kills every process whose initial environment holds `entry` (`NAME=VALUE`), a few passes
+/// over `/proc` so that one forked during a pass is found in the next.
+fn kill_tagged(entry: &str) {
+    let me = std::process::id();
+    for _ in 0..3 {
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        let mut killed = false;
+        for pid in procs
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| *pid != me)
+        {
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                continue; // gone, or another user's
+            };
+            if environ
+                .split(|b| *b == 0)
+                .any(|var| var == entry.as_bytes())
+                && let Ok(pid) = i32::try_from(pid)
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                killed = true;
+            }
+        }
+        if !killed {
+            return;
+        }
+    }
+}
+
+/// This process's cgroup v2 directory, from `/proc/self/cgroup` (`0::/PATH`) and the cgroup2
+/// mount in `/proc/self/mountinfo`.
+fn own_cgroup_dir() -> Option<PathBuf> {
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mounts.lines().find_map(|line| {
+        let (fields, rest) = line.split_once(" - ")?;
+        rest.starts_with("cgroup2 ")
+            .then(|| fields.split(' ').nth(4))
+            .flatten()
+    })?;
+    let dir = Path::new(mount).join(path.trim_start_matches('/'));
+    dir.is_dir().then_some(dir)
+}
+
+/// Removes the (empty) `ferry-PID` directories of servers that are gone.
+fn clean_stale(own: &Path) {
+    let Ok(entries) = std::fs::read_dir(own) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("ferry-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(commands) = std::fs::read_dir(entry.path()) {
+            for command in commands.filter_map(Result::ok) {
+                let _ = std::fs::remove_dir(command.path());
+            }
+        }
+        let _ = std::fs::remove_dir(entry.path());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tag alone (the fallback where no cgroup can be made) finds a process that left its
+    /// group and session.
+    #[test]
+    fn the_tag_sweep_kills_a_process_in_a_session_of_its_own() {
+        let entry_value = format!("test-{}", std::process::id());
+        let mut child = std::process::Command::new("setsid")
+            .args(["sleep", "60"])
+            .env(TAG_VAR, &entry_value)
+            .spawn()
+            .unwrap();
+        // Wait until the new program runs (its environ is what the sweep reads).
+        let environ = format!("/proc/{}/environ", child.id());
+        let entry = format!("{TAG_VAR}={entry_value}");
+        while !std::fs::read(&environ)
+            .unwrap_or_default()
+            .split(|b| *b == 0)
+            .any(|v| v == entry.as_bytes())
+        {
+            std::thread::yield_now();
+        }
+        kill_tagged(&entry);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
+    }
+}

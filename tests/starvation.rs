@@ -326,3 +326,34 @@ async fn chat_history_and_rooms_are_bounded_for_the_whole_server() {
     drop(members);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_whole_server_holds_a_bounded_number_of_file_requests() {
+    let mut config = ServerConfig::default();
+    config.limits.max_file_requests = 2;
+    let server = TestServer::start_plaintext(config).await;
+    tree(&server, 4000);
+    let stalled = walks_never_read(&server, 2).await;
+    tokio::time::timeout(WAIT, async {
+        while server.state.file_requests.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let mut other = anonymous_from(server.addr, "127.0.0.2").await;
+    let err = client::list(&mut other, "", false).await.unwrap_err();
+    assert_eq!(refusal_code(&err), Some(ErrorCode::ServerBusy), "{err}");
+    assert!(err.to_string().contains("the server has"), "{err}");
+    drop(stalled);
+    // Once the walks are gone, their slots come back.
+    tokio::time::timeout(WAIT, async {
+        while server.state.file_requests.available_permits() < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(client::list(&mut other, "", false).await.is_ok());
+    server.stop().await;
+}

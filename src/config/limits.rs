@@ -22,6 +22,8 @@ pub struct Limits {
     /// File requests (list, get, put, mkdir, remove) in progress at once from one address.
     /// Default 32.
     pub max_file_requests_per_address: usize,
+    /// File requests in progress at once on the whole server. Default 1,024.
+    pub max_file_requests: usize,
     /// Largest frame accepted, in bytes (64 KiB to 16 MiB). Default 1 MiB + 64.
     pub max_frame_bytes: usize,
     /// Time from accept to `welcome` (preamble, TLS, auth), in ms (at most 10 s). Default 10 s.
@@ -52,6 +54,7 @@ impl Default for Limits {
             user_reserved_connections: 1_024,
             max_handshakes_per_address: 4,
             max_file_requests_per_address: 32,
+            max_file_requests: 1_024,
             max_frame_bytes: DEFAULT_MAX_FRAME,
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 600_000,
@@ -80,8 +83,9 @@ impl Limits {
         if self.max_connections_per_address == 0
             || self.max_handshakes_per_address == 0
             || self.max_file_requests_per_address == 0
+            || self.max_file_requests == 0
         {
-            return Err("limits.max_connections_per_address, max_handshakes_per_address and max_file_requests_per_address must be at least 1".into());
+            return Err("limits.max_connections_per_address, max_handshakes_per_address, max_file_requests_per_address and max_file_requests must be at least 1".into());
         }
         if !(MIN_MAX_FRAME..=MAX_MAX_FRAME).contains(&self.max_frame_bytes) {
             return Err(format!(

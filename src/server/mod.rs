@@ -127,6 +127,8 @@ pub struct ServerState {
     pub handshakes_per_address: Arc<PerAddressQueue>,
     /// File requests in progress per client address.
     pub file_requests_per_address: Arc<PerAddress>,
+    /// File requests in progress on the whole server.
+    pub file_requests: Arc<Semaphore>,
     /// Slots anonymous sessions may hold (the rest are kept for signed-in users).
     pub anonymous_slots: Arc<Semaphore>,
 }
@@ -212,6 +214,7 @@ impl Server {
             connections_per_address: PerAddress::new(limits.max_connections_per_address),
             handshakes_per_address: PerAddressQueue::new(limits.max_handshakes_per_address),
             file_requests_per_address: PerAddress::new(limits.max_file_requests_per_address),
+            file_requests: Arc::new(Semaphore::new(limits.max_file_requests)),
             anonymous_slots: Arc::new(Semaphore::new(limits.anonymous_connections())),
         };
         state

@@ -100,6 +100,7 @@ async fn session(
         sandbox: state.sandbox.clone(),
         peer: peer.ip(),
         file_requests: Arc::clone(&state.file_requests_per_address),
+        file_requests_total: Arc::clone(&state.file_requests),
         auth: Arc::clone(&state.auth),
         shutdown: shutdown.begin.clone(),
     };

@@ -32,6 +32,8 @@ pub struct SessionContext {
     pub peer: std::net::IpAddr,
     /// File requests in progress per address, shared by the whole server.
     pub file_requests: Arc<crate::server::per_address::PerAddress>,
+    /// File requests in progress on the whole server.
+    pub file_requests_total: Arc<tokio::sync::Semaphore>,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
     /// Users and rights, which a reload may change while the session runs.
@@ -91,9 +93,8 @@ where
         | Message::Get { .. }
         | Message::Put { .. }
         | Message::Mkdir { .. }
-        | Message::Remove { .. } => match ctx.file_requests.try_take(ctx.peer) {
-            Some(slot) => Some(slot),
-            None => {
+        | Message::Remove { .. } => {
+            let Some(slot) = ctx.file_requests.try_take(ctx.peer) else {
                 let message = format!(
                     "this address already has {} file requests in progress, the most one address may have; try again when one ends",
                     ctx.file_requests.limit()
@@ -101,8 +102,15 @@ where
                 return conn
                     .write_message(&Message::error(ErrorCode::ServerBusy, message))
                     .await;
-            }
-        },
+            };
+            let Ok(total) = Arc::clone(&ctx.file_requests_total).try_acquire_owned() else {
+                let message = "the server has as many file requests in progress as it serves at once; try again shortly";
+                return conn
+                    .write_message(&Message::error(ErrorCode::ServerBusy, message))
+                    .await;
+            };
+            Some((slot, total))
+        }
         _ => None,
     };
     match request {

@@ -357,3 +357,85 @@ async fn the_whole_server_holds_a_bounded_number_of_file_requests() {
     assert!(client::list(&mut other, "", false).await.is_ok());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_room_lines_are_bounded_in_bytes_and_a_member_behind_is_told_what_it_skipped() {
+    use ferry::services::chat::client::{ChatTarget, join};
+    // 6 MB: more than the server's largest socket send buffer (4 MiB), so the slow member's
+    // task really blocks and the room runs ahead of it.
+    const LINES: usize = 2000;
+    let mut config = ServerConfig::default();
+    config.chat.room_bytes = 64 * 1024;
+    config.chat.memory_bytes = 96 * 1024;
+    config.chat.flood_burst = 10_000;
+    config.chat.flood_per_second = 10_000.0;
+    config.chat.history_messages = 0;
+    config.chat.send_timeout_ms = 120_000;
+    let server = TestServer::start_plaintext(config).await;
+
+    // A member on a tiny window that does not read while the room talks.
+    let mut slow = anonymous_from(server.addr, "127.0.0.1").await;
+    slow.write_message(&Message::ChatJoin {
+        room: Some("lobby".into()),
+        with: None,
+        nick: Some("slow".into()),
+        history: false,
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        slow.read_message().await.unwrap(),
+        Message::ChatJoined { .. }
+    ));
+
+    let client = server.client(None).await;
+    let (mut tx, mut rx, _) = join(
+        client.into_connection(),
+        ChatTarget::Room("lobby".into()),
+        "speaker",
+        false,
+    )
+    .await
+    .unwrap();
+    let line = "z".repeat(3000);
+    for _ in 0..LINES {
+        let id = tx.say(&line).await.unwrap();
+        loop {
+            if let Some(Message::ChatAck { id: acked }) = rx.next().await.unwrap()
+                && acked == id
+            {
+                break;
+            }
+        }
+    }
+    let held = server.state.chat.frame_bytes();
+    assert!(
+        held <= 96 * 1024 + 4 * 1024,
+        "rooms keep {held} bytes of recent lines, over the 96 KiB bound"
+    );
+
+    // Now the member reads: every line arrived or was counted as skipped, none vanished.
+    let (mut got, mut skipped) = (0usize, 0usize);
+    while got + skipped < LINES {
+        match tokio::time::timeout(WAIT, slow.read_message())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Message::ChatMessage { .. } => got += 1,
+            Message::ChatNotice { text, .. } if text.contains("lines skipped") => {
+                skipped += text
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap();
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(got + skipped, LINES);
+    assert!(skipped > 0, "the room never ran ahead of the slow member");
+    drop((tx, rx));
+    server.stop().await;
+}

@@ -27,11 +27,16 @@ pub struct ChatConfig {
     pub history_total_bytes: usize,
     /// Rooms that may exist at once; joining a new room beyond it is refused. Default 1,000.
     pub max_rooms: usize,
+    /// Bytes of recent lines one room keeps for members still to be written to; a member
+    /// further behind is told how many lines it skipped. Default 8 MiB.
+    pub room_bytes: usize,
+    /// The same across all rooms together. Default 256 MiB.
+    pub memory_bytes: usize,
     /// A member whose connection accepts nothing for this long is dropped, in ms. Default 10 s.
     pub send_timeout_ms: u64,
     /// Room events buffered for members; a member further behind (the server could not write
     /// to it as fast as lines came) is told how many lines it skipped. Default 4096 (a burst
-    /// of that many lines reaches everyone; about 160 KiB per active room).
+    /// of that many lines reaches everyone; the lines' bytes are bounded by `room_bytes`).
     pub room_queue: usize,
     /// Direct messages and notices buffered per member; a full queue drops it. Default 256.
     pub member_queue: usize,
@@ -49,6 +54,8 @@ impl Default for ChatConfig {
             history_messages: 20,
             history_total_bytes: 32 << 20,
             max_rooms: 1_000,
+            room_bytes: 8 << 20,
+            memory_bytes: 256 << 20,
             send_timeout_ms: 10_000,
             room_queue: 4096,
             member_queue: 256,

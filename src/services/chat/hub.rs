@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc};
@@ -122,14 +122,48 @@ impl Drop for ReceiptInner {
 }
 
 /// A room event as fanned out: the frame is encoded once for every member.
+///
+/// The frame's bytes belong to the room's store of recent frames ([`RecentFrames`]), which is
+/// bounded in bytes per room and across all rooms; the broadcast ring only points at them. A
+/// member that reaches an event whose bytes were already given back counts it as skipped, as
+/// if the ring itself had passed it by. So a room's ring costs its slots (a few dozen bytes
+/// each), not `room_queue` times the largest message.
 #[derive(Debug)]
 pub struct RoomEvent {
     /// The participant that caused it; its own task skips it.
     pub origin: u64,
-    /// The encoded `chat_message` or `chat_notice` frame.
-    pub frame: Bytes,
+    /// The encoded `chat_message` or `chat_notice` frame, while the room still keeps it.
+    frame: Weak<Bytes>,
     /// For messages (not notices): sender and text, to re-encode as history.
     said: Option<(String, String)>,
+}
+
+impl RoomEvent {
+    /// The encoded frame, or `None` when memory bounds already gave it back.
+    pub fn frame(&self) -> Option<Arc<Bytes>> {
+        self.frame.upgrade()
+    }
+
+    /// What keeping this event as history costs, in bytes.
+    fn history_cost(&self) -> usize {
+        self.said
+            .as_ref()
+            .map_or(0, |(from, text)| from.len() + text.len())
+    }
+}
+
+/// Bytes of frames all rooms keep together, against `chat.memory_bytes`.
+#[derive(Debug)]
+struct FrameBudget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+/// A room's recent frames: the only owners of their bytes.
+#[derive(Debug, Default)]
+struct RecentFrames {
+    frames: VecDeque<Arc<Bytes>>,
+    bytes: usize,
 }
 
 #[derive(Debug, Default)]
@@ -154,12 +188,20 @@ pub struct Room {
     members: Mutex<Members>,
     history: Mutex<VecDeque<Arc<RoomEvent>>>,
     budget: Arc<HistoryBudget>,
+    recent: Mutex<RecentFrames>,
+    frames_budget: Arc<FrameBudget>,
+    /// Most bytes of recent frames this room keeps (`chat.room_bytes`).
+    room_bytes: usize,
+    /// Most recent frames kept: the ring's capacity (older ones it has overwritten anyway).
+    room_queue: usize,
 }
 
 impl Drop for Room {
     fn drop(&mut self) {
-        let held: usize = lock(&self.history).iter().map(|e| e.frame.len()).sum();
+        let held: usize = lock(&self.history).iter().map(|e| e.history_cost()).sum();
         self.budget.used.fetch_sub(held, Ordering::Relaxed);
+        let frames = lock(&self.recent).bytes;
+        self.frames_budget.used.fetch_sub(frames, Ordering::Relaxed);
     }
 }
 
@@ -183,6 +225,7 @@ pub struct ChatHub {
     /// Skeletons of configured users' names, each reserved for that user's own sessions.
     reserved: RwLock<HashMap<String, String>>,
     history_budget: Arc<HistoryBudget>,
+    frames_budget: Arc<FrameBudget>,
     next_id: AtomicU64,
     closed: CancellationToken,
 }
@@ -198,6 +241,10 @@ impl ChatHub {
             history_budget: Arc::new(HistoryBudget {
                 used: AtomicUsize::new(0),
                 limit: config.history_total_bytes,
+            }),
+            frames_budget: Arc::new(FrameBudget {
+                used: AtomicUsize::new(0),
+                limit: config.memory_bytes,
             }),
             next_id: AtomicU64::new(1),
             closed: CancellationToken::new(),
@@ -376,6 +423,10 @@ impl ChatHub {
                     members: Mutex::default(),
                     history: Mutex::default(),
                     budget: Arc::clone(&self.history_budget),
+                    recent: Mutex::default(),
+                    frames_budget: Arc::clone(&self.frames_budget),
+                    room_bytes: self.config.room_bytes,
+                    room_queue: self.config.room_queue,
                 })
             },
         )))
@@ -384,6 +435,11 @@ impl ChatHub {
     /// Bytes of history all rooms hold now.
     pub fn history_bytes(&self) -> usize {
         self.history_budget.used.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of recent room frames all rooms keep now.
+    pub fn frame_bytes(&self) -> usize {
+        self.frames_budget.used.load(Ordering::Relaxed)
     }
 
     /// Rooms that exist now.
@@ -518,15 +574,17 @@ impl Room {
             text: text.to_string(),
             history: false,
         };
-        let event = Arc::new(RoomEvent {
+        let event = self.event(
             origin,
-            frame: Bytes::from(message.to_frame()),
-            said: Some((from.to_string(), text.to_string())),
-        });
+            message.to_frame(),
+            Some((from.to_string(), text.to_string())),
+        );
         if history_len > 0 {
             let mut history = lock(&self.history);
             let budget = &self.budget;
-            budget.used.fetch_add(event.frame.len(), Ordering::Relaxed);
+            budget
+                .used
+                .fetch_add(event.history_cost(), Ordering::Relaxed);
             history.push_back(Arc::clone(&event));
             // Over either bound, this room gives up its own oldest lines: the total stays
             // bounded however many rooms fill their history.
@@ -534,7 +592,7 @@ impl Room {
                 || (budget.used.load(Ordering::Relaxed) > budget.limit && !history.is_empty())
             {
                 if let Some(old) = history.pop_front() {
-                    budget.used.fetch_sub(old.frame.len(), Ordering::Relaxed);
+                    budget.used.fetch_sub(old.history_cost(), Ordering::Relaxed);
                 }
             }
         }
@@ -547,11 +605,38 @@ impl Room {
             room: Some(self.name.clone()),
             text,
         };
-        let _ = self.events.send(Arc::new(RoomEvent {
+        let _ = self
+            .events
+            .send(self.event(origin, message.to_frame(), None));
+    }
+
+    /// An event whose frame the room's store of recent frames owns. The store gives back its
+    /// oldest frames while it holds more than the ring's capacity, more than `room_bytes`, or
+    /// while all rooms together hold more than `memory_bytes` (the newest frame always stays,
+    /// so a line reaches members that keep up).
+    fn event(&self, origin: u64, frame: Vec<u8>, said: Option<(String, String)>) -> Arc<RoomEvent> {
+        let frame = Arc::new(Bytes::from(frame));
+        let event = Arc::new(RoomEvent {
             origin,
-            frame: Bytes::from(message.to_frame()),
-            said: None,
-        }));
+            frame: Arc::downgrade(&frame),
+            said,
+        });
+        let budget = &self.frames_budget;
+        let mut recent = lock(&self.recent);
+        recent.bytes += frame.len();
+        budget.used.fetch_add(frame.len(), Ordering::Relaxed);
+        recent.frames.push_back(frame);
+        while recent.frames.len() > 1
+            && (recent.frames.len() > self.room_queue
+                || recent.bytes > self.room_bytes
+                || budget.used.load(Ordering::Relaxed) > budget.limit)
+        {
+            if let Some(old) = recent.frames.pop_front() {
+                recent.bytes -= old.len();
+                budget.used.fetch_sub(old.len(), Ordering::Relaxed);
+            }
+        }
+        event
     }
 
     /// The nicks in the room, sorted.

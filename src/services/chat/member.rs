@@ -188,10 +188,15 @@ impl<'a> Member<'a> {
                 // batch rather than per line is what lets a busy room keep up.
                 let mut batch = Vec::new();
                 let mut written = 0;
+                let mut gone = 0u64;
                 let mut next = Some(event);
                 while let Some(event) = next.take() {
                     if event.origin != self.participant.id {
-                        batch.extend_from_slice(&event.frame);
+                        // Bytes given back under the room's memory bounds: skipped, as a lag.
+                        match event.frame() {
+                            Some(frame) => batch.extend_from_slice(&frame),
+                            None => gone += 1,
+                        }
                         written += 1;
                     }
                     if written < WRITE_BATCH
@@ -209,6 +214,11 @@ impl<'a> Member<'a> {
                             break;
                         }
                     }
+                }
+                if gone > 0
+                    && let Place::Room { room, .. } = &self.place
+                {
+                    batch.extend(skipped_notice(&room.name, gone));
                 }
                 if !batch.is_empty() {
                     conn.write_encoded(&batch).await?;

@@ -73,7 +73,12 @@ pub fn default_nick(user_name: Option<&str>, max_chars: usize) -> String {
     let cleaned: String = user_name
         .unwrap_or_default()
         .chars()
-        .filter(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, ',' | ':' | '*'))
+        .filter(|c| {
+            !c.is_whitespace()
+                && !c.is_control()
+                && c.general_category() != GeneralCategory::Format
+                && !matches!(c, ',' | ':' | '*')
+        })
         .skip_while(|c| matches!(c, '/' | '#' | '@'))
         .take(max_chars)
         .collect();
@@ -144,6 +149,9 @@ mod tests {
             assert_eq!(validate("nick", &nick, 32), Ok(()), "{user:?} -> {nick}");
         }
         assert_eq!(default_nick(Some("root"), 32), "root");
+        // Found by the fuzzer: a format character (U+0605) in the user name.
+        let nick = default_nick(Some("\u{605}o\u{745}o\u{745}moSo\u{745}mokm"), 32);
+        assert_eq!(validate("nick", &nick, 32), Ok(()), "{nick:?}");
         assert_eq!(default_nick(None, 32), "guest");
     }
 }

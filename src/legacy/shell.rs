@@ -48,7 +48,7 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
         None,
         "legacy-shell",
     );
-    let contained = Containment::get().prepare();
+    let mut contained = Containment::get().prepare();
     env.push(contained.env());
     let child = Command::new("sh")
         .arg("-c")
@@ -65,7 +65,12 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
     let mut len = 0u64;
     if let Ok(mut child) = child {
         if let Some(pid) = child.id() {
-            contained.enter(pid);
+            contained = tokio::task::spawn_blocking(move || {
+                contained.enter(pid);
+                contained
+            })
+            .await
+            .map_err(std::io::Error::other)?;
         }
         if let Some(stdout) = child.stdout.take() {
             let mut limited = stdout.take(MAX_OUTPUT);

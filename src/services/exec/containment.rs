@@ -46,6 +46,9 @@ pub struct Containment {
 pub struct Contained {
     tag: String,
     cgroup: Option<PathBuf>,
+    /// Whether the command was moved into its cgroup (then only processes it forked before
+    /// the move can be elsewhere: in the server's own cgroup).
+    moved: AtomicBool,
 }
 
 impl Containment {
@@ -96,6 +99,7 @@ impl Containment {
         Contained {
             tag: format!("{}-{n}", self.nonce),
             cgroup,
+            moved: AtomicBool::new(false),
         }
     }
 }
@@ -106,7 +110,8 @@ impl Contained {
         (TAG_VAR.to_string(), self.tag.clone())
     }
 
-    /// Moves the started command (`pid`) into its cgroup.
+    /// Moves the started command (`pid`) into its cgroup. Blocking (a migration can wait for
+    /// an RCU grace period): call off the async runtime.
     pub fn enter(&self, pid: u32) {
         let Some(dir) = &self.cgroup else {
             return;
@@ -115,47 +120,88 @@ impl Contained {
             .write(true)
             .open(dir.join("cgroup.procs"))
             .and_then(|mut procs| procs.write_all(pid.to_string().as_bytes()));
-        if let Err(e) = moved {
-            let containment = Containment::get();
-            if containment.cgroups_work.swap(false, Ordering::Relaxed) {
-                warn!(error = %e, "cannot move commands into cgroups; using the environment tag alone");
+        match moved {
+            Ok(()) => self.moved.store(true, Ordering::Relaxed),
+            // Already gone: nothing to contain.
+            Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => {}
+            Err(e) => {
+                let containment = Containment::get();
+                if containment.cgroups_work.swap(false, Ordering::Relaxed) {
+                    warn!(error = %e, "cannot move commands into cgroups; using the environment tag alone");
+                }
             }
         }
     }
 
     /// Ends everything the command left behind. Blocking: call off the async runtime.
     pub fn end(self) {
-        if let Some(dir) = &self.cgroup {
-            let _ = std::fs::write(dir.join("cgroup.kill"), b"1");
-            // The kill is asynchronous: the directory can go once the last process is gone.
-            for _ in 0..100 {
-                match std::fs::remove_dir(dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        let entry = format!("{TAG_VAR}={}", self.tag);
+        match (&self.cgroup, self.moved.load(Ordering::Relaxed)) {
+            (Some(dir), true) => {
+                let _ = std::fs::write(dir.join("cgroup.kill"), b"1");
+                // The kill is asynchronous: the directory can go once the last process is gone.
+                for _ in 0..100 {
+                    match std::fs::remove_dir(dir) {
+                        Ok(()) => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
                 }
+                // Only a process forked before the move is outside the cgroup: in the
+                // server's own one, where the move found the command.
+                let own = dir.parent().and_then(Path::parent);
+                kill_tagged(&entry, own.map(|own| own.join("cgroup.procs")).as_deref());
             }
+            (Some(dir), false) => {
+                let _ = std::fs::remove_dir(dir);
+                kill_tagged(&entry, None);
+            }
+            (None, _) => kill_tagged(&entry, None),
         }
-        kill_tagged(&format!("{TAG_VAR}={}", self.tag));
     }
 }
 
-/// Kills every process whose initial environment holds `entry` (`NAME=VALUE`), a few passes
-/// over `/proc` so that one forked during a pass is found in the next.
-fn kill_tagged(entry: &str) {
+/// Kills every process whose initial environment holds `entry` (`NAME=VALUE`), among the pids
+/// listed in `among` (a `cgroup.procs` file) or else all of `/proc`; a few passes, so that one
+/// forked, or in the middle of an exec, during a pass is found in the next.
+fn kill_tagged(entry: &str, among: Option<&Path>) {
     let me = std::process::id();
     for _ in 0..3 {
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return;
+        let pids: Vec<u32> = match among {
+            Some(list) => match std::fs::read_to_string(list) {
+                Ok(text) => text.lines().filter_map(|l| l.trim().parse().ok()).collect(),
+                Err(_) => return,
+            },
+            None => match std::fs::read_dir("/proc") {
+                Ok(procs) => procs
+                    .filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                    .collect(),
+                Err(_) => return,
+            },
         };
-        let mut killed = false;
-        for pid in procs
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| *pid != me)
-        {
-            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-                continue; // gone, or another user's
+        let (mut killed, mut unsure) = (false, false);
+        for pid in pids.into_iter().filter(|pid| *pid != me) {
+            let environ = match std::fs::read(format!("/proc/{pid}/environ")) {
+                // A process in the middle of an exec (or a zombie) shows no environment for
+                // a moment: look again in the next pass.
+                Ok(environ) if environ.is_empty() => {
+                    unsure = true;
+                    continue;
+                }
+                Ok(environ) => environ,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    continue; // gone, or another user's
+                }
+                Err(_) => {
+                    unsure = true;
+                    continue;
+                }
             };
             if environ
                 .split(|b| *b == 0)
@@ -169,9 +215,10 @@ fn kill_tagged(entry: &str) {
                 killed = true;
             }
         }
-        if !killed {
+        if !killed && !unsure {
             return;
         }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -241,7 +288,7 @@ mod tests {
         {
             std::thread::yield_now();
         }
-        kill_tagged(&entry);
+        kill_tagged(&entry, None);
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(child.wait().unwrap().signal(), Some(9));
     }

@@ -90,12 +90,25 @@ where
         user,
         &contained,
     );
-    // Whatever happens next, everything the command started ends with it.
-    let _ending = EndOnDrop(Some(contained));
     let process = match spawned {
         Ok(process) => process,
-        Err(e) => return conn.write_message(&refuse(e.code, &e.message)).await,
+        Err(e) => {
+            EndOnDrop(Some(contained));
+            return conn.write_message(&refuse(e.code, &e.message)).await;
+        }
     };
+    // Into its cgroup, off the runtime (a migration may wait for an RCU grace period).
+    let contained = match process.child.id() {
+        Some(pid) => tokio::task::spawn_blocking(move || {
+            contained.enter(pid);
+            contained
+        })
+        .await
+        .map_err(io::Error::other)?,
+        None => contained,
+    };
+    // Whatever happens next, everything the command started ends with it.
+    let _ending = EndOnDrop(Some(contained));
     let pid = process.child.id().unwrap_or_default();
     tracing::info!(user, pid, argv = ?request.argv, tty = request.tty.is_some(), "exec");
     conn.write_message(&Message::ExecStarted { pid }).await?;

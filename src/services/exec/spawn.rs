@@ -96,11 +96,7 @@ pub fn spawn(
         None => spawn_on_pipes(&program, &args, arg0.as_deref(), root, &env),
         Some(size) => spawn_on_pty(&program, &args, arg0.as_deref(), root, &env, size),
     };
-    let process = started.map_err(|e| describe(&program, &e))?;
-    if let Some(pid) = process.child.id() {
-        contained.enter(pid);
-    }
-    Ok(process)
+    started.map_err(|e| describe(&program, &e))
 }
 
 /// The whole environment a command gets: nothing of the server's own (which may hold secrets).

@@ -119,7 +119,9 @@ async fn one_address_cannot_hold_more_than_its_share_of_file_requests() {
     let mut config = ServerConfig::default();
     config.limits.max_file_requests_per_address = 2;
     let server = TestServer::start_plaintext(config).await;
-    tree(&server, 4000);
+    // ~5 MB of listing: more than socket buffers can absorb (4 MiB at most), so the walks
+    // stay in progress until their clients read.
+    tree(&server, 20_000);
     let stalled = walks_never_read(&server, 2).await;
     // The first batches are under way (the server is blocked writing the rest).
     tokio::time::timeout(WAIT, async {
@@ -332,7 +334,9 @@ async fn the_whole_server_holds_a_bounded_number_of_file_requests() {
     let mut config = ServerConfig::default();
     config.limits.max_file_requests = 2;
     let server = TestServer::start_plaintext(config).await;
-    tree(&server, 4000);
+    // ~5 MB of listing: more than socket buffers can absorb (4 MiB at most), so the walks
+    // stay in progress until their clients read.
+    tree(&server, 20_000);
     let stalled = walks_never_read(&server, 2).await;
     tokio::time::timeout(WAIT, async {
         while server.state.file_requests.available_permits() > 0 {

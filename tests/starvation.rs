@@ -296,14 +296,7 @@ async fn chat_history_and_rooms_are_bounded_for_the_whole_server() {
         .await
         .unwrap();
         for _ in 0..10 {
-            let id = tx.say(&line).await.unwrap();
-            loop {
-                if let Some(Message::ChatAck { id: acked }) = rx.next().await.unwrap()
-                    && acked == id
-                {
-                    break;
-                }
-            }
+            common::say_acked(&mut tx, &mut rx, &line).await;
         }
         members.push((tx, rx));
     }
@@ -403,14 +396,7 @@ async fn recent_room_lines_are_bounded_in_bytes_and_a_member_behind_is_told_what
     .unwrap();
     let line = "z".repeat(3000);
     for _ in 0..LINES {
-        let id = tx.say(&line).await.unwrap();
-        loop {
-            if let Some(Message::ChatAck { id: acked }) = rx.next().await.unwrap()
-                && acked == id
-            {
-                break;
-            }
-        }
+        common::say_acked(&mut tx, &mut rx, &line).await;
     }
     let held = server.state.chat.frame_bytes();
     assert!(

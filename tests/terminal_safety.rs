@@ -21,13 +21,7 @@ async fn chat_lines_with_escape_sequences_are_printed_escaped() {
     )
     .await
     .unwrap();
-    let id = alice.say(EVIL).await.unwrap();
-    loop {
-        match alice_rx.next().await.unwrap().unwrap() {
-            ferry::protocol::Message::ChatAck { id: acked } if acked == id => break,
-            _ => {}
-        }
-    }
+    common::say_acked(&mut alice, &mut alice_rx, EVIL).await;
     // bob joins with the binary and gets the line as history before his own line is acked.
     let mut cmd = server.ferry("chat");
     cmd.args(["--room", "lobby", "--nick", "bob"]);

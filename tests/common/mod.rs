@@ -445,3 +445,23 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Says `text` as a chat member and waits (bounded by [`WAIT`]) until the server acks it.
+pub async fn say_acked(
+    tx: &mut ferry::services::chat::client::ChatSender,
+    rx: &mut ferry::services::chat::client::ChatReceiver,
+    text: &str,
+) {
+    let id = tx.say(text).await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(Message::ChatAck { id: acked }) = rx.next().await.unwrap()
+                && acked == id
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the line is acked");
+}

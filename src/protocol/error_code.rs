@@ -65,3 +65,91 @@ pub enum ErrorCode {
     #[serde(other)]
     Other,
 }
+
+impl ErrorCode {
+    /// Every code this build sends (all but [`ErrorCode::Other`]), for documentation checks.
+    pub const ALL: &[ErrorCode] = &[
+        ErrorCode::BadFrame,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::BadMessage,
+        ErrorCode::UnknownMessage,
+        ErrorCode::UnexpectedMessage,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::TlsRequired,
+        ErrorCode::PlaintextOnly,
+        ErrorCode::AuthFailed,
+        ErrorCode::RateLimited,
+        ErrorCode::PermissionDenied,
+        ErrorCode::NickInUse,
+        ErrorCode::InvalidName,
+        ErrorCode::TooLong,
+        ErrorCode::NotFound,
+        ErrorCode::ExecFailed,
+        ErrorCode::BadPath,
+        ErrorCode::NotAFile,
+        ErrorCode::Integrity,
+        ErrorCode::Io,
+        ErrorCode::NoSpace,
+        ErrorCode::ServerBusy,
+        ErrorCode::Timeout,
+        ErrorCode::ShuttingDown,
+        ErrorCode::Internal,
+    ];
+
+    /// The code's name on the wire.
+    pub fn wire_name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ALL` lists every variant, in order: the match is exhaustive, so a new variant does not
+    /// compile until it is given its place here — and then this test wants it in `ALL`.
+    #[test]
+    fn all_lists_every_code() {
+        fn position(code: ErrorCode) -> Option<usize> {
+            match code {
+                ErrorCode::BadFrame => Some(0),
+                ErrorCode::FrameTooLarge => Some(1),
+                ErrorCode::BadMessage => Some(2),
+                ErrorCode::UnknownMessage => Some(3),
+                ErrorCode::UnexpectedMessage => Some(4),
+                ErrorCode::UnsupportedVersion => Some(5),
+                ErrorCode::TlsRequired => Some(6),
+                ErrorCode::PlaintextOnly => Some(7),
+                ErrorCode::AuthFailed => Some(8),
+                ErrorCode::RateLimited => Some(9),
+                ErrorCode::PermissionDenied => Some(10),
+                ErrorCode::NickInUse => Some(11),
+                ErrorCode::InvalidName => Some(12),
+                ErrorCode::TooLong => Some(13),
+                ErrorCode::NotFound => Some(14),
+                ErrorCode::ExecFailed => Some(15),
+                ErrorCode::BadPath => Some(16),
+                ErrorCode::NotAFile => Some(17),
+                ErrorCode::Integrity => Some(18),
+                ErrorCode::Io => Some(19),
+                ErrorCode::NoSpace => Some(20),
+                ErrorCode::ServerBusy => Some(21),
+                ErrorCode::Timeout => Some(22),
+                ErrorCode::ShuttingDown => Some(23),
+                ErrorCode::Internal => Some(24),
+                ErrorCode::Other => None,
+            }
+        }
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(position(*code), Some(i), "{code:?}");
+        }
+        assert_eq!(
+            position(ErrorCode::Internal),
+            Some(ErrorCode::ALL.len() - 1)
+        );
+        assert_eq!(ErrorCode::NotAFile.wire_name(), "not_a_file");
+    }
+}

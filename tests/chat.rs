@@ -574,3 +574,27 @@ async fn fan_out_load_with_a_thousand_members() {
         s.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_rooms_history_ends_with_the_room() {
+    let server = TestServer::start_plaintext(ServerConfig::default()).await;
+    let (mut alice, mut alice_rx, _) = member(&server, "lobby", "alice").await;
+    let id = alice.say("said before everyone left").await.unwrap();
+    expect(&mut alice_rx, "ack", acked(id)).await;
+    drop((alice, alice_rx));
+    server.wait_for_active(0).await;
+    // The room was removed with its last member: a new joiner finds no history, then its own
+    // line is the first the new room has.
+    let (mut bob, mut bob_rx, members) = member(&server, "lobby", "bob").await;
+    assert_eq!(members, vec!["bob"]);
+    let id = bob.say("hello").await.unwrap();
+    let first = expect(&mut bob_rx, "the ack or an earlier line", |m| {
+        matches!(m, Message::ChatAck { .. } | Message::ChatMessage { .. })
+    })
+    .await;
+    assert_eq!(
+        first,
+        Message::ChatAck { id },
+        "history survived its room: {first:?}"
+    );
+}

@@ -131,3 +131,76 @@ async fn exec_input_in_flight_when_the_command_ends_is_dropped_quietly() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn removing_a_directory_that_holds_something_is_not_empty() {
+    let (config, token) = config_with_user("w", "read,write");
+    let server = TestServer::start(config).await;
+    std::fs::create_dir(server.dir.path().join("root/d")).unwrap();
+    std::fs::write(server.dir.path().join("root/d/f"), b"x").unwrap();
+    let mut conn = session(&server, &token.to_string()).await;
+    let err = ferry::services::files::client::remove(&mut conn, "d")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        common::refusal_code(&err),
+        Some(ErrorCode::NotEmpty),
+        "{err}"
+    );
+    assert!(server.dir.path().join("root/d/f").exists());
+    server.stop().await;
+}
+
+/// The `offset` a `get_ready` answers for each kind of resume request (PROTOCOL.md 5.6).
+#[tokio::test]
+async fn a_get_resumes_only_after_a_matching_prefix_within_the_file() {
+    let (config, token) = config_with_user("r", "read");
+    let server = TestServer::start(config).await;
+    let data = common::pattern(1000, 3);
+    std::fs::write(server.dir.path().join("root/f"), &data).unwrap();
+    let sha = |bytes: &[u8]| {
+        ferry::protocol::hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+    };
+    let cases = [
+        (400, None, 0),                      // an offset without prefix_hash: from the start
+        (400, Some(sha(&data[..400])), 400), // a matching prefix: resumed
+        (400, Some(sha(b"other")), 0),       // a prefix that does not match: from the start
+        (2000, Some(sha(&data)), 0),         // beyond the end: from the start
+        (1000, Some(sha(&data)), 1000),      // the whole file: nothing left to send
+    ];
+    for (offset, prefix_hash, expected) in cases {
+        let mut conn = session(&server, &token.to_string()).await;
+        conn.write_message(&Message::Get {
+            path: "f".into(),
+            hash: HashAlgorithm::Sha256,
+            offset,
+            prefix_hash,
+        })
+        .await
+        .unwrap();
+        let Message::GetReady {
+            offset: answered,
+            size,
+            ..
+        } = conn.read_message().await.unwrap()
+        else {
+            panic!("no get_ready");
+        };
+        assert_eq!((answered, size), (expected, 1000), "asked {offset}");
+        let mut received = 0u64;
+        loop {
+            match conn.read_frame().await.unwrap().unwrap() {
+                ferry::protocol::Frame::Data { payload, .. } => received += payload.len() as u64,
+                ferry::protocol::Frame::Message(body) => {
+                    let Message::GetEnd { hash } = Message::parse(&body).unwrap() else {
+                        panic!("expected get_end");
+                    };
+                    assert_eq!(hash, sha(&data));
+                    break;
+                }
+            }
+        }
+        assert_eq!(received, 1000 - expected);
+    }
+    server.stop().await;
+}

@@ -46,6 +46,8 @@ pub enum ErrorCode {
     BadPath,
     /// A directory, device, fifo or symlink where a regular file is needed (or the reverse).
     NotAFile,
+    /// `remove` of a directory that still holds something.
+    NotEmpty,
     /// The received bytes do not hash to the sender's hash; nothing was kept.
     Integrity,
     /// A file system error on the server (permissions, a failing disk); the message says which.
@@ -87,6 +89,7 @@ impl ErrorCode {
         ErrorCode::ExecFailed,
         ErrorCode::BadPath,
         ErrorCode::NotAFile,
+        ErrorCode::NotEmpty,
         ErrorCode::Integrity,
         ErrorCode::Io,
         ErrorCode::NoSpace,
@@ -133,13 +136,14 @@ mod tests {
                 ErrorCode::ExecFailed => Some(15),
                 ErrorCode::BadPath => Some(16),
                 ErrorCode::NotAFile => Some(17),
-                ErrorCode::Integrity => Some(18),
-                ErrorCode::Io => Some(19),
-                ErrorCode::NoSpace => Some(20),
-                ErrorCode::ServerBusy => Some(21),
-                ErrorCode::Timeout => Some(22),
-                ErrorCode::ShuttingDown => Some(23),
-                ErrorCode::Internal => Some(24),
+                ErrorCode::NotEmpty => Some(18),
+                ErrorCode::Integrity => Some(19),
+                ErrorCode::Io => Some(20),
+                ErrorCode::NoSpace => Some(21),
+                ErrorCode::ServerBusy => Some(22),
+                ErrorCode::Timeout => Some(23),
+                ErrorCode::ShuttingDown => Some(24),
+                ErrorCode::Internal => Some(25),
                 ErrorCode::Other => None,
             }
         }

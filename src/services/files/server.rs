@@ -649,6 +649,16 @@ fn remove(sandbox: &Sandbox, path: &str) -> Result<(), Refusal> {
         .lstat()
         .map_err(|e| io_error(path, &e))?
         .ok_or_else(|| refusal(ErrorCode::NotFound, format!("'{path}' does not exist")))?;
-    sandbox::remove_at(place.dir.as_fd(), &place.name, meta.is_dir())
-        .map_err(|e| io_error(path, &e).into())
+    sandbox::remove_at(place.dir.as_fd(), &place.name, meta.is_dir()).map_err(|e| {
+        if e.kind() == io::ErrorKind::DirectoryNotEmpty {
+            refusal(
+                ErrorCode::NotEmpty,
+                format!(
+                    "'{path}' is a directory that still holds something; remove its contents first"
+                ),
+            )
+        } else {
+            io_error(path, &e).into()
+        }
+    })
 }

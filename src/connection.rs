@@ -360,7 +360,7 @@ mod tests {
 
     #[tokio::test]
     async fn messages_and_data_cross_a_tiny_pipe_intact() {
-        // An 7-byte pipe forces every frame to arrive in pieces.
+        // A 7-byte pipe forces every frame to arrive in pieces.
         let (a, b) = duplex(7);
         let mut left = Connection::new(a);
         let mut right = Connection::new(b);

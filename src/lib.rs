@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod atomic_file;
 pub mod auth;
 pub mod bench;
 pub mod cli;

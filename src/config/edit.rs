@@ -115,28 +115,12 @@ fn edit_users(
     change(users)?;
     let new_text = doc.to_string();
     ServerConfig::parse(&new_text).map_err(|m| invalid(path, m))?;
-    write_atomically(path, new_text.as_bytes()).map_err(|source| ConfigError::Write {
-        path: path.to_path_buf(),
-        source,
+    crate::atomic_file::write_atomically(path, new_text.as_bytes()).map_err(|source| {
+        ConfigError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
     })
-}
-
-fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp_name);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -369,15 +369,6 @@ impl Message {
         }
     }
 
-    /// An `error` answering the request with `id`.
-    pub fn error_for(id: u64, code: ErrorCode, message: impl Into<String>) -> Message {
-        Message::Error {
-            code,
-            message: message.into(),
-            id: Some(id),
-        }
-    }
-
     /// The `type` name, for logs and "unexpected message" errors.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -69,7 +69,7 @@ pub enum ServerError {
     Credential(#[from] crate::auth::scram::BadCredential),
 }
 
-/// Live counters, shared with tests and (later) the benchmark.
+/// Live counters, shared with tests and the benchmark.
 #[derive(Debug)]
 pub struct ServerStats {
     active: watch::Sender<usize>,

@@ -99,14 +99,11 @@ impl KnownServers {
         if kept.len() == text.lines().count() {
             return Ok(false);
         }
-        // Write beside, then rename: a crash never leaves a half-written store.
-        let tmp = self.path.with_extension("tmp");
         let mut body = kept.join("\n");
         if !body.is_empty() {
             body.push('\n');
         }
-        fs::write(&tmp, body)?;
-        fs::rename(&tmp, &self.path)?;
+        crate::atomic_file::write_atomically(&self.path, body.as_bytes())?;
         Ok(true)
     }
 }

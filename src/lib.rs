@@ -25,6 +25,7 @@ pub mod connection;
 pub mod fd_limit;
 pub mod legacy;
 pub mod protocol;
+pub mod random;
 pub mod server;
 pub mod services;
 pub mod shutdown;

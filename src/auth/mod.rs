@@ -17,9 +17,9 @@ use tokio::sync::watch;
 
 use crate::config::ServerConfig;
 use crate::protocol::Permissions;
+use crate::random::random_bytes;
 use limiter::FailureLimiter;
 use scram::Credential;
-use token::random_bytes;
 
 /// Who a session belongs to once the handshake succeeds.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,9 +6,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::random::random_bytes;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::rand::{SecureRandom, SystemRandom};
 
 /// Longest user name accepted, in characters.
 pub const MAX_USER_NAME: usize = 32;
@@ -99,15 +99,6 @@ impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Token({}:MASKED)", self.user)
     }
-}
-
-/// `N` bytes from the operating system's CSPRNG.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut out)
-        .expect("the operating system's random source is available");
-    out
 }
 
 #[cfg(test)]

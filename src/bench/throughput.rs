@@ -49,7 +49,7 @@ pub async fn run(
     write_test_file(&source, bench.size).map_err(|e| local_error(&source, e))?;
     let remote = format!(
         "ferry-bench-{}.bin",
-        crate::protocol::hex::encode(&crate::auth::token::random_bytes::<6>())
+        crate::protocol::hex::encode(&crate::random::random_bytes::<6>())
     );
 
     let mut puts = Vec::new();

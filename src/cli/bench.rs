@@ -220,7 +220,7 @@ async fn run_one(
         }
         BenchTest::Chat => {
             let room = args.room.clone().unwrap_or_else(|| {
-                let suffix = crate::auth::token::random_bytes::<4>();
+                let suffix = crate::random::random_bytes::<4>();
                 format!("bench-{}", crate::protocol::hex::encode(&suffix))
             });
             let report = bench::chat::run(

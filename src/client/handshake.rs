@@ -6,9 +6,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::ClientError;
 use crate::auth::scram;
-use crate::auth::token::{Token, random_bytes};
+use crate::auth::token::Token;
 use crate::connection::Connection;
 use crate::protocol::{Message, Permissions};
+use crate::random::random_bytes;
 
 /// Client name and version sent in `hello`.
 pub const CLIENT_NAME: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));

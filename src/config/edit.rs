@@ -6,8 +6,9 @@ use toml_edit::{Array, DocumentMut, Item, Table, value};
 
 use super::{ConfigError, ServerConfig};
 use crate::auth::scram::Credential;
-use crate::auth::token::{Token, random_bytes};
+use crate::auth::token::Token;
 use crate::protocol::Permissions;
+use crate::random::random_bytes;
 
 /// Adds user `name` with `allow` to the config at `path` (creating the file if needed) and
 /// returns the new token. Only the derived credential is written; the token is not stored.

@@ -7,10 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::auth::scram::{self, KEY_LEN};
-use crate::auth::token::{random_bytes, validate_user_name};
+use crate::auth::token::validate_user_name;
 use crate::auth::{Authenticator, SessionIdentity};
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Message};
+use crate::random::random_bytes;
 
 /// Server name and version sent in `welcome`.
 pub const SERVER_NAME: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));

@@ -70,7 +70,7 @@ impl Containment {
                 }
             });
             Containment {
-                nonce: crate::protocol::hex::encode(&crate::auth::token::random_bytes::<8>()),
+                nonce: crate::protocol::hex::encode(&crate::random::random_bytes::<8>()),
                 next: AtomicU64::new(1),
                 cgroups_work: AtomicBool::new(cgroups.is_some()),
                 cgroups,

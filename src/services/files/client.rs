@@ -293,7 +293,7 @@ where
         path: remote.to_string(),
         size,
         mode: meta.permissions().mode() & 0o7777,
-        mtime_ns: partial::mtime_ns(&meta),
+        mtime_ns: super::metadata::mtime_ns(&meta),
         hash: algorithm,
     })
     .await?;

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod hashing;
+pub mod metadata;
 pub mod partial;
 pub mod sandbox;
 pub mod server;

@@ -19,15 +19,15 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use super::hashing::Hasher;
+use super::metadata::apply_metadata;
 use super::sandbox::{lstat_at, remove_at};
-use crate::auth::token::random_bytes;
 use crate::protocol::HashAlgorithm;
+use crate::random::random_bytes;
 
 /// The suffix that marks a partial file.
 pub const PARTIAL_SUFFIX: &str = ".ferry-part";
@@ -317,56 +317,10 @@ pub fn hash_prefix(
     Ok((hasher, prefix))
 }
 
-/// Sets permission bits and modification time, for every file and directory a transfer
-/// creates, on either end. Only the rwx bits are applied: setuid, setgid and sticky bits from
-/// the peer are dropped, so neither end can plant a setuid program on the other.
-///
-/// # Errors
-/// I/O errors.
-pub fn apply_metadata(
-    file: &File,
-    mode: Option<u32>,
-    mtime_ns: Option<i64>,
-) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(mode) = mode {
-        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))?;
-    }
-    if let Some(mtime) = mtime_ns.and_then(time_from_ns) {
-        file.set_modified(mtime)?;
-    }
-    Ok(())
-}
-
-/// A modification time in ns since the epoch as a `SystemTime`.
-pub fn time_from_ns(ns: i64) -> Option<SystemTime> {
-    if ns >= 0 {
-        UNIX_EPOCH.checked_add(Duration::from_nanos(ns as u64))
-    } else {
-        UNIX_EPOCH.checked_sub(Duration::from_nanos(ns.unsigned_abs()))
-    }
-}
-
-/// A file's modification time in ns since the epoch (saturating), as entries and transfers
-/// carry it.
-pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
-    use std::os::unix::fs::MetadataExt;
-    meta.mtime()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(meta.mtime_nsec())
-}
-
-/// A `SystemTime` as ns since the epoch (saturating).
-pub fn ns_from_time(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::files::metadata::ns_from_time;
     use std::io::Write;
 
     #[test]
@@ -412,12 +366,5 @@ mod tests {
             assert!(is_partial_name(&partial));
         }
         assert!(!is_partial_name("ferry-part") && !is_partial_name(".hidden"));
-    }
-
-    #[test]
-    fn times_round_trip_both_sides_of_the_epoch() {
-        for ns in [0, 1, -1, 1_700_000_000_123_456_789, -86_400_000_000_000] {
-            assert_eq!(ns_from_time(time_from_ns(ns).unwrap()), ns);
-        }
     }
 }

@@ -99,7 +99,7 @@ fn describe(path: String, meta: &std::fs::Metadata, target: Option<String>) -> F
             0
         },
         mode: meta.mode() & 0o7777,
-        mtime_ns: partial::mtime_ns(meta),
+        mtime_ns: super::metadata::mtime_ns(meta),
         target,
     }
 }
@@ -289,7 +289,7 @@ where
     conn.write_message(&Message::GetReady {
         size,
         mode: meta.mode() & 0o7777,
-        mtime_ns: partial::mtime_ns(&meta),
+        mtime_ns: super::metadata::mtime_ns(&meta),
         offset: start,
     })
     .await?;
@@ -608,7 +608,8 @@ fn make_dirs(
             root.metadata().map_err(|e| io_error(path, &e))?,
         );
         if (d.dev(), d.ino()) != (r.dev(), r.ino()) {
-            partial::apply_metadata(&dir, mode, mtime_ns).map_err(|e| io_error(path, &e))?;
+            super::metadata::apply_metadata(&dir, mode, mtime_ns)
+                .map_err(|e| io_error(path, &e))?;
         }
     }
     Ok(())

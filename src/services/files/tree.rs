@@ -69,7 +69,7 @@ where
     dirs.sort_by_key(|(path, _, _)| std::cmp::Reverse(path.components().count()));
     for (dir, mode, mtime_ns) in dirs {
         let file = std::fs::File::open(&dir).map_err(local_err(&dir))?;
-        super::partial::apply_metadata(&file, Some(mode), Some(mtime_ns))
+        super::metadata::apply_metadata(&file, Some(mode), Some(mtime_ns))
             .map_err(local_err(&dir))?;
     }
     Ok(report)
@@ -116,7 +116,7 @@ where
         dirs.push((
             rel_dir.clone(),
             meta.permissions().mode() & 0o7777,
-            super::partial::mtime_ns(&meta),
+            super::metadata::mtime_ns(&meta),
         ));
         let mut children: Vec<_> = std::fs::read_dir(&dir)
             .map_err(|e| ClientError::Local {

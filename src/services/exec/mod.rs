@@ -93,7 +93,8 @@ where
     let process = match spawned {
         Ok(process) => process,
         Err(e) => {
-            EndOnDrop(Some(contained));
+            // Nothing ran, but the prepared cgroup goes.
+            tokio::task::spawn_blocking(move || contained.end());
             return conn.write_message(&refuse(e.code, &e.message)).await;
         }
     };

@@ -236,15 +236,7 @@ fn open_beneath(
     flags: OFlags,
     shown: &str,
 ) -> Result<OwnedFd, PathError> {
-    let rel = if rel.is_empty() { "." } else { rel };
-    let mut tries = 0;
-    loop {
-        match rustix::fs::openat2(dir, rel, flags, Mode::empty(), BENEATH) {
-            Ok(fd) => return Ok(fd),
-            Err(Errno::AGAIN) if tries < RACE_RETRIES => tries += 1,
-            Err(e) => return Err(errno_error(shown, e)),
-        }
-    }
+    openat2_retrying(dir, rel, flags, BENEATH).map_err(|e| errno_error(shown, e))
 }
 
 /// Opens `rel` beneath `dir` following no symlink at all: how a tree walk re-enters the
@@ -253,19 +245,29 @@ fn open_beneath(
 /// # Errors
 /// As [`Sandbox::open`]; a symlink anywhere in `rel` is `bad_path`.
 pub fn open_dir_no_symlinks(dir: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd, PathError> {
+    openat2_retrying(
+        dir,
+        rel,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        BENEATH | ResolveFlags::NO_SYMLINKS,
+    )
+    .map_err(|e| errno_error(rel, e))
+}
+
+/// `openat2`, retried while the kernel could not prove the resolution safe (`EAGAIN`: a
+/// rename raced the walk), at most [`RACE_RETRIES`] times.
+fn openat2_retrying(
+    dir: BorrowedFd<'_>,
+    rel: &str,
+    flags: OFlags,
+    resolve: ResolveFlags,
+) -> Result<OwnedFd, Errno> {
     let rel = if rel.is_empty() { "." } else { rel };
     let mut tries = 0;
     loop {
-        match rustix::fs::openat2(
-            dir,
-            rel,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            BENEATH | ResolveFlags::NO_SYMLINKS,
-        ) {
-            Ok(fd) => return Ok(fd),
+        match rustix::fs::openat2(dir, rel, flags, Mode::empty(), resolve) {
             Err(Errno::AGAIN) if tries < RACE_RETRIES => tries += 1,
-            Err(e) => return Err(errno_error(rel, e)),
+            result => return result,
         }
     }
 }

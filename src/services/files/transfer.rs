@@ -105,20 +105,22 @@ where
         conn.flush().await?;
         return Ok(reader.hasher.finish_hex());
     }
+    // The next chunk is read and hashed while this one is written; after the last, nothing is.
+    let mut next = Some(tokio::task::spawn_blocking(move || {
+        reader.next(Vec::new(), chunk)
+    }));
     let mut spare = Vec::new();
-    let mut pending: JoinHandle<_> =
-        tokio::task::spawn_blocking(move || reader.next(Vec::new(), chunk));
-    loop {
-        let (reader, read) = joined(pending.await)?;
+    while let Some(task) = next.take() {
+        let (reader, read) = joined(task.await)?;
         let buf = read?;
-        let done = reader.left == 0;
-        let finished = if done {
-            pending = tokio::task::spawn_blocking(move || (reader, Ok(Vec::new())));
-            true
+        let finished = if reader.left == 0 {
+            Some(reader)
         } else {
             let recycled = std::mem::take(&mut spare);
-            pending = tokio::task::spawn_blocking(move || reader.next(recycled, chunk));
-            false
+            next = Some(tokio::task::spawn_blocking(move || {
+                reader.next(recycled, chunk)
+            }));
+            None
         };
         conn.write_data(0, &buf).await?;
         progress(buf.len() as u64);
@@ -126,12 +128,14 @@ where
         // One chunk at most between chances for a cancel (Ctrl-C, shutdown) to take effect:
         // when reads keep up, nothing else in this loop would yield.
         tokio::task::yield_now().await;
-        if finished {
+        if let Some(reader) = finished {
             conn.flush().await?;
-            let (reader, _) = joined(pending.await)?;
             return Ok(reader.hasher.finish_hex());
         }
     }
+    Err(TransferError::Protocol(
+        "the file reader stopped early".into(),
+    ))
 }
 
 /// The writing side of a receive: a file (already positioned) and the hash so far.
@@ -236,10 +240,8 @@ where
     if let Some(e) = failed {
         return Err(TransferError::Local(e));
     }
-    let writer = writer.ok_or_else(|| TransferError::Protocol("writer lost".into()))?;
-    let hash = tokio::task::spawn_blocking(move || {
-        let mut w = writer;
-        std::io::Write::flush(&mut w.file).map(|()| w.hasher.finish_hex())
-    });
-    joined(hash.await)?.map_err(TransferError::Local)
+    // `write_all` on a std `File` buffers nothing: every byte is written, only the hash is left.
+    writer
+        .map(|w| w.hasher.finish_hex())
+        .ok_or_else(|| TransferError::Protocol("the file writer was lost".into()))
 }

@@ -325,6 +325,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Ping;
     use bytes::Bytes;
     use tokio::io::duplex;
 
@@ -344,12 +345,12 @@ mod tests {
         drop(frame);
         let mut writer = sender.await.unwrap();
         writer
-            .write_message(&Message::Ping { seq: 2 })
+            .write_message(&Message::Ping(Ping { seq: 2 }))
             .await
             .unwrap();
         assert_eq!(
             reader.read_message().await.unwrap(),
-            Message::Ping { seq: 2 }
+            Message::Ping(Ping { seq: 2 })
         );
         assert!(
             reader.buffer_capacity() <= SHRINK_ABOVE,
@@ -367,13 +368,15 @@ mod tests {
         let payload: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let sent = payload.clone();
         let writer = tokio::spawn(async move {
-            left.write_message(&Message::Ping { seq: 1 }).await.unwrap();
+            left.write_message(&Message::Ping(Ping { seq: 1 }))
+                .await
+                .unwrap();
             left.write_data(1, &sent).await.unwrap();
             left.shutdown().await.unwrap();
         });
         assert_eq!(
             right.read_message().await.unwrap(),
-            Message::Ping { seq: 1 }
+            Message::Ping(Ping { seq: 1 })
         );
         assert_eq!(
             right.read_frame().await.unwrap(),

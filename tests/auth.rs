@@ -2,6 +2,7 @@
 
 mod common;
 
+use ferry::protocol::{Challenge, Hello, Proof, Refusal};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -55,15 +56,15 @@ async fn user_add_prints_only_the_token_and_the_server_honours_it() {
     let config = ServerConfig::load(&config_path, true).unwrap();
     let server = TestServer::start(config).await;
     let alice_session = server.client(Some(token)).await;
-    let welcome = &alice_session.info().welcome;
-    assert_eq!(welcome.user.as_deref(), Some("alice"));
+    let granted = &alice_session.info().granted;
+    assert_eq!(granted.user.as_deref(), Some("alice"));
     assert_eq!(
-        welcome.permissions,
+        granted.permissions,
         Permissions::parse_list("chat,read,write,exec").unwrap()
     );
     let bob_session = server.client(Some(bob)).await;
     assert_eq!(
-        bob_session.info().welcome.permissions.to_vec(),
+        bob_session.info().granted.permissions.to_vec(),
         vec![Permission::Read]
     );
 }
@@ -163,7 +164,7 @@ async fn the_config_can_narrow_anonymous_rights() {
     let default = TestServer::start(ServerConfig::default()).await;
     let client = default.client(None).await;
     assert_eq!(
-        client.info().welcome.permissions,
+        client.info().granted.permissions,
         Permissions::parse_list("chat,read").unwrap()
     );
 }
@@ -176,32 +177,32 @@ async fn the_token_never_crosses_the_wire_and_a_replayed_proof_fails() {
     // Run the handshake by hand, recording every byte the client sends.
     let nonce = STANDARD.encode([7u8; 24]);
     let mut conn = raw_plaintext(server.addr).await;
-    let hello = Message::Hello {
+    let hello = Message::Hello(Hello {
         client: "test".into(),
         user: Some("alice".into()),
         nonce: Some(nonce.clone()),
-    };
+    });
     conn.write_message(&hello).await.unwrap();
-    let Message::Challenge {
+    let Message::Challenge(Challenge {
         nonce: server_nonce,
         salt,
-    } = conn.read_message().await.unwrap()
+    }) = conn.read_message().await.unwrap()
     else {
         panic!("expected a challenge")
     };
     let salt = STANDARD.decode(salt).unwrap();
     let auth = ferry::auth::scram::auth_message("alice", &nonce, &server_nonce, "plaintext");
-    let proof = Message::Proof {
+    let proof = Message::Proof(Proof {
         proof: STANDARD.encode(ferry::auth::scram::client_proof(
             token.secret(),
             &salt,
             &auth,
         )),
-    };
+    });
     conn.write_message(&proof).await.unwrap();
     assert!(matches!(
         conn.read_message().await.unwrap(),
-        Message::Welcome { .. }
+        Message::Welcome(_)
     ));
     let sent = [hello.to_json(), proof.to_json()].concat();
     assert!(!String::from_utf8_lossy(&sent).contains(token.secret()));
@@ -211,15 +212,15 @@ async fn the_token_never_crosses_the_wire_and_a_replayed_proof_fails() {
     replay.write_message(&hello).await.unwrap();
     assert!(matches!(
         replay.read_message().await.unwrap(),
-        Message::Challenge { .. }
+        Message::Challenge(_)
     ));
     replay.write_message(&proof).await.unwrap();
     assert!(matches!(
         replay.read_message().await.unwrap(),
-        Message::Error {
+        Message::Error(Refusal {
             code: ErrorCode::AuthFailed,
             ..
-        }
+        })
     ));
 }
 
@@ -228,15 +229,15 @@ async fn hello_with_a_user_but_no_nonce_is_a_bad_message() {
     let (config, _token) = config_with_user("alice", "exec");
     let server = TestServer::start_plaintext(config).await;
     let mut conn = raw_plaintext(server.addr).await;
-    conn.write_message(&Message::Hello {
+    conn.write_message(&Message::Hello(Hello {
         client: "test".into(),
         user: Some("alice".into()),
         nonce: None,
-    })
+    }))
     .await
     .unwrap();
     match conn.read_message().await.unwrap() {
-        Message::Error { code, message, .. } => {
+        Message::Error(Refusal { code, message, .. }) => {
             assert_eq!(code, ErrorCode::BadMessage);
             assert!(message.contains("nonce"), "{message}");
         }

@@ -7,6 +7,7 @@ use common::{ServerProcess, TestServer, WAIT, raw_plaintext, raw_session, read_t
 use ferry::config::ServerConfig;
 use ferry::protocol::frame::{self, Frame};
 use ferry::protocol::{ErrorCode, Message};
+use ferry::protocol::{Ping, Pong, Refusal};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -15,7 +16,7 @@ fn first_error(bytes: &[u8]) -> Option<(ErrorCode, String)> {
     let mut buf = bytes::BytesMut::from(bytes);
     match frame::decode(&mut buf, frame::DEFAULT_MAX_FRAME) {
         Ok(Some(Frame::Message(body))) => match Message::parse(&body) {
-            Ok(Message::Error { code, message, .. }) => Some((code, message)),
+            Ok(Message::Error(Refusal { code, message, .. })) => Some((code, message)),
             _ => None,
         },
         _ => None,
@@ -125,20 +126,25 @@ async fn unknown_and_malformed_messages_get_errors_and_the_session_goes_on() {
         let wire = frame::encode(&Frame::Message(body.into()));
         send_raw(&mut conn, &wire).await;
         match conn.read_message().await.unwrap() {
-            Message::Error { code, .. } => assert_eq!(code, expected),
+            Message::Error(Refusal { code, .. }) => assert_eq!(code, expected),
             other => panic!("expected an error, got {other:?}"),
         }
     }
     conn.write_data(0, b"stray bytes").await.unwrap();
     assert!(matches!(
         conn.read_message().await.unwrap(),
-        Message::Error {
+        Message::Error(Refusal {
             code: ErrorCode::UnexpectedMessage,
             ..
-        }
+        })
     ));
-    conn.write_message(&Message::Ping { seq: 9 }).await.unwrap();
-    assert_eq!(conn.read_message().await.unwrap(), Message::Pong { seq: 9 });
+    conn.write_message(&Message::Ping(Ping { seq: 9 }))
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.read_message().await.unwrap(),
+        Message::Pong(Pong { seq: 9 })
+    );
 }
 
 #[tokio::test]
@@ -171,13 +177,15 @@ async fn a_client_vanishing_mid_tls_handshake_is_cleaned_up() {
 async fn hello_must_come_first() {
     let server = TestServer::start_plaintext(ServerConfig::default()).await;
     let mut conn = raw_plaintext(server.addr).await;
-    conn.write_message(&Message::Ping { seq: 1 }).await.unwrap();
+    conn.write_message(&Message::Ping(Ping { seq: 1 }))
+        .await
+        .unwrap();
     match tokio::time::timeout(WAIT, conn.read_message())
         .await
         .unwrap()
         .unwrap()
     {
-        Message::Error { code, message, .. } => {
+        Message::Error(Refusal { code, message, .. }) => {
             assert_eq!(code, ErrorCode::UnexpectedMessage);
             assert!(message.contains("expected 'hello'"), "{message}");
         }

@@ -3,12 +3,13 @@
 
 mod common;
 
+use ferry::protocol::{ChatAck, ChatJoin, ChatMembers, ChatMessage, ChatNotice, Refusal};
 use std::time::{Duration, Instant};
 
 use common::{TestServer, WAIT, output_with_stdin, raw_session};
+use ferry::client::chat::{ChatReceiver, ChatSender, ChatTarget, join};
 use ferry::config::ServerConfig;
 use ferry::protocol::{ErrorCode, Message};
-use ferry::services::chat::client::{ChatReceiver, ChatSender, ChatTarget, join};
 
 async fn member(
     server: &TestServer,
@@ -43,16 +44,16 @@ async fn expect(rx: &mut ChatReceiver, what: &str, want: impl Fn(&Message) -> bo
 
 fn said(from: &str, text: &str) -> impl Fn(&Message) -> bool {
     let (from, text) = (from.to_string(), text.to_string());
-    move |m| matches!(m, Message::ChatMessage { from: f, text: t, .. } if *f == from && *t == text)
+    move |m| matches!(m, Message::ChatMessage(ChatMessage { from: f, text: t, .. }) if *f == from && *t == text)
 }
 
 fn notice(text: &str) -> impl Fn(&Message) -> bool {
     let text = text.to_string();
-    move |m| matches!(m, Message::ChatNotice { text: t, .. } if *t == text)
+    move |m| matches!(m, Message::ChatNotice(ChatNotice { text: t, .. }) if *t == text)
 }
 
 fn acked(id: u64) -> impl Fn(&Message) -> bool {
-    move |m| matches!(m, Message::ChatAck { id: i } if *i == id)
+    move |m| matches!(m, Message::ChatAck(ChatAck { id: i }) if *i == id)
 }
 
 /// `ferry chat ARGS` against `server`, with `input` piped to it.
@@ -79,16 +80,16 @@ async fn two_members_talk_in_a_room_with_join_and_leave_notices() {
 
     let id = bob.who().await.unwrap();
     let who = expect(&mut bob_rx, "the member list", |m| {
-        matches!(m, Message::ChatMembers { .. })
+        matches!(m, Message::ChatMembers(_))
     })
     .await;
     assert_eq!(
         who,
-        Message::ChatMembers {
+        Message::ChatMembers(ChatMembers {
             id,
             room: "lobby".into(),
             nicks: vec!["alice".into(), "bob".into()]
-        }
+        })
     );
 
     bob.leave().await.unwrap();
@@ -107,11 +108,11 @@ async fn a_member_never_sees_its_own_lines_and_other_rooms_stay_apart() {
     // A marker proves ordering: if alice had received anything else, it would come first.
     let marker = alice.who().await.unwrap();
     let next = expect(&mut alice_rx, "anything", |m| {
-        !matches!(m, Message::ChatAck { .. })
+        !matches!(m, Message::ChatAck(_))
     })
     .await;
     assert!(
-        matches!(next, Message::ChatMembers { id, .. } if id == marker),
+        matches!(next, Message::ChatMembers(ChatMembers { id, .. }) if id == marker),
         "{next:?}"
     );
 }
@@ -124,17 +125,17 @@ async fn direct_messages_reach_a_member_in_another_room_and_are_acked_after_deli
     let id = alice.direct("bob", "psst").await.unwrap();
     let got = expect(&mut bob_rx, "the direct message", said("alice", "psst")).await;
     assert!(
-        matches!(got, Message::ChatMessage { room: None, to: Some(ref to), .. } if to == "bob")
+        matches!(got, Message::ChatMessage(ChatMessage { room: None, to: Some(ref to), .. }) if to == "bob")
     );
     expect(&mut alice_rx, "the ack", acked(id)).await;
 
     let id = alice.direct("nobody", "hello?").await.unwrap();
     let err = expect(&mut alice_rx, "an error", |m| {
-        matches!(m, Message::Error { .. })
+        matches!(m, Message::Error(_))
     })
     .await;
     assert!(
-        matches!(err, Message::Error { code: ErrorCode::NotFound, id: Some(i), .. } if i == id),
+        matches!(err, Message::Error(Refusal { code: ErrorCode::NotFound, id: Some(i), .. }) if i == id),
         "{err:?}"
     );
 }
@@ -232,12 +233,9 @@ async fn nick_changes_are_announced_and_clashes_refused() {
     let (mut alice, mut alice_rx, _) = member(&server, "lobby", "alice").await;
     let (_bob, mut bob_rx, _) = member(&server, "lobby", "bob").await;
     let id = alice.nick("bob").await.unwrap();
-    let err = expect(&mut alice_rx, "a clash", |m| {
-        matches!(m, Message::Error { .. })
-    })
-    .await;
+    let err = expect(&mut alice_rx, "a clash", |m| matches!(m, Message::Error(_))).await;
     assert!(
-        matches!(err, Message::Error { code: ErrorCode::NickInUse, id: Some(i), .. } if i == id)
+        matches!(err, Message::Error(Refusal { code: ErrorCode::NickInUse, id: Some(i), .. }) if i == id)
     );
     let id = alice.nick("carol").await.unwrap();
     expect(&mut alice_rx, "the ack", acked(id)).await;
@@ -260,15 +258,15 @@ async fn an_oversized_message_is_refused_not_truncated_and_the_session_goes_on()
     let (_bob, mut bob_rx, _) = member(&server, "lobby", "bob").await;
     let id = alice.say(&"x".repeat(101)).await.unwrap();
     let err = expect(&mut alice_rx, "the refusal", |m| {
-        matches!(m, Message::Error { .. })
+        matches!(m, Message::Error(_))
     })
     .await;
     match err {
-        Message::Error {
+        Message::Error(Refusal {
             code,
             id: got,
             message,
-        } => {
+        }) => {
             assert_eq!((code, got), (ErrorCode::TooLong, Some(id)));
             assert!(
                 message.contains("101 bytes") && message.contains("100 bytes"),
@@ -280,7 +278,7 @@ async fn an_oversized_message_is_refused_not_truncated_and_the_session_goes_on()
     alice.say(&"y".repeat(100)).await.unwrap();
     // Bob's next line from alice is the one at the limit: the long one never reached him.
     let next = expect(&mut bob_rx, "a line", |m| {
-        matches!(m, Message::ChatMessage { .. })
+        matches!(m, Message::ChatMessage(_))
     })
     .await;
     assert!(said("alice", &"y".repeat(100))(&next), "{next:?}");
@@ -298,16 +296,16 @@ async fn history_is_replayed_on_join_unless_declined() {
     }
     let (_bob, mut bob_rx, _) = member(&server, "lobby", "bob").await;
     let first = expect(&mut bob_rx, "history", |m| {
-        matches!(m, Message::ChatMessage { .. })
+        matches!(m, Message::ChatMessage(_))
     })
     .await;
     let second = expect(&mut bob_rx, "history", |m| {
-        matches!(m, Message::ChatMessage { .. })
+        matches!(m, Message::ChatMessage(_))
     })
     .await;
     for (message, text) in [(first, "two"), (second, "three")] {
         assert!(
-            matches!(&message, Message::ChatMessage { text: t, history: true, .. } if t == text),
+            matches!(&message, Message::ChatMessage(ChatMessage { text: t, history: true, .. }) if t == text),
             "{message:?}"
         );
     }
@@ -323,7 +321,7 @@ async fn history_is_replayed_on_join_unless_declined() {
     let marker = carol.who().await.unwrap();
     let next = expect(&mut carol_rx, "anything", |_| true).await;
     assert!(
-        matches!(next, Message::ChatMembers { id, .. } if id == marker),
+        matches!(next, Message::ChatMembers(ChatMembers { id, .. }) if id == marker),
         "{next:?}"
     );
 }
@@ -370,17 +368,17 @@ async fn a_member_that_never_reads_is_dropped_and_does_not_stall_the_room() {
     let server = TestServer::start_plaintext(config).await;
     // The slow member joins over the raw protocol and then never reads again.
     let mut slow = raw_session(server.addr).await;
-    slow.write_message(&Message::ChatJoin {
+    slow.write_message(&Message::ChatJoin(ChatJoin {
         room: Some("lobby".into()),
         with: None,
         nick: Some("slow".into()),
         history: false,
-    })
+    }))
     .await
     .unwrap();
     assert!(matches!(
         slow.read_message().await.unwrap(),
-        Message::ChatJoined { .. }
+        Message::ChatJoined(_)
     ));
     let (mut alice, mut alice_rx, _) = member(&server, "lobby", "alice").await;
     let (_bob, mut bob_rx, _) = member(&server, "lobby", "bob").await;
@@ -436,8 +434,8 @@ async fn a_member_the_room_outruns_is_told_what_it_skipped_and_stays() {
                 .unwrap()
                 .expect("bob is still connected")
             {
-                Message::ChatMessage { .. } => received += 1,
-                Message::ChatNotice { text, .. } if text.contains("lines skipped") => {
+                Message::ChatMessage(_) => received += 1,
+                Message::ChatNotice(ChatNotice { text, .. }) if text.contains("lines skipped") => {
                     skipped += text.split(' ').next().unwrap().parse::<usize>().unwrap();
                 }
                 _ => {}
@@ -534,7 +532,7 @@ async fn fan_out_load_with_a_thousand_members() {
             let mut latencies = Vec::with_capacity(expected);
             while latencies.len() < expected - own {
                 match rx.next().await.unwrap().unwrap() {
-                    Message::ChatMessage { text, .. } => {
+                    Message::ChatMessage(ChatMessage { text, .. }) => {
                         let sent: u64 = text.parse().unwrap();
                         latencies.push(epoch.elapsed().as_micros() as u64 - sent);
                     }
@@ -589,12 +587,12 @@ async fn a_rooms_history_ends_with_the_room() {
     assert_eq!(members, vec!["bob"]);
     let id = bob.say("hello").await.unwrap();
     let first = expect(&mut bob_rx, "the ack or an earlier line", |m| {
-        matches!(m, Message::ChatAck { .. } | Message::ChatMessage { .. })
+        matches!(m, Message::ChatAck(_) | Message::ChatMessage(_))
     })
     .await;
     assert_eq!(
         first,
-        Message::ChatAck { id },
+        Message::ChatAck(ChatAck { id }),
         "history survived its room: {first:?}"
     );
 }

@@ -9,8 +9,8 @@ use common::{
     ServerProcess, TestServer, WAIT, config_with_user, ferry_bin, output, output_with_stdin,
 };
 use ferry::client::ClientError;
-use ferry::protocol::{ErrorCode, TtySize};
-use ferry::services::exec::client::{ExecEvent, ExecOutcome, ExecSpec, run};
+use ferry::client::exec::{ExecEvent, ExecOutcome, run};
+use ferry::protocol::{ErrorCode, Exec, Refusal, TtySize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -20,12 +20,12 @@ async fn exec_server() -> (TestServer, String) {
     (TestServer::start(config).await, token.to_string())
 }
 
-fn argv(words: &[&str]) -> ExecSpec {
-    ExecSpec {
+fn argv(words: &[&str]) -> Exec {
+    Exec {
         argv: words.iter().map(|w| w.to_string()).collect(),
         shell: false,
         tty: None,
-        timeout: None,
+        timeout_ms: None,
     }
 }
 
@@ -33,7 +33,7 @@ fn argv(words: &[&str]) -> ExecSpec {
 async fn run_collect(
     server: &TestServer,
     token: &str,
-    spec: ExecSpec,
+    spec: Exec,
     stdin: &'static [u8],
 ) -> Result<(ExecOutcome, Vec<u8>, Vec<u8>), ClientError> {
     let client = server.client(Some(token.parse().unwrap())).await;
@@ -160,7 +160,7 @@ async fn a_tty_is_a_pts_device_with_the_size_sent_and_follows_resizes() {
     let (outcome, out, _) = run_collect(
         &server,
         &token,
-        ExecSpec {
+        Exec {
             tty: tty.clone(),
             ..argv(&["tty"])
         },
@@ -181,7 +181,7 @@ async fn a_tty_is_a_pts_device_with_the_size_sent_and_follows_resizes() {
     let (mut stdin_w, stdin_r) = tokio::io::duplex(1024);
     let (stdout_w, stdout_r) = tokio::io::duplex(4096);
     let (events_tx, events) = mpsc::channel(4);
-    let spec = ExecSpec {
+    let spec = Exec {
         tty,
         ..argv(&["sh", "-c", "stty size; read x; stty size"])
     };
@@ -401,10 +401,10 @@ async fn exec_is_refused_without_the_permission_or_when_switched_off() {
     assert!(
         matches!(
             err,
-            ClientError::Server {
+            ClientError::Server(Refusal {
                 code: ErrorCode::ExecFailed,
                 ..
-            }
+            })
         ),
         "{err}"
     );

@@ -4,13 +4,14 @@
 
 mod common;
 
+use ferry::protocol::{Hello, Ping, Put, PutReady, PutStart, Refusal};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{ServerProcess, TestServer, WAIT, ferry_bin, pattern, raw_session};
 use ferry::config::ServerConfig;
 use ferry::protocol::{ErrorCode, HashAlgorithm, Message, Mode, Preamble};
-use ferry::services::files::partial::partial_path;
+use ferry::transfer::partial::partial_path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -250,26 +251,26 @@ async fn a_disk_that_fills_gets_a_clear_error_nothing_is_kept_and_the_server_ser
     let mut conn = raw_session(server.addr).await;
     let size = 5 << 20;
     let body = pattern(size, 3);
-    conn.write_message(&Message::Put {
+    conn.write_message(&Message::Put(Put {
         path: "mid".into(),
         size: size as u64,
         mode: 0o644,
         mtime_ns: 0,
         hash: HashAlgorithm::Blake3,
-    })
+    }))
     .await
     .unwrap();
     let ready = conn.read_message().await.unwrap();
     assert_eq!(
         ready,
-        Message::PutReady {
+        Message::PutReady(PutReady {
             offset: 0,
             prefix_hash: None
-        }
+        })
     );
     let filler = pattern(4 << 20, 4);
     std::fs::write(disk.join("filler"), &filler).unwrap();
-    conn.write_message(&Message::PutStart { offset: 0 })
+    conn.write_message(&Message::PutStart(PutStart { offset: 0 }))
         .await
         .unwrap();
     for chunk in body.chunks(256 << 10) {
@@ -281,7 +282,7 @@ async fn a_disk_that_fills_gets_a_clear_error_nothing_is_kept_and_the_server_ser
         .expect("an answer in time")
         .unwrap();
     match answer {
-        Message::Error { code, message, .. } => {
+        Message::Error(Refusal { code, message, .. }) => {
             assert_eq!(code, ErrorCode::NoSpace, "{message}");
             assert!(
                 message.contains("filled up while writing 'mid'"),
@@ -328,11 +329,11 @@ async fn dribble(mut tcp: TcpStream, bytes: Vec<u8>, gap: Duration) -> usize {
 }
 
 fn hello_frame() -> Vec<u8> {
-    Message::Hello {
+    Message::Hello(Hello {
         client: "slowloris".repeat(8),
         user: None,
         nonce: None,
-    }
+    })
     .to_frame()
 }
 
@@ -357,7 +358,7 @@ async fn a_request_dribbled_byte_by_byte_is_cut_at_the_idle_timeout() {
     config.limits.idle_timeout_ms = 300;
     let server = TestServer::start_plaintext(config).await;
     let conn = raw_session(server.addr).await;
-    let mut frame = Message::Ping { seq: u64::MAX }.to_frame();
+    let mut frame = Message::Ping(Ping { seq: u64::MAX }).to_frame();
     frame.extend(frame.clone()); // two pings: ~1.3 s of dribbling
     let total = frame.len();
     let sent = dribble(conn.into_inner(), frame, Duration::from_millis(20)).await;

@@ -3,16 +3,20 @@
 
 mod common;
 
+use ferry::protocol::{
+    ChatMessage, Get, GetEnd, GetReady, ListDone, ListEntries, Put, PutEnd, PutReady, PutStart,
+    Refusal, Welcome,
+};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use common::{TestServer, config_with_user, output, pattern, refusal_code};
 use ferry::client::ClientError;
+use ferry::client::files::{self, NoProgress, Progress};
 use ferry::config::ServerConfig;
 use ferry::connection::{BoxedStream, Connection};
 use ferry::protocol::{ErrorCode, HashAlgorithm};
-use ferry::services::files::client::{self, NoProgress, Progress};
-use ferry::services::files::transfer::CHUNK;
+use ferry::transfer::chunks::CHUNK;
 
 async fn writer_server() -> (TestServer, String) {
     let (config, token) = config_with_user("writer", "read,write");
@@ -53,7 +57,7 @@ async fn boundary_sizes_round_trip_verified_with_both_hashes() {
             let local = work.path().join(format!("in-{size}"));
             std::fs::write(&local, &data).unwrap();
             let remote = format!("f-{size}-{}", algorithm.name());
-            let up = client::put_file(&mut conn, &local, &remote, algorithm, &mut NoProgress)
+            let up = files::put_file(&mut conn, &local, &remote, algorithm, &mut NoProgress)
                 .await
                 .unwrap();
             assert_eq!((up.size, up.resumed_from), (size as u64, 0));
@@ -63,7 +67,7 @@ async fn boundary_sizes_round_trip_verified_with_both_hashes() {
                 "{size}"
             );
             let back = work.path().join(format!("out-{size}-{}", algorithm.name()));
-            let down = client::get_file(&mut conn, &remote, &back, algorithm, &mut NoProgress)
+            let down = files::get_file(&mut conn, &remote, &back, algorithm, &mut NoProgress)
                 .await
                 .unwrap();
             assert_eq!(down.hash, up.hash);
@@ -223,8 +227,7 @@ async fn an_interrupted_get_resumes_from_the_verified_partial() {
         stop: Some(tx),
     };
     {
-        let transfer =
-            client::get_file(&mut conn, "big", &target, HashAlgorithm::Blake3, &mut stop);
+        let transfer = files::get_file(&mut conn, "big", &target, HashAlgorithm::Blake3, &mut stop);
         tokio::pin!(transfer);
         tokio::select! {
             biased;
@@ -252,7 +255,7 @@ async fn an_interrupted_get_resumes_from_the_verified_partial() {
     assert!(held > 0, "the partial kept what arrived");
 
     let mut conn = session(&server, Some(&token)).await;
-    let resumed = client::get_file(
+    let resumed = files::get_file(
         &mut conn,
         "big",
         &target,
@@ -275,7 +278,7 @@ async fn a_partial_that_does_not_match_is_not_trusted() {
     // A leftover partial with the right length but wrong bytes.
     std::fs::write(work.path().join(".f.ferry-part"), vec![0u8; CHUNK]).unwrap();
     let mut conn = session(&server, Some(&token)).await;
-    let got = client::get_file(
+    let got = files::get_file(
         &mut conn,
         "f",
         &work.path().join("f"),
@@ -306,7 +309,7 @@ async fn an_interrupted_put_resumes_and_says_so() {
     tokio::select! {
         biased;
         _ = rx => {}
-        _ = client::put_file(&mut conn, &source, "up.bin", HashAlgorithm::Blake3, &mut stop) => panic!("finished before the interruption"),
+        _ = files::put_file(&mut conn, &source, "up.bin", HashAlgorithm::Blake3, &mut stop) => panic!("finished before the interruption"),
     }
     drop(conn);
     server.wait_for_active(0).await; // the server noticed, and its partial is closed
@@ -337,33 +340,33 @@ async fn a_tampered_put_is_detected_and_nothing_is_kept() {
     use ferry::protocol::Message;
     let (server, token) = writer_server().await;
     let mut conn = session(&server, Some(&token)).await;
-    conn.write_message(&Message::Put {
+    conn.write_message(&Message::Put(Put {
         path: "t.bin".into(),
         size: 4,
         mode: 0o644,
         mtime_ns: 0,
         hash: HashAlgorithm::Blake3,
-    })
+    }))
     .await
     .unwrap();
     assert!(matches!(
         conn.read_message().await.unwrap(),
-        Message::PutReady { offset: 0, .. }
+        Message::PutReady(PutReady { offset: 0, .. })
     ));
-    conn.write_message(&Message::PutStart { offset: 0 })
+    conn.write_message(&Message::PutStart(PutStart { offset: 0 }))
         .await
         .unwrap();
     conn.write_data(0, b"evil").await.unwrap();
     // The hash of what the sender meant, not of what arrived.
-    let mut meant = ferry::services::files::hashing::Hasher::new(HashAlgorithm::Blake3);
+    let mut meant = ferry::transfer::hashing::Hasher::new(HashAlgorithm::Blake3);
     meant.update(b"good");
-    conn.write_message(&Message::PutEnd {
+    conn.write_message(&Message::PutEnd(PutEnd {
         hash: meant.finish_hex(),
-    })
+    }))
     .await
     .unwrap();
     match conn.read_message().await.unwrap() {
-        Message::Error { code, message, .. } => {
+        Message::Error(Refusal { code, message, .. }) => {
             assert_eq!(code, ErrorCode::Integrity);
             assert!(message.contains("nothing was kept"), "{message}");
         }
@@ -380,19 +383,19 @@ async fn a_tampered_get_is_detected_and_nothing_is_kept() {
     let (addr, fake) = fake_server(|mut conn| async move {
         assert!(matches!(
             conn.read_message().await.unwrap(),
-            Message::Get { .. }
+            Message::Get(_)
         ));
-        let ready = Message::GetReady {
+        let ready = Message::GetReady(GetReady {
             size: 4,
             mode: 0o644,
             mtime_ns: 0,
             offset: 0,
-        };
+        });
         conn.write_message(&ready).await.unwrap();
         conn.write_data(0, b"evil").await.unwrap();
-        conn.write_message(&Message::GetEnd {
+        conn.write_message(&Message::GetEnd(GetEnd {
             hash: "00".repeat(32),
-        })
+        }))
         .await
         .unwrap();
         let _ = conn.read_frame().await;
@@ -401,7 +404,7 @@ async fn a_tampered_get_is_detected_and_nothing_is_kept() {
     let home = tempfile::tempdir().unwrap();
     let mut conn = connect_plaintext(addr, home.path()).await;
     let target = home.path().join("got");
-    let err = client::get_file(
+    let err = files::get_file(
         &mut conn,
         "x",
         &target,
@@ -439,7 +442,7 @@ async fn nothing_outside_the_root_is_read_or_written() {
         ("fifo", ErrorCode::NotAFile),
         ("missing", ErrorCode::NotFound),
     ] {
-        let err = client::get_file(
+        let err = files::get_file(
             &mut conn,
             path,
             &work.path().join("out"),
@@ -457,7 +460,7 @@ async fn nothing_outside_the_root_is_read_or_written() {
         ("secret-link", ErrorCode::BadPath),
         ("fifo", ErrorCode::NotAFile),
     ] {
-        let err = client::put_file(
+        let err = files::put_file(
             &mut conn,
             &local,
             path,
@@ -468,11 +471,11 @@ async fn nothing_outside_the_root_is_read_or_written() {
         .unwrap_err();
         assert_eq!(refusal_code(&err), Some(code), "put {path}: {err}");
     }
-    let err = client::mkdir(&mut conn, "escape/newdir", None, None)
+    let err = files::mkdir(&mut conn, "escape/newdir", None, None)
         .await
         .unwrap_err();
     assert_eq!(refusal_code(&err), Some(ErrorCode::BadPath), "{err}");
-    let err = client::list(&mut conn, "escape", false).await.unwrap_err();
+    let err = files::list(&mut conn, "escape", false).await.unwrap_err();
     assert_eq!(refusal_code(&err), Some(ErrorCode::BadPath), "{err}");
     assert_eq!(
         std::fs::read_to_string(outside.join("secret")).unwrap(),
@@ -497,7 +500,7 @@ async fn reading_needs_read_and_writing_needs_write() {
     std::fs::write(root(&server).join("f"), "x").unwrap();
     let work = tempfile::tempdir().unwrap();
     let mut conn = session(&server, None).await;
-    let err = client::get_file(
+    let err = files::get_file(
         &mut conn,
         "f",
         &work.path().join("f"),
@@ -511,7 +514,7 @@ async fn reading_needs_read_and_writing_needs_write() {
         Some(ErrorCode::PermissionDenied),
         "{err}"
     );
-    let err = client::list(&mut conn, "", false).await.unwrap_err();
+    let err = files::list(&mut conn, "", false).await.unwrap_err();
     assert_eq!(
         refusal_code(&err),
         Some(ErrorCode::PermissionDenied),
@@ -521,7 +524,7 @@ async fn reading_needs_read_and_writing_needs_write() {
     let default = TestServer::start(ServerConfig::default()).await;
     let mut conn = session(&default, None).await;
     std::fs::write(work.path().join("local"), "y").unwrap();
-    let err = client::put_file(
+    let err = files::put_file(
         &mut conn,
         &work.path().join("local"),
         "up",
@@ -535,7 +538,7 @@ async fn reading_needs_read_and_writing_needs_write() {
         Some(ErrorCode::PermissionDenied),
         "{err}"
     );
-    let err = client::remove(&mut conn, "anything").await.unwrap_err();
+    let err = files::remove(&mut conn, "anything").await.unwrap_err();
     assert_eq!(
         refusal_code(&err),
         Some(ErrorCode::PermissionDenied),
@@ -557,7 +560,7 @@ async fn two_clients_putting_the_same_path_never_mix() {
         let (server, token, source) = (server.clone(), token.clone(), work.path().join(name));
         tasks.push(tokio::spawn(async move {
             let mut conn = session(&server, Some(&token)).await;
-            client::put_file(
+            files::put_file(
                 &mut conn,
                 &source,
                 "same.bin",
@@ -638,7 +641,7 @@ async fn transfers_in_flight_do_not_block_chat() {
         );
         transfers.push(tokio::spawn(async move {
             let mut conn = session(&server, Some(&token)).await;
-            client::get_file(
+            files::get_file(
                 &mut conn,
                 "big",
                 &target,
@@ -650,9 +653,9 @@ async fn transfers_in_flight_do_not_block_chat() {
         }));
     }
     let client = server.client(None).await;
-    let (mut tx, mut rx, _) = ferry::services::chat::client::join(
+    let (mut tx, mut rx, _) = ferry::client::chat::join(
         client.into_connection(),
-        ferry::services::chat::client::ChatTarget::With("babyshen".into()),
+        ferry::client::chat::ChatTarget::With("babyshen".into()),
         "reader",
         false,
     )
@@ -662,7 +665,7 @@ async fn transfers_in_flight_do_not_block_chat() {
         tx.say(line).await.unwrap();
         let reply = format!("{line}好");
         loop {
-            if let Some(ferry::protocol::Message::ChatMessage { text, .. }) =
+            if let Some(ferry::protocol::Message::ChatMessage(ChatMessage { text, .. })) =
                 rx.next().await.unwrap()
                 && text == reply
             {
@@ -680,16 +683,16 @@ async fn a_server_announcing_an_offset_past_the_end_is_a_protocol_error() {
     use ferry::protocol::Message;
     let (addr, fake) = fake_server(|mut conn| async move {
         let held = match conn.read_message().await.unwrap() {
-            Message::Get { offset, .. } => offset,
+            Message::Get(Get { offset, .. }) => offset,
             other => panic!("{other:?}"),
         };
         // Claims the client's offset, for a file shorter than that.
-        let ready = Message::GetReady {
+        let ready = Message::GetReady(GetReady {
             size: held - 1,
             mode: 0o644,
             mtime_ns: 0,
             offset: held,
-        };
+        });
         conn.write_message(&ready).await.unwrap();
         let _ = conn.read_frame().await;
     })
@@ -697,7 +700,7 @@ async fn a_server_announcing_an_offset_past_the_end_is_a_protocol_error() {
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join(".got.ferry-part"), b"0123456789").unwrap();
     let mut conn = connect_plaintext(addr, home.path()).await;
-    let err = client::get_file(
+    let err = files::get_file(
         &mut conn,
         "x",
         &home.path().join("got"),
@@ -732,15 +735,15 @@ where
         let mut conn = Connection::new(tcp);
         assert!(matches!(
             conn.read_message().await.unwrap(),
-            Message::Hello { .. }
+            Message::Hello(_)
         ));
-        conn.write_message(&Message::Welcome {
+        conn.write_message(&Message::Welcome(Welcome {
             server: "fake".into(),
             user: None,
             permissions: vec![],
             max_frame: 1 << 20,
             signature: None,
-        })
+        }))
         .await
         .unwrap();
         script(conn).await;
@@ -774,7 +777,7 @@ async fn a_server_cannot_make_get_r_write_outside_the_target() {
         let (addr, fake) = fake_server(move |mut conn| async move {
             assert!(matches!(
                 conn.read_message().await.unwrap(),
-                Message::List { .. }
+                Message::List(_)
             ));
             let entry = FileEntry {
                 path: evil.to_string(),
@@ -784,29 +787,29 @@ async fn a_server_cannot_make_get_r_write_outside_the_target() {
                 mtime_ns: 0,
                 target: None,
             };
-            conn.write_message(&Message::ListEntries {
+            conn.write_message(&Message::ListEntries(ListEntries {
                 entries: vec![entry],
-            })
+            }))
             .await
             .unwrap();
-            conn.write_message(&Message::ListDone { count: 1 })
+            conn.write_message(&Message::ListDone(ListDone { count: 1 }))
                 .await
                 .unwrap();
             // A client that asked for the file would get it; a correct one does not ask.
-            if let Ok(Message::Get { .. }) = conn.read_message().await {
-                let ready = Message::GetReady {
+            if let Ok(Message::Get(_)) = conn.read_message().await {
+                let ready = Message::GetReady(GetReady {
                     size: 4,
                     mode: 0o644,
                     mtime_ns: 0,
                     offset: 0,
-                };
+                });
                 conn.write_message(&ready).await.unwrap();
                 conn.write_data(0, b"evil").await.unwrap();
-                let mut h = ferry::services::files::hashing::Hasher::new(HashAlgorithm::Blake3);
+                let mut h = ferry::transfer::hashing::Hasher::new(HashAlgorithm::Blake3);
                 h.update(b"evil");
-                conn.write_message(&Message::GetEnd {
+                conn.write_message(&Message::GetEnd(GetEnd {
                     hash: h.finish_hex(),
-                })
+                }))
                 .await
                 .unwrap();
                 let _ = conn.read_frame().await;
@@ -816,7 +819,7 @@ async fn a_server_cannot_make_get_r_write_outside_the_target() {
         let home = tempfile::tempdir().unwrap();
         let target = home.path().join("deep/target");
         let mut conn = connect_plaintext(addr, home.path()).await;
-        let err = ferry::services::files::tree::get_tree(
+        let err = ferry::client::tree::get_tree(
             &mut conn,
             "t",
             &target,
@@ -861,16 +864,14 @@ async fn put_into_an_existing_remote_directory_lands_inside_it() {
     );
 
     let mut conn = session(&server, Some(&token)).await;
-    let dir = client::describe(&mut conn, "docs").await.unwrap();
+    let dir = files::describe(&mut conn, "docs").await.unwrap();
     assert_eq!(
         (dir.kind, dir.path.as_str()),
         (ferry::protocol::FileKind::Dir, "")
     );
-    let file = client::describe(&mut conn, "docs/report.txt")
-        .await
-        .unwrap();
+    let file = files::describe(&mut conn, "docs/report.txt").await.unwrap();
     assert_eq!((file.kind, file.size), (ferry::protocol::FileKind::File, 3));
-    let err = client::describe(&mut conn, "nope").await.unwrap_err();
+    let err = files::describe(&mut conn, "nope").await.unwrap_err();
     assert_eq!(refusal_code(&err), Some(ErrorCode::NotFound));
 }
 
@@ -882,7 +883,7 @@ async fn setuid_and_setgid_bits_never_cross() {
     std::fs::write(&local, "#!/bin/sh\n").unwrap();
     std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o6755)).unwrap();
     let mut conn = session(&server, Some(&token)).await;
-    client::put_file(
+    files::put_file(
         &mut conn,
         &local,
         "tool",
@@ -896,7 +897,7 @@ async fn setuid_and_setgid_bits_never_cross() {
         .mode()
         & 0o7777;
     assert_eq!(stored, 0o755, "{stored:o}");
-    client::mkdir(&mut conn, "shared", Some(0o3777), None)
+    files::mkdir(&mut conn, "shared", Some(0o3777), None)
         .await
         .unwrap();
     let dir = std::fs::metadata(root(&server).join("shared"))

@@ -5,8 +5,8 @@ mod common;
 
 use common::{TestServer, config_with_user};
 use ferry::client::ClientError;
+use ferry::client::chat::{ChatTarget, join};
 use ferry::protocol::ErrorCode;
-use ferry::services::chat::client::{ChatTarget, join};
 
 async fn try_join(
     server: &TestServer,
@@ -29,7 +29,7 @@ async fn try_join(
 
 fn code(result: Result<(), ClientError>) -> Option<ErrorCode> {
     match result {
-        Err(ClientError::Server { code, .. }) => Some(code),
+        Err(ClientError::Server(refusal)) => Some(refusal.code),
         Err(e) => panic!("not a refusal: {e}"),
         Ok(()) => None,
     }

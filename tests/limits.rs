@@ -6,6 +6,7 @@ use common::{TestServer, WAIT, raw_plaintext, raw_session, read_to_close};
 use ferry::client::{Client, ClientError};
 use ferry::config::ServerConfig;
 use ferry::protocol::{ErrorCode, Message};
+use ferry::protocol::{Goodbye, Ping, Refusal};
 use tokio::net::TcpStream;
 
 #[tokio::test]
@@ -36,7 +37,7 @@ async fn a_client_that_never_says_hello_gets_a_timeout_error() {
         .unwrap()
         .unwrap()
     {
-        Message::Error { code, .. } => assert_eq!(code, ErrorCode::Timeout),
+        Message::Error(Refusal { code, .. }) => assert_eq!(code, ErrorCode::Timeout),
         other => panic!("{other:?}"),
     }
     assert!(conn.read_frame().await.unwrap().is_none());
@@ -55,9 +56,9 @@ async fn an_idle_session_gets_goodbye_at_the_idle_timeout() {
         .unwrap();
     assert_eq!(
         said,
-        Message::Goodbye {
+        Message::Goodbye(Goodbye {
             reason: "idle timeout".into()
-        }
+        })
     );
     assert!(
         conn.read_frame().await.unwrap().is_none(),
@@ -80,7 +81,10 @@ async fn connections_beyond_the_limit_are_told_the_server_is_busy() {
         matches!(
             err,
             ClientError::Refused {
-                code: ErrorCode::ServerBusy,
+                refusal: Refusal {
+                    code: ErrorCode::ServerBusy,
+                    ..
+                },
                 ..
             }
         ),
@@ -101,7 +105,7 @@ async fn a_client_that_never_reads_its_answers_is_dropped() {
     server.wait_for_active(1).await;
     // Ask, ask, ask, and never read a single pong: the server's writes stall.
     let mut tcp = conn.into_inner();
-    let ping = ferry::protocol::Message::Ping { seq: 1 }.to_frame();
+    let ping = ferry::protocol::Message::Ping(Ping { seq: 1 }).to_frame();
     let flood = ping.repeat(4096);
     let writer = tokio::spawn(async move {
         use tokio::io::AsyncWriteExt;

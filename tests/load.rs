@@ -13,18 +13,19 @@
 
 mod common;
 
+use ferry::protocol::{ChatAck, Refusal};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{ServerProcess, WAIT};
 use ferry::bench::open_sessions;
+use ferry::client::chat::{self as chat, ChatTarget};
+use ferry::client::exec::{self as exec, ExecOutcome};
+use ferry::client::files::{self as files, NoProgress};
 use ferry::client::{Client, ClientError, ClientOptions};
 use ferry::config::add_user;
-use ferry::protocol::{HashAlgorithm, Message, Permissions};
-use ferry::services::chat::client::{self as chat, ChatTarget};
-use ferry::services::exec::client::{self as exec, ExecOutcome, ExecSpec};
-use ferry::services::files::client::{self as files, NoProgress};
+use ferry::protocol::{Exec, HashAlgorithm, Message, Permissions};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -209,8 +210,8 @@ async fn chatter(
         let id = sender.say(&format!("line from c{i}")).await?;
         loop {
             match receiver.next().await? {
-                Some(Message::ChatAck { id: acked }) if acked == id => break,
-                Some(Message::Error { message, .. }) => {
+                Some(Message::ChatAck(ChatAck { id: acked })) if acked == id => break,
+                Some(Message::Error(Refusal { message, .. })) => {
                     return Err(ClientError::Protocol(message));
                 }
                 Some(_) => {}
@@ -250,11 +251,11 @@ async fn runner(
         let (events, none) = tokio::sync::mpsc::channel(1);
         drop(events);
         let mut out = Vec::new();
-        let spec = ExecSpec {
+        let spec = Exec {
             argv: vec!["echo".into(), format!("load-{i}")],
             shell: false,
             tty: None,
-            timeout: Some(WAIT),
+            timeout_ms: Some(exec::timeout_ms(WAIT)),
         };
         let outcome = exec::run(
             client.into_connection(),

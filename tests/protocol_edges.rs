@@ -7,6 +7,9 @@ use common::{TestServer, WAIT, config_with_user};
 use ferry::client::Client;
 use ferry::connection::{BoxedStream, Connection};
 use ferry::protocol::{ErrorCode, HashAlgorithm, Message};
+use ferry::protocol::{
+    Exec, ExecResize, Get, GetEnd, GetReady, Ping, Pong, Put, PutEnd, PutStart, Refusal,
+};
 
 async fn session(server: &TestServer, token: &str) -> Connection<BoxedStream> {
     Client::connect(&server.options(Some(token.parse().unwrap())))
@@ -16,20 +19,20 @@ async fn session(server: &TestServer, token: &str) -> Connection<BoxedStream> {
 }
 
 async fn start_put(conn: &mut Connection<BoxedStream>, path: &str, size: u64) {
-    conn.write_message(&Message::Put {
+    conn.write_message(&Message::Put(Put {
         path: path.into(),
         size,
         mode: 0o644,
         mtime_ns: 0,
         hash: HashAlgorithm::Blake3,
-    })
+    }))
     .await
     .unwrap();
     assert!(matches!(
         conn.read_message().await.unwrap(),
-        Message::PutReady { .. }
+        Message::PutReady(_)
     ));
-    conn.write_message(&Message::PutStart { offset: 0 })
+    conn.write_message(&Message::PutStart(PutStart { offset: 0 }))
         .await
         .unwrap();
 }
@@ -40,7 +43,7 @@ async fn last_answer(conn: &mut Connection<BoxedStream>) -> (ErrorCode, String) 
         .await
         .unwrap()
         .expect("an error frame before the close");
-    let Message::Error { code, message, .. } = answer else {
+    let Message::Error(Refusal { code, message, .. }) = answer else {
         panic!("expected an error, got {answer:?}");
     };
     assert!(
@@ -74,7 +77,7 @@ async fn a_put_with_more_or_fewer_bytes_than_announced_is_answered_before_the_cl
     let mut conn = session(&server, &token).await;
     start_put(&mut conn, "fewer", 10).await;
     conn.write_data(0, &[1u8; 4]).await.unwrap();
-    conn.write_message(&Message::PutEnd { hash: "00".into() })
+    conn.write_message(&Message::PutEnd(PutEnd { hash: "00".into() }))
         .await
         .unwrap();
     let (code, message) = last_answer(&mut conn).await;
@@ -92,18 +95,18 @@ async fn exec_input_in_flight_when_the_command_ends_is_dropped_quietly() {
     let (config, token) = config_with_user("x", "exec");
     let server = TestServer::start(config).await;
     let mut conn = session(&server, &token.to_string()).await;
-    conn.write_message(&Message::Exec {
+    conn.write_message(&Message::Exec(Exec {
         argv: vec!["true".into()],
         shell: false,
         tty: None,
         timeout_ms: None,
-    })
+    }))
     .await
     .unwrap();
     loop {
         match conn.read_frame().await.unwrap().unwrap() {
             ferry::protocol::Frame::Message(body) => {
-                if let Message::ExecExit { .. } = Message::parse(&body).unwrap() {
+                if let Message::ExecExit(_) = Message::parse(&body).unwrap() {
                     break;
                 }
             }
@@ -112,21 +115,23 @@ async fn exec_input_in_flight_when_the_command_ends_is_dropped_quietly() {
     }
     // Typed, resized and closed just before the client saw exec_exit:
     conn.write_data(0, b"late keystrokes").await.unwrap();
-    conn.write_message(&Message::ExecResize {
+    conn.write_message(&Message::ExecResize(ExecResize {
         rows: 40,
         cols: 100,
-    })
+    }))
     .await
     .unwrap();
     conn.write_message(&Message::ExecEof).await.unwrap();
-    conn.write_message(&Message::Ping { seq: 7 }).await.unwrap();
+    conn.write_message(&Message::Ping(Ping { seq: 7 }))
+        .await
+        .unwrap();
     let next = tokio::time::timeout(WAIT, conn.read_message())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
         next,
-        Message::Pong { seq: 7 },
+        Message::Pong(Pong { seq: 7 }),
         "the next answer comes first, not an error"
     );
     server.stop().await;
@@ -139,7 +144,7 @@ async fn removing_a_directory_that_holds_something_is_not_empty() {
     std::fs::create_dir(server.dir.path().join("root/d")).unwrap();
     std::fs::write(server.dir.path().join("root/d/f"), b"x").unwrap();
     let mut conn = session(&server, &token.to_string()).await;
-    let err = ferry::services::files::client::remove(&mut conn, "d")
+    let err = ferry::client::files::remove(&mut conn, "d")
         .await
         .unwrap_err();
     assert_eq!(
@@ -170,19 +175,19 @@ async fn a_get_resumes_only_after_a_matching_prefix_within_the_file() {
     ];
     for (offset, prefix_hash, expected) in cases {
         let mut conn = session(&server, &token.to_string()).await;
-        conn.write_message(&Message::Get {
+        conn.write_message(&Message::Get(Get {
             path: "f".into(),
             hash: HashAlgorithm::Sha256,
             offset,
             prefix_hash,
-        })
+        }))
         .await
         .unwrap();
-        let Message::GetReady {
+        let Message::GetReady(GetReady {
             offset: answered,
             size,
             ..
-        } = conn.read_message().await.unwrap()
+        }) = conn.read_message().await.unwrap()
         else {
             panic!("no get_ready");
         };
@@ -192,7 +197,7 @@ async fn a_get_resumes_only_after_a_matching_prefix_within_the_file() {
             match conn.read_frame().await.unwrap().unwrap() {
                 ferry::protocol::Frame::Data { payload, .. } => received += payload.len() as u64,
                 ferry::protocol::Frame::Message(body) => {
-                    let Message::GetEnd { hash } = Message::parse(&body).unwrap() else {
+                    let Message::GetEnd(GetEnd { hash }) = Message::parse(&body).unwrap() else {
                         panic!("expected get_end");
                     };
                     assert_eq!(hash, sha(&data));

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{TestServer, config_with_user, fast_failures, output};
+use ferry::protocol::ChatMessage;
 
 fn python(server: &TestServer, args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new("python3");
@@ -130,9 +131,9 @@ async fn python_client_chats_with_the_bot_and_a_room() {
 
     // A room line from the Python client reaches a member using the Rust client.
     let client = server.client(None).await;
-    let (_tx, mut rx, _) = ferry::services::chat::client::join(
+    let (_tx, mut rx, _) = ferry::client::chat::join(
         client.into_connection(),
-        ferry::services::chat::client::ChatTarget::Room("lobby".into()),
+        ferry::client::chat::ChatTarget::Room("lobby".into()),
         "rusty",
         false,
     )
@@ -150,7 +151,7 @@ async fn python_client_chats_with_the_bot_and_a_room() {
     );
     let got = tokio::time::timeout(common::WAIT, async {
         loop {
-            if let Some(ferry::protocol::Message::ChatMessage { from, text, .. }) =
+            if let Some(ferry::protocol::Message::ChatMessage(ChatMessage { from, text, .. })) =
                 rx.next().await.unwrap()
             {
                 return (from, text);

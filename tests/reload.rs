@@ -4,15 +4,16 @@
 
 mod common;
 
+use ferry::protocol::{Exec, Goodbye};
 use std::path::Path;
 use std::time::Duration;
 
 use common::{ServerProcess, WAIT, ferry_bin, refusal_code};
 use ferry::auth::token::Token;
+use ferry::client::chat::{ChatTarget, join};
 use ferry::client::{Client, ClientError, ClientOptions};
 use ferry::config::add_user;
 use ferry::protocol::{ErrorCode, Message, Permissions};
-use ferry::services::chat::client::{ChatTarget, join};
 
 fn options(server: &ServerProcess, token: Option<&Token>) -> ClientOptions {
     ClientOptions {
@@ -63,19 +64,17 @@ fn token_from(stdout: &str) -> Token {
 
 async fn exec_true(client: Client) -> Result<(), ClientError> {
     let mut conn = client.into_connection();
-    conn.write_message(&Message::Exec {
+    conn.write_message(&Message::Exec(Exec {
         argv: vec!["true".into()],
         shell: false,
         tty: None,
         timeout_ms: None,
-    })
+    }))
     .await?;
     loop {
         match conn.read_message().await? {
-            Message::ExecExit { .. } => return Ok(()),
-            Message::Error { code, message, .. } => {
-                return Err(ClientError::Server { code, message });
-            }
+            Message::ExecExit(_) => return Ok(()),
+            Message::Error(refusal) => return Err(ClientError::Server(refusal)),
             _ => {}
         }
     }
@@ -150,7 +149,7 @@ async fn users_and_permissions_follow_the_config_without_a_restart() {
     let reason = tokio::time::timeout(WAIT, async {
         loop {
             match rx.next().await {
-                Ok(Some(Message::Goodbye { reason })) => return reason,
+                Ok(Some(Message::Goodbye(Goodbye { reason }))) => return reason,
                 Ok(Some(_)) => {}
                 other => panic!("the session ended without a goodbye: {other:?}"),
             }

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{TestServer, WAIT, config_with_user, refusal_code};
+use ferry::client::files::{self, NoProgress};
 use ferry::connection::{BoxedStream, Connection};
 use ferry::protocol::{ErrorCode, HashAlgorithm};
-use ferry::services::files::client::{self, NoProgress};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long the swap race runs against each operation (bounded; the old code escaped within
@@ -101,7 +101,7 @@ async fn swapping_a_directory_for_a_symlink_never_lets_a_request_out() {
     let mut i = 0;
     while started.elapsed() < RACE_FOR && i < 2000 {
         let local = work.path().join(format!("got-{i}"));
-        if client::get_file(
+        if files::get_file(
             &mut conn,
             "d/f",
             &local,
@@ -116,7 +116,7 @@ async fn swapping_a_directory_for_a_symlink_never_lets_a_request_out() {
             gets_inside += 1;
         }
         let remote = format!("d/put-{i}");
-        if client::put_file(
+        if files::put_file(
             &mut conn,
             &upload,
             &remote,
@@ -128,13 +128,13 @@ async fn swapping_a_directory_for_a_symlink_never_lets_a_request_out() {
         {
             puts += 1;
         }
-        if client::mkdir(&mut conn, &format!("d/made-{i}"), Some(0o700), None)
+        if files::mkdir(&mut conn, &format!("d/made-{i}"), Some(0o700), None)
             .await
             .is_ok()
         {
             mkdirs += 1;
         }
-        if client::remove(&mut conn, &format!("d/victim-{i}"))
+        if files::remove(&mut conn, &format!("d/victim-{i}"))
             .await
             .is_ok()
         {
@@ -177,7 +177,7 @@ async fn a_fifo_is_refused_at_once_and_the_server_keeps_serving() {
         let mut conn = session(&server, &token).await;
         let local = work.path().join(format!("fifo-{i}"));
         tasks.push(tokio::spawn(async move {
-            client::get_file(
+            files::get_file(
                 &mut conn,
                 "pipe",
                 &local,
@@ -220,7 +220,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
         "sub/.report.txt.ferry-part",
         ".y.ferry-part-abc",
     ] {
-        let err = client::put_file(
+        let err = files::put_file(
             &mut conn,
             &upload,
             path,
@@ -234,15 +234,13 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
             Some(ErrorCode::BadPath),
             "{path}: {err}"
         );
-        let err = client::mkdir(&mut conn, path, None, None)
-            .await
-            .unwrap_err();
+        let err = files::mkdir(&mut conn, path, None, None).await.unwrap_err();
         assert_eq!(
             refusal_code(&err),
             Some(ErrorCode::BadPath),
             "{path}: {err}"
         );
-        let err = client::remove(&mut conn, path).await.unwrap_err();
+        let err = files::remove(&mut conn, path).await.unwrap_err();
         assert_eq!(
             refusal_code(&err),
             Some(ErrorCode::BadPath),
@@ -254,7 +252,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
     // through it, and the outside file keeps its bytes.
     std::fs::write(outside.join("target"), b"precious").unwrap();
     std::fs::hard_link(outside.join("target"), root.join(".x.ferry-part")).unwrap();
-    client::put_file(
+    files::put_file(
         &mut conn,
         &upload,
         "x",
@@ -268,7 +266,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
 
     // A symlink at the partial's name is not followed either.
     std::os::unix::fs::symlink(outside.join("target"), root.join(".s.ferry-part")).unwrap();
-    client::put_file(
+    files::put_file(
         &mut conn,
         &upload,
         "s",
@@ -283,7 +281,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
     // A directory squatting the partial's name does not block the upload.
     std::fs::create_dir(root.join(".y.ferry-part")).unwrap();
     std::fs::write(root.join(".y.ferry-part/keep"), b"k").unwrap();
-    client::put_file(
+    files::put_file(
         &mut conn,
         &upload,
         "y",
@@ -295,7 +293,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
     assert_eq!(std::fs::read(root.join("y")).unwrap(), b"new bytes");
 
     // Partials are not listed.
-    let listed = client::list(&mut conn, "", false).await.unwrap();
+    let listed = files::list(&mut conn, "", false).await.unwrap();
     assert!(
         listed.iter().all(|e| !e.path.contains("ferry-part")),
         "{listed:?}"
@@ -304,7 +302,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
     // Names of 243 to 255 bytes work, both ways (their partial name must fit NAME_MAX).
     for len in [243, 244, 250, 255] {
         let name = "n".repeat(len);
-        client::put_file(
+        files::put_file(
             &mut conn,
             &upload,
             &name,
@@ -314,7 +312,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
         .await
         .unwrap_or_else(|e| panic!("put of a {len}-byte name: {e}"));
         let local = work.path().join(&name);
-        client::get_file(
+        files::get_file(
             &mut conn,
             &name,
             &local,
@@ -335,7 +333,7 @@ async fn mkdir_through_a_symlink_never_changes_the_root() {
     std::os::unix::fs::symlink(".", root.join("self")).unwrap();
     let before = std::fs::metadata(&root).unwrap();
     let mut conn = session(&server, &token).await;
-    let _ = client::mkdir(&mut conn, "self", Some(0o777), Some(1_000_000_000)).await;
+    let _ = files::mkdir(&mut conn, "self", Some(0o777), Some(1_000_000_000)).await;
     let after = std::fs::metadata(&root).unwrap();
     assert_eq!(
         after.permissions().mode() & 0o7777,

@@ -5,6 +5,7 @@ mod common;
 use common::{ServerProcess, TestServer, WAIT, raw_plaintext, raw_session};
 use ferry::config::ServerConfig;
 use ferry::protocol::{ErrorCode, Message};
+use ferry::protocol::{Goodbye, Refusal};
 use tokio::net::TcpStream;
 
 #[tokio::test]
@@ -24,9 +25,9 @@ async fn shutdown_says_goodbye_to_every_session_and_stops_accepting() {
     for conn in &mut sessions {
         assert_eq!(
             conn.read_message().await.unwrap(),
-            Message::Goodbye {
+            Message::Goodbye(Goodbye {
                 reason: "server shutting down".into()
-            }
+            })
         );
         assert!(conn.read_frame().await.unwrap().is_none());
     }
@@ -44,7 +45,7 @@ async fn shutdown_tells_a_client_still_in_its_handshake() {
     server.wait_for_active(1).await;
     assert!(server.stop().await);
     match conn.read_message().await.unwrap() {
-        Message::Error { code, .. } => assert_eq!(code, ErrorCode::ShuttingDown),
+        Message::Error(Refusal { code, .. }) => assert_eq!(code, ErrorCode::ShuttingDown),
         other => panic!("{other:?}"),
     }
 }
@@ -59,7 +60,7 @@ async fn sigterm_stops_the_binary_cleanly() {
         .await
         .unwrap()
         .unwrap();
-    assert!(matches!(said, Message::Goodbye { .. }), "{said:?}");
+    assert!(matches!(said, Message::Goodbye(_)), "{said:?}");
     let status = tokio::task::spawn_blocking(move || {
         let status = server.child.wait().unwrap();
         (status, server)

@@ -4,16 +4,17 @@
 
 mod common;
 
+use ferry::protocol::{ChatJoin, ChatNotice, Get, Hello, List, Refusal};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{TestServer, WAIT, config_with_user, refusal_code};
+use ferry::client::files::{self, NoProgress};
 use ferry::client::{Client, ClientError};
 use ferry::config::ServerConfig;
 use ferry::connection::Connection;
 use ferry::protocol::preamble::PREAMBLE_LEN;
 use ferry::protocol::{ErrorCode, HashAlgorithm, Message, Mode, Preamble};
-use ferry::services::files::client::{self, NoProgress};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -35,15 +36,15 @@ async fn small_window(server: SocketAddr, from: &str) -> TcpStream {
 /// An anonymous plaintext session from `from`, past `welcome`.
 async fn anonymous_from(server: SocketAddr, from: &str) -> Connection<TcpStream> {
     let mut conn = Connection::new(small_window(server, from).await);
-    conn.write_message(&Message::Hello {
+    conn.write_message(&Message::Hello(Hello {
         client: "starver".into(),
         user: None,
         nonce: None,
-    })
+    }))
     .await
     .unwrap();
     match conn.read_message().await.unwrap() {
-        Message::Welcome { .. } => conn,
+        Message::Welcome(_) => conn,
         other => panic!("no welcome: {other:?}"),
     }
 }
@@ -53,11 +54,11 @@ async fn walks_never_read(server: &TestServer, n: usize) -> Vec<Connection<TcpSt
     let mut stalled = Vec::new();
     for _ in 0..n {
         let mut conn = anonymous_from(server.addr, "127.0.0.1").await;
-        conn.write_message(&Message::List {
+        conn.write_message(&Message::List(List {
             path: String::new(),
             recursive: true,
             itself: false,
-        })
+        }))
         .await
         .unwrap();
         stalled.push(conn);
@@ -98,7 +99,7 @@ fn walkers_that_never_read_hold_no_blocking_thread() {
         let mut conn = Client::connect(&options).await.unwrap().into_connection();
         let got = tokio::time::timeout(
             WAIT,
-            client::get_file(
+            files::get_file(
                 &mut conn,
                 "small",
                 &work.path().join("small"),
@@ -137,12 +138,12 @@ async fn one_address_cannot_hold_more_than_its_share_of_file_requests() {
     .await
     .unwrap();
     let mut third = anonymous_from(server.addr, "127.0.0.1").await;
-    let err = client::list(&mut third, "", false).await.unwrap_err();
+    let err = files::list(&mut third, "", false).await.unwrap_err();
     assert_eq!(refusal_code(&err), Some(ErrorCode::ServerBusy), "{err}");
     assert!(err.to_string().contains("file requests"), "{err}");
     // Another address is not affected.
     let mut other = anonymous_from(server.addr, "127.0.0.2").await;
-    assert!(client::list(&mut other, "", false).await.is_ok());
+    assert!(files::list(&mut other, "", false).await.is_ok());
     drop(stalled);
     server.stop().await;
 }
@@ -155,12 +156,12 @@ async fn a_trickle_reader_is_cut_off() {
     let server = TestServer::start_plaintext(config).await;
     std::fs::write(server.dir.path().join("root/big"), vec![1u8; 8 << 20]).unwrap();
     let mut conn = anonymous_from(server.addr, "127.0.0.1").await;
-    conn.write_message(&Message::Get {
+    conn.write_message(&Message::Get(Get {
         path: "big".into(),
         hash: HashAlgorithm::Blake3,
         offset: 0,
         prefix_hash: None,
-    })
+    }))
     .await
     .unwrap();
     server.wait_for_active(1).await;
@@ -189,7 +190,7 @@ async fn frames_before_welcome_are_small() {
     // 64 KiB before saying hello: the old server buffered up to 1 MiB here.
     conn.write_data(0, &vec![0u8; 64 * 1024]).await.unwrap();
     match conn.read_message().await {
-        Ok(Message::Error { code, .. }) => assert_eq!(code, ErrorCode::FrameTooLarge),
+        Ok(Message::Error(Refusal { code, .. })) => assert_eq!(code, ErrorCode::FrameTooLarge),
         other => panic!("expected frame_too_large, got {other:?}"),
     }
     server.stop().await;
@@ -256,14 +257,14 @@ async fn parallel_guesses_are_stopped_by_the_failure_limit() {
     let (mut checked, mut limited) = (0, 0);
     for guess in guesses {
         match guess.await.unwrap() {
-            Err(ClientError::Server {
+            Err(ClientError::Server(Refusal {
                 code: ErrorCode::AuthFailed,
                 ..
-            }) => checked += 1,
-            Err(ClientError::Server {
+            })) => checked += 1,
+            Err(ClientError::Server(Refusal {
                 code: ErrorCode::RateLimited,
                 ..
-            }) => limited += 1,
+            })) => limited += 1,
             other => panic!("unexpected: {:?}", other.err()),
         }
     }
@@ -278,7 +279,7 @@ async fn parallel_guesses_are_stopped_by_the_failure_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_history_and_rooms_are_bounded_for_the_whole_server() {
-    use ferry::services::chat::client::{ChatTarget, join};
+    use ferry::client::chat::{ChatTarget, join};
     let mut config = ServerConfig::default();
     config.chat.history_total_bytes = 8 * 1024;
     config.chat.max_rooms = 5;
@@ -339,7 +340,7 @@ async fn the_whole_server_holds_a_bounded_number_of_file_requests() {
     .await
     .unwrap();
     let mut other = anonymous_from(server.addr, "127.0.0.2").await;
-    let err = client::list(&mut other, "", false).await.unwrap_err();
+    let err = files::list(&mut other, "", false).await.unwrap_err();
     assert_eq!(refusal_code(&err), Some(ErrorCode::ServerBusy), "{err}");
     assert!(err.to_string().contains("the server has"), "{err}");
     drop(stalled);
@@ -351,13 +352,13 @@ async fn the_whole_server_holds_a_bounded_number_of_file_requests() {
     })
     .await
     .unwrap();
-    assert!(client::list(&mut other, "", false).await.is_ok());
+    assert!(files::list(&mut other, "", false).await.is_ok());
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recent_room_lines_are_bounded_in_bytes_and_a_member_behind_is_told_what_it_skipped() {
-    use ferry::services::chat::client::{ChatTarget, join};
+    use ferry::client::chat::{ChatTarget, join};
     // 6 MB: more than the server's largest socket send buffer (4 MiB), so the slow member's
     // task really blocks and the room runs ahead of it.
     const LINES: usize = 2000;
@@ -372,17 +373,17 @@ async fn recent_room_lines_are_bounded_in_bytes_and_a_member_behind_is_told_what
 
     // A member on a tiny window that does not read while the room talks.
     let mut slow = anonymous_from(server.addr, "127.0.0.1").await;
-    slow.write_message(&Message::ChatJoin {
+    slow.write_message(&Message::ChatJoin(ChatJoin {
         room: Some("lobby".into()),
         with: None,
         nick: Some("slow".into()),
         history: false,
-    })
+    }))
     .await
     .unwrap();
     assert!(matches!(
         slow.read_message().await.unwrap(),
-        Message::ChatJoined { .. }
+        Message::ChatJoined(_)
     ));
 
     let client = server.client(None).await;
@@ -412,8 +413,8 @@ async fn recent_room_lines_are_bounded_in_bytes_and_a_member_behind_is_told_what
             .unwrap()
             .unwrap()
         {
-            Message::ChatMessage { .. } => got += 1,
-            Message::ChatNotice { text, .. } if text.contains("lines skipped") => {
+            Message::ChatMessage(_) => got += 1,
+            Message::ChatNotice(ChatNotice { text, .. }) if text.contains("lines skipped") => {
                 skipped += text
                     .split_whitespace()
                     .next()

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{TestServer, output, output_with_stdin};
+use ferry::client::chat::{ChatTarget, join};
 use ferry::config::ServerConfig;
-use ferry::services::chat::client::{ChatTarget, join};
 
 const EVIL: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2J\n[lobby] root: a forged line \u{202e}gpj.exe";
 

@@ -5,7 +5,7 @@ mod common;
 use common::{TestServer, WAIT, output, read_to_close};
 use ferry::client::{Client, ClientError};
 use ferry::config::ServerConfig;
-use ferry::protocol::ErrorCode;
+use ferry::protocol::{ErrorCode, Refusal};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -19,7 +19,10 @@ async fn plaintext_client_to_tls_server_is_told_to_drop_plaintext() {
         matches!(
             err,
             ClientError::Refused {
-                code: ErrorCode::TlsRequired,
+                refusal: Refusal {
+                    code: ErrorCode::TlsRequired,
+                    ..
+                },
                 ..
             }
         ),
@@ -50,7 +53,10 @@ async fn tls_client_to_plaintext_server_is_told_to_use_plaintext() {
         matches!(
             err,
             ClientError::Refused {
-                code: ErrorCode::PlaintextOnly,
+                refusal: Refusal {
+                    code: ErrorCode::PlaintextOnly,
+                    ..
+                },
                 ..
             }
         ),

@@ -2,7 +2,7 @@
 //! them onto the root can never climb out of it textually.
 #![no_main]
 
-use ferry::services::files::sandbox::components;
+use ferry::protocol::path::components;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

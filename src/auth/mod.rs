@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use ring::hmac;
 use tokio::sync::watch;
 
-use crate::config::ServerConfig;
 use crate::protocol::Permissions;
 use crate::random::random_bytes;
 use limiter::FailureLimiter;
@@ -46,7 +45,7 @@ pub struct UserRecord {
 /// session whose user was removed, or whose token was rotated, has none left.
 #[derive(Debug)]
 pub struct Authenticator {
-    table: RwLock<Arc<UserTable>>,
+    table: RwLock<Arc<Accounts>>,
     limiter: FailureLimiter,
     failure_delay: Duration,
     /// Keys the decoy salts of unknown users, so a probe cannot tell them from real ones.
@@ -55,11 +54,25 @@ pub struct Authenticator {
     generation: watch::Sender<u64>,
 }
 
-/// Who may log in, and what anonymous sessions may do.
+/// Who may log in, and what anonymous sessions may do. Built from the server's config by
+/// `config` (which knows the file format); auth only knows the accounts.
 #[derive(Debug, Default)]
-struct UserTable {
-    users: HashMap<String, UserRecord>,
-    anonymous: Permissions,
+pub struct Accounts {
+    /// Users by name.
+    pub users: HashMap<String, UserRecord>,
+    /// What a session without a user may do.
+    pub anonymous: Permissions,
+}
+
+/// How failed logins are limited.
+#[derive(Debug, Clone, Copy)]
+pub struct FailurePolicy {
+    /// Failures from one address within `window` before it must wait.
+    pub max_failures: u32,
+    /// The window failures are counted in.
+    pub window: Duration,
+    /// The fixed delay before every refusal.
+    pub delay: Duration,
 }
 
 /// What a session may do now, as [`Authenticator::rights_of`] finds it.
@@ -72,33 +85,21 @@ pub enum Rights {
 }
 
 impl Authenticator {
-    /// Builds the state from a validated config.
-    ///
-    /// # Errors
-    /// A credential that does not parse (validation normally catches it first).
-    pub fn from_config(config: &ServerConfig) -> Result<Authenticator, scram::BadCredential> {
-        Ok(Authenticator {
-            table: RwLock::new(Arc::new(UserTable::from_config(config)?)),
-            limiter: FailureLimiter::new(
-                config.limits.auth_max_failures,
-                config.limits.auth_failure_window(),
-            ),
-            failure_delay: config.limits.auth_failure_delay(),
+    /// The authentication state for these accounts, limiting failures by `policy`.
+    pub fn new(accounts: Accounts, policy: FailurePolicy) -> Authenticator {
+        Authenticator {
+            table: RwLock::new(Arc::new(accounts)),
+            limiter: FailureLimiter::new(policy.max_failures, policy.window),
+            failure_delay: policy.delay,
             decoy_key: hmac::Key::new(hmac::HMAC_SHA256, &random_bytes::<32>()),
             generation: watch::Sender::new(0),
-        })
+        }
     }
 
-    /// Replaces users and anonymous rights with `config`'s; open sessions see the change at
-    /// their next request.
-    ///
-    /// # Errors
-    /// A credential that does not parse; nothing is changed then.
-    pub fn reload(&self, config: &ServerConfig) -> Result<(), scram::BadCredential> {
-        let table = Arc::new(UserTable::from_config(config)?);
-        *self.table.write().unwrap_or_else(|e| e.into_inner()) = table;
+    /// Replaces users and anonymous rights; open sessions see the change at their next request.
+    pub fn reload(&self, accounts: Accounts) {
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(accounts);
         self.generation.send_modify(|g| *g += 1);
-        Ok(())
     }
 
     /// A receiver that sees every reload.
@@ -106,7 +107,7 @@ impl Authenticator {
         self.generation.subscribe()
     }
 
-    fn table(&self) -> Arc<UserTable> {
+    fn table(&self) -> Arc<Accounts> {
         Arc::clone(&self.table.read().unwrap_or_else(|e| e.into_inner()))
     }
 
@@ -165,27 +166,5 @@ impl Authenticator {
     /// The fixed delay before every refusal.
     pub fn failure_delay(&self) -> Duration {
         self.failure_delay
-    }
-}
-
-impl UserTable {
-    fn from_config(config: &ServerConfig) -> Result<UserTable, scram::BadCredential> {
-        let users = config
-            .users
-            .iter()
-            .map(|(name, user)| {
-                Ok((
-                    name.clone(),
-                    UserRecord {
-                        permissions: user.allow.iter().copied().collect(),
-                        credential: Credential::from_config_string(&user.credential)?,
-                    },
-                ))
-            })
-            .collect::<Result<_, scram::BadCredential>>()?;
-        Ok(UserTable {
-            users,
-            anonymous: config.anonymous_permissions(),
-        })
     }
 }

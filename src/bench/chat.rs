@@ -12,9 +12,9 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::{DeliveryClock, Percentiles, open_sessions};
+use crate::client::chat::{ChatReceiver, ChatTarget};
 use crate::client::{ClientError, ClientOptions};
 use crate::protocol::Frame;
-use crate::services::chat::client::{self as chat, ChatReceiver, ChatTarget};
 
 /// The load's shape.
 #[derive(Debug, Clone)]
@@ -95,13 +95,9 @@ pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatRep
     let mut senders = Vec::with_capacity(clients);
     let mut receivers = tokio::task::JoinSet::new();
     for (i, session) in sessions.into_iter().enumerate() {
-        let (sender, receiver, _) = chat::join(
-            session.into_connection(),
-            ChatTarget::Room(bench.room.clone()),
-            &nick(i),
-            false,
-        )
-        .await?;
+        let (sender, receiver, _) = session
+            .chat(ChatTarget::Room(bench.room.clone()), &nick(i), false)
+            .await?;
         senders.push(sender);
         // Line `seq` is sent by member `seq % clients`; it hears all the others.
         let own = (0..bench.messages).filter(|s| s % clients == i).count();

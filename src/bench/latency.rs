@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::Percentiles;
+use crate::client::exec::{self as exec, ExecOutcome};
 use crate::client::{Client, ClientError, ClientOptions};
-use crate::protocol::ErrorCode;
-use crate::services::exec::client::{self as exec, ExecOutcome, ExecSpec};
+use crate::protocol::{ErrorCode, Exec};
 
 /// How many of each.
 #[derive(Debug, Clone)]
@@ -55,10 +55,9 @@ pub async fn run(
 
     let (exec, exec_skipped) = match exec_round_trips(options, bench.execs.max(1)).await {
         Ok(mut samples) => (Percentiles::of(&mut samples), None),
-        Err(ClientError::Server {
-            code: ErrorCode::PermissionDenied,
-            message,
-        }) => (None, Some(message)),
+        Err(ClientError::Server(refusal)) if refusal.code == ErrorCode::PermissionDenied => {
+            (None, Some(refusal.message))
+        }
         Err(e) => return Err(e),
     };
     Ok(LatencyReport {
@@ -80,21 +79,21 @@ async fn exec_round_trips(
         let client = Client::connect(options).await?;
         let (events, no_events) = tokio::sync::mpsc::channel(1);
         drop(events); // nothing to resize or signal
-        let spec = ExecSpec {
+        let spec = Exec {
             argv: vec!["true".into()],
             shell: false,
             tty: None,
-            timeout: Some(Duration::from_secs(30)),
+            timeout_ms: Some(exec::timeout_ms(Duration::from_secs(30))),
         };
-        let outcome = exec::run(
-            client.into_connection(),
-            spec,
-            tokio::io::empty(),
-            tokio::io::sink(),
-            tokio::io::sink(),
-            no_events,
-        )
-        .await?;
+        let outcome = client
+            .exec(
+                spec,
+                tokio::io::empty(),
+                tokio::io::sink(),
+                tokio::io::sink(),
+                no_events,
+            )
+            .await?;
         samples.push(started.elapsed());
         if outcome != ExecOutcome::Exited(0) {
             return Err(ClientError::Protocol(format!(

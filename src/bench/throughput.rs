@@ -8,9 +8,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{median, megabytes_per_second};
+use crate::client::files::{self as files, NoProgress};
 use crate::client::{Client, ClientError, ClientOptions};
 use crate::protocol::HashAlgorithm;
-use crate::services::files::client::{self as files, NoProgress};
 
 /// What to move.
 #[derive(Debug, Clone)]
@@ -58,14 +58,10 @@ pub async fn run(
         for _ in 0..bench.rounds.max(1) {
             let mut client = Client::connect(options).await?;
             let started = Instant::now();
-            files::put_file(
-                client.connection(),
-                &source,
-                &remote,
-                bench.algorithm,
-                &mut NoProgress,
-            )
-            .await?;
+            client
+                .files()
+                .put_file(&source, &remote, bench.algorithm, &mut NoProgress)
+                .await?;
             puts.push(megabytes_per_second(bench.size, started.elapsed()));
             let _ = client.close().await;
 
@@ -73,14 +69,10 @@ pub async fn run(
             let _ = std::fs::remove_file(&target);
             let mut client = Client::connect(options).await?;
             let started = Instant::now();
-            files::get_file(
-                client.connection(),
-                &remote,
-                &target,
-                bench.algorithm,
-                &mut NoProgress,
-            )
-            .await?;
+            client
+                .files()
+                .get_file(&remote, &target, bench.algorithm, &mut NoProgress)
+                .await?;
             gets.push(megabytes_per_second(bench.size, started.elapsed()));
             let _ = client.close().await;
         }

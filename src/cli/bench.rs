@@ -92,7 +92,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "plaintext"
     };
     let user = info
-        .welcome
+        .granted
         .user
         .clone()
         .unwrap_or_else(|| "anonymous".into());

@@ -5,6 +5,9 @@
 //! exits at end of input only after the server confirmed every line, so replies (the bot's, for
 //! one) are printed first.
 
+use crate::protocol::{
+    ChatAck, ChatJoined, ChatMembers, ChatMessage, ChatNotice, Goodbye, Refusal,
+};
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -16,8 +19,8 @@ use tokio::sync::mpsc;
 
 use super::ClientArgs;
 use crate::client::Client;
+use crate::client::chat::{ChatReceiver, ChatSender, ChatTarget};
 use crate::protocol::Message;
-use crate::services::chat::client::{ChatReceiver, ChatSender, ChatTarget, join};
 use crate::services::chat::names::default_nick;
 
 #[derive(Debug, Args)]
@@ -58,8 +61,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
         (_, Some(with)) => ChatTarget::With(with),
         (room, None) => ChatTarget::Room(room.unwrap_or_else(|| "lobby".into())),
     };
-    let (sender, receiver, joined) =
-        join(client.into_connection(), target, &nick, !args.no_history).await?;
+    let (sender, receiver, joined) = client.chat(target, &nick, !args.no_history).await?;
     let place = match (&joined.room, &joined.with) {
         (Some(room), _) => format!("room {room}"),
         (_, Some(with)) => format!("a direct conversation with {with}"),
@@ -173,26 +175,26 @@ impl Session {
 
     fn incoming(&mut self, message: Message) -> anyhow::Result<()> {
         match message {
-            Message::ChatMessage {
+            Message::ChatMessage(ChatMessage {
                 room,
                 from,
                 text,
                 history,
                 ..
-            } => {
+            }) => {
                 let place = room.map_or_else(|| "[direct]".to_string(), |r| format!("[{r}]"));
                 let earlier = if history { " (earlier)" } else { "" };
                 self.printer
                     .out(&format!("{place}{earlier} {from}: {text}"));
             }
-            Message::ChatNotice { room, text } => {
+            Message::ChatNotice(ChatNotice { room, text }) => {
                 let place = room.map_or_else(|| "[direct]".to_string(), |r| format!("[{r}]"));
                 self.printer.out(&format!("{place} * {text}"));
             }
-            Message::ChatAck { id } => {
+            Message::ChatAck(ChatAck { id }) => {
                 self.pending.remove(&id);
             }
-            Message::ChatMembers { id, room, nicks } => {
+            Message::ChatMembers(ChatMembers { id, room, nicks }) => {
                 self.pending.remove(&id);
                 let place = if room.is_empty() {
                     "direct".to_string()
@@ -202,12 +204,12 @@ impl Session {
                 self.printer
                     .out(&format!("[{place}] members: {}", nicks.join(", ")));
             }
-            Message::ChatJoined {
+            Message::ChatJoined(ChatJoined {
                 room,
                 nick,
                 members,
                 ..
-            } => {
+            }) => {
                 self.pending_joins = self.pending_joins.saturating_sub(1);
                 let room = room.unwrap_or_default();
                 self.printer.err(&format!(
@@ -215,7 +217,7 @@ impl Session {
                     members.join(", ")
                 ));
             }
-            Message::Error { message, id, .. } => {
+            Message::Error(Refusal { message, id, .. }) => {
                 self.failures += 1;
                 match id {
                     Some(id) => {
@@ -225,7 +227,7 @@ impl Session {
                 }
                 self.printer.err(&message);
             }
-            Message::Goodbye { reason } => {
+            Message::Goodbye(Goodbye { reason }) => {
                 anyhow::bail!("server closed the session: {reason}")
             }
             _ => {}

@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::ClientArgs;
 use super::terminal::{self, TerminalMode};
+use crate::client::exec::{self as client_exec, ExecEvent, ExecOutcome};
 use crate::client::{Client, ClientError};
-use crate::protocol::{ErrorCode, TtySize};
-use crate::services::exec::client::{self, ExecEvent, ExecOutcome, ExecSpec};
+use crate::protocol::{ErrorCode, Exec, Refusal, TtySize};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -52,11 +52,11 @@ pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         Some(secs) => Some(Duration::from_secs_f64(secs)),
         None => None,
     };
-    let spec = ExecSpec {
+    let spec = Exec {
         argv: args.command,
         shell: false,
         tty: args.tty.then(local_tty),
-        timeout,
+        timeout_ms: timeout.map(client_exec::timeout_ms),
     };
     Ok(exit(execute(&args.client, spec).await))
 }
@@ -68,11 +68,11 @@ pub async fn shell(args: ShellArgs) -> anyhow::Result<ExitCode> {
     if !interactive {
         eprintln!("ferry: no pseudo-terminal: stdin is not a terminal; the shell reads it");
     }
-    let spec = ExecSpec {
+    let spec = Exec {
         argv: Vec::new(),
         shell: true,
         tty: interactive.then(local_tty),
-        timeout: None,
+        timeout_ms: None,
     };
     Ok(exit(execute(&args.client, spec).await))
 }
@@ -86,7 +86,7 @@ fn local_tty() -> TtySize {
     }
 }
 
-async fn execute(client_args: &ClientArgs, spec: ExecSpec) -> Result<ExecOutcome, ClientError> {
+async fn execute(client_args: &ClientArgs, spec: Exec) -> Result<ExecOutcome, ClientError> {
     let options = client_args
         .options()
         .map_err(|e| ClientError::Protocol(format!("{e:#}")))?;
@@ -98,8 +98,7 @@ async fn execute(client_args: &ClientArgs, spec: ExecSpec) -> Result<ExecOutcome
     tokio::spawn(watch_local_events(events_tx, tty, give_up.clone()));
     // Raw mode only when a person is typing; restored when this guard drops, on every path.
     let _mode = (tty && std::io::stdin().is_terminal()).then(TerminalMode::raw);
-    let running = client::run(
-        client.into_connection(),
+    let running = client.exec(
         spec,
         tokio::io::stdin(),
         tokio::io::stdout(),
@@ -179,14 +178,14 @@ fn exit(outcome: Result<ExecOutcome, ClientError>) -> ExitCode {
         Err(e) => {
             eprintln!("ferry: {e}");
             ExitCode::from(match &e {
-                ClientError::Server {
+                ClientError::Server(Refusal {
                     code: ErrorCode::NotFound,
                     ..
-                } => 127,
-                ClientError::Server {
+                }) => 127,
+                ClientError::Server(Refusal {
                     code: ErrorCode::ExecFailed,
                     ..
-                } => 126,
+                }) => 126,
                 _ => 255,
             })
         }

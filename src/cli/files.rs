@@ -10,11 +10,10 @@ use clap::Args;
 
 use super::ClientArgs;
 use super::progress::BarProgress;
+use crate::client::files::{Transfer, base_name, join_remote};
+use crate::client::tree::TreeReport;
 use crate::client::{Client, ClientError};
-use crate::connection::{BoxedStream, Connection};
-use crate::protocol::{ErrorCode, FileEntry, FileKind, HashAlgorithm};
-use crate::services::files::client::{self, Transfer, base_name, join_remote};
-use crate::services::files::tree::{self, TreeReport};
+use crate::protocol::{ErrorCode, FileEntry, FileKind, HashAlgorithm, Refusal};
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
@@ -76,15 +75,15 @@ pub struct PathArgs {
     pub path: String,
 }
 
-async fn connect(args: &ClientArgs) -> anyhow::Result<Connection<BoxedStream>> {
+async fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
     let client = Client::connect(&args.options()?).await?;
     super::report_new_pin(client.info());
-    Ok(client.into_connection())
+    Ok(client)
 }
 
 /// `ferry ls`.
 pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
-    let mut conn = connect(&args.client).await?;
+    let mut client = connect(&args.client).await?;
     let path = args.path.unwrap_or_default();
     // Printed as batches arrive: a huge tree is never held in memory.
     let mut out = std::io::stdout().lock();
@@ -102,10 +101,12 @@ pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(())
     };
-    client::list_each(&mut conn, &path, args.recursive, |batch| {
-        print(batch).map_err(ClientError::from)
-    })
-    .await?;
+    client
+        .files()
+        .list_each(&path, args.recursive, |batch| {
+            print(batch).map_err(ClientError::from)
+        })
+        .await?;
     if args.json {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -183,7 +184,7 @@ fn algorithm(options: &TransferOptions) -> HashAlgorithm {
 
 /// `ferry get`.
 pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
-    let mut conn = connect(&args.client).await?;
+    let mut client = connect(&args.client).await?;
     let algorithm = algorithm(&args.options);
     let name = base_name(&args.remote).filter(|n| n != ".");
     let target = match (&args.local, name) {
@@ -195,12 +196,16 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     let mut progress = BarProgress::new(args.options.json);
     let started = Instant::now();
     if args.options.recursive {
-        let report =
-            tree::get_tree(&mut conn, &args.remote, &target, algorithm, &mut progress).await?;
+        let report = client
+            .files()
+            .get_tree(&args.remote, &target, algorithm, &mut progress)
+            .await?;
         return Ok(report_tree(&report, &args.options, verbose, started));
     }
-    let transfer =
-        client::get_file(&mut conn, &args.remote, &target, algorithm, &mut progress).await?;
+    let transfer = client
+        .files()
+        .get_file(&args.remote, &target, algorithm, &mut progress)
+        .await?;
     report_file(
         &args.remote,
         &target.display().to_string(),
@@ -214,12 +219,12 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
 
 /// `ferry put`.
 pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
-    let mut conn = connect(&args.client).await?;
+    let mut client = connect(&args.client).await?;
     let algorithm = algorithm(&args.options);
     let name = local_name(&args.local)?;
     let remote = match &args.remote {
         None => name,
-        Some(remote) if remote.ends_with('/') || is_remote_dir(&mut conn, remote).await? => {
+        Some(remote) if remote.ends_with('/') || is_remote_dir(&mut client, remote).await? => {
             join_remote(remote, &name)
         }
         Some(remote) => remote.clone(),
@@ -227,15 +232,19 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     let mut progress = BarProgress::new(args.options.json);
     let started = Instant::now();
     if args.options.recursive {
-        let report =
-            tree::put_tree(&mut conn, &args.local, &remote, algorithm, &mut progress).await?;
+        let report = client
+            .files()
+            .put_tree(&args.local, &remote, algorithm, &mut progress)
+            .await?;
         return Ok(report_tree(&report, &args.options, verbose, started));
     }
     if args.local.is_dir() {
         anyhow::bail!("{} is a directory; use put -r", args.local.display());
     }
-    let transfer =
-        client::put_file(&mut conn, &args.local, &remote, algorithm, &mut progress).await?;
+    let transfer = client
+        .files()
+        .put_file(&args.local, &remote, algorithm, &mut progress)
+        .await?;
     report_file(
         &args.local.display().to_string(),
         &remote,
@@ -256,28 +265,28 @@ fn local_name(path: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("{} has no usable (UTF-8) name", path.display()))
 }
 
-async fn is_remote_dir(conn: &mut Connection<BoxedStream>, path: &str) -> anyhow::Result<bool> {
-    match client::describe(conn, path).await {
+async fn is_remote_dir(client: &mut Client, path: &str) -> anyhow::Result<bool> {
+    match client.files().describe(path).await {
         Ok(entry) => Ok(entry.kind == FileKind::Dir),
-        Err(ClientError::Server {
+        Err(ClientError::Server(Refusal {
             code: ErrorCode::NotFound,
             ..
-        }) => Ok(false),
+        })) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
 
 /// `ferry mkdir`.
 pub async fn mkdir(args: PathArgs) -> anyhow::Result<ExitCode> {
-    let mut conn = connect(&args.client).await?;
-    client::mkdir(&mut conn, &args.path, None, None).await?;
+    let mut client = connect(&args.client).await?;
+    client.files().mkdir(&args.path, None, None).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `ferry rm`.
 pub async fn rm(args: PathArgs) -> anyhow::Result<ExitCode> {
-    let mut conn = connect(&args.client).await?;
-    client::remove(&mut conn, &args.path).await?;
+    let mut client = connect(&args.client).await?;
+    client.files().remove(&args.path).await?;
     Ok(ExitCode::SUCCESS)
 }
 

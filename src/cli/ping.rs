@@ -34,11 +34,11 @@ pub async fn run(args: PingArgs) -> anyhow::Result<ExitCode> {
         Some((fp, _)) => format!("TLS {fp}"),
         None => "plaintext".to_string(),
     };
-    let user = info.welcome.user.as_deref().unwrap_or("anonymous");
+    let user = info.granted.user.as_deref().unwrap_or("anonymous");
     println!(
         "PING {} ({transport}, user {user}, may {}): connected in {}",
         super::safe_text::escape(&info.server),
-        info.welcome.permissions,
+        info.granted.permissions,
         millis(connected)
     );
 

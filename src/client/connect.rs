@@ -116,10 +116,9 @@ pub async fn connect_transport(
 /// Reads the single error frame that follows a refusal preamble.
 async fn read_refusal(tcp: TcpStream, server: &str) -> ClientError {
     match FrameReader::new(tcp, MIN_MAX_FRAME).read_message().await {
-        Ok(Message::Error { code, message, .. }) => ClientError::Refused {
+        Ok(Message::Error(refusal)) => ClientError::Refused {
             server: server.to_string(),
-            code,
-            message,
+            refusal,
         },
         _ => ClientError::Protocol("the server refused the connection without a reason".into()),
     }

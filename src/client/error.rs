@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::connection::ConnectionError;
-use crate::protocol::ErrorCode;
+use crate::protocol::{Goodbye, Message, Refusal};
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +25,8 @@ pub enum ClientError {
         theirs: u8,
         ours: u8,
     },
-    #[error("{server} refused the connection: {message}")]
-    Refused {
-        server: String,
-        code: ErrorCode,
-        message: String,
-    },
+    #[error("{server} refused the connection: {refusal}")]
+    Refused { server: String, refusal: Refusal },
     #[error("TLS handshake with {server} failed: {source}")]
     Tls {
         server: String,
@@ -53,8 +49,9 @@ pub enum ClientError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{message}")]
-    Server { code: ErrorCode, message: String },
+    /// The server refused a request, in its words.
+    #[error(transparent)]
+    Server(#[from] Refusal),
     #[error("server closed the session: {reason}")]
     Goodbye { reason: String },
     #[error("protocol error: {0}")]
@@ -72,4 +69,14 @@ pub enum ClientError {
     Connection(#[from] ConnectionError),
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Turns a message the client did not expect into the right error: a server's refusal is
+/// shown as the server worded it.
+pub(crate) fn unexpected(message: Message) -> ClientError {
+    match message {
+        Message::Error(refusal) => ClientError::Server(refusal),
+        Message::Goodbye(Goodbye { reason }) => ClientError::Goodbye { reason },
+        other => ClientError::Protocol(format!("unexpected '{}' message", other.kind())),
+    }
 }

@@ -1,10 +1,12 @@
 //! The client's side of the session handshake. Mirror of `server::handshake`.
 
+use crate::protocol::{Challenge, Hello, Proof, Welcome};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::ClientError;
+use super::error::unexpected;
 use crate::auth::scram;
 use crate::auth::token::Token;
 use crate::connection::Connection;
@@ -14,9 +16,9 @@ use crate::random::random_bytes;
 /// Client name and version sent in `hello`.
 pub const CLIENT_NAME: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));
 
-/// What the server granted.
+/// What the server granted: its `welcome`, checked and typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Welcome {
+pub struct Granted {
     pub server: String,
     pub user: Option<String>,
     pub permissions: Permissions,
@@ -32,22 +34,22 @@ pub async fn client_handshake<S>(
     conn: &mut Connection<S>,
     token: Option<&Token>,
     binding: &str,
-) -> Result<Welcome, ClientError>
+) -> Result<Granted, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let client_nonce = STANDARD.encode(random_bytes::<24>());
-    conn.write_message(&Message::Hello {
+    conn.write_message(&Message::Hello(Hello {
         client: CLIENT_NAME.to_string(),
         user: token.map(|t| t.user().to_string()),
         nonce: token.map(|_| client_nonce.clone()),
-    })
+    }))
     .await?;
 
     let mut expected_signature = None;
     if let Some(token) = token {
         let (server_nonce, salt) = match conn.read_message().await? {
-            Message::Challenge { nonce, salt } => (nonce, salt),
+            Message::Challenge(Challenge { nonce, salt }) => (nonce, salt),
             other => return Err(unexpected(other)),
         };
         let salt = STANDARD
@@ -55,21 +57,21 @@ where
             .map_err(|_| ClientError::Protocol("challenge salt is not base64".into()))?;
         let auth_message = scram::auth_message(token.user(), &client_nonce, &server_nonce, binding);
         let proof = scram::client_proof(token.secret(), &salt, &auth_message);
-        conn.write_message(&Message::Proof {
+        conn.write_message(&Message::Proof(Proof {
             proof: STANDARD.encode(proof),
-        })
+        }))
         .await?;
         expected_signature = Some((token, salt, auth_message));
     }
 
     match conn.read_message().await? {
-        Message::Welcome {
+        Message::Welcome(Welcome {
             server,
             user,
             permissions,
             max_frame,
             signature,
-        } => {
+        }) => {
             if let Some((token, salt, auth_message)) = expected_signature {
                 let signature = signature
                     .and_then(|s| STANDARD.decode(s).ok())
@@ -79,7 +81,7 @@ where
                     return Err(ClientError::BadServerSignature);
                 }
             }
-            Ok(Welcome {
+            Ok(Granted {
                 server,
                 user,
                 permissions: permissions.into_iter().collect(),
@@ -87,15 +89,5 @@ where
             })
         }
         other => Err(unexpected(other)),
-    }
-}
-
-/// Turns a message the client did not expect into the right error: a server error is shown
-/// as the server worded it.
-pub fn unexpected(message: Message) -> ClientError {
-    match message {
-        Message::Error { code, message, .. } => ClientError::Server { code, message },
-        Message::Goodbye { reason } => ClientError::Goodbye { reason },
-        other => ClientError::Protocol(format!("unexpected '{}' message", other.kind())),
     }
 }

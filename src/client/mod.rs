@@ -1,9 +1,15 @@
-//! The client: connect (TCP, preamble, TLS with pinning, handshake), then use services through
-//! their client peers in `services`.
+//! The client library: connect (TCP, preamble, TLS with pinning, handshake), then use each
+//! service through its peer here: [`chat`], [`exec`], [`files`] (and [`tree`] for whole
+//! directories), and [`Client::ping`]. The CLI, the bench and the tests all use this API.
 
+pub mod chat;
 mod connect;
 mod error;
+pub mod exec;
+pub mod files;
+mod handles;
 pub mod handshake;
+pub mod tree;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,14 +17,16 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 pub use error::ClientError;
-pub use handshake::Welcome;
+pub use handles::Files;
+pub use handshake::Granted;
 
 use crate::auth::token::Token;
 use crate::config::MAX_MAX_FRAME;
 use crate::connection::{BoxedStream, Connection};
 use crate::protocol::frame::MIN_MAX_FRAME;
-use crate::services::echo::{self, PingError};
+use crate::protocol::{Message, Ping, Pong};
 use crate::tls::PinStatus;
+use error::unexpected;
 
 /// The server address used when none is given.
 pub const DEFAULT_SERVER: &str = "127.0.0.1:9999";
@@ -40,7 +48,7 @@ pub struct ClientOptions {
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
     pub server: String,
-    pub welcome: Welcome,
+    pub granted: Granted,
     /// The server's TLS fingerprint and the pin store's verdict; `None` in plaintext.
     pub tls: Option<(String, PinStatus)>,
 }
@@ -83,16 +91,16 @@ impl Client {
             .as_ref()
             .map_or_else(|| "plaintext".to_string(), |(fp, _)| fp.clone());
         let mut conn = Connection::new(transport.stream);
-        let welcome =
+        let granted =
             handshake::client_handshake(&mut conn, options.token.as_ref(), &binding).await?;
-        let max_frame = welcome.max_frame.clamp(MIN_MAX_FRAME, MAX_MAX_FRAME);
+        let max_frame = granted.max_frame.clamp(MIN_MAX_FRAME, MAX_MAX_FRAME);
         conn.set_max_frame(max_frame);
         conn.set_peer_max_frame(max_frame);
         Ok(Client {
             conn,
             info: SessionInfo {
                 server: server.clone(),
-                welcome,
+                granted,
                 tls: transport.tls,
             },
         })
@@ -118,11 +126,13 @@ impl Client {
     /// # Errors
     /// The connection failed or the server answered something other than the pong.
     pub async fn ping(&mut self, seq: u64) -> Result<Duration, ClientError> {
-        match echo::ping(&mut self.conn, seq).await {
-            Ok(rtt) => Ok(rtt),
-            Err(PingError::Connection(e)) => Err(e.into()),
-            Err(PingError::Io(e)) => Err(e.into()),
-            Err(PingError::Unexpected(message)) => Err(handshake::unexpected(message)),
+        let start = std::time::Instant::now();
+        self.conn
+            .write_message(&Message::Ping(Ping { seq }))
+            .await?;
+        match self.conn.read_message().await? {
+            Message::Pong(Pong { seq: got }) if got == seq => Ok(start.elapsed()),
+            other => Err(unexpected(other)),
         }
     }
 

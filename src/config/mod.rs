@@ -19,8 +19,9 @@ pub use edit::{add_user, remove_user, rotate_user};
 pub use exec::ExecConfig;
 pub use limits::{Limits, MAX_MAX_FRAME};
 
-use crate::auth::scram::Credential;
+use crate::auth::scram::{BadCredential, Credential};
 use crate::auth::token::validate_user_name;
+use crate::auth::{Accounts, FailurePolicy, UserRecord};
 use crate::protocol::{Permission, Permissions};
 
 /// The whole server configuration file.
@@ -146,6 +147,39 @@ impl ServerConfig {
     /// The anonymous permission set.
     pub fn anonymous_permissions(&self) -> Permissions {
         self.anonymous.allow.iter().copied().collect()
+    }
+
+    /// The users and anonymous rights, as the authenticator keeps them.
+    ///
+    /// # Errors
+    /// A credential that does not parse (validation normally catches it first).
+    pub fn accounts(&self) -> Result<Accounts, BadCredential> {
+        let users = self
+            .users
+            .iter()
+            .map(|(name, user)| {
+                Ok((
+                    name.clone(),
+                    UserRecord {
+                        permissions: user.allow.iter().copied().collect(),
+                        credential: Credential::from_config_string(&user.credential)?,
+                    },
+                ))
+            })
+            .collect::<Result<_, BadCredential>>()?;
+        Ok(Accounts {
+            users,
+            anonymous: self.anonymous_permissions(),
+        })
+    }
+
+    /// How failed logins are limited.
+    pub fn failure_policy(&self) -> FailurePolicy {
+        FailurePolicy {
+            max_failures: self.limits.auth_max_failures,
+            window: self.limits.auth_failure_window(),
+            delay: self.limits.auth_failure_delay(),
+        }
     }
 }
 

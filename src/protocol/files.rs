@@ -1,6 +1,8 @@
-//! Wire types of the file service: directory entries and hash algorithms.
+//! Wire messages and types of the file service: listings, transfers, directories.
 
 use serde::{Deserialize, Serialize};
+
+use super::serde_defaults::{is_false, is_zero};
 
 /// What a directory entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,4 +50,141 @@ impl HashAlgorithm {
             HashAlgorithm::Sha256 => "sha256",
         }
     }
+}
+
+/// Client → server: list a directory (or describe a file), optionally the whole tree; with
+/// `itself`, only the entry describing `path` itself (like `ls -d`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct List {
+    /// Relative to the served root.
+    pub path: String,
+    /// The whole tree beneath `path`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recursive: bool,
+    /// Only `path`'s own entry.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub itself: bool,
+}
+
+/// Server → client: some entries of the listing (repeated as needed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEntries {
+    /// The entries.
+    pub entries: Vec<FileEntry>,
+}
+
+/// Server → client: the listing is complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListDone {
+    /// How many entries were sent in all.
+    pub count: u64,
+}
+
+/// Client → server: send a file. With `offset` and `prefix_hash`, the client holds the first
+/// `offset` bytes already and the server resumes there if they match its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Get {
+    /// Relative to the served root.
+    pub path: String,
+    /// The whole-file hash to prove the transfer with.
+    #[serde(default)]
+    pub hash: HashAlgorithm,
+    /// Bytes the client holds already.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: u64,
+    /// The hash of those bytes, in `hash`'s algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_hash: Option<String>,
+}
+
+/// Server → client: data frames follow from `offset` to `size`, then `get_end`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetReady {
+    /// The file's size.
+    pub size: u64,
+    /// Its permission bits.
+    pub mode: u32,
+    /// Its modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Where the data starts: the client's offset if its prefix matched, else 0.
+    pub offset: u64,
+}
+
+/// Server → client: the hash of the whole file as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetEnd {
+    /// Hex.
+    pub hash: String,
+}
+
+/// Client → server: receive a file of `size` bytes for `path` (needs `write`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Put {
+    /// Relative to the served root.
+    pub path: String,
+    /// The file's size.
+    pub size: u64,
+    /// Its permission bits.
+    pub mode: u32,
+    /// Its modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// The whole-file hash to prove the transfer with.
+    #[serde(default)]
+    pub hash: HashAlgorithm,
+}
+
+/// Server → client: the server holds `offset` bytes of an earlier attempt whose hash is
+/// `prefix_hash` (0 and none when it holds nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutReady {
+    /// Bytes the server holds already.
+    pub offset: u64,
+    /// Their hash, in the `put`'s algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_hash: Option<String>,
+}
+
+/// Client → server: data frames follow from `offset` (the server's offset if the prefix
+/// matched, else 0), then `put_end`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutStart {
+    /// Where the data starts.
+    pub offset: u64,
+}
+
+/// Client → server: the hash of the whole file as the client has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutEnd {
+    /// Hex.
+    pub hash: String,
+}
+
+/// Server → client: verified and in place under its final name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutDone {
+    /// The file's size.
+    pub size: u64,
+    /// Its whole-file hash, hex.
+    pub hash: String,
+}
+
+/// Client → server: create a directory (and its parents); on an existing directory, set `mode`
+/// and `mtime_ns` when given (needs `write`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mkdir {
+    /// Relative to the served root.
+    pub path: String,
+    /// Permission bits to set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// Modification time to set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_ns: Option<i64>,
+}
+
+/// Client → server: remove a file or an empty directory (needs `write`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remove {
+    /// Relative to the served root.
+    pub path: String,
 }

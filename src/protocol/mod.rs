@@ -2,21 +2,39 @@
 //!
 //! A connection is: an 8-byte [`preamble`] each way; TLS 1.3 unless both ends asked for
 //! plaintext; then [`frame`]s. Frames carry JSON control [`message`]s or raw data. The first
-//! messages are the handshake (`hello`, optional `challenge`/`proof`, `welcome`), then the
-//! client sends requests. PROTOCOL.md at the repository root is the complete specification;
-//! this module is its executable form, and every decoder here is a fuzz target.
+//! messages are the handshake ([`session`]: `hello`, optional `challenge`/`proof`, `welcome`),
+//! then the client sends requests, each to one service ([`chat`], [`exec`], [`files`]). A
+//! refused request is answered with a [`Refusal`]. PROTOCOL.md at the repository root is the
+//! complete specification; this module is its executable form, and every decoder here is a
+//! fuzz target.
 
+pub mod chat;
 pub mod error_code;
+pub mod exec;
 pub mod files;
 pub mod frame;
 pub mod hex;
 pub mod message;
+pub mod path;
 pub mod permission;
 pub mod preamble;
+pub mod refusal;
+mod serde_defaults;
+pub mod session;
 
+pub use chat::{
+    ChatAck, ChatDirect, ChatJoin, ChatJoined, ChatMembers, ChatMessage, ChatNick, ChatNotice,
+    ChatSay, ChatWho,
+};
 pub use error_code::ErrorCode;
-pub use files::{FileEntry, FileKind, HashAlgorithm};
+pub use exec::{Exec, ExecExit, ExecResize, ExecSignal, ExecStarted, TtySize};
+pub use files::{
+    FileEntry, FileKind, Get, GetEnd, GetReady, HashAlgorithm, List, ListDone, ListEntries, Mkdir,
+    Put, PutDone, PutEnd, PutReady, PutStart, Remove,
+};
 pub use frame::{Frame, FrameError};
-pub use message::{Message, MessageError, TtySize};
+pub use message::{Message, MessageError};
 pub use permission::{Permission, Permissions};
 pub use preamble::{Mode, Preamble, PreambleError};
+pub use refusal::Refusal;
+pub use session::{Challenge, Goodbye, Hello, Ping, Pong, Proof, Welcome};

@@ -10,10 +10,9 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsAcceptor;
 
-use crate::connection::BoxedStream;
-use crate::protocol::frame;
+use crate::connection::{BoxedStream, Connection};
 use crate::protocol::preamble::{PREAMBLE_LEN, PROTOCOL_VERSION};
-use crate::protocol::{ErrorCode, Message, Mode, Preamble};
+use crate::protocol::{ErrorCode, Message, Mode, Preamble, Refusal};
 
 /// How long a refused client gets to read the refusal before the socket is dropped.
 const REFUSAL_LINGER: Duration = Duration::from_secs(2);
@@ -23,8 +22,8 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 pub enum AcceptError {
     #[error("transport error: {0}")]
     Io(#[from] std::io::Error),
-    #[error("refused ({code:?}): {message}")]
-    Refused { code: ErrorCode, message: String },
+    #[error("refused: {0}")]
+    Refused(Refusal),
     #[error("TLS handshake not completed by the handshake deadline")]
     TlsTimeout,
 }
@@ -45,12 +44,12 @@ pub async fn accept_transport(
         .await
         .is_err()
     {
-        let message = "no ferry preamble within the handshake timeout".to_string();
-        refuse(tcp, ErrorCode::Timeout, &message).await;
-        return Err(AcceptError::Refused {
-            code: ErrorCode::Timeout,
-            message,
-        });
+        let refusal = Refusal::new(
+            ErrorCode::Timeout,
+            "no ferry preamble within the handshake timeout",
+        );
+        refuse(tcp, &refusal).await;
+        return Err(AcceptError::Refused(refusal));
     }
     let refusal = match Preamble::decode(&bytes) {
         Err(_) => Some((
@@ -81,8 +80,9 @@ pub async fn accept_transport(
         },
     };
     if let Some((code, message)) = refusal {
-        refuse(tcp, code, &message).await;
-        return Err(AcceptError::Refused { code, message });
+        let refusal = Refusal::new(code, message);
+        refuse(tcp, &refusal).await;
+        return Err(AcceptError::Refused(refusal));
     }
     match tls {
         Some(acceptor) => {
@@ -103,19 +103,15 @@ pub async fn accept_transport(
 /// Answers with mode `E` and one error frame, then closes gracefully: half-close, and read
 /// until the client closes (bounded), so unread client bytes do not turn the close into a reset
 /// that would destroy the error before the client reads it.
-pub async fn refuse(mut tcp: TcpStream, code: ErrorCode, message: &str) {
-    let body = Message::error(code, message).to_json();
-    let mut wire = Preamble::new(Mode::Refused).encode().to_vec();
-    match frame::message_header(body.len()) {
-        Ok(header) => wire.extend_from_slice(&header),
-        Err(_) => return,
-    }
-    wire.extend_from_slice(&body);
+pub async fn refuse(mut tcp: TcpStream, refusal: &Refusal) {
     let linger = async {
-        tcp.write_all(&wire).await?;
-        tcp.shutdown().await?;
+        tcp.write_all(&Preamble::new(Mode::Refused).encode())
+            .await?;
+        let mut conn = Connection::new(tcp);
+        conn.write_message(&Message::Error(refusal.clone())).await?;
+        conn.shutdown().await?;
         let mut sink = [0u8; 1024];
-        while tcp.read(&mut sink).await? > 0 {}
+        while conn.get_mut().read(&mut sink).await? > 0 {}
         Ok::<(), std::io::Error>(())
     };
     let _ = tokio::time::timeout(REFUSAL_LINGER, linger).await;

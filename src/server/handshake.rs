@@ -1,6 +1,7 @@
 //! The server's side of the session handshake: `hello`, then for a user `challenge`/`proof`,
 //! then `welcome` or an error. Mirror of `client::handshake`.
 
+use crate::protocol::{Challenge, Hello, Proof, Welcome};
 use std::net::IpAddr;
 
 use base64::Engine;
@@ -10,21 +11,22 @@ use crate::auth::scram::{self, KEY_LEN};
 use crate::auth::token::validate_user_name;
 use crate::auth::{Authenticator, SessionIdentity};
 use crate::connection::{Connection, ConnectionError};
-use crate::protocol::{ErrorCode, Message};
+use crate::protocol::{ErrorCode, Message, Refusal};
 use crate::random::random_bytes;
 
 /// Server name and version sent in `welcome`.
 pub const SERVER_NAME: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));
 
-/// Why the handshake did not open a session. The client has been told, where it could be.
+/// Why the handshake did not open a session.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
     #[error(transparent)]
     Connection(#[from] ConnectionError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    #[error("refused ({code:?}): {message}")]
-    Refused { code: ErrorCode, message: String },
+    /// Refused; the session tells the client and closes.
+    #[error("refused: {0}")]
+    Refused(Refusal),
 }
 
 /// What the handshake needs to know about its server.
@@ -37,7 +39,7 @@ pub struct HandshakeContext<'a> {
     /// Slots anonymous sessions may hold; one is taken before an anonymous `welcome`.
     pub anonymous_slots: &'a std::sync::Arc<tokio::sync::Semaphore>,
     /// Authentications in progress per address.
-    pub handshakes: &'a std::sync::Arc<crate::server::per_address::PerAddressQueue>,
+    pub handshakes: &'a std::sync::Arc<crate::per_address::PerAddressQueue>,
 }
 
 /// A session the handshake opened: who it is, and (for an anonymous one) the slot it holds
@@ -50,7 +52,7 @@ pub struct Opened {
 /// Runs the server side of the handshake on `conn`.
 ///
 /// # Errors
-/// [`HandshakeError::Refused`] after sending the matching `error`; connection failures.
+/// [`HandshakeError::Refused`] with what to tell the client; connection failures.
 pub async fn server_handshake<S>(
     conn: &mut Connection<S>,
     ctx: &HandshakeContext<'_>,
@@ -59,12 +61,12 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let (user, client_nonce) = match conn.read_message().await {
-        Ok(Message::Hello { user, nonce, .. }) => (user, nonce),
+        Ok(Message::Hello(Hello { user, nonce, .. })) => (user, nonce),
         Ok(other) => {
             let message = format!("expected 'hello', got '{}'", other.kind());
-            return refuse(conn, ErrorCode::UnexpectedMessage, message).await;
+            return refuse(ErrorCode::UnexpectedMessage, message);
         }
-        Err(e) if e.is_recoverable() => return refuse(conn, e.code(), e.to_string()).await,
+        Err(e) if e.is_recoverable() => return refuse(e.code(), e.to_string()),
         Err(e) => return Err(e.into()),
     };
     let Some(user) = user else {
@@ -73,12 +75,12 @@ where
             // A session that can do nothing would only hold a connection slot.
             let message =
                 "this server allows nothing without a token; connect with --token NAME:SECRET";
-            return refuse(conn, ErrorCode::PermissionDenied, message.to_string()).await;
+            return refuse(ErrorCode::PermissionDenied, message);
         }
         // Anonymous sessions may not take the slots kept for signed-in users.
         let Ok(slot) = std::sync::Arc::clone(ctx.anonymous_slots).try_acquire_owned() else {
             let message = "the server keeps its remaining connections for signed-in users; connect with a token or try again later";
-            return refuse(conn, ErrorCode::ServerBusy, message.to_string()).await;
+            return refuse(ErrorCode::ServerBusy, message);
         };
         let identity = SessionIdentity {
             user: None,
@@ -95,7 +97,7 @@ where
     // Guesses in parallel would otherwise all be checked before the first failure counted:
     // an address gets a few turns at once, and the rest queue (within the handshake timeout).
     let Some(turn) = ctx.handshakes.turn(ctx.peer).await else {
-        return refuse(conn, ErrorCode::Internal, "login queue closed".to_string()).await;
+        return refuse(ErrorCode::Internal, "login queue closed".to_string());
     };
     if let Some(left) = ctx.auth.blocked_for(ctx.peer) {
         tokio::time::sleep(ctx.auth.failure_delay()).await;
@@ -103,11 +105,11 @@ where
             "too many failed logins from this address; retry in {} s",
             left.as_secs().max(1)
         );
-        return refuse(conn, ErrorCode::RateLimited, message).await;
+        return refuse(ErrorCode::RateLimited, message);
     }
     let Some(client_nonce) = client_nonce.filter(|n| valid_nonce(n)) else {
         let message = "'hello' with a user needs a 'nonce': 16 to 64 random bytes in base64";
-        return refuse(conn, ErrorCode::BadMessage, message.to_string()).await;
+        return refuse(ErrorCode::BadMessage, message);
     };
     // An invalid name is treated as an unknown one: same decoy salt, same delay, same answer.
     let record = validate_user_name(&user)
@@ -119,19 +121,19 @@ where
     let server_nonce = STANDARD.encode(random_bytes::<24>());
     // The attempt counts from the moment a challenge goes out; a success takes it back.
     ctx.auth.record_failure(ctx.peer);
-    conn.write_message(&Message::Challenge {
+    conn.write_message(&Message::Challenge(Challenge {
         nonce: server_nonce.clone(),
         salt: STANDARD.encode(&salt),
-    })
+    }))
     .await?;
 
     let proof = match conn.read_message().await {
-        Ok(Message::Proof { proof }) => STANDARD.decode(proof).unwrap_or_default(),
+        Ok(Message::Proof(Proof { proof })) => STANDARD.decode(proof).unwrap_or_default(),
         Ok(other) => {
             let message = format!("expected 'proof', got '{}'", other.kind());
-            return refuse(conn, ErrorCode::UnexpectedMessage, message).await;
+            return refuse(ErrorCode::UnexpectedMessage, message);
         }
-        Err(e) if e.is_recoverable() => return refuse(conn, e.code(), e.to_string()).await,
+        Err(e) if e.is_recoverable() => return refuse(e.code(), e.to_string()),
         Err(e) => return Err(e.into()),
     };
     let auth_message = scram::auth_message(&user, &client_nonce, &server_nonce, ctx.binding);
@@ -163,7 +165,7 @@ where
             drop(turn);
             tokio::time::sleep(ctx.auth.failure_delay()).await;
             let message = "authentication failed: wrong token or unknown user".to_string();
-            refuse(conn, ErrorCode::AuthFailed, message).await
+            refuse(ErrorCode::AuthFailed, message)
         }
     }
 }
@@ -184,27 +186,17 @@ async fn welcome<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    conn.write_message(&Message::Welcome {
+    conn.write_message(&Message::Welcome(Welcome {
         server: SERVER_NAME.to_string(),
         user: identity.user.clone(),
         permissions: identity.permissions.to_vec(),
         max_frame: u32::try_from(max_frame).unwrap_or(u32::MAX),
         signature,
-    })
+    }))
     .await?;
     Ok(())
 }
 
-async fn refuse<S, T>(
-    conn: &mut Connection<S>,
-    code: ErrorCode,
-    message: String,
-) -> Result<T, HandshakeError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    conn.write_message(&Message::error(code, message.clone()))
-        .await?;
-    let _ = conn.shutdown().await;
-    Err(HandshakeError::Refused { code, message })
+fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, HandshakeError> {
+    Err(HandshakeError::Refused(Refusal::new(code, message)))
 }

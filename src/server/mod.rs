@@ -4,7 +4,6 @@
 
 mod accept;
 pub mod handshake;
-pub mod per_address;
 pub mod reload;
 mod session;
 
@@ -22,12 +21,12 @@ use tracing::{info, warn};
 use crate::auth::Authenticator;
 use crate::config::{ExecConfig, Limits, ServerConfig};
 use crate::legacy::{LegacyContext, LegacyListener, LegacySpec};
-use crate::protocol::ErrorCode;
+use crate::per_address::{PerAddress, PerAddressQueue};
+use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::{self, hub::ChatHub};
 use crate::services::files::sandbox::Sandbox;
 use crate::shutdown::Shutdown;
 use crate::tls::{ServerIdentity, rustls_config};
-use per_address::{PerAddress, PerAddressQueue};
 
 /// Refusals (`server_busy`) being written at once; beyond this, excess connections are dropped
 /// without a word rather than letting refusals themselves exhaust the server.
@@ -139,7 +138,7 @@ impl ServerState {
     /// # Errors
     /// A credential that does not parse; nothing changes then.
     pub fn reload(&self, config: &ServerConfig) -> Result<(), crate::auth::scram::BadCredential> {
-        self.auth.reload(config)?;
+        self.auth.reload(config.accounts()?);
         self.chat
             .reserve_user_names(config.users.keys().map(String::as_str));
         Ok(())
@@ -203,7 +202,10 @@ impl Server {
         let limits = &options.config.limits;
         let state = ServerState {
             limits: options.config.limits.clone(),
-            auth: Arc::new(Authenticator::from_config(&options.config)?),
+            auth: Arc::new(Authenticator::new(
+                options.config.accounts()?,
+                options.config.failure_policy(),
+            )),
             tls,
             binding: fingerprint.clone().unwrap_or_else(|| "plaintext".into()),
             root: Arc::from(root),
@@ -318,7 +320,8 @@ impl Server {
                     drop((permit, slot));
                     if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
                         shutdown.tracker.spawn(async move {
-                            accept::refuse(tcp, ErrorCode::ServerBusy, &message).await;
+                            accept::refuse(tcp, &Refusal::new(ErrorCode::ServerBusy, message))
+                                .await;
                             drop(refusal);
                         });
                     }

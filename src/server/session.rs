@@ -1,6 +1,7 @@
 //! One client connection on the server, from accept to close: transport, handshake, then a loop
 //! of requests, under the handshake and idle timeouts and the shutdown signals.
 
+use crate::protocol::Goodbye;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +12,11 @@ use tokio::time::{Instant, timeout_at};
 use tracing::{debug, info};
 
 use super::ServerState;
-use super::accept::accept_transport;
+use super::accept::{AcceptError, accept_transport};
 use super::handshake::{HandshakeContext, HandshakeError, server_handshake};
 use crate::connection::{BoxedStream, Connection, ConnectionError};
-use crate::protocol::{ErrorCode, Message};
-use crate::services::{self, SessionContext};
+use crate::protocol::{ErrorCode, Message, Refusal};
+use crate::services::{self, CloseReason, RequestError, SessionContext};
 use crate::shutdown::Shutdown;
 use crate::stall::StallGuard;
 
@@ -24,6 +25,38 @@ pub const HANDSHAKE_MAX_FRAME: usize = 16 * 1024;
 
 /// How long a closing message may take to write before the connection is dropped anyway.
 const LAST_WORD_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why a session ended, for the log line: typed until it is printed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionEnd {
+    /// The client closed the connection between requests.
+    #[error("closed by the client")]
+    Closed,
+    /// Graceful shutdown (the client was told).
+    #[error("server shutting down")]
+    Shutdown,
+    /// The session idled past its limit (the client was told).
+    #[error("idle timeout")]
+    IdleTimeout,
+    /// A reload removed the session's user or rotated its token (the client was told).
+    #[error("{}", CloseReason::Revoked)]
+    Revoked,
+    /// The transport was not established (preamble, TLS).
+    #[error(transparent)]
+    Transport(#[from] AcceptError),
+    /// The handshake was refused (the client was told) or broke off.
+    #[error(transparent)]
+    Handshake(HandshakeError),
+    /// The framing went out of step (the client was told).
+    #[error("{0}")]
+    OutOfStep(ConnectionError),
+    /// The connection failed.
+    #[error(transparent)]
+    Connection(ConnectionError),
+    /// A request ended the session.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+}
 
 /// Serves one accepted connection until it ends; never panics on anything the peer sends.
 pub async fn serve_connection(
@@ -35,9 +68,9 @@ pub async fn serve_connection(
     let _open = state.stats.connection_opened();
     tokio::select! {
         _ = shutdown.force.cancelled() => debug!(%peer, "connection dropped at the end of the shutdown grace period"),
-        result = session(tcp, peer, &state, &shutdown) => match result {
-            Ok(()) => debug!(%peer, "connection closed"),
-            Err(reason) => debug!(%peer, %reason, "connection ended"),
+        end = session(tcp, peer, &state, &shutdown) => match end {
+            SessionEnd::Closed => debug!(%peer, "connection closed"),
+            reason => debug!(%peer, %reason, "connection ended"),
         },
     }
 }
@@ -47,12 +80,15 @@ async fn session(
     peer: SocketAddr,
     state: &ServerState,
     shutdown: &Shutdown,
-) -> Result<(), String> {
+) -> SessionEnd {
     let limits = &state.limits;
     let deadline = Instant::now() + limits.handshake_timeout();
     let stream = tokio::select! {
-        _ = shutdown.begin.cancelled() => return Err("shutdown during handshake".into()),
-        stream = accept_transport(tcp, state.tls.as_ref(), deadline) => stream.map_err(|e| e.to_string())?,
+        _ = shutdown.begin.cancelled() => return SessionEnd::Shutdown,
+        stream = accept_transport(tcp, state.tls.as_ref(), deadline) => match stream {
+            Ok(stream) => stream,
+            Err(e) => return e.into(),
+        },
     };
     let stream: BoxedStream = Box::new(StallGuard::new(
         stream,
@@ -72,21 +108,24 @@ async fn session(
         anonymous_slots: &state.anonymous_slots,
     };
     let outcome = tokio::select! {
-        _ = shutdown.begin.cancelled() => Err((ErrorCode::ShuttingDown, "server shutting down".to_string())),
+        _ = shutdown.begin.cancelled() => Err(HandshakeError::Refused(Refusal::new(ErrorCode::ShuttingDown, "server shutting down"))),
         result = timeout_at(deadline, server_handshake(&mut conn, &ctx)) => match result {
-            Err(_) => Err((ErrorCode::Timeout, "handshake not completed within the handshake timeout".to_string())),
-            Ok(Ok(opened)) => Ok(opened),
-            // Frames out of step (too large before `welcome`, say): told, then closed.
-            Ok(Err(HandshakeError::Connection(e @ ConnectionError::Frame(_)))) => Err((e.code(), e.to_string())),
-            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => Err(HandshakeError::Refused(Refusal::new(ErrorCode::Timeout, "handshake not completed within the handshake timeout"))),
+            Ok(outcome) => outcome,
         },
     };
     let (identity, _anonymous_slot) = match outcome {
         Ok(opened) => (opened.identity, opened.anonymous_slot),
-        Err((code, message)) => {
-            last_word(&mut conn, &Message::error(code, message.clone())).await;
-            return Err(message);
+        Err(HandshakeError::Refused(refusal)) => {
+            last_word(&mut conn, &Message::Error(refusal.clone())).await;
+            return SessionEnd::Handshake(HandshakeError::Refused(refusal));
         }
+        // Frames out of step (too large before `welcome`, say): told, then closed.
+        Err(HandshakeError::Connection(e @ ConnectionError::Frame(_))) => {
+            last_word(&mut conn, &Message::error(e.code(), e.to_string())).await;
+            return SessionEnd::OutOfStep(e);
+        }
+        Err(e) => return SessionEnd::Handshake(e),
     };
     conn.set_max_frame(limits.max_frame_bytes);
     info!(%peer, user = identity.user.as_deref().unwrap_or("anonymous"), permissions = %identity.permissions, "session open");
@@ -112,71 +151,64 @@ async fn request_loop(
     ctx: &mut SessionContext,
     state: &ServerState,
     shutdown: &Shutdown,
-) -> Result<(), String> {
+) -> SessionEnd {
     // Whether the last request was an exec that has ended (its input may still be in flight).
     let mut after_exec = false;
     loop {
         let next = tokio::select! {
             _ = shutdown.begin.cancelled() => {
                 goodbye(conn, "server shutting down").await;
-                return Ok(());
+                return SessionEnd::Shutdown;
             }
             next = tokio::time::timeout(state.limits.idle_timeout(), conn.read_message()) => next,
         };
         let request = match next {
             Err(_) => {
                 goodbye(conn, "idle timeout").await;
-                return Err("idle timeout".into());
+                return SessionEnd::IdleTimeout;
             }
             // Exec input the client sent before it saw `exec_exit` (keystrokes, a resize, its
             // end of input) may still arrive after the command ended: until the next request it
             // is dropped quietly, so it never shows up as an error in front of that request's
             // answer. Anywhere else it is an error as before.
-            Ok(Ok(Message::ExecEof | Message::ExecResize { .. } | Message::ExecSignal { .. }))
+            Ok(Ok(Message::ExecEof | Message::ExecResize(_) | Message::ExecSignal(_)))
             | Ok(Err(ConnectionError::UnexpectedData(0)))
                 if after_exec =>
             {
                 continue;
             }
             Ok(Ok(request)) => request,
-            Ok(Err(ConnectionError::Closed)) => return Ok(()),
+            Ok(Err(ConnectionError::Closed)) => return SessionEnd::Closed,
             Ok(Err(e)) if e.is_recoverable() => {
-                send_error(conn, e.code(), &e).await?;
+                let refusal = Message::error(e.code(), e.to_string());
+                if let Err(e) = conn.write_message(&refusal).await {
+                    return SessionEnd::Connection(e.into());
+                }
                 continue;
             }
             Ok(Err(e @ ConnectionError::Frame(_))) => {
                 // The framing is out of step, so this is the last word.
                 last_word(conn, &Message::error(e.code(), e.to_string())).await;
-                return Err(e.to_string());
+                return SessionEnd::OutOfStep(e);
             }
-            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Err(e)) => return SessionEnd::Connection(e),
         };
         // Rights as of now: a reload since the last request applies to this one.
         if !ctx.refresh_rights() {
-            goodbye(conn, services::REVOKED).await;
-            return Err(services::REVOKED.into());
+            goodbye(conn, &CloseReason::Revoked.to_string()).await;
+            return SessionEnd::Revoked;
         }
-        after_exec = matches!(request, Message::Exec { .. });
-        services::dispatch(conn, request, ctx)
-            .await
-            .map_err(|e| e.to_string())?;
+        after_exec = matches!(request, Message::Exec(_));
+        if let Err(e) = services::dispatch(conn, request, ctx).await {
+            return e.into();
+        }
     }
 }
 
-async fn send_error(
-    conn: &mut Connection<BoxedStream>,
-    code: ErrorCode,
-    error: &ConnectionError,
-) -> Result<(), String> {
-    conn.write_message(&Message::error(code, error.to_string()))
-        .await
-        .map_err(|e| e.to_string())
-}
-
 async fn goodbye(conn: &mut Connection<BoxedStream>, reason: &str) {
-    let goodbye = Message::Goodbye {
+    let goodbye = Message::Goodbye(Goodbye {
         reason: reason.to_string(),
-    };
+    });
     last_word(conn, &goodbye).await;
 }
 

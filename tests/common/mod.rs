@@ -2,6 +2,7 @@
 //! real binary, and a raw-protocol session for feeding the server bad input.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+use ferry::protocol::{ChatAck, Hello};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -219,7 +220,7 @@ pub fn config_with_user(name: &str, allow: &str) -> (ServerConfig, Token) {
 /// The wire code of a server's refusal, if `err` is one.
 pub fn refusal_code(err: &ferry::client::ClientError) -> Option<ferry::protocol::ErrorCode> {
     match err {
-        ferry::client::ClientError::Server { code, .. } => Some(*code),
+        ferry::client::ClientError::Server(refusal) => Some(refusal.code),
         _ => None,
     }
 }
@@ -245,15 +246,15 @@ pub async fn raw_plaintext(addr: SocketAddr) -> Connection<TcpStream> {
 /// A raw plaintext session, anonymous, past `welcome`.
 pub async fn raw_session(addr: SocketAddr) -> Connection<TcpStream> {
     let mut conn = raw_plaintext(addr).await;
-    conn.write_message(&Message::Hello {
+    conn.write_message(&Message::Hello(Hello {
         client: "raw-test".into(),
         user: None,
         nonce: None,
-    })
+    }))
     .await
     .unwrap();
     let welcome = conn.read_message().await.unwrap();
-    assert!(matches!(welcome, Message::Welcome { .. }), "{welcome:?}");
+    assert!(matches!(welcome, Message::Welcome(_)), "{welcome:?}");
     conn
 }
 
@@ -448,14 +449,14 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 
 /// Says `text` as a chat member and waits (bounded by [`WAIT`]) until the server acks it.
 pub async fn say_acked(
-    tx: &mut ferry::services::chat::client::ChatSender,
-    rx: &mut ferry::services::chat::client::ChatReceiver,
+    tx: &mut ferry::client::chat::ChatSender,
+    rx: &mut ferry::client::chat::ChatReceiver,
     text: &str,
 ) {
     let id = tx.say(text).await.unwrap();
     tokio::time::timeout(WAIT, async {
         loop {
-            if let Some(Message::ChatAck { id: acked }) = rx.next().await.unwrap()
+            if let Some(Message::ChatAck(ChatAck { id: acked })) = rx.next().await.unwrap()
                 && acked == id
             {
                 return;

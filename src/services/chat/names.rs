@@ -89,6 +89,12 @@ pub fn default_nick(user_name: Option<&str>, max_chars: usize) -> String {
     }
 }
 
+impl From<NameError> for crate::protocol::Refusal {
+    fn from(e: NameError) -> Self {
+        crate::protocol::Refusal::new(crate::protocol::ErrorCode::InvalidName, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

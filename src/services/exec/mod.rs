@@ -7,19 +7,16 @@
 //! goes, or the server stops, and whatever it started outside the group with it
 //! ([`containment`]).
 
-pub mod client;
 pub mod containment;
 pub mod relay;
 pub mod spawn;
 pub mod terminate;
 
-use std::io;
-
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::SessionContext;
+use super::{RequestError, SessionContext, off_runtime};
 use crate::connection::Connection;
-use crate::protocol::{ErrorCode, Message, Permission, TtySize};
+use crate::protocol::{ErrorCode, Exec, ExecStarted, Message, Permission, Refusal};
 use relay::{RelayEnd, RelayLimits};
 use spawn::Program;
 
@@ -35,49 +32,36 @@ impl Drop for EndOnDrop {
     }
 }
 
-/// What an `exec` request asked for.
-pub struct ExecRequest {
-    pub argv: Vec<String>,
-    pub shell: bool,
-    pub tty: Option<TtySize>,
-    pub timeout_ms: Option<u64>,
-}
-
 /// Serves one `exec` request: checks, starts, relays, reports the exit.
 ///
 /// # Errors
-/// The client went away (the command was ended) or the connection broke.
+/// The refusal to answer with; or the session must end: the client went away (the command was
+/// ended) or the connection broke.
 pub async fn serve_exec<S>(
     conn: &mut Connection<S>,
-    request: ExecRequest,
+    request: Exec,
     ctx: &SessionContext,
-) -> io::Result<()>
+) -> Result<(), RequestError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let refuse = |code, message: &str| Message::error(code, message);
     if !ctx.exec.enabled {
-        let message = "remote execution is switched off on this server";
-        return conn
-            .write_message(&refuse(ErrorCode::ExecFailed, message))
-            .await;
+        return Err(Refusal::new(
+            ErrorCode::ExecFailed,
+            "remote execution is switched off on this server",
+        )
+        .into());
     }
-    if !ctx.identity.permissions.contains(Permission::Exec) {
-        let message = "exec needs the 'exec' permission; connect with a token that has it";
-        return conn
-            .write_message(&refuse(ErrorCode::PermissionDenied, message))
-            .await;
-    }
+    ctx.need(Permission::Exec, "exec")?;
     let program = match request.shell {
         false => Program::Argv(&request.argv),
         // Without a tty the login shell runs on pipes and reads its commands from the
         // client's stdin, as `ssh host < script` does.
         true if request.argv.is_empty() => Program::LoginShell,
         true => {
-            let message = "'shell' needs an empty 'argv'";
-            return conn
-                .write_message(&refuse(ErrorCode::BadMessage, message))
-                .await;
+            return Err(
+                Refusal::new(ErrorCode::BadMessage, "'shell' needs an empty 'argv'").into(),
+            );
         }
     };
     let user = ctx.identity.user.as_deref().unwrap_or("anonymous");
@@ -92,27 +76,29 @@ where
     );
     let process = match spawned {
         Ok(process) => process,
-        Err(e) => {
+        Err(refusal) => {
             // Nothing ran, but the prepared cgroup goes.
             tokio::task::spawn_blocking(move || contained.end());
-            return conn.write_message(&refuse(e.code, &e.message)).await;
+            return Err(refusal.into());
         }
     };
     // Into its cgroup, off the runtime (a migration may wait for an RCU grace period).
     let contained = match process.child.id() {
-        Some(pid) => tokio::task::spawn_blocking(move || {
-            contained.enter(pid);
-            contained
-        })
-        .await
-        .map_err(io::Error::other)?,
+        Some(pid) => {
+            off_runtime(move || {
+                contained.enter(pid);
+                contained
+            })
+            .await?
+        }
         None => contained,
     };
     // Whatever happens next, everything the command started ends with it.
     let _ending = EndOnDrop(Some(contained));
     let pid = process.child.id().unwrap_or_default();
     tracing::info!(user, pid, argv = ?request.argv, tty = request.tty.is_some(), "exec");
-    conn.write_message(&Message::ExecStarted { pid }).await?;
+    conn.write_message(&Message::ExecStarted(ExecStarted { pid }))
+        .await?;
     let limits = RelayLimits {
         grace: ctx.exec.kill_grace(),
         timeout: request.timeout_ms.map(std::time::Duration::from_millis),
@@ -120,6 +106,6 @@ where
     };
     match relay::relay(conn, process, limits).await? {
         RelayEnd::Finished => Ok(()),
-        RelayEnd::ClientGone => Err(io::Error::other("the client left while its command ran")),
+        RelayEnd::ClientGone => Err(RequestError::ClientLeft),
     }
 }

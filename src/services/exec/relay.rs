@@ -8,6 +8,7 @@
 //! writer task through a small queue that stops reading from the client when full. That task
 //! exists so a command that neither reads stdin nor stops writing can never deadlock the relay.
 
+use crate::protocol::{ExecExit, ExecResize, ExecSignal, Ping, Pong};
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
@@ -160,15 +161,15 @@ where
                 }
                 Ok(Some(Frame::Message(body))) => match Message::parse(&body) {
                     Ok(Message::ExecEof) => pending = Some(InputCommand::End),
-                    Ok(Message::ExecResize { rows, cols }) => pending = Some(InputCommand::Resize(rows, cols)),
-                    Ok(Message::ExecSignal { signal }) => match terminate::parse_signal(&signal) {
+                    Ok(Message::ExecResize(ExecResize { rows, cols })) => pending = Some(InputCommand::Resize(rows, cols)),
+                    Ok(Message::ExecSignal(ExecSignal { signal })) => match terminate::parse_signal(&signal) {
                         Some(signal) => terminate::signal_group(pgid, signal),
                         None => {
                             let message = format!("unknown signal '{}'", signal.chars().take(16).collect::<String>());
                             reply(conn, &mut client, &mut stop, Message::error(ErrorCode::BadMessage, message)).await;
                         }
                     },
-                    Ok(Message::Ping { seq }) => reply(conn, &mut client, &mut stop, Message::Pong { seq }).await,
+                    Ok(Message::Ping(Ping { seq })) => reply(conn, &mut client, &mut stop, Message::Pong(Pong { seq })).await,
                     Ok(other) => {
                         let message = format!("'{}' is not valid while a command runs", other.kind());
                         reply(conn, &mut client, &mut stop, Message::error(ErrorCode::UnexpectedMessage, message)).await;
@@ -198,11 +199,11 @@ where
     if !client {
         return Ok(RelayEnd::ClientGone);
     }
-    let exit = Message::ExecExit {
+    let exit = Message::ExecExit(ExecExit {
         code: status.code(),
         signal: status.signal(),
         timed_out,
-    };
+    });
     if conn.write_message(&exit).await.is_err() {
         return Ok(RelayEnd::ClientGone);
     }

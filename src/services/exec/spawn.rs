@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::process::Child;
 
 use crate::config::ExecConfig;
-use crate::protocol::{ErrorCode, TtySize};
+use crate::protocol::{ErrorCode, Refusal, TtySize};
 
 /// A started command and the ends of its standard streams.
 pub struct Process {
@@ -41,14 +41,6 @@ impl Input {
     }
 }
 
-/// Why a command did not start: a wire code (`not_found` makes clients exit 127, `exec_failed`
-/// 126, as shells do) and a sentence.
-#[derive(Debug)]
-pub struct SpawnError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
 /// What to run.
 pub enum Program<'a> {
     Argv(&'a [String]),
@@ -59,7 +51,8 @@ pub enum Program<'a> {
 /// Starts `program` in `root`.
 ///
 /// # Errors
-/// [`SpawnError`] when the program does not exist, is not executable, or the pty fails.
+/// The refusal when the program does not exist (`not_found`, which clients report as exit 127,
+/// as shells do), is not executable (`exec_failed`, 126), or the pty fails.
 pub fn spawn(
     program: Program<'_>,
     tty: Option<&TtySize>,
@@ -67,15 +60,17 @@ pub fn spawn(
     config: &ExecConfig,
     ferry_user: &str,
     contained: &super::containment::Contained,
-) -> Result<Process, SpawnError> {
+) -> Result<Process, Refusal> {
     let account = nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
         .flatten();
     let (program, args, arg0) = match program {
         Program::Argv(argv) => {
-            let (first, rest) = argv.split_first().ok_or_else(|| SpawnError {
-                code: ErrorCode::BadMessage,
-                message: "'exec' needs a non-empty 'argv' (or 'shell' with a 'tty')".into(),
+            let (first, rest) = argv.split_first().ok_or_else(|| {
+                Refusal::new(
+                    ErrorCode::BadMessage,
+                    "'exec' needs a non-empty 'argv' (or 'shell' with a 'tty')",
+                )
             })?;
             (first.clone(), rest.to_vec(), None)
         }
@@ -249,20 +244,16 @@ fn pid_of(child: &Child) -> std::io::Result<Pid> {
         .ok_or_else(|| std::io::Error::other("the child has no pid"))
 }
 
-fn describe(program: &str, e: &std::io::Error) -> SpawnError {
+fn describe(program: &str, e: &std::io::Error) -> Refusal {
     match e.kind() {
-        std::io::ErrorKind::NotFound => SpawnError {
-            code: ErrorCode::NotFound,
-            message: format!("{program}: command not found"),
-        },
-        std::io::ErrorKind::PermissionDenied => SpawnError {
-            code: ErrorCode::ExecFailed,
-            message: format!("{program}: permission denied"),
-        },
-        _ => SpawnError {
-            code: ErrorCode::ExecFailed,
-            message: format!("{program}: cannot run: {e}"),
-        },
+        std::io::ErrorKind::NotFound => {
+            Refusal::new(ErrorCode::NotFound, format!("{program}: command not found"))
+        }
+        std::io::ErrorKind::PermissionDenied => Refusal::new(
+            ErrorCode::ExecFailed,
+            format!("{program}: permission denied"),
+        ),
+        _ => Refusal::new(ErrorCode::ExecFailed, format!("{program}: cannot run: {e}")),
     }
 }
 

@@ -2,7 +2,7 @@
 //! is ever read, written, created or removed — not through `..`, an absolute path, or a
 //! symlink, and not while a local user swaps directories and symlinks under a running request.
 //!
-//! Two layers: [`components`] is a pure check of the path text (only plain names), and
+//! Two layers: [`components`] (in `protocol::path`) is a pure check of the path text (only plain names), and
 //! [`Sandbox`] acts on disk **only through directory descriptors**: the root is opened once at
 //! start, every client path is opened from it with `openat2(RESOLVE_BENEATH |
 //! RESOLVE_NO_MAGICLINKS)` (the kernel refuses any resolution that would leave the root, at the
@@ -12,69 +12,22 @@
 //! Symlinks inside the root are followed while they stay inside; the final name of a write,
 //! remove or mkdir is never followed.
 
-use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use crate::protocol::ErrorCode;
+use crate::protocol::path::components;
+use crate::protocol::{ErrorCode, Refusal};
+use crate::transfer::dir_at::lstat_at;
+pub use crate::transfer::dir_at::remove_at;
 
-/// Why a path was refused, with its wire code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct PathError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-fn refuse(code: ErrorCode, message: String) -> PathError {
-    PathError { code, message }
-}
-
-/// Longest path accepted from a client, in bytes.
-pub const MAX_PATH_BYTES: usize = 4096;
-
-/// Splits a client path into its names. `""`, `"."` and `"/"`-free relative paths are fine;
-/// absolute paths, `..`, NUL bytes and over-long paths are refused. Pure, so it can be fuzzed.
-///
-/// # Errors
-/// [`ErrorCode::BadPath`] naming the problem.
-pub fn components(path: &str) -> Result<Vec<&str>, PathError> {
-    if path.len() > MAX_PATH_BYTES {
-        return Err(refuse(ErrorCode::BadPath, "path is too long".into()));
-    }
-    if path.contains('\0') {
-        return Err(refuse(
-            ErrorCode::BadPath,
-            "path contains a NUL byte".into(),
-        ));
-    }
-    if path.starts_with('/') {
-        return Err(refuse(
-            ErrorCode::BadPath,
-            format!("'{path}' is absolute; paths are relative to the server root"),
-        ));
-    }
-    let mut names = Vec::new();
-    for name in path.split('/') {
-        match name {
-            "" | "." => {}
-            ".." => {
-                return Err(refuse(
-                    ErrorCode::BadPath,
-                    format!("'{path}' contains '..'; paths may not leave the server root"),
-                ));
-            }
-            name => names.push(name),
-        }
-    }
-    Ok(names)
+fn refuse(code: ErrorCode, message: String) -> Refusal {
+    Refusal::new(code, message)
 }
 
 /// [`components`], plus what only the server refuses: names of partial files, which belong to
@@ -83,9 +36,12 @@ pub fn components(path: &str) -> Result<Vec<&str>, PathError> {
 ///
 /// # Errors
 /// [`ErrorCode::BadPath`] naming the problem.
-pub fn client_components(path: &str) -> Result<Vec<&str>, PathError> {
+pub fn client_components(path: &str) -> Result<Vec<&str>, Refusal> {
     let names = components(path)?;
-    if let Some(name) = names.iter().find(|n| super::partial::is_partial_name(n)) {
+    if let Some(name) = names
+        .iter()
+        .find(|n| crate::transfer::partial::is_partial_name(n))
+    {
         return Err(refuse(
             ErrorCode::BadPath,
             format!("'{name}' is the partial file of a transfer in progress; it cannot be named"),
@@ -141,7 +97,7 @@ impl Sandbox {
     ///
     /// # Errors
     /// `bad_path` (outside the root, a partial's name), `not_found`, `io`.
-    pub fn open(&self, path: &str, flags: OFlags) -> Result<OwnedFd, PathError> {
+    pub fn open(&self, path: &str, flags: OFlags) -> Result<OwnedFd, Refusal> {
         let names = client_components(path)?;
         open_beneath(self.root.as_fd(), &names.join("/"), flags, path)
     }
@@ -151,7 +107,7 @@ impl Sandbox {
     ///
     /// # Errors
     /// `not_a_file` for directories, devices, FIFOs and sockets; as [`Sandbox::open`].
-    pub fn open_regular(&self, path: &str) -> Result<(File, std::fs::Metadata), PathError> {
+    pub fn open_regular(&self, path: &str) -> Result<(File, std::fs::Metadata), Refusal> {
         let fd = self.open(
             path,
             OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
@@ -180,7 +136,7 @@ impl Sandbox {
     /// # Errors
     /// `bad_path` for the root itself (no name) and as [`Sandbox::open`]; `not_a_file` when
     /// the parent is not a directory.
-    pub fn place(&self, path: &str) -> Result<Place, PathError> {
+    pub fn place(&self, path: &str) -> Result<Place, Refusal> {
         let names = client_components(path)?;
         let Some((name, parents)) = names.split_last() else {
             return Err(refuse(
@@ -211,31 +167,13 @@ impl Place {
     }
 }
 
-/// Metadata of `name` in `dir` without following a symlink; `None` when it does not exist.
-///
-/// # Errors
-/// I/O errors other than "not found".
-pub fn lstat_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Option<std::fs::Metadata>> {
-    // An O_PATH descriptor of the name itself (the link, not its target) gives std's metadata.
-    match rustix::fs::openat(
-        dir,
-        name,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => Ok(Some(File::from(fd).metadata()?)),
-        Err(Errno::NOENT) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Opens `rel` (plain names joined by `/`, or empty for `dir` itself) beneath `dir`.
 fn open_beneath(
     dir: BorrowedFd<'_>,
     rel: &str,
     flags: OFlags,
     shown: &str,
-) -> Result<OwnedFd, PathError> {
+) -> Result<OwnedFd, Refusal> {
     openat2_retrying(dir, rel, flags, BENEATH).map_err(|e| errno_error(shown, e))
 }
 
@@ -244,7 +182,7 @@ fn open_beneath(
 ///
 /// # Errors
 /// As [`Sandbox::open`]; a symlink anywhere in `rel` is `bad_path`.
-pub fn open_dir_no_symlinks(dir: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd, PathError> {
+pub fn open_dir_no_symlinks(dir: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd, Refusal> {
     openat2_retrying(
         dir,
         rel,
@@ -272,25 +210,7 @@ fn openat2_retrying(
     }
 }
 
-/// A name as the OS sees it.
-pub fn os_name(name: &str) -> &OsStr {
-    OsStr::from_bytes(name.as_bytes())
-}
-
-/// Removes `name` from `dir`: a file or symlink (never its target) or an empty directory.
-///
-/// # Errors
-/// As the OS reports it.
-pub fn remove_at(dir: BorrowedFd<'_>, name: &str, is_dir: bool) -> io::Result<()> {
-    let flags = if is_dir {
-        AtFlags::REMOVEDIR
-    } else {
-        AtFlags::empty()
-    };
-    rustix::fs::unlinkat(dir, name, flags).map_err(io::Error::from)
-}
-
-fn errno_error(path: &str, e: Errno) -> PathError {
+fn errno_error(path: &str, e: Errno) -> Refusal {
     match e {
         Errno::XDEV => refuse(
             ErrorCode::BadPath,
@@ -313,7 +233,7 @@ fn errno_error(path: &str, e: Errno) -> PathError {
 }
 
 /// A file system error about `path`, with the matching code.
-pub fn io_error(path: &str, e: &io::Error) -> PathError {
+pub fn io_error(path: &str, e: &io::Error) -> Refusal {
     match e.kind() {
         io::ErrorKind::NotFound => refuse(ErrorCode::NotFound, format!("'{path}' does not exist")),
         _ => refuse(ErrorCode::Io, format!("'{path}': {e}")),
@@ -323,36 +243,6 @@ pub fn io_error(path: &str, e: &io::Error) -> PathError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn plain_relative_paths_split_into_names() {
-        assert_eq!(
-            components("a/b c/世界.txt").unwrap(),
-            vec!["a", "b c", "世界.txt"]
-        );
-        assert_eq!(components("./a//b/").unwrap(), vec!["a", "b"]);
-        assert!(components("").unwrap().is_empty());
-        assert!(components(".").unwrap().is_empty());
-    }
-
-    #[test]
-    fn escapes_are_refused() {
-        for bad in [
-            "/etc/passwd",
-            "..",
-            "a/../../b",
-            "a/..",
-            "x\0y",
-            &"a/".repeat(3000),
-        ] {
-            assert_eq!(
-                components(bad).unwrap_err().code,
-                ErrorCode::BadPath,
-                "{bad:?}"
-            );
-        }
-    }
 
     #[test]
     fn partial_names_are_refused_from_clients() {
@@ -370,18 +260,6 @@ mod tests {
         }
         assert!(client_components(".hidden").is_ok());
         assert!(client_components("ferry-part").is_ok());
-    }
-
-    proptest! {
-        /// Whatever a client sends, an accepted path has only plain names.
-        #[test]
-        fn accepted_paths_have_only_plain_names(path in "[a-z./\\\\ ]{0,40}") {
-            if let Ok(names) = components(&path) {
-                for name in names {
-                    prop_assert!(!name.is_empty() && name != "." && name != ".." && !name.contains('/'));
-                }
-            }
-        }
     }
 
     #[test]

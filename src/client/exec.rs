@@ -1,25 +1,16 @@
 //! The client peer of the exec service: starts a command, streams stdin out and stdout/stderr
 //! in, forwards resizes and signals, and returns how the command ended.
 
+use crate::protocol::{Exec, ExecExit, ExecResize, ExecSignal, Goodbye, Refusal};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 
-use crate::client::ClientError;
-use crate::client::handshake::unexpected;
+use super::ClientError;
+use super::error::unexpected;
 use crate::connection::{BoxedStream, Connection, FrameWriter};
-use crate::protocol::{Frame, Message, TtySize};
-
-/// What to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecSpec {
-    pub argv: Vec<String>,
-    /// The server account's login shell (`ferry shell`); `argv` is then empty.
-    pub shell: bool,
-    pub tty: Option<TtySize>,
-    pub timeout: Option<Duration>,
-}
+use crate::protocol::{Frame, Message};
 
 /// Something for the running command besides stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,14 +43,14 @@ impl ExecOutcome {
     }
 }
 
-/// Runs `spec` on an open session, wiring the command to `stdin`, `stdout` and `stderr`.
+/// Runs `request` on an open session, wiring the command to `stdin`, `stdout` and `stderr`.
 ///
 /// # Errors
 /// The server's refusal (`permission_denied`, `not_found`, `exec_failed`...) or a broken
 /// connection.
 pub async fn run<I, O, E>(
     mut conn: Connection<BoxedStream>,
-    spec: ExecSpec,
+    request: Exec,
     stdin: I,
     mut stdout: O,
     mut stderr: E,
@@ -70,17 +61,9 @@ where
     O: AsyncWrite + Unpin,
     E: AsyncWrite + Unpin,
 {
-    conn.write_message(&Message::Exec {
-        argv: spec.argv,
-        shell: spec.shell,
-        tty: spec.tty,
-        timeout_ms: spec
-            .timeout
-            .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-    })
-    .await?;
+    conn.write_message(&Message::Exec(request)).await?;
     match conn.read_message().await? {
-        Message::ExecStarted { .. } => {}
+        Message::ExecStarted(_) => {}
         other => return Err(unexpected(other)),
     }
     let (mut reader, writer) = conn.split();
@@ -106,11 +89,11 @@ where
             Frame::Data { .. } => Ok(()),
             Frame::Message(body) => {
                 match Message::parse(&body).map_err(crate::connection::ConnectionError::from)? {
-                    Message::ExecExit {
+                    Message::ExecExit(ExecExit {
                         code,
                         signal,
                         timed_out,
-                    } => {
+                    }) => {
                         break Ok(match (timed_out, code, signal) {
                             (true, _, _) => ExecOutcome::TimedOut,
                             (false, Some(code), _) => ExecOutcome::Exited(code),
@@ -118,11 +101,13 @@ where
                             (false, None, None) => ExecOutcome::Exited(255),
                         });
                     }
-                    Message::Error { message, .. } => {
+                    Message::Error(Refusal { message, .. }) => {
                         tracing::warn!("server: {message}");
                         Ok(())
                     }
-                    Message::Goodbye { reason } => break Err(ClientError::Goodbye { reason }),
+                    Message::Goodbye(Goodbye { reason }) => {
+                        break Err(ClientError::Goodbye { reason });
+                    }
                     _ => Ok(()),
                 }
             }
@@ -162,10 +147,10 @@ where
             biased;
             event = events.recv(), if events_open => match event {
                 Some(ExecEvent::Resize { rows, cols }) => {
-                    writer.write_message(&Message::ExecResize { rows, cols }).await?;
+                    writer.write_message(&Message::ExecResize(ExecResize { rows, cols })).await?;
                 }
                 Some(ExecEvent::Signal(signal)) => {
-                    writer.write_message(&Message::ExecSignal { signal }).await?;
+                    writer.write_message(&Message::ExecSignal(ExecSignal { signal })).await?;
                 }
                 None => events_open = false,
             },
@@ -182,4 +167,9 @@ where
         }
     }
     Ok(())
+}
+
+/// Milliseconds for `Exec::timeout_ms`.
+pub fn timeout_ms(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
 }

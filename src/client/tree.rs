@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::client::{self, Progress, Transfer, join_remote};
-use crate::client::ClientError;
+use super::ClientError;
+use super::files::{self as client, Progress, Transfer, join_remote};
 use crate::connection::Connection;
 use crate::protocol::{FileKind, HashAlgorithm};
 
@@ -69,7 +69,7 @@ where
     dirs.sort_by_key(|(path, _, _)| std::cmp::Reverse(path.components().count()));
     for (dir, mode, mtime_ns) in dirs {
         let file = std::fs::File::open(&dir).map_err(local_err(&dir))?;
-        super::metadata::apply_metadata(&file, Some(mode), Some(mtime_ns))
+        crate::transfer::metadata::apply_metadata(&file, Some(mode), Some(mtime_ns))
             .map_err(local_err(&dir))?;
     }
     Ok(report)
@@ -82,7 +82,7 @@ where
 /// # Errors
 /// [`ClientError::Protocol`] for an absolute path or one with `..`.
 fn local_path(target: &Path, listed: &str) -> Result<PathBuf, ClientError> {
-    let names = super::sandbox::components(listed).map_err(|e| {
+    let names = crate::protocol::path::components(listed).map_err(|e| {
         ClientError::Protocol(format!("the server listed an unsafe path: {}", e.message))
     })?;
     Ok(names
@@ -116,7 +116,7 @@ where
         dirs.push((
             rel_dir.clone(),
             meta.permissions().mode() & 0o7777,
-            super::metadata::mtime_ns(&meta),
+            crate::transfer::metadata::mtime_ns(&meta),
         ));
         let mut children: Vec<_> = std::fs::read_dir(&dir)
             .map_err(|e| ClientError::Local {

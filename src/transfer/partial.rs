@@ -23,9 +23,9 @@ use std::sync::Arc;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
+use super::dir_at::{lstat_at, remove_at};
 use super::hashing::Hasher;
 use super::metadata::apply_metadata;
-use super::sandbox::{lstat_at, remove_at};
 use crate::protocol::HashAlgorithm;
 use crate::random::random_bytes;
 
@@ -320,7 +320,7 @@ pub fn hash_prefix(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::files::metadata::ns_from_time;
+    use crate::transfer::metadata::ns_from_time;
     use std::io::Write;
 
     #[test]

@@ -1,19 +1,23 @@
 //! The client peer of the file service: list, get and put one file (resuming after a checked
 //! prefix), mkdir and remove. Trees are in `tree`.
 
+use crate::protocol::{
+    Get, GetEnd, GetReady, List, ListEntries, Mkdir, Put, PutDone, PutEnd, PutReady, PutStart,
+    Remove,
+};
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::hashing::Hasher;
-use super::partial::{self, Partial};
-use super::transfer::{self, CHUNK, TransferError};
-use crate::client::ClientError;
-use crate::client::handshake::unexpected;
+use super::ClientError;
+use super::error::unexpected;
 use crate::connection::Connection;
 use crate::protocol::{FileEntry, HashAlgorithm, Message};
+use crate::transfer::chunks::{self as transfer, CHUNK, TransferError};
+use crate::transfer::hashing::Hasher;
+use crate::transfer::partial::{self, Partial};
 
 /// What a finished transfer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +60,7 @@ fn transfer_error(path: &Path, e: TransferError) -> ClientError {
             source: std::io::Error::other("the file changed while it was being sent"),
         },
         TransferError::Connection(e) => e.into(),
-        TransferError::Peer { code, message } => ClientError::Server { code, message },
+        TransferError::Peer(refusal) => ClientError::Server(refusal),
         TransferError::Protocol(message) => ClientError::Protocol(message),
     }
 }
@@ -87,11 +91,11 @@ pub async fn list_each<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let request = Message::List {
+    let request = Message::List(List {
         path: path.to_string(),
         recursive,
         itself: false,
-    };
+    });
     receive_listing(conn, &request, each).await
 }
 
@@ -104,11 +108,11 @@ pub async fn describe<S>(conn: &mut Connection<S>, path: &str) -> Result<FileEnt
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let request = Message::List {
+    let request = Message::List(List {
         path: path.to_string(),
         recursive: false,
         itself: true,
-    };
+    });
     let mut found = None;
     receive_listing(conn, &request, |batch| {
         found = found.take().or(batch.into_iter().next());
@@ -132,11 +136,11 @@ where
     let mut count = 0u64;
     loop {
         match conn.read_message().await? {
-            Message::ListEntries { entries } => {
+            Message::ListEntries(ListEntries { entries }) => {
                 count += entries.len() as u64;
                 each(entries)?;
             }
-            Message::ListDone { .. } => return Ok(count),
+            Message::ListDone(_) => return Ok(count),
             other => return Err(unexpected(other)),
         }
     }
@@ -200,20 +204,20 @@ where
         Some((held, (hasher, hex))) => (held, Some(hasher), Some(hex)),
         None => (0, None, None),
     };
-    conn.write_message(&Message::Get {
+    conn.write_message(&Message::Get(Get {
         path: remote.to_string(),
         hash: algorithm,
         offset: held,
         prefix_hash,
-    })
+    }))
     .await?;
     let (size, mode, mtime_ns, offset) = match conn.read_message().await? {
-        Message::GetReady {
+        Message::GetReady(GetReady {
             size,
             mode,
             mtime_ns,
             offset,
-        } if (offset == 0 || offset == held) && offset <= size => (size, mode, mtime_ns, offset),
+        }) if (offset == 0 || offset == held) && offset <= size => (size, mode, mtime_ns, offset),
         other => {
             if held == 0 {
                 blocking(move || partial.discard()).await?;
@@ -241,7 +245,7 @@ where
     progress.end();
     let ours = received.map_err(|e| transfer_error(&target, e))?;
     let theirs = match conn.read_message().await? {
-        Message::GetEnd { hash } => hash,
+        Message::GetEnd(GetEnd { hash }) => hash,
         other => return Err(unexpected(other)),
     };
     if ours != theirs {
@@ -289,19 +293,19 @@ where
         });
     }
     let size = meta.len();
-    conn.write_message(&Message::Put {
+    conn.write_message(&Message::Put(Put {
         path: remote.to_string(),
         size,
         mode: meta.permissions().mode() & 0o7777,
-        mtime_ns: super::metadata::mtime_ns(&meta),
+        mtime_ns: crate::transfer::metadata::mtime_ns(&meta),
         hash: algorithm,
-    })
+    }))
     .await?;
     let (held, theirs) = match conn.read_message().await? {
-        Message::PutReady {
+        Message::PutReady(PutReady {
             offset,
             prefix_hash,
-        } => (offset, prefix_hash),
+        }) => (offset, prefix_hash),
         other => return Err(unexpected(other)),
     };
     let (start, hasher, file) = match theirs {
@@ -318,7 +322,7 @@ where
         }
         _ => (0, Hasher::new(algorithm), file),
     };
-    conn.write_message(&Message::PutStart { offset: start })
+    conn.write_message(&Message::PutStart(PutStart { offset: start }))
         .await?;
     progress.begin(remote, size, start);
     let chunk = CHUNK.min(conn.max_data_payload());
@@ -328,16 +332,16 @@ where
     .await;
     progress.end();
     let ours = sent.map_err(|e| transfer_error(source, e))?;
-    conn.write_message(&Message::PutEnd { hash: ours.clone() })
+    conn.write_message(&Message::PutEnd(PutEnd { hash: ours.clone() }))
         .await?;
     match conn.read_message().await? {
-        Message::PutDone { hash, .. } if hash == ours => Ok(Transfer {
+        Message::PutDone(PutDone { hash, .. }) if hash == ours => Ok(Transfer {
             size,
             resumed_from: start,
             hash,
             algorithm,
         }),
-        Message::PutDone { hash, .. } => Err(ClientError::Integrity(format!(
+        Message::PutDone(PutDone { hash, .. }) => Err(ClientError::Integrity(format!(
             "the server stored {hash} but we sent {ours}"
         ))),
         other => Err(unexpected(other)),
@@ -357,11 +361,11 @@ pub async fn mkdir<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    conn.write_message(&Message::Mkdir {
+    conn.write_message(&Message::Mkdir(Mkdir {
         path: path.to_string(),
         mode,
         mtime_ns,
-    })
+    }))
     .await?;
     expect_done(conn).await
 }
@@ -374,9 +378,9 @@ pub async fn remove<S>(conn: &mut Connection<S>, path: &str) -> Result<(), Clien
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    conn.write_message(&Message::Remove {
+    conn.write_message(&Message::Remove(Remove {
         path: path.to_string(),
-    })
+    }))
     .await?;
     expect_done(conn).await
 }

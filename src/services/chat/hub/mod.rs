@@ -7,202 +7,37 @@
 //! recipient's bounded inbox; a full inbox drops that recipient. The hub-wide maps are locked
 //! only to join, leave, rename, and look up a direct message's recipient.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+mod participant;
+mod room;
+
 use super::names;
 use crate::config::ChatConfig;
-use crate::protocol::{ErrorCode, Message};
-
-/// Why a chat operation was refused: a code for the wire and a sentence for people.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ChatError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl ChatError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ChatError {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<names::NameError> for ChatError {
-    fn from(e: names::NameError) -> Self {
-        ChatError::new(ErrorCode::InvalidName, e.to_string())
-    }
-}
+use crate::protocol::{ErrorCode, Refusal};
+pub use participant::{Delivery, Participant, Receipt};
+use room::{FrameBudget, HistoryBudget, history_frame};
+pub use room::{Room, RoomEvent};
 
 /// The refusal for a nick someone else holds (possibly under a look-alike spelling).
-fn nick_taken(wanted: &str, holder: &str) -> ChatError {
+fn nick_taken(wanted: &str, holder: &str) -> Refusal {
     let message = if wanted == holder {
         format!("the nick '{wanted}' is already used by someone online")
     } else {
         format!("the nick '{wanted}' is too much like '{holder}', which someone online uses")
     };
-    ChatError::new(ErrorCode::NickInUse, message)
+    Refusal::new(ErrorCode::NickInUse, message)
 }
 
 /// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// One chat participant as others can reach it: a human session or the bot.
-#[derive(Debug, Clone)]
-pub struct Participant {
-    pub id: u64,
-    inbox: mpsc::Sender<Delivery>,
-    kick: CancellationToken,
-}
-
-impl Participant {
-    /// Queues `delivery`; a participant whose inbox is full is not reading, so it is kicked.
-    /// Returns whether the delivery was queued.
-    pub fn deliver(&self, delivery: Delivery) -> bool {
-        match self.inbox.try_send(delivery) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.kick.cancel();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Cancelled when this participant must be dropped for not reading.
-    pub fn kicked(&self) -> &CancellationToken {
-        &self.kick
-    }
-}
-
-/// What arrives in a participant's inbox.
-#[derive(Debug)]
-pub enum Delivery {
-    /// A direct message. Dropping the receipt confirms it to its sender.
-    Direct {
-        from: Participant,
-        from_nick: String,
-        text: String,
-        receipt: Option<Receipt>,
-    },
-    /// `from` opened a direct conversation with this participant.
-    Opened {
-        from: Participant,
-        from_nick: String,
-    },
-    /// One of this participant's requests was carried out.
-    Ack { id: u64 },
-}
-
-/// Confirms a direct message to its sender once every recipient has taken it (or was dropped):
-/// the sender gets its `chat_ack` after, never before, whatever the recipients did in answer.
-#[derive(Debug, Clone)]
-pub struct Receipt(#[allow(dead_code)] Arc<ReceiptInner>);
-
-#[derive(Debug)]
-struct ReceiptInner {
-    id: u64,
-    sender: Participant,
-}
-
-impl Drop for ReceiptInner {
-    fn drop(&mut self) {
-        self.sender.deliver(Delivery::Ack { id: self.id });
-    }
-}
-
-/// A room event as fanned out: the frame is encoded once for every member.
-///
-/// The frame's bytes belong to the room's store of recent frames ([`RecentFrames`]), which is
-/// bounded in bytes per room and across all rooms; the broadcast ring only points at them. A
-/// member that reaches an event whose bytes were already given back counts it as skipped, as
-/// if the ring itself had passed it by. So a room's ring costs its slots (a few dozen bytes
-/// each), not `room_queue` times the largest message.
-#[derive(Debug)]
-pub struct RoomEvent {
-    /// The participant that caused it; its own task skips it.
-    pub origin: u64,
-    /// The encoded `chat_message` or `chat_notice` frame, while the room still keeps it.
-    frame: Weak<Bytes>,
-    /// For messages (not notices): sender and text, to re-encode as history.
-    said: Option<(String, String)>,
-}
-
-impl RoomEvent {
-    /// The encoded frame, or `None` when memory bounds already gave it back.
-    pub fn frame(&self) -> Option<Arc<Bytes>> {
-        self.frame.upgrade()
-    }
-
-    /// What keeping this event as history costs, in bytes.
-    fn history_cost(&self) -> usize {
-        self.said
-            .as_ref()
-            .map_or(0, |(from, text)| from.len() + text.len())
-    }
-}
-
-/// Bytes of frames all rooms keep together, against `chat.memory_bytes`.
-#[derive(Debug)]
-struct FrameBudget {
-    used: AtomicUsize,
-    limit: usize,
-}
-
-/// A room's recent frames: the only owners of their bytes.
-#[derive(Debug, Default)]
-struct RecentFrames {
-    frames: VecDeque<Arc<Bytes>>,
-    bytes: usize,
-}
-
-#[derive(Debug, Default)]
-struct Members {
-    by_nick: BTreeMap<String, u64>,
-    /// Set when the last member left and the room is being removed: joiners retry.
-    closed: bool,
-}
-
-/// History bytes held by all rooms together, against the configured total.
-#[derive(Debug)]
-struct HistoryBudget {
-    used: AtomicUsize,
-    limit: usize,
-}
-
-/// One room.
-#[derive(Debug)]
-pub struct Room {
-    pub name: String,
-    events: broadcast::Sender<Arc<RoomEvent>>,
-    members: Mutex<Members>,
-    history: Mutex<VecDeque<Arc<RoomEvent>>>,
-    budget: Arc<HistoryBudget>,
-    recent: Mutex<RecentFrames>,
-    frames_budget: Arc<FrameBudget>,
-    /// Most bytes of recent frames this room keeps (`chat.room_bytes`).
-    room_bytes: usize,
-    /// Most recent frames kept: the ring's capacity (older ones it has overwritten anyway).
-    room_queue: usize,
-}
-
-impl Drop for Room {
-    fn drop(&mut self) {
-        let held: usize = lock(&self.history).iter().map(|e| e.history_cost()).sum();
-        self.budget.used.fetch_sub(held, Ordering::Relaxed);
-        let frames = lock(&self.recent).bytes;
-        self.frames_budget.used.fetch_sub(frames, Ordering::Relaxed);
-    }
 }
 
 /// What a member receives when it joins a room.
@@ -281,7 +116,7 @@ impl ChatHub {
         &self,
         nick: &str,
         user: Option<&str>,
-    ) -> Result<(Participant, mpsc::Receiver<Delivery>), ChatError> {
+    ) -> Result<(Participant, mpsc::Receiver<Delivery>), Refusal> {
         self.check_nick(nick, user)?;
         let (participant, inbox) = self.new_participant();
         let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
@@ -329,11 +164,11 @@ impl ChatHub {
         }
     }
 
-    fn check_nick(&self, nick: &str, user: Option<&str>) -> Result<(), ChatError> {
+    fn check_nick(&self, nick: &str, user: Option<&str>) -> Result<(), Refusal> {
         names::validate("nick", nick, self.config.max_nick_chars)?;
         let key = names::skeleton(nick);
         if self.config.bot.enabled && key == names::skeleton(&self.config.bot.nick) {
-            return Err(ChatError::new(
+            return Err(Refusal::new(
                 ErrorCode::NickInUse,
                 format!("the nick '{nick}' belongs to the bot"),
             ));
@@ -342,7 +177,7 @@ impl ChatHub {
         if let Some(owner) = reserved.get(&key)
             && user != Some(owner.as_str())
         {
-            return Err(ChatError::new(
+            return Err(Refusal::new(
                 ErrorCode::NickInUse,
                 format!("the nick '{nick}' is reserved for the user '{owner}'"),
             ));
@@ -360,7 +195,7 @@ impl ChatHub {
         name: &str,
         participant: &Participant,
         nick: &str,
-    ) -> Result<Joined, ChatError> {
+    ) -> Result<Joined, Refusal> {
         names::validate("room", name, self.config.max_room_chars)?;
         loop {
             let room = self.room(name)?;
@@ -372,7 +207,7 @@ impl ChatHub {
                 continue;
             }
             if members.by_nick.contains_key(nick) {
-                return Err(ChatError::new(
+                return Err(Refusal::new(
                     ErrorCode::NickInUse,
                     format!("the nick '{nick}' is already used in room '{name}'"),
                 ));
@@ -396,7 +231,7 @@ impl ChatHub {
         }
     }
 
-    fn room(&self, name: &str) -> Result<Arc<Room>, ChatError> {
+    fn room(&self, name: &str) -> Result<Arc<Room>, Refusal> {
         if let Some(room) = self
             .rooms
             .read()
@@ -407,7 +242,7 @@ impl ChatHub {
         }
         let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
         if !rooms.contains_key(name) && rooms.len() >= self.config.max_rooms {
-            return Err(ChatError::new(
+            return Err(Refusal::new(
                 ErrorCode::ServerBusy,
                 format!(
                     "the server already holds {} rooms, its limit; join an existing room",
@@ -488,7 +323,7 @@ impl ChatHub {
         old: &str,
         new: &str,
         user: Option<&str>,
-    ) -> Result<(), ChatError> {
+    ) -> Result<(), Refusal> {
         self.check_nick(new, user)?;
         let (old_key, new_key) = (names::skeleton(old), names::skeleton(new));
         {
@@ -520,14 +355,14 @@ impl ChatHub {
     ///
     /// # Errors
     /// [`ErrorCode::NotFound`] when no one online uses it.
-    pub fn lookup(&self, nick: &str) -> Result<Vec<Participant>, ChatError> {
+    pub fn lookup(&self, nick: &str) -> Result<Vec<Participant>, Refusal> {
         self.directory
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&names::skeleton(nick))
             .map(|(_, p)| vec![p.clone()])
             .ok_or_else(|| {
-                ChatError::new(
+                Refusal::new(
                     ErrorCode::NotFound,
                     format!("no one called '{nick}' is online"),
                 )
@@ -546,12 +381,9 @@ impl ChatHub {
         to: &str,
         text: &str,
         id: u64,
-    ) -> Result<(), ChatError> {
+    ) -> Result<(), Refusal> {
         let recipients = self.lookup(to)?;
-        let receipt = Receipt(Arc::new(ReceiptInner {
-            id,
-            sender: from.clone(),
-        }));
+        let receipt = Receipt::new(id, from.clone());
         for recipient in recipients {
             recipient.deliver(Delivery::Direct {
                 from: from.clone(),
@@ -562,98 +394,4 @@ impl ChatHub {
         }
         Ok(())
     }
-}
-
-impl Room {
-    /// Broadcasts a message from `from` and keeps it in the history.
-    pub fn say(&self, origin: u64, from: &str, text: &str, history_len: usize) {
-        let message = Message::ChatMessage {
-            room: Some(self.name.clone()),
-            from: from.to_string(),
-            to: None,
-            text: text.to_string(),
-            history: false,
-        };
-        let event = self.event(
-            origin,
-            message.to_frame(),
-            Some((from.to_string(), text.to_string())),
-        );
-        if history_len > 0 {
-            let mut history = lock(&self.history);
-            let budget = &self.budget;
-            budget
-                .used
-                .fetch_add(event.history_cost(), Ordering::Relaxed);
-            history.push_back(Arc::clone(&event));
-            // Over either bound, this room gives up its own oldest lines: the total stays
-            // bounded however many rooms fill their history.
-            while history.len() > history_len
-                || (budget.used.load(Ordering::Relaxed) > budget.limit && !history.is_empty())
-            {
-                if let Some(old) = history.pop_front() {
-                    budget.used.fetch_sub(old.history_cost(), Ordering::Relaxed);
-                }
-            }
-        }
-        // An error only means no member is listening right now.
-        let _ = self.events.send(event);
-    }
-
-    fn notice(&self, origin: u64, text: String) {
-        let message = Message::ChatNotice {
-            room: Some(self.name.clone()),
-            text,
-        };
-        let _ = self
-            .events
-            .send(self.event(origin, message.to_frame(), None));
-    }
-
-    /// An event whose frame the room's store of recent frames owns. The store gives back its
-    /// oldest frames while it holds more than the ring's capacity, more than `room_bytes`, or
-    /// while all rooms together hold more than `memory_bytes` (the newest frame always stays,
-    /// so a line reaches members that keep up).
-    fn event(&self, origin: u64, frame: Vec<u8>, said: Option<(String, String)>) -> Arc<RoomEvent> {
-        let frame = Arc::new(Bytes::from(frame));
-        let event = Arc::new(RoomEvent {
-            origin,
-            frame: Arc::downgrade(&frame),
-            said,
-        });
-        let budget = &self.frames_budget;
-        let mut recent = lock(&self.recent);
-        recent.bytes += frame.len();
-        budget.used.fetch_add(frame.len(), Ordering::Relaxed);
-        recent.frames.push_back(frame);
-        while recent.frames.len() > 1
-            && (recent.frames.len() > self.room_queue
-                || recent.bytes > self.room_bytes
-                || budget.used.load(Ordering::Relaxed) > budget.limit)
-        {
-            if let Some(old) = recent.frames.pop_front() {
-                recent.bytes -= old.len();
-                budget.used.fetch_sub(old.len(), Ordering::Relaxed);
-            }
-        }
-        event
-    }
-
-    /// The nicks in the room, sorted.
-    pub fn nicks(&self) -> Vec<String> {
-        lock(&self.members).by_nick.keys().cloned().collect()
-    }
-}
-
-fn history_frame(room: &str, from: &str, text: &str) -> Bytes {
-    Bytes::from(
-        Message::ChatMessage {
-            room: Some(room.to_string()),
-            from: from.to_string(),
-            to: None,
-            text: text.to_string(),
-            history: true,
-        }
-        .to_frame(),
-    )
 }

@@ -8,6 +8,7 @@
 //! stops reading or sending holds no thread of the server's pool, only its own small state (two
 //! chunk buffers, recycled rather than allocated and zeroed per chunk).
 
+use crate::protocol::Refusal;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -16,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::hashing::Hasher;
 use crate::connection::{Connection, ConnectionError};
-use crate::protocol::{ErrorCode, Frame, Message};
+use crate::protocol::{Frame, Message};
 
 /// Bytes per data frame, at most (also capped by the peer's frame limit).
 pub const CHUNK: usize = 1 << 20;
@@ -33,8 +34,8 @@ pub enum TransferError {
     #[error(transparent)]
     Connection(#[from] ConnectionError),
     /// The peer reported an error in the middle of the data.
-    #[error("{message}")]
-    Peer { code: ErrorCode, message: String },
+    #[error("{0}")]
+    Peer(Refusal),
     #[error("protocol error: {0}")]
     Protocol(String),
 }
@@ -190,9 +191,7 @@ where
                 }
                 Some(Frame::Message(body)) => {
                     return Err(match Message::parse(&body) {
-                        Ok(Message::Error { code, message, .. }) => {
-                            TransferError::Peer { code, message }
-                        }
+                        Ok(Message::Error(refusal)) => TransferError::Peer(refusal),
                         Ok(other) => TransferError::Protocol(format!(
                             "'{}' arrived after {} of the {len} announced bytes",
                             other.kind(),

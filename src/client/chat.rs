@@ -1,10 +1,11 @@
 //! The client peer of the chat service: join, then send and receive independently (the two
 //! halves can live in different tasks).
 
+use crate::protocol::{ChatDirect, ChatJoin, ChatJoined, ChatNick, ChatSay, ChatWho};
 use tokio::io::{ReadHalf, WriteHalf};
 
-use crate::client::ClientError;
-use crate::client::handshake::unexpected;
+use super::ClientError;
+use super::error::unexpected;
 use crate::connection::{BoxedStream, Connection, FrameReader, FrameWriter};
 use crate::protocol::Message;
 
@@ -14,15 +15,6 @@ pub enum ChatTarget {
     Room(String),
     /// A direct conversation with one nick.
     With(String),
-}
-
-/// The server's answer to a join.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatJoined {
-    pub room: Option<String>,
-    pub with: Option<String>,
-    pub nick: String,
-    pub members: Vec<String>,
 }
 
 /// The sending half: every request gets a fresh id, answered by `chat_ack` or an `error` with
@@ -51,25 +43,15 @@ pub async fn join(
         ChatTarget::Room(room) => (Some(room), None),
         ChatTarget::With(with) => (None, Some(with)),
     };
-    conn.write_message(&Message::ChatJoin {
+    conn.write_message(&Message::ChatJoin(ChatJoin {
         room,
         with,
         nick: Some(nick.to_string()),
         history,
-    })
+    }))
     .await?;
     let joined = match conn.read_message().await? {
-        Message::ChatJoined {
-            room,
-            with,
-            nick,
-            members,
-        } => ChatJoined {
-            room,
-            with,
-            nick,
-            members,
-        },
+        Message::ChatJoined(joined) => joined,
         other => return Err(unexpected(other)),
     };
     let (reader, writer) = conn.split();
@@ -94,7 +76,7 @@ impl ChatSender {
     /// The connection broke.
     pub async fn say(&mut self, text: &str) -> Result<u64, ClientError> {
         let text = text.to_string();
-        self.send(|id| Message::ChatSay { id, text }).await
+        self.send(|id| Message::ChatSay(ChatSay { id, text })).await
     }
 
     /// A direct message to `to`.
@@ -103,7 +85,8 @@ impl ChatSender {
     /// The connection broke.
     pub async fn direct(&mut self, to: &str, text: &str) -> Result<u64, ClientError> {
         let (to, text) = (to.to_string(), text.to_string());
-        self.send(|id| Message::ChatDirect { id, to, text }).await
+        self.send(|id| Message::ChatDirect(ChatDirect { id, to, text }))
+            .await
     }
 
     /// Asks who is in the room.
@@ -111,7 +94,7 @@ impl ChatSender {
     /// # Errors
     /// The connection broke.
     pub async fn who(&mut self) -> Result<u64, ClientError> {
-        self.send(|id| Message::ChatWho { id }).await
+        self.send(|id| Message::ChatWho(ChatWho { id })).await
     }
 
     /// Changes nick.
@@ -120,7 +103,8 @@ impl ChatSender {
     /// The connection broke.
     pub async fn nick(&mut self, nick: &str) -> Result<u64, ClientError> {
         let nick = nick.to_string();
-        self.send(|id| Message::ChatNick { id, nick }).await
+        self.send(|id| Message::ChatNick(ChatNick { id, nick }))
+            .await
     }
 
     /// Moves to another room (answered by `chat_joined` or an `error`).
@@ -129,12 +113,12 @@ impl ChatSender {
     /// The connection broke.
     pub async fn join(&mut self, room: &str) -> Result<(), ClientError> {
         self.writer
-            .write_message(&Message::ChatJoin {
+            .write_message(&Message::ChatJoin(ChatJoin {
                 room: Some(room.to_string()),
                 with: None,
                 nick: None,
                 history: true,
-            })
+            }))
             .await?;
         Ok(())
     }

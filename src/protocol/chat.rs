@@ -1,0 +1,120 @@
+//! Wire messages of the chat service: rooms, direct conversations, the bot.
+
+use serde::{Deserialize, Serialize};
+
+use super::serde_defaults::{is_false, yes};
+
+/// Client → server: enter a room (`room`) or a direct conversation (`with`); inside a chat
+/// exchange, move to another room (`nick` may then be omitted to keep the current one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatJoin {
+    /// The room to enter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// The nick to talk with directly, instead of a room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<String>,
+    /// The nick to use; the user's name (or a guest name) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nick: Option<String>,
+    /// Replay the room's recent messages first. Default true.
+    #[serde(default = "yes")]
+    pub history: bool,
+}
+
+/// Server → client: the join succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatJoined {
+    /// The room entered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// The partner of the direct conversation entered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<String>,
+    /// The nick the member has.
+    pub nick: String,
+    /// Members of the room (or the conversation partner), including the joiner.
+    pub members: Vec<String>,
+}
+
+/// Client → server: a line for the room, or for the partner of a direct conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatSay {
+    /// Answered by `chat_ack` or an `error` with the same id.
+    pub id: u64,
+    /// The line.
+    pub text: String,
+}
+
+/// Client → server: a direct message to `to` (`/msg`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatDirect {
+    /// Answered by `chat_ack` or an `error` with the same id.
+    pub id: u64,
+    /// The nick to reach.
+    pub to: String,
+    /// The line.
+    pub text: String,
+}
+
+/// Client → server: who is in the room (`/who`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatWho {
+    /// Answered by `chat_members` with the same id.
+    pub id: u64,
+}
+
+/// Server → client: the answer to `chat_who`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMembers {
+    /// The `chat_who`'s id.
+    pub id: u64,
+    /// The room asked about.
+    pub room: String,
+    /// Its members.
+    pub nicks: Vec<String>,
+}
+
+/// Client → server: change nick (`/nick`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatNick {
+    /// Answered by `chat_ack` or an `error` with the same id.
+    pub id: u64,
+    /// The new nick.
+    pub nick: String,
+}
+
+/// Server → client: request `id` was carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatAck {
+    /// The request's id.
+    pub id: u64,
+}
+
+/// Server → client: a message from `from`, in `room` or directly to this member (`to`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// The room it was said in; absent for a direct message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// Who said it.
+    pub from: String,
+    /// For a direct message: the nick it was sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// What was said.
+    pub text: String,
+    /// Part of the replay on join, not live.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub history: bool,
+}
+
+/// Server → client: something happened (a join, a leave, a nick change, a drop).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatNotice {
+    /// The room it happened in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// What happened, for people.
+    pub text: String,
+}

@@ -1,0 +1,189 @@
+//! One room: its members, its broadcast ring, its history, and the memory bounds on both.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use super::lock;
+use crate::protocol::{ChatMessage, ChatNotice, Message};
+
+/// A room event as fanned out: the frame is encoded once for every member.
+///
+/// The frame's bytes belong to the room's store of recent frames ([`RecentFrames`]), which is
+/// bounded in bytes per room and across all rooms; the broadcast ring only points at them. A
+/// member that reaches an event whose bytes were already given back counts it as skipped, as
+/// if the ring itself had passed it by. So a room's ring costs its slots (a few dozen bytes
+/// each), not `room_queue` times the largest message.
+#[derive(Debug)]
+pub struct RoomEvent {
+    /// The participant that caused it; its own task skips it.
+    pub origin: u64,
+    /// The encoded `chat_message` or `chat_notice` frame, while the room still keeps it.
+    pub(super) frame: Weak<Bytes>,
+    /// For messages (not notices): sender and text, to re-encode as history.
+    pub(super) said: Option<(String, String)>,
+}
+
+impl RoomEvent {
+    /// The encoded frame, or `None` when memory bounds already gave it back.
+    pub fn frame(&self) -> Option<Arc<Bytes>> {
+        self.frame.upgrade()
+    }
+
+    /// What keeping this event as history costs, in bytes.
+    pub(super) fn history_cost(&self) -> usize {
+        self.said
+            .as_ref()
+            .map_or(0, |(from, text)| from.len() + text.len())
+    }
+}
+
+/// Bytes of frames all rooms keep together, against `chat.memory_bytes`.
+#[derive(Debug)]
+pub(super) struct FrameBudget {
+    pub(super) used: AtomicUsize,
+    pub(super) limit: usize,
+}
+
+/// A room's recent frames: the only owners of their bytes.
+#[derive(Debug, Default)]
+pub(super) struct RecentFrames {
+    pub(super) frames: VecDeque<Arc<Bytes>>,
+    pub(super) bytes: usize,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Members {
+    pub(super) by_nick: BTreeMap<String, u64>,
+    /// Set when the last member left and the room is being removed: joiners retry.
+    pub(super) closed: bool,
+}
+
+/// History bytes held by all rooms together, against the configured total.
+#[derive(Debug)]
+pub(super) struct HistoryBudget {
+    pub(super) used: AtomicUsize,
+    pub(super) limit: usize,
+}
+
+/// One room.
+#[derive(Debug)]
+pub struct Room {
+    pub name: String,
+    pub(super) events: broadcast::Sender<Arc<RoomEvent>>,
+    pub(super) members: Mutex<Members>,
+    pub(super) history: Mutex<VecDeque<Arc<RoomEvent>>>,
+    pub(super) budget: Arc<HistoryBudget>,
+    pub(super) recent: Mutex<RecentFrames>,
+    pub(super) frames_budget: Arc<FrameBudget>,
+    /// Most bytes of recent frames this room keeps (`chat.room_bytes`).
+    pub(super) room_bytes: usize,
+    /// Most recent frames kept: the ring's capacity (older ones it has overwritten anyway).
+    pub(super) room_queue: usize,
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        let held: usize = lock(&self.history).iter().map(|e| e.history_cost()).sum();
+        self.budget.used.fetch_sub(held, Ordering::Relaxed);
+        let frames = lock(&self.recent).bytes;
+        self.frames_budget.used.fetch_sub(frames, Ordering::Relaxed);
+    }
+}
+
+impl Room {
+    /// Broadcasts a message from `from` and keeps it in the history.
+    pub fn say(&self, origin: u64, from: &str, text: &str, history_len: usize) {
+        let message = Message::ChatMessage(ChatMessage {
+            room: Some(self.name.clone()),
+            from: from.to_string(),
+            to: None,
+            text: text.to_string(),
+            history: false,
+        });
+        let event = self.event(
+            origin,
+            message.to_frame(),
+            Some((from.to_string(), text.to_string())),
+        );
+        if history_len > 0 {
+            let mut history = lock(&self.history);
+            let budget = &self.budget;
+            budget
+                .used
+                .fetch_add(event.history_cost(), Ordering::Relaxed);
+            history.push_back(Arc::clone(&event));
+            // Over either bound, this room gives up its own oldest lines: the total stays
+            // bounded however many rooms fill their history.
+            while history.len() > history_len
+                || (budget.used.load(Ordering::Relaxed) > budget.limit && !history.is_empty())
+            {
+                if let Some(old) = history.pop_front() {
+                    budget.used.fetch_sub(old.history_cost(), Ordering::Relaxed);
+                }
+            }
+        }
+        // An error only means no member is listening right now.
+        let _ = self.events.send(event);
+    }
+
+    pub(super) fn notice(&self, origin: u64, text: String) {
+        let message = Message::ChatNotice(ChatNotice {
+            room: Some(self.name.clone()),
+            text,
+        });
+        let _ = self
+            .events
+            .send(self.event(origin, message.to_frame(), None));
+    }
+
+    /// An event whose frame the room's store of recent frames owns. The store gives back its
+    /// oldest frames while it holds more than the ring's capacity, more than `room_bytes`, or
+    /// while all rooms together hold more than `memory_bytes` (the newest frame always stays,
+    /// so a line reaches members that keep up).
+    fn event(&self, origin: u64, frame: Vec<u8>, said: Option<(String, String)>) -> Arc<RoomEvent> {
+        let frame = Arc::new(Bytes::from(frame));
+        let event = Arc::new(RoomEvent {
+            origin,
+            frame: Arc::downgrade(&frame),
+            said,
+        });
+        let budget = &self.frames_budget;
+        let mut recent = lock(&self.recent);
+        recent.bytes += frame.len();
+        budget.used.fetch_add(frame.len(), Ordering::Relaxed);
+        recent.frames.push_back(frame);
+        while recent.frames.len() > 1
+            && (recent.frames.len() > self.room_queue
+                || recent.bytes > self.room_bytes
+                || budget.used.load(Ordering::Relaxed) > budget.limit)
+        {
+            if let Some(old) = recent.frames.pop_front() {
+                recent.bytes -= old.len();
+                budget.used.fetch_sub(old.len(), Ordering::Relaxed);
+            }
+        }
+        event
+    }
+
+    /// The nicks in the room, sorted.
+    pub fn nicks(&self) -> Vec<String> {
+        lock(&self.members).by_nick.keys().cloned().collect()
+    }
+}
+
+pub(super) fn history_frame(room: &str, from: &str, text: &str) -> Bytes {
+    Bytes::from(
+        Message::ChatMessage(ChatMessage {
+            room: Some(room.to_string()),
+            from: from.to_string(),
+            to: None,
+            text: text.to_string(),
+            history: true,
+        })
+        .to_frame(),
+    )
+}

@@ -1,0 +1,139 @@
+//! What reaches a member: room events (batched into one write), direct messages, acks.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::broadcast;
+
+use super::super::hub::Delivery;
+use super::place::{Place, skipped_notice};
+use super::{Ending, Member, Step, WRITE_BATCH};
+use crate::connection::{Connection, ConnectionError};
+use crate::protocol::{ChatAck, ChatMessage, ChatNotice, Message};
+use crate::services::{CloseReason, RequestError};
+
+impl Member<'_> {
+    pub(super) async fn step<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        step: Step,
+    ) -> io::Result<Option<Ending>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match step {
+            Step::Nothing => {}
+            Step::Kicked => return Ok(Some(Err(RequestError::NotReading))),
+            Step::Room(Ok(event)) => {
+                // Everything queued goes out in one write: one syscall (one TLS record) per
+                // batch rather than per line is what lets a busy room keep up.
+                let mut batch = Vec::new();
+                let mut written = 0;
+                let mut gone = 0u64;
+                let mut next = Some(event);
+                while let Some(event) = next.take() {
+                    if event.origin != self.participant.id {
+                        // Bytes given back under the room's memory bounds: skipped, as a lag.
+                        match event.frame() {
+                            Some(frame) => batch.extend_from_slice(&frame),
+                            None => gone += 1,
+                        }
+                        written += 1;
+                    }
+                    if written < WRITE_BATCH
+                        && let Place::Room { events, room } = &mut self.place
+                    {
+                        loop {
+                            match events.try_recv() {
+                                Ok(event) => next = Some(event),
+                                Err(broadcast::error::TryRecvError::Lagged(skipped)) => {
+                                    batch.extend(skipped_notice(&room.name, skipped));
+                                    continue;
+                                }
+                                Err(_) => {}
+                            }
+                            break;
+                        }
+                    }
+                }
+                if gone > 0
+                    && let Place::Room { room, .. } = &self.place
+                {
+                    batch.extend(skipped_notice(&room.name, gone));
+                }
+                if !batch.is_empty() {
+                    conn.write_encoded(&batch).await?;
+                    conn.flush().await?;
+                }
+            }
+            Step::Room(Err(broadcast::error::RecvError::Lagged(skipped))) => {
+                // The room outran this member: the server was too busy to write to it as fast as
+                // lines came (a member that stops reading is dropped by the send timeout, not
+                // here). Lines are gone from the ring; say how many rather than drop the member.
+                if let Place::Room { room, .. } = &self.place {
+                    conn.write_encoded(&skipped_notice(&room.name, skipped))
+                        .await?;
+                    conn.flush().await?;
+                }
+            }
+            Step::Room(Err(broadcast::error::RecvError::Closed)) => {
+                return Ok(Some(Err(RequestError::Closed(CloseReason::ChatClosed))));
+            }
+            Step::Inbox(None) => {
+                return Ok(Some(Err(RequestError::Closed(CloseReason::ChatClosed))));
+            }
+            Step::Inbox(Some(delivery)) => self.deliver(conn, delivery).await?,
+            Step::Request(Ok(request)) => return self.request(conn, request).await,
+            Step::Request(Err(e)) if e.is_recoverable() => {
+                conn.write_message(&Message::error(e.code(), e.to_string()))
+                    .await?;
+            }
+            Step::Request(Err(ConnectionError::Closed)) => {
+                return Ok(Some(Err(ConnectionError::Closed.into())));
+            }
+            Step::Request(Err(e)) => {
+                let _ = conn
+                    .write_message(&Message::error(e.code(), e.to_string()))
+                    .await;
+                return Ok(Some(Err(e.into())));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) async fn deliver<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        delivery: Delivery,
+    ) -> io::Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let message = match delivery {
+            Delivery::Direct {
+                from_nick,
+                text,
+                receipt,
+                ..
+            } => {
+                let message = Message::ChatMessage(ChatMessage {
+                    room: None,
+                    from: from_nick,
+                    to: Some(self.nick.clone()),
+                    text,
+                    history: false,
+                });
+                conn.write_message(&message).await?;
+                // Taken: the sender's ack may go now.
+                drop(receipt);
+                return Ok(());
+            }
+            Delivery::Opened { from_nick, .. } => Message::ChatNotice(ChatNotice {
+                room: None,
+                text: format!("{from_nick} opened a direct conversation with you"),
+            }),
+            Delivery::Ack { id } => Message::ChatAck(ChatAck { id }),
+        };
+        conn.write_message(&message).await
+    }
+}

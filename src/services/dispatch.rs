@@ -1,0 +1,106 @@
+//! Routes one request to its service, and is the one place that writes a service's refusal to
+//! the wire. (Exchanges that outlast a request, chat and exec, answer the messages inside them
+//! themselves, each with its id where it has one.)
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::request_error::RequestError;
+use super::{SessionContext, chat, echo, exec, files};
+use crate::connection::Connection;
+use crate::per_address::AddressSlot;
+use crate::protocol::{ErrorCode, Message, Refusal};
+
+/// Serves one request. Messages that are valid but not requests (a second `hello`, a `pong`)
+/// are refused with `unexpected_message` and the session goes on.
+///
+/// # Errors
+/// The session must end: the connection failed, the stream is out of step (the client has
+/// been told), or a long exchange was closed.
+pub async fn dispatch<S>(
+    conn: &mut Connection<S>,
+    request: Message,
+    ctx: &SessionContext,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let served = serve(conn, request, ctx).await;
+    match served {
+        Ok(()) => Ok(()),
+        Err(RequestError::Refused(refusal)) => {
+            conn.write_message(&Message::Error(refusal)).await?;
+            Ok(())
+        }
+        Err(RequestError::OutOfStep(refusal)) => {
+            // The last word: whatever the client still sends is not in step with anything.
+            let _ = conn.write_message(&Message::Error(refusal.clone())).await;
+            let _ = conn.shutdown().await;
+            Err(RequestError::OutOfStep(refusal))
+        }
+        Err(fatal) => Err(fatal),
+    }
+}
+
+async fn serve<S>(
+    conn: &mut Connection<S>,
+    request: Message,
+    ctx: &SessionContext,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match request {
+        Message::Ping(ping) => echo::serve_ping(conn, ping).await,
+        Message::ChatJoin(join) => chat::serve_chat(conn, join, ctx).await,
+        Message::Exec(request) => exec::serve_exec(conn, request, ctx).await,
+        Message::List(list) => {
+            let _slot = file_request_slot(ctx)?;
+            files::list::serve_list(conn, list, ctx).await
+        }
+        Message::Get(get) => {
+            let _slot = file_request_slot(ctx)?;
+            files::get::serve_get(conn, get, ctx).await
+        }
+        Message::Put(put) => {
+            let _slot = file_request_slot(ctx)?;
+            files::put::serve_put(conn, put, ctx).await
+        }
+        Message::Mkdir(mkdir) => {
+            let _slot = file_request_slot(ctx)?;
+            files::directories::serve_mkdir(conn, mkdir, ctx).await
+        }
+        Message::Remove(remove) => {
+            let _slot = file_request_slot(ctx)?;
+            files::directories::serve_remove(conn, remove, ctx).await
+        }
+        other => Err(Refusal::new(
+            ErrorCode::UnexpectedMessage,
+            format!("'{}' is not a request", other.kind()),
+        )
+        .into()),
+    }
+}
+
+/// A file request holds a thread of the blocking pool for moments at a time: how many run at
+/// once is bounded per address and per server, so no address can starve the others.
+fn file_request_slot(ctx: &SessionContext) -> Result<(AddressSlot, OwnedSemaphorePermit), Refusal> {
+    let Some(slot) = ctx.file_requests.try_take(ctx.peer) else {
+        return Err(Refusal::new(
+            ErrorCode::ServerBusy,
+            format!(
+                "this address already has {} file requests in progress, the most one address may have; try again when one ends",
+                ctx.file_requests.limit()
+            ),
+        ));
+    };
+    let Ok(total) = Arc::clone(&ctx.file_requests_total).try_acquire_owned() else {
+        return Err(Refusal::new(
+            ErrorCode::ServerBusy,
+            "the server has as many file requests in progress as it serves at once; try again shortly",
+        ));
+    };
+    Ok((slot, total))
+}

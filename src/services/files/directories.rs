@@ -1,0 +1,155 @@
+//! `mkdir` and `remove`: directories made and names removed only through descriptors beneath
+//! the root, never through a symlink that leaves it, and never the root itself.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+
+use rustix::fs::{Mode, OFlags};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::sandbox::{self, Sandbox, io_error};
+use crate::connection::Connection;
+use crate::protocol::{ErrorCode, Message, Mkdir, Permission, Refusal, Remove};
+use crate::services::{RequestError, SessionContext, off_runtime};
+
+/// Serves one `mkdir`: creates a directory and its parents; sets mode and mtime when given.
+///
+/// # Errors
+/// The refusal to answer with, or the connection failed.
+pub async fn serve_mkdir<S>(
+    conn: &mut Connection<S>,
+    request: Mkdir,
+    ctx: &SessionContext,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ctx.need(Permission::Write, "mkdir")?;
+    let sandbox = ctx.sandbox.clone();
+    off_runtime(move || make_dirs(&sandbox, &request.path, request.mode, request.mtime_ns))
+        .await??;
+    conn.write_message(&Message::Done).await?;
+    Ok(())
+}
+
+/// Serves one `remove`: deletes a file, a symlink (not its target) or an empty directory.
+///
+/// # Errors
+/// The refusal to answer with, or the connection failed.
+pub async fn serve_remove<S>(
+    conn: &mut Connection<S>,
+    request: Remove,
+    ctx: &SessionContext,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ctx.need(Permission::Write, "remove")?;
+    let sandbox = ctx.sandbox.clone();
+    off_runtime(move || remove(&sandbox, &request.path)).await??;
+    conn.write_message(&Message::Done).await?;
+    Ok(())
+}
+
+/// Creates each missing directory of `path` with `mkdirat` in its verified parent, re-opening
+/// every level beneath the root. Mode and mtime go only to a directory this request named by
+/// its own final name — never through a symlink, and never to the root itself.
+fn make_dirs(
+    sandbox: &Sandbox,
+    path: &str,
+    mode: Option<u32>,
+    mtime_ns: Option<i64>,
+) -> Result<(), Refusal> {
+    let names = sandbox::client_components(path)?;
+    if names.is_empty() {
+        return Err(Refusal::new(
+            ErrorCode::BadPath,
+            "the server root itself cannot be changed",
+        ));
+    }
+    let mut last = None;
+    for depth in 1..=names.len() {
+        let prefix = names[..depth].join("/");
+        let place = sandbox.place(&prefix)?;
+        let existing = place.lstat().map_err(|e| io_error(path, &e))?;
+        let through_link = match existing {
+            Some(meta) if meta.is_dir() => false,
+            Some(meta) if meta.is_symlink() => true,
+            Some(_) => {
+                return Err(Refusal::new(
+                    ErrorCode::NotAFile,
+                    format!("'{}' in '{path}' exists and is not a directory", place.name),
+                ));
+            }
+            None => {
+                match rustix::fs::mkdirat(
+                    place.dir.as_fd(),
+                    &*place.name,
+                    Mode::from_raw_mode(0o777),
+                ) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(io_error(path, &e.into())),
+                }
+                false
+            }
+        };
+        // The level must be a directory beneath the root, whatever a link or a swap made of it.
+        let opened = sandbox.open(
+            &prefix,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        )?;
+        last = Some((opened, through_link));
+    }
+    if let Some((dir, through_link)) = last
+        && (mode.is_some() || mtime_ns.is_some())
+        && !through_link
+    {
+        let dir = File::from(dir);
+        let root = File::from(
+            sandbox
+                .root_fd()
+                .try_clone_to_owned()
+                .map_err(|e| io_error(path, &e))?,
+        );
+        let (d, r) = (
+            dir.metadata().map_err(|e| io_error(path, &e))?,
+            root.metadata().map_err(|e| io_error(path, &e))?,
+        );
+        if (d.dev(), d.ino()) != (r.dev(), r.ino()) {
+            crate::transfer::metadata::apply_metadata(&dir, mode, mtime_ns)
+                .map_err(|e| io_error(path, &e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the last name of `path` from its verified parent directory.
+fn remove(sandbox: &Sandbox, path: &str) -> Result<(), Refusal> {
+    let place = sandbox.place(path).map_err(|e| match e.code {
+        ErrorCode::BadPath if sandbox::client_components(path).is_ok_and(|n| n.is_empty()) => {
+            Refusal::new(
+                ErrorCode::BadPath,
+                "the server root itself cannot be removed",
+            )
+        }
+        _ => e,
+    })?;
+    let meta = place
+        .lstat()
+        .map_err(|e| io_error(path, &e))?
+        .ok_or_else(|| Refusal::new(ErrorCode::NotFound, format!("'{path}' does not exist")))?;
+    sandbox::remove_at(place.dir.as_fd(), &place.name, meta.is_dir()).map_err(|e| {
+        if e.kind() == io::ErrorKind::DirectoryNotEmpty {
+            Refusal::new(
+                ErrorCode::NotEmpty,
+                format!(
+                    "'{path}' is a directory that still holds something; remove its contents first"
+                ),
+            )
+        } else {
+            io_error(path, &e)
+        }
+    })
+}

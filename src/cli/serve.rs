@@ -9,7 +9,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
-use crate::legacy::LegacySpec;
+use crate::legacy::{LegacyContext, LegacyListeners, LegacySpec};
 use crate::server::{Server, ServerOptions, reload};
 
 /// The listen address when neither flag nor config names one: loopback only.
@@ -70,9 +70,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         root,
         state_dir,
         plaintext,
-        legacy: args.legacy,
     })
     .await?;
+    // The seed's protocols run beside the server, on listeners of their own.
+    let legacy = LegacyListeners::bind(&args.legacy).await?;
     let addr = server.local_addr()?;
     let state = server.state();
     match server.fingerprint() {
@@ -84,7 +85,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    for (spec, bound) in server.legacy_addrs()? {
+    for (spec, bound) in legacy.addrs()? {
         eprintln!(
             "ferry: legacy {spec}: listening on {bound} (the seed's protocol: no TLS, no auth)"
         );
@@ -116,6 +117,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("ferry: shutting down");
         signal_stop.cancel();
     });
+    let legacy = tokio::spawn(legacy.run(
+        LegacyContext::beside(&state),
+        stop.clone(),
+        state.limits.shutdown_grace(),
+    ));
     server.run(stop).await;
+    let _ = legacy.await;
     Ok(ExitCode::SUCCESS)
 }

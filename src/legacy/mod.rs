@@ -8,91 +8,24 @@
 
 pub mod chatbot;
 pub mod ftp;
+mod listeners;
 pub mod shell;
+mod spec;
 pub mod upper;
 
-use std::fmt;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tokio::net::TcpStream;
 
 use crate::auth::Authenticator;
 use crate::config::{BotConfig, ExecConfig};
+use crate::server::ServerState;
 use crate::services::files::sandbox::Sandbox;
-use crate::shutdown::Shutdown;
-
-/// Which seed program a listener speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LegacyKind {
-    Chatbot,
-    Upper,
-    Shell,
-    Ftp,
-}
-
-impl LegacyKind {
-    fn name(self) -> &'static str {
-        match self {
-            LegacyKind::Chatbot => "chatbot",
-            LegacyKind::Upper => "upper",
-            LegacyKind::Shell => "shell",
-            LegacyKind::Ftp => "ftp",
-        }
-    }
-}
-
-/// One `--legacy NAME=ADDR`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LegacySpec {
-    pub kind: LegacyKind,
-    pub addr: SocketAddr,
-}
-
-impl fmt::Display for LegacySpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.kind.name(), self.addr)
-    }
-}
-
-impl FromStr for LegacySpec {
-    type Err = String;
-
-    /// Parses `NAME=ADDR`; `shell` only on a loopback address, since it runs commands for
-    /// anyone who connects.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (name, addr) = s
-            .split_once('=')
-            .ok_or_else(|| format!("'{s}': expected NAME=ADDR, e.g. chatbot=127.0.0.1:9001"))?;
-        let kind = match name {
-            "chatbot" => LegacyKind::Chatbot,
-            "upper" => LegacyKind::Upper,
-            "shell" => LegacyKind::Shell,
-            "ftp" => LegacyKind::Ftp,
-            other => {
-                return Err(format!(
-                    "unknown legacy listener '{other}': use chatbot, upper, shell or ftp"
-                ));
-            }
-        };
-        let addr: SocketAddr = addr
-            .parse()
-            .map_err(|_| format!("'{addr}' is not an IP:PORT address"))?;
-        if kind == LegacyKind::Shell && !addr.ip().is_loopback() {
-            return Err(format!(
-                "the legacy shell listener runs commands without authentication, so it may only listen on loopback (127.0.0.1 or ::1), not {addr}"
-            ));
-        }
-        Ok(LegacySpec { kind, addr })
-    }
-}
+pub use listeners::{LegacyListener, LegacyListeners};
+pub use spec::{LegacyKind, LegacySpec};
 
 /// What the legacy listeners share with the server they run beside.
 #[derive(Clone)]
@@ -108,6 +41,22 @@ pub struct LegacyContext {
     /// A caller that sends nothing for this long is disconnected.
     pub idle: Duration,
     pub max_connections: usize,
+}
+
+impl LegacyContext {
+    /// What listeners beside `server` share with it: its root, its bot, its exec settings,
+    /// its anonymous rights (which a reload may change) and its limits.
+    pub fn beside(server: &ServerState) -> LegacyContext {
+        LegacyContext {
+            bot: Arc::new(server.chat.config.bot.clone()),
+            root: Arc::clone(&server.root),
+            sandbox: server.sandbox.clone(),
+            exec: Arc::clone(&server.exec),
+            auth: Arc::clone(&server.auth),
+            idle: server.limits.idle_timeout(),
+            max_connections: server.limits.max_connections,
+        }
+    }
 }
 
 /// Reads the next chunk a caller sent (the seed's `recv(1024)`): `Ok(0)` when it left, and a
@@ -126,92 +75,5 @@ pub async fn read_chunk(
             std::io::ErrorKind::TimedOut,
             "the caller sent nothing within the idle timeout",
         )),
-    }
-}
-
-/// A bound legacy listener.
-pub struct LegacyListener {
-    pub spec: LegacySpec,
-    listener: TcpListener,
-}
-
-impl LegacyListener {
-    /// Binds `spec`.
-    ///
-    /// # Errors
-    /// The address cannot be bound.
-    pub async fn bind(spec: LegacySpec) -> std::io::Result<LegacyListener> {
-        let listener = TcpListener::bind(spec.addr).await?;
-        if spec.kind == LegacyKind::Shell {
-            warn!(addr = %listener.local_addr()?, "legacy shell listener: runs commands WITHOUT authentication, for anyone who can connect (loopback only)");
-        }
-        if spec.kind == LegacyKind::Ftp && !spec.addr.ip().is_loopback() {
-            warn!(addr = %listener.local_addr()?, "legacy ftp listener on a non-loopback address: anyone who can reach it gets files under the root, without TLS or a token, whenever anonymous sessions may read");
-        }
-        Ok(LegacyListener { spec, listener })
-    }
-
-    /// The address actually bound.
-    ///
-    /// # Errors
-    /// The socket's address cannot be read.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Accepts callers until shutdown, each in its own task, at most `max_connections` at once.
-    pub async fn run(self, ctx: LegacyContext, shutdown: Shutdown) {
-        let permits = Arc::new(Semaphore::new(ctx.max_connections));
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = shutdown.begin.cancelled() => return,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        warn!(error = %e, "legacy accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                continue; // at the limit: the caller is dropped, the seed protocols have no error
-            };
-            let (kind, ctx, stop) = (self.spec.kind, ctx.clone(), shutdown.clone());
-            shutdown.tracker.spawn(async move {
-                let served = async {
-                    match kind {
-                        LegacyKind::Chatbot => chatbot::serve(tcp, &ctx.bot, ctx.idle).await,
-                        LegacyKind::Upper => upper::serve(tcp, ctx.idle).await,
-                        LegacyKind::Shell => shell::serve(tcp, &ctx).await,
-                        LegacyKind::Ftp => ftp::serve(tcp, &ctx).await,
-                    }
-                };
-                tokio::select! {
-                    _ = stop.begin.cancelled() => {}
-                    result = served => if let Err(e) = result {
-                        debug!(%peer, error = %e, "legacy caller left");
-                    },
-                }
-                drop(permit);
-            });
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_specs_and_keeps_shell_on_loopback() {
-        let spec: LegacySpec = "upper=127.0.0.1:6969".parse().unwrap();
-        assert_eq!(spec.kind, LegacyKind::Upper);
-        assert!("shell=[::1]:9000".parse::<LegacySpec>().is_ok());
-        let err = "shell=0.0.0.0:9000".parse::<LegacySpec>().unwrap_err();
-        assert!(err.contains("only listen on loopback"), "{err}");
-        assert!("ftp=0.0.0.0:9000".parse::<LegacySpec>().is_ok());
-        assert!("telnet=127.0.0.1:1".parse::<LegacySpec>().is_err());
-        assert!("chatbot".parse::<LegacySpec>().is_err());
     }
 }

@@ -14,7 +14,10 @@ use tokio::net::TcpStream;
 use tokio::process::Command;
 
 use super::LegacyContext;
+use nix::unistd::Pid;
+
 use crate::services::exec::containment::Containment;
+use crate::services::exec::terminate::GroupGuard;
 
 /// What the seed sends for a command without output.
 pub const NO_OUTPUT: &str = "cmd has no output...";
@@ -64,6 +67,12 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
         .spawn();
     let mut len = 0u64;
     if let Ok(mut child) = child {
+        // The whole group goes when this request ends, on every path: a cancelled caller
+        // (shutdown) drops this future mid-command, and `kill_on_drop` alone reaches only `sh`.
+        let group = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(|id| GroupGuard::new(Pid::from_raw(id)));
         if let Some(pid) = child.id() {
             contained = tokio::task::spawn_blocking(move || {
                 contained.enter(pid);
@@ -83,12 +92,8 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
                 len = spool.metadata().await?.len();
             }
         }
-        if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        // Done or timed out: the group is killed before the wait, so nothing holds it up.
+        drop(group);
         let _ = child.wait().await;
     }
     // Nothing the command started outlives it, whatever session it made for itself.

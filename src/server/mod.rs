@@ -20,7 +20,6 @@ use tracing::{info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::{ExecConfig, Limits, ServerConfig};
-use crate::legacy::{LegacyContext, LegacyListener, LegacySpec};
 use crate::per_address::{PerAddress, PerAddressQueue};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::{self, hub::ChatHub};
@@ -41,8 +40,6 @@ pub struct ServerOptions {
     /// Holds the TLS identity.
     pub state_dir: PathBuf,
     pub plaintext: bool,
-    /// The seed's protocols, each on its own listener.
-    pub legacy: Vec<LegacySpec>,
 }
 
 /// Why a server could not start.
@@ -59,11 +56,6 @@ pub enum ServerError {
     Identity(#[from] crate::tls::identity::IdentityError),
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
-    #[error("cannot listen on {spec}: {source}")]
-    LegacyBind {
-        spec: LegacySpec,
-        source: std::io::Error,
-    },
     #[error("invalid user credential in config: {0}")]
     Credential(#[from] crate::auth::scram::BadCredential),
 }
@@ -148,8 +140,6 @@ impl ServerState {
 /// A bound server, ready to [`Server::run`].
 pub struct Server {
     listener: TcpListener,
-    legacy: Vec<LegacyListener>,
-    bot: Arc<crate::config::BotConfig>,
     state: Arc<ServerState>,
     fingerprint: Option<String>,
 }
@@ -186,19 +176,7 @@ impl Server {
                     addr: options.listen,
                     source,
                 })?;
-        let mut legacy = Vec::new();
-        for spec in &options.legacy {
-            let bound =
-                LegacyListener::bind(*spec)
-                    .await
-                    .map_err(|source| ServerError::LegacyBind {
-                        spec: *spec,
-                        source,
-                    })?;
-            legacy.push(bound);
-        }
         let sandbox = Sandbox::at(&root).map_err(|_| ServerError::BadRoot(root.clone()))?;
-        let bot = Arc::new(options.config.chat.bot.clone());
         let limits = &options.config.limits;
         let state = ServerState {
             limits: options.config.limits.clone(),
@@ -225,8 +203,6 @@ impl Server {
         chat::bot::spawn(&state.chat);
         Ok(Server {
             listener,
-            legacy,
-            bot,
             state: Arc::new(state),
             fingerprint,
         })
@@ -238,17 +214,6 @@ impl Server {
     /// The socket's address cannot be read.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
-    }
-
-    /// The legacy listeners' kinds and bound addresses.
-    ///
-    /// # Errors
-    /// A socket's address cannot be read.
-    pub fn legacy_addrs(&self) -> std::io::Result<Vec<(LegacySpec, SocketAddr)>> {
-        self.legacy
-            .iter()
-            .map(|l| Ok((l.spec, l.local_addr()?)))
-            .collect()
     }
 
     /// The TLS identity's fingerprint; `None` in plaintext mode.
@@ -267,20 +232,6 @@ impl Server {
         let shutdown = Shutdown::new(stop);
         let permits = Arc::new(Semaphore::new(self.state.limits.max_connections));
         let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
-        let legacy = LegacyContext {
-            bot: Arc::clone(&self.bot),
-            root: Arc::clone(&self.state.root),
-            sandbox: self.state.sandbox.clone(),
-            exec: Arc::clone(&self.state.exec),
-            auth: Arc::clone(&self.state.auth),
-            idle: self.state.limits.idle_timeout(),
-            max_connections: self.state.limits.max_connections,
-        };
-        for listener in self.legacy {
-            shutdown
-                .tracker
-                .spawn(listener.run(legacy.clone(), shutdown.clone()));
-        }
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.begin.cancelled() => break,

@@ -83,13 +83,13 @@ impl TestServer {
             root: dir.path().join("root"),
             state_dir: dir.path().join("state"),
             plaintext,
-            legacy,
         })
         .await
         .unwrap();
         let addr = server.local_addr().unwrap();
-        let legacy_addrs = server
-            .legacy_addrs()
+        let legacy = ferry::legacy::LegacyListeners::bind(&legacy).await.unwrap();
+        let legacy_addrs = legacy
+            .addrs()
             .unwrap()
             .into_iter()
             .map(|(_, a)| a)
@@ -97,7 +97,11 @@ impl TestServer {
         let fingerprint = server.fingerprint().map(str::to_string);
         let state = server.state();
         let stop = CancellationToken::new();
-        let task = tokio::spawn(server.run(stop.clone()));
+        let context = ferry::legacy::LegacyContext::beside(&state);
+        let grace = state.limits.shutdown_grace();
+        let legacy = legacy.run(context, stop.clone(), grace);
+        let server = server.run(stop.clone());
+        let task = tokio::spawn(async move { tokio::join!(server, legacy).0 });
         TestServer {
             addr,
             fingerprint,

@@ -9,7 +9,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ferry::bench::{DeliveryClock, Percentiles};
+// The same clock and percentiles as `ferry bench chat`, compiled in from the binary's bench
+// module (the benchmark is part of the binary, not of the library).
+#[path = "../src/bench/delivery_clock.rs"]
+mod delivery_clock;
+#[path = "../src/bench/percentiles.rs"]
+mod percentiles;
+
+use delivery_clock::DeliveryClock;
+use percentiles::Percentiles;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;

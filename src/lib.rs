@@ -2,7 +2,7 @@
 //!
 //! Layers, top to bottom (dependencies point down only):
 //!
-//! - [`cli`]: arguments, printing, exit codes; `main.rs` only parses and calls it.
+//! - `cli` (in the binary, with `bench`): arguments, printing, exit codes.
 //! - [`client`] and [`server`]: the two ends. The server accepts, applies limits, runs the
 //!   handshake and dispatches each request to a service in [`services`].
 //! - [`connection`]: the only code that reads and writes frames on a stream.
@@ -14,11 +14,10 @@
 //! in PROTOCOL.md.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod atomic_file;
 pub mod auth;
-pub mod bench;
-pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connection;

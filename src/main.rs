@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use ferry::cli::{self, Cli};
+mod bench;
+mod cli;
+
+use cli::Cli;
 
 /// jemalloc with background decay: freed memory goes back to the OS within seconds, so a server
 /// that held 10,000 connections shrinks again when they leave (see Cargo.toml).

@@ -24,6 +24,7 @@ pub struct AddressSlot {
 }
 
 impl PerAddress {
+    /// At most `limit` slots per address.
     pub fn new(limit: usize) -> Arc<PerAddress> {
         Arc::new(PerAddress {
             limit,
@@ -88,6 +89,7 @@ pub struct Turn {
 }
 
 impl PerAddressQueue {
+    /// At most `limit` turns at once per address; the rest wait in line.
     pub fn new(limit: usize) -> Arc<PerAddressQueue> {
         Arc::new(PerAddressQueue {
             limit,

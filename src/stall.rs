@@ -30,6 +30,7 @@ pub struct StallGuard<S> {
 }
 
 impl<S> StallGuard<S> {
+    /// Wraps `inner`: a write must move `min_bytes` within each `limit`.
     pub fn new(inner: S, limit: Duration, min_bytes: u64) -> Self {
         StallGuard {
             inner,

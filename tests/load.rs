@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{ServerProcess, WAIT};
-use ferry::bench::open_sessions;
 use ferry::client::chat::{self as chat, ChatTarget};
+use ferry::client::connect_many;
 use ferry::client::exec::{self as exec, ExecOutcome};
 use ferry::client::files::{self as files, NoProgress};
 use ferry::client::{Client, ClientError, ClientOptions};
@@ -143,7 +143,7 @@ async fn ten_thousand_clients_mixed_chat_exec_and_files() {
 /// One round: opens `clients` sessions, runs the mixed load for `seconds`, checks the tally.
 async fn run_round(options: &ClientOptions, clients: usize, seconds: u64) {
     let opened_at = Instant::now();
-    let (sessions, failure) = open_sessions(options, clients, 64).await;
+    let (sessions, failure) = connect_many(options, clients, 64).await;
     assert!(failure.is_none(), "opening {clients} sessions: {failure:?}");
     println!(
         "{clients} TLS sessions opened in {:.1?}",

@@ -34,7 +34,9 @@ pub struct SessionIdentity {
 /// A configured user, as the server keeps it in memory.
 #[derive(Debug, Clone)]
 pub struct UserRecord {
+    /// What the user may do.
     pub permissions: Permissions,
+    /// The stored SCRAM credential its token is checked against.
     pub credential: Credential,
 }
 

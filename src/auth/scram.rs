@@ -32,8 +32,11 @@ const CREDENTIAL_PREFIX: &str = "scram-sha256";
 /// What the server stores for a user. `Debug` hides the keys.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
+    /// Random salt, fixed per credential.
     pub salt: Vec<u8>,
+    /// H(ClientKey): checks a client's proof; cannot itself log in.
     pub stored_key: [u8; KEY_LEN],
+    /// HMAC key for the server's signature, proving the server holds the credential.
     pub server_key: [u8; KEY_LEN],
 }
 

@@ -21,6 +21,7 @@ pub struct Token {
 }
 
 /// Why a string is not a token or a user name.
+#[allow(missing_docs)] // Each variant's `#[error]` text is its documentation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("a token has the form NAME:SECRET, as printed by 'ferry user add'")]

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::{DeliveryClock, Percentiles, open_sessions};
-use crate::client::chat::{ChatReceiver, ChatTarget};
-use crate::client::{ClientError, ClientOptions};
-use crate::protocol::Frame;
+use super::{DeliveryClock, Percentiles};
+use ferry::client::chat::{ChatReceiver, ChatTarget};
+use ferry::client::connect_many;
+use ferry::client::{ClientError, ClientOptions};
+use ferry::protocol::Frame;
 
 /// The load's shape.
 #[derive(Debug, Clone)]
@@ -55,7 +56,7 @@ struct Received {
 /// (an internally tagged enum, which serde buffers before it picks the variant), halves what
 /// the load generator spends per delivery — on a shared machine, CPU the server then has.
 ///
-/// [`Message`]: crate::protocol::Message
+/// [`Message`]: ferry::protocol::Message
 #[derive(serde::Deserialize)]
 struct Line<'a> {
     #[serde(rename = "type", borrow)]
@@ -82,7 +83,7 @@ const GRACE: Duration = Duration::from_secs(30);
 /// Sessions could not be opened or joined, or a sender's connection broke.
 pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatReport, ClientError> {
     let clients = bench.clients.max(2);
-    let (sessions, stopped) = open_sessions(options, clients, 32).await;
+    let (sessions, stopped) = connect_many(options, clients, 32).await;
     if let Some(e) = stopped {
         return Err(ClientError::Protocol(format!(
             "only {} of {clients} sessions could be opened: {e}",

@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{Percentiles, open_sessions, server_process};
-use crate::client::{Client, ClientError, ClientOptions};
+use super::{Percentiles, server_process};
+use ferry::client::connect_many;
+use ferry::client::{Client, ClientError, ClientOptions};
 
 /// How many, and whose memory to read.
 #[derive(Debug, Clone)]
@@ -50,7 +51,7 @@ pub async fn run(
     options: &ClientOptions,
     bench: &ConnectionsOptions,
 ) -> Result<ConnectionsReport, ClientError> {
-    crate::fd_limit::raise_to_hard_limit();
+    ferry::fd_limit::raise_to_hard_limit();
     let server_pid = bench.server_pid.or_else(|| {
         options
             .server
@@ -66,7 +67,7 @@ pub async fn run(
     let before = server_pid.and_then(server_process::resident_kib);
 
     let started = Instant::now();
-    let (sessions, stopped_by) = open_sessions(options, bench.count, 64).await;
+    let (sessions, stopped_by) = connect_many(options, bench.count, 64).await;
     let open_seconds = started.elapsed().as_secs_f64();
     let opened = sessions.len();
     if let (0, Some(e)) = (opened, stopped_by.as_ref()) {

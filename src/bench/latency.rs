@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::Percentiles;
-use crate::client::exec::{self as exec, ExecOutcome};
-use crate::client::{Client, ClientError, ClientOptions};
-use crate::protocol::{ErrorCode, Exec};
+use ferry::client::exec::{self as exec, ExecOutcome};
+use ferry::client::{Client, ClientError, ClientOptions};
+use ferry::protocol::{ErrorCode, Exec};
 
 /// How many of each.
 #[derive(Debug, Clone)]

@@ -18,44 +18,6 @@ pub use percentiles::Percentiles;
 
 use std::time::Duration;
 
-use crate::client::{Client, ClientError, ClientOptions};
-
-/// Opens up to `count` sessions, at most `parallel` handshakes at a time (a burst of thousands
-/// would only measure the accept queue). After the first failure it starts no more, but keeps
-/// those already under way that succeed. Returns the open sessions and, if short, why.
-pub async fn open_sessions(
-    options: &ClientOptions,
-    count: usize,
-    parallel: usize,
-) -> (Vec<Client>, Option<ClientError>) {
-    let mut opened = Vec::with_capacity(count);
-    let mut pending = tokio::task::JoinSet::new();
-    let mut started = 0;
-    let mut failure = None;
-    loop {
-        while failure.is_none() && started < count && pending.len() < parallel.max(1) {
-            let options = options.clone();
-            pending.spawn(async move { Client::connect(&options).await });
-            started += 1;
-        }
-        let Some(joined) = pending.join_next().await else {
-            break;
-        };
-        match joined {
-            Ok(Ok(client)) => opened.push(client),
-            Ok(Err(e)) => {
-                failure.get_or_insert(e);
-            }
-            Err(e) => {
-                failure.get_or_insert(ClientError::Protocol(format!(
-                    "a connecting task failed: {e}"
-                )));
-            }
-        }
-    }
-    (opened, failure)
-}
-
 /// Megabytes (10^6 bytes, as iperf3, nc and scp report) per second.
 pub fn megabytes_per_second(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)

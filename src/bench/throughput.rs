@@ -8,9 +8,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{median, megabytes_per_second};
-use crate::client::files::{self as files, NoProgress};
-use crate::client::{Client, ClientError, ClientOptions};
-use crate::protocol::HashAlgorithm;
+use ferry::client::files::{self as files, NoProgress};
+use ferry::client::{Client, ClientError, ClientOptions};
+use ferry::protocol::HashAlgorithm;
 
 /// What to move.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub async fn run(
     write_test_file(&source, bench.size).map_err(|e| local_error(&source, e))?;
     let remote = format!(
         "ferry-bench-{}.bin",
-        crate::protocol::hex::encode(&crate::random::random_bytes::<6>())
+        ferry::protocol::hex::encode(&ferry::random::random_bytes::<6>())
     );
 
     let mut puts = Vec::new();

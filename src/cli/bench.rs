@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 
 use super::ClientArgs;
 use crate::bench::{self, Percentiles};
-use crate::client::Client;
-use crate::protocol::HashAlgorithm;
+use ferry::client::Client;
+use ferry::protocol::HashAlgorithm;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -80,7 +80,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if !(args.rate >= 0.0 && args.rate.is_finite()) {
         anyhow::bail!("--rate must be 0 or a positive number of lines per second");
     }
-    crate::fd_limit::raise_to_hard_limit();
+    ferry::fd_limit::raise_to_hard_limit();
     let options = args.client.options()?;
     let probe = Client::connect(&options).await?;
     let info = probe.info().clone();
@@ -153,7 +153,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 async fn run_one(
     test: BenchTest,
     args: &BenchArgs,
-    options: &crate::client::ClientOptions,
+    options: &ferry::client::ClientOptions,
 ) -> anyhow::Result<(Value, Vec<String>)> {
     Ok(match test {
         BenchTest::Throughput => {
@@ -220,8 +220,8 @@ async fn run_one(
         }
         BenchTest::Chat => {
             let room = args.room.clone().unwrap_or_else(|| {
-                let suffix = crate::random::random_bytes::<4>();
-                format!("bench-{}", crate::protocol::hex::encode(&suffix))
+                let suffix = ferry::random::random_bytes::<4>();
+                format!("bench-{}", ferry::protocol::hex::encode(&suffix))
             });
             let report = bench::chat::run(
                 options,

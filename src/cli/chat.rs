@@ -5,7 +5,7 @@
 //! exits at end of input only after the server confirmed every line, so replies (the bot's, for
 //! one) are printed first.
 
-use crate::protocol::{
+use ferry::protocol::{
     ChatAck, ChatJoined, ChatMembers, ChatMessage, ChatNotice, Goodbye, Refusal,
 };
 use std::collections::HashSet;
@@ -18,10 +18,10 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use super::ClientArgs;
-use crate::client::Client;
-use crate::client::chat::{ChatReceiver, ChatSender, ChatTarget};
-use crate::protocol::Message;
-use crate::services::chat::names::default_nick;
+use ferry::client::Client;
+use ferry::client::chat::{ChatReceiver, ChatSender, ChatTarget};
+use ferry::protocol::Message;
+use ferry::services::chat::names::default_nick;
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {

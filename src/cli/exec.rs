@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::ClientArgs;
 use super::terminal::{self, TerminalMode};
-use crate::client::exec::{self as client_exec, ExecEvent, ExecOutcome};
-use crate::client::{Client, ClientError};
-use crate::protocol::{ErrorCode, Exec, Refusal, TtySize};
+use ferry::client::exec::{self as client_exec, ExecEvent, ExecOutcome};
+use ferry::client::{Client, ClientError};
+use ferry::protocol::{ErrorCode, Exec, Refusal, TtySize};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {

@@ -10,10 +10,10 @@ use clap::Args;
 
 use super::ClientArgs;
 use super::progress::BarProgress;
-use crate::client::files::{Transfer, base_name, join_remote};
-use crate::client::tree::TreeReport;
-use crate::client::{Client, ClientError};
-use crate::protocol::{ErrorCode, FileEntry, FileKind, HashAlgorithm, Refusal};
+use ferry::client::files::{Transfer, base_name, join_remote};
+use ferry::client::tree::TreeReport;
+use ferry::client::{Client, ClientError};
+use ferry::protocol::{ErrorCode, FileEntry, FileKind, HashAlgorithm, Refusal};
 
 #[derive(Debug, Args)]
 pub struct LsArgs {

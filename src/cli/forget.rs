@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::tls::KnownServers;
+use ferry::tls::KnownServers;
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {

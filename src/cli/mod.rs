@@ -20,8 +20,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::auth::token::Token;
-use crate::client::{ClientOptions, DEFAULT_SERVER};
+use ferry::auth::token::Token;
+use ferry::client::{ClientOptions, DEFAULT_SERVER};
 
 /// ferry: chat, remote commands and files over TCP, safely and fast.
 #[derive(Debug, Parser)]
@@ -146,8 +146,8 @@ pub fn default_state_dir() -> anyhow::Result<PathBuf> {
 }
 
 /// Tells the user, once, that a server's identity was pinned on first use.
-pub fn report_new_pin(info: &crate::client::SessionInfo) {
-    if let Some((fingerprint, crate::tls::PinStatus::NewlyPinned)) = &info.tls {
+pub fn report_new_pin(info: &ferry::client::SessionInfo) {
+    if let Some((fingerprint, ferry::tls::PinStatus::NewlyPinned)) = &info.tls {
         eprintln!(
             "ferry: pinned the identity of {} on first use: {fingerprint}",
             info.server

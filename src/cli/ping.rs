@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::ClientArgs;
-use crate::client::Client;
+use ferry::client::Client;
 
 #[derive(Debug, Args)]
 pub struct PingArgs {

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::client::files::Progress;
+use ferry::client::files::Progress;
 
 /// A bar per file (bytes, rate, ETA) on a terminal; "resuming at N bytes" is said either way.
 pub struct BarProgress {

@@ -8,9 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ServerConfig;
-use crate::legacy::{LegacyContext, LegacyListeners, LegacySpec};
-use crate::server::{Server, ServerOptions, reload};
+use ferry::config::ServerConfig;
+use ferry::legacy::{LegacyContext, LegacyListeners, LegacySpec};
+use ferry::server::{Server, ServerOptions, reload};
 
 /// The listen address when neither flag nor config names one: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9999";
@@ -58,9 +58,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| config.root.clone())
         .unwrap_or_else(|| PathBuf::from("."));
     let plaintext = args.plaintext || config.plaintext;
-    crate::fd_limit::raise_to_hard_limit();
+    ferry::fd_limit::raise_to_hard_limit();
 
-    let mut signals = crate::shutdown::StopSignals::install()
+    let mut signals = ferry::shutdown::StopSignals::install()
         .context("cannot install the Ctrl-C/SIGTERM handlers")?;
     let hangup = reload::install_hangup().context("cannot install the SIGHUP handler")?;
     let users = config.users.len();
@@ -103,7 +103,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     eprintln!(
         "ferry: commands are contained by {}",
-        crate::services::exec::containment::Containment::get().describe()
+        ferry::services::exec::containment::Containment::get().describe()
     );
     tokio::spawn(reload::watch_config(
         config_path,

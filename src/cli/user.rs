@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::config::{ServerConfig, add_user, remove_user, rotate_user};
-use crate::protocol::Permissions;
+use ferry::config::{ServerConfig, add_user, remove_user, rotate_user};
+use ferry::protocol::Permissions;
 
 /// User management verbs.
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ use crate::protocol::Message;
 /// Where to chat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatTarget {
+    /// A room, by name.
     Room(String),
     /// A direct conversation with one nick.
     With(String),

@@ -16,7 +16,7 @@ use crate::protocol::{Message, Mode, Preamble};
 use crate::tls::{KnownServers, PinStatus, fingerprint, rustls_config};
 
 /// The established transport and, for TLS, the server's fingerprint and what the pin store said.
-pub struct Transport {
+pub(crate) struct Transport {
     pub stream: BoxedStream,
     pub tls: Option<(String, PinStatus)>,
 }
@@ -27,7 +27,7 @@ pub struct Transport {
 ///
 /// # Errors
 /// A refusal, a non-ferry peer, a version mismatch, a TLS failure or a changed identity.
-pub async fn connect_transport(
+pub(crate) async fn connect_transport(
     mut tcp: TcpStream,
     server: &str,
     plaintext: bool,

@@ -6,6 +6,7 @@ use crate::connection::ConnectionError;
 use crate::protocol::{Goodbye, Message, Refusal};
 
 /// Why a client operation failed.
+#[allow(missing_docs)] // Each variant's `#[error]` text is its documentation.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("invalid server address '{0}': expected HOST:PORT")]

@@ -15,14 +15,23 @@ use crate::protocol::{Frame, Message};
 /// Something for the running command besides stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecEvent {
-    Resize { rows: u16, cols: u16 },
+    /// The local terminal changed size.
+    Resize {
+        /// Lines.
+        rows: u16,
+        /// Columns.
+        cols: u16,
+    },
+    /// Deliver this signal (`INT`, `TERM`...) to the command's group.
     Signal(String),
 }
 
 /// How the command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecOutcome {
+    /// It exited with this status.
     Exited(i32),
+    /// A signal (this number) ended it.
     Signaled(i32),
     /// Its timeout passed and it was ended.
     TimedOut,

@@ -19,9 +19,13 @@ pub const CLIENT_NAME: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));
 /// What the server granted: its `welcome`, checked and typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Granted {
+    /// The server's name and version.
     pub server: String,
+    /// The authenticated user; `None` when anonymous.
     pub user: Option<String>,
+    /// What this session may do.
     pub permissions: Permissions,
+    /// The largest frame the server accepts.
     pub max_frame: usize,
 }
 

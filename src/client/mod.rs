@@ -4,6 +4,7 @@
 
 pub mod chat;
 mod connect;
+mod crowd;
 mod error;
 pub mod exec;
 pub mod files;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
+pub use crowd::connect_many;
 pub use error::ClientError;
 pub use handles::Files;
 pub use handshake::Granted;
@@ -36,7 +38,9 @@ pub const DEFAULT_SERVER: &str = "127.0.0.1:9999";
 pub struct ClientOptions {
     /// `HOST:PORT`, also the key of the pin store.
     pub server: String,
+    /// The user's token; `None` for an anonymous session.
     pub token: Option<Token>,
+    /// Ask for a plaintext connection instead of TLS.
     pub plaintext: bool,
     /// FERRY_HOME: holds the pin store.
     pub home: PathBuf,
@@ -47,7 +51,9 @@ pub struct ClientOptions {
 /// What the client learnt while connecting.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
+    /// The `HOST:PORT` connected to.
     pub server: String,
+    /// What the server granted.
     pub granted: Granted,
     /// The server's TLS fingerprint and the pin store's verdict; `None` in plaintext.
     pub tls: Option<(String, PinStatus)>,

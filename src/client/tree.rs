@@ -16,6 +16,7 @@ use crate::protocol::{FileKind, HashAlgorithm};
 /// What a tree transfer did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TreeReport {
+    /// Directories created.
     pub dirs: u64,
     /// Each file's relative path and transfer.
     pub files: Vec<(String, Transfer)>,

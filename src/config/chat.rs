@@ -40,6 +40,7 @@ pub struct ChatConfig {
     pub room_queue: usize,
     /// Direct messages and notices buffered per member; a full queue drops it. Default 256.
     pub member_queue: usize,
+    /// The babyshen bot.
     pub bot: BotConfig,
 }
 
@@ -119,6 +120,7 @@ impl ChatConfig {
         Ok(())
     }
 
+    /// `send_timeout_ms` as a duration.
     pub fn send_timeout(&self) -> Duration {
         Duration::from_millis(self.send_timeout_ms)
     }

@@ -39,6 +39,7 @@ impl ExecConfig {
         Ok(())
     }
 
+    /// `kill_grace_ms` as a duration.
     pub fn kill_grace(&self) -> Duration {
         Duration::from_millis(self.kill_grace_ms)
     }

@@ -111,21 +111,27 @@ impl Limits {
         self.max_connections - self.user_reserved_connections.min(self.max_connections / 4)
     }
 
+    /// `handshake_timeout_ms` as a duration.
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.handshake_timeout_ms)
     }
+    /// `idle_timeout_ms` as a duration.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms)
     }
+    /// `write_stall_timeout_ms` as a duration.
     pub fn write_stall_timeout(&self) -> Duration {
         Duration::from_millis(self.write_stall_timeout_ms)
     }
+    /// `shutdown_grace_ms` as a duration.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
     }
+    /// `auth_failure_delay_ms` as a duration.
     pub fn auth_failure_delay(&self) -> Duration {
         Duration::from_millis(self.auth_failure_delay_ms)
     }
+    /// `auth_failure_window_ms` as a duration.
     pub fn auth_failure_window(&self) -> Duration {
         Duration::from_millis(self.auth_failure_window_ms)
     }

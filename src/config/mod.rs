@@ -34,9 +34,13 @@ pub struct ServerConfig {
     pub root: Option<PathBuf>,
     /// Serve plaintext instead of TLS; `--plaintext` also sets it.
     pub plaintext: bool,
+    /// Connection, frame, time and memory limits.
     pub limits: Limits,
+    /// Chat rooms, history and the bot.
     pub chat: ChatConfig,
+    /// Remote execution.
     pub exec: ExecConfig,
+    /// What sessions without a token may do.
     pub anonymous: AnonymousConfig,
     /// Users by name.
     pub users: BTreeMap<String, UserConfig>,
@@ -62,12 +66,14 @@ impl Default for AnonymousConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
+    /// The permissions granted.
     pub allow: Vec<Permission>,
     /// `scram-sha256:SALT:STOREDKEY:SERVERKEY`, written by `ferry user add`.
     pub credential: String,
 }
 
 /// Why a configuration file cannot be used.
+#[allow(missing_docs)] // Each variant's `#[error]` text is its documentation.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {}: {source}", path.display())]

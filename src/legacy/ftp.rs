@@ -14,6 +14,7 @@ use crate::protocol::Permission;
 /// What a received chunk asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
+    /// `get NAME`: send the file.
     Get(String),
     /// Anything else: the error line to send.
     Invalid(String),

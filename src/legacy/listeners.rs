@@ -59,6 +59,7 @@ impl LegacyListeners {
 
 /// A bound legacy listener.
 pub struct LegacyListener {
+    /// What it speaks and where it was asked to listen.
     pub spec: LegacySpec,
     listener: TcpListener,
 }
@@ -126,4 +127,3 @@ impl LegacyListener {
         }
     }
 }
-

@@ -30,9 +30,11 @@ pub use spec::{LegacyKind, LegacySpec};
 /// What the legacy listeners share with the server they run beside.
 #[derive(Clone)]
 pub struct LegacyContext {
+    /// The bot's greeting and rules (the chatbot listener is the bot).
     pub bot: Arc<BotConfig>,
     /// The directory served: commands run in it, files are got from it.
     pub root: Arc<Path>,
+    /// The root held open: ftp gets files only beneath it.
     pub sandbox: Sandbox,
     /// For the environment commands get (the same minimal one as `exec`).
     pub exec: Arc<ExecConfig>,
@@ -40,6 +42,7 @@ pub struct LegacyContext {
     pub auth: Arc<Authenticator>,
     /// A caller that sends nothing for this long is disconnected.
     pub idle: Duration,
+    /// Callers served at once, per listener.
     pub max_connections: usize,
 }
 

@@ -28,7 +28,9 @@ pub const MAX_OUTPUT: u64 = 64 * 1024 * 1024;
 
 /// A command's output, spooled: its size and the file holding it (positioned at its start).
 pub struct Output {
+    /// Bytes of output.
     pub len: u64,
+    /// The unlinked spool file holding them.
     pub file: tokio::fs::File,
 }
 

@@ -7,9 +7,13 @@ use std::str::FromStr;
 /// Which seed program a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegacyKind {
+    /// The chat bot: `欢迎致电babyshen`, then `X` → `X好`.
     Chatbot,
+    /// The echo phone: answers in upper case.
     Upper,
+    /// The toy SSH: size header, ack, output.
     Shell,
+    /// The toy FTP: `get NAME` with size, ack and MD5.
     Ftp,
 }
 
@@ -27,7 +31,9 @@ impl LegacyKind {
 /// One `--legacy NAME=ADDR`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LegacySpec {
+    /// Which seed program.
     pub kind: LegacyKind,
+    /// Where to listen.
     pub addr: SocketAddr,
 }
 

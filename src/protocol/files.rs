@@ -8,8 +8,11 @@ use super::serde_defaults::{is_false, is_zero};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileKind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link (never followed when listed).
     Symlink,
     /// A device, fifo or socket: listed, never transferred.
     Other,
@@ -20,6 +23,7 @@ pub enum FileKind {
 pub struct FileEntry {
     /// Relative to the listed path (`a/b.txt` in a recursive listing), UTF-8, `/`-separated.
     pub path: String,
+    /// What it is.
     pub kind: FileKind,
     /// Bytes, for files; 0 otherwise.
     pub size: u64,
@@ -38,7 +42,9 @@ pub struct FileEntry {
 #[serde(rename_all = "lowercase")]
 pub enum HashAlgorithm {
     #[default]
+    /// BLAKE3, 256-bit (the default).
     Blake3,
+    /// SHA-256.
     Sha256,
 }
 

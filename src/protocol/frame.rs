@@ -38,11 +38,18 @@ pub enum Frame {
     /// A control message: the JSON text, not yet parsed (see `protocol::message`).
     Message(Bytes),
     /// Bulk bytes on a numbered channel (0 = main stream, 1 = error stream).
-    Data { channel: u8, payload: Bytes },
+    /// Raw bytes on a channel (0 stdout or file data, 1 stderr).
+    Data {
+        /// Which stream the bytes belong to.
+        channel: u8,
+        /// The bytes.
+        payload: Bytes,
+    },
 }
 
 /// Why a byte stream is not a valid sequence of frames. Every variant is fatal for the
 /// connection: after it the reader cannot know where the next frame starts.
+#[allow(missing_docs)] // Each variant's `#[error]` text is its documentation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]

@@ -31,51 +31,93 @@ use super::session::{Challenge, Goodbye, Hello, Ping, Pong, Proof, Welcome};
 #[serde(tag = "type", rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Message {
+    /// Client → server, first message after the transport is up.
     Hello(Hello),
+    /// Server → client: the salt of the user's credential and the server's nonce.
     Challenge(Challenge),
+    /// Client → server: proof that the client holds the token (see `auth::scram`).
     Proof(Proof),
+    /// Server → client: the session is open.
     Welcome(Welcome),
+    /// Client → server: a round-trip probe.
     Ping(Ping),
+    /// Server → client: the answer to `ping`, echoing its `seq`.
     Pong(Pong),
-    /// Either direction: a request or the connection failed.
+    /// Either direction: a request or the connection refused, with why.
     Error(Refusal),
+    /// Server → client: the server is closing this connection (shutdown, idle timeout).
     Goodbye(Goodbye),
 
+    /// Client → server: enter a room (`room`) or a direct conversation (`with`); inside a chat
+    /// exchange, move to another room (`nick` may then be omitted to keep the current one).
     ChatJoin(ChatJoin),
+    /// Server → client: the join succeeded.
     ChatJoined(ChatJoined),
+    /// Client → server: a line for the room, or for the partner of a direct conversation.
     ChatSay(ChatSay),
+    /// Client → server: a direct message to `to` (`/msg`).
     ChatDirect(ChatDirect),
+    /// Client → server: who is in the room (`/who`).
     ChatWho(ChatWho),
+    /// Server → client: the answer to `chat_who`.
     ChatMembers(ChatMembers),
+    /// Client → server: change nick (`/nick`).
     ChatNick(ChatNick),
+    /// Server → client: request `id` was carried out.
     ChatAck(ChatAck),
+    /// Server → client: a message from `from`, in `room` or directly to this member (`to`).
     ChatMessage(ChatMessage),
+    /// Server → client: something happened (a join, a leave, a nick change, a drop).
     ChatNotice(ChatNotice),
     /// Client → server: end the chat exchange (the session goes on).
     ChatLeave,
     /// Server → client: the chat exchange is over.
     ChatLeft,
 
+    /// Client → server: run a command (needs `exec`).
     Exec(Exec),
+    /// Server → client: the command runs; data frames follow (0 stdout, 1 stderr).
     ExecStarted(ExecStarted),
     /// Client → server: the command's stdin has ended.
     ExecEof,
+    /// Client → server: the terminal was resized.
     ExecResize(ExecResize),
+    /// Client → server: deliver a signal (`INT`, `TERM`, `HUP`, `QUIT`, `KILL`, `USR1`, `USR2`)
+    /// to the command's process group.
     ExecSignal(ExecSignal),
+    /// Server → client: the command ended; the exchange is over.
     ExecExit(ExecExit),
 
+    /// Client → server: list a directory (or describe a file), optionally the whole tree; with
+    /// `itself`, only the entry describing `path` itself (like `ls -d`).
     List(List),
+    /// Server → client: some entries of the listing (repeated as needed).
     ListEntries(ListEntries),
+    /// Server → client: the listing is complete.
     ListDone(ListDone),
+    /// Client → server: send a file. With `offset` and `prefix_hash`, the client holds the first
+    /// `offset` bytes already and the server resumes there if they match its own.
     Get(Get),
+    /// Server → client: data frames follow from `offset` to `size`, then `get_end`.
     GetReady(GetReady),
+    /// Server → client: the hash of the whole file as sent.
     GetEnd(GetEnd),
+    /// Client → server: receive a file of `size` bytes for `path` (needs `write`).
     Put(Put),
+    /// Server → client: the server holds `offset` bytes of an earlier attempt whose hash is
+    /// `prefix_hash` (0 and none when it holds nothing).
     PutReady(PutReady),
+    /// Client → server: data frames follow from `offset` (the server's offset if the prefix
+    /// matched, else 0), then `put_end`.
     PutStart(PutStart),
+    /// Client → server: the hash of the whole file as the client has it.
     PutEnd(PutEnd),
+    /// Server → client: verified and in place under its final name.
     PutDone(PutDone),
+    /// Client → server: create a directory (and its parents); on an existing directory, set `mode`
+    /// and `mtime_ns` when given (needs `write`).
     Mkdir(Mkdir),
+    /// Client → server: remove a file or an empty directory (needs `write`).
     Remove(Remove),
     /// Server → client: a `mkdir` or `remove` succeeded.
     Done,
@@ -89,11 +131,19 @@ pub const MESSAGE_TYPES: &[&str] = <Message as strum::VariantNames>::VARIANTS;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageError {
     #[error("control frame is not a JSON object with a string \"type\": {0}")]
+    /// Not JSON, or no string `type`.
     NotJson(String),
     #[error("unknown message type '{0}'")]
+    /// A `type` this build does not know.
     UnknownType(String),
     #[error("malformed '{kind}' message: {reason}")]
-    Invalid { kind: String, reason: String },
+    /// A known `type` whose fields are wrong.
+    Invalid {
+        /// The `type`.
+        kind: String,
+        /// What is wrong, as the JSON parser saw it.
+        reason: String,
+    },
 }
 
 impl MessageError {
@@ -160,256 +210,4 @@ fn truncate(s: &str, max_chars: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::{FileEntry, HashAlgorithm, Permission, TtySize};
-
-    fn samples() -> Vec<Message> {
-        vec![
-            Message::Hello(Hello {
-                client: "ferry/0.1".into(),
-                user: Some("alice".into()),
-                nonce: Some("bm9uY2U=".into()),
-            }),
-            Message::Challenge(Challenge {
-                nonce: "a".into(),
-                salt: "b".into(),
-            }),
-            Message::Proof(Proof { proof: "c".into() }),
-            Message::Welcome(Welcome {
-                server: "ferry/0.1".into(),
-                user: None,
-                permissions: vec![Permission::Chat, Permission::Read],
-                max_frame: 1 << 20,
-                signature: None,
-            }),
-            Message::Ping(Ping { seq: 7 }),
-            Message::Pong(Pong { seq: 7 }),
-            Message::error(ErrorCode::AuthFailed, "no"),
-            Message::Goodbye(Goodbye {
-                reason: "bye".into(),
-            }),
-            Message::ChatJoin(ChatJoin {
-                room: Some("lobby".into()),
-                with: None,
-                nick: Some("alice".into()),
-                history: false,
-            }),
-            Message::ChatJoined(ChatJoined {
-                room: None,
-                with: Some("babyshen".into()),
-                nick: "alice".into(),
-                members: vec!["alice".into(), "babyshen".into()],
-            }),
-            Message::ChatSay(ChatSay {
-                id: 1,
-                text: "我".into(),
-            }),
-            Message::ChatDirect(ChatDirect {
-                id: 2,
-                to: "bob".into(),
-                text: "hi".into(),
-            }),
-            Message::ChatWho(ChatWho { id: 3 }),
-            Message::ChatMembers(ChatMembers {
-                id: 3,
-                room: "lobby".into(),
-                nicks: vec!["alice".into()],
-            }),
-            Message::ChatNick(ChatNick {
-                id: 4,
-                nick: "carol".into(),
-            }),
-            Message::ChatAck(ChatAck { id: 4 }),
-            Message::ChatMessage(ChatMessage {
-                room: Some("lobby".into()),
-                from: "bob".into(),
-                to: None,
-                text: "hello".into(),
-                history: true,
-            }),
-            Message::ChatNotice(ChatNotice {
-                room: Some("lobby".into()),
-                text: "bob joined".into(),
-            }),
-            Message::ChatLeave,
-            Message::ChatLeft,
-            Message::Exec(Exec {
-                argv: vec!["ls".into(), "-l".into()],
-                shell: false,
-                tty: Some(TtySize {
-                    term: "xterm".into(),
-                    rows: 24,
-                    cols: 80,
-                }),
-                timeout_ms: Some(1000),
-            }),
-            Message::ExecStarted(ExecStarted { pid: 42 }),
-            Message::ExecEof,
-            Message::ExecResize(ExecResize {
-                rows: 30,
-                cols: 100,
-            }),
-            Message::ExecSignal(ExecSignal {
-                signal: "INT".into(),
-            }),
-            Message::ExecExit(ExecExit {
-                code: None,
-                signal: Some(9),
-                timed_out: true,
-            }),
-            Message::List(List {
-                path: "a b/c".into(),
-                recursive: true,
-                itself: true,
-            }),
-            Message::ListEntries(ListEntries {
-                entries: vec![FileEntry {
-                    path: "世界.txt".into(),
-                    kind: crate::protocol::files::FileKind::Symlink,
-                    size: 0,
-                    mode: 0o777,
-                    mtime_ns: 1_700_000_000_123_456_789,
-                    target: Some("x".into()),
-                }],
-            }),
-            Message::ListDone(ListDone { count: 1 }),
-            Message::Get(Get {
-                path: "f".into(),
-                hash: HashAlgorithm::Sha256,
-                offset: 10,
-                prefix_hash: Some("ab".into()),
-            }),
-            Message::GetReady(GetReady {
-                size: 100,
-                mode: 0o644,
-                mtime_ns: -5,
-                offset: 10,
-            }),
-            Message::GetEnd(GetEnd { hash: "cd".into() }),
-            Message::Put(Put {
-                path: "f".into(),
-                size: 3,
-                mode: 0o600,
-                mtime_ns: 7,
-                hash: HashAlgorithm::Blake3,
-            }),
-            Message::PutReady(PutReady {
-                offset: 0,
-                prefix_hash: None,
-            }),
-            Message::PutStart(PutStart { offset: 0 }),
-            Message::PutEnd(PutEnd { hash: "ef".into() }),
-            Message::PutDone(PutDone {
-                size: 3,
-                hash: "ef".into(),
-            }),
-            Message::Mkdir(Mkdir {
-                path: "d".into(),
-                mode: Some(0o700),
-                mtime_ns: None,
-            }),
-            Message::Remove(Remove { path: "d".into() }),
-            Message::Done,
-        ]
-    }
-
-    #[test]
-    fn every_message_round_trips_and_its_type_is_listed() {
-        for m in samples() {
-            let json = m.to_json();
-            assert_eq!(Message::parse(&json).unwrap(), m);
-            assert!(MESSAGE_TYPES.contains(&m.kind()), "{} not listed", m.kind());
-            let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
-            assert_eq!(value["type"], m.kind());
-        }
-        assert_eq!(samples().len(), MESSAGE_TYPES.len());
-    }
-
-    #[test]
-    fn tells_unknown_types_from_malformed_ones() {
-        assert!(matches!(
-            Message::parse(br#"{"type":"teleport"}"#),
-            Err(MessageError::UnknownType(t)) if t == "teleport"
-        ));
-        assert!(matches!(
-            Message::parse(br#"{"type":"ping","seq":"x"}"#),
-            Err(MessageError::Invalid { kind, .. }) if kind == "ping"
-        ));
-        assert!(matches!(
-            Message::parse(b"\xff\xfe not json"),
-            Err(MessageError::NotJson(_))
-        ));
-        assert!(matches!(
-            Message::parse(br#"[1,2,3]"#),
-            Err(MessageError::NotJson(_))
-        ));
-    }
-
-    #[test]
-    fn ignores_unknown_fields_and_codes_from_newer_peers() {
-        let m = Message::parse(br#"{"type":"ping","seq":1,"future":true}"#).unwrap();
-        assert_eq!(m, Message::Ping(Ping { seq: 1 }));
-        let e = Message::parse(br#"{"type":"error","code":"quantum_flux","message":"m"}"#);
-        assert_eq!(e.unwrap(), Message::error(ErrorCode::Other, "m"));
-        let join = Message::parse(br#"{"type":"chat_join","room":"r","nick":"n"}"#).unwrap();
-        assert!(
-            matches!(join, Message::ChatJoin(ChatJoin { history: true, .. })),
-            "history defaults on"
-        );
-    }
-
-    fn arb_message() -> impl proptest::strategy::Strategy<Value = Message> {
-        use proptest::prelude::*;
-        prop_oneof![
-            any::<u64>().prop_map(|seq| Message::Ping(Ping { seq })),
-            any::<u64>().prop_map(|seq| Message::Pong(Pong { seq })),
-            ".*".prop_map(|reason| Message::Goodbye(Goodbye { reason })),
-            (".*", proptest::option::of("[a-z]{1,8}")).prop_map(|(client, user)| {
-                Message::Hello(Hello {
-                    client,
-                    nonce: user
-                        .as_ref()
-                        .map(|_| "bm9uY2Vub25jZW5vbmNlMTY=".to_string()),
-                    user,
-                })
-            }),
-            "\\PC*".prop_map(|message| Message::error(ErrorCode::BadMessage, message)),
-        ]
-    }
-
-    proptest::proptest! {
-        /// The sticky-packet property at the message level: any messages, framed, merged into
-        /// one buffer or cut at arbitrary points, decode and parse to the same messages.
-        #[test]
-        fn messages_survive_any_split_or_merge(
-            messages in proptest::collection::vec(arb_message(), 0..12),
-            cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..16),
-        ) {
-            use crate::protocol::frame::{self, Frame};
-            let wire: Vec<u8> = messages
-                .iter()
-                .flat_map(|m| frame::encode(&Frame::Message(m.to_json().into())))
-                .collect();
-            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
-            points.extend([0, wire.len()]);
-            points.sort_unstable();
-            let mut buf = bytes::BytesMut::new();
-            let mut got = Vec::new();
-            for pair in points.windows(2) {
-                buf.extend_from_slice(&wire[pair[0]..pair[1]]);
-                while let Some(frame) = frame::decode(&mut buf, frame::DEFAULT_MAX_FRAME).unwrap() {
-                    let Frame::Message(body) = frame else { panic!("data frame") };
-                    got.push(Message::parse(&body).unwrap());
-                }
-            }
-            proptest::prop_assert_eq!(got, messages);
-        }
-    }
-
-    #[test]
-    fn deep_nesting_is_an_error_not_a_stack_overflow() {
-        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(Message::parse(deep.as_bytes()).is_err());
-    }
-}
+mod tests;

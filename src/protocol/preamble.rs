@@ -45,11 +45,14 @@ impl Mode {
 /// A decoded preamble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Preamble {
+    /// The protocol version, 1.
     pub version: u8,
+    /// TLS, plaintext, or (from a server) refused.
     pub mode: Mode,
 }
 
 /// Why 8 bytes are not a ferry preamble.
+#[allow(missing_docs)] // Each variant's `#[error]` text is its documentation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PreambleError {
     #[error("the peer does not speak the ferry protocol")]

@@ -19,7 +19,7 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 
 /// Why the transport was not established.
 #[derive(Debug, thiserror::Error)]
-pub enum AcceptError {
+pub(crate) enum AcceptError {
     #[error("transport error: {0}")]
     Io(#[from] std::io::Error),
     #[error("refused: {0}")]
@@ -34,7 +34,7 @@ pub enum AcceptError {
 ///
 /// # Errors
 /// [`AcceptError::Refused`] after telling the client why; I/O and TLS failures; the deadline.
-pub async fn accept_transport(
+pub(crate) async fn accept_transport(
     mut tcp: TcpStream,
     tls: Option<&TlsAcceptor>,
     deadline: Instant,
@@ -103,7 +103,7 @@ pub async fn accept_transport(
 /// Answers with mode `E` and one error frame, then closes gracefully: half-close, and read
 /// until the client closes (bounded), so unread client bytes do not turn the close into a reset
 /// that would destroy the error before the client reads it.
-pub async fn refuse(mut tcp: TcpStream, refusal: &Refusal) {
+pub(crate) async fn refuse(mut tcp: TcpStream, refusal: &Refusal) {
     let linger = async {
         tcp.write_all(&Preamble::new(Mode::Refused).encode())
             .await?;

@@ -18,6 +18,7 @@ use crate::random::random_bytes;
 pub const SERVER_NAME: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));
 
 /// Why the handshake did not open a session.
+#[allow(missing_docs)] // Each variant's `#[error]` text is its documentation.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
     #[error(transparent)]
@@ -31,10 +32,13 @@ pub enum HandshakeError {
 
 /// What the handshake needs to know about its server.
 pub struct HandshakeContext<'a> {
+    /// Users, credentials and the failure limiter.
     pub auth: &'a Authenticator,
+    /// The client's address.
     pub peer: IpAddr,
     /// The server's TLS fingerprint, or `plaintext`; bound into the auth message.
     pub binding: &'a str,
+    /// The frame limit announced in `welcome`.
     pub max_frame: usize,
     /// Slots anonymous sessions may hold; one is taken before an anonymous `welcome`.
     pub anonymous_slots: &'a std::sync::Arc<tokio::sync::Semaphore>,
@@ -45,7 +49,9 @@ pub struct HandshakeContext<'a> {
 /// A session the handshake opened: who it is, and (for an anonymous one) the slot it holds
 /// among those anonymous sessions may take.
 pub struct Opened {
+    /// Who the session is and what it may do.
     pub identity: SessionIdentity,
+    /// The slot an anonymous session holds until it ends.
     pub anonymous_slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 

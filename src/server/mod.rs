@@ -34,15 +34,20 @@ const MAX_CONCURRENT_REFUSALS: usize = 64;
 /// Everything needed to start a server; the CLI fills it from flags and the config file.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
+    /// The validated configuration.
     pub config: ServerConfig,
+    /// Where to listen.
     pub listen: SocketAddr,
+    /// The directory served.
     pub root: PathBuf,
     /// Holds the TLS identity.
     pub state_dir: PathBuf,
+    /// Serve without TLS.
     pub plaintext: bool,
 }
 
 /// Why a server could not start.
+#[allow(missing_docs)] // Each variant's `#[error]` text is its documentation.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]
@@ -101,16 +106,23 @@ impl Drop for OpenConnection<'_> {
 /// What every session of one server shares. Read-only after start but for the failure limiter
 /// and the stats, so sessions never contend on a lock in the common case.
 pub struct ServerState {
+    /// The limits in force.
     pub limits: Limits,
+    /// Users and rights (a reload replaces them).
     pub auth: Arc<Authenticator>,
+    /// `None` in plaintext mode.
     pub tls: Option<TlsAcceptor>,
     /// The TLS fingerprint, or `plaintext`: bound into every authentication.
     pub binding: String,
+    /// The directory served (canonical).
     pub root: Arc<Path>,
     /// The root held open, for every file request.
     pub sandbox: Sandbox,
+    /// Open-connection counters.
     pub stats: ServerStats,
+    /// All of chat.
     pub chat: Arc<ChatHub>,
+    /// Remote execution settings.
     pub exec: Arc<ExecConfig>,
     /// Connections held per client address.
     pub connections_per_address: Arc<PerAddress>,

@@ -21,14 +21,14 @@ use crate::shutdown::Shutdown;
 use crate::stall::StallGuard;
 
 /// The largest frame accepted before `welcome`: `hello` and `proof` are a few hundred bytes.
-pub const HANDSHAKE_MAX_FRAME: usize = 16 * 1024;
+pub(crate) const HANDSHAKE_MAX_FRAME: usize = 16 * 1024;
 
 /// How long a closing message may take to write before the connection is dropped anyway.
 const LAST_WORD_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a session ended, for the log line: typed until it is printed.
 #[derive(Debug, thiserror::Error)]
-pub enum SessionEnd {
+pub(crate) enum SessionEnd {
     /// The client closed the connection between requests.
     #[error("closed by the client")]
     Closed,
@@ -59,7 +59,7 @@ pub enum SessionEnd {
 }
 
 /// Serves one accepted connection until it ends; never panics on anything the peer sends.
-pub async fn serve_connection(
+pub(crate) async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     state: Arc<ServerState>,

@@ -17,8 +17,11 @@ use crate::protocol::{ErrorCode, Permission, Refusal};
 /// What a service needs to know about the session it serves.
 #[derive(Debug, Clone)]
 pub struct SessionContext {
+    /// Who the session is and what it may do now.
     pub identity: SessionIdentity,
+    /// All of chat.
     pub chat: Arc<ChatHub>,
+    /// Remote execution settings.
     pub exec: Arc<ExecConfig>,
     /// The directory served: files live under it, commands run in it.
     pub root: Arc<Path>,

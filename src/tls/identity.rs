@@ -15,6 +15,7 @@ pub const CERT_FILE: &str = "identity.crt";
 pub const KEY_FILE: &str = "identity.key";
 
 /// Why the identity could not be loaded or created.
+#[allow(missing_docs)] // Each variant's `#[error]` text is its documentation.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("cannot {action} {}: {source}", path.display())]
@@ -35,7 +36,9 @@ pub enum IdentityError {
 
 /// A certificate and its private key.
 pub struct ServerIdentity {
+    /// The self-signed certificate.
     pub cert: CertificateDer<'static>,
+    /// Its private key.
     pub key: PrivateKeyDer<'static>,
 }
 

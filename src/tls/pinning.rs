@@ -19,7 +19,11 @@ pub enum PinStatus {
     /// No pin existed; one has now been written.
     NewlyPinned,
     /// A different fingerprint is pinned for this server.
-    Changed { pinned: String },
+    /// It presented another identity than the one pinned.
+    Changed {
+        /// The fingerprint pinned.
+        pinned: String,
+    },
 }
 
 /// The pin store of one FERRY_HOME.

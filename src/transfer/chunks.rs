@@ -23,6 +23,7 @@ use crate::protocol::{Frame, Message};
 pub const CHUNK: usize = 1 << 20;
 
 /// Why moving the bytes failed.
+#[allow(missing_docs)] // Each variant's `#[error]` text is its documentation.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
     /// The local file could not be read or written (disk full, permissions).

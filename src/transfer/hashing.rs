@@ -5,11 +5,14 @@ use crate::protocol::HashAlgorithm;
 /// An incremental hash of a file's bytes.
 #[derive(Clone)]
 pub enum Hasher {
+    /// BLAKE3 in progress.
     Blake3(Box<blake3::Hasher>),
+    /// SHA-256 in progress.
     Sha256(Box<ring::digest::Context>),
 }
 
 impl Hasher {
+    /// A fresh hash of `algorithm`.
     pub fn new(algorithm: HashAlgorithm) -> Self {
         match algorithm {
             HashAlgorithm::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
@@ -19,6 +22,7 @@ impl Hasher {
         }
     }
 
+    /// Adds `bytes`.
     pub fn update(&mut self, bytes: &[u8]) {
         match self {
             Hasher::Blake3(h) => {

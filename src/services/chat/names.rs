@@ -8,8 +8,11 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} '{name}': {reason}")]
 pub struct NameError {
+    /// What was named (`nick`, `room`).
     pub what: &'static str,
+    /// The name refused.
     pub name: String,
+    /// Which rule it breaks.
     pub reason: String,
 }
 

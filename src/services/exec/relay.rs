@@ -44,8 +44,11 @@ pub enum RelayEnd {
 
 /// Limits for one command.
 pub struct RelayLimits<'a> {
+    /// How long a group asked to end may take before SIGKILL.
     pub grace: Duration,
+    /// The command's own time limit, if it asked for one.
     pub timeout: Option<Duration>,
+    /// Cancelled when the server begins to shut down.
     pub shutdown: &'a CancellationToken,
 }
 

@@ -13,6 +13,7 @@ use crate::protocol::{ErrorCode, Refusal, TtySize};
 
 /// A started command and the ends of its standard streams.
 pub struct Process {
+    /// The command (the leader of its process group).
     pub child: Child,
     /// Its process group (its pid: it leads the group).
     pub pgid: Pid,
@@ -26,6 +27,7 @@ pub struct Process {
 
 /// The command's input side.
 pub enum Input {
+    /// Pipes: the command's stdin.
     Pipe(tokio::process::ChildStdin),
     /// The terminal's master side: written to, and resized.
     Pty(pty_process::OwnedWritePty),
@@ -43,6 +45,7 @@ impl Input {
 
 /// What to run.
 pub enum Program<'a> {
+    /// A program and its arguments, run directly.
     Argv(&'a [String]),
     /// The server account's login shell.
     LoginShell,

@@ -29,6 +29,7 @@ pub struct GroupGuard {
 }
 
 impl GroupGuard {
+    /// A guard for the group `pgid`, armed.
     pub fn new(pgid: Pid) -> Self {
         GroupGuard { pgid, armed: true }
     }

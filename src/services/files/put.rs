@@ -1,7 +1,7 @@
 //! `put`: receives a file into its partial, verifies it, and renames it into place.
 //!
 //! An upload is a short conversation — `put`, `put_ready`, `put_start`, the data, `put_end`,
-//! `put_done` — and [`Upload`] walks it one step per method, each step either handing on to
+//! `put_done` — and `Upload` walks it one step per method, each step either handing on to
 //! the next or ending the request with its refusal. Nothing reaches the final name unless the
 //! whole file arrived and hashed to what the client said.
 

@@ -68,7 +68,9 @@ pub struct Sandbox {
 /// remove or a mkdir acts.
 #[derive(Debug)]
 pub struct Place {
+    /// The directory, opened beneath the root.
     pub dir: Arc<OwnedFd>,
+    /// The last name, a plain name in `dir`.
     pub name: String,
 }
 

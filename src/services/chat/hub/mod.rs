@@ -42,8 +42,11 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// What a member receives when it joins a room.
 pub struct Joined {
+    /// The room joined.
     pub room: Arc<Room>,
+    /// Its broadcast ring, from now on.
     pub events: broadcast::Receiver<Arc<RoomEvent>>,
+    /// Its members, the joiner included.
     pub members: Vec<String>,
     /// Recent messages, already encoded with `history: true`.
     pub history: Vec<Bytes>,
@@ -52,6 +55,7 @@ pub struct Joined {
 /// All of chat.
 #[derive(Debug)]
 pub struct ChatHub {
+    /// Chat limits and the bot's settings.
     pub config: ChatConfig,
     rooms: RwLock<HashMap<String, Arc<Room>>>,
     /// Everyone reachable, by the skeleton of their nick (unique server-wide): the nick as

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 /// One chat participant as others can reach it: a human session or the bot.
 #[derive(Debug, Clone)]
 pub struct Participant {
+    /// Unique for the server's life; events carry it so a member skips its own.
     pub id: u64,
     pub(super) inbox: mpsc::Sender<Delivery>,
     pub(super) kick: CancellationToken,
@@ -38,18 +39,27 @@ impl Participant {
 pub enum Delivery {
     /// A direct message. Dropping the receipt confirms it to its sender.
     Direct {
+        /// Who sent it.
         from: Participant,
+        /// The sender's nick when it sent it.
         from_nick: String,
+        /// The line.
         text: String,
+        /// Acks the sender once every recipient took it.
         receipt: Option<Receipt>,
     },
     /// `from` opened a direct conversation with this participant.
     Opened {
+        /// Who opened it.
         from: Participant,
+        /// Their nick.
         from_nick: String,
     },
     /// One of this participant's requests was carried out.
-    Ack { id: u64 },
+    Ack {
+        /// The request's id.
+        id: u64,
+    },
 }
 
 /// Confirms a direct message to its sender once every recipient has taken it (or was dropped):

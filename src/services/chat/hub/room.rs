@@ -12,7 +12,7 @@ use crate::protocol::{ChatMessage, ChatNotice, Message};
 
 /// A room event as fanned out: the frame is encoded once for every member.
 ///
-/// The frame's bytes belong to the room's store of recent frames ([`RecentFrames`]), which is
+/// The frame's bytes belong to the room's store of recent frames (`RecentFrames`), which is
 /// bounded in bytes per room and across all rooms; the broadcast ring only points at them. A
 /// member that reaches an event whose bytes were already given back counts it as skipped, as
 /// if the ring itself had passed it by. So a room's ring costs its slots (a few dozen bytes
@@ -72,6 +72,7 @@ pub(super) struct HistoryBudget {
 /// One room.
 #[derive(Debug)]
 pub struct Room {
+    /// The room's name.
     pub name: String,
     pub(super) events: broadcast::Sender<Arc<RoomEvent>>,
     pub(super) members: Mutex<Members>,

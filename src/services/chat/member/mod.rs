@@ -41,9 +41,13 @@ pub struct Member<'a> {
 
 /// What a join request asked for.
 pub struct JoinRequest {
+    /// The room to enter.
     pub room: Option<String>,
+    /// The nick to talk with directly, instead of a room.
     pub with: Option<String>,
+    /// The nick to use.
     pub nick: String,
+    /// Replay the room's recent lines first.
     pub history: bool,
     /// The session's user, `None` when anonymous.
     pub user: Option<String>,

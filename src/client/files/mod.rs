@@ -1,0 +1,238 @@
+//! The client peer of the file service: list, get and put one file (resuming after a checked
+//! prefix: [`get_file`] and [`put_file`]), mkdir and remove. Trees are in `tree`.
+
+mod get;
+mod put;
+
+pub use get::get_file;
+pub use put::put_file;
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::ClientError;
+use super::error::unexpected;
+use crate::connection::Connection;
+use crate::protocol::{FileEntry, HashAlgorithm, List, ListEntries, Message, Mkdir, Remove};
+use crate::transfer::chunks::TransferError;
+
+/// What a finished transfer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// The file's size.
+    pub size: u64,
+    /// Bytes that were already there and verified (0 when nothing was resumed).
+    pub resumed_from: u64,
+    /// The whole-file hash both sides agreed on, hex.
+    pub hash: String,
+    /// The hash algorithm that proved it.
+    pub algorithm: HashAlgorithm,
+}
+
+/// Transfer events, for a progress bar or nothing; the transfer code knows no UI.
+pub trait Progress: Send {
+    /// A file of `size` bytes starts, `resumed_from` of them already in place.
+    fn begin(&mut self, _name: &str, _size: u64, _resumed_from: u64) {}
+    /// `bytes` more were moved.
+    fn advance(&mut self, _bytes: u64) {}
+    /// The file is done (or failed).
+    fn end(&mut self) {}
+}
+
+/// Progress that shows nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+pub(super) fn local(path: &Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
+    move |source| ClientError::Local {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub(super) fn transfer_error(path: &Path, e: TransferError) -> ClientError {
+    match e {
+        TransferError::Local(source) => ClientError::Local {
+            path: path.to_path_buf(),
+            source,
+        },
+        TransferError::FileChanged => ClientError::Local {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("the file changed while it was being sent"),
+        },
+        TransferError::Connection(e) => e.into(),
+        TransferError::Peer(refusal) => ClientError::Server(refusal),
+        TransferError::Protocol(message) => ClientError::Protocol(message),
+    }
+}
+
+/// [`crate::transfer::blocking`], its failure (a panic, a stopping runtime) as a client error.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ClientError> {
+    Ok(crate::transfer::blocking(f).await?)
+}
+
+/// Most entries [`list`] collects: a hostile or broken server must not grow the client's
+/// memory without bound (this many entries is a few hundred MB). [`list_each`] has no limit.
+pub const MAX_COLLECTED_ENTRIES: usize = 1 << 21;
+
+/// Lists `path`, handing each batch to `each` as it arrives: a directory's entries (the whole
+/// tree with `recursive`), or for a file one entry with an empty path. Returns the count.
+///
+/// # Errors
+/// The server's refusal, a broken connection, or `each`'s error.
+pub async fn list_each<S>(
+    conn: &mut Connection<S>,
+    path: &str,
+    recursive: bool,
+    each: impl FnMut(Vec<FileEntry>) -> Result<(), ClientError>,
+) -> Result<u64, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let request = Message::List(List {
+        path: path.to_string(),
+        recursive,
+        itself: false,
+    });
+    receive_listing(conn, &request, each).await
+}
+
+/// The entry describing `path` itself, file or directory (one round trip, however large a
+/// directory it is).
+///
+/// # Errors
+/// The server's refusal (`not_found` when it does not exist) or a broken connection.
+pub async fn describe<S>(conn: &mut Connection<S>, path: &str) -> Result<FileEntry, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let request = Message::List(List {
+        path: path.to_string(),
+        recursive: false,
+        itself: true,
+    });
+    let mut found = None;
+    receive_listing(conn, &request, |batch| {
+        found = found.take().or(batch.into_iter().next());
+        Ok(())
+    })
+    .await?;
+    found.ok_or_else(|| {
+        ClientError::Protocol(format!("the server described '{path}' with no entry"))
+    })
+}
+
+async fn receive_listing<S>(
+    conn: &mut Connection<S>,
+    request: &Message,
+    mut each: impl FnMut(Vec<FileEntry>) -> Result<(), ClientError>,
+) -> Result<u64, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    conn.write_message(request).await?;
+    let mut count = 0u64;
+    loop {
+        match conn.read_message().await? {
+            Message::ListEntries(ListEntries { entries }) => {
+                count += entries.len() as u64;
+                each(entries)?;
+            }
+            Message::ListDone(_) => return Ok(count),
+            other => return Err(unexpected(other)),
+        }
+    }
+}
+
+/// Lists `path` into one vector (see [`list_each`]), at most [`MAX_COLLECTED_ENTRIES`].
+///
+/// # Errors
+/// As [`list_each`], and a listing over the limit.
+pub async fn list<S>(
+    conn: &mut Connection<S>,
+    path: &str,
+    recursive: bool,
+) -> Result<Vec<FileEntry>, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut all = Vec::new();
+    list_each(conn, path, recursive, |batch| {
+        if all.len() + batch.len() > MAX_COLLECTED_ENTRIES {
+            return Err(ClientError::Protocol(format!(
+                "the listing of '{path}' has more than {MAX_COLLECTED_ENTRIES} entries"
+            )));
+        }
+        all.extend(batch);
+        Ok(())
+    })
+    .await?;
+    Ok(all)
+}
+
+/// Creates a remote directory (and parents); sets mode and mtime when given.
+///
+/// # Errors
+/// The server's refusal or a broken connection.
+pub async fn mkdir<S>(
+    conn: &mut Connection<S>,
+    path: &str,
+    mode: Option<u32>,
+    mtime_ns: Option<i64>,
+) -> Result<(), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    conn.write_message(&Message::Mkdir(Mkdir {
+        path: path.to_string(),
+        mode,
+        mtime_ns,
+    }))
+    .await?;
+    expect_done(conn).await
+}
+
+/// Removes a remote file, symlink or empty directory.
+///
+/// # Errors
+/// The server's refusal or a broken connection.
+pub async fn remove<S>(conn: &mut Connection<S>, path: &str) -> Result<(), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    conn.write_message(&Message::Remove(Remove {
+        path: path.to_string(),
+    }))
+    .await?;
+    expect_done(conn).await
+}
+
+async fn expect_done<S>(conn: &mut Connection<S>) -> Result<(), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match conn.read_message().await? {
+        Message::Done => Ok(()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `base/rel` for remote paths (`/`-separated, never absolute).
+pub fn join_remote(base: &str, rel: &str) -> String {
+    let base = base.trim_end_matches('/');
+    match (base, rel) {
+        ("" | ".", rel) => rel.to_string(),
+        (base, "") => base.to_string(),
+        (base, rel) => format!("{base}/{rel}"),
+    }
+}
+
+/// The last name of a remote or local path, for default targets.
+pub fn base_name(path: &str) -> Option<String> {
+    PathBuf::from(path.trim_end_matches('/'))
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+}

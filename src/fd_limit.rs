@@ -4,10 +4,16 @@
 /// Raises this process's soft open-file limit to its hard maximum (quietly: if it cannot, the
 /// connection that runs out gets the clear error instead).
 pub fn raise_to_hard_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft < hard
-        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum
+        && let Err(e) = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        )
     {
         tracing::debug!(error = %e, "could not raise the open-file limit");
     }

@@ -96,8 +96,18 @@ async fn ten_thousand_idle_tls_connections_and_the_server_still_answers() {
 }
 
 fn raise_fd_limit(want: u64) {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    assert!(hard >= want, "hard fd limit {hard} is below {want}");
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let hard = getrlimit(Resource::Nofile).maximum;
+    assert!(
+        hard.is_none_or(|hard| hard >= want),
+        "hard fd limit {hard:?} is below {want}"
+    );
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: hard,
+            maximum: hard,
+        },
+    )
+    .unwrap();
 }

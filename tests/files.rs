@@ -177,11 +177,11 @@ async fn symlinks_in_a_tree_are_refused_clearly() {
 
 /// Waits until no transfer holds `partial` (its writer finished and closed it).
 async fn wait_until_unlocked(partial: &Path) {
-    use nix::fcntl::{Flock, FlockArg};
+    use rustix::fs::{FlockOperation, flock};
     let deadline = tokio::time::Instant::now() + common::WAIT;
     loop {
         let file = std::fs::File::open(partial).unwrap();
-        if Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok() {
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
             return;
         }
         assert!(
@@ -428,7 +428,7 @@ async fn nothing_outside_the_root_is_read_or_written() {
     std::fs::write(outside.join("secret"), "s3cret").unwrap();
     std::os::unix::fs::symlink(&outside, root(&server).join("escape")).unwrap();
     std::os::unix::fs::symlink(outside.join("secret"), root(&server).join("secret-link")).unwrap();
-    nix::unistd::mkfifo(&root(&server).join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    common::mkfifo(&root(&server).join("fifo"));
     let work = tempfile::tempdir().unwrap();
     let local = work.path().join("x");
     std::fs::write(&local, "payload").unwrap();

@@ -171,11 +171,7 @@ async fn sighup_reloads_and_the_server_serves_on() {
     add_user(&config, "alice", Permissions::parse_list("chat").unwrap()).unwrap();
     let server = ServerProcess::start(&["--config", config.to_str().unwrap()]);
     let mut client = Client::connect(&options(&server, None)).await.unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.pid() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
+    common::send_signal(server.pid(), rustix::process::Signal::HUP);
     wait_for_reload(&server, "SIGHUP");
     tokio::time::timeout(Duration::from_secs(5), client.ping(1))
         .await

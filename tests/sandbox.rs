@@ -169,7 +169,7 @@ async fn swapping_a_directory_for_a_symlink_never_lets_a_request_out() {
 #[tokio::test]
 async fn a_fifo_is_refused_at_once_and_the_server_keeps_serving() {
     let (server, token) = writer().await;
-    nix::unistd::mkfifo(&root(&server).join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    common::mkfifo(&root(&server).join("pipe"));
     let work = tempfile::tempdir().unwrap();
     // Several at once: each would park a runtime worker if the open blocked.
     let mut tasks = Vec::new();
@@ -378,7 +378,7 @@ async fn legacy_ftp_streams_the_file_it_checked() {
 async fn legacy_ftp_get_of_a_fifo_does_not_freeze_the_server() {
     let (server, addrs) = TestServer::start_with_legacy(&["ftp"]).await;
     let root = server.dir.path().join("root");
-    nix::unistd::mkfifo(&root.join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    common::mkfifo(&root.join("pipe"));
     let mut callers = Vec::new();
     for _ in 0..4 {
         let mut tcp = tokio::net::TcpStream::connect(addrs[0]).await.unwrap();

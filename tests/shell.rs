@@ -60,9 +60,8 @@ async fn sigterm_ends_the_client_even_when_the_command_ignores_it() {
             .unwrap(),
         b"ready\n"
     );
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let sent = Instant::now();
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    common::send_signal(child.id(), rustix::process::Signal::TERM);
     let status = tokio::time::timeout(
         WAIT,
         tokio::task::spawn_blocking(move || child.wait().unwrap()),

@@ -54,8 +54,7 @@ async fn shutdown_tells_a_client_still_in_its_handshake() {
 async fn sigterm_stops_the_binary_cleanly() {
     let mut server = ServerProcess::start(&["--plaintext"]);
     let mut conn = raw_session(server.addr).await;
-    let pid = nix::unistd::Pid::from_raw(server.child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    common::send_signal(server.child.id(), rustix::process::Signal::TERM);
     let said = tokio::time::timeout(WAIT, conn.read_message())
         .await
         .unwrap()

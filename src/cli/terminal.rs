@@ -1,6 +1,6 @@
 //! The local terminal: its size, raw mode for `--tty`, and restoring it on every exit path.
 
-use nix::sys::termios::{self, SetArg, Termios};
+use rustix::termios::{self, OptionalActions, Termios};
 
 /// Restores the terminal mode saved at creation when dropped — including when the process
 /// leaves while another thread (a line editor) or raw mode changed it.
@@ -18,8 +18,8 @@ impl TerminalMode {
         let saved = Self::save();
         if let Some(mode) = &saved.0 {
             let mut raw = mode.clone();
-            termios::cfmakeraw(&mut raw);
-            let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, &raw);
+            raw.make_raw();
+            let _ = termios::tcsetattr(std::io::stdin(), OptionalActions::Now, &raw);
         }
         saved
     }
@@ -28,7 +28,7 @@ impl TerminalMode {
 impl Drop for TerminalMode {
     fn drop(&mut self) {
         if let Some(mode) = &self.0 {
-            let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, mode);
+            let _ = termios::tcsetattr(std::io::stdin(), OptionalActions::Now, mode);
         }
     }
 }

@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::process::Command;
 
 use super::LegacyContext;
-use nix::unistd::Pid;
+use rustix::process::Pid;
 
 use crate::services::exec::containment::Containment;
 use crate::services::exec::terminate::GroupGuard;
@@ -74,7 +74,8 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
         let group = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
-            .map(|id| GroupGuard::new(Pid::from_raw(id)));
+            .and_then(Pid::from_raw)
+            .map(GroupGuard::new);
         if let Some(pid) = child.id() {
             contained = tokio::task::spawn_blocking(move || {
                 contained.enter(pid);

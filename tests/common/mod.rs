@@ -470,3 +470,24 @@ pub async fn say_acked(
     .await
     .expect("the line is acked");
 }
+
+/// Makes a FIFO at `path` (a name no transfer may freeze on).
+pub fn mkfifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::RWXU,
+        0,
+    )
+    .unwrap();
+}
+
+/// Sends `signal` to the process `pid` (a server or client child under test).
+pub fn send_signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}

@@ -133,7 +133,7 @@ impl Contained {
                 .sealed
                 .store(in_cgroup(pid, dir) && !has_children(pid), Ordering::Relaxed),
             // Already gone: nothing to contain.
-            Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => {}
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => {}
             Err(e) => {
                 let containment = Containment::get();
                 if containment.cgroups_work.swap(false, Ordering::Relaxed) {
@@ -225,12 +225,11 @@ fn kill_tagged(entry: &str) {
             if environ
                 .split(|b| *b == 0)
                 .any(|var| var == entry.as_bytes())
-                && let Ok(pid) = i32::try_from(pid)
+                && let Some(pid) = i32::try_from(pid)
+                    .ok()
+                    .and_then(rustix::process::Pid::from_raw)
             {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                 killed = true;
             }
         }

@@ -15,8 +15,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use bytes::Bytes;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -136,7 +135,7 @@ where
                 stop.begin();
             }
             _ = tokio::time::sleep_until(stop.kill_at.unwrap_or(far)), if stop.kill_at.is_some() => {
-                terminate::signal_group(pgid, Signal::SIGKILL);
+                terminate::signal_group(pgid, Signal::KILL);
                 stop.kill_at = None;
                 if status.is_some() {
                     // Whatever still holds the pipes escaped the group; stop waiting for it.
@@ -191,10 +190,10 @@ where
     let status = status.unwrap_or_else(|| ExitStatus::from_raw(0));
     if let Some(kill_at) = stop.kill_at.take() {
         // Group members may outlive the command for the rest of their grace period.
-        if killpg(pgid, None).is_ok() {
+        if terminate::group_alive(pgid) {
             tokio::spawn(async move {
                 tokio::time::sleep_until(kill_at).await;
-                terminate::signal_group(pgid, Signal::SIGKILL);
+                terminate::signal_group(pgid, Signal::KILL);
             });
         }
     }

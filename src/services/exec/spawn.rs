@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use nix::unistd::Pid;
+use rustix::process::Pid;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::process::Child;
 
@@ -243,7 +243,7 @@ fn pid_of(child: &Child) -> std::io::Result<Pid> {
     child
         .id()
         .and_then(|id| i32::try_from(id).ok())
-        .map(Pid::from_raw)
+        .and_then(Pid::from_raw)
         .ok_or_else(|| std::io::Error::other("the child has no pid"))
 }
 

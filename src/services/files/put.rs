@@ -240,10 +240,8 @@ fn open_put(sandbox: &Sandbox, path: &str) -> Result<(String, Partial), Refusal>
 /// Bytes an unprivileged writer may still use on the file system that holds `dir`; `None`
 /// when it cannot be told (the write then finds out).
 fn free_bytes(dir: &OwnedFd) -> Option<u64> {
-    let stats = nix::sys::statvfs::fstatvfs(dir).ok()?;
-    // The field types differ by platform (u64 here, u32 on some 32-bit targets).
-    #[allow(clippy::useless_conversion)]
-    Some(u64::from(stats.blocks_available()).saturating_mul(u64::from(stats.fragment_size())))
+    let stats = rustix::fs::fstatvfs(dir).ok()?;
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 /// Whether a write failed for want of space (disk full or quota exceeded).

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::spawn::{Input, Process};
 use super::terminate::{self, GroupGuard};
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Frame, Message};
 
 /// Bytes read from the command per data frame.
@@ -97,96 +97,61 @@ where
     let mut guard = GroupGuard::new(pgid);
     let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
     let feeder = tokio::spawn(feed_input(stdin, input_rx));
-    let mut input_tx = Some(input_tx);
-    let mut pending: Option<InputCommand> = None;
-
-    let mut stop = Stopper {
+    let mut relay = Relay {
+        conn,
         pgid,
-        grace: limits.grace,
-        kill_at: None,
-        started: false,
+        client_here: true,
+        stdout_open: true,
+        stderr_open: stderr.is_some(),
+        status: None,
+        stop: Stopper {
+            pgid,
+            grace: limits.grace,
+            kill_at: None,
+            started: false,
+        },
+        timeout_at: limits.timeout.map(|t| Instant::now() + t),
+        timed_out: false,
+        input: Some(input_tx),
+        pending: None,
     };
-    let timeout_at = limits.timeout.map(|t| Instant::now() + t);
-    let mut timed_out = false;
-    let mut status: Option<ExitStatus> = None;
-    let mut client = true;
-    let (mut out_open, mut err_open) = (true, stderr.is_some());
     let mut out_buf = vec![0u8; CHUNK];
     let mut err_buf = vec![0u8; CHUNK];
-    let far = Instant::now() + Duration::from_secs(86_400 * 365);
-
-    let mut input_closed = false;
-    while status.is_none() || out_open || err_open {
-        if input_closed {
-            input_tx = None;
-        }
-        tokio::select! {
-            read = stdout.read(&mut out_buf), if out_open => match read {
-                Ok(n) if n > 0 => forward(conn, &mut client, &mut stop, 0, &out_buf[..n]).await,
-                _ => out_open = false,
-            },
-            read = read_optional(&mut stderr, &mut err_buf), if err_open => match read {
-                Ok(n) if n > 0 => forward(conn, &mut client, &mut stop, 1, &err_buf[..n]).await,
-                _ => err_open = false,
-            },
-            exited = child.wait(), if status.is_none() => {
-                status = Some(exited?);
-                // What it left running in its group ends with it.
-                stop.begin();
-            }
-            _ = tokio::time::sleep_until(stop.kill_at.unwrap_or(far)), if stop.kill_at.is_some() => {
-                terminate::signal_group(pgid, Signal::KILL);
-                stop.kill_at = None;
-                if status.is_some() {
-                    // Whatever still holds the pipes escaped the group; stop waiting for it.
-                    out_open = false;
-                    err_open = false;
-                }
-            }
-            _ = tokio::time::sleep_until(timeout_at.unwrap_or(far)), if timeout_at.is_some() && !stop.started => {
-                timed_out = true;
-                stop.begin();
-            }
-            _ = limits.shutdown.cancelled(), if !stop.started => stop.begin(),
-            permit = reserve(input_tx.as_ref()), if pending.is_some() => match (permit, pending.take()) {
-                (Some(permit), Some(command)) => permit.send(command),
-                // The writer finished (stdin ended): later input has nowhere to go.
-                _ => input_closed = true,
-            },
-            frame = conn.read_frame(), if client && pending.is_none() => match frame {
-                Ok(Some(Frame::Data { channel: 0, payload })) => {
-                    pending = Some(InputCommand::Data(payload));
-                }
-                Ok(Some(Frame::Data { channel, .. })) => {
-                    let message = format!("stdin is data channel 0, not {channel}");
-                    reply(conn, &mut client, &mut stop, Message::error(ErrorCode::UnexpectedMessage, message)).await;
-                }
-                Ok(Some(Frame::Message(body))) => match Message::parse(&body) {
-                    Ok(Message::ExecEof) => pending = Some(InputCommand::End),
-                    Ok(Message::ExecResize(ExecResize { rows, cols })) => pending = Some(InputCommand::Resize(rows, cols)),
-                    Ok(Message::ExecSignal(ExecSignal { signal })) => match terminate::parse_signal(&signal) {
-                        Some(signal) => terminate::signal_group(pgid, signal),
-                        None => {
-                            let message = format!("unknown signal '{}'", signal.chars().take(16).collect::<String>());
-                            reply(conn, &mut client, &mut stop, Message::error(ErrorCode::BadMessage, message)).await;
-                        }
-                    },
-                    Ok(Message::Ping(Ping { seq })) => reply(conn, &mut client, &mut stop, Message::Pong(Pong { seq })).await,
-                    Ok(other) => {
-                        let message = format!("'{}' is not valid while a command runs", other.kind());
-                        reply(conn, &mut client, &mut stop, Message::error(ErrorCode::UnexpectedMessage, message)).await;
-                    }
-                    Err(e) => reply(conn, &mut client, &mut stop, Message::error(e.code(), e.to_string())).await,
-                },
-                // The client closed or broke the connection: end the command.
-                Ok(None) | Err(_) => {
-                    client = false;
-                    stop.begin();
-                }
-            },
+    while !relay.is_over() {
+        let (stop_started, kill_at) = (relay.stop.started, relay.stop.kill_at);
+        let timeout_at = relay.timeout_at.filter(|_| !stop_started);
+        let event = tokio::select! {
+            read = stdout.read(&mut out_buf), if relay.stdout_open => Event::Output(0, read),
+            read = read_optional(&mut stderr, &mut err_buf), if relay.stderr_open => Event::Output(1, read),
+            exited = child.wait(), if relay.status.is_none() => Event::Exited(exited?),
+            () = sleep_until_some(kill_at) => Event::KillDue,
+            () = sleep_until_some(timeout_at) => Event::TimeUp,
+            () = limits.shutdown.cancelled(), if !stop_started => Event::ShuttingDown,
+            permit = reserve(relay.input.clone()), if relay.pending.is_some() => Event::QueueRoom(permit),
+            frame = relay.conn.read_frame(), if relay.client_here && relay.pending.is_none() => Event::FromClient(frame),
+        };
+        match event {
+            Event::Output(0, Ok(n)) if n > 0 => relay.forward(0, &out_buf[..n]).await,
+            Event::Output(1, Ok(n)) if n > 0 => relay.forward(1, &err_buf[..n]).await,
+            Event::Output(0, _) => relay.stdout_open = false,
+            Event::Output(_, _) => relay.stderr_open = false,
+            Event::Exited(status) => relay.exited(status),
+            Event::KillDue => relay.kill_due(),
+            Event::TimeUp => relay.time_is_up(),
+            Event::ShuttingDown => relay.stop.begin(),
+            Event::QueueRoom(permit) => relay.hand_on(permit),
+            Event::FromClient(frame) => relay.on_client_frame(frame).await,
         }
     }
     feeder.abort();
+    let Relay {
+        conn,
+        client_here,
+        status,
+        mut stop,
+        timed_out,
+        ..
+    } = relay;
     let status = status.unwrap_or_else(|| ExitStatus::from_raw(0));
     if let Some(kill_at) = stop.kill_at.take() {
         // Group members may outlive the command for the rest of their grace period.
@@ -198,7 +163,7 @@ where
         }
     }
     guard.disarm();
-    if !client {
+    if !client_here {
         return Ok(RelayEnd::ClientGone);
     }
     let exit = Message::ExecExit(ExecExit {
@@ -212,36 +177,161 @@ where
     Ok(RelayEnd::Finished)
 }
 
-/// Sends a chunk of output; a client that cannot take it is gone.
-async fn forward<S>(
-    conn: &mut Connection<S>,
-    client: &mut bool,
-    stop: &mut Stopper,
-    channel: u8,
-    bytes: &[u8],
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    if !*client {
-        return; // discarded: the command is being ended anyway
-    }
-    let sent = async {
-        conn.write_data(channel, bytes).await?;
-        conn.flush().await
-    };
-    if sent.await.is_err() {
-        *client = false;
-        stop.begin();
-    }
+/// What woke the relay.
+enum Event {
+    /// A read from the command's stdout (0) or stderr (1).
+    Output(u8, io::Result<usize>),
+    /// The command exited.
+    Exited(ExitStatus),
+    /// The grace period after asking the group to end is over.
+    KillDue,
+    /// The command's own time limit ran out.
+    TimeUp,
+    /// The server began to shut down.
+    ShuttingDown,
+    /// The stdin writer's queue has room for the pending input (`None`: the writer is gone).
+    QueueRoom(Option<mpsc::OwnedPermit<InputCommand>>),
+    /// A frame from the client, or its end.
+    FromClient(Result<Option<Frame>, ConnectionError>),
 }
 
-async fn reply<S>(conn: &mut Connection<S>, client: &mut bool, stop: &mut Stopper, message: Message)
+/// One command's exchange in progress: what is still open, and how far its ending has got.
+/// Each event of the relay's loop is one method.
+struct Relay<'c, S> {
+    conn: &'c mut Connection<S>,
+    pgid: Pid,
+    /// The client is still connected (output is sent; its input is read).
+    client_here: bool,
+    stdout_open: bool,
+    stderr_open: bool,
+    /// How the command ended, once it has.
+    status: Option<ExitStatus>,
+    stop: Stopper,
+    /// When the command's own time limit runs out.
+    timeout_at: Option<Instant>,
+    /// That limit ended it.
+    timed_out: bool,
+    /// To the stdin writer task; `None` once it finished (stdin ended).
+    input: Option<mpsc::Sender<InputCommand>>,
+    /// Read from the client, waiting for room in the writer's queue (nothing more is read
+    /// from the client meanwhile).
+    pending: Option<InputCommand>,
+}
+
+impl<S> Relay<'_, S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if *client && conn.write_message(&message).await.is_err() {
-        *client = false;
-        stop.begin();
+    /// The command has exited and its output has been drained (or abandoned).
+    fn is_over(&self) -> bool {
+        self.status.is_some() && !self.stdout_open && !self.stderr_open
+    }
+
+    fn exited(&mut self, status: ExitStatus) {
+        self.status = Some(status);
+        // What it left running in its group ends with it.
+        self.stop.begin();
+    }
+
+    /// The grace period is over: whatever is left of the group is killed.
+    fn kill_due(&mut self) {
+        terminate::signal_group(self.pgid, Signal::KILL);
+        self.stop.kill_at = None;
+        if self.status.is_some() {
+            // Whatever still holds the pipes escaped the group; stop waiting for it.
+            self.stdout_open = false;
+            self.stderr_open = false;
+        }
+    }
+
+    fn time_is_up(&mut self) {
+        self.timed_out = true;
+        self.stop.begin();
+    }
+
+    /// Hands the pending input to the writer task, once its queue has room.
+    fn hand_on(&mut self, permit: Option<mpsc::OwnedPermit<InputCommand>>) {
+        match (permit, self.pending.take()) {
+            (Some(permit), Some(command)) => {
+                permit.send(command);
+            }
+            // The writer finished (stdin ended): later input has nowhere to go.
+            _ => self.input = None,
+        }
+    }
+
+    /// Acts on one frame from the client: input, a resize, a signal, a ping, or a mistake.
+    async fn on_client_frame(&mut self, frame: Result<Option<Frame>, ConnectionError>) {
+        match frame {
+            Ok(Some(Frame::Data {
+                channel: 0,
+                payload,
+            })) => self.pending = Some(InputCommand::Data(payload)),
+            Ok(Some(Frame::Data { channel, .. })) => {
+                let message = format!("stdin is data channel 0, not {channel}");
+                self.reply(Message::error(ErrorCode::UnexpectedMessage, message))
+                    .await;
+            }
+            Ok(Some(Frame::Message(body))) => match Message::parse(&body) {
+                Ok(Message::ExecEof) => self.pending = Some(InputCommand::End),
+                Ok(Message::ExecResize(ExecResize { rows, cols })) => {
+                    self.pending = Some(InputCommand::Resize(rows, cols));
+                }
+                Ok(Message::ExecSignal(ExecSignal { signal })) => {
+                    match terminate::parse_signal(&signal) {
+                        Some(signal) => terminate::signal_group(self.pgid, signal),
+                        None => {
+                            let shown: String = signal.chars().take(16).collect();
+                            let message = format!("unknown signal '{shown}'");
+                            self.reply(Message::error(ErrorCode::BadMessage, message))
+                                .await;
+                        }
+                    }
+                }
+                Ok(Message::Ping(Ping { seq })) => self.reply(Message::Pong(Pong { seq })).await,
+                Ok(other) => {
+                    let message = format!("'{}' is not valid while a command runs", other.kind());
+                    self.reply(Message::error(ErrorCode::UnexpectedMessage, message))
+                        .await;
+                }
+                Err(e) => self.reply(Message::error(e.code(), e.to_string())).await,
+            },
+            // The client closed or broke the connection: end the command.
+            Ok(None) | Err(_) => self.client_left(),
+        }
+    }
+
+    fn client_left(&mut self) {
+        self.client_here = false;
+        self.stop.begin();
+    }
+
+    /// Sends a chunk of output; a client that cannot take it is gone.
+    async fn forward(&mut self, channel: u8, bytes: &[u8]) {
+        if !self.client_here {
+            return; // discarded: the command is being ended anyway
+        }
+        let sent = async {
+            self.conn.write_data(channel, bytes).await?;
+            self.conn.flush().await
+        };
+        if sent.await.is_err() {
+            self.client_left();
+        }
+    }
+
+    async fn reply(&mut self, message: Message) {
+        if self.client_here && self.conn.write_message(&message).await.is_err() {
+            self.client_left();
+        }
+    }
+}
+
+/// Sleeps until `at`; never wakes when there is no `at`.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -256,10 +346,10 @@ async fn read_optional(
 }
 
 async fn reserve(
-    tx: Option<&mpsc::Sender<InputCommand>>,
-) -> Option<mpsc::Permit<'_, InputCommand>> {
+    tx: Option<mpsc::Sender<InputCommand>>,
+) -> Option<mpsc::OwnedPermit<InputCommand>> {
     match tx {
-        Some(tx) => tx.reserve().await.ok(),
+        Some(tx) => tx.reserve_owned().await.ok(),
         None => None,
     }
 }

@@ -117,3 +117,37 @@ async fn ftp_serves_files_only_where_anonymous_callers_may_read() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shell_command_cut_off_by_shutdown_takes_everything_it_started_with_it() {
+    let (server, addrs) = TestServer::start_with_legacy(&["shell"]).await;
+    let root = server.dir.path().join("root");
+    let mut tcp = TcpStream::connect(addrs[0]).await.unwrap();
+    // A background child in the command's group, and the command waiting for it.
+    tcp.write_all(b"sleep 300 & echo $! > bg.pid; wait")
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let pid = loop {
+        if let Ok(text) = std::fs::read_to_string(root.join("bg.pid"))
+            && let Ok(pid) = text.trim().parse::<i32>()
+        {
+            break pid;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let pid = rustix::process::Pid::from_raw(pid).unwrap();
+    server.stop().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while rustix::process::test_kill_process(pid).is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command's background child outlived the server's shutdown"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

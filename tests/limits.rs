@@ -1,12 +1,14 @@
-//! Limits: handshake timeout, idle timeout, connection limit.
+//! Limits over real sockets: the preamble timeout, the connection limit, a client that never
+//! reads. (The handshake and idle timeouts are unit tests of the session on paused time:
+//! `server::session::tests`.)
 
 mod common;
 
-use common::{TestServer, WAIT, raw_plaintext, raw_session, read_to_close};
+use common::{TestServer, raw_session, read_to_close};
 use ferry::client::{Client, ClientError};
 use ferry::config::ServerConfig;
-use ferry::protocol::{ErrorCode, Message};
-use ferry::protocol::{Goodbye, Ping, Refusal};
+use ferry::protocol::ErrorCode;
+use ferry::protocol::{Ping, Refusal};
 use tokio::net::TcpStream;
 
 #[tokio::test]
@@ -24,46 +26,6 @@ async fn a_silent_client_is_told_and_closed_at_the_handshake_timeout() {
         "{text}"
     );
     server.wait_for_active(0).await;
-}
-
-#[tokio::test]
-async fn a_client_that_never_says_hello_gets_a_timeout_error() {
-    let mut config = ServerConfig::default();
-    config.limits.handshake_timeout_ms = 200;
-    let server = TestServer::start_plaintext(config).await;
-    let mut conn = raw_plaintext(server.addr).await;
-    match tokio::time::timeout(WAIT, conn.read_message())
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        Message::Error(Refusal { code, .. }) => assert_eq!(code, ErrorCode::Timeout),
-        other => panic!("{other:?}"),
-    }
-    assert!(conn.read_frame().await.unwrap().is_none());
-    server.wait_for_active(0).await;
-}
-
-#[tokio::test]
-async fn an_idle_session_gets_goodbye_at_the_idle_timeout() {
-    let mut config = ServerConfig::default();
-    config.limits.idle_timeout_ms = 200;
-    let server = TestServer::start_plaintext(config).await;
-    let mut conn = raw_session(server.addr).await;
-    let said = tokio::time::timeout(WAIT, conn.read_message())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        said,
-        Message::Goodbye(Goodbye {
-            reason: "idle timeout".into()
-        })
-    );
-    assert!(
-        conn.read_frame().await.unwrap().is_none(),
-        "then the server closes"
-    );
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use tokio::process::Command;
 use super::LegacyContext;
 use rustix::process::Pid;
 
-use crate::services::exec::containment::Containment;
+use crate::services::exec::containment::{Containment, EndOnDrop};
 use crate::services::exec::terminate::GroupGuard;
 
 /// What the seed sends for a command without output.
@@ -53,7 +53,7 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
         None,
         "legacy-shell",
     );
-    let mut contained = Containment::get().prepare();
+    let contained = Containment::get().prepare();
     env.push(contained.env());
     let child = Command::new("sh")
         .arg("-c")
@@ -68,6 +68,10 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
         .kill_on_drop(true)
         .spawn();
     let mut len = 0u64;
+    let mut contained = Some(contained);
+    // Nothing the command started outlives it, whatever session it made for itself: the
+    // containment ends on every path, a cancelled caller (shutdown) included.
+    let mut ending = None;
     if let Ok(mut child) = child {
         // The whole group goes when this request ends, on every path: a cancelled caller
         // (shutdown) drops this future mid-command, and `kill_on_drop` alone reaches only `sh`.
@@ -76,13 +80,14 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
             .and_then(|id| i32::try_from(id).ok())
             .and_then(Pid::from_raw)
             .map(GroupGuard::new);
-        if let Some(pid) = child.id() {
-            contained = tokio::task::spawn_blocking(move || {
-                contained.enter(pid);
-                contained
+        if let (Some(pid), Some(entering)) = (child.id(), contained.take()) {
+            let entered = tokio::task::spawn_blocking(move || {
+                entering.enter(pid);
+                entering
             })
             .await
             .map_err(std::io::Error::other)?;
+            ending = Some(EndOnDrop::new(entered));
         }
         if let Some(stdout) = child.stdout.take() {
             let mut limited = stdout.take(MAX_OUTPUT);
@@ -99,8 +104,13 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
         drop(group);
         let _ = child.wait().await;
     }
-    // Nothing the command started outlives it, whatever session it made for itself.
-    let _ = tokio::task::spawn_blocking(move || contained.end()).await;
+    match (ending, contained) {
+        (Some(ending), _) => ending.end_now().await,
+        (None, Some(unused)) => {
+            let _ = tokio::task::spawn_blocking(move || unused.end()).await;
+        }
+        (None, None) => {}
+    }
     spool.flush().await?;
     spool.seek(std::io::SeekFrom::Start(0)).await?;
     Ok(Output { len, file: spool })

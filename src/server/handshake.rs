@@ -206,3 +206,6 @@ where
 fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, HandshakeError> {
     Err(HandshakeError::Refused(Refusal::new(code, message)))
 }
+
+#[cfg(test)]
+mod tests;

@@ -90,6 +90,20 @@ async fn session(
             Err(e) => return e.into(),
         },
     };
+    serve_stream(Box::new(stream), peer, state, shutdown, deadline).await
+}
+
+/// Serves one session on an established transport — TCP with or without TLS today, any other
+/// stream tomorrow (a WebSocket): the handshake (finished by `deadline`), then requests until
+/// the session ends.
+pub(crate) async fn serve_stream(
+    stream: BoxedStream,
+    peer: SocketAddr,
+    state: &ServerState,
+    shutdown: &Shutdown,
+    deadline: Instant,
+) -> SessionEnd {
+    let limits = &state.limits;
     let stream: BoxedStream = Box::new(StallGuard::new(
         stream,
         limits.write_stall_timeout(),
@@ -225,3 +239,6 @@ async fn last_word(conn: &mut Connection<BoxedStream>, message: &Message) {
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests;

@@ -245,3 +245,6 @@ where
         .map(|w| w.hasher.finish_hex())
         .ok_or_else(|| TransferError::Protocol("the file writer was lost".into()))
 }
+
+#[cfg(test)]
+mod tests;

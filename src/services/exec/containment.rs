@@ -301,6 +301,32 @@ fn clean_stale(own: &Path) {
     }
 }
 
+/// Ends a command's containment when dropped — on every path out of the code that ran it,
+/// a cancelled future included — off the async runtime.
+pub struct EndOnDrop(Option<Contained>);
+
+impl EndOnDrop {
+    /// Ends `contained` when this guard goes.
+    pub fn new(contained: Contained) -> EndOnDrop {
+        EndOnDrop(Some(contained))
+    }
+
+    /// Ends it now, and waits until it has.
+    pub async fn end_now(mut self) {
+        if let Some(contained) = self.0.take() {
+            let _ = tokio::task::spawn_blocking(move || contained.end()).await;
+        }
+    }
+}
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        if let Some(contained) = self.0.take() {
+            tokio::task::spawn_blocking(move || contained.end());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

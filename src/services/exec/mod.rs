@@ -20,18 +20,6 @@ use crate::protocol::{ErrorCode, Exec, ExecStarted, Message, Permission, Refusal
 use relay::{RelayEnd, RelayLimits};
 use spawn::Program;
 
-/// Ends a command's containment when dropped (on every path out of `serve_exec`), off the
-/// async runtime.
-struct EndOnDrop(Option<containment::Contained>);
-
-impl Drop for EndOnDrop {
-    fn drop(&mut self) {
-        if let Some(contained) = self.0.take() {
-            tokio::task::spawn_blocking(move || contained.end());
-        }
-    }
-}
-
 /// Serves one `exec` request: checks, starts, relays, reports the exit.
 ///
 /// # Errors
@@ -94,7 +82,7 @@ where
         None => contained,
     };
     // Whatever happens next, everything the command started ends with it.
-    let _ending = EndOnDrop(Some(contained));
+    let _ending = containment::EndOnDrop::new(contained);
     let pid = process.child.id().unwrap_or_default();
     tracing::info!(user, pid, argv = ?request.argv, tty = request.tty.is_some(), "exec");
     conn.write_message(&Message::ExecStarted(ExecStarted { pid }))

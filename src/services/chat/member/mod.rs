@@ -186,3 +186,6 @@ pub(super) enum Step {
     Inbox(Option<Delivery>),
     Request(Result<Message, ConnectionError>),
 }
+
+#[cfg(test)]
+mod tests;

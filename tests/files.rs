@@ -824,6 +824,7 @@ async fn a_server_cannot_make_get_r_write_outside_the_target() {
             "t",
             &target,
             HashAlgorithm::Blake3,
+            ferry::client::files::Check::Never,
             &mut NoProgress,
         )
         .await

@@ -1,19 +1,13 @@
-//! `ferry ls`, `get`, `put`, `mkdir`, `rm`: files under the server's root.
+//! `ferry ls`, `mkdir`, `rm`: files under the server's root (`get` and `put` are in `copy`).
 
-use super::safe_text::escape;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::ClientArgs;
-use super::progress::BarProgress;
-use ferry::client::files::{Transfer, base_name, join_remote};
-use ferry::client::tree::TreeReport;
+use super::safe_text::escape;
 use ferry::client::{Client, ClientError};
-use ferry::protocol::{ErrorCode, FileEntry, FileKind, HashAlgorithm, Refusal};
+use ferry::protocol::{FileEntry, FileKind};
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
@@ -27,44 +21,6 @@ pub struct LsArgs {
     pub json: bool,
     /// Path under the server root [default: the root].
     pub path: Option<String>,
-}
-
-/// Options shared by get and put.
-#[derive(Debug, Args)]
-pub struct TransferOptions {
-    /// Copy a whole directory tree.
-    #[arg(short = 'r', long)]
-    pub recursive: bool,
-    /// A JSON summary on stdout (hash included).
-    #[arg(long)]
-    pub json: bool,
-    /// Verify with SHA-256 instead of BLAKE3.
-    #[arg(long)]
-    pub sha256: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct GetArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-    #[command(flatten)]
-    pub options: TransferOptions,
-    /// Path under the server root.
-    pub remote: String,
-    /// Where to put it [default: its name, in the current directory].
-    pub local: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct PutArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-    #[command(flatten)]
-    pub options: TransferOptions,
-    /// Local file (or directory, with -r).
-    pub local: PathBuf,
-    /// Path under the server root [default: its name, in the root].
-    pub remote: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -174,108 +130,6 @@ fn utc_minutes(mtime_ns: i64) -> String {
     )
 }
 
-fn algorithm(options: &TransferOptions) -> HashAlgorithm {
-    if options.sha256 {
-        HashAlgorithm::Sha256
-    } else {
-        HashAlgorithm::Blake3
-    }
-}
-
-/// `ferry get`.
-pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.client).await?;
-    let algorithm = algorithm(&args.options);
-    let name = base_name(&args.remote).filter(|n| n != ".");
-    let target = match (&args.local, name) {
-        (Some(local), Some(name)) if local.is_dir() => local.join(name),
-        (Some(local), _) => local.clone(),
-        (None, Some(name)) => PathBuf::from(name),
-        (None, None) => anyhow::bail!("name a local target for '{}'", args.remote),
-    };
-    let mut progress = BarProgress::new(args.options.json);
-    let started = Instant::now();
-    if args.options.recursive {
-        let report = client
-            .files()
-            .get_tree(&args.remote, &target, algorithm, &mut progress)
-            .await?;
-        return Ok(report_tree(&report, &args.options, verbose, started));
-    }
-    let transfer = client
-        .files()
-        .get_file(&args.remote, &target, algorithm, &mut progress)
-        .await?;
-    report_file(
-        &args.remote,
-        &target.display().to_string(),
-        &transfer,
-        &args.options,
-        verbose,
-        started,
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `ferry put`.
-pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.client).await?;
-    let algorithm = algorithm(&args.options);
-    let name = local_name(&args.local)?;
-    let remote = match &args.remote {
-        None => name,
-        Some(remote) if remote.ends_with('/') || is_remote_dir(&mut client, remote).await? => {
-            join_remote(remote, &name)
-        }
-        Some(remote) => remote.clone(),
-    };
-    let mut progress = BarProgress::new(args.options.json);
-    let started = Instant::now();
-    if args.options.recursive {
-        let report = client
-            .files()
-            .put_tree(&args.local, &remote, algorithm, &mut progress)
-            .await?;
-        return Ok(report_tree(&report, &args.options, verbose, started));
-    }
-    if args.local.is_dir() {
-        anyhow::bail!("{} is a directory; use put -r", args.local.display());
-    }
-    let transfer = client
-        .files()
-        .put_file(&args.local, &remote, algorithm, &mut progress)
-        .await?;
-    report_file(
-        &args.local.display().to_string(),
-        &remote,
-        &transfer,
-        &args.options,
-        verbose,
-        started,
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-fn local_name(path: &Path) -> anyhow::Result<String> {
-    let absolute = std::path::absolute(path).with_context(|| format!("{}", path.display()))?;
-    absolute
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_string)
-        .with_context(|| format!("{} has no usable (UTF-8) name", path.display()))
-}
-
-async fn is_remote_dir(client: &mut Client, path: &str) -> anyhow::Result<bool> {
-    match client.files().describe(path).await {
-        Ok(entry) => Ok(entry.kind == FileKind::Dir),
-        Err(ClientError::Server(Refusal {
-            code: ErrorCode::NotFound,
-            ..
-        })) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// `ferry mkdir`.
 pub async fn mkdir(args: PathArgs) -> anyhow::Result<ExitCode> {
     let mut client = connect(&args.client).await?;
@@ -288,95 +142,6 @@ pub async fn rm(args: PathArgs) -> anyhow::Result<ExitCode> {
     let mut client = connect(&args.client).await?;
     client.files().remove(&args.path).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn transfer_json(from: &str, to: &str, transfer: &Transfer, seconds: f64) -> serde_json::Value {
-    serde_json::json!({
-        "from": from,
-        "to": to,
-        "size": transfer.size,
-        "resumed_from": transfer.resumed_from,
-        "bytes_moved": transfer.size - transfer.resumed_from,
-        "algorithm": transfer.algorithm.name(),
-        "hash": transfer.hash,
-        "seconds": seconds,
-    })
-}
-
-fn report_file(
-    from: &str,
-    to: &str,
-    transfer: &Transfer,
-    options: &TransferOptions,
-    verbose: u8,
-    started: Instant,
-) {
-    let seconds = started.elapsed().as_secs_f64();
-    if options.json {
-        println!("{}", transfer_json(from, to, transfer, seconds));
-    } else if verbose > 0 {
-        eprintln!(
-            "ferry: {} -> {}: {} bytes in {seconds:.2} s, verified {} {}",
-            escape(from),
-            escape(to),
-            transfer.size,
-            transfer.algorithm.name(),
-            transfer.hash
-        );
-    }
-}
-
-fn report_tree(
-    report: &TreeReport,
-    options: &TransferOptions,
-    verbose: u8,
-    started: Instant,
-) -> ExitCode {
-    let seconds = started.elapsed().as_secs_f64();
-    for (path, why) in &report.skipped {
-        eprintln!("ferry: {}: not transferred ({})", escape(path), escape(why));
-    }
-    let bytes: u64 = report.files.iter().map(|(_, t)| t.size).sum();
-    if options.json {
-        let files: Vec<_> = report
-            .files
-            .iter()
-            .map(|(path, t)| transfer_json(path, path, t, 0.0))
-            .collect();
-        let skipped: Vec<_> = report
-            .skipped
-            .iter()
-            .map(|(path, why)| serde_json::json!({"path": path, "reason": why}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({"dirs": report.dirs, "files": files, "skipped": skipped, "bytes": bytes, "seconds": seconds})
-        );
-    } else if verbose > 0 {
-        for (path, t) in &report.files {
-            eprintln!(
-                "ferry: {}: {} bytes, {} {}",
-                escape(path),
-                t.size,
-                t.algorithm.name(),
-                t.hash
-            );
-        }
-        eprintln!(
-            "ferry: {} files, {} directories, {bytes} bytes in {seconds:.2} s",
-            report.files.len(),
-            report.dirs
-        );
-    }
-    if report.skipped.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!(
-            "ferry: {} entries were not transferred: symlinks and special files are not copied",
-            report.skipped.len()
-        );
-        ExitCode::from(1)
-    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! The command line: clap definitions for every verb, and the runner of each. No protocol
 //! logic lives here; verbs call the library and print.
 
+mod address;
 mod bench;
 mod chat;
+mod copy;
 mod exec;
 mod files;
 mod forget;
@@ -53,10 +55,10 @@ pub enum Command {
     Shell(exec::ShellArgs),
     /// List files under the server's root.
     Ls(files::LsArgs),
-    /// Download a file (or a tree with -r), verified and resumable.
-    Get(files::GetArgs),
-    /// Upload a file (or a tree with -r), verified and resumable.
-    Put(files::PutArgs),
+    /// Download files (trees with -r), verified and resumable: get [HOST:]REMOTE... [LOCAL].
+    Get(copy::GetArgs),
+    /// Upload files (trees with -r), verified and resumable: put LOCAL... [[HOST:]REMOTE].
+    Put(copy::PutArgs),
     /// Create a directory under the server's root.
     Mkdir(files::PathArgs),
     /// Remove a file or an empty directory under the server's root.
@@ -82,8 +84,9 @@ impl Command {
 /// Options every client verb accepts right after the verb.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// Server to talk to.
-    #[arg(long, env = "FERRY_SERVER", default_value = DEFAULT_SERVER, value_name = "HOST:PORT")]
+    /// Server to talk to (port 9999 when not given; file arguments may name it instead, as
+    /// HOST:PATH).
+    #[arg(long, env = "FERRY_SERVER", default_value = DEFAULT_SERVER, value_name = "HOST[:PORT]")]
     pub server: String,
     /// Token from 'ferry user add' (NAME:SECRET); prefer the environment variable.
     #[arg(
@@ -115,7 +118,7 @@ impl ClientArgs {
             .transpose()
             .context("invalid --token / FERRY_TOKEN")?;
         Ok(ClientOptions {
-            server: self.server.clone(),
+            server: address::server_address(&self.server),
             token,
             plaintext: self.plaintext,
             home: ferry_home()?,
@@ -168,8 +171,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => exec::run(args).await,
         Command::Shell(args) => exec::shell(args).await,
         Command::Ls(args) => files::ls(args).await,
-        Command::Get(args) => files::get(args, cli.verbose).await,
-        Command::Put(args) => files::put(args, cli.verbose).await,
+        Command::Get(args) => copy::get(args, cli.verbose).await,
+        Command::Put(args) => copy::put(args, cli.verbose).await,
         Command::Mkdir(args) => files::mkdir(args).await,
         Command::Rm(args) => files::rm(args).await,
         Command::Bench(args) => bench::run(args).await,

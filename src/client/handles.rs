@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::chat::{self, ChatReceiver, ChatSender, ChatTarget};
 use super::exec::{self, ExecEvent, ExecOutcome};
-use super::files::{self, Progress, Transfer};
+use super::files::{self, Check, Progress, Transfer};
 use super::tree::{self, TreeReport};
 use super::{Client, ClientError};
 use crate::connection::{BoxedStream, Connection};
@@ -143,9 +143,10 @@ impl Files<'_> {
         remote: &str,
         target: &Path,
         algorithm: HashAlgorithm,
+        check: Check,
         progress: &mut dyn Progress,
     ) -> Result<TreeReport, ClientError> {
-        tree::get_tree(self.conn, remote, target, algorithm, progress).await
+        tree::get_tree(self.conn, remote, target, algorithm, check, progress).await
     }
 
     /// See [`tree::put_tree`].
@@ -157,9 +158,10 @@ impl Files<'_> {
         source: &Path,
         remote: &str,
         algorithm: HashAlgorithm,
+        check: Check,
         progress: &mut dyn Progress,
     ) -> Result<TreeReport, ClientError> {
-        tree::put_tree(self.conn, source, remote, algorithm, progress).await
+        tree::put_tree(self.conn, source, remote, algorithm, check, progress).await
     }
 
     /// See [`files::mkdir`].
@@ -173,6 +175,34 @@ impl Files<'_> {
         mtime_ns: Option<i64>,
     ) -> Result<(), ClientError> {
         files::mkdir(self.conn, path, mode, mtime_ns).await
+    }
+
+    /// See [`files::get_to_writer`].
+    ///
+    /// # Errors
+    /// As there.
+    pub async fn get_to_writer(
+        &mut self,
+        remote: &str,
+        writer: std::fs::File,
+        algorithm: HashAlgorithm,
+        progress: &mut dyn Progress,
+    ) -> Result<Transfer, ClientError> {
+        files::get_to_writer(self.conn, remote, writer, algorithm, progress).await
+    }
+
+    /// See [`files::is_same`].
+    ///
+    /// # Errors
+    /// As there.
+    pub async fn is_same(
+        &mut self,
+        remote: &str,
+        entry: Option<&FileEntry>,
+        local: &Path,
+        check: Check,
+    ) -> Result<bool, ClientError> {
+        files::is_same(self.conn, remote, entry, local, check).await
     }
 
     /// See [`files::remove`].

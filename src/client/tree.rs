@@ -3,15 +3,16 @@
 //! their contents stopped changing them. Symlinks, devices and fifos inside a tree are not
 //! transferred: they are reported in [`TreeReport::skipped`].
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::ClientError;
-use super::files::{self as client, Progress, Transfer, join_remote};
+use super::files::{self as client, Check, Progress, Transfer, join_remote};
 use crate::connection::Connection;
-use crate::protocol::{FileKind, HashAlgorithm};
+use crate::protocol::{FileEntry, FileKind, HashAlgorithm};
 
 /// What a tree transfer did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub struct TreeReport {
     pub files: Vec<(String, Transfer)>,
     /// Relative paths not transferred (symlinks, devices, fifos, non-UTF-8 names), with why.
     pub skipped: Vec<(String, String)>,
+    /// Relative paths already the same on both sides (by the tree's [`Check`]): not moved.
+    pub up_to_date: Vec<String>,
 }
 
 /// Downloads the remote directory `remote` into `target` (created if needed).
@@ -33,6 +36,7 @@ pub async fn get_tree<S>(
     remote: &str,
     target: &Path,
     algorithm: HashAlgorithm,
+    check: Check,
     progress: &mut dyn Progress,
 ) -> Result<TreeReport, ClientError>
 where
@@ -56,6 +60,10 @@ where
             }
             FileKind::File => {
                 let remote_path = join_remote(remote, &entry.path);
+                if client::is_same(conn, &remote_path, Some(entry), &local, check).await? {
+                    report.up_to_date.push(entry.path.clone());
+                    continue;
+                }
                 let transfer =
                     client::get_file(conn, &remote_path, &local, algorithm, progress).await?;
                 report.files.push((entry.path.clone(), transfer));
@@ -100,6 +108,7 @@ pub async fn put_tree<S>(
     source: &Path,
     remote: &str,
     algorithm: HashAlgorithm,
+    check: Check,
     progress: &mut dyn Progress,
 ) -> Result<TreeReport, ClientError>
 where
@@ -108,6 +117,16 @@ where
     let mut report = TreeReport::default();
     let mut dirs = Vec::new();
     client::mkdir(conn, remote, None, None).await?;
+    // What the server already holds, to skip what is the same (one listing, not one per file).
+    let held: HashMap<String, FileEntry> = if check == Check::Never {
+        HashMap::new()
+    } else {
+        client::list(conn, remote, true)
+            .await?
+            .into_iter()
+            .map(|e| (e.path.clone(), e))
+            .collect()
+    };
     let mut pending: Vec<(PathBuf, String)> = vec![(source.to_path_buf(), String::new())];
     while let Some((dir, rel_dir)) = pending.pop() {
         let meta = std::fs::metadata(&dir).map_err(|e| ClientError::Local {
@@ -145,6 +164,11 @@ where
                 report.dirs += 1;
                 pending.push((child.path(), rel));
             } else if kind.is_file() {
+                let target = join_remote(remote, &rel);
+                if client::is_same(conn, &target, held.get(&rel), &child.path(), check).await? {
+                    report.up_to_date.push(rel);
+                    continue;
+                }
                 let transfer = client::put_file(
                     conn,
                     &child.path(),

@@ -10,6 +10,7 @@ use crate::client::error::unexpected;
 use crate::connection::Connection;
 use crate::protocol::{Get, GetEnd, GetReady, HashAlgorithm, Message};
 use crate::transfer::chunks;
+use crate::transfer::hashing::Hasher;
 use crate::transfer::partial::Partial;
 use crate::transfer::resume::Offer;
 
@@ -96,6 +97,58 @@ where
     Ok(Transfer {
         size,
         resumed_from: offset,
+        hash: ours,
+        algorithm,
+    })
+}
+
+/// Downloads `remote` into `writer` (stdout, a pipe), verified at the end: no partial, no
+/// resume, and the bytes are out before the hash is checked — a mismatch is an error after
+/// them, as with any stream.
+///
+/// # Errors
+/// The server's refusal, a hash mismatch, a write error, a broken connection.
+pub async fn get_to_writer<S>(
+    conn: &mut Connection<S>,
+    remote: &str,
+    writer: std::fs::File,
+    algorithm: HashAlgorithm,
+    progress: &mut dyn Progress,
+) -> Result<Transfer, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    conn.write_message(&Message::Get(Get {
+        path: remote.to_string(),
+        hash: algorithm,
+        offset: 0,
+        prefix_hash: None,
+    }))
+    .await?;
+    let size = match conn.read_message().await? {
+        Message::GetReady(ready) if ready.offset == 0 => ready.size,
+        other => return Err(unexpected(other)),
+    };
+    progress.begin(remote, size, 0);
+    let received = chunks::receive_file(conn, writer, size, Hasher::new(algorithm), &mut |n| {
+        progress.advance(n)
+    })
+    .await;
+    progress.end();
+    let ours = received.map_err(|e| transfer_error(Path::new("-"), e))?;
+    let theirs = match conn.read_message().await? {
+        Message::GetEnd(GetEnd { hash }) => hash,
+        other => return Err(unexpected(other)),
+    };
+    if ours != theirs {
+        return Err(ClientError::Integrity(format!(
+            "{remote} arrived corrupted ({} {ours}, server said {theirs})",
+            algorithm.name()
+        )));
+    }
+    Ok(Transfer {
+        size,
+        resumed_from: 0,
         hash: ours,
         algorithm,
     })

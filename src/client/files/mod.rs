@@ -1,10 +1,12 @@
 //! The client peer of the file service: list, get and put one file (resuming after a checked
 //! prefix: [`get_file`] and [`put_file`]), mkdir and remove. Trees are in `tree`.
 
+mod compare;
 mod get;
 mod put;
 
-pub use get::get_file;
+pub use compare::{Check, is_same};
+pub use get::{get_file, get_to_writer};
 pub use put::put_file;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,248 @@
+//! `ferry get` and `ferry put` as scp and rsync users type them, through the real binary:
+//! `HOST:PORT:PATH`, several sources, remote globs, `-` for stdout and stdin, "up to date",
+//! and errors that name the real cause.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{TestServer, config_with_user, ferry_bin, output, output_with_stdin};
+use ferry::auth::token::Token;
+
+struct Setup {
+    server: TestServer,
+    token: Token,
+    local: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let (config, token) = config_with_user("writer", "read,write");
+        Setup {
+            server: TestServer::start_plaintext(config).await,
+            token,
+            local: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.server.dir.path().join("root")
+    }
+
+    fn local(&self, name: &str) -> PathBuf {
+        self.local.path().join(name)
+    }
+
+    /// The binary with only FERRY_HOME, the token and --plaintext: the server is named in
+    /// the arguments.
+    fn bare(&self, verb: &str) -> std::process::Command {
+        let mut cmd = ferry_bin(&self.server.home());
+        cmd.arg(verb)
+            .arg("--plaintext")
+            .env("FERRY_TOKEN", self.token.to_string())
+            .current_dir(self.local.path());
+        cmd
+    }
+
+    /// The binary with --server preset too.
+    fn ferry(&self, verb: &str) -> std::process::Command {
+        let mut cmd = self.server.ferry(verb);
+        cmd.env("FERRY_TOKEN", self.token.to_string())
+            .current_dir(self.local.path());
+        cmd
+    }
+
+    /// `127.0.0.1:PORT:PATH`.
+    fn remote(&self, path: &str) -> String {
+        format!("127.0.0.1:{}:{path}", self.server.addr.port())
+    }
+}
+
+fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+fn failed(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "should have failed: {stderr}");
+    stderr
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_port_path_arguments_name_the_server_like_scp() {
+    let s = Setup::new().await;
+    write(&s.local("up.txt"), "up");
+    let mut put = s.bare("put");
+    put.arg("up.txt").arg(s.remote("landed.txt"));
+    ok(&output(put).await);
+    assert_eq!(
+        std::fs::read_to_string(s.root().join("landed.txt")).unwrap(),
+        "up"
+    );
+
+    let mut get = s.bare("get");
+    get.arg(s.remote("landed.txt")).arg("back.txt");
+    ok(&output(get).await);
+    assert_eq!(std::fs::read_to_string(s.local("back.txt")).unwrap(), "up");
+
+    // Two servers in one command are refused, not half-done.
+    let mut two = s.bare("get");
+    two.arg(s.remote("landed.txt"))
+        .arg("127.0.0.2:1:other")
+        .arg(".");
+    assert!(failed(&output(two).await).contains("one server"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_sources_go_into_a_directory_and_remote_globs_expand() {
+    let s = Setup::new().await;
+    write(&s.local("a.txt"), "a");
+    write(&s.local("b.txt"), "b");
+    std::fs::create_dir(s.root().join("docs")).unwrap();
+    let mut put = s.ferry("put");
+    put.args(["a.txt", "b.txt", "docs/"]);
+    ok(&output(put).await);
+    assert_eq!(
+        std::fs::read_to_string(s.root().join("docs/a.txt")).unwrap(),
+        "a"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.root().join("docs/b.txt")).unwrap(),
+        "b"
+    );
+
+    std::fs::create_dir(s.root().join("logs")).unwrap();
+    for name in ["1.gz", "2.gz", "3.txt"] {
+        write(&s.root().join("logs").join(name), name);
+    }
+    std::fs::create_dir(s.local("fetched")).unwrap();
+    let mut get = s.ferry("get");
+    get.args(["logs/*.gz", "fetched"]);
+    ok(&output(get).await);
+    let mut got: Vec<String> = std::fs::read_dir(s.local("fetched"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["1.gz", "2.gz"]);
+
+    let mut none = s.ferry("get");
+    none.args(["logs/*.zip", "fetched"]);
+    assert!(failed(&output(none).await).contains("no remote file matches"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dash_is_stdout_for_get_and_stdin_for_put() {
+    let s = Setup::new().await;
+    let text = "line 1\nline 2\n".repeat(1000);
+    let mut put = s.ferry("put");
+    put.args(["-", "from-stdin.txt"]);
+    ok(&output_with_stdin(put, &text).await);
+    assert_eq!(
+        std::fs::read_to_string(s.root().join("from-stdin.txt")).unwrap(),
+        text
+    );
+
+    let mut get = s.ferry("get");
+    get.args(["from-stdin.txt", "-"]);
+    let out = output(get).await;
+    ok(&out);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identical_file_is_up_to_date_and_moves_nothing() {
+    let s = Setup::new().await;
+    write(&s.local("same.txt"), "same content");
+    let mut put = s.ferry("put");
+    put.arg("same.txt");
+    ok(&output(put).await);
+
+    // By size and time (the upload kept the mtime), then by hash.
+    for extra in [None, Some("--checksum")] {
+        let mut again = s.ferry("put");
+        again.args(extra).args(["same.txt", "--json"]);
+        let out = output(again).await;
+        ok(&out);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["up_to_date"], true, "{json}");
+        assert_eq!(json["bytes_moved"], 0);
+    }
+    let mut get = s.ferry("get");
+    get.arg("same.txt");
+    assert!(ok(&output(get).await).contains("up to date"));
+
+    // Same size and time but other bytes: only --checksum sees it.
+    let remote = s.root().join("same.txt");
+    let mtime = std::fs::metadata(&remote).unwrap().modified().unwrap();
+    write(&remote, "SAME CONTENT");
+    std::fs::File::options()
+        .write(true)
+        .open(&remote)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let mut get = s.ferry("get");
+    get.args(["--checksum", "--json", "same.txt"]);
+    let out = output(get).await;
+    ok(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["bytes_moved"], 12, "{json}");
+    assert_eq!(
+        std::fs::read_to_string(s.local("same.txt")).unwrap(),
+        "SAME CONTENT"
+    );
+
+    // A tree copied again moves nothing.
+    std::fs::create_dir_all(s.local("tree/sub")).unwrap();
+    write(&s.local("tree/sub/f"), "f");
+    for round in 0..2 {
+        let mut put = s.ferry("put");
+        put.args(["-r", "--json", "tree"]);
+        let out = output(put).await;
+        ok(&out);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let up_to_date = json["up_to_date"].as_array().unwrap().len();
+        assert_eq!(up_to_date, round, "{json}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_name_the_real_cause_and_mkdir_makes_the_missing_directory() {
+    let s = Setup::new().await;
+    write(&s.local("x"), "x");
+    let mut put = s.ferry("put");
+    put.args(["x", "nosuchdir/"]);
+    let said = failed(&output(put).await);
+    assert!(said.contains("'nosuchdir' does not exist"), "{said}");
+    let mut put = s.ferry("put");
+    put.args(["-p", "x", "made/deep/"]);
+    ok(&output(put).await);
+    assert!(s.root().join("made/deep/x").is_file());
+
+    write(&s.root().join("remote.txt"), "r");
+    let mut get = s.ferry("get");
+    get.args(["remote.txt", "missing/"]);
+    let said = failed(&output(get).await);
+    assert!(
+        said.contains("local directory 'missing/' does not exist"),
+        "{said}"
+    );
+
+    std::fs::create_dir(s.local("tree")).unwrap();
+    write(&s.root().join("file"), "f");
+    let mut put = s.ferry("put");
+    put.args(["-r", "tree", "file"]);
+    let said = failed(&output(put).await);
+    assert!(
+        said.contains("cannot put the directory 'tree' onto the file 'file'"),
+        "{said}"
+    );
+}

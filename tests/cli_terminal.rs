@@ -1,0 +1,129 @@
+//! What a person at a terminal sees: the one-line summary a transfer leaves (driven in tmux,
+//! read back with `capture-pane`), and Ctrl-C in the middle of a transfer keeping the partial.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{ServerProcess, WAIT, pattern};
+
+/// A tmux server of its own (its own socket), killed on drop.
+struct Tmux {
+    socket: tempfile::TempDir,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: tempfile::tempdir().unwrap(),
+        };
+        let status = tmux
+            .cmd()
+            .args(["new-session", "-d", "-x", "160", "-y", "20", command])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tmux
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.arg("-S").arg(self.socket.path().join("s"));
+        cmd
+    }
+
+    fn screen(&self) -> String {
+        let out = self.cmd().args(["capture-pane", "-p"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen shows `text`; the screen when it does.
+    async fn wait_for(&self, text: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "'{text}' never appeared:\n{screen}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+fn quoted(path: &Path) -> String {
+    format!("'{}'", path.display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_on_a_terminal_leaves_a_summary_line() {
+    let server = ServerProcess::start(&["--plaintext"]);
+    std::fs::write(server.root.join("data.bin"), pattern(3 << 20, 7)).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let command = format!(
+        "cd {} && FERRY_HOME={} {} get --server {} --plaintext data.bin; echo EXIT=$?; sleep 60",
+        quoted(local.path()),
+        quoted(&local.path().join("home")),
+        env!("CARGO_BIN_EXE_ferry"),
+        server.addr
+    );
+    let tmux = Tmux::start(&command);
+    let screen = tmux.wait_for("EXIT=").await;
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    let line = screen
+        .lines()
+        .find(|l| l.starts_with("data.bin"))
+        .unwrap_or_else(|| panic!("no summary line:\n{screen}"));
+    assert!(
+        line.contains("3.0 MiB") && line.contains(" s ") && line.ends_with("/s"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_in_the_middle_keeps_the_partial_and_says_so() {
+    let server = ServerProcess::start(&["--plaintext"]);
+    std::fs::write(server.root.join("big.bin"), pattern(64 << 20, 3)).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let mut client = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "get",
+            "--server",
+            &server.addr.to_string(),
+            "--plaintext",
+            "big.bin",
+        ])
+        .env("FERRY_HOME", local.path().join("home"))
+        .current_dir(local.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once some bytes are in, the server is frozen, so the transfer is surely unfinished.
+    let partial = local.path().join(".big.bin.ferry-part");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no bytes arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    common::send_signal(server.child.id(), rustix::process::Signal::STOP);
+    common::send_signal(client.id(), rustix::process::Signal::INT);
+    let out = tokio::task::spawn_blocking(move || client.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    common::send_signal(server.child.id(), rustix::process::Signal::CONT);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    assert!(said.contains("partial kept: re-run to resume"), "{said}");
+    assert!(partial.exists() && !local.path().join("big.bin").exists());
+}

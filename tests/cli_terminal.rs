@@ -96,7 +96,7 @@ async fn ctrl_c_in_the_middle_keeps_the_partial_and_says_so() {
     let server = ServerProcess::start(&["--plaintext"]);
     std::fs::write(server.root.join("big.bin"), pattern(64 << 20, 3)).unwrap();
     let local = tempfile::tempdir().unwrap();
-    let mut client = Command::new(env!("CARGO_BIN_EXE_ferry"))
+    let client = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args([
             "get",
             "--server",

@@ -127,3 +127,83 @@ async fn ctrl_c_in_the_middle_keeps_the_partial_and_says_so() {
     assert!(said.contains("partial kept: re-run to resume"), "{said}");
     assert!(partial.exists() && !local.path().join("big.bin").exists());
 }
+
+impl Tmux {
+    fn type_line(&self, text: &str) {
+        let status = self.cmd().args(["send-keys", "-l", text]).status().unwrap();
+        assert!(status.success());
+        let status = self.cmd().args(["send-keys", "Enter"]).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+/// `ferry ping` against a TLS server met for the first time, in a terminal.
+fn first_ping(server: &common::TestServer, home: &Path, extra: &str) -> Tmux {
+    Tmux::start(&format!(
+        "FERRY_HOME={} {} ping --server {} -c 1 {extra}; echo EXIT=$?; sleep 60",
+        quoted(home),
+        env!("CARGO_BIN_EXE_ferry"),
+        server.addr
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_server_is_trusted_only_when_the_person_says_yes() {
+    let server = common::TestServer::start(ferry::config::ServerConfig::default()).await;
+    let fingerprint = server.fingerprint.clone().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let pins = home.path().join("known_servers");
+
+    let tmux = first_ping(&server, home.path(), "");
+    let screen = tmux.wait_for("(yes/no)?").await;
+    assert!(
+        screen.contains(&fingerprint),
+        "the fingerprint is shown:\n{screen}"
+    );
+    tmux.type_line("no");
+    let screen = tmux.wait_for("EXIT=").await;
+    assert!(
+        screen.contains("EXIT=1") && screen.contains("not trusted"),
+        "{screen}"
+    );
+    assert!(
+        !pins.exists()
+            || !std::fs::read_to_string(&pins)
+                .unwrap()
+                .contains(&fingerprint)
+    );
+    drop(tmux);
+
+    let tmux = first_ping(&server, home.path(), "");
+    tmux.wait_for("(yes/no)?").await;
+    tmux.type_line("yes");
+    let screen = tmux.wait_for("EXIT=").await;
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(
+        std::fs::read_to_string(&pins)
+            .unwrap()
+            .contains(&fingerprint)
+    );
+    drop(tmux);
+
+    // Known now: no question.
+    let tmux = first_ping(&server, home.path(), "");
+    let screen = tmux.wait_for("EXIT=").await;
+    assert!(
+        screen.contains("EXIT=0") && !screen.contains("yes/no"),
+        "{screen}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_new_pins_without_asking_on_a_terminal() {
+    let server = common::TestServer::start(ferry::config::ServerConfig::default()).await;
+    let home = tempfile::tempdir().unwrap();
+    let tmux = first_ping(&server, home.path(), "--accept-new");
+    let screen = tmux.wait_for("EXIT=").await;
+    assert!(
+        screen.contains("EXIT=0") && !screen.contains("yes/no"),
+        "{screen}"
+    );
+    assert!(screen.contains("pinned the identity"), "{screen}");
+}

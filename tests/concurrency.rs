@@ -57,6 +57,7 @@ async fn ten_thousand_idle_tls_connections_and_the_server_still_answers() {
         plaintext: false,
         home,
         connect_timeout: common::WAIT,
+        accept_new: true,
     };
     let base = server.status_kib("VmRSS");
     let mut idle = Vec::with_capacity(N);

@@ -759,6 +759,7 @@ async fn connect_plaintext(addr: std::net::SocketAddr, home: &Path) -> Connectio
         plaintext: true,
         home: home.to_path_buf(),
         connect_timeout: common::WAIT,
+        accept_new: true,
     };
     ferry::client::Client::connect(&options)
         .await

@@ -86,6 +86,7 @@ async fn ten_thousand_clients_mixed_chat_exec_and_files() {
         plaintext: false,
         home: server.dir.path().join("home"),
         connect_timeout: WAIT,
+        accept_new: true,
     };
     // The baseline is taken once the server has served one session (pin, lazy state).
     Client::connect(&options)

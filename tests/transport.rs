@@ -132,6 +132,7 @@ async fn a_non_ferry_server_is_named_as_such() {
         plaintext: false,
         home: home.path().to_path_buf(),
         connect_timeout: WAIT,
+        accept_new: true,
     };
     let err = Client::connect(&options).await.err().expect("not ferry");
     assert!(matches!(err, ClientError::NotFerry { .. }), "{err}");

@@ -8,7 +8,6 @@ use serde_json::{Map, Value, json};
 
 use super::ClientArgs;
 use crate::bench::{self, Percentiles};
-use ferry::client::Client;
 use ferry::protocol::HashAlgorithm;
 
 #[derive(Debug, Args)]
@@ -82,10 +81,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     ferry::fd_limit::raise_to_hard_limit();
     let options = args.client.options()?;
-    let probe = Client::connect(&options).await?;
+    let probe = args.client.connect().await?;
     let info = probe.info().clone();
     let _ = probe.close().await;
-    super::report_new_pin(&info);
     let transport = if info.tls.is_some() {
         "TLS"
     } else {

@@ -18,7 +18,6 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use super::ClientArgs;
-use ferry::client::Client;
 use ferry::client::chat::{ChatReceiver, ChatSender, ChatTarget};
 use ferry::protocol::Message;
 use ferry::services::chat::names::default_nick;
@@ -48,9 +47,7 @@ enum Input {
 }
 
 pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let options = args.client.options()?;
-    let client = Client::connect(&options).await?;
-    super::report_new_pin(client.info());
+    let client = args.client.connect().await?;
     let nick = args.nick.unwrap_or_else(|| {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))

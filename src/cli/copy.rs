@@ -61,6 +61,7 @@ impl TransferOptions {
 }
 
 #[derive(Debug, Args)]
+#[command(override_usage = "ferry get [OPTIONS] [HOST[:PORT]:]REMOTE... [LOCAL | -]")]
 pub struct GetArgs {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -68,11 +69,14 @@ pub struct GetArgs {
     pub options: TransferOptions,
     /// Remote paths ([HOST[:PORT]:]PATH; the last name may be a glob, quoted), then where to
     /// put them: a file, a directory, or - for stdout [default: the current directory].
-    #[arg(value_name = "REMOTE... [LOCAL]", required = true, num_args = 1..)]
+    #[arg(value_name = "PATH", required = true, num_args = 1..)]
     pub paths: Vec<String>,
 }
 
 #[derive(Debug, Args)]
+#[command(
+    override_usage = "ferry put [OPTIONS] LOCAL... [[HOST[:PORT]:]REMOTE]\n       ferry put [OPTIONS] - [HOST[:PORT]:]REMOTE"
+)]
 pub struct PutArgs {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -83,7 +87,7 @@ pub struct PutArgs {
     pub mkdir: bool,
     /// Local files (directories with -r; - for stdin), then where they go under the server's
     /// root ([HOST[:PORT]:]PATH) [default: the root, under their own names].
-    #[arg(value_name = "LOCAL... [REMOTE]", required = true, num_args = 1..)]
+    #[arg(value_name = "PATH", required = true, num_args = 1..)]
     pub paths: Vec<String>,
 }
 
@@ -111,9 +115,7 @@ async fn connect(client: &ClientArgs, named: &[&RemoteArg]) -> anyhow::Result<Cl
     if let Some(server) = server {
         args.server = server.to_string();
     }
-    let client = Client::connect(&args.options()?).await?;
-    super::report_new_pin(client.info());
-    Ok(client)
+    args.connect().await
 }
 
 /// What became of one file.

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::ClientArgs;
 use super::terminal::{self, TerminalMode};
+use ferry::client::ClientError;
 use ferry::client::exec::{self as client_exec, ExecEvent, ExecOutcome};
-use ferry::client::{Client, ClientError};
 use ferry::protocol::{ErrorCode, Exec, Refusal, TtySize};
 
 #[derive(Debug, Args)]
@@ -24,7 +24,7 @@ pub struct ExecArgs {
     #[arg(short = 't', long)]
     pub tty: bool,
     /// End the command after this many seconds (exit status 124).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = super::positive_seconds)]
     pub timeout: Option<f64>,
     /// The program and its arguments, run directly (no shell: use `sh -c '...'` for one).
     #[arg(
@@ -44,14 +44,7 @@ pub struct ShellArgs {
 
 /// `ferry exec`.
 pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
-    let timeout = match args.timeout {
-        Some(secs) if !(secs > 0.0 && secs <= 31_536_000.0) => {
-            eprintln!("ferry: --timeout must be a positive number of seconds");
-            return Ok(ExitCode::from(255));
-        }
-        Some(secs) => Some(Duration::from_secs_f64(secs)),
-        None => None,
-    };
+    let timeout = args.timeout.map(Duration::from_secs_f64);
     let spec = Exec {
         argv: args.command,
         shell: false,
@@ -87,11 +80,13 @@ fn local_tty() -> TtySize {
 }
 
 async fn execute(client_args: &ClientArgs, spec: Exec) -> Result<ExecOutcome, ClientError> {
-    let options = client_args
-        .options()
-        .map_err(|e| ClientError::Protocol(format!("{e:#}")))?;
-    let client = Client::connect(&options).await?;
-    super::report_new_pin(client.info());
+    let client = client_args
+        .connect()
+        .await
+        .map_err(|e| match e.downcast::<ClientError>() {
+            Ok(e) => e,
+            Err(e) => ClientError::Protocol(format!("{e:#}")),
+        })?;
     let tty = spec.tty.is_some();
     let (events_tx, events) = mpsc::channel(16);
     let give_up = CancellationToken::new();

@@ -32,9 +32,7 @@ pub struct PathArgs {
 }
 
 async fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
-    let client = Client::connect(&args.options()?).await?;
-    super::report_new_pin(client.info());
-    Ok(client)
+    args.connect().await
 }
 
 /// `ferry ls`.

@@ -13,6 +13,7 @@ mod progress;
 pub mod safe_text;
 mod serve;
 mod terminal;
+mod trust;
 mod user;
 
 use std::path::PathBuf;
@@ -23,7 +24,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use ferry::auth::token::Token;
-use ferry::client::{ClientOptions, DEFAULT_SERVER};
+use std::io::IsTerminal;
+
+use ferry::client::{Client, ClientError, ClientOptions, DEFAULT_SERVER};
 
 /// ferry: chat, remote commands and files over TCP, safely and fast.
 #[derive(Debug, Parser)]
@@ -86,7 +89,13 @@ impl Command {
 pub struct ClientArgs {
     /// Server to talk to (port 9999 when not given; file arguments may name it instead, as
     /// HOST:PATH).
-    #[arg(long, env = "FERRY_SERVER", default_value = DEFAULT_SERVER, value_name = "HOST[:PORT]")]
+    #[arg(
+        long,
+        env = "FERRY_SERVER",
+        hide_env_values = true,
+        default_value = DEFAULT_SERVER,
+        value_name = "HOST[:PORT]"
+    )]
     pub server: String,
     /// Token from 'ferry user add' (NAME:SECRET); prefer the environment variable.
     #[arg(
@@ -99,6 +108,39 @@ pub struct ClientArgs {
     /// Speak plaintext instead of TLS (the server must run with --plaintext too).
     #[arg(long)]
     pub plaintext: bool,
+    /// Trust a server met for the first time without asking (pin its identity). Without a
+    /// terminal to ask on, a new server is always pinned on first use.
+    #[arg(long)]
+    pub accept_new: bool,
+}
+
+/// `--timeout`-style seconds: positive, at most a year.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 31_536_000.0 => Ok(secs),
+        _ => Err("must be a positive number of seconds (at most a year)".into()),
+    }
+}
+
+/// A count of at least one.
+fn at_least_one(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number, at least 1".into()),
+    }
+}
+
+/// `HOST:PORT` to listen on; a bare port is told how to say it.
+fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    if text.parse::<u16>().is_ok() {
+        return Err(format!(
+            "'{text}' is only a port; give HOST:PORT, e.g. 127.0.0.1:{text} (this machine only) or 0.0.0.0:{text} (every interface)"
+        ));
+    }
+    Err(format!("'{text}' is not HOST:PORT (e.g. 127.0.0.1:9999)"))
 }
 
 /// Bound on connecting plus the handshake, for every client verb.
@@ -123,7 +165,34 @@ impl ClientArgs {
             plaintext: self.plaintext,
             home: ferry_home()?,
             connect_timeout: CONNECT_TIMEOUT,
+            accept_new: true,
         })
+    }
+
+    /// Connects, asking on the terminal before trusting a server met for the first time (as
+    /// ssh does); says so when an identity was pinned.
+    ///
+    /// # Errors
+    /// The connection failed, or the user did not trust the server.
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        let mut options = self.options()?;
+        let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        options.accept_new = self.accept_new || !terminal;
+        let client = match Client::connect(&options).await {
+            Err(ClientError::UnknownServer { server, presented }) => {
+                if !trust::ask(&server, &presented)? {
+                    anyhow::bail!("not connected: the identity of {server} was not trusted");
+                }
+                let store = ferry::tls::KnownServers::in_home(&options.home);
+                store
+                    .check_or_pin(&server, &presented)
+                    .with_context(|| format!("cannot write {}", store.path().display()))?;
+                Client::connect(&options).await?
+            }
+            other => other?,
+        };
+        report_new_pin(client.info());
+        Ok(client)
     }
 }
 

@@ -6,14 +6,13 @@ use std::time::Duration;
 use clap::Args;
 
 use super::ClientArgs;
-use ferry::client::Client;
 
 #[derive(Debug, Args)]
 pub struct PingArgs {
     #[command(flatten)]
     pub client: ClientArgs,
     /// Number of pings.
-    #[arg(short = 'c', long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'c', long, default_value_t = 4, value_parser = super::at_least_one)]
     pub count: u64,
     /// Seconds between pings (0 for back to back).
     #[arg(short = 'i', long, default_value_t = 1.0, value_name = "SECS")]
@@ -24,12 +23,10 @@ pub async fn run(args: PingArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=3600.0).contains(&args.interval) {
         anyhow::bail!("--interval must be between 0 and 3600 seconds");
     }
-    let options = args.client.options()?;
     let started = std::time::Instant::now();
-    let mut client = Client::connect(&options).await?;
+    let mut client = args.client.connect().await?;
     let connected = started.elapsed();
     let info = client.info().clone();
-    super::report_new_pin(&info);
     let transport = match &info.tls {
         Some((fp, _)) => format!("TLS {fp}"),
         None => "plaintext".to_string(),

@@ -18,7 +18,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9999";
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:9999].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = super::listen_address)]
     pub listen: Option<SocketAddr>,
     /// Directory served to clients [default: .].
     #[arg(long, value_name = "DIR")]

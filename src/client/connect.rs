@@ -1,14 +1,12 @@
 //! The client's side of the transport: preamble, TLS, and the pin check. Mirror of
 //! `server::accept`.
 
-use std::path::Path;
-
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::ClientError;
+use super::{ClientError, ClientOptions};
 use crate::connection::{BoxedStream, FrameReader};
 use crate::protocol::frame::MIN_MAX_FRAME;
 use crate::protocol::preamble::{PREAMBLE_LEN, PROTOCOL_VERSION};
@@ -30,9 +28,9 @@ pub(crate) struct Transport {
 pub(crate) async fn connect_transport(
     mut tcp: TcpStream,
     server: &str,
-    plaintext: bool,
-    home: &Path,
+    options: &ClientOptions,
 ) -> Result<Transport, ClientError> {
+    let (plaintext, home) = (options.plaintext, options.home.as_path());
     let wanted = if plaintext {
         Mode::Plaintext
     } else {
@@ -92,6 +90,16 @@ pub(crate) async fn connect_transport(
         .ok_or_else(|| ClientError::Protocol("the server sent no certificate".into()))?;
     let presented = fingerprint(cert);
     let store = KnownServers::in_home(home);
+    let pin_error = |source| ClientError::PinStore {
+        path: store.path().to_path_buf(),
+        source,
+    };
+    if !options.accept_new && store.lookup(server).map_err(pin_error)?.is_none() {
+        return Err(ClientError::UnknownServer {
+            server: server.to_string(),
+            presented,
+        });
+    }
     let status =
         store
             .check_or_pin(server, &presented)

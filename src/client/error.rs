@@ -45,6 +45,8 @@ pub enum ClientError {
         pinned: String,
         store: PathBuf,
     },
+    #[error("the identity of {server} is not known yet (fingerprint {presented})")]
+    UnknownServer { server: String, presented: String },
     #[error("cannot use the pin store {}: {source}", path.display())]
     PinStore {
         path: PathBuf,

@@ -46,6 +46,10 @@ pub struct ClientOptions {
     pub home: PathBuf,
     /// Bound on connecting plus the whole handshake.
     pub connect_timeout: Duration,
+    /// Pin a server met for the first time without asking (trust on first use). When false,
+    /// an unknown server is [`ClientError::UnknownServer`] and nothing is pinned: the caller
+    /// asks the user, as ssh does, and pins with `tls::KnownServers` if they agree.
+    pub accept_new: bool,
 }
 
 /// What the client learnt while connecting.
@@ -90,8 +94,7 @@ impl Client {
                 source,
             })?;
         let _ = tcp.set_nodelay(true);
-        let transport =
-            connect::connect_transport(tcp, server, options.plaintext, &options.home).await?;
+        let transport = connect::connect_transport(tcp, server, options).await?;
         let binding = transport
             .tls
             .as_ref()

@@ -20,7 +20,7 @@ use crate::random::random_bytes;
 /// An invalid name, an existing user (a silent rotation would lock out its holder: that is
 /// [`rotate_user`]), an unreadable or invalid file, or a failed write.
 pub fn add_user(path: &Path, name: &str, allow: Permissions) -> Result<Token, ConfigError> {
-    let token = Token::generate(name).map_err(|e| invalid(path, e.to_string()))?;
+    let token = Token::generate(name)?;
     edit_users(path, |users| {
         if users.contains_key(name) {
             return Err(ConfigError::UserExists {
@@ -55,7 +55,7 @@ pub fn remove_user(path: &Path, name: &str) -> Result<(), ConfigError> {
 /// # Errors
 /// No such user, an unreadable or invalid file, or a failed write.
 pub fn rotate_user(path: &Path, name: &str) -> Result<Token, ConfigError> {
-    let token = Token::generate(name).map_err(|e| invalid(path, e.to_string()))?;
+    let token = Token::generate(name)?;
     edit_users(path, |users| {
         let user = users
             .get_mut(name)

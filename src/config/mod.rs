@@ -92,6 +92,8 @@ pub enum ConfigError {
     UserExists { path: PathBuf, name: String },
     #[error("there is no user '{name}' in {}", path.display())]
     NoSuchUser { path: PathBuf, name: String },
+    #[error(transparent)]
+    BadName(#[from] crate::auth::token::TokenError),
 }
 
 impl ServerConfig {

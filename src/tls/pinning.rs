@@ -19,7 +19,6 @@ pub enum PinStatus {
     /// No pin existed; one has now been written.
     NewlyPinned,
     /// A different fingerprint is pinned for this server.
-    /// It presented another identity than the one pinned.
     Changed {
         /// The fingerprint pinned.
         pinned: String,

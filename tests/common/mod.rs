@@ -126,6 +126,7 @@ impl TestServer {
             plaintext: self.fingerprint.is_none(),
             home: self.home(),
             connect_timeout: WAIT,
+            accept_new: true,
         }
     }
 

@@ -246,3 +246,58 @@ async fn errors_name_the_real_cause_and_mkdir_makes_the_missing_directory() {
         "{said}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mv_renames_and_moves_into_a_directory() {
+    let s = Setup::new().await;
+    write(&s.root().join("a.txt"), "a");
+    std::fs::create_dir_all(s.root().join("dir/sub")).unwrap();
+    let mut mv = s.ferry("mv");
+    mv.args(["a.txt", "b.txt"]);
+    ok(&output(mv).await);
+    assert!(!s.root().join("a.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(s.root().join("b.txt")).unwrap(),
+        "a"
+    );
+
+    let mut mv = s.ferry("mv");
+    mv.args(["b.txt", "dir"]);
+    ok(&output(mv).await);
+    assert!(s.root().join("dir/b.txt").is_file());
+
+    let mut into_itself = s.ferry("mv");
+    into_itself.args(["dir", "dir/sub/inner"]);
+    let said = failed(&output(into_itself).await);
+    assert!(said.contains("into itself"), "{said}");
+    let mut missing = s.ferry("mv");
+    missing.args(["nothing", "x"]);
+    assert!(failed(&output(missing).await).contains("does not exist"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rm_r_removes_a_tree_but_asks_or_needs_force() {
+    let s = Setup::new().await;
+    std::fs::create_dir_all(s.root().join("tree/a/b")).unwrap();
+    write(&s.root().join("tree/a/b/f"), "f");
+    write(&s.root().join("tree/g"), "g");
+
+    let mut plain = s.ferry("rm");
+    plain.arg("tree");
+    let said = failed(&output(plain).await);
+    assert!(
+        said.contains("not_empty") || said.contains("still holds"),
+        "{said}"
+    );
+
+    let mut scripted = s.ferry("rm");
+    scripted.args(["-r", "tree"]);
+    let said = failed(&output(scripted).await);
+    assert!(said.contains("needs --force"), "{said}");
+    assert!(s.root().join("tree/a/b/f").exists(), "nothing was removed");
+
+    let mut forced = s.ferry("rm");
+    forced.args(["-r", "--force", "tree"]);
+    ok(&output(forced).await);
+    assert!(!s.root().join("tree").exists());
+}

@@ -207,3 +207,41 @@ async fn accept_new_pins_without_asking_on_a_terminal() {
     );
     assert!(screen.contains("pinned the identity"), "{screen}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rm_r_on_a_terminal_asks_with_the_tree_s_size() {
+    let (config_dir, token) = {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let token = ferry::config::add_user(
+            &path,
+            "ops",
+            ferry::protocol::Permissions::parse_list("read,write").unwrap(),
+        )
+        .unwrap();
+        (dir, token)
+    };
+    let server = ServerProcess::start(&[
+        "--plaintext",
+        "--config",
+        config_dir.path().join("config.toml").to_str().unwrap(),
+    ]);
+    std::fs::create_dir_all(server.root.join("tree/sub")).unwrap();
+    std::fs::write(server.root.join("tree/sub/f"), vec![7u8; 3 << 20]).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(&format!(
+        "FERRY_HOME={} FERRY_TOKEN={token} {} rm -r --server {} --plaintext tree; echo EXIT=$?; sleep 60",
+        quoted(home.path()),
+        env!("CARGO_BIN_EXE_ferry"),
+        server.addr
+    ));
+    let screen = tmux.wait_for("(yes/no)").await;
+    assert!(
+        screen.contains("1 files, 1 directories, 3.0 MiB"),
+        "the question says what goes:\n{screen}"
+    );
+    tmux.type_line("yes");
+    let screen = tmux.wait_for("EXIT=").await;
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(!server.root.join("tree").exists());
+}

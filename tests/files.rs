@@ -16,6 +16,7 @@ use ferry::client::files::{self, NoProgress, Progress};
 use ferry::config::ServerConfig;
 use ferry::connection::{BoxedStream, Connection};
 use ferry::protocol::{ErrorCode, HashAlgorithm};
+use ferry::server::{Server, ServerOptions};
 use ferry::transfer::chunks::CHUNK;
 
 async fn writer_server() -> (TestServer, String) {
@@ -907,4 +908,66 @@ async fn setuid_and_setgid_bits_never_cross() {
         .mode()
         & 0o7777;
     assert_eq!(dir, 0o777, "{dir:o}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_partials_are_swept_and_fresh_or_held_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("deep/er")).unwrap();
+    let ten_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86_400);
+    let make = |path: &Path, old: bool| {
+        std::fs::write(path, "partial bytes").unwrap();
+        if old {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(ten_days_ago)
+                .unwrap();
+        }
+    };
+    let old = root.join("deep/er/.big.iso.ferry-part");
+    let fresh = root.join(".new.bin.ferry-part");
+    let held = root.join(".busy.bin.ferry-part");
+    let not_partial = root.join("old-but-mine.txt");
+    make(&old, true);
+    make(&fresh, false);
+    make(&held, true);
+    make(&not_partial, true);
+    // A transfer in progress holds its partial's lock.
+    let holder = std::fs::File::open(&held).unwrap();
+    rustix::fs::flock(
+        &holder,
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    )
+    .unwrap();
+
+    let server = Server::bind(ServerOptions {
+        config: ServerConfig::default(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        root: root.clone(),
+        state_dir: dir.path().join("state"),
+        plaintext: true,
+    })
+    .await
+    .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while old.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old partial stayed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        fresh.exists(),
+        "a recent partial stays for its transfer to resume"
+    );
+    assert!(held.exists(), "a partial held by a transfer stays");
+    assert!(not_partial.exists(), "only partials are swept");
+    stop.cancel();
+    task.await.unwrap();
 }

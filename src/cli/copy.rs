@@ -172,15 +172,18 @@ impl Report {
                 if self.terminal {
                     // As scp leaves one: what, how much, how long, how fast (this run's bytes).
                     let resumed = if transfer.resumed_from > 0 {
-                        format!(", {} of it resumed", human(transfer.resumed_from))
+                        format!(
+                            ", {} of it resumed",
+                            super::files::human_size(transfer.resumed_from)
+                        )
                     } else {
                         String::new()
                     };
                     eprintln!(
                         "{}  {}  {seconds:.1} s  {}/s{resumed}",
                         escape(to),
-                        human(transfer.size),
-                        human((moved as f64 / seconds.max(1e-6)) as u64),
+                        super::files::human_size(transfer.size),
+                        super::files::human_size((moved as f64 / seconds.max(1e-6)) as u64),
                     );
                 }
                 if self.verbose > 0 {
@@ -240,7 +243,7 @@ impl Report {
                 "ferry: {}: {} files copied ({}), {} up to date, {} directories, {seconds:.1} s",
                 escape(to),
                 tree.files.len(),
-                human(bytes),
+                super::files::human_size(bytes),
                 tree.up_to_date.len(),
                 tree.dirs
             );
@@ -263,22 +266,6 @@ impl Report {
         } else {
             ExitCode::SUCCESS
         }
-    }
-}
-
-/// `12.3 MiB`.
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -615,13 +602,6 @@ fn local_name(path: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_like_people_write_them() {
-        assert_eq!(human(512), "512 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(3 << 30), "3.0 GiB");
-    }
 
     #[test]
     fn the_last_argument_is_the_destination() {

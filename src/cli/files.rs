@@ -1,5 +1,6 @@
 //! `ferry ls`, `mkdir`, `rm`: files under the server's root (`get` and `put` are in `copy`).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -135,11 +136,115 @@ pub async fn mkdir(args: PathArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `ferry rm`.
-pub async fn rm(args: PathArgs) -> anyhow::Result<ExitCode> {
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Remove a directory and everything in it.
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+    /// Do not ask (needed to remove a tree when there is no terminal to ask on).
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Path under the server root.
+    pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MvArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// What to move, under the server root.
+    pub from: String,
+    /// Where to: a new path, or an existing directory to move it into.
+    pub to: String,
+}
+
+/// `ferry rm`: a file, a symlink or an empty directory; with -r a whole tree, deepest first,
+/// after saying how much it holds and asking (on a terminal; --force elsewhere).
+pub async fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
     let mut client = connect(&args.client).await?;
+    let entry = client.files().describe(&args.path).await?;
+    if !args.recursive || entry.kind != FileKind::Dir {
+        client.files().remove(&args.path).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tree = client.files().list(&args.path, true).await?;
+    let files = tree.iter().filter(|e| e.kind != FileKind::Dir).count();
+    let dirs = tree.len() - files;
+    let bytes: u64 = tree.iter().map(|e| e.size).sum();
+    if !args.force {
+        let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        if !terminal {
+            anyhow::bail!(
+                "'{}' is a directory holding {files} files; without a terminal to ask on, removing it needs --force",
+                escape(&args.path)
+            );
+        }
+        eprint!(
+            "Remove '{}' and everything in it: {files} files, {dirs} directories, {}? (yes/no) ",
+            escape(&args.path),
+            human_size(bytes)
+        );
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            eprintln!("ferry: nothing removed");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    // Deepest first, so each directory is empty when its turn comes.
+    let mut paths: Vec<&FileEntry> = tree.iter().collect();
+    paths.sort_by_key(|e| std::cmp::Reverse(e.path.matches('/').count()));
+    let mut dirs_last: Vec<&FileEntry> = paths
+        .iter()
+        .copied()
+        .filter(|e| e.kind != FileKind::Dir)
+        .collect();
+    dirs_last.extend(paths.iter().copied().filter(|e| e.kind == FileKind::Dir));
+    for entry in dirs_last {
+        let path = ferry::client::files::join_remote(&args.path, &entry.path);
+        client.files().remove(&path).await?;
+    }
     client.files().remove(&args.path).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `ferry mv`: into `to` when it is an existing directory, else to `to` itself.
+pub async fn mv(args: MvArgs) -> anyhow::Result<ExitCode> {
+    let mut client = connect(&args.client).await?;
+    let into = match client.files().describe(&args.to).await {
+        Ok(entry) if entry.kind == FileKind::Dir => true,
+        Ok(_) => false,
+        Err(ClientError::Server(refusal))
+            if refusal.code == ferry::protocol::ErrorCode::NotFound =>
+        {
+            false
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let to = match (into, ferry::client::files::base_name(&args.from)) {
+        (true, Some(name)) => ferry::client::files::join_remote(&args.to, &name),
+        _ => args.to.clone(),
+    };
+    client.files().rename(&args.from, &to).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `12.3 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 #[cfg(test)]
@@ -152,5 +257,12 @@ mod tests {
         assert_eq!(utc_minutes(0), "1970-01-01 00:00");
         assert_eq!(utc_minutes(1_764_000_000_000_000_000), "2025-11-24 16:00");
         assert_eq!(utc_minutes(-60_000_000_000), "1969-12-31 23:59");
+    }
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 << 30), "3.0 GiB");
     }
 }

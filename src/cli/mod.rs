@@ -64,8 +64,10 @@ pub enum Command {
     Put(copy::PutArgs),
     /// Create a directory under the server's root.
     Mkdir(files::PathArgs),
-    /// Remove a file or an empty directory under the server's root.
-    Rm(files::PathArgs),
+    /// Remove a file or an empty directory under the server's root (a tree with -r).
+    Rm(files::RmArgs),
+    /// Move or rename a file or directory under the server's root.
+    Mv(files::MvArgs),
     /// Measure a server: throughput, latency, chat fan-out, connections (--json for scripts).
     Bench(bench::BenchArgs),
     /// Forget the pinned identity of a server (after it was changed on purpose).
@@ -244,6 +246,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Put(args) => copy::put(args, cli.verbose).await,
         Command::Mkdir(args) => files::mkdir(args).await,
         Command::Rm(args) => files::rm(args).await,
+        Command::Mv(args) => files::mv(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Forget(args) => forget::run(args),
         Command::Completions { shell } => {

@@ -205,6 +205,14 @@ impl Files<'_> {
         files::is_same(self.conn, remote, entry, local, check).await
     }
 
+    /// See [`files::rename`].
+    ///
+    /// # Errors
+    /// As there.
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), ClientError> {
+        files::rename(self.conn, from, to).await
+    }
+
     /// See [`files::remove`].
     ///
     /// # Errors

@@ -44,6 +44,9 @@ pub struct Limits {
     pub auth_max_failures: u32,
     /// The window for `auth_max_failures`, in ms. Default 60 s.
     pub auth_failure_window_ms: u64,
+    /// Partial files of transfers abandoned for this long (untouched, and held by no transfer)
+    /// are removed, in ms; 0 keeps them forever. Default 7 days.
+    pub partial_max_age_ms: u64,
 }
 
 impl Default for Limits {
@@ -64,6 +67,7 @@ impl Default for Limits {
             auth_failure_delay_ms: 500,
             auth_max_failures: 10,
             auth_failure_window_ms: 60_000,
+            partial_max_age_ms: 7 * 24 * 3_600_000,
         }
     }
 }
@@ -126,6 +130,10 @@ impl Limits {
     /// `shutdown_grace_ms` as a duration.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+    /// `partial_max_age_ms` as a duration; `None` when partials are kept forever.
+    pub fn partial_max_age(&self) -> Option<Duration> {
+        (self.partial_max_age_ms > 0).then(|| Duration::from_millis(self.partial_max_age_ms))
     }
     /// `auth_failure_delay_ms` as a duration.
     pub fn auth_failure_delay(&self) -> Duration {

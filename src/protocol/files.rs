@@ -188,6 +188,16 @@ pub struct Mkdir {
     pub mtime_ns: Option<i64>,
 }
 
+/// Client → server: move `from` to `to` within the root, replacing a file at `to` (needs
+/// `write`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rename {
+    /// What to move, relative to the served root.
+    pub from: String,
+    /// Its new path, relative to the served root.
+    pub to: String,
+}
+
 /// Client → server: remove a file or an empty directory (needs `write`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remove {

@@ -19,7 +19,7 @@ use super::chat::{
 use super::exec::{Exec, ExecExit, ExecResize, ExecSignal, ExecStarted};
 use super::files::{
     Get, GetEnd, GetReady, List, ListDone, ListEntries, Mkdir, Put, PutDone, PutEnd, PutReady,
-    PutStart, Remove,
+    PutStart, Remove, Rename,
 };
 use super::refusal::Refusal;
 use super::session::{Challenge, Goodbye, Hello, Ping, Pong, Proof, Welcome};
@@ -119,7 +119,10 @@ pub enum Message {
     Mkdir(Mkdir),
     /// Client → server: remove a file or an empty directory (needs `write`).
     Remove(Remove),
-    /// Server → client: a `mkdir` or `remove` succeeded.
+    /// Client → server: move `from` to `to` within the root, replacing a file at `to` (needs
+    /// `write`).
+    Rename(Rename),
+    /// Server → client: a `mkdir`, `rename` or `remove` succeeded.
     Done,
 }
 

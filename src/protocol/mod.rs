@@ -30,7 +30,7 @@ pub use error_code::ErrorCode;
 pub use exec::{Exec, ExecExit, ExecResize, ExecSignal, ExecStarted, TtySize};
 pub use files::{
     FileEntry, FileKind, Get, GetEnd, GetReady, HashAlgorithm, List, ListDone, ListEntries, Mkdir,
-    Put, PutDone, PutEnd, PutReady, PutStart, Remove,
+    Put, PutDone, PutEnd, PutReady, PutStart, Remove, Rename,
 };
 pub use frame::{Frame, FrameError};
 pub use message::{Message, MessageError};

@@ -242,6 +242,13 @@ impl Server {
     /// for them up to the configured grace period. Returns whether all closed within it.
     pub async fn run(self, stop: CancellationToken) -> bool {
         let shutdown = Shutdown::new(stop);
+        if let Some(max_age) = self.state.limits.partial_max_age() {
+            shutdown.tracker.spawn(sweep_partials_until(
+                self.state.sandbox.clone(),
+                max_age,
+                shutdown.begin.clone(),
+            ));
+        }
         let permits = Arc::new(Semaphore::new(self.state.limits.max_connections));
         let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
         loop {
@@ -300,5 +307,26 @@ impl Server {
             warn!("some sessions did not finish within the grace period and were closed");
         }
         polite
+    }
+}
+
+/// Removes abandoned partial files now and then (at start, then every hour or every
+/// `max_age`, whichever is sooner) until `stop`.
+async fn sweep_partials_until(sandbox: Sandbox, max_age: Duration, stop: CancellationToken) {
+    let every = max_age.clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    loop {
+        let sandbox = sandbox.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            crate::services::files::sweep::sweep_partials(&sandbox, max_age)
+        })
+        .await
+        .unwrap_or(0);
+        if removed > 0 {
+            info!(removed, "abandoned partial files removed");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
     }
 }

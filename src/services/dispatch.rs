@@ -72,6 +72,10 @@ where
             let _slot = file_request_slot(ctx)?;
             files::directories::serve_mkdir(conn, mkdir, ctx).await
         }
+        Message::Rename(rename) => {
+            let _slot = file_request_slot(ctx)?;
+            files::directories::serve_rename(conn, rename, ctx).await
+        }
         Message::Remove(remove) => {
             let _slot = file_request_slot(ctx)?;
             files::directories::serve_remove(conn, remove, ctx).await

@@ -16,7 +16,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::ClientError;
 use super::error::unexpected;
 use crate::connection::Connection;
-use crate::protocol::{FileEntry, HashAlgorithm, List, ListEntries, Message, Mkdir, Remove};
+use crate::protocol::{
+    FileEntry, HashAlgorithm, List, ListEntries, Message, Mkdir, Remove, Rename,
+};
 use crate::transfer::chunks::TransferError;
 
 /// What a finished transfer did.
@@ -192,6 +194,22 @@ where
         path: path.to_string(),
         mode,
         mtime_ns,
+    }))
+    .await?;
+    expect_done(conn).await
+}
+
+/// Moves a remote path to another (a file at `to` is replaced).
+///
+/// # Errors
+/// The server's refusal or a broken connection.
+pub async fn rename<S>(conn: &mut Connection<S>, from: &str, to: &str) -> Result<(), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    conn.write_message(&Message::Rename(Rename {
+        from: from.to_string(),
+        to: to.to_string(),
     }))
     .await?;
     expect_done(conn).await

@@ -148,6 +148,10 @@ fn samples() -> Vec<Message> {
             mtime_ns: None,
         }),
         Message::Remove(Remove { path: "d".into() }),
+        Message::Rename(crate::protocol::Rename {
+            from: "a".into(),
+            to: "b/c".into(),
+        }),
         Message::Done,
     ]
 }

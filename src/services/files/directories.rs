@@ -1,4 +1,4 @@
-//! `mkdir` and `remove`: directories made and names removed only through descriptors beneath
+//! `mkdir`, `rename` and `remove`: directories made and names removed only through descriptors beneath
 //! the root, never through a symlink that leaves it, and never the root itself.
 
 use std::fs::File;
@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::sandbox::{self, Sandbox, io_error};
 use crate::connection::Connection;
-use crate::protocol::{ErrorCode, Message, Mkdir, Permission, Refusal, Remove};
+use crate::protocol::{ErrorCode, Message, Mkdir, Permission, Refusal, Remove, Rename};
 use crate::services::{RequestError, SessionContext, off_runtime};
 
 /// Serves one `mkdir`: creates a directory and its parents; sets mode and mtime when given.
@@ -32,6 +32,71 @@ where
         .await??;
     conn.write_message(&Message::Done).await?;
     Ok(())
+}
+
+/// Serves one `rename`: moves a name to another place beneath the root, through the
+/// descriptors of both parent directories (neither name is followed if it is a symlink).
+///
+/// # Errors
+/// The refusal to answer with, or the connection failed.
+pub async fn serve_rename<S>(
+    conn: &mut Connection<S>,
+    request: Rename,
+    ctx: &SessionContext,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ctx.need(Permission::Write, "rename")?;
+    let sandbox = ctx.sandbox.clone();
+    off_runtime(move || rename(&sandbox, &request.from, &request.to)).await??;
+    conn.write_message(&Message::Done).await?;
+    Ok(())
+}
+
+/// Moves the last name of `from` to the last name of `to`.
+fn rename(sandbox: &Sandbox, from: &str, to: &str) -> Result<(), Refusal> {
+    for path in [from, to] {
+        if sandbox::client_components(path)?.is_empty() {
+            return Err(Refusal::new(
+                ErrorCode::BadPath,
+                "the server root itself cannot be moved or replaced",
+            ));
+        }
+    }
+    let source = sandbox.place(from)?;
+    let target = sandbox.place(to)?;
+    if source.lstat().map_err(|e| io_error(from, &e))?.is_none() {
+        return Err(Refusal::new(
+            ErrorCode::NotFound,
+            format!("'{from}' does not exist"),
+        ));
+    }
+    rustix::fs::renameat(
+        source.dir.as_fd(),
+        &*source.name,
+        target.dir.as_fd(),
+        &*target.name,
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::ISDIR => Refusal::new(
+            ErrorCode::NotAFile,
+            format!("'{to}' is a directory; move into it by naming the path inside it"),
+        ),
+        rustix::io::Errno::NOTDIR => Refusal::new(
+            ErrorCode::NotAFile,
+            format!("cannot move the directory '{from}' onto the file '{to}'"),
+        ),
+        rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST => Refusal::new(
+            ErrorCode::NotEmpty,
+            format!("'{to}' is a directory that still holds something"),
+        ),
+        rustix::io::Errno::INVAL => Refusal::new(
+            ErrorCode::BadPath,
+            format!("cannot move '{from}' into itself"),
+        ),
+        e => io_error(from, &e.into()),
+    })
 }
 
 /// Serves one `remove`: deletes a file, a symlink (not its target) or an empty directory.

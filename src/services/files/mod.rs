@@ -15,3 +15,4 @@ pub mod get;
 pub mod list;
 pub mod put;
 pub mod sandbox;
+pub mod sweep;

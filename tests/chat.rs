@@ -214,6 +214,10 @@ async fn a_nick_clash_is_a_clear_error_and_a_non_zero_exit() {
         stderr.contains("the nick 'alice' is already used by someone online"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("choose another nick with --nick"),
+        "{stderr}"
+    );
     // Nicks are unique server-wide: another room is no way around it (direct messages go by
     // nick, so a second 'alice' could read and forge hers).
     let out = chat_via_binary(&server, &["--room", "other", "--nick", "alice"], "hi\n").await;
@@ -594,5 +598,86 @@ async fn a_rooms_history_ends_with_the_room() {
         first,
         Message::ChatAck(ChatAck { id }),
         "history survived its room: {first:?}"
+    );
+}
+
+#[tokio::test]
+async fn me_topic_and_list_reach_the_room_and_q_leaves_cleanly() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    let (_bob, mut bob_rx, _) = member(&server, "lobby", "bob").await;
+    let (_carol, _carol_rx, _) = member(&server, "kitchen", "carol").await;
+    let input = "/me waves\n/topic ferry all the things\n/topic\n/list\n/help\nq\n";
+    let out = chat_via_binary(&server, &["--room", "lobby", "--nick", "alice"], input).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let action = expect(&mut bob_rx, "the action", said("alice", "waves")).await;
+    assert!(matches!(
+        action,
+        Message::ChatMessage(ChatMessage { action: true, .. })
+    ));
+    expect(
+        &mut bob_rx,
+        "the topic notice",
+        notice("alice set the topic: ferry all the things"),
+    )
+    .await;
+    assert!(
+        stdout.contains("[lobby] topic: ferry all the things"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[kitchen] 1 here"), "{stdout}");
+    assert!(
+        stdout.contains("[lobby] 2 here: ferry all the things"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("/me ACTION"), "the help is shown: {stderr}");
+    // A later joiner learns the topic on arrival.
+    let later = chat_via_binary(&server, &["--room", "lobby", "--nick", "dave"], "q\n").await;
+    assert!(String::from_utf8_lossy(&later.stderr).contains("topic: ferry all the things"));
+}
+
+#[tokio::test]
+async fn q_exits_zero_after_a_refused_line_and_end_of_input_does_not() {
+    let mut config = ServerConfig::default();
+    config.chat.max_message_bytes = 8;
+    let server = TestServer::start(config).await;
+    let long = "x".repeat(20);
+    let out = chat_via_binary(&server, &["--nick", "alice"], &format!("{long}\nq\n")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = chat_via_binary(&server, &["--nick", "alice"], &format!("{long}\n")).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a script learns a line was refused"
+    );
+}
+
+#[tokio::test]
+async fn the_default_nick_is_the_token_s_user_and_a_taken_one_gets_a_number() {
+    let (config, token) = common::config_with_user("alice", "chat");
+    let server = TestServer::start(config).await;
+    let mut cmd = server.ferry("chat");
+    cmd.env("FERRY_TOKEN", token.to_string());
+    let out = output_with_stdin(cmd, "q\n").await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains(" as alice;"),
+        "{stderr}"
+    );
+
+    // An anonymous default (the local account's name) that someone uses gets a free number.
+    let (_guest, _rx, _) = member(&server, "lobby", "guest").await;
+    let mut cmd = server.ferry("chat");
+    cmd.env("USER", "guest");
+    let out = output_with_stdin(cmd, "q\n").await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains(" as guest2;"),
+        "{stderr}"
     );
 }

@@ -245,3 +245,28 @@ async fn rm_r_on_a_terminal_asks_with_the_tree_s_size() {
     assert!(screen.contains("EXIT=0"), "{screen}");
     assert!(!server.root.join("tree").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_on_a_terminal_echoes_own_lines_confirms_nicks_and_leaves_cleanly() {
+    let server = common::TestServer::start_plaintext(ferry::config::ServerConfig::default()).await;
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(&format!(
+        "FERRY_HOME={} {} chat --server {} --plaintext --nick me; echo EXIT=$?; sleep 60",
+        quoted(home.path()),
+        env!("CARGO_BIN_EXE_ferry"),
+        server.addr
+    ));
+    tmux.wait_for("as me;").await;
+    tmux.type_line("hello");
+    tmux.wait_for("[lobby] me: hello").await;
+    tmux.type_line("/me waves");
+    tmux.wait_for("[lobby] * me waves").await;
+    tmux.type_line("/nick meow");
+    tmux.wait_for("you are now known as meow").await;
+    tmux.type_line("hi again");
+    tmux.wait_for("[lobby] meow: hi again").await;
+    tmux.type_line("q");
+    let screen = tmux.wait_for("EXIT=").await;
+    let last = screen.lines().find(|l| l.contains("EXIT=")).unwrap();
+    assert_eq!(last, "EXIT=0", "no prompt left half-drawn:\n{screen}");
+}

@@ -232,6 +232,8 @@ def render(message):
     place = f"[{message['room']}]" if message.get("room") else "[direct]"
     if message["type"] == "chat_message":
         earlier = " (earlier)" if message.get("history") else ""
+        if message.get("action"):
+            return f"{place}{earlier} * {message['from']} {message['text']}"
         return f"{place}{earlier} {message['from']}: {message['text']}"
     return f"{place} * {message['text']}"
 

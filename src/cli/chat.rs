@@ -6,9 +6,10 @@
 //! one) are printed first.
 
 use ferry::protocol::{
-    ChatAck, ChatJoined, ChatMembers, ChatMessage, ChatNotice, Goodbye, Refusal,
+    ChatAck, ChatJoined, ChatMembers, ChatMessage, ChatNotice, ChatRooms, ErrorCode, Goodbye,
+    Refusal,
 };
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use super::ClientArgs;
+use ferry::client::ClientError;
 use ferry::client::chat::{ChatReceiver, ChatSender, ChatTarget};
 use ferry::protocol::Message;
 use ferry::services::chat::names::default_nick;
@@ -32,7 +34,8 @@ pub struct ChatArgs {
     /// Hold a direct conversation with one nick instead (e.g. the bot, babyshen).
     #[arg(long, value_name = "NICK")]
     pub with: Option<String>,
-    /// Your nick [default: your local user name].
+    /// Your nick [default: your token's user name, else your local user name; a taken default
+    /// gets a free number, as guest2].
     #[arg(long, value_name = "NICK")]
     pub nick: Option<String>,
     /// Do not replay the room's recent messages on join.
@@ -48,27 +51,45 @@ enum Input {
 
 pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
     let client = args.client.connect().await?;
-    let nick = args.nick.unwrap_or_else(|| {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .ok();
-        default_nick(user.as_deref(), 32)
-    });
     let target = match (args.room, args.with) {
         (_, Some(with)) => ChatTarget::With(with),
         (room, None) => ChatTarget::Room(room.unwrap_or_else(|| "lobby".into())),
     };
-    let (sender, receiver, joined) = client.chat(target, &nick, !args.no_history).await?;
+    let history = !args.no_history;
+    let (sender, receiver, joined) = match args.nick {
+        Some(nick) => match client.chat(target, &nick, history).await {
+            Err(ClientError::Server(refusal)) if refusal.code == ErrorCode::NickInUse => {
+                anyhow::bail!(
+                    "{}; choose another nick with --nick",
+                    refusal.message.trim_end_matches('.')
+                );
+            }
+            joined => joined?,
+        },
+        None => {
+            // The signed-in user's name, else the local account's: a name people recognise.
+            let user = client.info().granted.user.clone().or_else(|| {
+                std::env::var("USER")
+                    .or_else(|_| std::env::var("LOGNAME"))
+                    .ok()
+            });
+            let nick = default_nick(user.as_deref(), 32);
+            client.chat_picking_nick(target, &nick, history).await?
+        }
+    };
     let place = match (&joined.room, &joined.with) {
         (Some(room), _) => format!("room {room}"),
         (_, Some(with)) => format!("a direct conversation with {with}"),
         _ => "chat".into(),
     };
     eprintln!(
-        "ferry: in {place} as {}; here: {}. 'q' or /quit leaves.",
+        "ferry: in {place} as {}; here: {}. /help lists the commands; 'q' or /quit leaves.",
         joined.nick,
         joined.members.join(", ")
     );
+    if let Some(topic) = &joined.topic {
+        eprintln!("ferry: topic: {}", super::safe_text::escape(topic));
+    }
 
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (inputs_tx, inputs) = mpsc::channel(64);
@@ -82,19 +103,39 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
     let session = Session {
         sender,
         printer,
-        pending: HashSet::new(),
+        nick: joined.nick,
+        room: joined.room,
+        pending: HashMap::new(),
         pending_joins: 0,
         failures: 0,
     };
     session.run(receiver, inputs).await
 }
 
+/// What a request awaiting its answer was, to say what became of it.
+enum Asked {
+    /// A line (or an action) for the room: echoed with the nick once the server took it.
+    Said { text: String, action: bool },
+    /// A new nick: confirmed once taken.
+    Nick(String),
+    /// `/topic` without text: the answer shows the topic.
+    Topic,
+    /// `/topic TEXT`: confirmed once set.
+    TopicSet(String),
+    /// Anything else.
+    Other,
+}
+
 /// The running chat: what was sent and not yet confirmed, and how to print.
 struct Session {
     sender: ChatSender,
     printer: Printer,
-    /// Request ids awaiting `chat_ack`, `chat_members` or an `error`.
-    pending: HashSet<u64>,
+    /// The nick the server knows us by.
+    nick: String,
+    /// The room we are in (none in a direct conversation).
+    room: Option<String>,
+    /// Requests awaiting `chat_ack`, `chat_members`, `chat_rooms` or an `error`, by id.
+    pending: HashMap<u64, Asked>,
     /// `/join`s awaiting `chat_joined` or an error.
     pending_joins: usize,
     /// Lines the server refused.
@@ -108,6 +149,7 @@ impl Session {
         mut inputs: mpsc::Receiver<Input>,
     ) -> anyhow::Result<ExitCode> {
         let mut input_done = false;
+        let mut quit = false;
         let interrupted = tokio::signal::ctrl_c();
         tokio::pin!(interrupted);
         loop {
@@ -116,7 +158,10 @@ impl Session {
             }
             tokio::select! {
                 input = inputs.recv(), if !input_done => match input {
-                    Some(Input::Line(line)) => input_done = self.line(&line).await?,
+                    Some(Input::Line(line)) => {
+                        quit = self.line(&line).await?;
+                        input_done = quit;
+                    }
                     Some(Input::End) | None => input_done = true,
                 },
                 message = receiver.next() => match message? {
@@ -128,7 +173,10 @@ impl Session {
         }
         let _ = self.sender.leave().await;
         let _ = self.sender.close().await;
-        Ok(if self.failures == 0 {
+        self.printer.finish();
+        // Leaving on purpose is success whatever was refused on the way; a script that fed
+        // lines learns from the status whether all of them went through.
+        Ok(if quit || self.failures == 0 {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)
@@ -142,32 +190,66 @@ impl Session {
             return Ok(false);
         }
         let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
-        let id = match command {
-            "q" | "/quit" if rest.is_empty() => return Ok(true),
-            "/who" => self.sender.who().await?,
-            "/nick" if !rest.trim().is_empty() => self.sender.nick(rest.trim()).await?,
-            "/join" if !rest.trim().is_empty() => {
-                self.sender.join(rest.trim()).await?;
+        let rest = rest.trim();
+        let (id, asked) = match command {
+            _ if is_leave(line) => return Ok(true),
+            "/help" => {
+                for help in HELP {
+                    self.printer.err(help);
+                }
+                return Ok(false);
+            }
+            "/who" => (self.sender.who().await?, Asked::Other),
+            "/list" => (self.sender.list().await?, Asked::Other),
+            "/me" if !rest.is_empty() => (
+                self.sender.act(rest).await?,
+                Asked::Said {
+                    text: rest.to_string(),
+                    action: true,
+                },
+            ),
+            "/topic" if rest.is_empty() => (self.sender.topic(None).await?, Asked::Topic),
+            "/topic" => (
+                self.sender.topic(Some(rest)).await?,
+                Asked::TopicSet(rest.to_string()),
+            ),
+            "/nick" if !rest.is_empty() => {
+                (self.sender.nick(rest).await?, Asked::Nick(rest.to_string()))
+            }
+            "/join" if !rest.is_empty() => {
+                self.sender.join(rest).await?;
                 self.pending_joins += 1;
                 return Ok(false);
             }
             "/msg" => match rest.split_once(' ') {
-                Some((to, text)) if !text.is_empty() => self.sender.direct(to, text).await?,
+                Some((to, text)) if !text.trim().is_empty() => {
+                    (self.sender.direct(to, text.trim()).await?, Asked::Other)
+                }
                 _ => {
                     self.printer.err("usage: /msg NICK TEXT");
                     return Ok(false);
                 }
             },
             c if c.starts_with('/') => {
-                self.printer.err(&format!(
-                    "unknown command '{c}': try /who, /nick NEW, /join ROOM, /msg NICK TEXT, /quit"
-                ));
+                self.printer
+                    .err(&format!("unknown command '{c}': /help lists the commands"));
                 return Ok(false);
             }
-            _ => self.sender.say(line).await?,
+            _ => (
+                self.sender.say(line).await?,
+                Asked::Said {
+                    text: line.to_string(),
+                    action: false,
+                },
+            ),
         };
-        self.pending.insert(id);
+        self.pending.insert(id, asked);
         Ok(false)
+    }
+
+    /// Where a line is shown: `[room]`, or `[direct]`.
+    fn place(room: Option<&String>) -> String {
+        room.map_or_else(|| "[direct]".to_string(), |r| format!("[{r}]"))
     }
 
     fn incoming(&mut self, message: Message) -> anyhow::Result<()> {
@@ -176,20 +258,62 @@ impl Session {
                 room,
                 from,
                 text,
+                action,
                 history,
                 ..
             }) => {
-                let place = room.map_or_else(|| "[direct]".to_string(), |r| format!("[{r}]"));
+                let place = Self::place(room.as_ref());
                 let earlier = if history { " (earlier)" } else { "" };
-                self.printer
-                    .out(&format!("{place}{earlier} {from}: {text}"));
+                let said = if action {
+                    format!("* {from} {text}")
+                } else {
+                    format!("{from}: {text}")
+                };
+                self.printer.out(&format!("{place}{earlier} {said}"));
             }
             Message::ChatNotice(ChatNotice { room, text }) => {
                 let place = room.map_or_else(|| "[direct]".to_string(), |r| format!("[{r}]"));
                 self.printer.out(&format!("{place} * {text}"));
             }
-            Message::ChatAck(ChatAck { id }) => {
-                self.pending.remove(&id);
+            Message::ChatAck(ChatAck { id }) => match self.pending.remove(&id) {
+                // Our own line, as the room saw it (on a terminal; a pipe has what it sent).
+                Some(Asked::Said { text, action }) if self.printer.is_terminal() => {
+                    let place = Self::place(self.room.as_ref());
+                    let said = if action {
+                        format!("* {} {text}", self.nick)
+                    } else {
+                        format!("{}: {text}", self.nick)
+                    };
+                    self.printer.out(&format!("{place} {said}"));
+                }
+                Some(Asked::TopicSet(topic)) => {
+                    let place = Self::place(self.room.as_ref());
+                    self.printer.out(&format!("{place} topic set: {topic}"));
+                }
+                Some(Asked::Nick(nick)) => {
+                    self.printer.err(&format!("you are now known as {nick}"));
+                    self.nick = nick;
+                }
+                _ => {}
+            },
+            Message::ChatRooms(ChatRooms { id, rooms }) => {
+                let asked = self.pending.remove(&id);
+                if matches!(asked, Some(Asked::Topic)) {
+                    let topic = rooms.first().and_then(|r| r.topic.clone());
+                    let place = Self::place(self.room.as_ref());
+                    match topic {
+                        Some(topic) => self.printer.out(&format!("{place} topic: {topic}")),
+                        None => self.printer.out(&format!("{place} no topic is set")),
+                    }
+                } else if rooms.is_empty() {
+                    self.printer.out("no rooms");
+                } else {
+                    for room in rooms {
+                        let topic = room.topic.map(|t| format!(": {t}")).unwrap_or_default();
+                        self.printer
+                            .out(&format!("[{}] {} here{topic}", room.room, room.members));
+                    }
+                }
             }
             Message::ChatMembers(ChatMembers { id, room, nicks }) => {
                 self.pending.remove(&id);
@@ -205,14 +329,20 @@ impl Session {
                 room,
                 nick,
                 members,
+                topic,
                 ..
             }) => {
                 self.pending_joins = self.pending_joins.saturating_sub(1);
-                let room = room.unwrap_or_default();
+                let name = room.clone().unwrap_or_default();
                 self.printer.err(&format!(
-                    "now in room {room} as {nick}; here: {}",
+                    "now in room {name} as {nick}; here: {}",
                     members.join(", ")
                 ));
+                if let Some(topic) = topic {
+                    self.printer.err(&format!("topic: {topic}"));
+                }
+                self.room = room;
+                self.nick = nick;
             }
             Message::Error(Refusal { message, id, .. }) => {
                 self.failures += 1;
@@ -239,7 +369,43 @@ enum Printer {
     Plain,
 }
 
+/// Whether an input line asks to leave: `q`, or `/quit`, `/part` or `/exit` (with or without
+/// a reason).
+fn is_leave(line: &str) -> bool {
+    let line = line.trim();
+    let command = line.split_whitespace().next().unwrap_or_default();
+    line == "q" || matches!(command, "/quit" | "/part" | "/exit")
+}
+
+/// What `/help` says.
+const HELP: [&str; 10] = [
+    "TEXT            say TEXT in the room (or to your partner)",
+    "/me ACTION      act: shown as '* you ACTION'",
+    "/msg NICK TEXT  a direct message to NICK",
+    "/who            who is in the room",
+    "/list           the rooms, how many are in each, their topics",
+    "/join ROOM      move to another room",
+    "/topic [TEXT]   show the room's topic, or set it",
+    "/nick NEW       change your nick",
+    "/part, /quit, q leave",
+    "/help           this list",
+];
+
 impl Printer {
+    /// Whether lines go above an edited line on a terminal.
+    fn is_terminal(&self) -> bool {
+        matches!(self, Printer::Terminal(_))
+    }
+
+    /// Leaves the terminal clean: the line editor's prompt is not left half-drawn.
+    fn finish(&mut self) {
+        if self.is_terminal() {
+            let mut stdout = std::io::stdout().lock();
+            let _ = write!(stdout, "\r\x1b[2K");
+            let _ = stdout.flush();
+        }
+    }
+
     fn out(&mut self, line: &str) {
         let line = &*super::safe_text::escape(line);
         match self {
@@ -276,7 +442,9 @@ fn spawn_line_editor(
             match editor.readline("> ") {
                 Ok(line) => {
                     let _ = editor.add_history_entry(line.as_str());
-                    if inputs.blocking_send(Input::Line(line)).is_err() {
+                    // After a leave no prompt is drawn again, so none is left on the screen.
+                    let leaving = is_leave(&line);
+                    if inputs.blocking_send(Input::Line(line)).is_err() || leaving {
                         break;
                     }
                 }

@@ -1,13 +1,15 @@
 //! The client peer of the chat service: join, then send and receive independently (the two
 //! halves can live in different tasks).
 
-use crate::protocol::{ChatDirect, ChatJoin, ChatJoined, ChatNick, ChatSay, ChatWho};
 use tokio::io::{ReadHalf, WriteHalf};
 
 use super::ClientError;
 use super::error::unexpected;
 use crate::connection::{BoxedStream, Connection, FrameReader, FrameWriter};
-use crate::protocol::Message;
+use crate::protocol::{
+    ChatDirect, ChatJoin, ChatJoined, ChatList, ChatNick, ChatSay, ChatTopic, ChatWho, ErrorCode,
+    Message,
+};
 
 /// Where to chat.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,25 +37,62 @@ pub struct ChatReceiver {
 /// # Errors
 /// The server's refusal (nick in use, invalid name, no permission) or a broken connection.
 pub async fn join(
+    conn: Connection<BoxedStream>,
+    target: ChatTarget,
+    nick: &str,
+    history: bool,
+) -> Result<(ChatSender, ChatReceiver, ChatJoined), ClientError> {
+    join_as(conn, target, nick, false, history).await
+}
+
+/// As [`join`], but a nick someone else uses is not an error: `nick2`, `nick3`... are tried
+/// (up to `nick99`), as for a default nick nobody chose on purpose.
+///
+/// # Errors
+/// As [`join`].
+pub async fn join_picking_nick(
+    conn: Connection<BoxedStream>,
+    target: ChatTarget,
+    nick: &str,
+    history: bool,
+) -> Result<(ChatSender, ChatReceiver, ChatJoined), ClientError> {
+    join_as(conn, target, nick, true, history).await
+}
+
+async fn join_as(
     mut conn: Connection<BoxedStream>,
     target: ChatTarget,
     nick: &str,
+    pick_free: bool,
     history: bool,
 ) -> Result<(ChatSender, ChatReceiver, ChatJoined), ClientError> {
     let (room, with) = match target {
         ChatTarget::Room(room) => (Some(room), None),
         ChatTarget::With(with) => (None, Some(with)),
     };
-    conn.write_message(&Message::ChatJoin(ChatJoin {
-        room,
-        with,
-        nick: Some(nick.to_string()),
-        history,
-    }))
-    .await?;
-    let joined = match conn.read_message().await? {
-        Message::ChatJoined(joined) => joined,
-        other => return Err(unexpected(other)),
+    let mut suffix = 1;
+    let joined = loop {
+        let trying = if suffix == 1 {
+            nick.to_string()
+        } else {
+            format!("{nick}{suffix}")
+        };
+        conn.write_message(&Message::ChatJoin(ChatJoin {
+            room: room.clone(),
+            with: with.clone(),
+            nick: Some(trying),
+            history,
+        }))
+        .await?;
+        match conn.read_message().await? {
+            Message::ChatJoined(joined) => break joined,
+            Message::Error(refusal)
+                if pick_free && refusal.code == ErrorCode::NickInUse && suffix < 99 =>
+            {
+                suffix += 1;
+            }
+            other => return Err(unexpected(other)),
+        }
     };
     let (reader, writer) = conn.split();
     Ok((
@@ -77,7 +116,48 @@ impl ChatSender {
     /// The connection broke.
     pub async fn say(&mut self, text: &str) -> Result<u64, ClientError> {
         let text = text.to_string();
-        self.send(|id| Message::ChatSay(ChatSay { id, text })).await
+        self.send(|id| {
+            Message::ChatSay(ChatSay {
+                id,
+                text,
+                action: false,
+            })
+        })
+        .await
+    }
+
+    /// An action (`/me waves`), shown to others as `* nick waves`.
+    ///
+    /// # Errors
+    /// The connection broke.
+    pub async fn act(&mut self, text: &str) -> Result<u64, ClientError> {
+        let text = text.to_string();
+        self.send(|id| {
+            Message::ChatSay(ChatSay {
+                id,
+                text,
+                action: true,
+            })
+        })
+        .await
+    }
+
+    /// Asks which rooms exist (answered by `chat_rooms`).
+    ///
+    /// # Errors
+    /// The connection broke.
+    pub async fn list(&mut self) -> Result<u64, ClientError> {
+        self.send(|id| Message::ChatList(ChatList { id })).await
+    }
+
+    /// Sets the room's topic, or with `None` asks for it (answered by `chat_rooms`).
+    ///
+    /// # Errors
+    /// The connection broke.
+    pub async fn topic(&mut self, topic: Option<&str>) -> Result<u64, ClientError> {
+        let topic = topic.map(str::to_string);
+        self.send(|id| Message::ChatTopic(ChatTopic { id, topic }))
+            .await
     }
 
     /// A direct message to `to`.

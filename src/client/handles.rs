@@ -42,6 +42,20 @@ impl Client {
         chat::join(self.into_connection(), target, nick, history).await
     }
 
+    /// As [`Client::chat`], trying `nick2`, `nick3`... when `nick` is taken (for a default
+    /// nick nobody chose on purpose).
+    ///
+    /// # Errors
+    /// As [`Client::chat`].
+    pub async fn chat_picking_nick(
+        self,
+        target: ChatTarget,
+        nick: &str,
+        history: bool,
+    ) -> Result<(ChatSender, ChatReceiver, ChatJoined), ClientError> {
+        chat::join_picking_nick(self.into_connection(), target, nick, history).await
+    }
+
     /// Runs a command, wiring it to `stdin`, `stdout` and `stderr`; the session is given
     /// over to it.
     ///

@@ -35,6 +35,9 @@ pub struct ChatJoined {
     pub nick: String,
     /// Members of the room (or the conversation partner), including the joiner.
     pub members: Vec<String>,
+    /// The room's topic, if one was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
 }
 
 /// Client → server: a line for the room, or for the partner of a direct conversation.
@@ -44,6 +47,9 @@ pub struct ChatSay {
     pub id: u64,
     /// The line.
     pub text: String,
+    /// An action (`/me waves`): shown as `* nick waves`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub action: bool,
 }
 
 /// Client → server: a direct message to `to` (`/msg`).
@@ -104,6 +110,9 @@ pub struct ChatMessage {
     pub to: Option<String>,
     /// What was said.
     pub text: String,
+    /// An action (`/me`): shown as `* from text`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub action: bool,
     /// Part of the replay on join, not live.
     #[serde(default, skip_serializing_if = "is_false")]
     pub history: bool,
@@ -117,4 +126,43 @@ pub struct ChatNotice {
     pub room: Option<String>,
     /// What happened, for people.
     pub text: String,
+}
+
+/// Client → server: which rooms exist (`/list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatList {
+    /// Answered by `chat_rooms` with the same id.
+    pub id: u64,
+}
+
+/// Server → client: the answer to `chat_list` (every room) or to a `chat_topic` without a
+/// topic (the member's room).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatRooms {
+    /// The request's id.
+    pub id: u64,
+    /// The rooms, by name.
+    pub rooms: Vec<RoomInfo>,
+}
+
+/// One room as `chat_rooms` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// Its name.
+    pub room: String,
+    /// How many are in it.
+    pub members: u64,
+    /// Its topic, if one was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+/// Client → server: set the room's topic (`/topic TEXT`), or ask for it (no `topic`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatTopic {
+    /// Answered by `chat_ack` (set) or `chat_rooms` (asked), or an `error`, with the same id.
+    pub id: u64,
+    /// The new topic; absent to ask for the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
 }

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ErrorCode;
 use super::chat::{
-    ChatAck, ChatDirect, ChatJoin, ChatJoined, ChatMembers, ChatMessage, ChatNick, ChatNotice,
-    ChatSay, ChatWho,
+    ChatAck, ChatDirect, ChatJoin, ChatJoined, ChatList, ChatMembers, ChatMessage, ChatNick,
+    ChatNotice, ChatRooms, ChatSay, ChatTopic, ChatWho,
 };
 use super::exec::{Exec, ExecExit, ExecResize, ExecSignal, ExecStarted};
 use super::files::{
@@ -69,6 +69,13 @@ pub enum Message {
     ChatMessage(ChatMessage),
     /// Server → client: something happened (a join, a leave, a nick change, a drop).
     ChatNotice(ChatNotice),
+    /// Client → server: which rooms exist (`/list`).
+    ChatList(ChatList),
+    /// Server → client: the answer to `chat_list` (every room) or to a `chat_topic` without a
+    /// topic (the member's room).
+    ChatRooms(ChatRooms),
+    /// Client → server: set the room's topic (`/topic TEXT`), or ask for it (no `topic`).
+    ChatTopic(ChatTopic),
     /// Client → server: end the chat exchange (the session goes on).
     ChatLeave,
     /// Server → client: the chat exchange is over.

@@ -23,8 +23,8 @@ mod serde_defaults;
 pub mod session;
 
 pub use chat::{
-    ChatAck, ChatDirect, ChatJoin, ChatJoined, ChatMembers, ChatMessage, ChatNick, ChatNotice,
-    ChatSay, ChatWho,
+    ChatAck, ChatDirect, ChatJoin, ChatJoined, ChatList, ChatMembers, ChatMessage, ChatNick,
+    ChatNotice, ChatRooms, ChatSay, ChatTopic, ChatWho, RoomInfo,
 };
 pub use error_code::ErrorCode;
 pub use exec::{Exec, ExecExit, ExecResize, ExecSignal, ExecStarted, TtySize};

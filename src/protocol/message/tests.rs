@@ -38,10 +38,12 @@ fn samples() -> Vec<Message> {
             with: Some("babyshen".into()),
             nick: "alice".into(),
             members: vec!["alice".into(), "babyshen".into()],
+            topic: None,
         }),
         Message::ChatSay(ChatSay {
             id: 1,
             text: "我".into(),
+            action: false,
         }),
         Message::ChatDirect(ChatDirect {
             id: 2,
@@ -65,10 +67,29 @@ fn samples() -> Vec<Message> {
             to: None,
             text: "hello".into(),
             history: true,
+            action: false,
         }),
         Message::ChatNotice(ChatNotice {
             room: Some("lobby".into()),
             text: "bob joined".into(),
+        }),
+        Message::ChatSay(ChatSay {
+            id: 5,
+            text: "waves".into(),
+            action: true,
+        }),
+        Message::ChatList(crate::protocol::ChatList { id: 6 }),
+        Message::ChatRooms(crate::protocol::ChatRooms {
+            id: 6,
+            rooms: vec![crate::protocol::RoomInfo {
+                room: "lobby".into(),
+                members: 3,
+                topic: Some("ferry".into()),
+            }],
+        }),
+        Message::ChatTopic(crate::protocol::ChatTopic {
+            id: 7,
+            topic: Some("ferry".into()),
         }),
         Message::ChatLeave,
         Message::ChatLeft,
@@ -165,7 +186,8 @@ fn every_message_round_trips_and_its_type_is_listed() {
         let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(value["type"], m.kind());
     }
-    assert_eq!(samples().len(), MESSAGE_TYPES.len());
+    let kinds: std::collections::HashSet<&str> = samples().iter().map(Message::kind).collect();
+    assert_eq!(kinds.len(), MESSAGE_TYPES.len(), "every type has a sample");
 }
 
 #[test]

@@ -30,21 +30,27 @@ pub fn spawn(hub: &Arc<ChatHub>) {
                         from: me.clone(),
                         from_nick: config.nick.clone(),
                         text: config.greeting.clone(),
+                        action: false,
                         receipt: None,
                     });
                 }
                 Delivery::Direct {
                     from,
                     text,
+                    action,
                     receipt,
                     ..
                 } => {
-                    from.deliver(Delivery::Direct {
-                        from: me.clone(),
-                        from_nick: config.nick.clone(),
-                        text: reply(&config.reply, &text),
-                        receipt: None,
-                    });
+                    // The bot answers lines; an action (`/me waves`) is only seen.
+                    if !action {
+                        from.deliver(Delivery::Direct {
+                            from: me.clone(),
+                            from_nick: config.nick.clone(),
+                            text: reply(&config.reply, &text),
+                            action: false,
+                            receipt: None,
+                        });
+                    }
                     // The reply is queued before the sender's ack, so it is seen first.
                     drop(receipt);
                 }

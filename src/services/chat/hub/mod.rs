@@ -20,7 +20,7 @@ mod room;
 
 use super::names;
 use crate::config::ChatConfig;
-use crate::protocol::{ErrorCode, Refusal};
+use crate::protocol::{ErrorCode, Refusal, RoomInfo};
 pub use participant::{Delivery, Participant, Receipt};
 use room::{FrameBudget, HistoryBudget, history_frame};
 pub use room::{Room, RoomEvent};
@@ -223,7 +223,7 @@ impl ChatHub {
             let history = lock(&room.history)
                 .iter()
                 .filter_map(|e| e.said.as_ref())
-                .map(|(from, text)| history_frame(&room.name, from, text))
+                .map(|said| history_frame(&room.name, said))
                 .collect();
             room.notice(participant.id, format!("{nick} joined"));
             return Ok(Joined {
@@ -266,6 +266,7 @@ impl ChatHub {
                     frames_budget: Arc::clone(&self.frames_budget),
                     room_bytes: self.config.room_bytes,
                     room_queue: self.config.room_queue,
+                    topic: Mutex::default(),
                 })
             },
         )))
@@ -373,6 +374,14 @@ impl ChatHub {
             })
     }
 
+    /// Every room: name, member count, topic; sorted by name.
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<RoomInfo> = rooms.values().map(|room| room_info(room)).collect();
+        list.sort_by(|a, b| a.room.cmp(&b.room));
+        list
+    }
+
     /// Sends a direct message; the sender's `chat_ack` for `id` follows once every recipient
     /// has taken it.
     ///
@@ -384,6 +393,7 @@ impl ChatHub {
         from_nick: &str,
         to: &str,
         text: &str,
+        action: bool,
         id: u64,
     ) -> Result<(), Refusal> {
         let recipients = self.lookup(to)?;
@@ -393,9 +403,19 @@ impl ChatHub {
                 from: from.clone(),
                 from_nick: from_nick.to_string(),
                 text: text.to_string(),
+                action,
                 receipt: Some(receipt.clone()),
             });
         }
         Ok(())
+    }
+}
+
+/// How `chat_rooms` shows a room.
+pub fn room_info(room: &Room) -> RoomInfo {
+    RoomInfo {
+        room: room.name.clone(),
+        members: room.member_count() as u64,
+        topic: room.topic(),
     }
 }

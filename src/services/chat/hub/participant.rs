@@ -45,6 +45,8 @@ pub enum Delivery {
         from_nick: String,
         /// The line.
         text: String,
+        /// An action (`/me`).
+        action: bool,
         /// Acks the sender once every recipient took it.
         receipt: Option<Receipt>,
     },

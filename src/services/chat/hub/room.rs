@@ -24,7 +24,7 @@ pub struct RoomEvent {
     /// The encoded `chat_message` or `chat_notice` frame, while the room still keeps it.
     pub(super) frame: Weak<Bytes>,
     /// For messages (not notices): sender and text, to re-encode as history.
-    pub(super) said: Option<(String, String)>,
+    pub(super) said: Option<Said>,
 }
 
 impl RoomEvent {
@@ -37,7 +37,7 @@ impl RoomEvent {
     pub(super) fn history_cost(&self) -> usize {
         self.said
             .as_ref()
-            .map_or(0, |(from, text)| from.len() + text.len())
+            .map_or(0, |said| said.from.len() + said.text.len())
     }
 }
 
@@ -84,6 +84,16 @@ pub struct Room {
     pub(super) room_bytes: usize,
     /// Most recent frames kept: the ring's capacity (older ones it has overwritten anyway).
     pub(super) room_queue: usize,
+    /// The topic, once someone set one.
+    pub(super) topic: Mutex<Option<String>>,
+}
+
+/// A line as the history keeps it, to re-encode for later joiners.
+#[derive(Debug, Clone)]
+pub(super) struct Said {
+    pub(super) from: String,
+    pub(super) text: String,
+    pub(super) action: bool,
 }
 
 impl Drop for Room {
@@ -96,20 +106,22 @@ impl Drop for Room {
 }
 
 impl Room {
-    /// Broadcasts a message from `from` and keeps it in the history.
-    pub fn say(&self, origin: u64, from: &str, text: &str, history_len: usize) {
+    /// Broadcasts a line (an action with `action`) from `from` and keeps it in the history.
+    pub fn say(&self, origin: u64, from: &str, text: &str, action: bool, history_len: usize) {
         let message = Message::ChatMessage(ChatMessage {
             room: Some(self.name.clone()),
             from: from.to_string(),
             to: None,
             text: text.to_string(),
+            action,
             history: false,
         });
-        let event = self.event(
-            origin,
-            message.to_frame(),
-            Some((from.to_string(), text.to_string())),
-        );
+        let said = Said {
+            from: from.to_string(),
+            text: text.to_string(),
+            action,
+        };
+        let event = self.event(origin, message.to_frame(), Some(said));
         if history_len > 0 {
             let mut history = lock(&self.history);
             let budget = &self.budget;
@@ -145,7 +157,7 @@ impl Room {
     /// oldest frames while it holds more than the ring's capacity, more than `room_bytes`, or
     /// while all rooms together hold more than `memory_bytes` (the newest frame always stays,
     /// so a line reaches members that keep up).
-    fn event(&self, origin: u64, frame: Vec<u8>, said: Option<(String, String)>) -> Arc<RoomEvent> {
+    fn event(&self, origin: u64, frame: Vec<u8>, said: Option<Said>) -> Arc<RoomEvent> {
         let frame = Arc::new(Bytes::from(frame));
         let event = Arc::new(RoomEvent {
             origin,
@@ -170,19 +182,42 @@ impl Room {
         event
     }
 
+    /// The room's topic, if one was set.
+    pub fn topic(&self) -> Option<String> {
+        lock(&self.topic).clone()
+    }
+
+    /// Sets (or, with an empty one, clears) the topic, and tells the room who did.
+    pub fn set_topic(&self, origin: u64, nick: &str, topic: &str) {
+        let text = if topic.is_empty() {
+            *lock(&self.topic) = None;
+            format!("{nick} cleared the topic")
+        } else {
+            *lock(&self.topic) = Some(topic.to_string());
+            format!("{nick} set the topic: {topic}")
+        };
+        self.notice(origin, text);
+    }
+
+    /// How many are in the room.
+    pub fn member_count(&self) -> usize {
+        lock(&self.members).by_nick.len()
+    }
+
     /// The nicks in the room, sorted.
     pub fn nicks(&self) -> Vec<String> {
         lock(&self.members).by_nick.keys().cloned().collect()
     }
 }
 
-pub(super) fn history_frame(room: &str, from: &str, text: &str) -> Bytes {
+pub(super) fn history_frame(room: &str, said: &Said) -> Bytes {
     Bytes::from(
         Message::ChatMessage(ChatMessage {
             room: Some(room.to_string()),
-            from: from.to_string(),
+            from: said.from.clone(),
             to: None,
-            text: text.to_string(),
+            text: said.text.clone(),
+            action: said.action,
             history: true,
         })
         .to_frame(),

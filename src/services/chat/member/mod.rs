@@ -111,6 +111,10 @@ impl<'a> Member<'a> {
             with,
             nick: self.nick.clone(),
             members: joined.members,
+            topic: match &self.place {
+                Place::Room { room, .. } => room.topic(),
+                _ => None,
+            },
         }))
         .await?;
         if with_history {

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+use super::super::hub::room_info;
 use super::place::{Place, enter};
 use super::{Ending, Member};
 use crate::connection::Connection;
 use crate::protocol::{
-    ChatAck, ChatDirect, ChatJoin, ChatMembers, ChatNick, ChatSay, ChatWho, ErrorCode, Message,
-    Ping, Pong, Refusal,
+    ChatAck, ChatDirect, ChatJoin, ChatList, ChatMembers, ChatNick, ChatRooms, ChatSay, ChatTopic,
+    ChatWho, ErrorCode, Message, Ping, Pong, Refusal,
 };
 
 impl Member<'_> {
@@ -26,8 +27,13 @@ impl Member<'_> {
     {
         self.flood.take(Instant::now());
         let reply = match request {
-            Message::ChatSay(ChatSay { id, text }) => self.say(id, &text),
-            Message::ChatDirect(ChatDirect { id, to, text }) => self.direct(id, &to, &text),
+            Message::ChatSay(ChatSay { id, text, action }) => self.say(id, &text, action),
+            Message::ChatDirect(ChatDirect { id, to, text }) => self.direct(id, &to, &text, false),
+            Message::ChatList(ChatList { id }) => Ok(Some(Message::ChatRooms(ChatRooms {
+                id,
+                rooms: self.hub.rooms(),
+            }))),
+            Message::ChatTopic(ChatTopic { id, topic }) => self.topic(id, topic),
             Message::ChatWho(ChatWho { id }) => Ok(Some(match &self.place {
                 Place::Room { room, .. } => Message::ChatMembers(ChatMembers {
                     id,
@@ -83,7 +89,7 @@ impl Member<'_> {
         Ok(())
     }
 
-    fn say(&mut self, id: u64, text: &str) -> Result<Option<Message>, Refusal> {
+    fn say(&mut self, id: u64, text: &str, action: bool) -> Result<Option<Message>, Refusal> {
         self.check_length(id, text)?;
         match &self.place {
             Place::Room { room, .. } => {
@@ -91,13 +97,14 @@ impl Member<'_> {
                     self.participant.id,
                     &self.nick,
                     text,
+                    action,
                     self.hub.config.history_messages,
                 );
                 Ok(Some(Message::ChatAck(ChatAck { id })))
             }
             Place::Direct { with } => {
                 let with = with.clone();
-                self.direct(id, &with, text)
+                self.direct(id, &with, text, action)
             }
             Place::Nowhere => Err(Refusal::new(
                 ErrorCode::UnexpectedMessage,
@@ -107,13 +114,40 @@ impl Member<'_> {
         }
     }
 
-    fn direct(&mut self, id: u64, to: &str, text: &str) -> Result<Option<Message>, Refusal> {
+    fn direct(
+        &mut self,
+        id: u64,
+        to: &str,
+        text: &str,
+        action: bool,
+    ) -> Result<Option<Message>, Refusal> {
         self.check_length(id, text)?;
         self.hub
-            .direct(&self.participant, &self.nick, to, text, id)
+            .direct(&self.participant, &self.nick, to, text, action, id)
             .map_err(|e| e.answering(Some(id)))?;
         // The ack comes through the inbox once the recipients took the message.
         Ok(None)
+    }
+
+    /// Sets the room's topic (then `chat_ack`), or with none answers it (`chat_rooms`).
+    fn topic(&mut self, id: u64, topic: Option<String>) -> Result<Option<Message>, Refusal> {
+        let Place::Room { room, .. } = &self.place else {
+            return Err(
+                Refusal::new(ErrorCode::UnexpectedMessage, "only a room has a topic")
+                    .answering(Some(id)),
+            );
+        };
+        match topic {
+            None => Ok(Some(Message::ChatRooms(ChatRooms {
+                id,
+                rooms: vec![room_info(room)],
+            }))),
+            Some(topic) => {
+                self.check_length(id, &topic)?;
+                room.set_topic(self.participant.id, &self.nick, topic.trim());
+                Ok(Some(Message::ChatAck(ChatAck { id })))
+            }
+        }
     }
 
     fn rename(&mut self, new: &str) -> Result<(), Refusal> {

@@ -109,6 +109,7 @@ async fn a_line_said_in_a_room_reaches_the_others_and_is_acked_to_its_sender() {
         .send(Message::ChatSay(ChatSay {
             id: 7,
             text: "hello".into(),
+            action: false,
         }))
         .await;
     assert_eq!(alice.next().await, Message::ChatAck(ChatAck { id: 7 }));
@@ -120,6 +121,7 @@ async fn a_line_said_in_a_room_reaches_the_others_and_is_acked_to_its_sender() {
             to: None,
             text: "hello".into(),
             history: false,
+            action: false,
         })
     );
     alice.send(Message::ChatLeave).await;
@@ -215,6 +217,7 @@ async fn a_member_that_stops_reading_is_dropped_at_the_send_timeout() {
             .send(Message::ChatSay(ChatSay {
                 id,
                 text: "x".repeat(100),
+                action: false,
             }))
             .await;
         loop {

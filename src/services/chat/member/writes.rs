@@ -113,6 +113,7 @@ impl Member<'_> {
             Delivery::Direct {
                 from_nick,
                 text,
+                action,
                 receipt,
                 ..
             } => {
@@ -121,6 +122,7 @@ impl Member<'_> {
                     from: from_nick,
                     to: Some(self.nick.clone()),
                     text,
+                    action,
                     history: false,
                 });
                 conn.write_message(&message).await?;

@@ -359,6 +359,12 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     let into_dir = match &local {
         None => Some(PathBuf::from(".")),
         Some(dir) if dir.is_dir() => Some(dir.clone()),
+        Some(path) if paths.len() > 1 && path.exists() => {
+            bail!(
+                "'{}' is not a directory: several files go into a directory",
+                escape(&path.display().to_string())
+            );
+        }
         Some(path) if paths.len() > 1 || path.to_string_lossy().ends_with('/') => {
             bail!(
                 "the local directory '{}' does not exist",

@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+mod nicks;
 mod participant;
 mod room;
 
@@ -24,16 +25,6 @@ use crate::protocol::{ErrorCode, Refusal, RoomInfo};
 pub use participant::{Delivery, Participant, Receipt};
 use room::{FrameBudget, HistoryBudget, history_frame};
 pub use room::{Room, RoomEvent};
-
-/// The refusal for a nick someone else holds (possibly under a look-alike spelling).
-fn nick_taken(wanted: &str, holder: &str) -> Refusal {
-    let message = if wanted == holder {
-        format!("the nick '{wanted}' is already used by someone online")
-    } else {
-        format!("the nick '{wanted}' is too much like '{holder}', which someone online uses")
-    };
-    Refusal::new(ErrorCode::NickInUse, message)
-}
 
 /// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -98,95 +89,6 @@ impl ChatHub {
     /// Cancelled when the hub closes.
     pub fn closed(&self) -> &CancellationToken {
         &self.closed
-    }
-
-    /// Reserves the configured users' names: a nick that looks like one of them (by its
-    /// skeleton) is only for that user's own sessions. Replaces the previous set (config reload).
-    pub fn reserve_user_names<'n>(&self, users: impl IntoIterator<Item = &'n str>) {
-        let reserved = users
-            .into_iter()
-            .map(|name| (names::skeleton(name), name.to_string()))
-            .collect();
-        *self.reserved.write().unwrap_or_else(|e| e.into_inner()) = reserved;
-    }
-
-    /// Creates a participant reachable under `nick` and returns it with its inbox. `user` is the
-    /// session's user (`None` when anonymous).
-    ///
-    /// # Errors
-    /// An invalid nick, the bot's or another user's reserved nick, or a nick someone online
-    /// already uses (or one that looks like it).
-    pub fn register(
-        &self,
-        nick: &str,
-        user: Option<&str>,
-    ) -> Result<(Participant, mpsc::Receiver<Delivery>), Refusal> {
-        self.check_nick(nick, user)?;
-        let (participant, inbox) = self.new_participant();
-        let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
-        match directory.entry(names::skeleton(nick)) {
-            std::collections::hash_map::Entry::Occupied(taken) => {
-                Err(nick_taken(nick, &taken.get().0))
-            }
-            std::collections::hash_map::Entry::Vacant(free) => {
-                free.insert((nick.to_string(), participant.clone()));
-                Ok((participant, inbox))
-            }
-        }
-    }
-
-    /// Registers without the reserved-nick checks: for the bot itself.
-    pub(super) fn register_unchecked(&self, nick: &str) -> (Participant, mpsc::Receiver<Delivery>) {
-        let (participant, inbox) = self.new_participant();
-        let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
-        directory.insert(
-            names::skeleton(nick),
-            (nick.to_string(), participant.clone()),
-        );
-        (participant, inbox)
-    }
-
-    fn new_participant(&self) -> (Participant, mpsc::Receiver<Delivery>) {
-        let (tx, rx) = mpsc::channel(self.config.member_queue);
-        let participant = Participant {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            inbox: tx,
-            kick: CancellationToken::new(),
-        };
-        (participant, rx)
-    }
-
-    /// Removes `participant` from the directory under `nick`.
-    pub fn unregister(&self, participant: &Participant, nick: &str) {
-        let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
-        let key = names::skeleton(nick);
-        if directory
-            .get(&key)
-            .is_some_and(|(_, p)| p.id == participant.id)
-        {
-            directory.remove(&key);
-        }
-    }
-
-    fn check_nick(&self, nick: &str, user: Option<&str>) -> Result<(), Refusal> {
-        names::validate("nick", nick, self.config.max_nick_chars)?;
-        let key = names::skeleton(nick);
-        if self.config.bot.enabled && key == names::skeleton(&self.config.bot.nick) {
-            return Err(Refusal::new(
-                ErrorCode::NickInUse,
-                format!("the nick '{nick}' belongs to the bot"),
-            ));
-        }
-        let reserved = self.reserved.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(owner) = reserved.get(&key)
-            && user != Some(owner.as_str())
-        {
-            return Err(Refusal::new(
-                ErrorCode::NickInUse,
-                format!("the nick '{nick}' is reserved for the user '{owner}'"),
-            ));
-        }
-        Ok(())
     }
 
     /// Adds `participant` as `nick` to room `name`, creating the room if needed, and announces
@@ -317,97 +219,12 @@ impl ChatHub {
         }
     }
 
-    /// Changes a participant's nick, in its room (if any) and in the directory.
-    ///
-    /// # Errors
-    /// An invalid or reserved nick, or one someone else online uses (or one like it).
-    pub fn rename(
-        &self,
-        participant: &Participant,
-        room: Option<&Arc<Room>>,
-        old: &str,
-        new: &str,
-        user: Option<&str>,
-    ) -> Result<(), Refusal> {
-        self.check_nick(new, user)?;
-        let (old_key, new_key) = (names::skeleton(old), names::skeleton(new));
-        {
-            let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
-            if let Some((taken, holder)) = directory.get(&new_key)
-                && holder.id != participant.id
-            {
-                return Err(nick_taken(new, taken));
-            }
-            if directory
-                .get(&old_key)
-                .is_some_and(|(_, p)| p.id == participant.id)
-            {
-                directory.remove(&old_key);
-            }
-            directory.insert(new_key, (new.to_string(), participant.clone()));
-        }
-        if let Some(room) = room {
-            let mut members = lock(&room.members);
-            members.by_nick.remove(old);
-            members.by_nick.insert(new.to_string(), participant.id);
-            drop(members);
-            room.notice(participant.id, format!("{old} is now known as {new}"));
-        }
-        Ok(())
-    }
-
-    /// The participants reachable as `nick`.
-    ///
-    /// # Errors
-    /// [`ErrorCode::NotFound`] when no one online uses it.
-    pub fn lookup(&self, nick: &str) -> Result<Vec<Participant>, Refusal> {
-        self.directory
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&names::skeleton(nick))
-            .map(|(_, p)| vec![p.clone()])
-            .ok_or_else(|| {
-                Refusal::new(
-                    ErrorCode::NotFound,
-                    format!("no one called '{nick}' is online"),
-                )
-            })
-    }
-
     /// Every room: name, member count, topic; sorted by name.
     pub fn rooms(&self) -> Vec<RoomInfo> {
         let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
         let mut list: Vec<RoomInfo> = rooms.values().map(|room| room_info(room)).collect();
         list.sort_by(|a, b| a.room.cmp(&b.room));
         list
-    }
-
-    /// Sends a direct message; the sender's `chat_ack` for `id` follows once every recipient
-    /// has taken it.
-    ///
-    /// # Errors
-    /// [`ErrorCode::NotFound`] when no one online uses `to`.
-    pub fn direct(
-        &self,
-        from: &Participant,
-        from_nick: &str,
-        to: &str,
-        text: &str,
-        action: bool,
-        id: u64,
-    ) -> Result<(), Refusal> {
-        let recipients = self.lookup(to)?;
-        let receipt = Receipt::new(id, from.clone());
-        for recipient in recipients {
-            recipient.deliver(Delivery::Direct {
-                from: from.clone(),
-                from_nick: from_nick.to_string(),
-                text: text.to_string(),
-                action,
-                receipt: Some(receipt.clone()),
-            });
-        }
-        Ok(())
     }
 }
 

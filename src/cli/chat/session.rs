@@ -1,119 +1,20 @@
-//! `ferry chat`: interactive chat on a terminal, line-by-line chat in pipes.
-//!
-//! On a terminal, rustyline edits the input line and incoming messages are printed above it, so
-//! they never garble what is being typed. In a pipe, each input line is sent and the command
-//! exits at end of input only after the server confirmed every line, so replies (the bot's, for
-//! one) are printed first.
+//! A running chat: input lines become requests (or local commands), and what the server sends
+//! is shown, each request matched to its answer by id.
 
-use ferry::protocol::{
-    ChatAck, ChatJoined, ChatMembers, ChatMessage, ChatNotice, ChatRooms, ErrorCode, Goodbye,
-    Refusal,
-};
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::Args;
-use rustyline::ExternalPrinter;
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
-use super::ClientArgs;
-use ferry::client::ClientError;
-use ferry::client::chat::{ChatReceiver, ChatSender, ChatTarget};
-use ferry::protocol::Message;
-use ferry::services::chat::names::default_nick;
-
-#[derive(Debug, Args)]
-pub struct ChatArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-    /// Room to join (created on first join) [default: lobby].
-    #[arg(long, value_name = "ROOM", conflicts_with = "with")]
-    pub room: Option<String>,
-    /// Hold a direct conversation with one nick instead (e.g. the bot, babyshen).
-    #[arg(long, value_name = "NICK")]
-    pub with: Option<String>,
-    /// Your nick [default: your token's user name, else your local user name; a taken default
-    /// gets a free number, as guest2].
-    #[arg(long, value_name = "NICK")]
-    pub nick: Option<String>,
-    /// Do not replay the room's recent messages on join.
-    #[arg(long)]
-    pub no_history: bool,
-}
-
-/// What the input side produces.
-enum Input {
-    Line(String),
-    End,
-}
-
-pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let client = args.client.connect().await?;
-    let target = match (args.room, args.with) {
-        (_, Some(with)) => ChatTarget::With(with),
-        (room, None) => ChatTarget::Room(room.unwrap_or_else(|| "lobby".into())),
-    };
-    let history = !args.no_history;
-    let (sender, receiver, joined) = match args.nick {
-        Some(nick) => match client.chat(target, &nick, history).await {
-            Err(ClientError::Server(refusal)) if refusal.code == ErrorCode::NickInUse => {
-                anyhow::bail!(
-                    "{}; choose another nick with --nick",
-                    refusal.message.trim_end_matches('.')
-                );
-            }
-            joined => joined?,
-        },
-        None => {
-            // The signed-in user's name, else the local account's: a name people recognise.
-            let user = client.info().granted.user.clone().or_else(|| {
-                std::env::var("USER")
-                    .or_else(|_| std::env::var("LOGNAME"))
-                    .ok()
-            });
-            let nick = default_nick(user.as_deref(), 32);
-            client.chat_picking_nick(target, &nick, history).await?
-        }
-    };
-    let place = match (&joined.room, &joined.with) {
-        (Some(room), _) => format!("room {room}"),
-        (_, Some(with)) => format!("a direct conversation with {with}"),
-        _ => "chat".into(),
-    };
-    eprintln!(
-        "ferry: in {place} as {}; here: {}. /help lists the commands; 'q' or /quit leaves.",
-        joined.nick,
-        joined.members.join(", ")
-    );
-    if let Some(topic) = &joined.topic {
-        eprintln!("ferry: topic: {}", super::safe_text::escape(topic));
-    }
-
-    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let (inputs_tx, inputs) = mpsc::channel(64);
-    let _terminal = super::terminal::TerminalMode::save();
-    let printer = if interactive {
-        Printer::Terminal(spawn_line_editor(inputs_tx)?)
-    } else {
-        spawn_stdin_reader(inputs_tx);
-        Printer::Plain
-    };
-    let session = Session {
-        sender,
-        printer,
-        nick: joined.nick,
-        room: joined.room,
-        pending: HashMap::new(),
-        pending_joins: 0,
-        failures: 0,
-    };
-    session.run(receiver, inputs).await
-}
+use super::Input;
+use super::printer::Printer;
+use ferry::client::chat::{ChatReceiver, ChatSender};
+use ferry::protocol::{
+    ChatAck, ChatJoined, ChatMembers, ChatMessage, ChatNotice, ChatRooms, Goodbye, Message, Refusal,
+};
 
 /// What a request awaiting its answer was, to say what became of it.
-enum Asked {
+pub(super) enum Asked {
     /// A line (or an action) for the room: echoed with the nick once the server took it.
     Said { text: String, action: bool },
     /// A new nick: confirmed once taken.
@@ -127,23 +28,23 @@ enum Asked {
 }
 
 /// The running chat: what was sent and not yet confirmed, and how to print.
-struct Session {
-    sender: ChatSender,
-    printer: Printer,
+pub(super) struct Session {
+    pub(super) sender: ChatSender,
+    pub(super) printer: Printer,
     /// The nick the server knows us by.
-    nick: String,
+    pub(super) nick: String,
     /// The room we are in (none in a direct conversation).
-    room: Option<String>,
+    pub(super) room: Option<String>,
     /// Requests awaiting `chat_ack`, `chat_members`, `chat_rooms` or an `error`, by id.
-    pending: HashMap<u64, Asked>,
+    pub(super) pending: HashMap<u64, Asked>,
     /// `/join`s awaiting `chat_joined` or an error.
-    pending_joins: usize,
+    pub(super) pending_joins: usize,
     /// Lines the server refused.
-    failures: usize,
+    pub(super) failures: usize,
 }
 
 impl Session {
-    async fn run(
+    pub(super) async fn run(
         mut self,
         mut receiver: ChatReceiver,
         mut inputs: mpsc::Receiver<Input>,
@@ -363,15 +264,9 @@ impl Session {
     }
 }
 
-/// Where output goes: above the line being edited, or plainly to stdout/stderr.
-enum Printer {
-    Terminal(Box<dyn ExternalPrinter + Send>),
-    Plain,
-}
-
 /// Whether an input line asks to leave: `q`, or `/quit`, `/part` or `/exit` (with or without
 /// a reason).
-fn is_leave(line: &str) -> bool {
+pub(super) fn is_leave(line: &str) -> bool {
     let line = line.trim();
     let command = line.split_whitespace().next().unwrap_or_default();
     line == "q" || matches!(command, "/quit" | "/part" | "/exit")
@@ -390,92 +285,3 @@ const HELP: [&str; 10] = [
     "/part, /quit, q leave",
     "/help           this list",
 ];
-
-impl Printer {
-    /// Whether lines go above an edited line on a terminal.
-    fn is_terminal(&self) -> bool {
-        matches!(self, Printer::Terminal(_))
-    }
-
-    /// Leaves the terminal clean: the line editor's prompt is not left half-drawn.
-    fn finish(&mut self) {
-        if self.is_terminal() {
-            let mut stdout = std::io::stdout().lock();
-            let _ = write!(stdout, "\r\x1b[2K");
-            let _ = stdout.flush();
-        }
-    }
-
-    fn out(&mut self, line: &str) {
-        let line = &*super::safe_text::escape(line);
-        match self {
-            Printer::Terminal(p) => {
-                let _ = p.print(line.to_string());
-            }
-            Printer::Plain => {
-                let mut stdout = std::io::stdout().lock();
-                let _ = writeln!(stdout, "{line}");
-                let _ = stdout.flush();
-            }
-        }
-    }
-
-    fn err(&mut self, line: &str) {
-        let line = &*super::safe_text::escape(line);
-        match self {
-            Printer::Terminal(p) => {
-                let _ = p.print(format!("ferry: {line}"));
-            }
-            Printer::Plain => eprintln!("ferry: {line}"),
-        }
-    }
-}
-
-/// Runs rustyline on its own thread (it blocks) and returns a printer for incoming lines.
-fn spawn_line_editor(
-    inputs: mpsc::Sender<Input>,
-) -> anyhow::Result<Box<dyn ExternalPrinter + Send>> {
-    let mut editor = rustyline::DefaultEditor::new()?;
-    let printer = editor.create_external_printer()?;
-    std::thread::spawn(move || {
-        loop {
-            match editor.readline("> ") {
-                Ok(line) => {
-                    let _ = editor.add_history_entry(line.as_str());
-                    // After a leave no prompt is drawn again, so none is left on the screen.
-                    let leaving = is_leave(&line);
-                    if inputs.blocking_send(Input::Line(line)).is_err() || leaving {
-                        break;
-                    }
-                }
-                Err(_) => {
-                    // Ctrl-D, Ctrl-C or a terminal error: leave.
-                    let _ = inputs.blocking_send(Input::End);
-                    break;
-                }
-            }
-        }
-    });
-    Ok(Box::new(printer))
-}
-
-/// Reads stdin line by line (invalid UTF-8 is replaced, not fatal).
-fn spawn_stdin_reader(inputs: mpsc::Sender<Input>) {
-    tokio::spawn(async move {
-        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match stdin.read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf).into_owned();
-                    if inputs.send(Input::Line(line)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-        let _ = inputs.send(Input::End).await;
-    });
-}

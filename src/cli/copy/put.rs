@@ -1,0 +1,166 @@
+//! `ferry put`: local files (or stdin) into a remote file or directory.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use super::report::{Outcome, Report};
+use super::{PutArgs, connect, describe, interruptible, split_last};
+use crate::cli::address::RemoteArg;
+use crate::cli::progress::BarProgress;
+use crate::cli::safe_text::escape;
+use ferry::client::files::{Check, join_remote};
+use ferry::protocol::FileKind;
+
+/// Stdin, read to its end into a temporary file: a `put` announces its size first.
+fn spool_stdin() -> anyhow::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut spool = tempfile::NamedTempFile::new().context("cannot make a spool file for stdin")?;
+    std::io::copy(&mut std::io::stdin().lock(), spool.as_file_mut()).context("reading stdin")?;
+    std::fs::set_permissions(spool.path(), std::fs::Permissions::from_mode(0o644))
+        .context("cannot set the spool file's mode")?;
+    Ok(spool)
+}
+
+/// `ferry put`.
+pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
+    let (sources, dest) = split_last(&args.paths);
+    let dest = dest.map(|d| RemoteArg::parse(d)).unwrap_or(RemoteArg {
+        server: None,
+        path: String::new(),
+    });
+    let mut client = connect(&args.client, &[&dest]).await?;
+    let options = &args.options;
+    let mut report = Report::new(options, verbose);
+
+    // Where each source goes: into the destination directory, or to the destination itself.
+    let dest_entry = if dest.path.is_empty() {
+        None
+    } else {
+        describe(&mut client, &dest.path).await?
+    };
+    let dest_is_dir = dest.path.is_empty()
+        || dest_entry.as_ref().is_some_and(|e| e.kind == FileKind::Dir)
+        || dest.path.ends_with('/');
+    if dest_entry.is_none() && !dest.path.is_empty() {
+        // The directory the files go into must exist, or be made with --mkdir.
+        let needed = if dest_is_dir || sources.len() > 1 {
+            dest.path.trim_end_matches('/').to_string()
+        } else {
+            dest.path
+                .rsplit_once('/')
+                .map(|(parent, _)| parent.to_string())
+                .unwrap_or_default()
+        };
+        if !needed.is_empty() && describe(&mut client, &needed).await?.is_none() {
+            if args.mkdir {
+                client.files().mkdir(&needed, None, None).await?;
+            } else {
+                bail!(
+                    "the remote directory '{}' does not exist (--mkdir, or -p, creates it)",
+                    escape(&needed)
+                );
+            }
+        }
+    }
+    if sources.len() > 1 && !dest_is_dir && dest_entry.is_some() {
+        bail!(
+            "'{}' is not a directory: several files go into a directory",
+            escape(&dest.path)
+        );
+    }
+    let into_dir = dest_is_dir || sources.len() > 1;
+
+    let mut skipped_any = false;
+    for source in sources {
+        let stdin_spool;
+        let (local, name) = if source == "-" {
+            if into_dir {
+                bail!("name the remote file for stdin, e.g. 'ferry put - backup.tar'");
+            }
+            stdin_spool = spool_stdin()?;
+            (stdin_spool.path().to_path_buf(), String::from("-"))
+        } else {
+            let local = PathBuf::from(source);
+            let name = local_name(&local)?;
+            (local, name)
+        };
+        let remote = if into_dir {
+            join_remote(&dest.path, &name)
+        } else {
+            dest.path.clone()
+        };
+        let started = Instant::now();
+        let mut progress = BarProgress::new(options.json);
+        let meta = std::fs::metadata(&local)
+            .with_context(|| format!("{}", escape(&local.display().to_string())))?;
+        let held = if into_dir {
+            describe(&mut client, &remote).await?
+        } else {
+            dest_entry.clone()
+        };
+        if meta.is_dir() {
+            if !options.recursive {
+                bail!("{} is a directory; use put -r", escape(source));
+            }
+            if held.as_ref().is_some_and(|e| e.kind != FileKind::Dir) {
+                bail!(
+                    "cannot put the directory '{}' onto the file '{}'",
+                    escape(source),
+                    escape(&remote)
+                );
+            }
+            let tree = interruptible(async {
+                Ok(client
+                    .files()
+                    .put_tree(
+                        &local,
+                        &remote,
+                        options.algorithm(),
+                        options.check(),
+                        &mut progress,
+                    )
+                    .await?)
+            })
+            .await?;
+            skipped_any |= !tree.skipped.is_empty();
+            report.tree(source, &remote, &tree, started);
+            continue;
+        }
+        let check = if source == "-" {
+            Check::Never
+        } else {
+            options.check()
+        };
+        let outcome = if client
+            .files()
+            .is_same(&remote, held.as_ref(), &local, check)
+            .await?
+        {
+            Outcome::UpToDate(meta.len())
+        } else {
+            Outcome::Moved(
+                interruptible(async {
+                    Ok(client
+                        .files()
+                        .put_file(&local, &remote, options.algorithm(), &mut progress)
+                        .await?)
+                })
+                .await?,
+            )
+        };
+        report.file(source, &remote, &outcome, started);
+    }
+    Ok(report.finish(skipped_any))
+}
+
+fn local_name(path: &Path) -> anyhow::Result<String> {
+    let absolute = std::path::absolute(path).with_context(|| format!("{}", path.display()))?;
+    absolute
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .with_context(|| format!("{} has no usable (UTF-8) name", path.display()))
+}

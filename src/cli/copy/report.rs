@@ -1,0 +1,160 @@
+//! How a transfer's outcome is shown: JSON on stdout, a line per file on a terminal, details
+//! with -v.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use super::TransferOptions;
+use crate::cli::files::human_size;
+use crate::cli::safe_text::escape;
+use ferry::client::files::Transfer;
+use ferry::client::tree::TreeReport;
+
+/// What became of one file.
+pub(super) enum Outcome {
+    Moved(Transfer),
+    UpToDate(u64),
+}
+
+/// How results are shown: JSON on stdout, a line per file on a terminal, details with -v.
+pub(super) struct Report {
+    json: bool,
+    terminal: bool,
+    verbose: u8,
+    lines: Vec<serde_json::Value>,
+}
+
+impl Report {
+    pub(super) fn new(options: &TransferOptions, verbose: u8) -> Report {
+        Report {
+            json: options.json,
+            terminal: std::io::stderr().is_terminal(),
+            verbose,
+            lines: Vec::new(),
+        }
+    }
+
+    pub(super) fn file(&mut self, from: &str, to: &str, outcome: &Outcome, started: Instant) {
+        let seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Outcome::UpToDate(size) => {
+                if self.json {
+                    self.lines.push(serde_json::json!({
+                        "from": from, "to": to, "size": size, "up_to_date": true, "bytes_moved": 0,
+                    }));
+                } else {
+                    eprintln!("ferry: {}: up to date", escape(to));
+                }
+            }
+            Outcome::Moved(transfer) => {
+                let moved = transfer.size - transfer.resumed_from;
+                if self.json {
+                    self.lines.push(serde_json::json!({
+                        "from": from,
+                        "to": to,
+                        "size": transfer.size,
+                        "resumed_from": transfer.resumed_from,
+                        "bytes_moved": moved,
+                        "algorithm": transfer.algorithm.name(),
+                        "hash": transfer.hash,
+                        "seconds": seconds,
+                    }));
+                    return;
+                }
+                if self.terminal {
+                    // As scp leaves one: what, how much, how long, how fast (this run's bytes).
+                    let resumed = if transfer.resumed_from > 0 {
+                        format!(", {} of it resumed", human_size(transfer.resumed_from))
+                    } else {
+                        String::new()
+                    };
+                    eprintln!(
+                        "{}  {}  {seconds:.1} s  {}/s{resumed}",
+                        escape(to),
+                        human_size(transfer.size),
+                        human_size((moved as f64 / seconds.max(1e-6)) as u64),
+                    );
+                }
+                if self.verbose > 0 {
+                    eprintln!(
+                        "ferry: {} -> {}: {} bytes in {seconds:.2} s, verified {} {}",
+                        escape(from),
+                        escape(to),
+                        transfer.size,
+                        transfer.algorithm.name(),
+                        transfer.hash
+                    );
+                }
+            }
+        }
+    }
+
+    pub(super) fn tree(&mut self, from: &str, to: &str, tree: &TreeReport, started: Instant) {
+        for (path, why) in &tree.skipped {
+            eprintln!("ferry: {}: not transferred ({})", escape(path), escape(why));
+        }
+        let bytes: u64 = tree
+            .files
+            .iter()
+            .map(|(_, t)| t.size - t.resumed_from)
+            .sum();
+        let seconds = started.elapsed().as_secs_f64();
+        if self.json {
+            let files: Vec<_> = tree
+                .files
+                .iter()
+                .map(|(path, t)| serde_json::json!({"path": path, "size": t.size, "resumed_from": t.resumed_from, "hash": t.hash}))
+                .collect();
+            let skipped: Vec<_> = tree
+                .skipped
+                .iter()
+                .map(|(path, why)| serde_json::json!({"path": path, "reason": why}))
+                .collect();
+            self.lines.push(serde_json::json!({
+                "from": from, "to": to, "dirs": tree.dirs, "files": files, "skipped": skipped,
+                "up_to_date": tree.up_to_date, "bytes": bytes, "seconds": seconds,
+            }));
+            return;
+        }
+        if self.verbose > 0 {
+            for (path, t) in &tree.files {
+                eprintln!(
+                    "ferry: {}: {} bytes, {} {}",
+                    escape(path),
+                    t.size,
+                    t.algorithm.name(),
+                    t.hash
+                );
+            }
+        }
+        if self.terminal || self.verbose > 0 || !tree.up_to_date.is_empty() {
+            eprintln!(
+                "ferry: {}: {} files copied ({}), {} up to date, {} directories, {seconds:.1} s",
+                escape(to),
+                tree.files.len(),
+                human_size(bytes),
+                tree.up_to_date.len(),
+                tree.dirs
+            );
+        }
+    }
+
+    /// Prints the JSON (one object per source, or one array for several) and the exit code.
+    pub(super) fn finish(self, skipped_any: bool) -> ExitCode {
+        if self.json {
+            match &self.lines[..] {
+                [one] => println!("{one}"),
+                many => println!("{}", serde_json::Value::Array(many.to_vec())),
+            }
+        }
+        if skipped_any {
+            eprintln!(
+                "ferry: some entries were not transferred: symlinks and special files are not copied"
+            );
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::ClientArgs;
+use super::units::human_size;
 use crate::bench::{self, Percentiles};
 use ferry::protocol::HashAlgorithm;
 
@@ -337,22 +338,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     match number.checked_mul(multiplier) {
         Some(0) | None => Err(format!("'{s}' must be between 1 byte and 16 EiB")),
         Some(n) => Ok(n),
-    }
-}
-
-/// A size for people: binary units, one decimal.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::ClientArgs;
 use super::safe_text::escape;
+use super::units::human_size;
 use ferry::client::{Client, ClientError};
 use ferry::protocol::{FileEntry, FileKind};
 
@@ -231,22 +232,6 @@ pub async fn mv(args: MvArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `12.3 MiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,12 +242,5 @@ mod tests {
         assert_eq!(utc_minutes(0), "1970-01-01 00:00");
         assert_eq!(utc_minutes(1_764_000_000_000_000_000), "2025-11-24 16:00");
         assert_eq!(utc_minutes(-60_000_000_000), "1969-12-31 23:59");
-    }
-
-    #[test]
-    fn sizes_read_like_people_write_them() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(3 << 30), "3.0 GiB");
     }
 }

@@ -14,6 +14,7 @@ pub mod safe_text;
 mod serve;
 mod terminal;
 mod trust;
+mod units;
 mod user;
 
 use std::path::PathBuf;

@@ -56,33 +56,42 @@ where
         Message::Ping(ping) => echo::serve_ping(conn, ping).await,
         Message::ChatJoin(join) => chat::serve_chat(conn, join, ctx).await,
         Message::Exec(request) => exec::serve_exec(conn, request, ctx).await,
-        Message::List(list) => {
+        request @ (Message::List(_)
+        | Message::Get(_)
+        | Message::Put(_)
+        | Message::Mkdir(_)
+        | Message::Rename(_)
+        | Message::Remove(_)) => {
             let _slot = file_request_slot(ctx)?;
-            files::list::serve_list(conn, list, ctx).await
-        }
-        Message::Get(get) => {
-            let _slot = file_request_slot(ctx)?;
-            files::get::serve_get(conn, get, ctx).await
-        }
-        Message::Put(put) => {
-            let _slot = file_request_slot(ctx)?;
-            files::put::serve_put(conn, put, ctx).await
-        }
-        Message::Mkdir(mkdir) => {
-            let _slot = file_request_slot(ctx)?;
-            files::directories::serve_mkdir(conn, mkdir, ctx).await
-        }
-        Message::Rename(rename) => {
-            let _slot = file_request_slot(ctx)?;
-            files::directories::serve_rename(conn, rename, ctx).await
-        }
-        Message::Remove(remove) => {
-            let _slot = file_request_slot(ctx)?;
-            files::directories::serve_remove(conn, remove, ctx).await
+            serve_file_request(conn, request, ctx).await
         }
         other => Err(Refusal::new(
             ErrorCode::UnexpectedMessage,
             format!("'{}' is not a request", other.kind()),
+        )
+        .into()),
+    }
+}
+
+/// One file request, once it holds its slots.
+async fn serve_file_request<S>(
+    conn: &mut Connection<S>,
+    request: Message,
+    ctx: &SessionContext,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match request {
+        Message::List(list) => files::list::serve_list(conn, list, ctx).await,
+        Message::Get(get) => files::get::serve_get(conn, get, ctx).await,
+        Message::Put(put) => files::put::serve_put(conn, put, ctx).await,
+        Message::Mkdir(mkdir) => files::directories::serve_mkdir(conn, mkdir, ctx).await,
+        Message::Rename(rename) => files::directories::serve_rename(conn, rename, ctx).await,
+        Message::Remove(remove) => files::directories::serve_remove(conn, remove, ctx).await,
+        other => Err(Refusal::new(
+            ErrorCode::UnexpectedMessage,
+            format!("'{}' is not a file request", other.kind()),
         )
         .into()),
     }

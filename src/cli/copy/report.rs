@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::TransferOptions;
-use crate::cli::files::human_size;
 use crate::cli::safe_text::escape;
+use crate::cli::units::human_size;
 use ferry::client::files::Transfer;
 use ferry::client::tree::TreeReport;
 

@@ -949,6 +949,7 @@ async fn abandoned_partials_are_swept_and_fresh_or_held_ones_kept() {
         root: root.clone(),
         state_dir: dir.path().join("state"),
         plaintext: true,
+        web: None,
     })
     .await
     .unwrap();

@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// auth: loopback only) or ftp, e.g. --legacy chatbot=127.0.0.1:9001. Repeatable.
     #[arg(long, value_name = "NAME=ADDR")]
     pub legacy: Vec<LegacySpec>,
+    /// Also open the web door here: HTTPS (HTTP with --plaintext, loopback only) whose
+    /// WebSocket endpoint /ws carries ferry sessions.
+    #[arg(long, value_name = "HOST:PORT", value_parser = super::listen_address)]
+    pub web: Option<SocketAddr>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -58,6 +62,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| config.root.clone())
         .unwrap_or_else(|| PathBuf::from("."));
     let plaintext = args.plaintext || config.plaintext;
+    let web = match (args.web, &config.web.listen) {
+        (Some(addr), _) => Some(addr),
+        (None, Some(text)) => Some(text.parse().context("invalid [web] listen in config")?),
+        (None, None) => None,
+    };
     ferry::fd_limit::raise_to_hard_limit();
 
     let mut signals = ferry::shutdown::StopSignals::install()
@@ -70,8 +79,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         root,
         state_dir,
         plaintext,
+        web,
     })
     .await?;
+    if let Some(addr) = server.web_addr()? {
+        let scheme = if plaintext { "ws" } else { "wss" };
+        eprintln!("ferry: web door on {scheme}://{addr}/ws (the same sessions, over WebSocket)");
+    }
     // The seed's protocols run beside the server, on listeners of their own.
     let legacy = LegacyListeners::bind(&args.legacy).await?;
     let addr = server.local_addr()?;

@@ -42,8 +42,18 @@ pub struct ServerConfig {
     pub exec: ExecConfig,
     /// What sessions without a token may do.
     pub anonymous: AnonymousConfig,
+    /// The web door.
+    pub web: WebConfig,
     /// Users by name.
     pub users: BTreeMap<String, UserConfig>,
+}
+
+/// The web door: HTTP(S) whose WebSocket endpoint `/ws` carries ferry sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Address to open it on; `--web` overrides it. Default: closed.
+    pub listen: Option<String>,
 }
 
 /// What a client without a token may do.

@@ -6,6 +6,7 @@ mod accept;
 pub mod handshake;
 pub mod reload;
 mod session;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ pub struct ServerOptions {
     pub state_dir: PathBuf,
     /// Serve without TLS.
     pub plaintext: bool,
+    /// Also open the web door (HTTP(S) and its WebSocket endpoint `/ws`) here.
+    pub web: Option<SocketAddr>,
 }
 
 /// Why a server could not start.
@@ -134,6 +137,8 @@ pub struct ServerState {
     pub file_requests: Arc<Semaphore>,
     /// Slots anonymous sessions may hold (the rest are kept for signed-in users).
     pub anonymous_slots: Arc<Semaphore>,
+    /// Connections open at once, through every door (`limits.max_connections`).
+    pub connection_permits: Arc<Semaphore>,
 }
 
 impl ServerState {
@@ -152,6 +157,8 @@ impl ServerState {
 /// A bound server, ready to [`Server::run`].
 pub struct Server {
     listener: TcpListener,
+    /// The web door, when asked for.
+    web: Option<web::WebListener>,
     state: Arc<ServerState>,
     fingerprint: Option<String>,
 }
@@ -208,13 +215,23 @@ impl Server {
             file_requests_per_address: PerAddress::new(limits.max_file_requests_per_address),
             file_requests: Arc::new(Semaphore::new(limits.max_file_requests)),
             anonymous_slots: Arc::new(Semaphore::new(limits.anonymous_connections())),
+            connection_permits: Arc::new(Semaphore::new(limits.max_connections)),
         };
         state
             .chat
             .reserve_user_names(options.config.users.keys().map(String::as_str));
         chat::bot::spawn(&state.chat);
+        let web = match options.web {
+            Some(addr) => Some(
+                web::WebListener::bind(addr, options.plaintext)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Server {
             listener,
+            web,
             state: Arc::new(state),
             fingerprint,
         })
@@ -226,6 +243,17 @@ impl Server {
     /// The socket's address cannot be read.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The web door's address, when it is open.
+    ///
+    /// # Errors
+    /// The socket's address cannot be read.
+    pub fn web_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.web
+            .as_ref()
+            .map(web::WebListener::local_addr)
+            .transpose()
     }
 
     /// The TLS identity's fingerprint; `None` in plaintext mode.
@@ -249,7 +277,12 @@ impl Server {
                 shutdown.begin.clone(),
             ));
         }
-        let permits = Arc::new(Semaphore::new(self.state.limits.max_connections));
+        let permits = Arc::clone(&self.state.connection_permits);
+        if let Some(web) = self.web {
+            shutdown
+                .tracker
+                .spawn(web.run(Arc::clone(&self.state), shutdown.clone()));
+        }
         let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
         loop {
             let accepted = tokio::select! {

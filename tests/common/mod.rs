@@ -34,6 +34,8 @@ pub struct TestServer {
     task: JoinHandle<bool>,
     /// Addresses of the legacy listeners, in the order asked for.
     pub legacy_addrs: Vec<SocketAddr>,
+    /// The web door's address, when it was opened.
+    pub web_addr: Option<SocketAddr>,
 }
 
 impl TestServer {
@@ -48,7 +50,12 @@ impl TestServer {
     }
 
     async fn start_with(config: ServerConfig, plaintext: bool) -> TestServer {
-        Self::start_full(config, plaintext, Vec::new()).await
+        Self::start_full(config, plaintext, Vec::new(), false).await
+    }
+
+    /// Starts a server with its web door open too (port 0 on loopback).
+    pub async fn start_with_web(config: ServerConfig, plaintext: bool) -> TestServer {
+        Self::start_full(config, plaintext, Vec::new(), true).await
     }
 
     /// Starts a plaintext server with the seed's protocols on legacy listeners (port 0 each).
@@ -65,7 +72,7 @@ impl TestServer {
             .iter()
             .map(|k| format!("{k}=127.0.0.1:0").parse().unwrap())
             .collect();
-        let server = Self::start_full(config, true, specs).await;
+        let server = Self::start_full(config, true, specs, false).await;
         let addrs = server.legacy_addrs.clone();
         (server, addrs)
     }
@@ -74,6 +81,7 @@ impl TestServer {
         config: ServerConfig,
         plaintext: bool,
         legacy: Vec<ferry::legacy::LegacySpec>,
+        web: bool,
     ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("root")).unwrap();
@@ -83,10 +91,12 @@ impl TestServer {
             root: dir.path().join("root"),
             state_dir: dir.path().join("state"),
             plaintext,
+            web: web.then(|| "127.0.0.1:0".parse().unwrap()),
         })
         .await
         .unwrap();
         let addr = server.local_addr().unwrap();
+        let web_addr = server.web_addr().unwrap();
         let legacy = ferry::legacy::LegacyListeners::bind(&legacy).await.unwrap();
         let legacy_addrs = legacy
             .addrs()
@@ -110,6 +120,7 @@ impl TestServer {
             stop,
             task,
             legacy_addrs,
+            web_addr,
         }
     }
 

@@ -33,6 +33,7 @@ async fn state(dir: &tempfile::TempDir) -> Arc<ServerState> {
         root: dir.path().to_path_buf(),
         state_dir: dir.path().join("state"),
         plaintext: true,
+        web: None,
     })
     .await
     .unwrap();

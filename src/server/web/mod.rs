@@ -1,0 +1,216 @@
+//! The web door: a listener of its own (`serve --web ADDR`, `[web] listen`) speaking HTTP —
+//! HTTPS with the server's own identity unless the server runs `--plaintext`, and then only on
+//! loopback — whose WebSocket endpoint `/ws` carries ferry frames to the very same session code
+//! as the TCP door (`session::serve_stream`): the same handshake, permissions and limits.
+//!
+//! Cross-site WebSocket hijacking is refused: a browser always sends `Origin`, and an upgrade
+//! whose `Origin` is not this server itself gets 403. (A client that is not a browser sends
+//! none and still has to prove a token like any other.)
+
+mod ws_stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, timeout_at};
+use tracing::{debug, warn};
+
+use super::ServerState;
+use super::session::{SessionEnd, serve_stream};
+use crate::per_address::AddressSlot;
+use crate::shutdown::Shutdown;
+use tokio::sync::OwnedSemaphorePermit;
+use ws_stream::WsStream;
+
+/// The web door's listener, bound.
+pub(crate) struct WebListener {
+    listener: TcpListener,
+}
+
+/// What one HTTP connection's handlers know.
+#[derive(Clone)]
+struct Door {
+    state: Arc<ServerState>,
+    shutdown: Shutdown,
+    peer: SocketAddr,
+    /// `https` or `http`: what this door's own origin starts with.
+    scheme: &'static str,
+    /// The connection's place within the limits, held until its last user (the HTTP
+    /// connection, then the WebSocket session it became) is done.
+    _held: Arc<(AddressSlot, OwnedSemaphorePermit)>,
+}
+
+impl WebListener {
+    /// Binds `addr`; a plaintext web door only on loopback.
+    ///
+    /// # Errors
+    /// The address cannot be bound, or a plaintext door was asked for beyond loopback.
+    pub(crate) async fn bind(addr: SocketAddr, plaintext: bool) -> std::io::Result<WebListener> {
+        if plaintext && !addr.ip().is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "the web door without TLS (--plaintext) may only listen on loopback (127.0.0.1 or ::1), not {addr}"
+                ),
+            ));
+        }
+        Ok(WebListener {
+            listener: TcpListener::bind(addr).await?,
+        })
+    }
+
+    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves HTTP connections until shutdown, within the server's connection limits.
+    pub(crate) async fn run(self, state: Arc<ServerState>, shutdown: Shutdown) {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = shutdown.begin.cancelled() => return,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        warn!(error = %e, "web accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let slot = state.connections_per_address.try_take(peer.ip());
+            let permit = Arc::clone(&state.connection_permits).try_acquire_owned();
+            let (Some(slot), Ok(permit)) = (slot, permit) else {
+                debug!(%peer, "web connection refused: at the connection limit");
+                continue;
+            };
+            let door = Door {
+                state: Arc::clone(&state),
+                shutdown: shutdown.clone(),
+                peer,
+                scheme: if state.tls.is_some() { "https" } else { "http" },
+                _held: Arc::new((slot, permit)),
+            };
+            shutdown.tracker.spawn(serve_http(tcp, door));
+        }
+    }
+}
+
+/// One HTTP connection: TLS if the server has an identity, then HTTP/1.1 with upgrades.
+async fn serve_http(tcp: TcpStream, door: Door) {
+    let deadline = Instant::now() + door.state.limits.handshake_timeout();
+    match door.state.tls.clone() {
+        Some(acceptor) => match timeout_at(deadline, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => serve_io(tls, door).await,
+            _ => debug!(peer = %door.peer, "web TLS handshake failed or timed out"),
+        },
+        None => serve_io(tcp, door).await,
+    }
+}
+
+async fn serve_io<I>(io: I, door: Door)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let force = door.shutdown.force.clone();
+    let router = Router::new().route("/ws", get(upgrade)).with_state(door);
+    let service = TowerToHyperService::new(router);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::select! {
+        _ = force.cancelled() => {}
+        _ = connection => {}
+    }
+}
+
+/// `GET /ws`: a same-origin WebSocket upgrade becomes a ferry session.
+async fn upgrade(State(door): State<Door>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if !same_origin(&headers, door.scheme) {
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-site WebSocket refused: the page's Origin is not this server",
+        )
+            .into_response();
+    }
+    // One message is one frame: a few bytes more than the largest frame is the most allowed.
+    let max = door.state.limits.max_frame_bytes + 8;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            // The session outlives the HTTP exchange that opened it: shutdown waits for it
+            // like for any other, and it keeps the connection's place within the limits.
+            let tracker = door.shutdown.tracker.clone();
+            tracker.track_future(async move {
+                // The whole door, its place within the limits included (a closure would
+                // otherwise capture only the fields it names).
+                let door = door;
+                let deadline = Instant::now() + door.state.limits.handshake_timeout();
+                let stream = Box::new(WsStream::new(socket));
+                let end =
+                    serve_stream(stream, door.peer, &door.state, &door.shutdown, deadline).await;
+                match end {
+                    SessionEnd::Closed => debug!(peer = %door.peer, "web session closed"),
+                    reason => debug!(peer = %door.peer, %reason, "web session ended"),
+                }
+            })
+        })
+}
+
+/// Whether the upgrade comes from this server's own page: no `Origin` (not a browser), or
+/// one equal to `SCHEME://HOST` of the request.
+fn same_origin(headers: &HeaderMap, scheme: &str) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match (origin.to_str(), host) {
+        (Ok(origin), Some(host)) => origin.eq_ignore_ascii_case(&format!("{scheme}://{host}")),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, host.parse().unwrap());
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn only_the_server_s_own_origin_may_upgrade() {
+        assert!(same_origin(&headers(None, "127.0.0.1:8443"), "https"));
+        assert!(same_origin(
+            &headers(Some("https://127.0.0.1:8443"), "127.0.0.1:8443"),
+            "https"
+        ));
+        assert!(!same_origin(
+            &headers(Some("http://127.0.0.1:8443"), "127.0.0.1:8443"),
+            "https"
+        ));
+        assert!(!same_origin(
+            &headers(Some("https://evil.example"), "127.0.0.1:8443"),
+            "https"
+        ));
+        assert!(!same_origin(
+            &headers(Some("null"), "127.0.0.1:8443"),
+            "https"
+        ));
+    }
+}

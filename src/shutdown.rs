@@ -46,6 +46,29 @@ impl Shutdown {
     }
 }
 
+/// The next connection on `listener`, or `None` once `stop` is cancelled. An accept error
+/// (usually EMFILE/ENFILE) is logged, naming `door`, and followed by a short pause instead of a
+/// spin on the error.
+pub async fn next_connection(
+    listener: &tokio::net::TcpListener,
+    stop: &CancellationToken,
+    door: &str,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok(pair) => return Some(pair),
+            Err(e) => {
+                tracing::warn!(error = %e, door, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Ctrl-C and SIGTERM, for the binary's `serve` (ferry is Unix-only: it depends on nix).
 ///
 /// Installed before the server binds: once the listening socket exists the kernel completes

@@ -11,7 +11,7 @@ use tracing::{debug, warn};
 
 use super::spec::{LegacyKind, LegacySpec};
 use super::{LegacyContext, chatbot, ftp, shell, upper};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, next_connection};
 
 /// Every `--legacy` listener of one server, bound.
 pub struct LegacyListeners(Vec<LegacyListener>);
@@ -92,16 +92,10 @@ impl LegacyListener {
     async fn run(self, ctx: LegacyContext, shutdown: Shutdown) {
         let permits = Arc::new(Semaphore::new(ctx.max_connections));
         loop {
-            let (tcp, peer) = tokio::select! {
-                _ = shutdown.begin.cancelled() => return,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        warn!(error = %e, "legacy accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+            let Some((tcp, peer)) =
+                next_connection(&self.listener, &shutdown.begin, "legacy").await
+            else {
+                return;
             };
             let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                 continue; // at the limit: the caller is dropped, the seed protocols have no error

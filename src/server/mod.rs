@@ -285,18 +285,10 @@ impl Server {
         }
         let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
         loop {
-            let accepted = tokio::select! {
-                _ = shutdown.begin.cancelled() => break,
-                accepted = self.listener.accept() => accepted,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Usually EMFILE/ENFILE: back off briefly instead of spinning on the error.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            let Some((tcp, peer)) =
+                crate::shutdown::next_connection(&self.listener, &shutdown.begin, "ferry").await
+            else {
+                break;
             };
             let _ = tcp.set_nodelay(true);
             let slot = self.state.connections_per_address.try_take(peer.ip());

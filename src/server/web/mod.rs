@@ -23,12 +23,12 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, timeout_at};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::ServerState;
 use super::session::{SessionEnd, serve_stream};
 use crate::per_address::AddressSlot;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, next_connection};
 use tokio::sync::OwnedSemaphorePermit;
 use ws_stream::WsStream;
 
@@ -76,16 +76,9 @@ impl WebListener {
     /// Serves HTTP connections until shutdown, within the server's connection limits.
     pub(crate) async fn run(self, state: Arc<ServerState>, shutdown: Shutdown) {
         loop {
-            let (tcp, peer) = tokio::select! {
-                _ = shutdown.begin.cancelled() => return,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        warn!(error = %e, "web accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+            let Some((tcp, peer)) = next_connection(&self.listener, &shutdown.begin, "web").await
+            else {
+                return;
             };
             let _ = tcp.set_nodelay(true);
             let slot = state.connections_per_address.try_take(peer.ip());

@@ -166,3 +166,28 @@ async fn a_plaintext_web_door_opens_only_on_loopback() {
     };
     assert!(e.to_string().contains("only listen on loopback"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_never_finishes_is_closed_at_the_handshake_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = ServerConfig::default();
+    config.limits.handshake_timeout_ms = 300;
+    let server = TestServer::start_with_web(config, true).await;
+    let mut tcp = TcpStream::connect(server.web_addr.unwrap()).await.unwrap();
+    tcp.write_all(b"GET /ws HTTP/1.1\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(WAIT, tcp.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "a trickled request must not hold its connection"
+    );
+    let max = server.state.limits.max_connections;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.state.connection_permits.available_permits() != max {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot stayed taken"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -116,14 +116,19 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let force = door.shutdown.force.clone();
+    let door_handshake_timeout = door.state.limits.handshake_timeout();
     let router = Router::new().route("/ws", get(upgrade)).with_state(door);
     let service = TowerToHyperService::new(router);
     let connection = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
+    // Until it upgrades, an HTTP connection gets the handshake timeout in all: a client that
+    // trickles its request line (or never sends one) cannot hold its place within the limits.
+    // Once upgraded, the session runs on its own, under the session's own timeouts.
+    let limit = door_handshake_timeout;
     tokio::select! {
         _ = force.cancelled() => {}
-        _ = connection => {}
+        _ = tokio::time::timeout(limit, connection) => {}
     }
 }
 

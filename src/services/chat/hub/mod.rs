@@ -43,6 +43,13 @@ pub struct Joined {
     pub history: Vec<Bytes>,
 }
 
+/// Characters of a topic shown in a room list (`/topic` shows it whole).
+pub const LISTED_TOPIC_CHARS: usize = 80;
+
+/// Bytes of JSON a room list holds at most: under the smallest frame limit a server may
+/// configure (64 KiB), so the answer always fits one message.
+pub const LISTED_ROOMS_BYTES: usize = 48 * 1024;
+
 /// All of chat.
 #[derive(Debug)]
 pub struct ChatHub {
@@ -219,11 +226,27 @@ impl ChatHub {
         }
     }
 
-    /// Every room: name, member count, topic; sorted by name.
+    /// The rooms, sorted by name: name, member count, topic (shortened to
+    /// [`LISTED_TOPIC_CHARS`]), as many as fit [`LISTED_ROOMS_BYTES`] of JSON, so that the
+    /// answer is one message however many rooms there are and whatever their topics hold.
     pub fn rooms(&self) -> Vec<RoomInfo> {
         let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
-        let mut list: Vec<RoomInfo> = rooms.values().map(|room| room_info(room)).collect();
+        let mut list: Vec<RoomInfo> = rooms
+            .values()
+            .map(|room| {
+                let mut info = room_info(room);
+                info.topic = info
+                    .topic
+                    .map(|t| t.chars().take(LISTED_TOPIC_CHARS).collect());
+                info
+            })
+            .collect();
         list.sort_by(|a, b| a.room.cmp(&b.room));
+        let mut bytes = 0;
+        list.retain(|info| {
+            bytes += serde_json::to_vec(info).map_or(0, |json| json.len() + 1);
+            bytes <= LISTED_ROOMS_BYTES
+        });
         list
     }
 }

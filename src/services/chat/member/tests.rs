@@ -243,3 +243,42 @@ async fn a_member_that_stops_reading_is_dropped_at_the_send_timeout() {
     let dropped = notices.iter().find(|n| n.contains("dropped")).unwrap();
     assert_eq!(dropped, "sleepy was dropped: not reading");
 }
+
+#[test]
+fn a_room_list_fits_one_message_however_many_rooms_and_topics_there_are() {
+    let mut config = ChatConfig::default();
+    config.bot.enabled = false;
+    let hub = ChatHub::new(config);
+    let mut members = Vec::new();
+    for i in 0..1000 {
+        let nick = format!("m{i}");
+        let (participant, inbox) = hub.register(&nick, None).unwrap();
+        let room = format!("{i:04}{}", "r".repeat(60));
+        let joined = hub.join_room(&room, &participant, &nick).unwrap();
+        joined
+            .room
+            .set_topic(participant.id, &nick, &"t".repeat(4000));
+        members.push((participant, inbox, joined));
+    }
+    let listed = hub.rooms();
+    let json = serde_json::to_vec(&listed).unwrap();
+    assert!(
+        json.len() <= crate::services::chat::hub::LISTED_ROOMS_BYTES,
+        "{}",
+        json.len()
+    );
+    assert!(
+        listed.len() > 100,
+        "a long list is cut, not emptied: {}",
+        listed.len()
+    );
+    assert!(
+        listed.windows(2).all(|w| w[0].room < w[1].room),
+        "sorted by name"
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|r| r.topic.as_ref().unwrap().chars().count() == 80)
+    );
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use rustix::fs::{Dir, FileType, FlockOperation, Mode, OFlags};
 
 use super::sandbox::Sandbox;
-use crate::transfer::dir_at::remove_at;
+use crate::transfer::dir_at::{lstat_at, remove_at};
 use crate::transfer::partial::is_partial_name;
 
 /// Directories deeper than this are not walked (a tree this deep is not made by transfers).
@@ -57,10 +57,14 @@ pub fn sweep_partials(sandbox: &Sandbox, max_age: Duration) -> usize {
                 FileType::RegularFile if is_partial_name(&name) => {
                     // Claimed (locked) while it is removed: a transfer that comes back meanwhile
                     // cannot take it over half-deleted.
-                    let Some(_claimed) = claim(&dir, &name, cutoff) else {
+                    let Some(claimed) = claim(&dir, &name, cutoff) else {
                         continue;
                     };
-                    if remove_at(dir.as_fd(), &name, false).is_ok() {
+                    // The name is removed only while it still holds the file claimed: a swap
+                    // between the claim and the unlink leaves whatever replaced it alone.
+                    if still_named(&dir, &name, &claimed)
+                        && remove_at(dir.as_fd(), &name, false).is_ok()
+                    {
                         tracing::info!(partial = %name, "removed an abandoned partial file");
                         removed += 1;
                     }
@@ -70,6 +74,15 @@ pub fn sweep_partials(sandbox: &Sandbox, max_age: Duration) -> usize {
         }
     }
     removed
+}
+
+/// Whether `name` in `dir` is still the file `claimed` (same device and inode).
+fn still_named(dir: &OwnedFd, name: &str, claimed: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(ours), Ok(Some(named))) = (claimed.metadata(), lstat_at(dir.as_fd(), name)) else {
+        return false;
+    };
+    named.dev() == ours.dev() && named.ino() == ours.ino()
 }
 
 /// The partial `name` in `dir`, locked, if it is older than `cutoff` and no transfer holds it.

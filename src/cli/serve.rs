@@ -83,8 +83,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     if let Some(addr) = server.web_addr()? {
-        let scheme = if plaintext { "ws" } else { "wss" };
-        eprintln!("ferry: web door on {scheme}://{addr}/ws (the same sessions, over WebSocket)");
+        match server.fingerprint() {
+            Some(fp) => eprintln!(
+                "ferry: web page at https://{addr}/ (identity {fp}: compare it with the browser's certificate viewer)"
+            ),
+            None => eprintln!("ferry: web page at http://{addr}/ (PLAINTEXT, loopback only)"),
+        }
     }
     // The seed's protocols run beside the server, on listeners of their own.
     let legacy = LegacyListeners::bind(&args.legacy).await?;

@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub anonymous: AnonymousConfig,
     /// The web door.
     pub web: WebConfig,
+    /// An operator's own certificate in place of the self-made identity.
+    pub tls: TlsConfig,
     /// Users by name.
     pub users: BTreeMap<String, UserConfig>,
 }
@@ -54,6 +56,19 @@ pub struct ServerConfig {
 pub struct WebConfig {
     /// Address to open it on; `--web` overrides it. Default: closed.
     pub listen: Option<String>,
+}
+
+/// The server's TLS identity, when an operator brings one (a CA-signed certificate, so browsers
+/// trust the web door without a warning). Both or neither; without them the server makes and
+/// keeps its own self-signed identity in the state folder. Either way clients pin its
+/// fingerprint, and the same certificate serves every door.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, the server's own certificate first.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    pub key: Option<PathBuf>,
 }
 
 /// What a client without a token may do.
@@ -153,6 +168,11 @@ impl ServerConfig {
             listen
                 .parse::<std::net::SocketAddr>()
                 .map_err(|_| format!("listen = '{listen}' is not an IP:PORT address"))?;
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(
+                "[tls] needs both cert and key (or neither, for the server's own identity)".into(),
+            );
         }
         for (name, user) in &self.users {
             validate_user_name(name).map_err(|e| e.to_string())?;

@@ -178,10 +178,16 @@ impl Server {
         let (tls, fingerprint) = if options.plaintext {
             (None, None)
         } else {
-            let (identity, created) = ServerIdentity::load_or_create(&options.state_dir)?;
-            if created {
-                info!(state = %options.state_dir.display(), "created a new server identity");
-            }
+            let identity = match (&options.config.tls.cert, &options.config.tls.key) {
+                (Some(cert), Some(key)) => ServerIdentity::load(cert, key)?,
+                _ => {
+                    let (identity, created) = ServerIdentity::load_or_create(&options.state_dir)?;
+                    if created {
+                        info!(state = %options.state_dir.display(), "created a new server identity");
+                    }
+                    identity
+                }
+            };
             let config = rustls_config::server_config(&identity)?;
             (
                 Some(TlsAcceptor::from(config)),

@@ -34,18 +34,19 @@ pub enum IdentityError {
     Generate(#[from] rcgen::Error),
 }
 
-/// A certificate and its private key.
+/// A certificate (with the chain that vouches for it, when a CA signed it) and its private key.
 pub struct ServerIdentity {
-    /// The self-signed certificate.
-    pub cert: CertificateDer<'static>,
-    /// Its private key.
-    pub key: PrivateKeyDer<'static>,
+    /// The server's own certificate first, then any intermediates (a self-signed identity has
+    /// just the one). Never empty.
+    pub(super) chain: Vec<CertificateDer<'static>>,
+    /// The private key of the first certificate.
+    pub(super) key: PrivateKeyDer<'static>,
 }
 
 impl std::fmt::Debug for ServerIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerIdentity")
-            .field("fingerprint", &fingerprint(&self.cert))
+            .field("fingerprint", &self.fingerprint())
             .field("key", &"MASKED")
             .finish()
     }
@@ -69,18 +70,29 @@ impl ServerIdentity {
         Ok((Self::create(state_dir, &cert_path, &key_path)?, true))
     }
 
-    fn load(cert_path: &Path, key_path: &Path) -> Result<ServerIdentity, IdentityError> {
-        let cert = CertificateDer::from_pem_file(cert_path).map_err(|e| IdentityError::Pem {
+    /// Loads an identity an operator provides (`[tls] cert` and `key`): a PEM certificate
+    /// chain, the server's own certificate first, as a CA issues it, and its private key.
+    ///
+    /// # Errors
+    /// Unreadable files, no certificate in the chain file, or no key in the key file.
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<ServerIdentity, IdentityError> {
+        let pem = |reason: String| IdentityError::Pem {
             path: cert_path.to_path_buf(),
             what: "certificate",
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let chain = CertificateDer::pem_file_iter(cert_path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| pem(e.to_string()))?;
+        if chain.is_empty() {
+            return Err(pem("it holds no CERTIFICATE block".into()));
+        }
         let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| IdentityError::Pem {
             path: key_path.to_path_buf(),
             what: "private key",
             reason: e.to_string(),
         })?;
-        Ok(ServerIdentity { cert, key })
+        Ok(ServerIdentity { chain, key })
     }
 
     fn create(
@@ -112,7 +124,7 @@ impl ServerIdentity {
 
     /// This identity's fingerprint, as clients pin it.
     pub fn fingerprint(&self) -> String {
-        fingerprint(&self.cert)
+        fingerprint(&self.chain[0])
     }
 }
 

@@ -28,7 +28,7 @@ pub fn server_config(
     let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
-        .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
     Ok(Arc::new(config))
 }
 

@@ -1,12 +1,15 @@
 //! The web door: a listener of its own (`serve --web ADDR`, `[web] listen`) speaking HTTP —
 //! HTTPS with the server's own identity unless the server runs `--plaintext`, and then only on
-//! loopback — whose WebSocket endpoint `/ws` carries ferry frames to the very same session code
-//! as the TCP door (`session::serve_stream`): the same handshake, permissions and limits.
+//! loopback — that serves the page (`web/`, embedded: `assets`) and whose WebSocket endpoint
+//! `/ws` carries ferry frames to the very same session code as the TCP door
+//! (`session::serve_stream`): the same handshake, permissions and limits. The page is a client
+//! of the protocol like any other; the door gives it nothing a client could not ask for.
 //!
 //! Cross-site WebSocket hijacking is refused: a browser always sends `Origin`, and an upgrade
 //! whose `Origin` is not this server itself gets 403. (A client that is not a browser sends
 //! none and still has to prove a token like any other.)
 
+mod assets;
 mod ws_stream;
 
 use std::net::SocketAddr;
@@ -117,7 +120,12 @@ where
 {
     let force = door.shutdown.force.clone();
     let door_handshake_timeout = door.state.limits.handshake_timeout();
-    let router = Router::new().route("/ws", get(upgrade)).with_state(door);
+    let router = Router::new()
+        .route("/ws", get(upgrade))
+        .route("/ferry.json", get(assets::server_facts))
+        .fallback(get(assets::page_file))
+        .layer(axum::middleware::map_response(assets::security_headers))
+        .with_state(door);
     let service = TowerToHyperService::new(router);
     let connection = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(io), service)

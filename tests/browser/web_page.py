@@ -1,0 +1,336 @@
+"""The web page in a real Chromium, driven by Playwright, against a real `ferry serve --web`.
+
+Run by tests/browser.rs, one scenario per process: `web_page.py SCENARIO`. The environment
+gives the ferry binary (FERRY_BIN) and where screenshots go (FERRY_SCREENSHOTS). Each scenario
+starts its own server on free loopback ports with temporary folders, drives the page, checks
+what a person would see, cross-checks through the real CLI, saves a screenshot, and exits 0 only
+when every check held (an AssertionError otherwise, with what was seen).
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import queue
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+FERRY = os.environ["FERRY_BIN"]
+SHOTS = Path(os.environ["FERRY_SCREENSHOTS"])
+CHROMIUM = os.environ.get("FERRY_CHROMIUM", "/usr/bin/chromium")
+WAIT_MS = 20_000
+XSS = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>"
+
+
+class Server:
+    """`ferry serve --web 127.0.0.1:0` with users alice (everything) and reader (chat, read)."""
+
+    def __init__(self, work):
+        self.work = Path(work)
+        self.root = self.work / "root"
+        self.root.mkdir()
+        self.home = self.work / "home"
+        config = self.work / "config.toml"
+        self.tokens = {
+            "alice": self.ferry("user", "add", "alice", "--allow", "chat,read,write,exec", "--config", str(config)),
+            "reader": self.ferry("user", "add", "reader", "--allow", "chat,read", "--config", str(config)),
+        }
+        self.process = subprocess.Popen(
+            [FERRY, "serve", "--listen", "127.0.0.1:0", "--web", "127.0.0.1:0", "--root", str(self.root),
+             "--state", str(self.work / "state"), "--config", str(config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=self.env())
+        self.startup = []
+        self.addr = self.url = self.fingerprint = None
+        for line in self.process.stderr:
+            self.startup.append(line)
+            if m := re.search(r"web page at (https://[^/]+/) \(identity (sha256:[0-9a-f]+)", line):
+                self.url, self.fingerprint = m.group(1), m.group(2)
+            if m := re.search(r"listening on (\S+)", line):
+                self.addr = m.group(1)
+            if self.url and self.addr:
+                break
+        assert self.url and self.addr, f"the server did not print its addresses: {self.startup}"
+        threading.Thread(target=lambda: [None for _ in self.process.stderr], daemon=True).start()
+
+    def env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+        env.update(FERRY_HOME=str(self.home), NO_COLOR="1")
+        return env
+
+    def ferry(self, *args, stdin=None):
+        done = subprocess.run([FERRY, *args], input=stdin, capture_output=True, env=self.env(), timeout=60)
+        assert done.returncode == 0, f"ferry {' '.join(args)}: {done.stderr.decode(errors='replace')}"
+        return done.stdout.decode().strip()
+
+    def client(self, verb, *args, token="alice"):
+        """A CLI verb against this server as `token`'s user."""
+        return [FERRY, verb, "--server", self.addr, "--token", self.tokens[token], "--accept-new", *args]
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+
+
+class CliChat:
+    """`ferry chat` as a second member, its lines read as they come."""
+
+    def __init__(self, server, room, nick):
+        self.process = subprocess.Popen(
+            server.client("chat", "--room", room, "--nick", nick), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=server.env())
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def say(self, text):
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def wait_for(self, pattern):
+        seen = []
+        while True:
+            try:
+                line = self.lines.get(timeout=WAIT_MS / 1000)
+            except queue.Empty:
+                raise AssertionError(f"the CLI member never saw {pattern!r}; it saw {seen}")
+            seen.append(line)
+            if re.search(pattern, line):
+                return line
+
+    def stop(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+class Page:
+    """Chromium with one page on the server's web door; console errors are collected."""
+
+    def __init__(self, playwright, server, name):
+        self.name = name
+        self.browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        # The server's certificate is its own, self-signed identity: the test compares its
+        # fingerprint with the startup line instead of a CA.
+        self.context = self.browser.new_context(ignore_https_errors=True, accept_downloads=True,
+                                                viewport={"width": 1200, "height": 800})
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(WAIT_MS)
+        expect.set_options(timeout=WAIT_MS)
+        self.errors = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.responses = {}
+        self.page.on("response", lambda r: self.responses.setdefault(r.url, r))
+        self.page.goto(server.url)
+
+    def sign_in(self, token):
+        self.page.fill("#token", token)
+        self.page.click("#sign-in-button")
+        expect(self.page.locator("#app")).to_be_visible()
+
+    def shot(self):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{self.name}.png"), full_page=True)
+
+    def close(self):
+        self.browser.close()
+
+    def no_console_errors(self):
+        assert not self.errors, f"console errors: {self.errors}"
+
+
+def page_loads(p, server):
+    page = Page(p, server, "page_loads")
+    expect(page.page.locator("#identity")).to_contain_text(server.fingerprint)
+    favicon = page.page.request.get(server.url + "favicon.svg")
+    assert favicon.status == 200 and favicon.headers["content-type"].startswith("image/svg"), favicon.status
+    main = page.page.request.get(server.url)
+    headers = main.headers
+    csp = headers.get("content-security-policy", "")
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0], csp
+    assert headers.get("x-content-type-options") == "nosniff", headers
+    assert headers.get("referrer-policy") == "no-referrer", headers
+    assert "set-cookie" not in headers, headers
+    page.page.click("#anonymous")
+    expect(page.page.locator("#who")).to_contain_text("anonymous")
+    expect(page.page.locator("#tab-terminal")).to_be_hidden()
+    page.page.wait_for_load_state("networkidle")
+    page.shot()
+    page.no_console_errors()
+    assert page.page.evaluate("localStorage.length") == 0
+    page.close()
+
+
+def wrong_token(p, server):
+    page = Page(p, server, "wrong_token")
+    page.page.fill("#token", "alice:not-the-secret")
+    page.page.click("#sign-in-button")
+    expect(page.page.locator("#sign-in-error")).to_have_text("Sign-in failed: wrong token or unknown user.")
+    expect(page.page.locator("#app")).to_be_hidden()
+    page.shot()
+    assert page.page.evaluate("localStorage.length") == 0
+    page.close()
+
+
+def chat_with_cli(p, server):
+    page = Page(p, server, "chat_with_cli")
+    page.sign_in(server.tokens["alice"])
+    page.page.fill("#chat-room", "harbour")
+    page.page.click("#chat-join")
+    expect(page.page.locator("#chat-place")).to_contain_text("#harbour as alice")
+    cli = CliChat(server, "harbour", "deckhand")
+    expect(page.page.locator("#chat-members")).to_contain_text("deckhand")
+    page.page.fill("#chat-input", "hello from the page")
+    page.page.press("#chat-input", "Enter")
+    cli.wait_for(r"\[harbour\] alice: hello from the page")
+    cli.say("hello from the cli")
+    expect(page.page.locator("#chat-log")).to_contain_text("<deckhand> hello from the cli")
+    # The bot, by a direct message.
+    page.page.fill("#chat-input", "/msg babyshen 我")
+    page.page.press("#chat-input", "Enter")
+    expect(page.page.locator("#chat-log")).to_contain_text("babyshen → you 我好")
+    # A line that is markup stays text: nothing of it runs, no element is made from it.
+    cli.say(XSS)
+    expect(page.page.locator("#chat-log")).to_contain_text(XSS)
+    assert page.page.evaluate("window.__xss") is None, "the chat line ran as script"
+    assert page.page.locator("#chat-log img, #chat-log script").count() == 0
+    # The size limit is a clear line, and nothing was sent.
+    page.page.fill("#chat-input", "x" * 5000)
+    page.page.press("#chat-input", "Enter")
+    expect(page.page.locator("#chat-log .refused")).to_contain_text("not sent")
+    cli.stop()
+    expect(page.page.locator("#chat-log")).to_contain_text("deckhand left")
+    page.shot()
+    page.no_console_errors()
+    assert page.page.evaluate("localStorage.length") == 0, "nothing is stored without 'remember'"
+    page.close()
+
+
+def files_both_ways(p, server):
+    page = Page(p, server, "files_both_ways")
+    page.sign_in(server.tokens["alice"])
+    page.page.click("#tab-files")
+    # Upload from the page, get it back through the CLI byte for byte.
+    upload = Path(tempfile.mkdtemp()) / "from-page.bin"
+    upload.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    page.page.set_input_files("#files-upload", str(upload))
+    expect(page.page.locator("#transfers li[data-state=done]")).to_contain_text("verified by the server")
+    expect(page.page.locator("#files-rows tr[data-name='from-page.bin']")).to_be_visible()
+    back = Path(tempfile.mkdtemp()) / "back.bin"
+    subprocess.run(server.client("get", "from-page.bin", str(back)), check=True, env=server.env(),
+                   capture_output=True, timeout=60)
+    assert back.read_bytes() == upload.read_bytes(), "the uploaded file differs"
+    # Put through the CLI, download in the page byte for byte.
+    source = Path(tempfile.mkdtemp()) / "from-cli.bin"
+    source.write_bytes(os.urandom(2 * 1024 * 1024 + 5))
+    subprocess.run(server.client("put", str(source), "from-cli.bin"), check=True, env=server.env(),
+                   capture_output=True, timeout=60)
+    page.page.click("#files-refresh")
+    row = page.page.locator("#files-rows tr[data-name='from-cli.bin']")
+    with page.page.expect_download() as download:
+        row.locator("button.download").click()
+    saved = Path(download.value.path())
+    assert saved.read_bytes() == source.read_bytes(), "the downloaded file differs"
+    expect(page.page.locator("#transfers li[data-state=done]").first).to_contain_text("verified")
+    # Drag and drop onto the listing uploads too.
+    dropped = page.page.evaluate_handle(
+        "() => { const dt = new DataTransfer(); dt.items.add(new File(['dropped bytes'], 'dropped.txt')); return dt; }")
+    page.page.dispatch_event("#files-drop", "drop", {"dataTransfer": dropped})
+    expect(page.page.locator("#files-rows tr[data-name='dropped.txt']")).to_be_visible()
+    assert (server.root / "dropped.txt").read_bytes() == b"dropped bytes"
+    page.page.once("dialog", lambda d: d.accept())
+    page.page.locator("#files-rows tr[data-name='dropped.txt'] button.remove").click()
+    expect(page.page.locator("#files-rows tr[data-name='dropped.txt']")).to_have_count(0)
+    # Sort by size: the larger file first when descending.
+    page.page.click("#files-table th[data-sort=size]")
+    page.page.click("#files-table th[data-sort=size]")
+    names = page.page.locator("#files-rows tr").evaluate_all("rows => rows.map(r => r.dataset.name)")
+    assert names == ["from-page.bin", "from-cli.bin"], names
+    # mkdir, then rm with its confirmation.
+    page.page.once("dialog", lambda d: d.accept("boxes"))
+    page.page.click("#files-mkdir")
+    expect(page.page.locator("#files-rows tr[data-name='boxes']")).to_be_visible()
+    assert (server.root / "boxes").is_dir()
+    messages = []
+    page.page.once("dialog", lambda d: (messages.append(d.message), d.accept()))
+    page.page.locator("#files-rows tr[data-name='from-cli.bin'] button.remove").click()
+    expect(page.page.locator("#files-rows tr[data-name='from-cli.bin']")).to_have_count(0)
+    assert "from-cli.bin" in messages[0], messages
+    assert not (server.root / "from-cli.bin").exists()
+    page.shot()
+    page.no_console_errors()
+    page.close()
+
+
+def read_only(p, server):
+    page = Page(p, server, "read_only")
+    page.sign_in(server.tokens["reader"])
+    page.page.click("#tab-files")
+    expect(page.page.locator("#files-status")).to_contain_text("item")
+    expect(page.page.locator("label:has(#files-upload)")).to_be_hidden()
+    expect(page.page.locator("#files-mkdir")).to_be_hidden()
+    expect(page.page.locator("#tab-terminal")).to_be_hidden()
+    # Trying anyway (the hidden input still takes files): the server refuses, nothing lands.
+    attempt = Path(tempfile.mkdtemp()) / "sneaky.txt"
+    attempt.write_text("should not land")
+    page.page.set_input_files("#files-upload", str(attempt))
+    expect(page.page.locator("#files-status")).to_contain_text("refused")
+    expect(page.page.locator("#transfers li[data-state=failed]")).to_contain_text("permission")
+    assert not (server.root / "sneaky.txt").exists()
+    page.shot()
+    page.close()
+
+
+def terminal(p, server):
+    page = Page(p, server, "terminal")
+    page.sign_in(server.tokens["alice"])
+    page.page.click("#tab-terminal")
+    expect(page.page.locator("#terminal-status")).to_have_text("shell running")
+    rows = page.page.locator("#terminal .xterm-rows")
+    page.page.keyboard.type("echo ferry-$((6*7))\n")
+    expect(rows).to_contain_text("ferry-42")
+    # The pty has the page's size, and follows it when the window changes.
+    def pty_size(mark):
+        page.page.keyboard.type(f"echo {mark}=$(stty size | tr ' ' x)\n")
+        expect(rows).to_contain_text(re.compile(rf"{mark}=\d+x\d+"))
+        pty = tuple(map(int, re.search(rf"{mark}=(\d+)x(\d+)", rows.inner_text()).groups()))
+        shown = page.page.evaluate("document.querySelector('#terminal .xterm-rows').children.length")
+        assert pty[0] == shown, f"the pty has {pty[0]} rows, the page shows {shown}"
+        return pty
+    before = pty_size("first")
+    page.page.set_viewport_size({"width": 800, "height": 500})
+    page.page.wait_for_function(
+        f"document.querySelector('#terminal .xterm-rows').children.length < {before[0]}")
+    after = pty_size("second")
+    assert after[0] < before[0] and after[1] < before[1], (before, after)
+    # Ctrl-C interrupts what runs.
+    page.page.keyboard.type("sleep 60; echo not-$((2+3))\n")
+    page.page.keyboard.press("Control+C")
+    page.page.keyboard.type("echo after-$((1+1))\n")
+    expect(rows).to_contain_text("after-2")
+    assert "not-5" not in rows.inner_text(), "Ctrl-C did not stop the command"
+    page.shot()
+    page.no_console_errors()
+    page.close()
+
+
+SCENARIOS = {f.__name__: f for f in [page_loads, wrong_token, chat_with_cli, files_both_ways, read_only, terminal]}
+
+if __name__ == "__main__":
+    scenario = SCENARIOS[sys.argv[1]]
+    with tempfile.TemporaryDirectory() as work:
+        server = Server(work)
+        try:
+            with sync_playwright() as p:
+                scenario(p, server)
+        finally:
+            server.stop()
+    print(f"{sys.argv[1]}: ok")

@@ -8,6 +8,7 @@ here=$(dirname "$0")
 "$here/exec.sh"
 "$here/files.sh"
 "$here/chat.sh"
+"$here/web.sh"
 source "$here/lib.sh"
 config=$work/ferry.toml
 export FERRY_TOKEN=$("$ferry" user add bench --allow chat,read,write,exec --config "$config" 2>/dev/null)

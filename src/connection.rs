@@ -5,6 +5,8 @@
 //! 粘包), refuses oversized frames before allocating, and tells a clean end of stream (between
 //! frames) from a peer that vanished mid-frame.
 
+pub mod ws_stream;
+
 use std::io;
 
 use bytes::BytesMut;

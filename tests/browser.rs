@@ -74,3 +74,8 @@ fn a_read_only_user_sees_no_upload_and_is_refused_anyway() {
 fn the_terminal_runs_a_shell_that_follows_the_window_and_takes_ctrl_c() {
     scenario("terminal");
 }
+
+#[test]
+fn remember_on_this_device_keeps_the_token_until_sign_out() {
+    scenario("remember");
+}

@@ -191,3 +191,184 @@ async fn a_request_that_never_finishes_is_closed_at_the_handshake_timeout() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// `GET path` on a plaintext web door: the status line, the headers (lower-case names) and
+/// the body.
+async fn http_get(server: &TestServer, path: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.web_addr.unwrap();
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut response))
+        .await
+        .expect("the response ends in time")
+        .unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a whole HTTP head");
+    let head = String::from_utf8(response[..split].to_vec()).unwrap();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    (status, headers, response[split + 4..].to_vec())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_served_with_headers_that_keep_it_to_itself() {
+    let server = web_server().await;
+    for (path, status, kind) in [
+        ("/", "200", "text/html"),
+        ("/js/wire.js", "200", "text/javascript"),
+        ("/favicon.svg", "200", "image/svg+xml"),
+        ("/README.md", "404", "text/plain"),
+        ("/../Cargo.toml", "404", "text/plain"),
+        ("/nothing-here", "404", "text/plain"),
+    ] {
+        let (line, headers, _) = http_get(&server, path).await;
+        assert!(line.contains(status), "{path}: {line}");
+        assert!(
+            header(&headers, "content-type").is_some_and(|t| t.starts_with(kind)),
+            "{path}: {headers:?}"
+        );
+        // Every answer, refusals too, carries the policy.
+        let policy = header(&headers, "content-security-policy").unwrap_or_default();
+        assert!(
+            policy.contains("script-src 'self';") && policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
+        assert_eq!(header(&headers, "referrer-policy"), Some("no-referrer"));
+        assert_eq!(header(&headers, "set-cookie"), None);
+    }
+    let (_, _, body) = http_get(&server, "/ferry.json").await;
+    let facts: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(facts["binding"], "plaintext", "{facts}");
+    let (_, _, page) = http_get(&server, "/").await;
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        !page.contains("<script>") && page.contains("<script type=\"module\" src="),
+        "no inline script: {page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reaches_a_server_through_its_web_door_and_pins_it() {
+    let (config, token) = common::config_with_user("alice", "read,write");
+    let server = TestServer::start_with_web(config, false).await;
+    let web = format!("wss://{}", server.web_addr.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let original = common::pattern(3 << 20, 7);
+    std::fs::write(dir.path().join("a.bin"), &original).unwrap();
+    let ferry = |verb: &str, args: &[&str]| {
+        let mut cmd = common::ferry_bin(&server.home());
+        cmd.arg(verb)
+            .args([
+                "--server",
+                &web,
+                "--token",
+                &token.to_string(),
+                "--accept-new",
+            ])
+            .args(args);
+        cmd
+    };
+    let put = common::output(ferry(
+        "put",
+        &[dir.path().join("a.bin").to_str().unwrap(), "a.bin"],
+    ))
+    .await;
+    assert!(put.status.success(), "{put:?}");
+    let got = dir.path().join("back.bin");
+    let get = common::output(ferry("get", &["a.bin", got.to_str().unwrap()])).await;
+    assert!(get.status.success(), "{get:?}");
+    assert!(
+        std::fs::read(&got).unwrap() == original,
+        "not byte-identical"
+    );
+    let pins = std::fs::read_to_string(server.home().join("known_servers")).unwrap();
+    let expected = format!(
+        "{} {}",
+        server.web_addr.unwrap(),
+        server.fingerprint.as_deref().unwrap()
+    );
+    assert!(pins.contains(&expected), "{pins}");
+
+    // Plaintext only when asked for, as on TCP.
+    let mut ls = common::ferry_bin(&server.home());
+    ls.args(["ls", "--server", &web.replace("wss://", "ws://")]);
+    let plain = common::output(ls).await;
+    assert!(!plain.status.success());
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("--plaintext"),
+        "{plain:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_certificate_signed_by_a_ca_serves_both_doors() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &Issuer::new(ca_params, &ca_key))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("chain.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, leaf.pem() + &ca.pem()).unwrap();
+    std::fs::write(&key_path, leaf_key.serialize_pem()).unwrap();
+
+    let mut config = ServerConfig::default();
+    config.tls.cert = Some(cert_path);
+    config.tls.key = Some(key_path);
+    config.validate().unwrap();
+    let server = TestServer::start_with_web(config, false).await;
+    assert_eq!(
+        server.fingerprint.as_deref(),
+        Some(ferry::tls::fingerprint(leaf.der()).as_str()),
+        "the operator's certificate is the identity clients pin"
+    );
+    // The native door: a ferry client connects and pins it.
+    let mut client = server.client(None).await;
+    client.ping(1).await.unwrap();
+
+    // The web door: a client that trusts only the CA (as a browser trusts its CAs) accepts it.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(server.web_addr.unwrap()).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .expect("the chain verifies against the CA");
+}
+
+#[test]
+fn tls_needs_both_cert_and_key() {
+    let mut config = ServerConfig::default();
+    config.tls.cert = Some("chain.pem".into());
+    let err = config.validate().unwrap_err();
+    assert!(err.contains("both cert and key"), "{err}");
+}

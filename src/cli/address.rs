@@ -10,9 +10,14 @@
 /// The port of a server named without one.
 pub const DEFAULT_PORT: u16 = 9999;
 
-/// `HOST:PORT` for `--server`: `HOST` alone (or `[V6]`) means port [`DEFAULT_PORT`].
+/// `HOST:PORT` for `--server`: `HOST` alone (or `[V6]`) means port [`DEFAULT_PORT`]; a
+/// `wss://`/`ws://` web door stays as it is.
 pub fn server_address(server: &str) -> String {
     let server = server.trim();
+    // A web door (`wss://HOST:PORT`) is used as it is written.
+    if server.starts_with("wss://") || server.starts_with("ws://") {
+        return server.to_string();
+    }
     if let Some(rest) = server.strip_prefix('[') {
         // [V6] or [V6]:PORT
         return match rest.split_once(']') {

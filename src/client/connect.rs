@@ -5,6 +5,7 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use super::{ClientError, ClientOptions};
 use crate::connection::{BoxedStream, FrameReader};
@@ -30,7 +31,7 @@ pub(crate) async fn connect_transport(
     server: &str,
     options: &ClientOptions,
 ) -> Result<Transport, ClientError> {
-    let (plaintext, home) = (options.plaintext, options.home.as_path());
+    let plaintext = options.plaintext;
     let wanted = if plaintext {
         Mode::Plaintext
     } else {
@@ -74,6 +75,25 @@ pub(crate) async fn connect_transport(
         });
     }
 
+    let (tls, presented, status) = tls_pinned(tcp, server, options).await?;
+    Ok(Transport {
+        stream: Box::new(tls),
+        tls: Some((presented, status)),
+    })
+}
+
+/// TLS over `tcp`, then the pin check against the pin store in `options.home`, keyed by
+/// `server` (`HOST:PORT`): the server's fingerprint and what the store said. Nothing of the
+/// caller's is sent before the pin is confirmed.
+///
+/// # Errors
+/// A TLS failure, an unknown server without `accept_new`, or a changed identity.
+pub(crate) async fn tls_pinned(
+    tcp: TcpStream,
+    server: &str,
+    options: &ClientOptions,
+) -> Result<(TlsStream<TcpStream>, String, PinStatus), ClientError> {
+    let home = options.home.as_path();
     let connector = TlsConnector::from(rustls_config::client_config());
     let tls = connector
         .connect(server_name(server), tcp)
@@ -115,10 +135,7 @@ pub(crate) async fn connect_transport(
             store: store.path().to_path_buf(),
         });
     }
-    Ok(Transport {
-        stream: Box::new(tls),
-        tls: Some((presented, status)),
-    })
+    Ok((tls, presented, status))
 }
 
 /// Reads the single error frame that follows a refusal preamble.

@@ -11,6 +11,7 @@ pub mod files;
 mod handles;
 pub mod handshake;
 pub mod tree;
+mod websocket;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,7 +37,8 @@ pub const DEFAULT_SERVER: &str = "127.0.0.1:9999";
 /// How to reach and authenticate to a server.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// `HOST:PORT`, also the key of the pin store.
+    /// `HOST:PORT`, also the key of the pin store; or `wss://HOST:PORT[/PATH]` (`ws://` in
+    /// plaintext) for a server's web door.
     pub server: String,
     /// The user's token; `None` for an anonymous session.
     pub token: Option<Token>,
@@ -84,17 +86,22 @@ impl Client {
 
     async fn connect_inner(options: &ClientOptions) -> Result<Client, ClientError> {
         let server = &options.server;
-        if !server.contains(':') {
-            return Err(ClientError::BadAddress(server.clone()));
-        }
-        let tcp = TcpStream::connect(server.as_str())
-            .await
-            .map_err(|source| ClientError::Connect {
-                server: server.clone(),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let transport = connect::connect_transport(tcp, server, options).await?;
+        let transport = match websocket::WebAddress::parse(server) {
+            Some(web) => websocket::connect_websocket(&web, options).await?,
+            None => {
+                if !server.contains(':') {
+                    return Err(ClientError::BadAddress(server.clone()));
+                }
+                let tcp = TcpStream::connect(server.as_str())
+                    .await
+                    .map_err(|source| ClientError::Connect {
+                        server: server.clone(),
+                        source,
+                    })?;
+                let _ = tcp.set_nodelay(true);
+                connect::connect_transport(tcp, server, options).await?
+            }
+        };
         let binding = transport
             .tls
             .as_ref()

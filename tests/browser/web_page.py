@@ -180,13 +180,34 @@ def wrong_token(p, server):
     page.close()
 
 
+def remember(p, server):
+    page = Page(p, server, "remember")
+    page.page.fill("#token", server.tokens["reader"])
+    page.page.check("#remember")
+    page.page.click("#sign-in-button")
+    expect(page.page.locator("#who")).to_contain_text("reader")
+    assert page.page.evaluate("localStorage.getItem('ferry.token')") == server.tokens["reader"]
+    page.page.reload()
+    expect(page.page.locator("#token")).to_have_value(server.tokens["reader"])
+    page.page.click("#sign-in-button")
+    page.page.click("#sign-out")
+    expect(page.page.locator("#sign-in")).to_be_visible()
+    assert page.page.evaluate("localStorage.length") == 0, "sign-out forgets the token"
+    page.shot()
+    page.close()
+
+
 def chat_with_cli(p, server):
     page = Page(p, server, "chat_with_cli")
     page.sign_in(server.tokens["alice"])
+    cli = CliChat(server, "harbour", "deckhand")
+    cli.wait_for(r"in room harbour as deckhand")
+    cli.say("said before you came")
     page.page.fill("#chat-room", "harbour")
     page.page.click("#chat-join")
     expect(page.page.locator("#chat-place")).to_contain_text("#harbour as alice")
-    cli = CliChat(server, "harbour", "deckhand")
+    # History on join, and the member list.
+    expect(page.page.locator("#chat-log li.history")).to_contain_text("<deckhand> said before you came")
     expect(page.page.locator("#chat-members")).to_contain_text("deckhand")
     page.page.fill("#chat-input", "hello from the page")
     page.page.press("#chat-input", "Enter")
@@ -206,8 +227,31 @@ def chat_with_cli(p, server):
     page.page.fill("#chat-input", "x" * 5000)
     page.page.press("#chat-input", "Enter")
     expect(page.page.locator("#chat-log .refused")).to_contain_text("not sent")
+    # Past the flood limit the server paces the lines (none is lost), and the page says so.
+    page.page.evaluate("""() => {
+        const input = document.querySelector('#chat-input');
+        const form = document.querySelector('#chat-say-form');
+        for (let i = 0; i < 40; i++) { input.value = `flood ${i}`; form.requestSubmit(); }
+    }""")
+    expect(page.page.locator("#chat-status")).to_contain_text("flood limit")
+    cli.wait_for(r"alice: flood 39$")
+    expect(page.page.locator("#chat-status")).to_have_text("")
+    assert page.page.locator("#chat-log li.pending").count() == 0
+    # A nick change, then a move to another room: the CLI member is told of both.
+    page.page.fill("#chat-input", "/nick skipper")
+    page.page.press("#chat-input", "Enter")
+    cli.wait_for(r"alice is now known as skipper")
+    page.page.fill("#chat-input", "/join deck")
+    page.page.press("#chat-input", "Enter")
+    expect(page.page.locator("#chat-place")).to_contain_text("#deck as skipper")
+    cli.wait_for(r"skipper left")
+    page.page.fill("#chat-input", "/join harbour")
+    page.page.press("#chat-input", "Enter")
+    expect(page.page.locator("#chat-place")).to_contain_text("#harbour as skipper")
     cli.stop()
     expect(page.page.locator("#chat-log")).to_contain_text("deckhand left")
+    expect(page.page.locator("#chat-members")).not_to_contain_text("deckhand")
+    expect(page.page.locator("#chat-rooms li.current")).to_have_text("#harbour (1)")
     page.shot()
     page.no_console_errors()
     assert page.page.evaluate("localStorage.length") == 0, "nothing is stored without 'remember'"
@@ -322,7 +366,7 @@ def terminal(p, server):
     page.close()
 
 
-SCENARIOS = {f.__name__: f for f in [page_loads, wrong_token, chat_with_cli, files_both_ways, read_only, terminal]}
+SCENARIOS = {f.__name__: f for f in [page_loads, wrong_token, remember, chat_with_cli, files_both_ways, read_only, terminal]}
 
 if __name__ == "__main__":
     scenario = SCENARIOS[sys.argv[1]]

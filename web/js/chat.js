@@ -185,7 +185,13 @@ export class ChatView {
         }
         return this.request({ type: 'chat_topic', topic: rest });
       }
-      case '/nick': return this.request({ type: 'chat_nick', nick: rest.trim() });
+      case '/nick': {
+        const nick = rest.trim();
+        await this.request({ type: 'chat_nick', nick });
+        $('#chat-nick').value = nick;
+        $('#chat-place').textContent = $('#chat-place').textContent.replace(/ as .*$/, ` as ${nick}`);
+        return undefined;
+      }
       case '/part': case '/quit': return this.leave();
       default: return this.note(`unknown command ${name}; /help lists them`);
     }

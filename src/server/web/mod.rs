@@ -10,7 +10,6 @@
 //! none and still has to prove a token like any other.)
 
 mod assets;
-mod ws_stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,10 +29,10 @@ use tracing::debug;
 
 use super::ServerState;
 use super::session::{SessionEnd, serve_stream};
+use crate::connection::ws_stream::{Incoming, WsMessage, WsStream};
 use crate::per_address::AddressSlot;
 use crate::shutdown::{Shutdown, next_connection};
 use tokio::sync::OwnedSemaphorePermit;
-use ws_stream::WsStream;
 
 /// The web door's listener, bound.
 pub(crate) struct WebListener {
@@ -171,6 +170,21 @@ async fn upgrade(State(door): State<Door>, headers: HeaderMap, ws: WebSocketUpgr
                 }
             })
         })
+}
+
+impl WsMessage for axum::extract::ws::Message {
+    fn binary(frame: bytes::Bytes) -> Self {
+        Self::Binary(frame)
+    }
+
+    fn into_incoming(self) -> Incoming {
+        match self {
+            Self::Binary(bytes) => Incoming::Binary(bytes),
+            Self::Text(_) => Incoming::Text,
+            Self::Ping(_) | Self::Pong(_) => Incoming::Control,
+            Self::Close(_) => Incoming::Close,
+        }
+    }
 }
 
 /// Whether the upgrade comes from this server's own page: no `Origin` (not a browser), or

@@ -1,16 +1,17 @@
-//! A WebSocket as the byte stream the session reads frames from: the browser's door onto the
-//! same session code as TCP. One binary WebSocket message carries one ferry frame each way;
-//! reading concatenates messages (frames are self-delimiting, so the framing code needs no
-//! change), writing cuts the byte stream at frame boundaries.
+//! A WebSocket as the byte stream a [`Connection`](super::Connection) reads frames from: the
+//! web door's transport, at either end (the server's door, the client's `wss://` servers). One
+//! binary WebSocket message carries one ferry frame each way; reading concatenates messages
+//! (frames are self-delimiting, so the framing code needs no change), writing cuts the byte
+//! stream at frame boundaries.
 //!
 //! Written by hand because the WebSocket crates offer message streams, not byte streams, and
-//! the cut must follow ferry's own length prefix.
+//! the cut must follow ferry's own length prefix. Generic over the message type, so the
+//! server's (axum's) and the client's (tungstenite's) sockets share it.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use axum::extract::ws::{Message, WebSocket};
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -18,9 +19,30 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Bytes written but not yet sent beyond which writes wait (a frame is at most this large).
 const WRITE_HIGH_WATER: usize = 2 * 1024 * 1024;
 
+/// A WebSocket library's message, as this stream needs to see it.
+pub trait WsMessage: Sized {
+    /// A binary message carrying `frame`.
+    fn binary(frame: Bytes) -> Self;
+    /// What arrived.
+    fn into_incoming(self) -> Incoming;
+}
+
+/// A received WebSocket message, reduced to what a ferry stream does with it.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A binary message: one ferry frame.
+    Binary(Bytes),
+    /// A ping or pong, which the WebSocket layer answers itself.
+    Control,
+    /// A text message, which ferry never sends: an error.
+    Text,
+    /// The peer's close.
+    Close,
+}
+
 /// A WebSocket carrying ferry frames, as a byte stream.
-pub(crate) struct WsStream {
-    socket: WebSocket,
+pub struct WsStream<S> {
+    socket: S,
     /// The rest of the message being read.
     incoming: Bytes,
     /// Written bytes not yet sent as whole frames.
@@ -29,8 +51,14 @@ pub(crate) struct WsStream {
     ended: bool,
 }
 
-impl WsStream {
-    pub(crate) fn new(socket: WebSocket) -> WsStream {
+impl<S, M, E> WsStream<S>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Unpin,
+    M: WsMessage,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Wraps an open WebSocket.
+    pub fn new(socket: S) -> WsStream<S> {
         WsStream {
             socket,
             incoming: Bytes::new(),
@@ -52,14 +80,19 @@ impl WsStream {
             ready!(Pin::new(&mut self.socket).poll_ready(cx)).map_err(io::Error::other)?;
             let frame = self.outgoing.split_to(len).freeze();
             Pin::new(&mut self.socket)
-                .start_send(Message::Binary(frame))
+                .start_send(M::binary(frame))
                 .map_err(io::Error::other)?;
         }
         Poll::Ready(Ok(()))
     }
 }
 
-impl AsyncRead for WsStream {
+impl<S, M, E> AsyncRead for WsStream<S>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Unpin,
+    M: WsMessage,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -75,24 +108,30 @@ impl AsyncRead for WsStream {
             if self.ended {
                 return Poll::Ready(Ok(()));
             }
-            match ready!(Pin::new(&mut self.socket).poll_next(cx)) {
-                Some(Ok(Message::Binary(bytes))) => self.incoming = bytes,
+            let next = ready!(Pin::new(&mut self.socket).poll_next(cx));
+            match next.map(|m| m.map(M::into_incoming)) {
+                Some(Ok(Incoming::Binary(bytes))) => self.incoming = bytes,
                 // Pings are answered by the WebSocket layer itself.
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Text(_))) => {
+                Some(Ok(Incoming::Control)) => {}
+                Some(Ok(Incoming::Text)) => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "a text WebSocket message: ferry frames travel as binary messages",
                     )));
                 }
-                Some(Ok(Message::Close(_))) | None => self.ended = true,
+                Some(Ok(Incoming::Close)) | None => self.ended = true,
                 Some(Err(e)) => return Poll::Ready(Err(io::Error::other(e))),
             }
         }
     }
 }
 
-impl AsyncWrite for WsStream {
+impl<S, M, E> AsyncWrite for WsStream<S>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Unpin,
+    M: WsMessage,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -7,6 +7,7 @@ what a person would see, cross-checks through the real CLI, saves a screenshot, 
 when every check held (an AssertionError otherwise, with what was seen).
 """
 
+import hashlib
 import os
 import re
 import subprocess
@@ -75,12 +76,21 @@ class Server:
         self.process.wait()
 
 
-class CliChat:
-    """`ferry chat` as a second member, its lines read as they come."""
+PYTHON_CLIENT = Path(__file__).resolve().parents[2] / "examples" / "python" / "ferry_client.py"
 
-    def __init__(self, server, room, nick):
+
+class CliChat:
+    """`ferry chat` as another member (or, with `python`, the standard-library Python client),
+    its lines read as they come."""
+
+    def __init__(self, server, room, nick, python=False):
+        if python:
+            command = [sys.executable, str(PYTHON_CLIENT), "--server", server.addr, "--home", str(server.home),
+                       "--token", server.tokens["reader"], "chat", "--room", room, "--nick", nick]
+        else:
+            command = server.client("chat", "--room", room, "--nick", nick)
         self.process = subprocess.Popen(
-            server.client("chat", "--room", room, "--nick", nick), stdin=subprocess.PIPE,
+            command, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=server.env())
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -214,6 +224,17 @@ def chat_with_cli(p, server):
     cli.wait_for(r"\[harbour\] alice: hello from the page")
     cli.say("hello from the cli")
     expect(page.page.locator("#chat-log")).to_contain_text("<deckhand> hello from the cli")
+    # A member on the Python client: it prints what arrived while it waits for its own ack.
+    python = CliChat(server, "harbour", "pyhand", python=True)
+    python.wait_for(r"joined as pyhand")
+    page.page.fill("#chat-input", "hello python")
+    page.page.press("#chat-input", "Enter")
+    expect(page.page.locator("#chat-log li:not(.pending)").last).to_contain_text("hello python")
+    python.say("hi from python")
+    python.wait_for(r"\[harbour\] alice: hello python")
+    expect(page.page.locator("#chat-log")).to_contain_text("<pyhand> hi from python")
+    python.stop()
+    expect(page.page.locator("#chat-log")).to_contain_text("pyhand left")
     # The bot, by a direct message.
     page.page.fill("#chat-input", "/msg babyshen 我")
     page.page.press("#chat-input", "Enter")
@@ -293,6 +314,35 @@ def files_both_ways(p, server):
     page.page.once("dialog", lambda d: d.accept())
     page.page.locator("#files-rows tr[data-name='dropped.txt'] button.remove").click()
     expect(page.page.locator("#files-rows tr[data-name='dropped.txt']")).to_have_count(0)
+    # A large download goes straight to disk where the browser offers the File System Access
+    # API (here a stand-in that keeps what is written): written as it arrives, kept (closed)
+    # only once verified.
+    big = server.root / "big.bin"
+    big.write_bytes(os.urandom(64 * 1024 * 1024 + 3))
+    page.page.evaluate("""() => {
+        window.__disk = { parts: 0, bytes: 0, closed: false, aborted: false, chunks: [] };
+        window.showSaveFilePicker = async ({ suggestedName }) => ({
+            createWritable: async () => ({
+                write: async (b) => { __disk.parts++; __disk.bytes += b.length; __disk.chunks.push(new Uint8Array(b)); },
+                close: async () => { __disk.closed = true; },
+                abort: async () => { __disk.aborted = true; },
+            }),
+            name: suggestedName,
+        });
+    }""")
+    page.page.click("#files-refresh")
+    page.page.locator("#files-rows tr[data-name='big.bin'] button.download").click()
+    expect(page.page.locator("#transfers li", has_text="big.bin")).to_have_attribute("data-state", "done")
+    disk = page.page.evaluate("""async () => {
+        const whole = new Blob(__disk.chunks);
+        const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await whole.arrayBuffer()));
+        const hex = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+        return { parts: __disk.parts, bytes: __disk.bytes, closed: __disk.closed, aborted: __disk.aborted, hex };
+    }""")
+    assert disk["closed"] and not disk["aborted"] and disk["parts"] > 1, disk
+    assert disk["bytes"] == big.stat().st_size and disk["hex"] == hashlib.sha256(big.read_bytes()).hexdigest(), disk
+    big.unlink()
+    page.page.click("#files-refresh")
     # Sort by size: the larger file first when descending.
     page.page.click("#files-table th[data-sort=size]")
     page.page.click("#files-table th[data-sort=size]")

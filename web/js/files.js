@@ -146,7 +146,7 @@ export class FilesView {
         state.textContent = `${humanSize(bytes)} of ${humanSize(size)}${seconds > 0.5 ? ` · ${humanSize(bytes / seconds)}/s` : ''}`;
       },
       finished(text, bad = false) {
-        progress.value = progress.max;
+        if (!bad) progress.value = progress.max;
         state.textContent = text;
         state.classList.toggle('bad', bad);
         item.dataset.state = bad ? 'failed' : 'done';

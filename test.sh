@@ -1,7 +1,7 @@
 #!/bin/sh
 # The whole test suite in one command, on a machine with only a Rust toolchain: installs what
 # the tests need when it is missing (cargo-nextest, the runner that bounds every test's time;
-# python3 and tmux, which some tests drive; Chromium and Playwright, which drive the web page),
+# python3, tmux and irssi, which some tests drive; Chromium and Playwright, which drive the web page),
 # then runs them. Arguments go to `cargo nextest run`.
 set -eu
 cd "$(dirname "$0")"
@@ -9,6 +9,7 @@ cd "$(dirname "$0")"
 need_apt=""
 command -v python3 >/dev/null 2>&1 || need_apt="$need_apt python3"
 command -v tmux >/dev/null 2>&1 || need_apt="$need_apt tmux"
+command -v irssi >/dev/null 2>&1 || need_apt="$need_apt irssi"
 # The browser tests launch Debian's Chromium by its path (Playwright cannot download its own).
 [ -x /usr/bin/chromium ] || need_apt="$need_apt chromium"
 if ! python3 -c 'import playwright' >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then

@@ -7,60 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::tmux::Tmux;
 use common::{ServerProcess, WAIT, pattern};
-
-/// A tmux server of its own (its own socket), killed on drop.
-struct Tmux {
-    socket: tempfile::TempDir,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let tmux = Tmux {
-            socket: tempfile::tempdir().unwrap(),
-        };
-        let status = tmux
-            .cmd()
-            .args(["new-session", "-d", "-x", "160", "-y", "20", command])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        tmux
-    }
-
-    fn cmd(&self) -> Command {
-        let mut cmd = Command::new("tmux");
-        cmd.arg("-S").arg(self.socket.path().join("s"));
-        cmd
-    }
-
-    fn screen(&self) -> String {
-        let out = self.cmd().args(["capture-pane", "-p"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Waits until the screen shows `text`; the screen when it does.
-    async fn wait_for(&self, text: &str) -> String {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return screen;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "'{text}' never appeared:\n{screen}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
-    }
-}
 
 fn quoted(path: &Path) -> String {
     format!("'{}'", path.display())
@@ -126,15 +74,6 @@ async fn ctrl_c_in_the_middle_keeps_the_partial_and_says_so() {
     assert_eq!(out.status.code(), Some(130), "{said}");
     assert!(said.contains("partial kept: re-run to resume"), "{said}");
     assert!(partial.exists() && !local.path().join("big.bin").exists());
-}
-
-impl Tmux {
-    fn type_line(&self, text: &str) {
-        let status = self.cmd().args(["send-keys", "-l", text]).status().unwrap();
-        assert!(status.success());
-        let status = self.cmd().args(["send-keys", "Enter"]).status().unwrap();
-        assert!(status.success());
-    }
 }
 
 /// `ferry ping` against a TLS server met for the first time, in a terminal.

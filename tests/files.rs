@@ -950,6 +950,7 @@ async fn abandoned_partials_are_swept_and_fresh_or_held_ones_kept() {
         state_dir: dir.path().join("state"),
         plaintext: true,
         web: None,
+        irc: None,
     })
     .await
     .unwrap();

@@ -159,6 +159,7 @@ async fn a_plaintext_web_door_opens_only_on_loopback() {
         state_dir: dir.path().join("state"),
         plaintext: true,
         web: Some("0.0.0.0:0".parse().unwrap()),
+        irc: None,
     })
     .await;
     let Err(e) = bound else {

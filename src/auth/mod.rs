@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ring::hmac;
 use tokio::sync::watch;
 
-use crate::protocol::Permissions;
+use crate::protocol::{ErrorCode, Permissions, Refusal};
 use crate::random::random_bytes;
 use limiter::FailureLimiter;
 use scram::Credential;
@@ -168,5 +168,53 @@ impl Authenticator {
     /// The fixed delay before every refusal.
     pub fn failure_delay(&self) -> Duration {
         self.failure_delay
+    }
+
+    /// Signs `user` in with the token's secret itself, for doors whose clients cannot answer a
+    /// challenge (IRC). The same rules as the proof: the attempt counts as a failure until it
+    /// succeeds, a blocked address is refused, and every refusal waits the same fixed delay
+    /// whether the user exists or not.
+    ///
+    /// # Errors
+    /// `rate_limited` while `peer` is blocked; `auth_failed` for a wrong secret or an unknown
+    /// user (the same answer).
+    pub async fn sign_in_with_secret(
+        &self,
+        peer: IpAddr,
+        user: &str,
+        secret: &str,
+    ) -> Result<SessionIdentity, Refusal> {
+        if let Some(left) = self.blocked_for(peer) {
+            tokio::time::sleep(self.failure_delay).await;
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many failed logins from this address; retry in {} s",
+                    left.as_secs().max(1)
+                ),
+            ));
+        }
+        self.record_failure(peer);
+        match self
+            .user(user)
+            .filter(|record| record.credential.verify_secret(secret))
+        {
+            Some(record) => {
+                self.forgive_failure(peer);
+                Ok(SessionIdentity {
+                    user: Some(user.to_string()),
+                    permissions: record.permissions,
+                    credential: Some(record.credential.stored_key),
+                })
+            }
+            None => {
+                tracing::info!(%peer, %user, "failed login: wrong token or unknown user");
+                tokio::time::sleep(self.failure_delay).await;
+                Err(Refusal::new(
+                    ErrorCode::AuthFailed,
+                    "authentication failed: wrong token or unknown user",
+                ))
+            }
+        }
     }
 }

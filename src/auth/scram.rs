@@ -91,6 +91,15 @@ impl Credential {
         sha256(&key).ct_eq(&self.stored_key).into()
     }
 
+    /// Whether `secret` is the token secret this credential was derived from. Constant time.
+    /// For doors whose clients cannot answer a challenge and send the secret itself, inside
+    /// TLS (IRC's SASL PLAIN and PASS).
+    pub fn verify_secret(&self, secret: &str) -> bool {
+        sha256(&client_key(secret, &self.salt))
+            .ct_eq(&self.stored_key)
+            .into()
+    }
+
     /// The server's signature over `auth_message`.
     pub fn server_signature(&self, auth_message: &[u8]) -> [u8; KEY_LEN] {
         hmac_sha256(&self.server_key, auth_message)

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// WebSocket endpoint /ws carries ferry sessions.
     #[arg(long, value_name = "HOST:PORT", value_parser = super::listen_address)]
     pub web: Option<SocketAddr>,
+    /// Also open the IRC door here: IRC over TLS with the server's identity (plain IRC with
+    /// --plaintext, loopback only), onto the same rooms.
+    #[arg(long, value_name = "HOST:PORT", value_parser = super::listen_address)]
+    pub irc: Option<SocketAddr>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -67,6 +71,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         (None, Some(text)) => Some(text.parse().context("invalid [web] listen in config")?),
         (None, None) => None,
     };
+    let irc = match (args.irc, &config.irc.listen) {
+        (Some(addr), _) => Some(addr),
+        (None, Some(text)) => Some(text.parse().context("invalid [irc] listen in config")?),
+        (None, None) => None,
+    };
     ferry::fd_limit::raise_to_hard_limit();
 
     let mut signals = ferry::shutdown::StopSignals::install()
@@ -80,6 +89,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         state_dir,
         plaintext,
         web,
+        irc,
     })
     .await?;
     if let Some(addr) = server.web_addr()? {
@@ -88,6 +98,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 "ferry: web page at https://{addr}/ (identity {fp}: compare it with the browser's certificate viewer)"
             ),
             None => eprintln!("ferry: web page at http://{addr}/ (PLAINTEXT, loopback only)"),
+        }
+    }
+    if let Some(addr) = server.irc_addr()? {
+        match server.fingerprint() {
+            Some(fp) => eprintln!(
+                "ferry: IRC door on {addr} (IRC over TLS, identity {fp}; sign in with SASL PLAIN or PASS NAME:SECRET)"
+            ),
+            None => eprintln!("ferry: IRC door on {addr} (PLAINTEXT IRC, loopback only)"),
         }
     }
     // The seed's protocols run beside the server, on listeners of their own.

@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub anonymous: AnonymousConfig,
     /// The web door.
     pub web: WebConfig,
+    /// The IRC door.
+    pub irc: IrcConfig,
     /// An operator's own certificate in place of the self-made identity.
     pub tls: TlsConfig,
     /// Users by name.
@@ -55,6 +57,14 @@ pub struct ServerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
     /// Address to open it on; `--web` overrides it. Default: closed.
+    pub listen: Option<String>,
+}
+
+/// The IRC door: IRC clients join ferry's rooms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IrcConfig {
+    /// Address to open it on; `--irc` overrides it. Default: closed.
     pub listen: Option<String>,
 }
 

@@ -4,6 +4,7 @@
 
 mod accept;
 pub mod handshake;
+mod irc;
 pub mod reload;
 mod session;
 mod web;
@@ -19,10 +20,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, SessionIdentity};
 use crate::config::{ExecConfig, Limits, ServerConfig};
 use crate::per_address::{PerAddress, PerAddressQueue};
 use crate::protocol::{ErrorCode, Refusal};
+use crate::services::SessionContext;
 use crate::services::chat::{self, hub::ChatHub};
 use crate::services::files::sandbox::Sandbox;
 use crate::shutdown::Shutdown;
@@ -47,6 +49,8 @@ pub struct ServerOptions {
     pub plaintext: bool,
     /// Also open the web door (HTTP(S) and its WebSocket endpoint `/ws`) here.
     pub web: Option<SocketAddr>,
+    /// Also open the IRC door (IRC over TLS; plaintext IRC on loopback only) here.
+    pub irc: Option<SocketAddr>,
 }
 
 /// Why a server could not start.
@@ -142,6 +146,27 @@ pub struct ServerState {
 }
 
 impl ServerState {
+    /// What the services know of a session of `identity` from `peer`, whatever its door.
+    pub fn session_context(
+        &self,
+        identity: SessionIdentity,
+        peer: SocketAddr,
+        shutdown: &Shutdown,
+    ) -> SessionContext {
+        SessionContext {
+            identity,
+            chat: Arc::clone(&self.chat),
+            exec: Arc::clone(&self.exec),
+            root: Arc::clone(&self.root),
+            sandbox: self.sandbox.clone(),
+            peer: peer.ip(),
+            file_requests: Arc::clone(&self.file_requests_per_address),
+            file_requests_total: Arc::clone(&self.file_requests),
+            auth: Arc::clone(&self.auth),
+            shutdown: shutdown.begin.clone(),
+        }
+    }
+
     /// Applies a re-read config's users and anonymous rights (see [`reload`]).
     ///
     /// # Errors
@@ -159,6 +184,8 @@ pub struct Server {
     listener: TcpListener,
     /// The web door, when asked for.
     web: Option<web::WebListener>,
+    /// The IRC door, when asked for.
+    irc: Option<irc::IrcListener>,
     state: Arc<ServerState>,
     fingerprint: Option<String>,
 }
@@ -235,9 +262,18 @@ impl Server {
             ),
             None => None,
         };
+        let irc = match options.irc {
+            Some(addr) => Some(
+                irc::IrcListener::bind(addr, options.plaintext)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Server {
             listener,
             web,
+            irc,
             state: Arc::new(state),
             fingerprint,
         })
@@ -259,6 +295,17 @@ impl Server {
         self.web
             .as_ref()
             .map(web::WebListener::local_addr)
+            .transpose()
+    }
+
+    /// The IRC door's address, when it is open.
+    ///
+    /// # Errors
+    /// The socket's address cannot be read.
+    pub fn irc_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.irc
+            .as_ref()
+            .map(irc::IrcListener::local_addr)
             .transpose()
     }
 
@@ -288,6 +335,11 @@ impl Server {
             shutdown
                 .tracker
                 .spawn(web.run(Arc::clone(&self.state), shutdown.clone()));
+        }
+        if let Some(irc) = self.irc {
+            shutdown
+                .tracker
+                .spawn(irc.run(Arc::clone(&self.state), shutdown.clone()));
         }
         let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
         loop {

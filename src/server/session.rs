@@ -145,18 +145,7 @@ pub(crate) async fn serve_stream(
     info!(%peer, user = identity.user.as_deref().unwrap_or("anonymous"), permissions = %identity.permissions, "session open");
     // Clients accept frames up to the limit the server announced in `welcome`.
     conn.set_peer_max_frame(limits.max_frame_bytes);
-    let mut ctx = SessionContext {
-        identity,
-        chat: Arc::clone(&state.chat),
-        exec: Arc::clone(&state.exec),
-        root: Arc::clone(&state.root),
-        sandbox: state.sandbox.clone(),
-        peer: peer.ip(),
-        file_requests: Arc::clone(&state.file_requests_per_address),
-        file_requests_total: Arc::clone(&state.file_requests),
-        auth: Arc::clone(&state.auth),
-        shutdown: shutdown.begin.clone(),
-    };
+    let mut ctx = state.session_context(identity, peer, shutdown);
     request_loop(&mut conn, &mut ctx, state, shutdown).await
 }
 

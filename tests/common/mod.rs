@@ -2,6 +2,8 @@
 //! real binary, and a raw-protocol session for feeding the server bad input.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod tmux;
+
 use ferry::protocol::{ChatAck, Hello};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,15 @@ pub struct TestServer {
     pub legacy_addrs: Vec<SocketAddr>,
     /// The web door's address, when it was opened.
     pub web_addr: Option<SocketAddr>,
+    /// The IRC door's address, when the test opened it.
+    pub irc_addr: Option<SocketAddr>,
+}
+
+/// Which extra doors a test server opens.
+#[derive(Default, Clone, Copy)]
+struct Doors {
+    web: bool,
+    irc: bool,
 }
 
 impl TestServer {
@@ -50,12 +61,25 @@ impl TestServer {
     }
 
     async fn start_with(config: ServerConfig, plaintext: bool) -> TestServer {
-        Self::start_full(config, plaintext, Vec::new(), false).await
+        Self::start_full(config, plaintext, Vec::new(), Doors::default()).await
     }
 
     /// Starts a server with its web door open too (port 0 on loopback).
     pub async fn start_with_web(config: ServerConfig, plaintext: bool) -> TestServer {
-        Self::start_full(config, plaintext, Vec::new(), true).await
+        let doors = Doors {
+            web: true,
+            irc: false,
+        };
+        Self::start_full(config, plaintext, Vec::new(), doors).await
+    }
+
+    /// Starts a server with its IRC door open too (port 0 on loopback).
+    pub async fn start_with_irc(config: ServerConfig, plaintext: bool) -> TestServer {
+        let doors = Doors {
+            web: false,
+            irc: true,
+        };
+        Self::start_full(config, plaintext, Vec::new(), doors).await
     }
 
     /// Starts a plaintext server with the seed's protocols on legacy listeners (port 0 each).
@@ -72,7 +96,7 @@ impl TestServer {
             .iter()
             .map(|k| format!("{k}=127.0.0.1:0").parse().unwrap())
             .collect();
-        let server = Self::start_full(config, true, specs, false).await;
+        let server = Self::start_full(config, true, specs, Doors::default()).await;
         let addrs = server.legacy_addrs.clone();
         (server, addrs)
     }
@@ -81,7 +105,7 @@ impl TestServer {
         config: ServerConfig,
         plaintext: bool,
         legacy: Vec<ferry::legacy::LegacySpec>,
-        web: bool,
+        doors: Doors,
     ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("root")).unwrap();
@@ -91,12 +115,14 @@ impl TestServer {
             root: dir.path().join("root"),
             state_dir: dir.path().join("state"),
             plaintext,
-            web: web.then(|| "127.0.0.1:0".parse().unwrap()),
+            web: doors.web.then(|| "127.0.0.1:0".parse().unwrap()),
+            irc: doors.irc.then(|| "127.0.0.1:0".parse().unwrap()),
         })
         .await
         .unwrap();
         let addr = server.local_addr().unwrap();
         let web_addr = server.web_addr().unwrap();
+        let irc_addr = server.irc_addr().unwrap();
         let legacy = ferry::legacy::LegacyListeners::bind(&legacy).await.unwrap();
         let legacy_addrs = legacy
             .addrs()
@@ -121,6 +147,7 @@ impl TestServer {
             task,
             legacy_addrs,
             web_addr,
+            irc_addr,
         }
     }
 
@@ -293,6 +320,8 @@ pub struct ServerProcess {
     pub root: PathBuf,
     /// The rest of the server's stderr, line by line.
     pub stderr: std::sync::mpsc::Receiver<String>,
+    /// What it printed before its "listening on" line (the other doors' addresses).
+    pub startup: Vec<String>,
     launch: Launch,
 }
 
@@ -409,6 +438,7 @@ impl ServerProcess {
                 }
             }
         });
+        let mut startup = Vec::new();
         let addr = loop {
             let line = rx
                 .recv_timeout(WAIT)
@@ -416,6 +446,7 @@ impl ServerProcess {
             if let Some(rest) = line.split("listening on ").nth(1) {
                 break rest.split_whitespace().next().unwrap().parse().unwrap();
             }
+            startup.push(line);
         };
         ServerProcess {
             child,
@@ -423,6 +454,7 @@ impl ServerProcess {
             dir,
             root,
             stderr: rx,
+            startup,
             launch,
         }
     }

@@ -34,6 +34,7 @@ async fn state(dir: &tempfile::TempDir) -> Arc<ServerState> {
         state_dir: dir.path().join("state"),
         plaintext: true,
         web: None,
+        irc: None,
     })
     .await
     .unwrap();

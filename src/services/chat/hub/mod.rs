@@ -24,7 +24,7 @@ use crate::config::ChatConfig;
 use crate::protocol::{ErrorCode, Refusal, RoomInfo};
 pub use participant::{Delivery, Participant, Receipt};
 use room::{FrameBudget, HistoryBudget, history_frame};
-pub use room::{Room, RoomEvent};
+pub use room::{Room, RoomChange, RoomEvent, Said};
 
 /// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -41,6 +41,8 @@ pub struct Joined {
     pub members: Vec<String>,
     /// Recent messages, already encoded with `history: true`.
     pub history: Vec<Bytes>,
+    /// The same recent messages as lines, for doors that encode their own (IRC).
+    pub lines: Vec<Said>,
 }
 
 /// Characters of a topic shown in a room list (`/topic` shows it whole).
@@ -129,16 +131,20 @@ impl ChatHub {
             let events = room.events.subscribe();
             let list = members.by_nick.keys().cloned().collect();
             drop(members);
-            let history = lock(&room.history)
+            let lines: Vec<Said> = lock(&room.history)
                 .iter()
-                .filter_map(|e| e.said.as_ref())
+                .filter_map(|e| e.said.clone())
+                .collect();
+            let history = lines
+                .iter()
                 .map(|said| history_frame(&room.name, said))
                 .collect();
-            room.notice(participant.id, format!("{nick} joined"));
+            room.notice(participant.id, RoomChange::Joined(nick.to_string()));
             return Ok(Joined {
                 events,
                 members: list,
                 history,
+                lines,
                 room,
             });
         }
@@ -181,6 +187,15 @@ impl ChatHub {
         )))
     }
 
+    /// The nicks in room `name`, if it exists.
+    pub fn nicks_in(&self, name: &str) -> Option<Vec<String>> {
+        self.rooms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|room| room.nicks())
+    }
+
     /// Bytes of history all rooms hold now.
     pub fn history_bytes(&self) -> usize {
         self.history_budget.used.load(Ordering::Relaxed)
@@ -196,13 +211,14 @@ impl ChatHub {
         self.rooms.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Removes `nick` from `room` with a notice; removes the room when it is empty.
+    /// Removes `nick` from `room`, telling the room why (`dropped` for not reading); removes
+    /// the room when it is empty.
     pub fn leave_room(
         &self,
         room: &Arc<Room>,
         participant: &Participant,
         nick: &str,
-        notice: String,
+        dropped: bool,
     ) {
         let now_empty = {
             let mut members = lock(&room.members);
@@ -215,7 +231,12 @@ impl ChatHub {
         if now_empty {
             self.remove_room(room);
         } else {
-            room.notice(participant.id, notice);
+            let change = if dropped {
+                RoomChange::Dropped(nick.to_string())
+            } else {
+                RoomChange::Left(nick.to_string())
+            };
+            room.notice(participant.id, change);
         }
     }
 

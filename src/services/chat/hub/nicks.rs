@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{ChatHub, Delivery, Participant, Receipt, Room, lock, names};
+use super::{ChatHub, Delivery, Participant, Receipt, Room, RoomChange, lock, names};
 use crate::protocol::{ErrorCode, Refusal};
 
 /// The refusal for a nick someone else holds (possibly under a look-alike spelling).
@@ -113,14 +113,15 @@ impl ChatHub {
         Ok(())
     }
 
-    /// Changes a participant's nick, in its room (if any) and in the directory.
+    /// Changes a participant's nick, in its rooms (a native member is in one at most; an IRC
+    /// member in several) and in the directory; each room is told.
     ///
     /// # Errors
     /// An invalid or reserved nick, or one someone else online uses (or one like it).
-    pub fn rename(
+    pub fn rename<'r>(
         &self,
         participant: &Participant,
-        room: Option<&Arc<Room>>,
+        rooms: impl IntoIterator<Item = &'r Arc<Room>>,
         old: &str,
         new: &str,
         user: Option<&str>,
@@ -142,12 +143,18 @@ impl ChatHub {
             }
             directory.insert(new_key, (new.to_string(), participant.clone()));
         }
-        if let Some(room) = room {
+        for room in rooms {
             let mut members = lock(&room.members);
             members.by_nick.remove(old);
             members.by_nick.insert(new.to_string(), participant.id);
             drop(members);
-            room.notice(participant.id, format!("{old} is now known as {new}"));
+            room.notice(
+                participant.id,
+                RoomChange::Renamed {
+                    old: old.to_string(),
+                    new: new.to_string(),
+                },
+            );
         }
         Ok(())
     }

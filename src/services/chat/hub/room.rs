@@ -25,12 +25,66 @@ pub struct RoomEvent {
     pub(super) frame: Weak<Bytes>,
     /// For messages (not notices): sender and text, to re-encode as history.
     pub(super) said: Option<Said>,
+    /// For notices: what changed, for doors that say it in their own words (IRC).
+    pub(super) change: Option<RoomChange>,
+}
+
+/// A change in a room that its members are told of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomChange {
+    /// `nick` entered.
+    Joined(String),
+    /// `nick` left.
+    Left(String),
+    /// `nick` was dropped for not reading.
+    Dropped(String),
+    /// A member changed its nick.
+    Renamed {
+        /// The nick before.
+        old: String,
+        /// The nick now.
+        new: String,
+    },
+    /// `by` set the topic (`None`: cleared it).
+    Topic {
+        /// Who set it.
+        by: String,
+        /// The topic now.
+        topic: Option<String>,
+    },
+}
+
+impl RoomChange {
+    /// How a native member reads it, in a `chat_notice`.
+    fn text(&self) -> String {
+        match self {
+            RoomChange::Joined(nick) => format!("{nick} joined"),
+            RoomChange::Left(nick) => format!("{nick} left"),
+            RoomChange::Dropped(nick) => format!("{nick} was dropped: not reading"),
+            RoomChange::Renamed { old, new } => format!("{old} is now known as {new}"),
+            RoomChange::Topic { by, topic: None } => format!("{by} cleared the topic"),
+            RoomChange::Topic {
+                by,
+                topic: Some(topic),
+            } => format!("{by} set the topic: {topic}"),
+        }
+    }
 }
 
 impl RoomEvent {
     /// The encoded frame, or `None` when memory bounds already gave it back.
     pub fn frame(&self) -> Option<Arc<Bytes>> {
         self.frame.upgrade()
+    }
+
+    /// The line, when the event is one.
+    pub fn said(&self) -> Option<&Said> {
+        self.said.as_ref()
+    }
+
+    /// The change, when the event is a notice of one.
+    pub fn change(&self) -> Option<&RoomChange> {
+        self.change.as_ref()
     }
 
     /// What keeping this event as history costs, in bytes.
@@ -90,10 +144,15 @@ pub struct Room {
 
 /// A line as the history keeps it, to re-encode for later joiners.
 #[derive(Debug, Clone)]
-pub(super) struct Said {
-    pub(super) from: String,
-    pub(super) text: String,
-    pub(super) action: bool,
+pub struct Said {
+    /// The sender's nick.
+    pub from: String,
+    /// The line.
+    pub text: String,
+    /// An action (`/me`).
+    pub action: bool,
+    /// When it was said (IRC's `server-time` on history).
+    pub at: std::time::SystemTime,
 }
 
 impl Drop for Room {
@@ -120,8 +179,9 @@ impl Room {
             from: from.to_string(),
             text: text.to_string(),
             action,
+            at: std::time::SystemTime::now(),
         };
-        let event = self.event(origin, message.to_frame(), Some(said));
+        let event = self.event(origin, message.to_frame(), Some(said), None);
         if history_len > 0 {
             let mut history = lock(&self.history);
             let budget = &self.budget;
@@ -143,26 +203,33 @@ impl Room {
         let _ = self.events.send(event);
     }
 
-    pub(super) fn notice(&self, origin: u64, text: String) {
+    pub(super) fn notice(&self, origin: u64, change: RoomChange) {
         let message = Message::ChatNotice(ChatNotice {
             room: Some(self.name.clone()),
-            text,
+            text: change.text(),
         });
         let _ = self
             .events
-            .send(self.event(origin, message.to_frame(), None));
+            .send(self.event(origin, message.to_frame(), None, Some(change)));
     }
 
     /// An event whose frame the room's store of recent frames owns. The store gives back its
     /// oldest frames while it holds more than the ring's capacity, more than `room_bytes`, or
     /// while all rooms together hold more than `memory_bytes` (the newest frame always stays,
     /// so a line reaches members that keep up).
-    fn event(&self, origin: u64, frame: Vec<u8>, said: Option<Said>) -> Arc<RoomEvent> {
+    fn event(
+        &self,
+        origin: u64,
+        frame: Vec<u8>,
+        said: Option<Said>,
+        change: Option<RoomChange>,
+    ) -> Arc<RoomEvent> {
         let frame = Arc::new(Bytes::from(frame));
         let event = Arc::new(RoomEvent {
             origin,
             frame: Arc::downgrade(&frame),
             said,
+            change,
         });
         let budget = &self.frames_budget;
         let mut recent = lock(&self.recent);
@@ -189,14 +256,15 @@ impl Room {
 
     /// Sets (or, with an empty one, clears) the topic, and tells the room who did.
     pub fn set_topic(&self, origin: u64, nick: &str, topic: &str) {
-        let text = if topic.is_empty() {
-            *lock(&self.topic) = None;
-            format!("{nick} cleared the topic")
-        } else {
-            *lock(&self.topic) = Some(topic.to_string());
-            format!("{nick} set the topic: {topic}")
-        };
-        self.notice(origin, text);
+        let topic = (!topic.is_empty()).then(|| topic.to_string());
+        lock(&self.topic).clone_from(&topic);
+        self.notice(
+            origin,
+            RoomChange::Topic {
+                by: nick.to_string(),
+                topic,
+            },
+        );
     }
 
     /// How many are in the room.

@@ -164,19 +164,16 @@ impl<'a> Member<'a> {
                 Err(_) => break Err(RequestError::NotReading),
             }
         };
-        let notice = match &ending {
-            Err(RequestError::NotReading) => format!("{} was dropped: not reading", self.nick),
-            _ => format!("{} left", self.nick),
-        };
-        self.leave(notice);
+        self.leave(matches!(ending, Err(RequestError::NotReading)));
         self.hub.unregister(&self.participant, &self.nick);
         ending
     }
 
-    fn leave(&mut self, notice: String) {
+    /// Leaves the room it is in, if any (`dropped` when for not reading).
+    fn leave(&mut self, dropped: bool) {
         if let Place::Room { room, .. } = &self.place {
             self.hub
-                .leave_room(room, &self.participant, &self.nick, notice);
+                .leave_room(room, &self.participant, &self.nick, dropped);
         }
         self.place = Place::Nowhere;
     }

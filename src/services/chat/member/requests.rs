@@ -183,7 +183,7 @@ impl Member<'_> {
             join.with,
         ) {
             Ok((place, entered)) => {
-                self.leave(format!("{} left", self.nick));
+                self.leave(false);
                 self.place = place;
                 self.announce(conn, entered, join.history).await
             }

@@ -1,0 +1,138 @@
+//! The IRC door: `serve --irc ADDR` (`[irc] listen`) lets any IRC client (irssi, WeeChat,
+//! HexChat, an IRC library) join ferry's rooms beside CLI, Python and web members. It is a
+//! gateway, not a second chat: `#room` is ferry's room `room`, and every command becomes what
+//! the chat hub does for a native member, with ferry's users, permissions and limits.
+//!
+//! IRC over TLS with the server's own identity (the certificate ferry clients pin); with
+//! `--plaintext`, plain IRC and only on loopback. Sign-in is SASL PLAIN or `PASS NAME:SECRET`
+//! (the secret crosses the wire, inside TLS: IRC clients cannot answer ferry's challenge);
+//! without either the client is anonymous. Decisions where IRC and ferry differ:
+//!
+//! - A ferry line longer than an IRC line (4 KiB against 512 bytes), or holding newlines, is
+//!   sent as several PRIVMSGs; an IRC line over 512 bytes (plus tags) is refused with 417.
+//! - Lines that are not UTF-8 (or hold NUL) are refused (`FAIL … INVALID_UTF8`; `UTF8ONLY`
+//!   is advertised), never replaced: what one member sends is what the others read.
+//! - A client that stops reading is dropped after the chat send timeout, as a native member is,
+//!   and its rooms see it PART "dropped: not reading".
+
+mod caps;
+mod client;
+mod commands;
+mod events;
+mod line;
+mod numeric;
+mod reader;
+mod registration;
+mod sign_in;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use tracing::debug;
+
+use super::ServerState;
+use crate::protocol::Permission;
+use crate::services::CloseReason;
+use crate::shutdown::{Shutdown, next_connection};
+use client::{Client, End};
+use registration::{Abort, register};
+use wire::Wire;
+
+/// The IRC door's listener, bound.
+pub(crate) struct IrcListener {
+    listener: TcpListener,
+}
+
+impl IrcListener {
+    /// Binds `addr`; a plaintext IRC door only on loopback.
+    ///
+    /// # Errors
+    /// The address cannot be bound, or a plaintext door was asked for beyond loopback.
+    pub(crate) async fn bind(addr: SocketAddr, plaintext: bool) -> std::io::Result<IrcListener> {
+        if plaintext && !addr.ip().is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "the IRC door without TLS (--plaintext) may only listen on loopback (127.0.0.1 or ::1), not {addr}: IRC sign-in sends the token's secret"
+                ),
+            ));
+        }
+        Ok(IrcListener {
+            listener: TcpListener::bind(addr).await?,
+        })
+    }
+
+    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves IRC clients until shutdown, within the server's connection limits.
+    pub(crate) async fn run(self, state: Arc<ServerState>, shutdown: Shutdown) {
+        loop {
+            let Some((tcp, peer)) = next_connection(&self.listener, &shutdown.begin, "irc").await
+            else {
+                return;
+            };
+            let _ = tcp.set_nodelay(true);
+            let slot = state.connections_per_address.try_take(peer.ip());
+            let permit = Arc::clone(&state.connection_permits).try_acquire_owned();
+            let (Some(slot), Ok(permit)) = (slot, permit) else {
+                debug!(%peer, "IRC connection refused: at the connection limit");
+                continue;
+            };
+            let state = Arc::clone(&state);
+            let session_shutdown = shutdown.clone();
+            shutdown.tracker.spawn(async move {
+                serve(tcp, peer, &state, &session_shutdown).await;
+                drop((slot, permit));
+            });
+        }
+    }
+}
+
+/// One connection: TLS if the server has an identity, then the client.
+async fn serve(tcp: TcpStream, peer: SocketAddr, state: &Arc<ServerState>, shutdown: &Shutdown) {
+    match state.tls.clone() {
+        Some(acceptor) => {
+            match timeout(state.limits.handshake_timeout(), acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => serve_client(tls, peer, state, shutdown).await,
+                _ => debug!(%peer, "IRC TLS handshake failed or timed out"),
+            }
+        }
+        None => serve_client(tcp, peer, state, shutdown).await,
+    }
+}
+
+async fn serve_client<S>(stream: S, peer: SocketAddr, state: &Arc<ServerState>, shutdown: &Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut wire = Wire::new(stream, state.chat.config.send_timeout());
+    let registered = match register(&mut wire, state, peer, shutdown).await {
+        Ok(registered) => registered,
+        Err(Abort::Close(reason)) => return wire.close(&reason).await,
+        Err(Abort::Gone) => return,
+    };
+    let user = registered.identity.user.clone();
+    debug!(%peer, nick = %registered.nick, user = user.as_deref().unwrap_or("anonymous"), "IRC client registered");
+    let ctx = state.session_context(registered.identity.clone(), peer, shutdown);
+    // The client's time ends when the server stops, or when a reload takes chat (or its
+    // user) away, as a native member's does.
+    let closing = async {
+        tokio::select! {
+            _ = shutdown.begin.cancelled() => CloseReason::ShuttingDown,
+            reason = ctx.lost(Permission::Chat) => reason,
+        }
+    };
+    let closing = std::pin::pin!(closing);
+    match Client::new(state, registered).run(&mut wire, closing).await {
+        End::Quit => wire.close("quit").await,
+        End::Close(reason) => wire.close(&reason).await,
+        End::NotReading => debug!(%peer, "IRC client dropped: not reading"),
+        End::Gone => {}
+    }
+}

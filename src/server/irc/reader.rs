@@ -1,0 +1,102 @@
+//! Reading a client's lines, bounded: a line longer than the limit is answered (417) and
+//! skipped to its end, never buffered whole, and the connection goes on.
+//!
+//! Written by hand because the line codecs of tokio-util end the stream at the first
+//! over-long line, where IRC answers it and reads on.
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// What reading gave.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Read {
+    /// One line, without its CR-LF (or LF).
+    Line(Vec<u8>),
+    /// A line longer than the limit went by; nothing of it is kept.
+    TooLong,
+    /// The client closed its side.
+    Closed,
+}
+
+/// A client's lines, at most `max` bytes each.
+pub(super) struct LineReader<R> {
+    inner: R,
+    buf: BytesMut,
+    max: usize,
+    /// Skipping the rest of an over-long line.
+    skipping: bool,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    pub(super) fn new(inner: R, max: usize) -> Self {
+        LineReader {
+            inner,
+            buf: BytesMut::with_capacity(1024),
+            max,
+            skipping: false,
+        }
+    }
+
+    /// The next line. Cancel safe: what was read stays buffered for the next call.
+    pub(super) async fn next(&mut self) -> std::io::Result<Read> {
+        loop {
+            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line = self.buf.split_to(end + 1);
+                line.truncate(end);
+                if line.last() == Some(&b'\r') {
+                    line.truncate(end - 1);
+                }
+                if std::mem::take(&mut self.skipping) {
+                    continue;
+                }
+                return Ok(Read::Line(line.to_vec()));
+            }
+            if self.buf.len() > self.max {
+                self.buf.advance(self.buf.len());
+                if !std::mem::replace(&mut self.skipping, true) {
+                    return Ok(Read::TooLong);
+                }
+            }
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return Ok(Read::Closed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(input: &'static [u8], max: usize) -> Vec<Read> {
+        let mut reader = LineReader::new(input, max);
+        let mut got = Vec::new();
+        loop {
+            let read = reader.next().await.unwrap();
+            let done = read == Read::Closed;
+            got.push(read);
+            if done {
+                return got;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_split_on_lf_with_or_without_cr_and_an_over_long_one_is_skipped_whole() {
+        let got = lines(
+            b"NICK a\r\nUSER a 0 * :A\nxxxxxxxxxxxxxxxxxxxxxxxx\r\nPING x\r\n",
+            16,
+        )
+        .await;
+        assert_eq!(
+            got,
+            vec![
+                Read::Line(b"NICK a".to_vec()),
+                Read::Line(b"USER a 0 * :A".to_vec()),
+                Read::TooLong,
+                Read::Line(b"PING x".to_vec()),
+                Read::Closed,
+            ]
+        );
+    }
+}

@@ -1,0 +1,637 @@
+//! The IRC door against real clients: the `irc` crate (an IRC client library) and raw lines
+//! for what a library would never send, with ferry's CLI and library members in the same
+//! rooms. A real server on 127.0.0.1:0 per test.
+
+mod common;
+
+use common::{TestServer, WAIT, config_with_user};
+use ferry::client::chat::{ChatTarget, join};
+use ferry::config::ServerConfig;
+use ferry::protocol::{ChatMessage, ChatNotice, Message};
+use futures_util::StreamExt;
+use irc::client::ClientStream;
+use irc::client::prelude::{Capability, Client as IrcClient, Command, Config, Response};
+use irc::proto::Message as IrcMessage;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+async fn irc_server(config: ServerConfig) -> TestServer {
+    TestServer::start_with_irc(config, true).await
+}
+
+/// An `irc` crate client, registered (with `password` as PASS when given).
+async fn irc_client(
+    server: &TestServer,
+    nick: &str,
+    password: Option<String>,
+) -> (IrcClient, Incoming) {
+    let config = Config {
+        nickname: Some(nick.to_string()),
+        server: Some("127.0.0.1".to_string()),
+        port: Some(server.irc_addr.unwrap().port()),
+        password,
+        ..Config::default()
+    };
+    let mut client = IrcClient::from_config(config).await.unwrap();
+    client.identify().unwrap();
+    let stream = drive(client.stream().unwrap());
+    (client, stream)
+}
+
+/// The client's messages, read by a task of their own: the `irc` crate writes what the client
+/// sends only while its stream is polled, so it must be polled all the time.
+fn drive(mut stream: ClientStream) -> Incoming {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(message) = stream.next().await {
+            if tx
+                .send(message.expect("a well-formed IRC message"))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+type Incoming = tokio::sync::mpsc::UnboundedReceiver<IrcMessage>;
+
+/// The next message that `pick` accepts (others are skipped); panics after WAIT.
+async fn wait_for<T>(
+    stream: &mut Incoming,
+    what: &str,
+    mut pick: impl FnMut(&IrcMessage) -> Option<T>,
+) -> T {
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(WAIT, async {
+        while let Some(message) = stream.recv().await {
+            if let Some(found) = pick(&message) {
+                return Some(found);
+            }
+            seen.push(message.to_string());
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(found)) => found,
+        _ => panic!("never saw {what}; saw {seen:?}"),
+    }
+}
+
+fn response(message: &IrcMessage, code: Response) -> Option<Vec<String>> {
+    match &message.command {
+        Command::Response(got, args) if *got == code => Some(args.clone()),
+        _ => None,
+    }
+}
+
+fn privmsg(message: &IrcMessage) -> Option<(String, String, String)> {
+    match &message.command {
+        Command::PRIVMSG(target, text) => Some((
+            message.source_nickname()?.to_string(),
+            target.clone(),
+            text.clone(),
+        )),
+        _ => None,
+    }
+}
+
+/// Raw lines over TCP, for what a library would never send.
+struct Raw {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Raw {
+    async fn connect(server: &TestServer) -> Raw {
+        let (read, writer) = TcpStream::connect(server.irc_addr.unwrap())
+            .await
+            .unwrap()
+            .into_split();
+        Raw {
+            reader: BufReader::new(read),
+            writer,
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.unwrap();
+    }
+
+    /// Lines until one contains `needle`; `None` when the server closed first.
+    async fn until(&mut self, needle: &str) -> Option<String> {
+        tokio::time::timeout(WAIT, async {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if self.reader.read_line(&mut line).await.ok()? == 0 {
+                    return None;
+                }
+                if line.contains(needle) {
+                    return Some(line.trim_end().to_string());
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("neither {needle:?} nor a close in time"))
+    }
+
+    async fn register(server: &TestServer, nick: &str) -> Raw {
+        let mut raw = Raw::connect(server).await;
+        raw.send(format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n").as_bytes())
+            .await;
+        raw.until(" 376 ").await.expect("registered");
+        raw
+    }
+}
+
+/// A native member of `room` through the library client (the CLI's own peer).
+async fn native(
+    server: &TestServer,
+    room: &str,
+    nick: &str,
+) -> (
+    ferry::client::chat::ChatSender,
+    ferry::client::chat::ChatReceiver,
+) {
+    let client = server.client(None).await;
+    let (tx, rx, _) = join(
+        client.into_connection(),
+        ChatTarget::Room(room.into()),
+        nick,
+        false,
+    )
+    .await
+    .unwrap();
+    (tx, rx)
+}
+
+async fn next_line(
+    rx: &mut ferry::client::chat::ChatReceiver,
+    mut pick: impl FnMut(&Message) -> bool,
+) -> Message {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let message = rx.next().await.unwrap().expect("the member stays");
+            if pick(&message) {
+                return message;
+            }
+        }
+    })
+    .await
+    .expect("the native member got it")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_irc_client_registers_and_is_told_the_limits() {
+    let server = irc_server(ServerConfig::default()).await;
+    let (_client, mut stream) = irc_client(&server, "ircy", None).await;
+    let welcome = wait_for(&mut stream, "001", |m| response(m, Response::RPL_WELCOME)).await;
+    assert_eq!(welcome[0], "ircy");
+    let isupport = wait_for(&mut stream, "005", |m| response(m, Response::RPL_ISUPPORT)).await;
+    for token in [
+        "CHANTYPES=#",
+        "NICKLEN=32",
+        "CHANNELLEN=65",
+        "LINELEN=512",
+        "UTF8ONLY",
+    ] {
+        assert!(
+            isupport.iter().any(|t| t == token),
+            "{token} in {isupport:?}"
+        );
+    }
+    wait_for(&mut stream, "end of MOTD", |m| {
+        response(m, Response::RPL_ENDOFMOTD)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_and_direct_messages_go_both_ways_between_irc_and_native_members() {
+    let server = irc_server(ServerConfig::default()).await;
+    let (mut tx, mut rx) = native(&server, "harbour", "deckhand").await;
+    let (client, mut stream) = irc_client(&server, "ircy", None).await;
+    wait_for(&mut stream, "end of MOTD", |m| {
+        response(m, Response::RPL_ENDOFMOTD)
+    })
+    .await;
+    client.send_join("#harbour").unwrap();
+    let names = wait_for(&mut stream, "353", |m| response(m, Response::RPL_NAMREPLY)).await;
+    assert!(
+        names.last().unwrap().contains("deckhand") && names.last().unwrap().contains("ircy"),
+        "{names:?}"
+    );
+    next_line(
+        &mut rx,
+        |m| matches!(m, Message::ChatNotice(ChatNotice { text, .. }) if text == "ircy joined"),
+    )
+    .await;
+
+    client.send_privmsg("#harbour", "hello from irc").unwrap();
+    let got = next_line(&mut rx, |m| matches!(m, Message::ChatMessage(_))).await;
+    assert!(
+        matches!(&got, Message::ChatMessage(ChatMessage { from, text, room: Some(room), .. })
+        if from == "ircy" && text == "hello from irc" && room == "harbour"),
+        "{got:?}"
+    );
+
+    common::say_acked(&mut tx, &mut rx, "hello from ferry").await;
+    let (from, target, text) = wait_for(&mut stream, "the native line", privmsg).await;
+    assert_eq!(
+        (from.as_str(), target.as_str(), text.as_str()),
+        ("deckhand", "#harbour", "hello from ferry")
+    );
+
+    // A ferry line longer than an IRC line arrives whole, in pieces.
+    let long = "λ".repeat(1500);
+    common::say_acked(&mut tx, &mut rx, &long).await;
+    let mut rebuilt = String::new();
+    while rebuilt.len() < long.len() {
+        let (_, _, piece) = wait_for(&mut stream, "a piece of the long line", privmsg).await;
+        rebuilt.push_str(&piece);
+    }
+    assert_eq!(rebuilt, long);
+
+    // Direct messages, both ways.
+    tx.direct("ircy", "psst").await.unwrap();
+    let (from, target, text) = wait_for(&mut stream, "the direct message", privmsg).await;
+    assert_eq!(
+        (from.as_str(), target.as_str(), text.as_str()),
+        ("deckhand", "ircy", "psst")
+    );
+    client.send_privmsg("deckhand", "psst back").unwrap();
+    let got = next_line(&mut rx, |m| {
+        matches!(m, Message::ChatMessage(ChatMessage { to: Some(_), .. }))
+    })
+    .await;
+    assert!(
+        matches!(&got, Message::ChatMessage(ChatMessage { from, text, .. }) if from == "ircy" && text == "psst back"),
+        "{got:?}"
+    );
+
+    // PART is a leave the room sees.
+    client.send(Command::PART("#harbour".into(), None)).unwrap();
+    next_line(
+        &mut rx,
+        |m| matches!(m, Message::ChatNotice(ChatNotice { text, .. }) if text == "ircy left"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_answers_over_irc_and_is_a_user() {
+    let server = irc_server(ServerConfig::default()).await;
+    let (client, mut stream) = irc_client(&server, "ircy", None).await;
+    wait_for(&mut stream, "end of MOTD", |m| {
+        response(m, Response::RPL_ENDOFMOTD)
+    })
+    .await;
+    client.send_privmsg("babyshen", "我").unwrap();
+    let (from, _, text) = wait_for(&mut stream, "the bot's answer", privmsg).await;
+    assert_eq!((from.as_str(), text.as_str()), ("babyshen", "我好"));
+    client
+        .send(Command::WHOIS(None, "babyshen".into()))
+        .unwrap();
+    wait_for(&mut stream, "311", |m| response(m, Response::RPL_WHOISUSER)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_plain_signs_in_and_a_wrong_secret_is_904() {
+    let (config, token) = config_with_user("alice", "chat");
+    let server = irc_server(config).await;
+    for (secret, ok) in [
+        (token.secret().to_string(), true),
+        ("wrong".to_string(), false),
+    ] {
+        let config = Config {
+            nickname: Some("alice".to_string()),
+            server: Some("127.0.0.1".to_string()),
+            port: Some(server.irc_addr.unwrap().port()),
+            ..Config::default()
+        };
+        let mut client = IrcClient::from_config(config).await.unwrap();
+        let mut stream = drive(client.stream().unwrap());
+        client.send_cap_req(&[Capability::Sasl]).unwrap();
+        client.send_sasl_plain().unwrap();
+        wait_for(&mut stream, "AUTHENTICATE +", |m| {
+            matches!(&m.command, Command::AUTHENTICATE(p) if p == "+").then_some(())
+        })
+        .await;
+        use base64::Engine;
+        let payload =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0alice\0{secret}"));
+        client.send_sasl(payload).unwrap();
+        if ok {
+            let logged =
+                wait_for(&mut stream, "900", |m| response(m, Response::RPL_LOGGEDIN)).await;
+            assert_eq!(logged[2], "alice");
+            wait_for(&mut stream, "903", |m| {
+                response(m, Response::RPL_SASLSUCCESS)
+            })
+            .await;
+            client.identify().unwrap();
+            // The user's own name is its nick: reserved for it, and it is alice.
+            wait_for(&mut stream, "001", |m| response(m, Response::RPL_WELCOME)).await;
+        } else {
+            wait_for(&mut stream, "904", |m| response(m, Response::ERR_SASLFAIL)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pass_is_464_and_a_close_and_the_right_one_signs_in() {
+    let (config, token) = config_with_user("alice", "chat");
+    let server = irc_server(common::fast_failures(config)).await;
+    let (_client, mut stream) = irc_client(&server, "alice", Some("alice:wrong".into())).await;
+    wait_for(&mut stream, "464", |m| {
+        response(m, Response::ERR_PASSWDMISMATCH)
+    })
+    .await;
+    wait_for(&mut stream, "ERROR", |m| {
+        matches!(m.command, Command::ERROR(_)).then_some(())
+    })
+    .await;
+
+    let (_client, mut stream) = irc_client(&server, "alice", Some(token.to_string())).await;
+    wait_for(&mut stream, "001", |m| response(m, Response::RPL_WELCOME)).await;
+    // A nick that is a configured user's name is that user's only: an anonymous client
+    // cannot take it.
+    let mut raw = Raw::connect(&server).await;
+    raw.send(b"NICK alice\r\nUSER x 0 * :x\r\n").await;
+    assert!(
+        raw.until(" 433 ").await.is_some(),
+        "433 for a taken or reserved nick"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_the_reference_s_errors_and_the_client_goes_on() {
+    let server = irc_server(ServerConfig::default()).await;
+    let mut raw = Raw::connect(&server).await;
+    // Before registering: 451, and the connection stays.
+    raw.send(b"PRIVMSG #x :hi\r\n").await;
+    assert!(raw.until(" 451 ").await.is_some());
+    raw.send(b"NICK raw\r\nUSER raw 0 * :raw\r\n").await;
+    raw.until(" 376 ").await.unwrap();
+    // A line over the limit: 417, skipped whole.
+    let mut long = b"PRIVMSG #x :".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 9000));
+    long.extend_from_slice(b"\r\n");
+    raw.send(&long).await;
+    assert!(raw.until(" 417 ").await.is_some());
+    // Not UTF-8: refused, never replaced.
+    raw.send(b"PRIVMSG #x :\xff\xfe\r\n").await;
+    assert!(raw.until("INVALID_UTF8").await.is_some());
+    // An unknown command: 421, never a disconnect.
+    raw.send(b"FROBNICATE now\r\n").await;
+    assert!(raw.until(" 421 ").await.unwrap().contains("FROBNICATE"));
+    raw.send(b"PING still-here\r\n").await;
+    assert!(raw.until("PONG").await.unwrap().contains("still-here"));
+    // Sending to a channel it is not in.
+    raw.send(b"PRIVMSG #nowhere :hi\r\n").await;
+    assert!(raw.until(" 404 ").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_registers_is_closed_at_the_handshake_timeout() {
+    let mut config = ServerConfig::default();
+    config.limits.handshake_timeout_ms = 300;
+    let server = irc_server(config).await;
+    let mut raw = Raw::connect(&server).await;
+    raw.send(b"NICK slow\r\n").await;
+    let error = raw.until("ERROR").await;
+    assert!(error.unwrap().contains("registration timed out"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_comes_as_a_batch_with_times_and_echo_message_echoes() {
+    let server = irc_server(ServerConfig::default()).await;
+    let (mut tx, mut rx) = native(&server, "log", "scribe").await;
+    common::say_acked(&mut tx, &mut rx, "first").await;
+    common::say_acked(&mut tx, &mut rx, "second").await;
+    let mut raw = Raw::connect(&server).await;
+    raw.send(b"CAP LS 302\r\n").await;
+    assert!(raw.until("CAP * LS").await.unwrap().contains("batch"));
+    raw.send(
+        b"CAP REQ :batch server-time echo-message\r\nNICK hist\r\nUSER h 0 * :h\r\nCAP END\r\n",
+    )
+    .await;
+    raw.until(" 376 ").await.unwrap();
+    raw.send(b"JOIN #log\r\n").await;
+    let open = raw.until("BATCH +").await.unwrap();
+    let id = open
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_start_matches('+')
+        .to_string();
+    let first = raw.until("first").await.unwrap();
+    assert!(first.starts_with(&format!("@batch={id};time=")), "{first}");
+    raw.until("second").await.unwrap();
+    assert!(
+        raw.until("BATCH")
+            .await
+            .unwrap()
+            .contains(&format!("-{id}"))
+    );
+    raw.send(b"PRIVMSG #log :echoed\r\n").await;
+    assert!(
+        raw.until("PRIVMSG #log :echoed")
+            .await
+            .unwrap()
+            .starts_with("@time=")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_and_the_room_goes_on() {
+    let mut config = ServerConfig::default();
+    config.chat.send_timeout_ms = 300;
+    config.chat.flood_burst = 100_000;
+    config.chat.flood_per_second = 100_000.0;
+    let server = irc_server(config).await;
+    let (mut tx, mut rx) = native(&server, "busy", "talker").await;
+    let mut stuck = Raw::register(&server, "stuck").await;
+    stuck.send(b"JOIN #busy\r\n").await;
+    stuck.until(" 366 ").await.unwrap();
+    // `stuck` reads no more; the room fills its socket until a write waits too long.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sending = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let line = "z".repeat(4000);
+            while !stop.is_cancelled() {
+                tx.say(&line).await.unwrap();
+            }
+            tx
+        }
+    });
+    next_line(&mut rx, |m| {
+        matches!(m, Message::ChatNotice(ChatNotice { text, .. }) if text == "stuck was dropped: not reading")
+    })
+    .await;
+    stop.cancel();
+    let mut tx = sending.await.unwrap();
+    // The room and its other members go on.
+    common::say_acked(&mut tx, &mut rx, "still here").await;
+    drop(stuck);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irc_over_tls_presents_the_identity_ferry_clients_pin() {
+    let server = TestServer::start_with_irc(ServerConfig::default(), false).await;
+    let tcp = TcpStream::connect(server.irc_addr.unwrap()).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(ferry::tls::rustls_config::client_config());
+    let name = rustls_pki_types::ServerName::try_from("ferry").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let presented = ferry::tls::fingerprint(&tls.get_ref().1.peer_certificates().unwrap()[0]);
+    assert_eq!(Some(presented.as_str()), server.fingerprint.as_deref());
+    let (read, mut write) = tokio::io::split(tls);
+    write
+        .write_all(b"NICK tls\r\nUSER t 0 * :t\r\n")
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(read).lines();
+    let welcome = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains(" 001 ") {
+                return line;
+            }
+        }
+        panic!("closed before 001")
+    })
+    .await
+    .unwrap();
+    assert!(welcome.contains("Welcome to ferry"));
+}
+
+#[tokio::test]
+async fn a_plaintext_irc_door_opens_only_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = ferry::server::Server::bind(ferry::server::ServerOptions {
+        config: ServerConfig::default(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        root: dir.path().to_path_buf(),
+        state_dir: dir.path().join("state"),
+        plaintext: true,
+        web: None,
+        irc: Some("0.0.0.0:0".parse().unwrap()),
+    })
+    .await;
+    let Err(e) = bound else {
+        panic!("a plaintext IRC door beyond loopback must be refused");
+    };
+    assert!(e.to_string().contains("only listen on loopback"), "{e}");
+}
+
+/// `ferry chat` as a process, its stdout read line by line.
+struct CliMember {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl CliMember {
+    fn start(server: &common::ServerProcess, room: &str, nick: &str) -> CliMember {
+        use std::io::BufRead;
+        let mut child = common::ferry_bin(&server.dir.path().join("home"))
+            .args(["chat", "--server", &server.addr.to_string(), "--plaintext"])
+            .args(["--room", room, "--nick", nick])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Lines (stdout) and status (stderr, where "in room" is said) in one stream.
+        let (tx, lines) = std::sync::mpsc::channel();
+        let outputs: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().unwrap()),
+            Box::new(child.stderr.take().unwrap()),
+        ];
+        for output in outputs {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(output)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        CliMember { child, lines }
+    }
+
+    fn say(&mut self, text: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{text}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("the CLI member never printed {text:?}; it printed {seen:?}")
+    }
+}
+
+impl Drop for CliMember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irssi_in_a_terminal_chats_with_a_cli_member() {
+    if std::process::Command::new("irssi")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "skipped: irssi is not installed here (./test.sh installs it: apt-get install irssi)"
+        );
+        return;
+    }
+    let server = common::ServerProcess::start(&["--plaintext", "--irc", "127.0.0.1:0"]);
+    let irc = server
+        .startup
+        .iter()
+        .find_map(|line| line.split("IRC door on ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the server prints its IRC door")
+        .to_string();
+    let (host, port) = irc.rsplit_once(':').unwrap();
+    let mut cli = CliMember::start(&server, "harbour", "cli");
+    cli.wait_for("in room harbour");
+    let home = tempfile::tempdir().unwrap();
+    let tmux = common::tmux::Tmux::start(&format!(
+        "irssi --home='{}' -c {host} -p {port} -n irssiuser",
+        home.path().display()
+    ));
+    tmux.wait_for("End of /MOTD").await;
+    tmux.type_line("/join #harbour");
+    tmux.wait_for("#harbour").await;
+    cli.wait_for("irssiuser joined");
+    tmux.type_line("hello from irssi");
+    let line = cli.wait_for("hello from irssi");
+    assert!(line.contains("irssiuser"), "{line}");
+    cli.say("hello from the cli");
+    let screen = tmux.wait_for("hello from the cli").await;
+    assert!(screen.contains("cli"), "{screen}");
+    tmux.type_line("/quit");
+    cli.wait_for("irssiuser left");
+}

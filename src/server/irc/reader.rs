@@ -49,6 +49,9 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 if std::mem::take(&mut self.skipping) {
                     continue;
                 }
+                if line.len() > self.max {
+                    return Ok(Read::TooLong);
+                }
                 return Ok(Read::Line(line.to_vec()));
             }
             if self.buf.len() > self.max {

@@ -3,7 +3,9 @@
 //! them, every other member timing each delivery with the same clock, reported as the same
 //! JSON. Same runtime, same shape, same measurement — only the server and protocol differ.
 //!
-//! Usage: `cargo run --release --example irc_fanout -- HOST:PORT CLIENTS MESSAGES RATE`
+//! Usage: `cargo run --release --example irc_fanout -- [tls://]HOST:PORT CLIENTS MESSAGES RATE`
+//! (`tls://`: IRC over TLS, any certificate, as ferry's IRC door presents its own identity).
+//! `bench/chat.sh` times its CPU beside the server's, to show it is not the bottleneck.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,13 +19,17 @@ mod delivery_clock;
 mod percentiles;
 
 use delivery_clock::DeliveryClock;
+use ferry::connection::BoxedStream;
 use percentiles::Percentiles;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
+type OwnedWriteHalf = WriteHalf<BoxedStream>;
+
 const CHANNEL: &str = "#bench";
+/// What precedes a line's text in a delivery (the channel is `CHANNEL`).
+const DELIVERED: &str = " PRIVMSG #bench :";
 const GRACE: Duration = Duration::from_secs(30);
 
 #[tokio::main]
@@ -74,9 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let Ok(Some(line)) = lines.next_line().await else {
                     break;
                 };
-                let Some(text) = line
-                    .split_once(&format!(" PRIVMSG {CHANNEL} :"))
-                    .map(|(_, text)| text.to_string())
+                let Some(text) = line.split_once(DELIVERED).map(|(_, text)| text.to_string())
                 else {
                     continue;
                 };
@@ -156,7 +160,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-type Lines = tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>;
+type Lines = tokio::io::Lines<BufReader<ReadHalf<BoxedStream>>>;
+
+/// TCP, or TLS over it for a `tls://` address.
+async fn connect(addr: &str) -> Result<BoxedStream, Box<dyn std::error::Error>> {
+    let (tls, addr) = match addr.strip_prefix("tls://") {
+        Some(rest) => (true, rest),
+        None => (false, addr),
+    };
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    if !tls {
+        return Ok(Box::new(stream));
+    }
+    let connector = tokio_rustls::TlsConnector::from(ferry::tls::rustls_config::client_config());
+    let name = rustls_pki_types::ServerName::try_from("ferry")?;
+    Ok(Box::new(connector.connect(name, stream).await?))
+}
 
 /// Connects, registers as `b{i}` and joins the channel; returns once the join's name list
 /// ended (answering PINGs meanwhile).
@@ -164,9 +184,7 @@ async fn register(
     addr: &str,
     i: usize,
 ) -> Result<(Lines, OwnedWriteHalf), Box<dyn std::error::Error>> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(connect(addr).await?);
     let mut lines = BufReader::new(read).lines();
     write
         .write_all(format!("NICK b{i}\r\nUSER b{i} 0 * :bench\r\n").as_bytes())
@@ -195,7 +213,9 @@ async fn register(
 async fn say(writer: &mut OwnedWriteHalf, text: &str) -> std::io::Result<()> {
     writer
         .write_all(format!("PRIVMSG {CHANNEL} :{text}\r\n").as_bytes())
-        .await
+        .await?;
+    // TLS holds what the socket did not take until the next write or a flush.
+    writer.flush().await
 }
 
 fn mark(ready: &(AtomicUsize, Notify)) {

@@ -24,15 +24,10 @@ const WRITE_BATCH: usize = 64;
 
 /// A channel the client is in: a ferry room and its broadcast ring.
 pub(super) struct Channel {
+    /// `#room`.
+    pub(super) name: String,
     pub(super) room: Arc<Room>,
     pub(super) events: broadcast::Receiver<Arc<RoomEvent>>,
-}
-
-impl Channel {
-    /// `#room`.
-    pub(super) fn name(&self) -> String {
-        format!("#{}", self.room.name)
-    }
 }
 
 /// How a client's time ended.
@@ -165,8 +160,8 @@ impl<'a> Client<'a> {
     ) -> Option<End> {
         let mut next = Some(first);
         let mut written = 0;
+        let name = self.channels[i].name.clone();
         while let Some(event) = next.take() {
-            let name = self.channels[i].name();
             match event {
                 Ok(event) => self.room_event(&name, &event, out),
                 Err(broadcast::error::RecvError::Lagged(skipped)) => out.server(

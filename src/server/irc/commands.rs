@@ -170,7 +170,7 @@ impl Client<'_> {
 
     fn join(&mut self, list: &str, out: &mut Out) {
         if list == "0" {
-            let all: Vec<String> = self.channels.iter().map(Channel::name).collect();
+            let all: Vec<String> = self.channels.iter().map(|c| c.name.clone()).collect();
             return self.part(&all.join(","), None, out);
         }
         for name in list.split(',').filter(|n| !n.is_empty()) {
@@ -201,6 +201,7 @@ impl Client<'_> {
                     names_reply(name, &joined.members, out);
                     self.replay(name, &joined.lines, out);
                     self.channels.push(Channel {
+                        name: name.to_string(),
                         room: joined.room,
                         events: joined.events,
                     });
@@ -311,7 +312,7 @@ impl Client<'_> {
             out.numeric(RPL_WHOISUSER, &[nick, nick, SERVER, "*", nick]);
             out.numeric(RPL_WHOISSERVER, &[nick, SERVER, "ferry"]);
             if nick == self.nick {
-                let channels: Vec<String> = self.channels.iter().map(Channel::name).collect();
+                let channels: Vec<String> = self.channels.iter().map(|c| c.name.clone()).collect();
                 if !channels.is_empty() {
                     out.numeric(RPL_WHOISCHANNELS, &[nick, &channels.join(" ")]);
                 }

@@ -15,7 +15,17 @@ impl Client<'_> {
             return;
         }
         if let Some(said) = event.said() {
-            out.said(None, said.at, &said.from, channel, &said.text, said.action);
+            // The same bytes for every IRC member that asked for the same tags: encoded once.
+            let variant = usize::from(out.server_time);
+            let bytes = event.encoded_for_door(variant, || {
+                let mut once = Out {
+                    server_time: out.server_time,
+                    ..Out::default()
+                };
+                once.said(None, said.at, &said.from, channel, &said.text, said.action);
+                once.bytes.into()
+            });
+            out.bytes.extend_from_slice(&bytes);
             return;
         }
         match event.change() {

@@ -23,8 +23,8 @@ use super::names;
 use crate::config::ChatConfig;
 use crate::protocol::{ErrorCode, Refusal, RoomInfo};
 pub use participant::{Delivery, Participant, Receipt};
+pub use room::{DOOR_ENCODINGS, Room, RoomChange, RoomEvent, Said};
 use room::{FrameBudget, HistoryBudget, history_frame};
-pub use room::{Room, RoomChange, RoomEvent, Said};
 
 /// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -27,7 +27,13 @@ pub struct RoomEvent {
     pub(super) said: Option<Said>,
     /// For notices: what changed, for doors that say it in their own words (IRC).
     pub(super) change: Option<RoomChange>,
+    /// The event as a door that speaks another protocol encodes it, once for all its members
+    /// in the room, in up to [`DOOR_ENCODINGS`] variants (IRC: with and without `server-time`).
+    door_encodings: [OnceLock<Bytes>; DOOR_ENCODINGS],
 }
+
+/// Variants of an event another door may keep encoded (see [`RoomEvent::encoded_for_door`]).
+pub const DOOR_ENCODINGS: usize = 2;
 
 /// A change in a room that its members are told of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +91,15 @@ impl RoomEvent {
     /// The change, when the event is a notice of one.
     pub fn change(&self) -> Option<&RoomChange> {
         self.change.as_ref()
+    }
+
+    /// The event in another door's words, variant `variant` (below [`DOOR_ENCODINGS`]):
+    /// encoded by the first member that needs it, shared by the rest, as the native frame is.
+    pub fn encoded_for_door(&self, variant: usize, encode: impl FnOnce() -> Bytes) -> Bytes {
+        match self.door_encodings.get(variant) {
+            Some(slot) => slot.get_or_init(encode).clone(),
+            None => encode(),
+        }
     }
 
     /// What keeping this event as history costs, in bytes.
@@ -230,6 +245,7 @@ impl Room {
             frame: Arc::downgrade(&frame),
             said,
             change,
+            door_encodings: Default::default(),
         });
         let budget = &self.frames_budget;
         let mut recent = lock(&self.recent);

@@ -406,7 +406,11 @@ def terminal(p, server):
     after = pty_size("second")
     assert after[0] < before[0] and after[1] < before[1], (before, after)
     # Ctrl-C interrupts what runs.
-    page.page.keyboard.type("sleep 60; echo not-$((2+3))\n")
+    # Pressed once the command runs (it says so, then becomes `sleep`): a Ctrl-C that reached
+    # bash between its fork and the exec would end the child without the signal showing, and
+    # bash would go on with the list.
+    page.page.keyboard.type("sh -c 'echo ready-$((3+4)); exec sleep 60'; echo not-$((2+3))\n")
+    expect(rows).to_contain_text("ready-7")
     page.page.keyboard.press("Control+C")
     page.page.keyboard.type("echo after-$((1+1))\n")
     expect(rows).to_contain_text("after-2")

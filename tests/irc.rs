@@ -510,17 +510,7 @@ async fn irc_over_tls_presents_the_identity_ferry_clients_pin() {
 
 #[tokio::test]
 async fn a_plaintext_irc_door_opens_only_on_loopback() {
-    let dir = tempfile::tempdir().unwrap();
-    let bound = ferry::server::Server::bind(ferry::server::ServerOptions {
-        config: ServerConfig::default(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        root: dir.path().to_path_buf(),
-        state_dir: dir.path().join("state"),
-        plaintext: true,
-        web: None,
-        irc: Some("0.0.0.0:0".parse().unwrap()),
-    })
-    .await;
+    let bound = common::bind_plaintext_doors(None, Some("0.0.0.0:0")).await;
     let Err(e) = bound else {
         panic!("a plaintext IRC door beyond loopback must be refused");
     };

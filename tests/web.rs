@@ -151,17 +151,7 @@ async fn a_client_that_vanishes_gives_its_connection_back() {
 
 #[tokio::test]
 async fn a_plaintext_web_door_opens_only_on_loopback() {
-    let dir = tempfile::tempdir().unwrap();
-    let bound = ferry::server::Server::bind(ferry::server::ServerOptions {
-        config: ServerConfig::default(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        root: dir.path().to_path_buf(),
-        state_dir: dir.path().join("state"),
-        plaintext: true,
-        web: Some("0.0.0.0:0".parse().unwrap()),
-        irc: None,
-    })
-    .await;
+    let bound = common::bind_plaintext_doors(Some("0.0.0.0:0"), None).await;
     let Err(e) = bound else {
         panic!("a plaintext web door beyond loopback must be refused");
     };

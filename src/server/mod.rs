@@ -3,6 +3,7 @@
 //! handshake run inside the spawned task, so a slow client never stalls an accept.
 
 mod accept;
+mod door;
 pub mod handshake;
 mod irc;
 pub mod reload;
@@ -183,9 +184,9 @@ impl ServerState {
 pub struct Server {
     listener: TcpListener,
     /// The web door, when asked for.
-    web: Option<web::WebListener>,
+    web: Option<door::DoorListener>,
     /// The IRC door, when asked for.
-    irc: Option<irc::IrcListener>,
+    irc: Option<door::DoorListener>,
     state: Arc<ServerState>,
     fingerprint: Option<String>,
 }
@@ -256,7 +257,7 @@ impl Server {
         chat::bot::spawn(&state.chat);
         let web = match options.web {
             Some(addr) => Some(
-                web::WebListener::bind(addr, options.plaintext)
+                web::bind(addr, options.plaintext)
                     .await
                     .map_err(|source| ServerError::Bind { addr, source })?,
             ),
@@ -264,7 +265,7 @@ impl Server {
         };
         let irc = match options.irc {
             Some(addr) => Some(
-                irc::IrcListener::bind(addr, options.plaintext)
+                irc::bind(addr, options.plaintext)
                     .await
                     .map_err(|source| ServerError::Bind { addr, source })?,
             ),
@@ -294,7 +295,7 @@ impl Server {
     pub fn web_addr(&self) -> std::io::Result<Option<SocketAddr>> {
         self.web
             .as_ref()
-            .map(web::WebListener::local_addr)
+            .map(door::DoorListener::local_addr)
             .transpose()
     }
 
@@ -305,7 +306,7 @@ impl Server {
     pub fn irc_addr(&self) -> std::io::Result<Option<SocketAddr>> {
         self.irc
             .as_ref()
-            .map(irc::IrcListener::local_addr)
+            .map(door::DoorListener::local_addr)
             .transpose()
     }
 
@@ -334,12 +335,12 @@ impl Server {
         if let Some(web) = self.web {
             shutdown
                 .tracker
-                .spawn(web.run(Arc::clone(&self.state), shutdown.clone()));
+                .spawn(web::run(web, Arc::clone(&self.state), shutdown.clone()));
         }
         if let Some(irc) = self.irc {
             shutdown
                 .tracker
-                .spawn(irc.run(Arc::clone(&self.state), shutdown.clone()));
+                .spawn(irc::run(irc, Arc::clone(&self.state), shutdown.clone()));
         }
         let refusals = Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS));
         loop {

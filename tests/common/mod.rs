@@ -42,6 +42,26 @@ pub struct TestServer {
     pub irc_addr: Option<SocketAddr>,
 }
 
+/// Binds a plaintext server whose web and IRC doors are at `web` and `irc`; the error when it
+/// is refused.
+pub async fn bind_plaintext_doors(
+    web: Option<&str>,
+    irc: Option<&str>,
+) -> Result<(), ferry::server::ServerError> {
+    let dir = tempfile::tempdir().unwrap();
+    Server::bind(ServerOptions {
+        config: ServerConfig::default(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        root: dir.path().to_path_buf(),
+        state_dir: dir.path().join("state"),
+        plaintext: true,
+        web: web.map(|a| a.parse().unwrap()),
+        irc: irc.map(|a| a.parse().unwrap()),
+    })
+    .await
+    .map(drop)
+}
+
 /// Which extra doors a test server opens.
 #[derive(Default, Clone, Copy)]
 struct Doors {

@@ -30,68 +30,47 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tracing::debug;
 
 use super::ServerState;
+use super::door::DoorListener;
 use crate::protocol::Permission;
 use crate::services::CloseReason;
-use crate::shutdown::{Shutdown, next_connection};
+use crate::shutdown::Shutdown;
 use client::{Client, End};
 use registration::{Abort, register};
 use wire::Wire;
 
-/// The IRC door's listener, bound.
-pub(crate) struct IrcListener {
-    listener: TcpListener,
+/// Binds the IRC door; plaintext only on loopback.
+///
+/// # Errors
+/// The address cannot be bound, or a plaintext door was asked for beyond loopback.
+pub(crate) async fn bind(addr: SocketAddr, plaintext: bool) -> std::io::Result<DoorListener> {
+    DoorListener::bind(
+        addr,
+        plaintext,
+        "IRC",
+        ": IRC sign-in sends the token's secret",
+    )
+    .await
 }
 
-impl IrcListener {
-    /// Binds `addr`; a plaintext IRC door only on loopback.
-    ///
-    /// # Errors
-    /// The address cannot be bound, or a plaintext door was asked for beyond loopback.
-    pub(crate) async fn bind(addr: SocketAddr, plaintext: bool) -> std::io::Result<IrcListener> {
-        if plaintext && !addr.ip().is_loopback() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "the IRC door without TLS (--plaintext) may only listen on loopback (127.0.0.1 or ::1), not {addr}: IRC sign-in sends the token's secret"
-                ),
-            ));
-        }
-        Ok(IrcListener {
-            listener: TcpListener::bind(addr).await?,
+/// Serves IRC clients until shutdown, within the server's connection limits.
+pub(crate) async fn run(listener: DoorListener, state: Arc<ServerState>, shutdown: Shutdown) {
+    listener
+        .run(state, shutdown, |accepted| async move {
+            serve(
+                accepted.tcp,
+                accepted.peer,
+                &accepted.state,
+                &accepted.shutdown,
+            )
+            .await;
+            drop(accepted.held);
         })
-    }
-
-    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Serves IRC clients until shutdown, within the server's connection limits.
-    pub(crate) async fn run(self, state: Arc<ServerState>, shutdown: Shutdown) {
-        loop {
-            let Some((tcp, peer)) = next_connection(&self.listener, &shutdown.begin, "irc").await
-            else {
-                return;
-            };
-            let _ = tcp.set_nodelay(true);
-            let slot = state.connections_per_address.try_take(peer.ip());
-            let permit = Arc::clone(&state.connection_permits).try_acquire_owned();
-            let (Some(slot), Ok(permit)) = (slot, permit) else {
-                debug!(%peer, "IRC connection refused: at the connection limit");
-                continue;
-            };
-            let state = Arc::clone(&state);
-            let session_shutdown = shutdown.clone();
-            shutdown.tracker.spawn(async move {
-                serve(tcp, peer, &state, &session_shutdown).await;
-                drop((slot, permit));
-            });
-        }
-    }
+        .await;
 }
 
 /// One connection: TLS if the server has an identity, then the client.

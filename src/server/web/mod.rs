@@ -23,21 +23,15 @@ use axum::routing::get;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tracing::debug;
 
 use super::ServerState;
+use super::door::{DoorListener, Held};
 use super::session::{SessionEnd, serve_stream};
 use crate::connection::ws_stream::{Incoming, WsMessage, WsStream};
-use crate::per_address::AddressSlot;
-use crate::shutdown::{Shutdown, next_connection};
-use tokio::sync::OwnedSemaphorePermit;
-
-/// The web door's listener, bound.
-pub(crate) struct WebListener {
-    listener: TcpListener,
-}
+use crate::shutdown::Shutdown;
 
 /// What one HTTP connection's handlers know.
 #[derive(Clone)]
@@ -49,56 +43,35 @@ struct Door {
     scheme: &'static str,
     /// The connection's place within the limits, held until its last user (the HTTP
     /// connection, then the WebSocket session it became) is done.
-    _held: Arc<(AddressSlot, OwnedSemaphorePermit)>,
+    _held: Arc<Held>,
 }
 
-impl WebListener {
-    /// Binds `addr`; a plaintext web door only on loopback.
-    ///
-    /// # Errors
-    /// The address cannot be bound, or a plaintext door was asked for beyond loopback.
-    pub(crate) async fn bind(addr: SocketAddr, plaintext: bool) -> std::io::Result<WebListener> {
-        if plaintext && !addr.ip().is_loopback() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "the web door without TLS (--plaintext) may only listen on loopback (127.0.0.1 or ::1), not {addr}"
-                ),
-            ));
-        }
-        Ok(WebListener {
-            listener: TcpListener::bind(addr).await?,
-        })
-    }
+/// Binds the web door; plaintext only on loopback.
+///
+/// # Errors
+/// The address cannot be bound, or a plaintext door was asked for beyond loopback.
+pub(crate) async fn bind(addr: SocketAddr, plaintext: bool) -> std::io::Result<DoorListener> {
+    DoorListener::bind(addr, plaintext, "web", "").await
+}
 
-    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Serves HTTP connections until shutdown, within the server's connection limits.
-    pub(crate) async fn run(self, state: Arc<ServerState>, shutdown: Shutdown) {
-        loop {
-            let Some((tcp, peer)) = next_connection(&self.listener, &shutdown.begin, "web").await
-            else {
-                return;
-            };
-            let _ = tcp.set_nodelay(true);
-            let slot = state.connections_per_address.try_take(peer.ip());
-            let permit = Arc::clone(&state.connection_permits).try_acquire_owned();
-            let (Some(slot), Ok(permit)) = (slot, permit) else {
-                debug!(%peer, "web connection refused: at the connection limit");
-                continue;
-            };
+/// Serves HTTP connections until shutdown, within the server's connection limits.
+pub(crate) async fn run(listener: DoorListener, state: Arc<ServerState>, shutdown: Shutdown) {
+    listener
+        .run(state, shutdown, |accepted| {
             let door = Door {
-                state: Arc::clone(&state),
-                shutdown: shutdown.clone(),
-                peer,
-                scheme: if state.tls.is_some() { "https" } else { "http" },
-                _held: Arc::new((slot, permit)),
+                scheme: if accepted.state.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
+                state: accepted.state,
+                shutdown: accepted.shutdown,
+                peer: accepted.peer,
+                _held: Arc::new(accepted.held),
             };
-            shutdown.tracker.spawn(serve_http(tcp, door));
-        }
-    }
+            serve_http(accepted.tcp, door)
+        })
+        .await;
 }
 
 /// One HTTP connection: TLS if the server has an identity, then HTTP/1.1 with upgrades.

@@ -625,3 +625,36 @@ async fn irssi_in_a_terminal_chats_with_a_cli_member() {
     tmux.type_line("/quit");
     cli.wait_for("irssiuser left");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_irc_guesses_are_stopped_by_the_failure_limit() {
+    let (mut config, _) = config_with_user("alice", "chat");
+    config.limits.auth_max_failures = 3;
+    config.limits.auth_failure_delay_ms = 1;
+    let server = irc_server(config).await;
+    let mut guesses = Vec::new();
+    for i in 0..60 {
+        let mut raw = Raw::connect(&server).await;
+        guesses.push(tokio::spawn(async move {
+            raw.send(format!("PASS alice:wrong{i}\r\nNICK g{i}\r\nUSER g 0 * :g\r\n").as_bytes())
+                .await;
+            raw.until(" 464 ").await.expect("a 464")
+        }));
+    }
+    let (mut checked, mut limited) = (0, 0);
+    for guess in guesses {
+        let reply = guess.await.unwrap();
+        if reply.contains("too many failed logins") {
+            limited += 1;
+        } else {
+            assert!(reply.contains("wrong token or unknown user"), "{reply}");
+            checked += 1;
+        }
+    }
+    let most = 3 + server.state.limits.max_handshakes_per_address;
+    assert!(
+        checked <= most,
+        "{checked} guesses were checked; at most {most} may be"
+    );
+    assert_eq!(checked + limited, 60);
+}

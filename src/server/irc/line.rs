@@ -214,7 +214,7 @@ impl Out {
 
 /// A nick as a source mask; the server's own name stays as it is.
 fn mask_of(source: &str) -> String {
-    if source == SERVER || source.contains('!') {
+    if source == SERVER {
         source.to_string()
     } else {
         mask(source)

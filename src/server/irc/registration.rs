@@ -325,13 +325,10 @@ async fn sign_in_with(
         .map_err(|refusal| refusal.message)
 }
 
-/// A nick as ferry's rules have it, and without `!` or `@`, which would break an IRC source.
+/// A nick as ferry's rules have it (which keep `!` and `@` out, so no nick can pass for
+/// another in an IRC source).
 pub(super) fn valid_nick(nick: &str, state: &ServerState) -> Result<(), String> {
-    names::validate("nick", nick, state.chat.config.max_nick_chars).map_err(|e| e.to_string())?;
-    match nick.chars().find(|c| matches!(c, '!' | '@')) {
-        Some(c) => Err(format!("a nick may not contain {c:?} on IRC")),
-        None => Ok(()),
-    }
+    names::validate("nick", nick, state.chat.config.max_nick_chars).map_err(|e| e.to_string())
 }
 
 /// 001–005 and the MOTD.

@@ -18,7 +18,7 @@ pub struct NameError {
 
 /// Checks a nick or room name: 1 to `max_chars` characters, no spaces or control characters,
 /// none of `,` `:` `*`, and not starting with `/`, `#` or `@` (they read as commands or
-/// addresses in clients).
+/// addresses in clients); a nick holds no `!` or `@` at all.
 ///
 /// # Errors
 /// [`NameError`] saying which rule was broken.
@@ -43,6 +43,13 @@ pub fn validate(what: &'static str, name: &str, max_chars: usize) -> Result<(), 
     if let Some(c) = name
         .chars()
         .find(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | ':' | '*'))
+    {
+        return Err(error(format!("it may not contain {c:?}")));
+    }
+    // `!` and `@` separate a nick from the rest of an IRC source (`nick!user@host`): in a nick
+    // they would let `alice!x` pass for `alice` on IRC.
+    if what == "nick"
+        && let Some(c) = name.chars().find(|c| matches!(c, '!' | '@'))
     {
         return Err(error(format!("it may not contain {c:?}")));
     }
@@ -80,9 +87,9 @@ pub fn default_nick(user_name: Option<&str>, max_chars: usize) -> String {
             !c.is_whitespace()
                 && !c.is_control()
                 && c.general_category() != GeneralCategory::Format
-                && !matches!(c, ',' | ':' | '*')
+                && !matches!(c, ',' | ':' | '*' | '!' | '@')
         })
-        .skip_while(|c| matches!(c, '/' | '#' | '@'))
+        .skip_while(|c| matches!(c, '/' | '#'))
         .take(max_chars)
         .collect();
     if cleaned.is_empty() {
@@ -119,6 +126,8 @@ mod tests {
             "@x",
             "a,b",
             "a:b",
+            "alice!x",
+            "alice@irc",
             "tab\t",
             &"x".repeat(33),
         ] {
@@ -150,6 +159,7 @@ mod tests {
         for user in [
             Some("root"),
             Some("/weird user"),
+            Some("bob@corp!x"),
             Some(""),
             None,
             Some(&*"y".repeat(80)),

@@ -658,3 +658,37 @@ async fn parallel_irc_guesses_are_stopped_by_the_failure_limit() {
     );
     assert_eq!(checked + limited, 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_limits_hold_for_irc_lines_paced_not_lost_and_too_long_refused() {
+    let mut config = ServerConfig::default();
+    config.chat.flood_burst = 4;
+    config.chat.flood_per_second = 400.0;
+    config.chat.max_message_bytes = 100;
+    let server = irc_server(config).await;
+    let (_tx, mut rx) = native(&server, "paced", "listener").await;
+    let mut raw = Raw::register(&server, "chatty").await;
+    raw.send(b"JOIN #paced\r\n").await;
+    raw.until(" 366 ").await.unwrap();
+    // Over the chat's message limit: 417, and nothing reaches the room.
+    raw.send(format!("PRIVMSG #paced :{}\r\n", "y".repeat(150)).as_bytes())
+        .await;
+    assert!(
+        raw.until(" 417 ")
+            .await
+            .unwrap()
+            .contains("the limit is 100 bytes")
+    );
+    // Past the flood burst the lines are read later, never dropped, and stay in order.
+    let burst: String = (0..40)
+        .map(|i| format!("PRIVMSG #paced :line {i}\r\n"))
+        .collect();
+    raw.send(burst.as_bytes()).await;
+    for i in 0..40 {
+        let got = next_line(&mut rx, |m| matches!(m, Message::ChatMessage(_))).await;
+        assert!(
+            matches!(&got, Message::ChatMessage(ChatMessage { text, .. }) if *text == format!("line {i}")),
+            "line {i}: {got:?}"
+        );
+    }
+}

@@ -71,7 +71,7 @@ fn a_read_only_user_sees_no_upload_and_is_refused_anyway() {
 }
 
 #[test]
-fn the_terminal_runs_a_shell_that_follows_the_window_and_takes_ctrl_c() {
+fn the_terminal_runs_a_shell_with_colours_top_window_resizes_and_ctrl_c() {
     scenario("terminal");
 }
 

@@ -415,7 +415,17 @@ def terminal(p, server):
     page.page.keyboard.type("echo after-$((1+1))\n")
     expect(rows).to_contain_text("after-2")
     assert "not-5" not in rows.inner_text(), "Ctrl-C did not stop the command"
+    # Colours reach the screen as colours, not as escape text.
+    page.page.keyboard.type("printf 'plain \\033[31mred-%s\\033[0m\\n' $((40+2))\n")
+    red = page.page.locator("#terminal .xterm-rows span.xterm-fg-1", has_text="red-42")
+    expect(red).to_have_count(1)
+    # A full-screen program: top draws its screen, q leaves it.
+    page.page.keyboard.type("top\n")
+    expect(rows).to_contain_text("load average")
     page.shot()
+    page.page.keyboard.press("q")
+    page.page.keyboard.type("clear; echo back-$((5+5))\n")
+    expect(rows).to_contain_text("back-10")
     page.no_console_errors()
     page.close()
 

@@ -411,11 +411,14 @@ impl Client<'_> {
     }
 }
 
-/// 353 lines (as many as the nicks need) and 366.
+/// 353 lines (as many as the nicks need, each within 512 bytes) and 366.
 fn names_reply(channel: &str, nicks: &[String], out: &mut Out) {
+    // `:ferry 353 ME = #CHANNEL :` and CR-LF around the nicks.
+    let overhead = 1 + SERVER.len() + 5 + out.nick.len() + 3 + channel.len() + 2 + 2;
+    let budget = line::LINE_BYTES.saturating_sub(overhead).min(NAMES_BYTES);
     let mut line = String::new();
     for nick in nicks {
-        if !line.is_empty() && line.len() + nick.len() + 1 > NAMES_BYTES {
+        if !line.is_empty() && line.len() + nick.len() + 1 > budget {
             out.numeric(RPL_NAMREPLY, &["=", channel, &line]);
             line.clear();
         }

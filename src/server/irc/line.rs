@@ -69,9 +69,11 @@ pub(super) fn parse(line: &str) -> Option<Command<'_>> {
     })
 }
 
-/// `nick!nick@ferry`: how a member appears as the source of a line.
+/// `nick!ferry@ferry`: how a member appears as the source of a line. The nick once, so that
+/// the longest nick (32 characters, up to 128 bytes) and the longest channel still leave room
+/// for text in a 512-byte line.
 pub(super) fn mask(nick: &str) -> String {
-    format!("{nick}!{nick}@{SERVER}")
+    format!("{nick}!{SERVER}@{SERVER}")
 }
 
 /// An IRCv3 `server-time` value: `YYYY-MM-DDThh:mm:ss.sssZ` in UTC.
@@ -117,9 +119,20 @@ pub(super) struct Out {
 }
 
 impl Out {
-    /// A raw line (without CR-LF).
+    /// A raw line (without CR-LF). One that would pass 512 bytes (its tags aside) loses the
+    /// end of its last parameter: lines of text are cut into pieces before they get here
+    /// ([`Out::said`]), so only a long topic (a ferry topic may be 4 KiB) is ever shortened.
     pub(super) fn line(&mut self, line: &str) {
-        self.bytes.extend_from_slice(line.as_bytes());
+        let tags = if line.starts_with('@') {
+            line.find(' ').map_or(0, |at| at + 1)
+        } else {
+            0
+        };
+        let mut end = line.len().min(tags + LINE_BYTES - 2);
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.bytes.extend_from_slice(&line.as_bytes()[..end]);
         self.bytes.extend_from_slice(b"\r\n");
     }
 
@@ -236,6 +249,49 @@ fn push_params(line: &mut String, params: &[&str]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a client sends, parsing neither panics nor invents a command.
+        #[test]
+        fn any_line_parses_without_panicking(line in ".{0,600}") {
+            if let Some(command) = parse(&line) {
+                prop_assert!(!command.name.is_empty());
+            }
+        }
+
+        /// Whatever a ferry member says, every IRC line it becomes fits 512 bytes, holds no
+        /// CR, LF or NUL of its own, and the pieces put back together are the text (its
+        /// newlines as line breaks, CR and NUL as spaces).
+        #[test]
+        fn any_text_becomes_whole_lines_within_the_limit(
+            text in "(.|\r|\n|\u{0}){0,1500}",
+            from in "\\PC{1,32}",
+            channel in "#\\PC{1,64}",
+            action in any::<bool>(),
+        ) {
+            let mut out = Out::default();
+            out.said(None, SystemTime::now(), &from, &channel, &text, action);
+            let sent = String::from_utf8(out.bytes).unwrap();
+            let lines: Vec<&str> = sent.split_terminator("\r\n").collect();
+            let mut pieces = Vec::new();
+            for line in &lines {
+                prop_assert!(line.len() + 2 <= LINE_BYTES, "{} bytes", line.len() + 2);
+                prop_assert!(!line.contains(['\r', '\n', '\0']));
+                let body = &line[line.find(&format!(" {channel} :")).unwrap() + channel.len() + 3..];
+                let body = if action {
+                    body.strip_prefix("\u{1}ACTION ").and_then(|b| b.strip_suffix('\u{1}')).unwrap()
+                } else {
+                    body
+                };
+                pieces.push(body.to_string());
+            }
+            let expected: Vec<String> = text.split('\n').map(|p| p.replace(['\r', '\0'], " ")).collect();
+            let rebuilt = pieces.concat();
+            prop_assert_eq!(rebuilt, expected.concat());
+            prop_assert!(lines.len() >= expected.len());
+        }
+    }
 
     #[test]
     fn parses_commands_params_and_trailing() {
@@ -272,6 +328,48 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_nick_and_channel_still_leave_room_for_text() {
+        let nick = "𝔞".repeat(32);
+        let channel = format!("#{}", "𝔟".repeat(64));
+        let mut out = Out::default();
+        out.said(
+            None,
+            SystemTime::now(),
+            &nick,
+            &channel,
+            &"x".repeat(600),
+            true,
+        );
+        let sent = String::from_utf8(out.bytes).unwrap();
+        for line in sent.split_terminator("\r\n") {
+            assert!(line.len() + 2 <= LINE_BYTES, "{} bytes", line.len() + 2);
+        }
+    }
+
+    #[test]
+    fn a_line_too_long_for_irc_is_cut_at_a_character() {
+        let mut out = Out {
+            server_time: true,
+            nick: "me".into(),
+            ..Out::default()
+        };
+        out.numeric(332, &["#room", &"話".repeat(400)]);
+        out.from("bob", "TOPIC", &["#room", &"題".repeat(400)]);
+        let sent = String::from_utf8(out.bytes).unwrap();
+        for line in sent.split_terminator("\r\n") {
+            let untagged = line
+                .strip_prefix('@')
+                .map_or(line, |l| l.split_once(' ').unwrap().1);
+            assert!(
+                untagged.len() + 2 <= LINE_BYTES,
+                "{} bytes",
+                untagged.len() + 2
+            );
+        }
+        assert_eq!(sent.matches("\r\n").count(), 2);
+    }
+
+    #[test]
     fn no_line_can_be_broken_by_what_it_carries() {
         let mut out = Out::default();
         out.from("bob", "TOPIC", &["#a", "one\r\nQUIT :injected\0"]);
@@ -290,7 +388,7 @@ mod tests {
         let sent = String::from_utf8(out.bytes).unwrap();
         assert_eq!(
             sent,
-            "@time=1970-01-01T00:00:00.000Z :bob!bob@ferry PRIVMSG #a :\u{1}ACTION waves\u{1}\r\n"
+            "@time=1970-01-01T00:00:00.000Z :bob!ferry@ferry PRIVMSG #a :\u{1}ACTION waves\u{1}\r\n"
         );
         let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_764_072_245_123);
         assert_eq!(server_time(at), "2025-11-25T12:04:05.123Z");

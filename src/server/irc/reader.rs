@@ -70,6 +70,73 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever bytes arrive, in whatever pieces, no line handed on is over the limit, and
+        /// every short line arrives whole and in order.
+        #[test]
+        fn no_line_over_the_limit_whatever_arrives(
+            lines in proptest::collection::vec("[a-z ]{0,40}", 0..20),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let wire: Vec<u8> = lines.iter().flat_map(|l| format!("{l}\r\n").into_bytes()).collect();
+            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+            points.extend([0, wire.len()]);
+            points.sort_unstable();
+            let mut builder = tokio_test_io(&wire, &points);
+            let got = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+                let mut reader = LineReader::new(&mut builder, 24);
+                let mut got = Vec::new();
+                loop {
+                    match reader.next().await.unwrap() {
+                        Read::Closed => return got,
+                        read => got.push(read),
+                    }
+                }
+            });
+            let want: Vec<Read> = lines
+                .iter()
+                .map(|l| if l.len() > 24 { Read::TooLong } else { Read::Line(l.as_bytes().to_vec()) })
+                .collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    /// The bytes of `wire`, delivered in the pieces `points` cut them into.
+    fn tokio_test_io(wire: &[u8], points: &[usize]) -> Pieces {
+        Pieces(
+            points
+                .windows(2)
+                .map(|w| wire[w[0]..w[1]].to_vec())
+                .rev()
+                .collect(),
+        )
+    }
+
+    /// A reader that gives its pieces one read at a time.
+    struct Pieces(Vec<Vec<u8>>);
+
+    impl AsyncRead for Pieces {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            while let Some(piece) = self.0.pop() {
+                if piece.is_empty() {
+                    continue;
+                }
+                let n = piece.len().min(buf.remaining());
+                buf.put_slice(&piece[..n]);
+                if n < piece.len() {
+                    self.0.push(piece[n..].to_vec());
+                }
+                break;
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
 
     async fn lines(input: &'static [u8], max: usize) -> Vec<Read> {
         let mut reader = LineReader::new(input, max);

@@ -354,7 +354,8 @@ fn greet(out: &mut super::line::Out, state: &ServerState) {
         "CHANTYPES=#".to_string(),
         format!("CHANNELLEN={}", chat.max_room_chars + 1),
         format!("NICKLEN={}", chat.max_nick_chars),
-        format!("TOPICLEN={}", chat.max_message_bytes),
+        // What one 332 line can show; a longer topic set natively is shown cut.
+        format!("TOPICLEN={}", chat.max_message_bytes.min(390)),
         format!("LINELEN={}", line::LINE_BYTES),
         "NETWORK=ferry".to_string(),
         "PREFIX=".to_string(),

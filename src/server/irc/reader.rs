@@ -54,7 +54,8 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 }
                 return Ok(Read::Line(line.to_vec()));
             }
-            if self.buf.len() > self.max {
+            // No LF yet: the line so far, and perhaps its CR.
+            if self.buf.len() > self.max + 1 {
                 self.buf.advance(self.buf.len());
                 if !std::mem::replace(&mut self.skipping, true) {
                     return Ok(Read::TooLong);

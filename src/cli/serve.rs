@@ -36,8 +36,9 @@ pub struct ServeArgs {
     /// auth: loopback only) or ftp, e.g. --legacy chatbot=127.0.0.1:9001. Repeatable.
     #[arg(long, value_name = "NAME=ADDR")]
     pub legacy: Vec<LegacySpec>,
-    /// Also open the web door here: HTTPS (HTTP with --plaintext, loopback only) whose
-    /// WebSocket endpoint /ws carries ferry sessions.
+    /// Also serve the web page here (chat, files and a terminal in a browser): HTTPS with the
+    /// server's identity (HTTP with --plaintext, loopback only); its WebSocket /ws carries
+    /// ferry sessions.
     #[arg(long, value_name = "HOST:PORT", value_parser = super::listen_address)]
     pub web: Option<SocketAddr>,
     /// Also open the IRC door here: IRC over TLS with the server's identity (plain IRC with

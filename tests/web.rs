@@ -132,13 +132,9 @@ async fn an_oversized_message_or_a_text_one_ends_the_session() {
     assert_eq!(next(&mut socket).await, None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_vanishes_gives_its_connection_back() {
-    let server = web_server().await;
-    let max = server.state.limits.max_connections;
-    let socket = session(&server).await;
-    assert_eq!(server.state.connection_permits.available_permits(), max - 1);
-    drop(socket);
+/// Waits until the server holds all `max` connection slots free again (a web connection's
+/// slot is given back by a task of its own, after the connection ends).
+async fn every_slot_comes_back(server: &TestServer, max: usize) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while server.state.connection_permits.available_permits() != max {
         assert!(
@@ -147,6 +143,16 @@ async fn a_client_that_vanishes_gives_its_connection_back() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_vanishes_gives_its_connection_back() {
+    let server = web_server().await;
+    let max = server.state.limits.max_connections;
+    let socket = session(&server).await;
+    assert_eq!(server.state.connection_permits.available_permits(), max - 1);
+    drop(socket);
+    every_slot_comes_back(&server, max).await;
 }
 
 #[tokio::test]
@@ -173,14 +179,7 @@ async fn a_request_that_never_finishes_is_closed_at_the_handshake_timeout() {
         "a trickled request must not hold its connection"
     );
     let max = server.state.limits.max_connections;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while server.state.connection_permits.available_permits() != max {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the slot stayed taken"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    every_slot_comes_back(&server, max).await;
 }
 
 /// `GET path` on a plaintext web door: the status line, the headers (lower-case names) and

@@ -82,8 +82,7 @@ impl Client<'_> {
     }
 
     fn channel(&self, name: &str) -> Option<&Channel> {
-        let room = name.strip_prefix('#')?;
-        self.channels.iter().find(|c| c.room.name == room)
+        self.channels.iter().find(|c| c.name == name)
     }
 
     /// PRIVMSG or NOTICE to channels and nicks; a NOTICE is never answered with an error.
@@ -220,10 +219,7 @@ impl Client<'_> {
 
     fn part(&mut self, list: &str, reason: Option<&str>, out: &mut Out) {
         for name in list.split(',').filter(|n| !n.is_empty()) {
-            let Some(at) = self
-                .channel(name)
-                .and_then(|c| self.channels.iter().position(|o| std::ptr::eq(o, c)))
-            else {
+            let Some(at) = self.channels.iter().position(|c| c.name == name) else {
                 out.numeric(ERR_NOTONCHANNEL, &[name, "You're not on that channel"]);
                 continue;
             };

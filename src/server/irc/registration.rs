@@ -76,10 +76,10 @@ where
         match incoming {
             Incoming::Line(text) => {
                 if let Some(command) = line::parse(&text) {
-                    let name = command.name.clone();
-                    let params: Vec<String> =
-                        command.params.iter().map(|p| p.to_string()).collect();
-                    if let Some(done) = pending.command(&name, &params, wire, state, peer).await? {
+                    let done = pending
+                        .command(&command.name, &command.params, wire, state, peer)
+                        .await?;
+                    if let Some(done) = done {
                         wire.flush().await.map_err(|_| Abort::Gone)?;
                         return Ok(done);
                     }
@@ -96,7 +96,7 @@ impl Pending {
     async fn command<S>(
         &mut self,
         name: &str,
-        params: &[String],
+        params: &[&str],
         wire: &mut Wire<S>,
         state: &Arc<ServerState>,
         peer: SocketAddr,
@@ -105,7 +105,7 @@ impl Pending {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let out = &mut wire.out;
-        let first = params.first().map(String::as_str);
+        let first = params.first().copied();
         match name {
             "CAP" => match first.map(str::to_ascii_uppercase).as_deref() {
                 Some("LS") => {
@@ -114,7 +114,7 @@ impl Pending {
                 }
                 Some("REQ") => {
                     self.negotiating = true;
-                    let list = params.get(1).map_or("", String::as_str);
+                    let list = params.get(1).copied().unwrap_or("");
                     let verdict = if self.caps.request(list) {
                         "ACK"
                     } else {

@@ -91,7 +91,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let force = door.shutdown.force.clone();
-    let door_handshake_timeout = door.state.limits.handshake_timeout();
+    let limit = door.state.limits.handshake_timeout();
     let router = Router::new()
         .route("/ws", get(upgrade))
         .route("/ferry.json", get(assets::server_facts))
@@ -105,7 +105,6 @@ where
     // Until it upgrades, an HTTP connection gets the handshake timeout in all: a client that
     // trickles its request line (or never sends one) cannot hold its place within the limits.
     // Once upgraded, the session runs on its own, under the session's own timeouts.
-    let limit = door_handshake_timeout;
     tokio::select! {
         _ = force.cancelled() => {}
         _ = tokio::time::timeout(limit, connection) => {}

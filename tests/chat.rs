@@ -377,6 +377,7 @@ async fn a_member_that_never_reads_is_dropped_and_does_not_stall_the_room() {
         with: None,
         nick: Some("slow".into()),
         history: false,
+        since: None,
     }))
     .await
     .unwrap();
@@ -578,7 +579,7 @@ async fn fan_out_load_with_a_thousand_members() {
 }
 
 #[tokio::test]
-async fn a_rooms_history_ends_with_the_room() {
+async fn a_rooms_history_ends_with_the_room_on_one_server_and_stays_in_a_clusters_stream() {
     let server = TestServer::start_plaintext(ServerConfig::default()).await;
     let (mut alice, mut alice_rx, _) = member(&server, "lobby", "alice").await;
     let id = alice.say("said before everyone left").await.unwrap();
@@ -586,9 +587,18 @@ async fn a_rooms_history_ends_with_the_room() {
     drop((alice, alice_rx));
     server.wait_for_active(0).await;
     // The room was removed with its last member: a new joiner finds no history, then its own
-    // line is the first the new room has.
+    // line is the first the new room has. On the cluster engine the history is the room's
+    // stream in Redis, kept for its configured age whoever is in the room: it is replayed.
     let (mut bob, mut bob_rx, members) = member(&server, "lobby", "bob").await;
     assert_eq!(members, vec!["bob"]);
+    if common::on_cluster_engine() {
+        expect(
+            &mut bob_rx,
+            "the line kept in the stream",
+            said("alice", "said before everyone left"),
+        )
+        .await;
+    }
     let id = bob.say("hello").await.unwrap();
     let first = expect(&mut bob_rx, "the ack or an earlier line", |m| {
         matches!(m, Message::ChatAck(_) | Message::ChatMessage(_))

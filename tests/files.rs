@@ -744,6 +744,7 @@ where
             permissions: vec![],
             max_frame: 1 << 20,
             signature: None,
+            node: None,
         }))
         .await
         .unwrap();

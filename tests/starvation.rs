@@ -378,6 +378,7 @@ async fn recent_room_lines_are_bounded_in_bytes_and_a_member_behind_is_told_what
         with: None,
         nick: Some("slow".into()),
         history: false,
+        since: None,
     }))
     .await
     .unwrap();

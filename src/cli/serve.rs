@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// --plaintext, loopback only), onto the same rooms.
     #[arg(long, value_name = "HOST:PORT", value_parser = super::listen_address)]
     pub irc: Option<SocketAddr>,
+    /// Chat across several servers sharing this Redis (redis://HOST:PORT): rooms, nicks,
+    /// direct messages and the bot span them all. Files and exec stay per server.
+    #[arg(long, value_name = "redis://HOST:PORT")]
+    pub cluster: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -56,7 +60,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .config
         .clone()
         .unwrap_or_else(|| state_dir.join("config.toml"));
-    let config = ServerConfig::load(&config_path, args.config.is_some())?;
+    let mut config = ServerConfig::load(&config_path, args.config.is_some())?;
+    if let Some(url) = args.cluster {
+        config.cluster.redis = Some(url);
+    }
     let listen = match (args.listen, &config.listen) {
         (Some(addr), _) => addr,
         (None, Some(text)) => text.parse().context("invalid 'listen' in config")?,
@@ -126,6 +133,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "ferry: legacy {spec}: listening on {bound} (the seed's protocol: no TLS, no auth)"
         );
+    }
+    match state.chat.cluster() {
+        Some(cluster) => eprintln!(
+            "ferry: chat engine: Redis at {} (cluster node {}; files and exec stay on this server)",
+            cluster.link.redis(),
+            cluster.name
+        ),
+        None => eprintln!("ferry: chat engine: in memory (this server only)"),
     }
     eprintln!(
         "ferry: root {}, {users} user(s), anonymous may {}",

@@ -42,7 +42,23 @@ pub async fn join(
     nick: &str,
     history: bool,
 ) -> Result<(ChatSender, ChatReceiver, ChatJoined), ClientError> {
-    join_as(conn, target, nick, false, history).await
+    join_as(conn, target, nick, false, history, None).await
+}
+
+/// Joins room `room` as `nick` after a reconnection, asking for every line after `since` (the
+/// `offset` of the last line seen, on a server in a cluster). `chat_joined`'s `recovered` says
+/// whether they all followed.
+///
+/// # Errors
+/// As [`join`].
+pub async fn join_since(
+    conn: Connection<BoxedStream>,
+    room: &str,
+    nick: &str,
+    since: &str,
+) -> Result<(ChatSender, ChatReceiver, ChatJoined), ClientError> {
+    let target = ChatTarget::Room(room.to_string());
+    join_as(conn, target, nick, false, true, Some(since.to_string())).await
 }
 
 /// As [`join`], but a nick someone else uses is not an error: `nick2`, `nick3`... are tried
@@ -56,7 +72,7 @@ pub async fn join_picking_nick(
     nick: &str,
     history: bool,
 ) -> Result<(ChatSender, ChatReceiver, ChatJoined), ClientError> {
-    join_as(conn, target, nick, true, history).await
+    join_as(conn, target, nick, true, history, None).await
 }
 
 async fn join_as(
@@ -65,6 +81,7 @@ async fn join_as(
     nick: &str,
     pick_free: bool,
     history: bool,
+    since: Option<String>,
 ) -> Result<(ChatSender, ChatReceiver, ChatJoined), ClientError> {
     let (room, with) = match target {
         ChatTarget::Room(room) => (Some(room), None),
@@ -82,6 +99,7 @@ async fn join_as(
             with: with.clone(),
             nick: Some(trying),
             history,
+            since: since.clone(),
         }))
         .await?;
         match conn.read_message().await? {
@@ -199,6 +217,7 @@ impl ChatSender {
                 with: None,
                 nick: None,
                 history: true,
+                since: None,
             }))
             .await?;
         Ok(())

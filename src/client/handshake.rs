@@ -27,6 +27,8 @@ pub struct Granted {
     pub permissions: Permissions,
     /// The largest frame the server accepts.
     pub max_frame: usize,
+    /// In a cluster, the name of the server the session landed on.
+    pub node: Option<String>,
 }
 
 /// Says hello, proves the token if there is one, and returns the server's welcome.
@@ -75,6 +77,7 @@ where
             permissions,
             max_frame,
             signature,
+            node,
         }) => {
             if let Some((token, salt, auth_message)) = expected_signature {
                 let signature = signature
@@ -90,6 +93,7 @@ where
                 user,
                 permissions: permissions.into_iter().collect(),
                 max_frame: max_frame as usize,
+                node,
             })
         }
         other => Err(unexpected(other)),

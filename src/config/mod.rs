@@ -5,6 +5,7 @@
 //! checks what types cannot: ranges, user names, credentials.
 
 mod chat;
+mod cluster;
 mod edit;
 mod exec;
 mod limits;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use chat::{BotConfig, ChatConfig};
+pub use cluster::ClusterConfig;
 pub use edit::{add_user, remove_user, rotate_user};
 pub use exec::ExecConfig;
 pub use limits::{Limits, MAX_MAX_FRAME};
@@ -46,6 +48,8 @@ pub struct ServerConfig {
     pub web: WebConfig,
     /// The IRC door.
     pub irc: IrcConfig,
+    /// Many servers as one: the Redis cluster engine.
+    pub cluster: ClusterConfig,
     /// An operator's own certificate in place of the self-made identity.
     pub tls: TlsConfig,
     /// Users by name.
@@ -174,6 +178,7 @@ impl ServerConfig {
         self.limits.validate()?;
         self.chat.validate()?;
         self.exec.validate()?;
+        self.cluster.validate()?;
         if let Some(listen) = &self.listen {
             listen
                 .parse::<std::net::SocketAddr>()

@@ -20,6 +20,11 @@ pub struct ChatJoin {
     /// Replay the room's recent messages first. Default true.
     #[serde(default = "yes")]
     pub history: bool,
+    /// On a server in a cluster: the `offset` of the last line this client saw in the room
+    /// (on any server of the cluster); the join replays every line after it instead of the
+    /// recent history. `chat_joined` says whether that was possible (`recovered`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 /// Server → client: the join succeeded.
@@ -38,6 +43,11 @@ pub struct ChatJoined {
     /// The room's topic, if one was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// Answering a join with `since`: true when every line after that offset followed as
+    /// history; false when some are no longer kept (or the offset is from other data), in
+    /// which case the recent history followed instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
 }
 
 /// Client → server: a line for the room, or for the partner of a direct conversation.
@@ -116,6 +126,10 @@ pub struct ChatMessage {
     /// Part of the replay on join, not live.
     #[serde(default, skip_serializing_if = "is_false")]
     pub history: bool,
+    /// On a server in a cluster, a room line's position in the room (`EPOCH:MS-SEQ`): what a
+    /// client passes as `since` to catch up after reconnecting, to any server of the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<String>,
 }
 
 /// Server → client: something happened (a join, a leave, a nick change, a drop).

@@ -57,6 +57,9 @@ pub enum ErrorCode {
     NoSpace,
     /// The server is at its connection limit.
     ServerBusy,
+    /// A service the request needs is unreachable for now (a cluster's Redis); nothing was
+    /// done, and the same request may succeed later.
+    Unavailable,
     /// The handshake or the connection idled past its limit.
     Timeout,
     /// The server is shutting down.
@@ -94,6 +97,7 @@ impl ErrorCode {
         ErrorCode::Io,
         ErrorCode::NoSpace,
         ErrorCode::ServerBusy,
+        ErrorCode::Unavailable,
         ErrorCode::Timeout,
         ErrorCode::ShuttingDown,
         ErrorCode::Internal,
@@ -141,9 +145,10 @@ mod tests {
                 ErrorCode::Io => Some(20),
                 ErrorCode::NoSpace => Some(21),
                 ErrorCode::ServerBusy => Some(22),
-                ErrorCode::Timeout => Some(23),
-                ErrorCode::ShuttingDown => Some(24),
-                ErrorCode::Internal => Some(25),
+                ErrorCode::Unavailable => Some(23),
+                ErrorCode::Timeout => Some(24),
+                ErrorCode::ShuttingDown => Some(25),
+                ErrorCode::Internal => Some(26),
                 ErrorCode::Other => None,
             }
         }

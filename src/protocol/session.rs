@@ -48,6 +48,10 @@ pub struct Welcome {
     /// Base64 ServerSignature proving the server knows the credential (authenticated only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// In a cluster, the name of the server the session landed on (where `exec` runs and
+    /// files are read and written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Client → server: a round-trip probe.

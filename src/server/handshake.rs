@@ -40,6 +40,8 @@ pub struct HandshakeContext<'a> {
     pub binding: &'a str,
     /// The frame limit announced in `welcome`.
     pub max_frame: usize,
+    /// In a cluster, this server's name, announced in `welcome`.
+    pub node: Option<&'a str>,
     /// Slots anonymous sessions may hold; one is taken before an anonymous `welcome`.
     pub anonymous_slots: &'a std::sync::Arc<tokio::sync::Semaphore>,
     /// Authentications in progress per address.
@@ -93,7 +95,7 @@ where
             permissions,
             credential: None,
         };
-        welcome(conn, &identity, ctx.max_frame, None).await?;
+        welcome(conn, &identity, ctx, None).await?;
         return Ok(Opened {
             identity,
             anonymous_slot: Some(slot),
@@ -154,13 +156,7 @@ where
                 credential: Some(record.credential.stored_key),
             };
             let signature = record.credential.server_signature(&auth_message);
-            welcome(
-                conn,
-                &identity,
-                ctx.max_frame,
-                Some(STANDARD.encode(signature)),
-            )
-            .await?;
+            welcome(conn, &identity, ctx, Some(STANDARD.encode(signature))).await?;
             Ok(Opened {
                 identity,
                 anonymous_slot: None,
@@ -186,7 +182,7 @@ fn valid_nonce(nonce: &str) -> bool {
 async fn welcome<S>(
     conn: &mut Connection<S>,
     identity: &SessionIdentity,
-    max_frame: usize,
+    ctx: &HandshakeContext<'_>,
     signature: Option<String>,
 ) -> Result<(), HandshakeError>
 where
@@ -196,8 +192,9 @@ where
         server: SERVER_NAME.to_string(),
         user: identity.user.clone(),
         permissions: identity.permissions.to_vec(),
-        max_frame: u32::try_from(max_frame).unwrap_or(u32::MAX),
+        max_frame: u32::try_from(ctx.max_frame).unwrap_or(u32::MAX),
         signature,
+        node: ctx.node.map(str::to_string),
     }))
     .await?;
     Ok(())

@@ -26,6 +26,7 @@ use crate::config::{ExecConfig, Limits, ServerConfig};
 use crate::per_address::{PerAddress, PerAddressQueue};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::SessionContext;
+use crate::services::chat::cluster::Cluster;
 use crate::services::chat::{self, hub::ChatHub};
 use crate::services::files::sandbox::Sandbox;
 use crate::shutdown::Shutdown;
@@ -71,6 +72,8 @@ pub enum ServerError {
     Tls(#[from] rustls::Error),
     #[error("invalid user credential in config: {0}")]
     Credential(#[from] crate::auth::scram::BadCredential),
+    #[error(transparent)]
+    Cluster(#[from] crate::services::chat::cluster::ClusterError),
 }
 
 /// Live counters, shared with tests and the benchmark.
@@ -254,6 +257,15 @@ impl Server {
         state
             .chat
             .reserve_user_names(options.config.users.keys().map(String::as_str));
+        if options.config.cluster.redis.is_some() {
+            let name = options
+                .config
+                .cluster
+                .node
+                .clone()
+                .unwrap_or_else(|| default_node_name(listener.local_addr().ok()));
+            Cluster::start(&state.chat, &options.config.cluster, name).await?;
+        }
         chat::bot::spawn(&state.chat);
         let web = match options.web {
             Some(addr) => Some(
@@ -412,5 +424,17 @@ async fn sweep_partials_until(sandbox: Sandbox, max_age: Duration, stop: Cancell
             () = stop.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
+    }
+}
+
+/// A cluster node's name when the config gives none: the machine's host name and the port.
+fn default_node_name(addr: Option<SocketAddr>) -> String {
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    match addr {
+        Some(addr) => format!("{host}:{}", addr.port()),
+        None => host,
     }
 }

@@ -118,6 +118,7 @@ pub(crate) async fn serve_stream(
         peer: peer.ip(),
         binding: &state.binding,
         max_frame: limits.max_frame_bytes,
+        node: state.chat.cluster().map(|c| c.name.as_str()),
         handshakes: &state.handshakes_per_address,
         anonymous_slots: &state.anonymous_slots,
     };

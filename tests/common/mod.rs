@@ -2,6 +2,7 @@
 //! real binary, and a raw-protocol session for feeding the server bad input.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod redis;
 pub mod tmux;
 
 use ferry::protocol::{ChatAck, Hello};
@@ -40,6 +41,15 @@ pub struct TestServer {
     pub web_addr: Option<SocketAddr>,
     /// The IRC door's address, when the test opened it.
     pub irc_addr: Option<SocketAddr>,
+    /// The server's own Redis, when the suite runs on the cluster engine.
+    pub redis: Option<redis::RedisServer>,
+}
+
+/// Whether this run puts every test server on the cluster engine (`FERRY_TEST_CLUSTER=1`,
+/// set by `./test.sh` for a second pass of the chat suites): the single-server suite must
+/// pass with and without it.
+pub fn on_cluster_engine() -> bool {
+    std::env::var_os("FERRY_TEST_CLUSTER").is_some_and(|v| v == "1")
 }
 
 /// Binds a plaintext server whose web and IRC doors are at `web` and `irc`; the error when it
@@ -127,6 +137,12 @@ impl TestServer {
         legacy: Vec<ferry::legacy::LegacySpec>,
         doors: Doors,
     ) -> TestServer {
+        let mut config = config;
+        let redis = (on_cluster_engine() && config.cluster.redis.is_none()).then(|| {
+            let redis = redis::RedisServer::start();
+            config.cluster.redis = Some(redis.url());
+            redis
+        });
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("root")).unwrap();
         let server = Server::bind(ServerOptions {
@@ -168,6 +184,7 @@ impl TestServer {
             legacy_addrs,
             web_addr,
             irc_addr,
+            redis,
         }
     }
 

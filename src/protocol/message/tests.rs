@@ -20,6 +20,7 @@ fn samples() -> Vec<Message> {
             permissions: vec![Permission::Chat, Permission::Read],
             max_frame: 1 << 20,
             signature: None,
+            node: Some("vm:9999".into()),
         }),
         Message::Ping(Ping { seq: 7 }),
         Message::Pong(Pong { seq: 7 }),
@@ -32,6 +33,7 @@ fn samples() -> Vec<Message> {
             with: None,
             nick: Some("alice".into()),
             history: false,
+            since: Some("a1b2:1700000000000-0".into()),
         }),
         Message::ChatJoined(ChatJoined {
             room: None,
@@ -39,6 +41,7 @@ fn samples() -> Vec<Message> {
             nick: "alice".into(),
             members: vec!["alice".into(), "babyshen".into()],
             topic: None,
+            recovered: Some(true),
         }),
         Message::ChatSay(ChatSay {
             id: 1,
@@ -68,6 +71,7 @@ fn samples() -> Vec<Message> {
             text: "hello".into(),
             history: true,
             action: false,
+            offset: Some("a1b2:1700000000000-1".into()),
         }),
         Message::ChatNotice(ChatNotice {
             room: Some("lobby".into()),

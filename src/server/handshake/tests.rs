@@ -62,6 +62,7 @@ impl Server {
             peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
             binding: BINDING,
             max_frame: 1 << 20,
+            node: None,
             handshakes: &self.handshakes,
             anonymous_slots: &self.anonymous,
         }

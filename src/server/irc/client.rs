@@ -17,6 +17,7 @@ use crate::auth::SessionIdentity;
 use crate::server::ServerState;
 use crate::services::CloseReason;
 use crate::services::chat::flood::FloodGate;
+use crate::services::chat::cluster::record::StreamId;
 use crate::services::chat::hub::{Delivery, Participant, Receipt, Room, RoomEvent};
 
 /// Room events gathered into one write at most.
@@ -28,6 +29,8 @@ pub(super) struct Channel {
     pub(super) name: String,
     pub(super) room: Arc<Room>,
     pub(super) events: broadcast::Receiver<Arc<RoomEvent>>,
+    /// In a cluster, the join's position: events up to it are skipped (see `Joined`).
+    pub(super) after: Option<StreamId>,
 }
 
 /// How a client's time ended.
@@ -124,7 +127,7 @@ impl<'a> Client<'a> {
                 Step::Read(Err(_)) | Step::Read(Ok(Incoming::Closed)) => Some(End::Gone),
                 Step::Read(Ok(Incoming::Line(text))) => {
                     self.flood.take(Instant::now());
-                    self.line(&text, &mut wire.out)
+                    self.line(&text, &mut wire.out).await
                 }
                 Step::Read(Ok(refused)) => {
                     self.flood.take(Instant::now());
@@ -163,7 +166,13 @@ impl<'a> Client<'a> {
         let name = self.channels[i].name.clone();
         while let Some(event) = next.take() {
             match event {
-                Ok(event) => self.room_event(&name, &event, out),
+                Ok(event) => {
+                    let after = self.channels[i].after;
+                    let seen = after.is_some_and(|a| event.offset().is_some_and(|o| o <= a));
+                    if !seen {
+                        self.room_event(&name, &event, out);
+                    }
+                }
                 Err(broadcast::error::RecvError::Lagged(skipped)) => out.server(
                     "NOTICE",
                     &[

@@ -10,6 +10,7 @@ use super::line::{self, Out, SERVER};
 use super::numeric::*;
 use super::registration::valid_nick;
 use crate::protocol::ErrorCode;
+use crate::services::chat::hub::JoinOptions;
 
 /// Channels one client may be in at once.
 const MAX_CHANNELS: usize = 32;
@@ -20,14 +21,14 @@ const NAMES_BYTES: usize = 400;
 
 impl Client<'_> {
     /// One line from the client.
-    pub(super) fn line(&mut self, text: &str, out: &mut Out) -> Option<End> {
+    pub(super) async fn line(&mut self, text: &str, out: &mut Out) -> Option<End> {
         let command = line::parse(text)?;
         let p = &command.params;
         let first = p.first().copied();
         match command.name.as_str() {
             "PRIVMSG" | "NOTICE" => self.message(&command.name, p, out),
             "JOIN" => match first {
-                Some(list) => self.join(list, out),
+                Some(list) => self.join(list, out).await,
                 None => out.numeric(ERR_NEEDMOREPARAMS, &["JOIN", "Not enough parameters"]),
             },
             "PART" => match first {
@@ -35,7 +36,7 @@ impl Client<'_> {
                 None => out.numeric(ERR_NEEDMOREPARAMS, &["PART", "Not enough parameters"]),
             },
             "NICK" => match first {
-                Some(nick) if !nick.is_empty() => self.rename(nick, out),
+                Some(nick) if !nick.is_empty() => self.rename(nick, out).await,
                 _ => out.numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"]),
             },
             "NAMES" => {
@@ -43,12 +44,12 @@ impl Client<'_> {
                     self.names(channel, out);
                 }
             }
-            "WHO" => self.who(first.unwrap_or("*"), out),
+            "WHO" => self.who(first.unwrap_or("*"), out).await,
             "WHOIS" => match p.last() {
-                Some(nick) => self.whois(nick, out),
+                Some(nick) => self.whois(nick, out).await,
                 None => out.numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"]),
             },
-            "LIST" => self.list(out),
+            "LIST" => self.list(out).await,
             "TOPIC" => match first {
                 Some(channel) => self.topic(channel, p.get(1).copied(), out),
                 None => out.numeric(ERR_NEEDMOREPARAMS, &["TOPIC", "Not enough parameters"]),
@@ -132,10 +133,21 @@ impl Client<'_> {
                     }
                     continue;
                 };
-                let history = self.state.chat.config.history_messages;
-                channel
-                    .room
-                    .say(self.participant.id, &self.nick, text, action, history);
+                // An IRC client is not acked: it hears only of a line Redis did not take.
+                let said = self.state.chat.say(
+                    &channel.room,
+                    &self.participant,
+                    &self.nick,
+                    text,
+                    action,
+                    None,
+                );
+                if let Err(refusal) = said {
+                    if !notice {
+                        out.server("FAIL", &[command, "UNAVAILABLE", &refusal.message]);
+                    }
+                    continue;
+                }
             } else {
                 self.next_id += 1;
                 let sent = self.state.chat.direct(
@@ -146,11 +158,20 @@ impl Client<'_> {
                     action,
                     self.next_id,
                 );
-                if sent.is_err() {
-                    if !notice {
-                        out.numeric(ERR_NOSUCHNICK, &[target, "No such nick/channel"]);
+                match sent {
+                    Ok(()) => {}
+                    Err(refusal) if refusal.code == ErrorCode::NotFound => {
+                        if !notice {
+                            out.numeric(ERR_NOSUCHNICK, &[target, "No such nick/channel"]);
+                        }
+                        continue;
                     }
-                    continue;
+                    Err(refusal) => {
+                        if !notice {
+                            out.server("FAIL", &[command, "UNAVAILABLE", &refusal.message]);
+                        }
+                        continue;
+                    }
                 }
             }
             if self.caps.echo_message {
@@ -167,7 +188,7 @@ impl Client<'_> {
         }
     }
 
-    fn join(&mut self, list: &str, out: &mut Out) {
+    async fn join(&mut self, list: &str, out: &mut Out) {
         if list == "0" {
             let all: Vec<String> = self.channels.iter().map(|c| c.name.clone()).collect();
             return self.part(&all.join(","), None, out);
@@ -187,10 +208,15 @@ impl Client<'_> {
                 out.numeric(405, &[name, "You have joined too many channels"]);
                 continue;
             }
+            let options = JoinOptions {
+                history: self.state.chat.config.history_messages,
+                since: None,
+            };
             match self
                 .state
                 .chat
-                .join_room(room, &self.participant, &self.nick)
+                .join_room(room, &self.participant, &self.nick, options)
+                .await
             {
                 Ok(joined) => {
                     out.from(&self.nick, "JOIN", &[name]);
@@ -203,6 +229,7 @@ impl Client<'_> {
                         name: name.to_string(),
                         room: joined.room,
                         events: joined.events,
+                        after: joined.after,
                     });
                 }
                 Err(refusal) => {
@@ -234,7 +261,7 @@ impl Client<'_> {
         }
     }
 
-    fn rename(&mut self, new: &str, out: &mut Out) {
+    async fn rename(&mut self, new: &str, out: &mut Out) {
         if new == self.nick {
             return;
         }
@@ -242,13 +269,18 @@ impl Client<'_> {
             return out.numeric(ERR_ERRONEUSNICKNAME, &[new, &why]);
         }
         let rooms = self.channels.iter().map(|c| &c.room);
-        match self.state.chat.rename(
-            &self.participant,
-            rooms,
-            &self.nick,
-            new,
-            self.identity.user.as_deref(),
-        ) {
+        let renamed = self
+            .state
+            .chat
+            .rename(
+                &self.participant,
+                rooms,
+                &self.nick,
+                new,
+                self.identity.user.as_deref(),
+            )
+            .await;
+        match renamed {
             Ok(()) => {
                 out.from(&self.nick, "NICK", &[new]);
                 self.nick = new.to_string();
@@ -276,11 +308,11 @@ impl Client<'_> {
         self.state.chat.nicks_in(name.strip_prefix('#')?)
     }
 
-    fn who(&self, mask: &str, out: &mut Out) {
+    async fn who(&self, mask: &str, out: &mut Out) {
         let (channel, nicks) = if mask.starts_with('#') {
             (mask, self.room_named(mask).unwrap_or_default())
-        } else if self.state.chat.lookup(mask).is_ok() {
-            ("*", vec![mask.to_string()])
+        } else if let Ok(nick) = self.state.chat.find(mask).await {
+            ("*", vec![nick])
         } else {
             ("*", Vec::new())
         };
@@ -301,8 +333,8 @@ impl Client<'_> {
         out.numeric(RPL_ENDOFWHO, &[mask, "End of WHO list"]);
     }
 
-    fn whois(&self, nick: &str, out: &mut Out) {
-        if self.state.chat.lookup(nick).is_err() {
+    async fn whois(&self, nick: &str, out: &mut Out) {
+        if self.state.chat.find(nick).await.is_err() {
             out.numeric(ERR_NOSUCHNICK, &[nick, "No such nick/channel"]);
         } else {
             out.numeric(RPL_WHOISUSER, &[nick, nick, SERVER, "*", nick]);
@@ -320,9 +352,9 @@ impl Client<'_> {
         out.numeric(RPL_ENDOFWHOIS, &[nick, "End of /WHOIS list"]);
     }
 
-    fn list(&self, out: &mut Out) {
+    async fn list(&self, out: &mut Out) {
         out.numeric(RPL_LISTSTART, &["Channel", "Users  Name"]);
-        for info in self.state.chat.rooms() {
+        for info in self.state.chat.list_rooms().await.unwrap_or_default() {
             out.numeric(
                 RPL_LIST,
                 &[
@@ -352,10 +384,17 @@ impl Client<'_> {
                         &[&format!("A topic is at most {max} bytes")],
                     );
                 }
-                channel
-                    .room
-                    .set_topic(self.participant.id, &self.nick, topic.trim());
-                out.from(&self.nick, "TOPIC", &[name, topic.trim()]);
+                let set = self.state.chat.set_topic(
+                    &channel.room,
+                    &self.participant,
+                    &self.nick,
+                    topic.trim(),
+                    None,
+                );
+                match set {
+                    Ok(_) => out.from(&self.nick, "TOPIC", &[name, topic.trim()]),
+                    Err(refusal) => out.server("FAIL", &["TOPIC", "UNAVAILABLE", &refusal.message]),
+                }
             }
         }
     }

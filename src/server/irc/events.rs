@@ -34,6 +34,12 @@ impl Client<'_> {
             Some(RoomChange::Dropped(nick)) => {
                 out.from(nick, "PART", &[channel, "dropped: not reading"]);
             }
+            Some(RoomChange::Gone(nick)) => {
+                out.from(nick, "PART", &[channel, "their server stopped answering"]);
+            }
+            Some(change @ RoomChange::Engine { .. }) => {
+                out.server("NOTICE", &[channel, &change.text()]);
+            }
             Some(RoomChange::Renamed { old, new }) => {
                 let told = (event.origin, new.clone());
                 if self.last_rename.as_ref() != Some(&told) {
@@ -77,6 +83,14 @@ impl Client<'_> {
                 ],
             ),
             Delivery::Ack { .. } => {}
+            Delivery::Refused(refusal)
+            | Delivery::Recorded {
+                refused: Some(refusal),
+                ..
+            } => {
+                out.server("FAIL", &["PRIVMSG", "UNAVAILABLE", &refusal.message]);
+            }
+            Delivery::Recorded { refused: None, .. } => {}
         }
     }
 

@@ -282,7 +282,7 @@ impl Pending {
         } else {
             None
         };
-        match state.chat.register(&nick, identity.user.as_deref()) {
+        match state.chat.register(&nick, identity.user.as_deref()).await {
             Ok((participant, inbox)) => {
                 wire.out.nick.clone_from(&nick);
                 greet(&mut wire.out, state);

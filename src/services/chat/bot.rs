@@ -1,10 +1,17 @@
 //! The built-in bot: the seed's chat bot (`欢迎致电babyshen`, `X` → `X好`) as an ordinary chat
 //! participant. It is reached through the same directory and inboxes as people are; the only
 //! difference is that a task, not a socket, reads its inbox.
+//!
+//! In a cluster one server holds the bot at a time: the one holding the lease `ferry:bot` in
+//! Redis, renewed every heartbeat and lapsing after `node_timeout_ms`, so when that server
+//! dies another takes the bot over within a few seconds, and every line gets one answer.
 
 use std::sync::Arc;
 
-use super::hub::{ChatHub, Delivery};
+use tokio::sync::mpsc;
+
+use super::hub::{ChatHub, Delivery, Participant};
+use crate::config::BotConfig;
 
 /// Starts the bot if the config enables it. It runs until the hub closes.
 pub fn spawn(hub: &Arc<ChatHub>) {
@@ -12,55 +19,111 @@ pub fn spawn(hub: &Arc<ChatHub>) {
     if !config.enabled {
         return;
     }
-    let (me, mut inbox) = hub.register_unchecked(&config.nick);
     let closed = hub.closed().clone();
     let hub = Arc::downgrade(hub);
     tokio::spawn(async move {
-        loop {
-            let delivery = tokio::select! {
-                _ = closed.cancelled() => break,
-                delivery = inbox.recv() => match delivery {
-                    Some(delivery) => delivery,
-                    None => break,
-                },
-            };
-            match delivery {
-                Delivery::Opened { from, .. } => {
+        while !closed.is_cancelled() {
+            let Some(strong) = hub.upgrade() else { return };
+            if let Some(cluster) = strong.cluster() {
+                let heartbeat = cluster.config().heartbeat();
+                if !holds_lease(&strong).await {
+                    drop(strong);
+                    tokio::select! {
+                        _ = closed.cancelled() => return,
+                        _ = tokio::time::sleep(heartbeat) => continue,
+                    }
+                }
+            }
+            let (me, inbox) = strong.register_unchecked(&config.nick);
+            if let Some(cluster) = strong.cluster()
+                && cluster.claim(me.id, &config.nick, true).await.is_err()
+            {
+                strong.unregister(&me, &config.nick);
+                continue;
+            }
+            drop(strong);
+            serve(&hub, &me, inbox, &config).await;
+            if let Some(hub) = hub.upgrade() {
+                hub.unregister(&me, &config.nick);
+            }
+        }
+    });
+}
+
+/// Whether this server holds the bot's lease (taking or renewing it).
+async fn holds_lease(hub: &ChatHub) -> bool {
+    let Some(cluster) = hub.cluster() else {
+        return true;
+    };
+    let link = &cluster.link;
+    let timeout = cluster.config().node_timeout_ms.to_string();
+    matches!(
+        link.ask(link.op("lease", &[&link.node, &timeout])).await,
+        Ok(redis::Value::Int(1))
+    )
+}
+
+/// Answers what reaches the bot until the hub closes or (in a cluster) the lease is lost.
+async fn serve(
+    hub: &std::sync::Weak<ChatHub>,
+    me: &Participant,
+    mut inbox: mpsc::Receiver<Delivery>,
+    config: &BotConfig,
+) {
+    let Some(strong) = hub.upgrade() else { return };
+    let closed = strong.closed().clone();
+    let renew = strong.cluster().map(|c| c.config().heartbeat());
+    drop(strong);
+    let mut tick = renew.map(tokio::time::interval);
+    loop {
+        let delivery = tokio::select! {
+            _ = closed.cancelled() => return,
+            _ = async { tick.as_mut().expect("only with a lease").tick().await }, if tick.is_some() => {
+                let Some(hub) = hub.upgrade() else { return };
+                if !holds_lease(&hub).await {
+                    tracing::info!("this server no longer holds the bot");
+                    return;
+                }
+                continue;
+            }
+            delivery = inbox.recv() => match delivery {
+                Some(delivery) => delivery,
+                None => return,
+            },
+        };
+        match delivery {
+            Delivery::Opened { from, .. } => {
+                from.deliver(Delivery::Direct {
+                    from: me.clone(),
+                    from_nick: config.nick.clone(),
+                    text: config.greeting.clone(),
+                    action: false,
+                    receipt: None,
+                });
+            }
+            Delivery::Direct {
+                from,
+                text,
+                action,
+                receipt,
+                ..
+            } => {
+                // The bot answers lines; an action (`/me waves`) is only seen.
+                if !action {
                     from.deliver(Delivery::Direct {
                         from: me.clone(),
                         from_nick: config.nick.clone(),
-                        text: config.greeting.clone(),
+                        text: reply(&config.reply, &text),
                         action: false,
                         receipt: None,
                     });
                 }
-                Delivery::Direct {
-                    from,
-                    text,
-                    action,
-                    receipt,
-                    ..
-                } => {
-                    // The bot answers lines; an action (`/me waves`) is only seen.
-                    if !action {
-                        from.deliver(Delivery::Direct {
-                            from: me.clone(),
-                            from_nick: config.nick.clone(),
-                            text: reply(&config.reply, &text),
-                            action: false,
-                            receipt: None,
-                        });
-                    }
-                    // The reply is queued before the sender's ack, so it is seen first.
-                    drop(receipt);
-                }
-                Delivery::Ack { .. } => {}
+                // The reply is queued before the sender's ack, so it is seen first.
+                drop(receipt);
             }
+            Delivery::Ack { .. } | Delivery::Refused(_) | Delivery::Recorded { .. } => {}
         }
-        if let Some(hub) = hub.upgrade() {
-            hub.unregister(&me, &config.nick);
-        }
-    });
+    }
 }
 
 /// The reply to `line` by `rule`, where `{line}` stands for the line.

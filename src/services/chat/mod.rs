@@ -5,6 +5,7 @@
 //! PROTOCOL.md.
 
 pub mod bot;
+pub mod cluster;
 pub mod flood;
 pub mod hub;
 pub mod member;
@@ -45,6 +46,7 @@ where
         nick,
         history: join.history,
         user: ctx.identity.user.clone(),
+        since: join.since,
     };
     let member = Member::join(&ctx.chat, conn, request).await?;
     // The membership ends when the server stops, or when a reload takes the session's chat

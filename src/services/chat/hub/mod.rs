@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -18,13 +18,18 @@ use tokio_util::sync::CancellationToken;
 mod nicks;
 mod participant;
 mod room;
+mod room_sync;
 
+use super::cluster::Cluster;
+use super::cluster::link::Done;
+use super::cluster::record::{Offset, Record, StreamId};
 use super::names;
 use crate::config::ChatConfig;
 use crate::protocol::{ErrorCode, Refusal, RoomInfo};
+pub(crate) use nicks::nick_taken;
 pub use participant::{Delivery, Participant, Receipt};
+use room::{FrameBudget, HistoryBudget, REMOTE, history_frame};
 pub use room::{DOOR_ENCODINGS, Room, RoomChange, RoomEvent, Said};
-use room::{FrameBudget, HistoryBudget, history_frame};
 
 /// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -43,7 +48,34 @@ pub struct Joined {
     pub history: Vec<Bytes>,
     /// The same recent messages as lines, for doors that encode their own (IRC).
     pub lines: Vec<Said>,
+    /// In a cluster: the join's position in the room's stream. Room events up to it are
+    /// already in `history` (or were before the join): the member skips them.
+    pub after: Option<StreamId>,
+    /// Answering a join with `since`: whether every line after it followed.
+    pub recovered: Option<bool>,
 }
+
+/// When a change is confirmed to the member that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// Done: answer now.
+    Now,
+    /// Queued for a cluster's Redis: a [`Delivery::Recorded`] follows.
+    Later,
+}
+
+/// What a join asks for besides the room.
+#[derive(Debug, Clone, Default)]
+pub struct JoinOptions {
+    /// Recent lines to replay.
+    pub history: usize,
+    /// In a cluster: replay every line after this offset instead.
+    pub since: Option<String>,
+}
+
+/// Records (lines and changes) a join with `since` reads back at most; further behind, the
+/// client is told it is not recovered and gets the recent history.
+pub const MAX_CATCH_UP: usize = 1000;
 
 /// Characters of a topic shown in a room list (`/topic` shows it whole).
 pub const LISTED_TOPIC_CHARS: usize = 80;
@@ -63,10 +95,14 @@ pub struct ChatHub {
     directory: RwLock<HashMap<String, (String, Participant)>>,
     /// Skeletons of configured users' names, each reserved for that user's own sessions.
     reserved: RwLock<HashMap<String, String>>,
+    /// This server's participants by id: where messages from other servers are delivered.
+    by_id: RwLock<HashMap<u64, Participant>>,
     history_budget: Arc<HistoryBudget>,
     frames_budget: Arc<FrameBudget>,
     next_id: AtomicU64,
     closed: CancellationToken,
+    /// The cluster engine, when chat spans several servers.
+    cluster: OnceLock<Arc<Cluster>>,
 }
 
 impl ChatHub {
@@ -77,6 +113,7 @@ impl ChatHub {
             rooms: RwLock::default(),
             directory: RwLock::default(),
             reserved: RwLock::default(),
+            by_id: RwLock::default(),
             history_budget: Arc::new(HistoryBudget {
                 used: AtomicUsize::new(0),
                 limit: config.history_total_bytes,
@@ -87,7 +124,18 @@ impl ChatHub {
             }),
             next_id: AtomicU64::new(1),
             closed: CancellationToken::new(),
+            cluster: OnceLock::new(),
         })
+    }
+
+    /// Puts chat on the cluster engine (once, at start).
+    pub(super) fn attach_cluster(&self, cluster: Arc<Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The cluster engine, when chat spans several servers.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
     }
 
     /// Stops the hub's own tasks (the bot) when the server stops.
@@ -101,18 +149,20 @@ impl ChatHub {
     }
 
     /// Adds `participant` as `nick` to room `name`, creating the room if needed, and announces
-    /// it. The member list and the subscription are taken together, so no event is missed.
+    /// it. The member list and the subscription are taken together, so no event is missed (in a
+    /// cluster: the join's position in the stream says which events the history holds).
     ///
     /// # Errors
-    /// An invalid room name, or `nick` already in the room.
-    pub fn join_room(
+    /// An invalid room name, `nick` already in the room, or a cluster's Redis unreachable.
+    pub async fn join_room(
         &self,
         name: &str,
         participant: &Participant,
         nick: &str,
+        options: JoinOptions,
     ) -> Result<Joined, Refusal> {
         names::validate("room", name, self.config.max_room_chars)?;
-        loop {
+        let (room, events, list) = loop {
             let room = self.room(name)?;
             let mut members = lock(&room.members);
             if members.closed {
@@ -131,13 +181,16 @@ impl ChatHub {
             let events = room.events.subscribe();
             let list = members.by_nick.keys().cloned().collect();
             drop(members);
+            break (room, events, list);
+        };
+        let Some(cluster) = self.cluster() else {
             let lines: Vec<Said> = lock(&room.history)
                 .iter()
                 .filter_map(|e| e.said.clone())
                 .collect();
             let history = lines
                 .iter()
-                .map(|said| history_frame(&room.name, said))
+                .map(|said| history_frame(&room.name, said, None))
                 .collect();
             room.notice(participant.id, RoomChange::Joined(nick.to_string()));
             return Ok(Joined {
@@ -146,8 +199,89 @@ impl ChatHub {
                 history,
                 lines,
                 room,
+                after: None,
+                recovered: None,
             });
+        };
+        match self.join_everywhere(cluster, &room, participant, nick, &options).await {
+            Ok((after, members, lines, recovered)) => {
+                let epoch = cluster.epoch();
+                let history = lines
+                    .iter()
+                    .map(|(id, said)| history_frame(&room.name, said, Some(format!("{epoch}:{id}"))))
+                    .collect();
+                Ok(Joined {
+                    events,
+                    members,
+                    history,
+                    lines: lines.into_iter().map(|(_, said)| said).collect(),
+                    room,
+                    after: Some(after),
+                    recovered,
+                })
+            }
+            Err(refusal) => {
+                self.leave_here(&room, participant, nick);
+                Err(refusal)
+            }
         }
+    }
+
+    /// The cluster half of a join: the room followed here, the join recorded in its stream,
+    /// and the history (or the lines since the client's offset) read from it.
+    async fn join_everywhere(
+        &self,
+        cluster: &Cluster,
+        room: &Arc<Room>,
+        participant: &Participant,
+        nick: &str,
+        options: &JoinOptions,
+    ) -> Result<(StreamId, Vec<String>, Vec<(StreamId, Said)>, Option<bool>), Refusal> {
+        if room.applied().is_none() {
+            cluster.subscribe(&room.name).await?;
+        }
+        let joined = cluster
+            .join(&room.name, participant.id, nick, options.history)
+            .await?;
+        room.seed(
+            &cluster.link.node,
+            &cluster.epoch(),
+            joined.id,
+            &joined.members,
+            joined.topic.clone(),
+        );
+        let mut lines = joined.lines;
+        let mut recovered = None;
+        if let Some(since) = &options.since {
+            let from = Offset::parse(since).filter(|o| o.epoch == cluster.epoch());
+            let caught = match from {
+                Some(from) => cluster
+                    .lines_since(&room.name, from.id, MAX_CATCH_UP)
+                    .await?
+                    .map(|all| all.into_iter().filter(|(id, _)| *id <= joined.id).collect()),
+                None => None,
+            };
+            recovered = Some(caught.is_some());
+            if let Some(caught) = caught {
+                lines = caught;
+            }
+        }
+        let lines = lines
+            .into_iter()
+            .filter_map(|(id, record)| match record {
+                Record::Say { f, t, a, .. } => Some((
+                    id,
+                    Said {
+                        from: f,
+                        text: t,
+                        action: a,
+                        at: id.time(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        Ok((joined.id, joined.members, lines, recovered))
     }
 
     fn room(&self, name: &str) -> Result<Arc<Room>, Refusal> {
@@ -172,6 +306,7 @@ impl ChatHub {
         Ok(Arc::clone(rooms.entry(name.to_string()).or_insert_with(
             || {
                 Arc::new(Room {
+                    sync: Mutex::default(),
                     name: name.to_string(),
                     events: broadcast::channel(self.config.room_queue).0,
                     members: Mutex::default(),
@@ -212,7 +347,7 @@ impl ChatHub {
     }
 
     /// Removes `nick` from `room`, telling the room why (`dropped` for not reading); removes
-    /// the room when it is empty.
+    /// the room when it is empty (of this server's members).
     pub fn leave_room(
         &self,
         room: &Arc<Room>,
@@ -220,17 +355,25 @@ impl ChatHub {
         nick: &str,
         dropped: bool,
     ) {
-        let now_empty = {
-            let mut members = lock(&room.members);
-            if members.by_nick.get(nick) == Some(&participant.id) {
-                members.by_nick.remove(nick);
-            }
-            members.closed = members.by_nick.is_empty();
-            members.closed
-        };
-        if now_empty {
-            self.remove_room(room);
-        } else {
+        let now_empty = self.leave_here(room, participant, nick);
+        if let Some(cluster) = self.cluster() {
+            let record = Record::Leave {
+                n: cluster.link.node.clone(),
+                p: participant.id,
+                f: nick.to_string(),
+                dropped,
+                gone: false,
+            };
+            let pid = participant.id.to_string();
+            // Redis away: the reconciliation when it is back removes the member there.
+            let _ = cluster.link.send(
+                cluster.link.op(
+                    "leave",
+                    &[&room.name, &cluster.link.node, &pid, nick, &record.to_json()],
+                ),
+                Done::Nothing,
+            );
+        } else if !now_empty {
             let change = if dropped {
                 RoomChange::Dropped(nick.to_string())
             } else {
@@ -240,11 +383,196 @@ impl ChatHub {
         }
     }
 
+    /// Removes `nick` from this server's view of `room`, and the room when no member of this
+    /// server is left in it; returns whether it was.
+    fn leave_here(&self, room: &Arc<Room>, participant: &Participant, nick: &str) -> bool {
+        let now_empty = {
+            let mut members = lock(&room.members);
+            if members.by_nick.get(nick) == Some(&participant.id) {
+                members.by_nick.remove(nick);
+            }
+            members.closed = members.none_here();
+            members.closed
+        };
+        if now_empty {
+            self.remove_room(room);
+        }
+        now_empty
+    }
+
     fn remove_room(&self, room: &Arc<Room>) {
         let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
         if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
             rooms.remove(&room.name);
+            if let Some(cluster) = self.cluster() {
+                cluster.unsubscribe(&room.name);
+            }
         }
+    }
+
+    /// Says `text` in `room` as `nick`: at once on one server; in a cluster, once Redis took
+    /// it (then request `id` is confirmed to `participant` with [`Delivery::Recorded`]; with
+    /// no `id`, only a refusal is).
+    ///
+    /// # Errors
+    /// A cluster's Redis is unreachable (nothing was sent).
+    pub fn say(
+        &self,
+        room: &Room,
+        participant: &Participant,
+        nick: &str,
+        text: &str,
+        action: bool,
+        id: Option<u64>,
+    ) -> Result<Confirmed, Refusal> {
+        let Some(cluster) = self.cluster() else {
+            room.say(
+                participant.id,
+                nick,
+                text,
+                action,
+                self.config.history_messages,
+            );
+            return Ok(Confirmed::Now);
+        };
+        let record = Record::Say {
+            n: cluster.link.node.clone(),
+            p: participant.id,
+            f: nick.to_string(),
+            t: text.to_string(),
+            a: action,
+        };
+        cluster.link.send(
+            cluster.link.op("say", &[&room.name, &record.to_json()]),
+            outcome(participant, id),
+        )?;
+        Ok(Confirmed::Later)
+    }
+
+    /// Sets (or, with an empty one, clears) `room`'s topic as `nick`, and tells the room.
+    ///
+    /// # Errors
+    /// A cluster's Redis is unreachable (nothing was changed).
+    pub fn set_topic(
+        &self,
+        room: &Room,
+        participant: &Participant,
+        nick: &str,
+        topic: &str,
+        id: Option<u64>,
+    ) -> Result<Confirmed, Refusal> {
+        let Some(cluster) = self.cluster() else {
+            room.set_topic(participant.id, nick, topic);
+            return Ok(Confirmed::Now);
+        };
+        let record = Record::Topic {
+            n: cluster.link.node.clone(),
+            p: participant.id,
+            f: nick.to_string(),
+            t: (!topic.is_empty()).then(|| topic.to_string()),
+        };
+        cluster.link.send(
+            cluster
+                .link
+                .op("topic", &[&room.name, &record.to_json(), topic]),
+            outcome(participant, id),
+        )?;
+        // Its setter reads it back at once; the record sets the same on every server.
+        *lock(&room.topic) = (!topic.is_empty()).then(|| topic.to_string());
+        Ok(Confirmed::Later)
+    }
+
+    /// This server's room `name`, if it has members here.
+    pub(crate) fn room_named(&self, name: &str) -> Option<Arc<Room>> {
+        self.rooms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Every room here, each holding live records back until it has read back what it missed.
+    pub(crate) fn rooms_for_catch_up(&self) -> Vec<Arc<Room>> {
+        let rooms: Vec<Arc<Room>> = self
+            .rooms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for room in &rooms {
+            room.begin_catch_up();
+        }
+        rooms
+    }
+
+    /// Redis became unreachable, or answers again: every room here is told (once per change).
+    pub(crate) fn cluster_state_changed(&self, up: bool) {
+        let Some(cluster) = self.cluster() else { return };
+        if !cluster.link.set_up(up) {
+            return;
+        }
+        let rooms: Vec<Arc<Room>> = self
+            .rooms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for room in rooms {
+            room.notice(REMOTE, RoomChange::Engine { up });
+        }
+    }
+
+    /// What this server holds, for the cluster's reconciliation: its nicks and its members of
+    /// each room.
+    pub(crate) fn local_state(&self) -> serde_json::Value {
+        let nicks: Vec<serde_json::Value> = self
+            .directory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(skeleton, (nick, p))| serde_json::json!([skeleton, p.id, nick]))
+            .collect();
+        let rooms: serde_json::Map<String, serde_json::Value> = self
+            .rooms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|room| {
+                let members: Vec<serde_json::Value> = lock(&room.members)
+                    .by_nick
+                    .iter()
+                    .filter(|(_, id)| **id != REMOTE)
+                    .map(|(nick, id)| serde_json::json!([nick, id]))
+                    .collect();
+                (room.name.clone(), serde_json::Value::Array(members))
+            })
+            .collect();
+        serde_json::json!({ "nicks": nicks, "rooms": rooms })
+    }
+
+    /// The rooms for `chat_rooms`: this server's, or in a cluster every server's.
+    ///
+    /// # Errors
+    /// A cluster's Redis is unreachable.
+    pub async fn list_rooms(&self) -> Result<Vec<RoomInfo>, Refusal> {
+        let Some(cluster) = self.cluster() else {
+            return Ok(self.rooms());
+        };
+        let mut list = cluster.rooms().await?;
+        for info in &mut list {
+            info.topic = info
+                .topic
+                .take()
+                .map(|t| t.chars().take(LISTED_TOPIC_CHARS).collect());
+        }
+        let mut bytes = 0;
+        list.retain(|info| {
+            bytes += serde_json::to_vec(info).map_or(0, |json| json.len() + 1);
+            bytes <= LISTED_ROOMS_BYTES
+        });
+        Ok(list)
     }
 
     /// The rooms, sorted by name: name, member count, topic (shortened to
@@ -269,6 +597,19 @@ impl ChatHub {
             bytes <= LISTED_ROOMS_BYTES
         });
         list
+    }
+}
+
+/// What to tell `participant` when Redis took (or did not take) its request `id`.
+fn outcome(participant: &Participant, id: Option<u64>) -> Done {
+    match id {
+        Some(id) => Done::Recorded {
+            to: participant.clone(),
+            id,
+        },
+        None => Done::RefusedOnly {
+            to: participant.clone(),
+        },
     }
 }
 

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::{ChatHub, Delivery, Participant, Receipt, Room, RoomChange, lock, names};
 use crate::protocol::{ErrorCode, Refusal};
+use crate::services::chat::cluster::link::Done;
+use crate::services::chat::cluster::record::NodeMessage;
 
 /// The refusal for a nick someone else holds (possibly under a look-alike spelling).
-fn nick_taken(wanted: &str, holder: &str) -> Refusal {
+pub(crate) fn nick_taken(wanted: &str, holder: &str) -> Refusal {
     let message = if wanted == holder {
         format!("the nick '{wanted}' is already used by someone online")
     } else {
@@ -32,28 +33,40 @@ impl ChatHub {
     }
 
     /// Creates a participant reachable under `nick` and returns it with its inbox. `user` is the
-    /// session's user (`None` when anonymous).
+    /// session's user (`None` when anonymous). In a cluster the nick is claimed across servers.
     ///
     /// # Errors
-    /// An invalid nick, the bot's or another user's reserved nick, or a nick someone online
-    /// already uses (or one that looks like it).
-    pub fn register(
+    /// An invalid nick, the bot's or another user's reserved nick, a nick someone online
+    /// already uses (or one that looks like it), or a cluster's Redis unreachable.
+    pub async fn register(
         &self,
         nick: &str,
         user: Option<&str>,
     ) -> Result<(Participant, mpsc::Receiver<Delivery>), Refusal> {
         self.check_nick(nick, user)?;
         let (participant, inbox) = self.new_participant();
-        let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
-        match directory.entry(names::skeleton(nick)) {
-            std::collections::hash_map::Entry::Occupied(taken) => {
-                Err(nick_taken(nick, &taken.get().0))
-            }
-            std::collections::hash_map::Entry::Vacant(free) => {
-                free.insert((nick.to_string(), participant.clone()));
-                Ok((participant, inbox))
+        {
+            let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
+            match directory.entry(names::skeleton(nick)) {
+                std::collections::hash_map::Entry::Occupied(taken) => {
+                    let refusal = nick_taken(nick, &taken.get().0);
+                    drop(directory);
+                    self.forget(&participant);
+                    return Err(refusal);
+                }
+                std::collections::hash_map::Entry::Vacant(free) => {
+                    free.insert((nick.to_string(), participant.clone()));
+                }
             }
         }
+        if let Some(cluster) = self.cluster()
+            && let Err(refusal) = cluster.claim(participant.id, nick, false).await
+        {
+            self.remove_from_directory(&participant, nick);
+            self.forget(&participant);
+            return Err(refusal);
+        }
+        Ok((participant, inbox))
     }
 
     /// Registers without the reserved-nick checks: for the bot itself.
@@ -72,16 +85,25 @@ impl ChatHub {
 
     pub(super) fn new_participant(&self) -> (Participant, mpsc::Receiver<Delivery>) {
         let (tx, rx) = mpsc::channel(self.config.member_queue);
-        let participant = Participant {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            inbox: tx,
-            kick: CancellationToken::new(),
-        };
+        let participant = Participant::local(self.next_id.fetch_add(1, Ordering::Relaxed), tx);
+        self.by_id
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(participant.id, participant.clone());
         (participant, rx)
     }
 
-    /// Removes `participant` from the directory under `nick`.
+    /// Removes `participant` from the directory under `nick` (and gives the nick up in the
+    /// cluster).
     pub fn unregister(&self, participant: &Participant, nick: &str) {
+        self.remove_from_directory(participant, nick);
+        self.forget(participant);
+        if let Some(cluster) = self.cluster() {
+            cluster.release(participant.id, nick);
+        }
+    }
+
+    fn remove_from_directory(&self, participant: &Participant, nick: &str) {
         let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
         let key = names::skeleton(nick);
         if directory
@@ -90,6 +112,22 @@ impl ChatHub {
         {
             directory.remove(&key);
         }
+    }
+
+    fn forget(&self, participant: &Participant) {
+        self.by_id
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&participant.id);
+    }
+
+    /// This server's participant `id`, if it is still here.
+    pub(crate) fn local_participant(&self, id: u64) -> Option<Participant> {
+        self.by_id
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
     }
 
     pub(super) fn check_nick(&self, nick: &str, user: Option<&str>) -> Result<(), Refusal> {
@@ -114,11 +152,13 @@ impl ChatHub {
     }
 
     /// Changes a participant's nick, in its rooms (a native member is in one at most; an IRC
-    /// member in several) and in the directory; each room is told.
+    /// member in several) and in the directory; each room is told (in a cluster, through the
+    /// rooms' streams).
     ///
     /// # Errors
-    /// An invalid or reserved nick, or one someone else online uses (or one like it).
-    pub fn rename<'r>(
+    /// An invalid or reserved nick, one someone else online uses (or one like it), or a
+    /// cluster's Redis unreachable.
+    pub async fn rename<'r>(
         &self,
         participant: &Participant,
         rooms: impl IntoIterator<Item = &'r Arc<Room>>,
@@ -128,6 +168,20 @@ impl ChatHub {
     ) -> Result<(), Refusal> {
         self.check_nick(new, user)?;
         let (old_key, new_key) = (names::skeleton(old), names::skeleton(new));
+        let rooms: Vec<&Arc<Room>> = rooms.into_iter().collect();
+        if let Some((taken, holder)) = self
+            .directory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&new_key)
+            && holder.id != participant.id
+        {
+            return Err(nick_taken(new, taken));
+        }
+        if let Some(cluster) = self.cluster() {
+            let names: Vec<String> = rooms.iter().map(|r| r.name.clone()).collect();
+            cluster.rename(participant.id, old, new, &names).await?;
+        }
         {
             let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
             if let Some((taken, holder)) = directory.get(&new_key)
@@ -148,18 +202,41 @@ impl ChatHub {
             members.by_nick.remove(old);
             members.by_nick.insert(new.to_string(), participant.id);
             drop(members);
-            room.notice(
-                participant.id,
-                RoomChange::Renamed {
-                    old: old.to_string(),
-                    new: new.to_string(),
-                },
-            );
+            if self.cluster().is_none() {
+                room.notice(
+                    participant.id,
+                    RoomChange::Renamed {
+                        old: old.to_string(),
+                        new: new.to_string(),
+                    },
+                );
+            }
         }
         Ok(())
     }
 
-    /// The participants reachable as `nick`.
+    /// The nick of whoever is reachable as `nick` (spelled as they chose it), on this server
+    /// or, in a cluster, on any.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`] when no one online uses it; a cluster's Redis unreachable.
+    pub async fn find(&self, nick: &str) -> Result<String, Refusal> {
+        if let Some((held, _)) = self
+            .directory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&names::skeleton(nick))
+        {
+            return Ok(held.clone());
+        }
+        let found = match self.cluster() {
+            Some(cluster) => cluster.find(nick).await?,
+            None => None,
+        };
+        found.ok_or_else(|| not_online(nick))
+    }
+
+    /// The participants on this server reachable as `nick`.
     ///
     /// # Errors
     /// [`ErrorCode::NotFound`] when no one online uses it.
@@ -169,19 +246,15 @@ impl ChatHub {
             .unwrap_or_else(|e| e.into_inner())
             .get(&names::skeleton(nick))
             .map(|(_, p)| vec![p.clone()])
-            .ok_or_else(|| {
-                Refusal::new(
-                    ErrorCode::NotFound,
-                    format!("no one called '{nick}' is online"),
-                )
-            })
+            .ok_or_else(|| not_online(nick))
     }
 
     /// Sends a direct message; the sender's `chat_ack` for `id` follows once every recipient
-    /// has taken it.
+    /// has taken it (in a cluster, a recipient on another server acks through Redis).
     ///
     /// # Errors
-    /// [`ErrorCode::NotFound`] when no one online uses `to`.
+    /// [`ErrorCode::NotFound`] when no one on this server uses `to` and there is no cluster to
+    /// look further; a cluster's Redis unreachable.
     pub fn direct(
         &self,
         from: &Participant,
@@ -191,7 +264,28 @@ impl ChatHub {
         action: bool,
         id: u64,
     ) -> Result<(), Refusal> {
-        let recipients = self.lookup(to)?;
+        let recipients = match (self.lookup(to), self.cluster()) {
+            (Ok(recipients), _) => recipients,
+            (Err(_), Some(cluster)) => {
+                return cluster.route(
+                    to,
+                    NodeMessage::Direct {
+                        n: cluster.link.node.clone(),
+                        p: from.id,
+                        f: from_nick.to_string(),
+                        t: text.to_string(),
+                        a: action,
+                        ack: Some(id),
+                    },
+                    Done::Routed {
+                        to: from.clone(),
+                        id,
+                        nick: to.to_string(),
+                    },
+                );
+            }
+            (Err(refusal), None) => return Err(refusal),
+        };
         let receipt = Receipt::new(id, from.clone());
         for recipient in recipients {
             recipient.deliver(Delivery::Direct {
@@ -204,4 +298,78 @@ impl ChatHub {
         }
         Ok(())
     }
+
+    /// Tells whoever is `to` (here or, in a cluster, anywhere) that `from` opened a direct
+    /// conversation with them.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotFound`] when no one online uses `to`; a cluster's Redis unreachable.
+    pub async fn open_direct(
+        &self,
+        from: &Participant,
+        from_nick: &str,
+        to: &str,
+    ) -> Result<(), Refusal> {
+        match self.lookup(to) {
+            Ok(partners) => {
+                for partner in partners {
+                    partner.deliver(Delivery::Opened {
+                        from: from.clone(),
+                        from_nick: from_nick.to_string(),
+                    });
+                }
+                Ok(())
+            }
+            Err(refusal) => {
+                let Some(cluster) = self.cluster() else {
+                    return Err(refusal);
+                };
+                self.find(to).await?;
+                cluster.route(
+                    to,
+                    NodeMessage::Opened {
+                        n: cluster.link.node.clone(),
+                        p: from.id,
+                        f: from_nick.to_string(),
+                    },
+                    Done::Nothing,
+                )
+            }
+        }
+    }
+
+    /// A message from another server for this server's participant `pid`.
+    pub(crate) fn deliver_from_node(&self, pid: u64, message: NodeMessage) {
+        let Some(cluster) = self.cluster() else { return };
+        let recipient = self.local_participant(pid);
+        let delivery = match message {
+            NodeMessage::Direct { n, p, f, t, a, ack } => {
+                let from = Participant::remote(&n, p, &cluster.link);
+                Delivery::Direct {
+                    receipt: ack.map(|id| Receipt::new(id, from.clone())),
+                    from,
+                    from_nick: f,
+                    text: t,
+                    action: a,
+                }
+            }
+            NodeMessage::Opened { n, p, f } => Delivery::Opened {
+                from: Participant::remote(&n, p, &cluster.link),
+                from_nick: f,
+            },
+            NodeMessage::Ack { id } => Delivery::Ack { id },
+        };
+        // A recipient that is gone drops the delivery, and with it the receipt: its sender
+        // is acked, as on one server.
+        if let Some(recipient) = recipient {
+            recipient.deliver(delivery);
+        }
+    }
+}
+
+fn not_online(nick: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::NotFound,
+        format!("no one called '{nick}' is online"),
+    )
 }

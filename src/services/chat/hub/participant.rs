@@ -1,30 +1,67 @@
-//! A participant as others reach it — its inbox and its kick switch — and what arrives there.
+//! A participant as others reach it — its inbox and its kick switch, or, for a participant on
+//! another server of a cluster, that server's channel — and what arrives there.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::protocol::Refusal;
+use crate::services::chat::cluster::link::Link;
+
 /// One chat participant as others can reach it: a human session or the bot.
 #[derive(Debug, Clone)]
 pub struct Participant {
-    /// Unique for the server's life; events carry it so a member skips its own.
+    /// Unique for the server's life (on its own server, for a remote one); events carry it
+    /// so a member skips its own.
     pub id: u64,
-    pub(super) inbox: mpsc::Sender<Delivery>,
+    route: Route,
     pub(super) kick: CancellationToken,
 }
 
+#[derive(Debug, Clone)]
+enum Route {
+    /// On this server: its inbox.
+    Local(mpsc::Sender<Delivery>),
+    /// On server `node` of the cluster, reached through Redis.
+    Remote { node: Arc<str>, link: Arc<Link> },
+}
+
 impl Participant {
+    /// A participant of this server, reached through `inbox`.
+    pub(super) fn local(id: u64, inbox: mpsc::Sender<Delivery>) -> Participant {
+        Participant {
+            id,
+            route: Route::Local(inbox),
+            kick: CancellationToken::new(),
+        }
+    }
+
+    /// Participant `id` of cluster server `node`.
+    pub(crate) fn remote(node: &str, id: u64, link: &Arc<Link>) -> Participant {
+        Participant {
+            id,
+            route: Route::Remote {
+                node: Arc::from(node),
+                link: Arc::clone(link),
+            },
+            kick: CancellationToken::new(),
+        }
+    }
+
     /// Queues `delivery`; a participant whose inbox is full is not reading, so it is kicked.
     /// Returns whether the delivery was queued.
     pub fn deliver(&self, delivery: Delivery) -> bool {
-        match self.inbox.try_send(delivery) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.kick.cancel();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        match &self.route {
+            Route::Local(inbox) => match inbox.try_send(delivery) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.kick.cancel();
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            },
+            Route::Remote { node, link } => link.forward(node, self.id, delivery),
         }
     }
 
@@ -61,6 +98,19 @@ pub enum Delivery {
     Ack {
         /// The request's id.
         id: u64,
+    },
+    /// A direct message this participant sent could not be delivered after all (no one holds
+    /// the nick anywhere in the cluster, or Redis did not take it); the refusal carries the
+    /// request's id.
+    Refused(Refusal),
+    /// A line or topic this participant gave a cluster's Redis was recorded (`refused: None`:
+    /// ack request `id`) or not. Exactly one follows each change confirmed
+    /// [`Later`](super::Confirmed::Later).
+    Recorded {
+        /// The request's id.
+        id: u64,
+        /// Why it was not recorded.
+        refused: Option<Refusal>,
     },
 }
 

@@ -9,6 +9,7 @@ use tokio::sync::broadcast;
 
 use super::lock;
 use crate::protocol::{ChatMessage, ChatNotice, Message};
+use crate::services::chat::cluster::record::StreamId;
 
 /// A room event as fanned out: the frame is encoded once for every member.
 ///
@@ -27,6 +28,8 @@ pub struct RoomEvent {
     pub(super) said: Option<Said>,
     /// For notices: what changed, for doors that say it in their own words (IRC).
     pub(super) change: Option<RoomChange>,
+    /// In a cluster, the event's position in the room's stream.
+    pub(super) offset: Option<StreamId>,
     /// The event as a door that speaks another protocol encodes it, once for all its members
     /// in the room, in up to [`DOOR_ENCODINGS`] variants (IRC: with and without `server-time`).
     door_encodings: [OnceLock<Bytes>; DOOR_ENCODINGS],
@@ -44,6 +47,14 @@ pub enum RoomChange {
     Left(String),
     /// `nick` was dropped for not reading.
     Dropped(String),
+    /// `nick` left because its server (in a cluster) stopped answering.
+    Gone(String),
+    /// The cluster's Redis became unreachable (`up: false`) or came back: this server's own
+    /// word to its members, not a change anyone made.
+    Engine {
+        /// Whether Redis answers again.
+        up: bool,
+    },
     /// A member changed its nick.
     Renamed {
         /// The nick before.
@@ -62,11 +73,19 @@ pub enum RoomChange {
 
 impl RoomChange {
     /// How a native member reads it, in a `chat_notice`.
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         match self {
             RoomChange::Joined(nick) => format!("{nick} joined"),
             RoomChange::Left(nick) => format!("{nick} left"),
             RoomChange::Dropped(nick) => format!("{nick} was dropped: not reading"),
+            RoomChange::Gone(nick) => format!("{nick} left: their server stopped answering"),
+            RoomChange::Engine { up: false } => {
+                "the chat engine (Redis) is unreachable: lines are refused until it is back"
+                    .to_string()
+            }
+            RoomChange::Engine { up: true } => {
+                "the chat engine (Redis) is back: chat goes on".to_string()
+            }
             RoomChange::Renamed { old, new } => format!("{old} is now known as {new}"),
             RoomChange::Topic { by, topic: None } => format!("{by} cleared the topic"),
             RoomChange::Topic {
@@ -91,6 +110,11 @@ impl RoomEvent {
     /// The change, when the event is a notice of one.
     pub fn change(&self) -> Option<&RoomChange> {
         self.change.as_ref()
+    }
+
+    /// In a cluster, the event's position in the room's stream.
+    pub fn offset(&self) -> Option<StreamId> {
+        self.offset
     }
 
     /// The event in another door's words, variant `variant` (below [`DOOR_ENCODINGS`]):
@@ -124,11 +148,24 @@ pub(super) struct RecentFrames {
     pub(super) bytes: usize,
 }
 
+/// The participant id a room keeps for a member on another server of a cluster (ids of this
+/// server's participants start at 1).
+pub(super) const REMOTE: u64 = 0;
+
 #[derive(Debug, Default)]
 pub(super) struct Members {
+    /// Every member by nick: this server's by participant id, other servers' as [`REMOTE`].
     pub(super) by_nick: BTreeMap<String, u64>,
-    /// Set when the last member left and the room is being removed: joiners retry.
+    /// Set when the last member of this server left and the room is being removed: joiners
+    /// retry.
     pub(super) closed: bool,
+}
+
+impl Members {
+    /// Whether none of the members is on this server.
+    pub(super) fn none_here(&self) -> bool {
+        self.by_nick.values().all(|&id| id == REMOTE)
+    }
 }
 
 /// History bytes held by all rooms together, against the configured total.
@@ -155,6 +192,8 @@ pub struct Room {
     pub(super) room_queue: usize,
     /// The topic, once someone set one.
     pub(super) topic: Mutex<Option<String>>,
+    /// In a cluster: how far the room has followed its stream.
+    pub(super) sync: Mutex<super::room_sync::RoomSync>,
 }
 
 /// A line as the history keeps it, to re-encode for later joiners.
@@ -181,22 +220,35 @@ impl Drop for Room {
 
 impl Room {
     /// Broadcasts a line (an action with `action`) from `from` and keeps it in the history.
-    pub fn say(&self, origin: u64, from: &str, text: &str, action: bool, history_len: usize) {
-        let message = Message::ChatMessage(ChatMessage {
-            room: Some(self.name.clone()),
-            from: from.to_string(),
-            to: None,
-            text: text.to_string(),
-            action,
-            history: false,
-        });
+    pub(super) fn say(&self, origin: u64, from: &str, text: &str, action: bool, history_len: usize) {
         let said = Said {
             from: from.to_string(),
             text: text.to_string(),
             action,
             at: std::time::SystemTime::now(),
         };
-        let event = self.event(origin, message.to_frame(), Some(said), None);
+        self.broadcast_line(origin, said, None, history_len);
+    }
+
+    /// Broadcasts `said` (in a cluster, at `offset` in the stream, written with `epoch`), and
+    /// keeps it in the history (on one server; a cluster's history is its stream).
+    pub(super) fn broadcast_line(
+        &self,
+        origin: u64,
+        said: Said,
+        offset: Option<(StreamId, &str)>,
+        history_len: usize,
+    ) {
+        let message = Message::ChatMessage(ChatMessage {
+            room: Some(self.name.clone()),
+            from: said.from.clone(),
+            to: None,
+            text: said.text.clone(),
+            action: said.action,
+            history: false,
+            offset: offset.map(|(id, epoch)| format!("{epoch}:{id}")),
+        });
+        let event = self.event(origin, message.to_frame(), Some(said), None, offset.map(|o| o.0));
         if history_len > 0 {
             let mut history = lock(&self.history);
             let budget = &self.budget;
@@ -219,13 +271,17 @@ impl Room {
     }
 
     pub(super) fn notice(&self, origin: u64, change: RoomChange) {
+        self.notice_at(origin, change, None);
+    }
+
+    pub(super) fn notice_at(&self, origin: u64, change: RoomChange, offset: Option<StreamId>) {
         let message = Message::ChatNotice(ChatNotice {
             room: Some(self.name.clone()),
             text: change.text(),
         });
         let _ = self
             .events
-            .send(self.event(origin, message.to_frame(), None, Some(change)));
+            .send(self.event(origin, message.to_frame(), None, Some(change), offset));
     }
 
     /// An event whose frame the room's store of recent frames owns. The store gives back its
@@ -238,6 +294,7 @@ impl Room {
         frame: Vec<u8>,
         said: Option<Said>,
         change: Option<RoomChange>,
+        offset: Option<StreamId>,
     ) -> Arc<RoomEvent> {
         let frame = Arc::new(Bytes::from(frame));
         let event = Arc::new(RoomEvent {
@@ -245,6 +302,7 @@ impl Room {
             frame: Arc::downgrade(&frame),
             said,
             change,
+            offset,
             door_encodings: Default::default(),
         });
         let budget = &self.frames_budget;
@@ -271,7 +329,7 @@ impl Room {
     }
 
     /// Sets (or, with an empty one, clears) the topic, and tells the room who did.
-    pub fn set_topic(&self, origin: u64, nick: &str, topic: &str) {
+    pub(super) fn set_topic(&self, origin: u64, nick: &str, topic: &str) {
         let topic = (!topic.is_empty()).then(|| topic.to_string());
         lock(&self.topic).clone_from(&topic);
         self.notice(
@@ -294,7 +352,7 @@ impl Room {
     }
 }
 
-pub(super) fn history_frame(room: &str, said: &Said) -> Bytes {
+pub(super) fn history_frame(room: &str, said: &Said, offset: Option<String>) -> Bytes {
     Bytes::from(
         Message::ChatMessage(ChatMessage {
             room: Some(room.to_string()),
@@ -303,6 +361,7 @@ pub(super) fn history_frame(room: &str, said: &Said) -> Bytes {
             text: said.text.clone(),
             action: said.action,
             history: true,
+            offset,
         })
         .to_frame(),
     )

@@ -18,7 +18,7 @@ use super::hub::{ChatHub, Delivery, Participant, RoomEvent};
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{ChatJoined, Goodbye, Message};
 use crate::services::{CloseReason, RequestError};
-use place::{Entered, Place, enter, next_room_event};
+use place::{Destination, Entered, Place, enter, next_room_event};
 
 /// Room events gathered into one write at most, so a busy room costs one write per batch.
 const WRITE_BATCH: usize = 64;
@@ -37,7 +37,14 @@ pub struct Member<'a> {
     user: Option<String>,
     place: Place,
     flood: FloodGate,
+    /// Lines and topics handed to a cluster's Redis and not yet confirmed: past
+    /// [`MAX_UNCONFIRMED`] the member's next request waits (TCP pushes back on it), so the
+    /// confirmations always fit its inbox.
+    unconfirmed: usize,
 }
+
+/// Changes a member may have waiting for a cluster's Redis at once.
+const MAX_UNCONFIRMED: usize = 64;
 
 /// What a join request asked for.
 pub struct JoinRequest {
@@ -51,6 +58,8 @@ pub struct JoinRequest {
     pub history: bool,
     /// The session's user, `None` when anonymous.
     pub user: Option<String>,
+    /// In a cluster: catch up from this offset.
+    pub since: Option<String>,
 }
 
 impl<'a> Member<'a> {
@@ -67,8 +76,15 @@ impl<'a> Member<'a> {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let (participant, inbox) = hub.register(&request.nick, request.user.as_deref())?;
-        let place = match enter(hub, &participant, &request.nick, request.room, request.with) {
+        let (participant, inbox) = hub
+            .register(&request.nick, request.user.as_deref())
+            .await?;
+        let to = Destination {
+            room: request.room,
+            with: request.with,
+            since: request.since,
+        };
+        let place = match enter(hub, &participant, &request.nick, to).await {
             Ok(place) => place,
             Err(e) => {
                 hub.unregister(&participant, &request.nick);
@@ -87,6 +103,7 @@ impl<'a> Member<'a> {
                 hub.config.flood_per_second,
                 Instant::now(),
             ),
+            unconfirmed: 0,
         };
         member.announce(conn, place.1, request.history).await?;
         Ok(member)
@@ -115,6 +132,7 @@ impl<'a> Member<'a> {
                 Place::Room { room, .. } => room.topic(),
                 _ => None,
             },
+            recovered: joined.recovered,
         }))
         .await?;
         if with_history {
@@ -142,6 +160,7 @@ impl<'a> Member<'a> {
         let ending = loop {
             let now = Instant::now();
             let read_at = self.flood.ready_at(now);
+            let may_read = self.unconfirmed < MAX_UNCONFIRMED.min(self.hub.config.member_queue / 2).max(1);
             let step = tokio::select! {
                 biased;
                 reason = closing.as_mut() => {
@@ -153,7 +172,7 @@ impl<'a> Member<'a> {
                 event = next_room_event(&mut self.place) => Step::Room(event),
                 delivery = self.inbox.recv() => Step::Inbox(delivery),
                 _ = tokio::time::sleep_until(read_at), if read_at > now => Step::Nothing,
-                request = conn.read_message(), if read_at <= now => Step::Request(request),
+                request = conn.read_message(), if read_at <= now && may_read => Step::Request(request),
             };
             // A write that cannot finish within the send timeout means the client stopped
             // reading: it is dropped rather than allowed to stall or buffer.

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::super::hub::{ChatHub, Delivery, Participant, Room, RoomEvent};
+use super::super::cluster::record::StreamId;
+use super::super::hub::{ChatHub, JoinOptions, Participant, Room, RoomEvent};
 use super::super::names;
 use crate::protocol::{ChatNotice, ErrorCode, Message, Refusal};
 
@@ -13,6 +14,8 @@ pub(super) enum Place {
     Room {
         room: Arc<Room>,
         events: broadcast::Receiver<Arc<RoomEvent>>,
+        /// In a cluster, the join's position: events up to it are skipped (see `Joined`).
+        after: Option<StreamId>,
     },
     Direct {
         with: String,
@@ -25,43 +28,53 @@ pub(super) enum Place {
 pub(super) struct Entered {
     pub(super) members: Vec<String>,
     pub(super) history: Vec<bytes::Bytes>,
+    pub(super) recovered: Option<bool>,
+}
+
+/// Where a member asks to go.
+pub(super) struct Destination {
+    pub(super) room: Option<String>,
+    pub(super) with: Option<String>,
+    /// In a cluster: the offset to catch up from.
+    pub(super) since: Option<String>,
 }
 
 /// Joins a room or opens a direct conversation.
-pub(super) fn enter(
+pub(super) async fn enter(
     hub: &ChatHub,
     participant: &Participant,
     nick: &str,
-    room: Option<String>,
-    with: Option<String>,
+    to: Destination,
 ) -> Result<(Place, Entered), Refusal> {
-    match (room, with) {
+    match (to.room, to.with) {
         (Some(name), None) => {
-            let joined = hub.join_room(&name, participant, nick)?;
+            let options = JoinOptions {
+                history: hub.config.history_messages,
+                since: to.since,
+            };
+            let joined = hub.join_room(&name, participant, nick, options).await?;
             Ok((
                 Place::Room {
                     room: joined.room,
                     events: joined.events,
+                    after: joined.after,
                 },
                 Entered {
                     members: joined.members,
                     history: joined.history,
+                    recovered: joined.recovered,
                 },
             ))
         }
         (None, Some(with)) => {
             names::validate("nick", &with, hub.config.max_nick_chars)?;
-            for partner in hub.lookup(&with)? {
-                partner.deliver(Delivery::Opened {
-                    from: participant.clone(),
-                    from_nick: nick.to_string(),
-                });
-            }
+            hub.open_direct(participant, nick, &with).await?;
             Ok((
                 Place::Direct { with: with.clone() },
                 Entered {
                     members: vec![nick.to_string(), with],
                     history: Vec::new(),
+                    recovered: None,
                 },
             ))
         }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::super::hub::room_info;
-use super::place::{Place, enter};
+use super::super::hub::{Confirmed, room_info};
+use super::place::{Destination, Place, enter};
 use super::{Ending, Member};
 use crate::connection::Connection;
 use crate::protocol::{
@@ -29,10 +29,10 @@ impl Member<'_> {
         let reply = match request {
             Message::ChatSay(ChatSay { id, text, action }) => self.say(id, &text, action),
             Message::ChatDirect(ChatDirect { id, to, text }) => self.direct(id, &to, &text, false),
-            Message::ChatList(ChatList { id }) => Ok(Some(Message::ChatRooms(ChatRooms {
-                id,
-                rooms: self.hub.rooms(),
-            }))),
+            Message::ChatList(ChatList { id }) => match self.hub.list_rooms().await {
+                Ok(rooms) => Ok(Some(Message::ChatRooms(ChatRooms { id, rooms }))),
+                Err(refusal) => Err(refusal.answering(Some(id))),
+            },
             Message::ChatTopic(ChatTopic { id, topic }) => self.topic(id, topic),
             Message::ChatWho(ChatWho { id }) => Ok(Some(match &self.place {
                 Place::Room { room, .. } => Message::ChatMembers(ChatMembers {
@@ -53,6 +53,7 @@ impl Member<'_> {
             })),
             Message::ChatNick(ChatNick { id, nick }) => self
                 .rename(&nick)
+                .await
                 .map(|()| Some(Message::ChatAck(ChatAck { id })))
                 .map_err(|e| e.answering(Some(id))),
             Message::ChatJoin(join) => return self.rejoin(conn, join).await.map(|()| None),
@@ -93,14 +94,11 @@ impl Member<'_> {
         self.check_length(id, text)?;
         match &self.place {
             Place::Room { room, .. } => {
-                room.say(
-                    self.participant.id,
-                    &self.nick,
-                    text,
-                    action,
-                    self.hub.config.history_messages,
-                );
-                Ok(Some(Message::ChatAck(ChatAck { id })))
+                let confirmed = self
+                    .hub
+                    .say(room, &self.participant, &self.nick, text, action, Some(id))
+                    .map_err(|e| e.answering(Some(id)))?;
+                Ok(self.acked_now(confirmed, id))
             }
             Place::Direct { with } => {
                 let with = with.clone();
@@ -144,24 +142,29 @@ impl Member<'_> {
             }))),
             Some(topic) => {
                 self.check_length(id, &topic)?;
-                room.set_topic(self.participant.id, &self.nick, topic.trim());
-                Ok(Some(Message::ChatAck(ChatAck { id })))
+                let confirmed = self
+                    .hub
+                    .set_topic(room, &self.participant, &self.nick, topic.trim(), Some(id))
+                    .map_err(|e| e.answering(Some(id)))?;
+                Ok(self.acked_now(confirmed, id))
             }
         }
     }
 
-    fn rename(&mut self, new: &str) -> Result<(), Refusal> {
+    async fn rename(&mut self, new: &str) -> Result<(), Refusal> {
         let room = match &self.place {
             Place::Room { room, .. } => Some(Arc::clone(room)),
             Place::Direct { .. } | Place::Nowhere => None,
         };
-        self.hub.rename(
-            &self.participant,
-            room.as_ref(),
-            &self.nick,
-            new,
-            self.user.as_deref(),
-        )?;
+        self.hub
+            .rename(
+                &self.participant,
+                room.as_ref(),
+                &self.nick,
+                new,
+                self.user.as_deref(),
+            )
+            .await?;
         self.nick = new.to_string();
         Ok(())
     }
@@ -171,23 +174,35 @@ impl Member<'_> {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         if let Some(nick) = join.nick.filter(|n| *n != self.nick)
-            && let Err(refusal) = self.rename(&nick)
+            && let Err(refusal) = self.rename(&nick).await
         {
             return conn.write_message(&Message::Error(refusal)).await;
         }
-        match enter(
-            self.hub,
-            &self.participant,
-            &self.nick,
-            join.room,
-            join.with,
-        ) {
+        let to = Destination {
+            room: join.room,
+            with: join.with,
+            since: join.since,
+        };
+        match enter(self.hub, &self.participant, &self.nick, to).await {
             Ok((place, entered)) => {
                 self.leave(false);
                 self.place = place;
                 self.announce(conn, entered, join.history).await
             }
             Err(refusal) => conn.write_message(&Message::Error(refusal)).await,
+        }
+    }
+}
+
+impl Member<'_> {
+    /// The ack to answer now, unless a cluster's Redis confirms it later (through the inbox).
+    fn acked_now(&mut self, confirmed: Confirmed, id: u64) -> Option<Message> {
+        match confirmed {
+            Confirmed::Now => Some(Message::ChatAck(ChatAck { id })),
+            Confirmed::Later => {
+                self.unconfirmed += 1;
+                None
+            }
         }
     }
 }

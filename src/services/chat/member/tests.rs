@@ -71,6 +71,7 @@ async fn join(
         nick: nick.into(),
         history: true,
         user: None,
+        since: None,
     };
     let hub = Arc::clone(hub);
     let (joined_tx, joined_rx) = tokio::sync::oneshot::channel();
@@ -122,6 +123,7 @@ async fn a_line_said_in_a_room_reaches_the_others_and_is_acked_to_its_sender() {
             text: "hello".into(),
             history: false,
             action: false,
+            offset: None,
         })
     );
     alice.send(Message::ChatLeave).await;
@@ -244,20 +246,22 @@ async fn a_member_that_stops_reading_is_dropped_at_the_send_timeout() {
     assert_eq!(dropped, "sleepy was dropped: not reading");
 }
 
-#[test]
-fn a_room_list_fits_one_message_however_many_rooms_and_topics_there_are() {
+#[tokio::test]
+async fn a_room_list_fits_one_message_however_many_rooms_and_topics_there_are() {
     let mut config = ChatConfig::default();
     config.bot.enabled = false;
     let hub = ChatHub::new(config);
     let mut members = Vec::new();
     for i in 0..1000 {
         let nick = format!("m{i}");
-        let (participant, inbox) = hub.register(&nick, None).unwrap();
+        let (participant, inbox) = hub.register(&nick, None).await.unwrap();
         let room = format!("{i:04}{}", "r".repeat(60));
-        let joined = hub.join_room(&room, &participant, &nick).unwrap();
-        joined
-            .room
-            .set_topic(participant.id, &nick, &"t".repeat(4000));
+        let joined = hub
+            .join_room(&room, &participant, &nick, Default::default())
+            .await
+            .unwrap();
+        hub.set_topic(&joined.room, &participant, &nick, &"t".repeat(4000), None)
+            .unwrap();
         members.push((participant, inbox, joined));
     }
     let listed = hub.rooms();

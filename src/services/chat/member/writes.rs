@@ -31,8 +31,13 @@ impl Member<'_> {
                 let mut written = 0;
                 let mut gone = 0u64;
                 let mut next = Some(event);
+                let after = match &self.place {
+                    Place::Room { after, .. } => *after,
+                    _ => None,
+                };
                 while let Some(event) = next.take() {
-                    if event.origin != self.participant.id {
+                    let seen = after.is_some_and(|after| event.offset().is_some_and(|o| o <= after));
+                    if event.origin != self.participant.id && !seen {
                         // Bytes given back under the room's memory bounds: skipped, as a lag.
                         match event.frame() {
                             Some(frame) => batch.extend_from_slice(&frame),
@@ -41,7 +46,7 @@ impl Member<'_> {
                         written += 1;
                     }
                     if written < WRITE_BATCH
-                        && let Place::Room { events, room } = &mut self.place
+                        && let Place::Room { events, room, .. } = &mut self.place
                     {
                         loop {
                             match events.try_recv() {
@@ -124,6 +129,7 @@ impl Member<'_> {
                     text,
                     action,
                     history: false,
+                    offset: None,
                 });
                 conn.write_message(&message).await?;
                 // Taken: the sender's ack may go now.
@@ -135,6 +141,14 @@ impl Member<'_> {
                 text: format!("{from_nick} opened a direct conversation with you"),
             }),
             Delivery::Ack { id } => Message::ChatAck(ChatAck { id }),
+            Delivery::Refused(refusal) => Message::Error(refusal),
+            Delivery::Recorded { id, refused } => {
+                self.unconfirmed = self.unconfirmed.saturating_sub(1);
+                match refused {
+                    None => Message::ChatAck(ChatAck { id }),
+                    Some(refusal) => Message::Error(refusal),
+                }
+            }
         };
         conn.write_message(&message).await
     }

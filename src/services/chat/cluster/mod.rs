@@ -1,0 +1,517 @@
+//! The cluster engine: several ferry servers on one Redis behave as one chat server.
+//!
+//! Anchored on Centrifugo's Redis engine. Each room is a Redis Stream: every line and every
+//! change (join, leave, nick, topic) is appended to it and published on the room's channel in
+//! the same atomic step (`engine.lua`), so the stream's order is the one order every server
+//! delivers in, a line is acknowledged only once Redis holds it, history comes from the stream,
+//! and a server (or a client, with `since`) that missed records reads them back by ID. Redis
+//! traffic grows with servers × records (each server subscribes to a room once, however many
+//! of its members are in it), never with members. Nicks are claimed in one hash, so they are
+//! unique across servers; each server keeps a heartbeat, and the others reap a silent one's
+//! members. Direct messages go to the recipient's server's channel. The single-server hub's
+//! rooms stay the local fan-out: this module only decides what enters them.
+//!
+//! Files: [`link`] (the ordered queue of changes), [`subscriber`] (what comes back),
+//! [`presence`] (heartbeat, reaping, the bot's lease), [`record`] (the JSON), [`keys`],
+//! [`script`].
+
+pub mod keys;
+pub mod link;
+pub mod presence;
+pub mod record;
+pub mod script;
+pub mod subscriber;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use super::hub::ChatHub;
+use super::names;
+use crate::config::ClusterConfig;
+use crate::protocol::{ErrorCode, Refusal, RoomInfo};
+use link::Link;
+use record::{Record, StreamId};
+use script::Retention;
+use subscriber::Control;
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The URL is not a Redis URL.
+    #[error("invalid [cluster] redis URL '{url}': {reason}")]
+    BadUrl {
+        /// The URL, without its password.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Redis did not answer.
+    #[error("cannot reach the chat engine's Redis at {url}: {reason}")]
+    Unreachable {
+        /// The URL, without its password.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The engine of one server.
+pub struct Cluster {
+    /// The queue of changes to Redis.
+    pub link: Arc<Link>,
+    /// This server's name, for people.
+    pub name: String,
+    epoch: RwLock<String>,
+    control: mpsc::UnboundedSender<Control>,
+    config: ClusterConfig,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node", &self.link.node)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// `url` with any password replaced, for messages and logs.
+pub fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// What joining a room through the engine returned.
+pub struct ClusterJoin {
+    /// The join record's ID.
+    pub id: StreamId,
+    /// Members of the room then, everywhere.
+    pub members: Vec<String>,
+    /// Its topic then.
+    pub topic: Option<String>,
+    /// Lines before the join, oldest first, at most the history asked for.
+    pub lines: Vec<(StreamId, Record)>,
+}
+
+impl Cluster {
+    /// Connects to Redis, registers this server, and starts the engine's tasks for `hub`.
+    ///
+    /// # Errors
+    /// A bad URL, or Redis not answering.
+    pub async fn start(
+        hub: &Arc<ChatHub>,
+        config: &ClusterConfig,
+        name: String,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        let url = config.redis.clone().unwrap_or_default();
+        let shown = without_password(&url);
+        let client = redis::Client::open(url.as_str()).map_err(|e| ClusterError::BadUrl {
+            url: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        let unreachable = |reason: String| ClusterError::Unreachable {
+            url: shown.clone(),
+            reason,
+        };
+        let timeout = config.request_timeout();
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let mut conn = tokio::time::timeout(
+            timeout * 2,
+            redis::aio::ConnectionManager::new_with_config(client.clone(), manager_config),
+        )
+        .await
+        .map_err(|_| unreachable("no answer".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        let _: String = script::load()
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let node = hex(&crate::random::random_bytes::<8>());
+        let retention = Retention {
+            entries: config.history_entries,
+            age_ms: config.history_age_secs.saturating_mul(1000),
+        };
+        let link = Link::start(
+            conn,
+            node,
+            shown.clone(),
+            retention,
+            timeout,
+            hub.closed().clone(),
+        );
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let cluster = Arc::new(Cluster {
+            link,
+            name,
+            epoch: RwLock::default(),
+            control,
+            config: config.clone(),
+        });
+        hub.attach_cluster(Arc::clone(&cluster));
+        let (first_tx, first_rx) = oneshot::channel();
+        tokio::spawn(subscriber::run(
+            client,
+            Arc::downgrade(hub),
+            control_rx,
+            timeout,
+            hub.closed().clone(),
+            Some(first_tx),
+        ));
+        match first_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => return Err(unreachable(reason)),
+            Err(_) => return Err(unreachable("the engine stopped".into())),
+        }
+        tokio::spawn(presence::run(Arc::downgrade(hub), config.clone()));
+        Ok(cluster)
+    }
+
+    /// The data's epoch (see [`record::Offset`]).
+    pub fn epoch(&self) -> String {
+        self.epoch.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the epoch, making one if Redis has none (first start, or it lost its data).
+    pub(super) async fn refresh_epoch(&self) -> Result<(), Refusal> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(keys::EPOCH)
+            .arg(hex(&crate::random::random_bytes::<6>()))
+            .arg("NX")
+            .arg("GET");
+        let epoch = match self.link.ask(cmd).await? {
+            Value::BulkString(old) => String::from_utf8_lossy(&old).into_owned(),
+            _ => {
+                let answer = self.link.ask(get(keys::EPOCH)).await?;
+                text(&answer).unwrap_or_default()
+            }
+        };
+        *self.epoch.write().unwrap_or_else(|e| e.into_inner()) = epoch;
+        Ok(())
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// Asks the subscriber to listen to room `room`.
+    ///
+    /// # Errors
+    /// Redis is unreachable.
+    pub(super) async fn subscribe(&self, room: &str) -> Result<(), Refusal> {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .control
+            .send(Control::Subscribe(room.to_string(), tx))
+            .is_err()
+            || !rx.await.unwrap_or(false)
+        {
+            return Err(self.link.unreachable());
+        }
+        Ok(())
+    }
+
+    /// Tells the subscriber the room has no member here any more.
+    pub(super) fn unsubscribe(&self, room: &str) {
+        let _ = self.control.send(Control::Unsubscribe(room.to_string()));
+    }
+
+    /// Sends `message` to whoever holds `nick`, on their server; `done` learns whether someone
+    /// did.
+    ///
+    /// # Errors
+    /// Redis is unreachable.
+    pub(super) fn route(
+        &self,
+        nick: &str,
+        message: record::NodeMessage,
+        done: link::Done,
+    ) -> Result<(), Refusal> {
+        self.link.send(
+            self.link
+                .op("route", &[&names::skeleton(nick), &message.to_json()]),
+            done,
+        )
+    }
+
+    /// Tells the subscriber Redis stopped answering.
+    pub(super) fn reset(&self) {
+        let _ = self.control.send(Control::Reset);
+    }
+
+    /// Enters `nick` (participant `pid`) in room `room` everywhere.
+    ///
+    /// # Errors
+    /// Redis is unreachable, or another server's member holds the nick in the room.
+    pub async fn join(
+        &self,
+        room: &str,
+        pid: u64,
+        nick: &str,
+        history: usize,
+    ) -> Result<ClusterJoin, Refusal> {
+        let record = Record::Join {
+            n: self.link.node.clone(),
+            p: pid,
+            f: nick.to_string(),
+        };
+        // Notices share the stream with lines: scan past some of them for the history.
+        let scan = (history * 4 + 1).to_string();
+        let answer = self
+            .link
+            .ask(self.link.op(
+                "join",
+                &[
+                    room,
+                    &self.link.node,
+                    &pid.to_string(),
+                    nick,
+                    &record.to_json(),
+                    &scan,
+                ],
+            ))
+            .await?;
+        let Value::Array(parts) = answer else {
+            return Err(internal("join"));
+        };
+        if text(parts.first().unwrap_or(&Value::Nil)).as_deref() != Some("ok") {
+            return Err(Refusal::new(
+                ErrorCode::NickInUse,
+                format!("the nick '{nick}' is already used in room '{room}'"),
+            ));
+        }
+        let id = parts
+            .get(1)
+            .and_then(text)
+            .and_then(|t| StreamId::parse(&t))
+            .ok_or_else(|| internal("join"))?;
+        let members = match parts.get(2) {
+            Some(Value::Array(m)) => m.iter().filter_map(text).collect(),
+            _ => Vec::new(),
+        };
+        let topic = parts.get(3).and_then(text).filter(|t| !t.is_empty());
+        let mut lines: Vec<(StreamId, Record)> = match parts.get(4) {
+            Some(Value::Array(entries)) => entries
+                .iter()
+                .filter_map(subscriber::parse_entry)
+                .filter(|(_, r)| matches!(r, Record::Say { .. }))
+                .take(history)
+                .collect(),
+            _ => Vec::new(),
+        };
+        lines.reverse();
+        Ok(ClusterJoin {
+            id,
+            members,
+            topic,
+            lines,
+        })
+    }
+
+    /// The lines of room `room` after `after`; `None` when some of them are no longer kept, or
+    /// when `max` records or more follow it.
+    ///
+    /// # Errors
+    /// Redis is unreachable.
+    pub async fn lines_since(
+        &self,
+        room: &str,
+        after: StreamId,
+        max: usize,
+    ) -> Result<Option<Vec<(StreamId, Record)>>, Refusal> {
+        let answer = self
+            .link
+            .ask(self.link.op(
+                "since",
+                &[room, &after.to_string(), &max.to_string()],
+            ))
+            .await?;
+        let (oldest, entries) = subscriber::parse_since(&answer);
+        if entries.len() >= max {
+            return Ok(None);
+        }
+        // XTRIM only ever removes the oldest entries: when the oldest kept one is not newer
+        // than `after`, everything after `after` is still there. Otherwise some of it may
+        // have been trimmed (or the stream expired), and the client is told so.
+        let complete = oldest.is_some_and(|oldest| oldest <= after);
+        if !complete {
+            return Ok(None);
+        }
+        Ok(Some(
+            entries
+                .into_iter()
+                .filter(|(_, r)| matches!(r, Record::Say { .. }))
+                .collect(),
+        ))
+    }
+
+    /// Claims `nick` for participant `pid` across servers (`force` for the bot, whose lease
+    /// decides).
+    ///
+    /// # Errors
+    /// Someone on another server holds it (or one like it), or Redis is unreachable.
+    pub async fn claim(&self, pid: u64, nick: &str, force: bool) -> Result<(), Refusal> {
+        let answer = self
+            .link
+            .ask(self.link.op(
+                "claim",
+                &[
+                    &self.link.node,
+                    &pid.to_string(),
+                    &names::skeleton(nick),
+                    nick,
+                    if force { "1" } else { "0" },
+                ],
+            ))
+            .await?;
+        match text(&answer) {
+            Some(holder) => Err(super::hub::nick_taken(nick, &holder)),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives `nick` up (if `pid` still holds it).
+    pub fn release(&self, pid: u64, nick: &str) {
+        let _ = self.link.send(
+            self.link.op(
+                "release",
+                &[&self.link.node, &pid.to_string(), &names::skeleton(nick)],
+            ),
+            link::Done::Nothing,
+        );
+    }
+
+    /// Renames `old` to `new` for participant `pid`, in its `rooms`, everywhere.
+    ///
+    /// # Errors
+    /// Someone on another server holds `new` (or one like it), or Redis is unreachable.
+    pub async fn rename(
+        &self,
+        pid: u64,
+        old: &str,
+        new: &str,
+        rooms: &[String],
+    ) -> Result<(), Refusal> {
+        let record = Record::Nick {
+            n: self.link.node.clone(),
+            p: pid,
+            f: old.to_string(),
+            t: new.to_string(),
+        }
+        .to_json();
+        let (pid, old_skel, new_skel) = (pid.to_string(), names::skeleton(old), names::skeleton(new));
+        let mut args: Vec<&str> = vec![
+            &self.link.node,
+            &pid,
+            &old_skel,
+            &new_skel,
+            old,
+            new,
+            &record,
+        ];
+        args.extend(rooms.iter().map(String::as_str));
+        let answer = self.link.ask(self.link.op("nick", &args)).await?;
+        match text(&answer) {
+            Some(holder) => Err(super::hub::nick_taken(new, &holder)),
+            None => Ok(()),
+        }
+    }
+
+    /// Who holds `nick` anywhere (their nick as they spell it), if anyone.
+    ///
+    /// # Errors
+    /// Redis is unreachable.
+    pub async fn find(&self, nick: &str) -> Result<Option<String>, Refusal> {
+        let answer = self
+            .link
+            .ask(self.link.op("find", &[&names::skeleton(nick)]))
+            .await?;
+        Ok(text(&answer).and_then(|held| held.splitn(3, ' ').nth(2).map(str::to_string)))
+    }
+
+    /// Every room with members anywhere, sorted by name.
+    ///
+    /// # Errors
+    /// Redis is unreachable.
+    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, Refusal> {
+        let answer = self.link.ask(self.link.op("rooms", &[])).await?;
+        let Value::Array(rows) = answer else {
+            return Ok(Vec::new());
+        };
+        let mut rooms: Vec<RoomInfo> = rows
+            .iter()
+            .filter_map(|row| match row {
+                Value::Array(cols) => Some(RoomInfo {
+                    room: text(cols.first()?)?,
+                    members: match cols.get(1)? {
+                        Value::Int(n) => u64::try_from(*n).unwrap_or(0),
+                        _ => 0,
+                    },
+                    topic: cols.get(2).and_then(text).filter(|t| !t.is_empty()),
+                }),
+                _ => None,
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.room.cmp(&b.room));
+        Ok(rooms)
+    }
+
+    /// Makes Redis hold what this server holds: its nicks and room members (after an outage,
+    /// or after others reaped it). Returns nicks someone else took meanwhile.
+    pub(super) async fn reconcile(&self, hub: &ChatHub) -> Result<Vec<String>, Refusal> {
+        let state = hub.local_state();
+        let answer = self
+            .link
+            .ask(self.link.op(
+                "reconcile",
+                &[
+                    &self.link.node,
+                    &self.name,
+                    &self.config.node_timeout_ms.to_string(),
+                    &state.to_string(),
+                ],
+            ))
+            .await?;
+        Ok(match answer {
+            Value::Array(lost) => lost.iter().filter_map(text).collect(),
+            _ => Vec::new(),
+        })
+    }
+}
+
+fn internal(what: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::Internal,
+        format!("the chat engine's Redis gave an unexpected answer to '{what}'"),
+    )
+}
+
+fn get(key: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("GET");
+    cmd.arg(key);
+    cmd
+}
+
+/// A string reply as text; `None` for nil (and `false`, which Lua's nil becomes).
+pub fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

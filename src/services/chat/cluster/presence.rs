@@ -1,0 +1,63 @@
+//! This server's presence in the cluster: a heartbeat every fifth of `node_timeout_ms`, and,
+//! while Redis answers, the reaping of servers whose heartbeat lapsed (their members leave
+//! every room, each room told; their nicks are freed; the bot lease they held is given up).
+//! A server reaps only after it has itself been connected for a whole timeout, so servers
+//! coming back from a Redis outage together do not reap each other before their first beats.
+
+use std::sync::Weak;
+
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::config::ClusterConfig;
+use crate::services::chat::hub::ChatHub;
+
+/// Runs until the hub closes.
+pub async fn run(hub: Weak<ChatHub>, config: ClusterConfig) {
+    let mut tick = tokio::time::interval(config.heartbeat());
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut up_since: Option<Instant> = None;
+    loop {
+        let closed = match hub.upgrade() {
+            Some(hub) => hub.closed().clone(),
+            None => return,
+        };
+        tokio::select! {
+            _ = closed.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(hub) = hub.upgrade() else { return };
+        let Some(cluster) = hub.cluster() else { return };
+        let link = &cluster.link;
+        if !link.is_up() {
+            up_since = None;
+            continue;
+        }
+        let since = *up_since.get_or_insert_with(Instant::now);
+        let beat = link
+            .ask(link.op(
+                "heartbeat",
+                &[
+                    &link.node,
+                    &cluster.name,
+                    &config.node_timeout_ms.to_string(),
+                ],
+            ))
+            .await;
+        if beat.is_err() {
+            tracing::warn!("Redis did not take this server's heartbeat");
+            cluster.reset();
+            up_since = None;
+            continue;
+        }
+        if since.elapsed() >= config.node_timeout() {
+            match link.ask(link.op("reap", &[&link.node])).await {
+                Ok(redis::Value::Array(reaped)) if !reaped.is_empty() => {
+                    for node in reaped.iter().filter_map(super::text) {
+                        tracing::info!(node, "a server stopped answering: its members left");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! What servers tell each other through Redis: room records (in each room's stream, and
+//! published on the room's channel as `ID JSON`) and messages for one server's participants
+//! (published on that server's channel as `PID JSON`).
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+/// A Redis stream entry ID (`MS-SEQ`): the position of a record in its room, totally ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    /// Redis's clock when the entry was added, in ms since the epoch.
+    pub ms: u64,
+    /// Order among entries of the same millisecond.
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// Parses `MS-SEQ`.
+    pub fn parse(text: &str) -> Option<StreamId> {
+        let (ms, seq) = text.split_once('-')?;
+        Some(StreamId {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+
+    /// When Redis added the entry.
+    pub fn time(self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(self.ms)
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// A client's position in a room: the stream ID of the last record it saw, and the epoch of
+/// the Redis data it came from (a Redis that lost its data starts a new epoch, and positions
+/// from the old one say nothing about the new stream). Written `EPOCH:MS-SEQ`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offset {
+    /// The data's epoch.
+    pub epoch: String,
+    /// The position.
+    pub id: StreamId,
+}
+
+impl Offset {
+    /// Parses `EPOCH:MS-SEQ`.
+    pub fn parse(text: &str) -> Option<Offset> {
+        let (epoch, id) = text.rsplit_once(':')?;
+        Some(Offset {
+            epoch: epoch.to_string(),
+            id: StreamId::parse(id)?,
+        })
+    }
+}
+
+impl fmt::Display for Offset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.epoch, self.id)
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A change to a room, as its stream keeps it. `n` is the server (node) and `p` the
+/// participant on it that caused it, `f` the nick, `t` the text (a line, a new nick, a topic),
+/// `a` an action. One-letter names: each line crosses Redis once per server.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "lowercase")]
+pub enum Record {
+    /// A line.
+    Say {
+        n: String,
+        p: u64,
+        f: String,
+        t: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        a: bool,
+    },
+    /// `f` entered.
+    Join { n: String, p: u64, f: String },
+    /// `f` left: by choice, `dropped` for not reading, or `gone` with its server.
+    Leave {
+        n: String,
+        p: u64,
+        f: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        dropped: bool,
+        #[serde(default, skip_serializing_if = "is_false")]
+        gone: bool,
+    },
+    /// `f` is now `t`.
+    Nick {
+        n: String,
+        p: u64,
+        f: String,
+        t: String,
+    },
+    /// `f` set the topic to `t` (`None`: cleared it).
+    Topic {
+        n: String,
+        p: u64,
+        f: String,
+        t: Option<String>,
+    },
+}
+
+impl Record {
+    /// The record's server and participant.
+    pub fn origin(&self) -> (&str, u64) {
+        match self {
+            Record::Say { n, p, .. }
+            | Record::Join { n, p, .. }
+            | Record::Leave { n, p, .. }
+            | Record::Nick { n, p, .. }
+            | Record::Topic { n, p, .. } => (n, *p),
+        }
+    }
+
+    /// As JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A message for one participant on one server; the fields as in [`Record`].
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "lowercase")]
+pub enum NodeMessage {
+    /// A direct message from participant `p` on server `n`, called `f`; `ack` is the sender's
+    /// request id, confirmed once the recipient took the message.
+    Direct {
+        n: String,
+        p: u64,
+        f: String,
+        t: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        a: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ack: Option<u64>,
+    },
+    /// `f` (participant `p` on server `n`) opened a direct conversation.
+    Opened { n: String, p: u64, f: String },
+    /// The sender's request `id` is done.
+    Ack { id: u64 },
+}
+
+impl NodeMessage {
+    /// As JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Splits a published `HEAD JSON` payload.
+pub fn split_payload(payload: &[u8]) -> Option<(&str, &str)> {
+    std::str::from_utf8(payload).ok()?.split_once(' ')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_order_and_print_as_redis_writes_them() {
+        let a = StreamId::parse("1700000000000-0").unwrap();
+        let b = StreamId::parse("1700000000000-1").unwrap();
+        let c = StreamId::parse("1700000000001-0").unwrap();
+        assert!(a < b && b < c);
+        assert_eq!(c.to_string(), "1700000000001-0");
+        assert_eq!(StreamId::parse("17-x"), None);
+        assert_eq!(StreamId::parse("17"), None);
+    }
+
+    #[test]
+    fn offsets_round_trip_and_epochs_may_hold_colons() {
+        let offset = Offset::parse("ab:cd:5-2").unwrap();
+        assert_eq!(offset.epoch, "ab:cd");
+        assert_eq!(offset.id, StreamId { ms: 5, seq: 2 });
+        assert_eq!(offset.to_string(), "ab:cd:5-2");
+        assert_eq!(Offset::parse("5-2"), None);
+    }
+
+    #[test]
+    fn records_as_the_engine_script_writes_them_parse() {
+        let json = r#"{"k":"leave","n":"a1","p":7,"f":"bob","gone":true}"#;
+        let record: Record = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            record,
+            Record::Leave {
+                n: "a1".into(),
+                p: 7,
+                f: "bob".into(),
+                dropped: false,
+                gone: true
+            }
+        );
+        let say = Record::Say {
+            n: "a1".into(),
+            p: 1,
+            f: "x".into(),
+            t: "hi".into(),
+            a: false,
+        };
+        assert_eq!(serde_json::from_str::<Record>(&say.to_json()).unwrap(), say);
+    }
+}

@@ -136,9 +136,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     match state.chat.cluster() {
         Some(cluster) => eprintln!(
-            "ferry: chat engine: Redis at {} (cluster node {}; files and exec stay on this server)",
+            "ferry: chat engine: Redis at {} (cluster node {}, id {}; files and exec stay on this server)",
             cluster.link.redis(),
-            cluster.name
+            cluster.name,
+            cluster.link.node
         ),
         None => eprintln!("ferry: chat engine: in memory (this server only)"),
     }

@@ -16,8 +16,8 @@ use super::wire::{Incoming, Wire, WriteFailed};
 use crate::auth::SessionIdentity;
 use crate::server::ServerState;
 use crate::services::CloseReason;
-use crate::services::chat::flood::FloodGate;
 use crate::services::chat::cluster::record::StreamId;
+use crate::services::chat::flood::FloodGate;
 use crate::services::chat::hub::{Delivery, Participant, Receipt, Room, RoomEvent};
 
 /// Room events gathered into one write at most.

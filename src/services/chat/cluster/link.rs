@@ -65,6 +65,10 @@ struct Job {
 pub struct Link {
     jobs: mpsc::Sender<Job>,
     up: AtomicBool,
+    /// Signalled (to whoever waits: the subscriber's loop) when Redis failed to answer: the
+    /// subscriber reconnects. No permit is kept: a failure while the subscriber is busy is
+    /// seen at the next one (a dead Redis fails every heartbeat).
+    pub lost: tokio::sync::Notify,
     /// This server's node ID.
     pub node: String,
     /// What the rooms' streams keep.
@@ -102,11 +106,18 @@ impl Link {
         let link = Arc::new(Link {
             jobs,
             up: AtomicBool::new(true),
+            lost: tokio::sync::Notify::new(),
             node,
             retention,
             redis,
         });
-        tokio::spawn(send_all(conn, queue, timeout, Arc::downgrade(&link), closed));
+        tokio::spawn(send_all(
+            conn,
+            queue,
+            timeout,
+            Arc::downgrade(&link),
+            closed,
+        ));
         link
     }
 
@@ -143,6 +154,10 @@ impl Link {
         if !self.is_up() {
             return Err(self.unreachable());
         }
+        self.enqueue(cmd, done)
+    }
+
+    fn enqueue(&self, cmd: Cmd, done: Done) -> Result<(), Refusal> {
         self.jobs.try_send(Job { cmd, done }).map_err(|_| {
             Refusal::new(
                 ErrorCode::ServerBusy,
@@ -158,6 +173,17 @@ impl Link {
     pub async fn ask(&self, cmd: Cmd) -> Result<Value, Refusal> {
         let (tx, rx) = oneshot::channel();
         self.send(cmd, Done::Reply(tx))?;
+        rx.await.unwrap_or_else(|_| Err(self.unreachable()))
+    }
+
+    /// As [`Link::ask`], even while Redis counts as unreachable: for the subscriber finding
+    /// out whether it is back.
+    ///
+    /// # Errors
+    /// Redis did not answer or refused the operation.
+    pub async fn ask_while_down(&self, cmd: Cmd) -> Result<Value, Refusal> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(cmd, Done::Reply(tx))?;
         rx.await.unwrap_or_else(|_| Err(self.unreachable()))
     }
 
@@ -219,6 +245,11 @@ async fn send_all(
         }
         let Some(link) = link.upgrade() else { return };
         let answers = run(&mut conn, &batch, timeout).await;
+        if answers.iter().any(Result::is_err) {
+            // Redis did not answer in time (or the connection broke): count it as lost until
+            // the subscriber has reconnected and resumed.
+            link.lost.notify_waiters();
+        }
         for (job, answer) in batch.drain(..).zip(answers) {
             finish(&link, job.done, answer);
         }
@@ -227,7 +258,11 @@ async fn send_all(
 
 /// Runs `jobs` as one pipeline; one answer per job. Jobs Redis did not know the script for are
 /// run again, in order, after loading it.
-async fn run(conn: &mut ConnectionManager, jobs: &[Job], timeout: Duration) -> Vec<Result<Value, ()>> {
+async fn run(
+    conn: &mut ConnectionManager,
+    jobs: &[Job],
+    timeout: Duration,
+) -> Vec<Result<Value, ()>> {
     let mut answers = pipeline(conn, jobs.iter().map(|j| &j.cmd), timeout).await;
     let retry: Vec<usize> = answers
         .iter()

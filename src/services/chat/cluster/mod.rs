@@ -189,10 +189,10 @@ impl Cluster {
             .arg(hex(&crate::random::random_bytes::<6>()))
             .arg("NX")
             .arg("GET");
-        let epoch = match self.link.ask(cmd).await? {
+        let epoch = match self.link.ask_while_down(cmd).await? {
             Value::BulkString(old) => String::from_utf8_lossy(&old).into_owned(),
             _ => {
-                let answer = self.link.ask(get(keys::EPOCH)).await?;
+                let answer = self.link.ask_while_down(get(keys::EPOCH)).await?;
                 text(&answer).unwrap_or_default()
             }
         };
@@ -247,7 +247,7 @@ impl Cluster {
 
     /// Tells the subscriber Redis stopped answering.
     pub(super) fn reset(&self) {
-        let _ = self.control.send(Control::Reset);
+        self.link.lost.notify_waiters();
     }
 
     /// Enters `nick` (participant `pid`) in room `room` everywhere.
@@ -296,10 +296,11 @@ impl Cluster {
             .and_then(text)
             .and_then(|t| StreamId::parse(&t))
             .ok_or_else(|| internal("join"))?;
-        let members = match parts.get(2) {
+        let mut members: Vec<String> = match parts.get(2) {
             Some(Value::Array(m)) => m.iter().filter_map(text).collect(),
             _ => Vec::new(),
         };
+        members.sort();
         let topic = parts.get(3).and_then(text).filter(|t| !t.is_empty());
         let mut lines: Vec<(StreamId, Record)> = match parts.get(4) {
             Some(Value::Array(entries)) => entries
@@ -332,10 +333,10 @@ impl Cluster {
     ) -> Result<Option<Vec<(StreamId, Record)>>, Refusal> {
         let answer = self
             .link
-            .ask(self.link.op(
-                "since",
-                &[room, &after.to_string(), &max.to_string()],
-            ))
+            .ask(
+                self.link
+                    .op("since", &[room, &after.to_string(), &max.to_string()]),
+            )
             .await?;
         let (oldest, entries) = subscriber::parse_since(&answer);
         if entries.len() >= max {
@@ -410,7 +411,8 @@ impl Cluster {
             t: new.to_string(),
         }
         .to_json();
-        let (pid, old_skel, new_skel) = (pid.to_string(), names::skeleton(old), names::skeleton(new));
+        let (pid, old_skel, new_skel) =
+            (pid.to_string(), names::skeleton(old), names::skeleton(new));
         let mut args: Vec<&str> = vec![
             &self.link.node,
             &pid,
@@ -473,7 +475,7 @@ impl Cluster {
         let state = hub.local_state();
         let answer = self
             .link
-            .ask(self.link.op(
+            .ask_while_down(self.link.op(
                 "reconcile",
                 &[
                     &self.link.node,

@@ -22,8 +22,6 @@ pub enum Control {
     Subscribe(String, oneshot::Sender<bool>),
     /// The room has no member here any more.
     Unsubscribe(String),
-    /// Redis stopped answering commands: reconnect.
-    Reset,
 }
 
 /// Longest wait between reconnection attempts.
@@ -103,10 +101,14 @@ pub async fn run(
             let _ = first.send(Ok(()));
         }
         strong.cluster_state_changed(true);
+        let Some(link) = strong.cluster().map(|c| Arc::clone(&c.link)) else {
+            return;
+        };
         drop(strong);
         loop {
             tokio::select! {
                 _ = closed.cancelled() => return,
+                () = link.lost.notified() => break,
                 message = stream.next() => {
                     let Some(message) = message else { break };
                     let Some(hub) = hub.upgrade() else { return };
@@ -122,7 +124,6 @@ pub async fn run(
                     Some(Control::Unsubscribe(room)) => {
                         let _ = tokio::time::timeout(timeout, sink.unsubscribe(keys::room_channel(&room))).await;
                     }
-                    Some(Control::Reset) => break,
                     None => return,
                 },
             }
@@ -161,7 +162,7 @@ async fn resume(hub: &Arc<ChatHub>, sink: &mut redis::aio::PubSubSink) -> Result
         let mut after = after;
         loop {
             let answer = link
-                .ask(link.op(
+                .ask_while_down(link.op(
                     "since",
                     &[&room.name, &after.to_string(), &CATCH_UP_BATCH.to_string()],
                 ))
@@ -201,8 +202,10 @@ fn dispatch(hub: &ChatHub, channel: &str, payload: &[u8]) {
             room.apply(&cluster.link.node, &cluster.epoch(), id, record);
         }
     } else {
-        let (Ok(pid), Ok(message)) = (head.parse::<u64>(), serde_json::from_str::<NodeMessage>(json))
-        else {
+        let (Ok(pid), Ok(message)) = (
+            head.parse::<u64>(),
+            serde_json::from_str::<NodeMessage>(json),
+        ) else {
             return;
         };
         hub.deliver_from_node(pid, message);

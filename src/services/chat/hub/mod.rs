@@ -28,8 +28,8 @@ use crate::config::ChatConfig;
 use crate::protocol::{ErrorCode, Refusal, RoomInfo};
 pub(crate) use nicks::nick_taken;
 pub use participant::{Delivery, Participant, Receipt};
-use room::{FrameBudget, HistoryBudget, REMOTE, history_frame};
 pub use room::{DOOR_ENCODINGS, Room, RoomChange, RoomEvent, Said};
+use room::{FrameBudget, HistoryBudget, REMOTE, history_frame};
 
 /// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -203,12 +203,17 @@ impl ChatHub {
                 recovered: None,
             });
         };
-        match self.join_everywhere(cluster, &room, participant, nick, &options).await {
+        match self
+            .join_everywhere(cluster, &room, participant, nick, &options)
+            .await
+        {
             Ok((after, members, lines, recovered)) => {
                 let epoch = cluster.epoch();
                 let history = lines
                     .iter()
-                    .map(|(id, said)| history_frame(&room.name, said, Some(format!("{epoch}:{id}"))))
+                    .map(|(id, said)| {
+                        history_frame(&room.name, said, Some(format!("{epoch}:{id}")))
+                    })
                     .collect();
                 Ok(Joined {
                     events,
@@ -369,7 +374,13 @@ impl ChatHub {
             let _ = cluster.link.send(
                 cluster.link.op(
                     "leave",
-                    &[&room.name, &cluster.link.node, &pid, nick, &record.to_json()],
+                    &[
+                        &room.name,
+                        &cluster.link.node,
+                        &pid,
+                        nick,
+                        &record.to_json(),
+                    ],
                 ),
                 Done::Nothing,
             );
@@ -508,7 +519,9 @@ impl ChatHub {
 
     /// Redis became unreachable, or answers again: every room here is told (once per change).
     pub(crate) fn cluster_state_changed(&self, up: bool) {
-        let Some(cluster) = self.cluster() else { return };
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
         if !cluster.link.set_up(up) {
             return;
         }

@@ -340,7 +340,9 @@ impl ChatHub {
 
     /// A message from another server for this server's participant `pid`.
     pub(crate) fn deliver_from_node(&self, pid: u64, message: NodeMessage) {
-        let Some(cluster) = self.cluster() else { return };
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
         let recipient = self.local_participant(pid);
         let delivery = match message {
             NodeMessage::Direct { n, p, f, t, a, ack } => {

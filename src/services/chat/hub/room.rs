@@ -220,7 +220,14 @@ impl Drop for Room {
 
 impl Room {
     /// Broadcasts a line (an action with `action`) from `from` and keeps it in the history.
-    pub(super) fn say(&self, origin: u64, from: &str, text: &str, action: bool, history_len: usize) {
+    pub(super) fn say(
+        &self,
+        origin: u64,
+        from: &str,
+        text: &str,
+        action: bool,
+        history_len: usize,
+    ) {
         let said = Said {
             from: from.to_string(),
             text: text.to_string(),
@@ -248,7 +255,13 @@ impl Room {
             history: false,
             offset: offset.map(|(id, epoch)| format!("{epoch}:{id}")),
         });
-        let event = self.event(origin, message.to_frame(), Some(said), None, offset.map(|o| o.0));
+        let event = self.event(
+            origin,
+            message.to_frame(),
+            Some(said),
+            None,
+            offset.map(|o| o.0),
+        );
         if history_len > 0 {
             let mut history = lock(&self.history);
             let budget = &self.budget;
@@ -279,9 +292,9 @@ impl Room {
             room: Some(self.name.clone()),
             text: change.text(),
         });
-        let _ = self
-            .events
-            .send(self.event(origin, message.to_frame(), None, Some(change), offset));
+        let _ =
+            self.events
+                .send(self.event(origin, message.to_frame(), None, Some(change), offset));
     }
 
     /// An event whose frame the room's store of recent frames owns. The store gives back its

@@ -5,8 +5,8 @@
 //! wait in `pending`, so a member list read at one point of the stream and the records after
 //! it always line up.
 
-use super::room::{REMOTE, Room, RoomChange, Said};
 use super::lock;
+use super::room::{REMOTE, Room, RoomChange, Said};
 use crate::services::chat::cluster::record::{Record, StreamId};
 
 /// How far a room has followed its stream.
@@ -132,7 +132,10 @@ impl Room {
             }
             Record::Join { f, .. } => {
                 if !here {
-                    lock(&self.members).by_nick.entry(f.clone()).or_insert(REMOTE);
+                    lock(&self.members)
+                        .by_nick
+                        .entry(f.clone())
+                        .or_insert(REMOTE);
                 }
                 RoomChange::Joined(f)
             }

@@ -76,9 +76,7 @@ impl<'a> Member<'a> {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let (participant, inbox) = hub
-            .register(&request.nick, request.user.as_deref())
-            .await?;
+        let (participant, inbox) = hub.register(&request.nick, request.user.as_deref()).await?;
         let to = Destination {
             room: request.room,
             with: request.with,
@@ -160,7 +158,8 @@ impl<'a> Member<'a> {
         let ending = loop {
             let now = Instant::now();
             let read_at = self.flood.ready_at(now);
-            let may_read = self.unconfirmed < MAX_UNCONFIRMED.min(self.hub.config.member_queue / 2).max(1);
+            let may_read =
+                self.unconfirmed < MAX_UNCONFIRMED.min(self.hub.config.member_queue / 2).max(1);
             let step = tokio::select! {
                 biased;
                 reason = closing.as_mut() => {

@@ -36,7 +36,8 @@ impl Member<'_> {
                     _ => None,
                 };
                 while let Some(event) = next.take() {
-                    let seen = after.is_some_and(|after| event.offset().is_some_and(|o| o <= after));
+                    let seen =
+                        after.is_some_and(|after| event.offset().is_some_and(|o| o <= after));
                     if event.origin != self.participant.id && !seen {
                         // Bytes given back under the room's memory bounds: skipped, as a lag.
                         match event.frame() {

@@ -1,0 +1,722 @@
+//! Many servers as one: ferry servers (real processes) sharing a Redis of the test's own,
+//! driven through the real client and protocol. Rooms, order, direct messages, nicks and the
+//! bot across servers; a server killed; Redis killed, stopped and restarted; a member catching
+//! up on another server.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use common::{ServerProcess, WAIT};
+use ferry::client::chat::{ChatReceiver, ChatSender, ChatTarget};
+use ferry::client::{Client, ClientOptions};
+use ferry::protocol::{
+    ChatAck, ChatJoined, ChatMembers, ChatMessage, ChatNotice, ErrorCode, Message, Refusal,
+};
+use tempfile::TempDir;
+
+/// Servers on one Redis, with chat limits that let a test send fast.
+struct Cluster {
+    redis: RedisServer,
+    servers: Vec<ServerProcess>,
+    config: TempDir,
+    home: TempDir,
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let redis = RedisServer::start();
+        let config = tempfile::tempdir().unwrap();
+        std::fs::write(
+            config.path().join("config.toml"),
+            "[chat]\nflood_burst = 100000\nflood_per_second = 100000.0\n",
+        )
+        .unwrap();
+        let mut cluster = Cluster {
+            redis,
+            servers: Vec::new(),
+            config,
+            home: tempfile::tempdir().unwrap(),
+        };
+        for _ in 0..n {
+            cluster.add_server();
+        }
+        cluster
+    }
+
+    fn add_server(&mut self) {
+        let config = self.config.path().join("config.toml");
+        let url = self.redis.url();
+        let server = ServerProcess::start(&[
+            "--plaintext",
+            "--config",
+            config.to_str().unwrap(),
+            "--cluster",
+            &url,
+        ]);
+        self.servers.push(server);
+    }
+
+    fn addr(&self, i: usize) -> SocketAddr {
+        self.servers[i].addr
+    }
+
+    /// The server whose node id is `id` (Redis keeps each node's name, which ends with its
+    /// port).
+    fn server_of_node(&self, id: &str) -> Option<usize> {
+        let name = redis_get(&self.redis, &format!("ferry:node:{id}"));
+        (0..self.servers.len()).find(|&i| name.ends_with(&format!(":{}", self.addr(i).port())))
+    }
+
+    async fn client(&self, i: usize) -> Client {
+        client(self.addr(i), self.home.path()).await
+    }
+
+    async fn member(
+        &self,
+        i: usize,
+        room: &str,
+        nick: &str,
+    ) -> (ChatSender, ChatReceiver, ChatJoined) {
+        self.client(i)
+            .await
+            .chat(ChatTarget::Room(room.into()), nick, true)
+            .await
+            .unwrap()
+    }
+}
+
+async fn client(addr: SocketAddr, home: &std::path::Path) -> Client {
+    Client::connect(&ClientOptions {
+        server: addr.to_string(),
+        token: None,
+        plaintext: true,
+        home: home.to_path_buf(),
+        connect_timeout: WAIT,
+        accept_new: true,
+    })
+    .await
+    .unwrap()
+}
+
+/// The next message satisfying `want`, within WAIT.
+async fn expect(rx: &mut ChatReceiver, what: &str, want: impl Fn(&Message) -> bool) -> Message {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let message = rx.next().await.unwrap().expect("connection open");
+            if want(&message) {
+                return message;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never received {what}"))
+}
+
+/// Reads until every one of `wants` has been seen (in any order), handing every message to
+/// `each` on the way; fails after WAIT.
+async fn until_all(
+    rx: &mut ChatReceiver,
+    what: &str,
+    wants: &[&dyn Fn(&Message) -> bool],
+    mut each: impl FnMut(&Message),
+) {
+    let mut seen = vec![false; wants.len()];
+    tokio::time::timeout(WAIT, async {
+        while seen.contains(&false) {
+            let message = rx.next().await.unwrap().expect("connection open");
+            for (i, want) in wants.iter().enumerate() {
+                seen[i] |= want(&message);
+            }
+            each(&message);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never received {what}"));
+}
+
+fn notice(text: &str) -> impl Fn(&Message) -> bool {
+    let text = text.to_string();
+    move |m| matches!(m, Message::ChatNotice(ChatNotice { text: t, .. }) if *t == text)
+}
+
+fn said(from: &str, text: &str) -> impl Fn(&Message) -> bool {
+    let (from, text) = (from.to_string(), text.to_string());
+    move |m| matches!(m, Message::ChatMessage(ChatMessage { from: f, text: t, .. }) if *f == from && *t == text)
+}
+
+fn acked(id: u64) -> impl Fn(&Message) -> bool {
+    move |m| matches!(m, Message::ChatAck(ChatAck { id: got }) if *got == id)
+}
+
+async fn say_acked(tx: &mut ChatSender, rx: &mut ChatReceiver, text: &str) -> Message {
+    let id = tx.say(text).await.unwrap();
+    expect(rx, "the ack", |m| {
+        matches!(m, Message::ChatAck(ChatAck { id: got }) if *got == id)
+            || matches!(m, Message::Error(Refusal { id: Some(got), .. }) if *got == id)
+    })
+    .await
+}
+
+async fn who(tx: &mut ChatSender, rx: &mut ChatReceiver) -> Vec<String> {
+    let id = tx.who().await.unwrap();
+    match expect(
+        rx,
+        "the member list",
+        |m| matches!(m, Message::ChatMembers(ChatMembers { id: got, .. }) if *got == id),
+    )
+    .await
+    {
+        Message::ChatMembers(ChatMembers { nicks, .. }) => nicks,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_are_one_room_with_one_order_and_each_senders_order() {
+    const LINES: usize = 1000;
+    let cluster = Cluster::start(3);
+    // A listener on each server, then a sender on each.
+    let mut listeners = Vec::new();
+    for i in 0..3 {
+        let (_, rx, _) = cluster.member(i, "hall", &format!("listener{i}")).await;
+        listeners.push(rx);
+    }
+    let mut senders = Vec::new();
+    for i in 0..3 {
+        senders.push(cluster.member(i, "hall", &format!("sender{i}")).await);
+    }
+    let (_, rx, joined) = cluster.member(1, "hall", "late").await;
+    drop(rx);
+    assert_eq!(
+        joined.members.len(),
+        7,
+        "every server's members: {:?}",
+        joined.members
+    );
+
+    let sending: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(i, (mut tx, mut rx, _))| {
+            tokio::spawn(async move {
+                let mut last = 0;
+                for n in 0..LINES {
+                    last = tx.say(&format!("{i}:{n}")).await.unwrap();
+                }
+                expect(&mut rx, "the last ack", acked(last)).await;
+                (tx, rx)
+            })
+        })
+        .collect();
+    let hearing: Vec<_> = listeners
+        .into_iter()
+        .map(|mut rx| {
+            tokio::spawn(async move {
+                let mut heard = Vec::new();
+                let mut offsets = Vec::new();
+                while heard.len() < 3 * LINES {
+                    let message = tokio::time::timeout(WAIT, rx.next())
+                        .await
+                        .expect("the lines keep coming")
+                        .unwrap()
+                        .expect("connection open");
+                    if let Message::ChatMessage(ChatMessage {
+                        from, text, offset, ..
+                    }) = message
+                        && from.starts_with("sender")
+                    {
+                        heard.push(text);
+                        offsets.push(offset.expect("a cluster's line has an offset"));
+                    }
+                }
+                (heard, offsets)
+            })
+        })
+        .collect();
+    for s in sending {
+        s.await.unwrap();
+    }
+    let mut orders = Vec::new();
+    for h in hearing {
+        let (heard, offsets) = h.await.unwrap();
+        // Each sender's lines in the order it sent them.
+        let mut next = BTreeMap::new();
+        for line in &heard {
+            let (sender, n) = line.split_once(':').unwrap();
+            let expected = next.entry(sender.to_string()).or_insert(0usize);
+            assert_eq!(
+                n.parse::<usize>().unwrap(),
+                *expected,
+                "sender {sender} out of order"
+            );
+            *expected += 1;
+        }
+        // Offsets only grow: the stream's order.
+        let ids: Vec<(u64, u64)> = offsets
+            .iter()
+            .map(|o| {
+                let id = o.rsplit(':').next().unwrap();
+                let (ms, seq) = id.split_once('-').unwrap();
+                (ms.parse().unwrap(), seq.parse().unwrap())
+            })
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "offsets grow");
+        orders.push(heard);
+    }
+    assert_eq!(orders[0], orders[1], "servers 0 and 1 delivered one order");
+    assert_eq!(orders[1], orders[2], "servers 1 and 2 delivered one order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_messages_nicks_who_and_the_bot_span_the_servers() {
+    let cluster = Cluster::start(3);
+    let (mut alice, mut alice_rx, _) = cluster.member(0, "hall", "alice").await;
+    let (mut bob, mut bob_rx, _) = cluster.member(1, "hall", "bob").await;
+    expect(&mut alice_rx, "bob's join", notice("bob joined")).await;
+
+    // A direct message to another server, acked once taken there; and back.
+    let id = alice.direct("bob", "psst").await.unwrap();
+    expect(&mut bob_rx, "alice's direct message", |m| {
+        matches!(m, Message::ChatMessage(ChatMessage { from, text, room: None, .. }) if from == "alice" && text == "psst")
+    })
+    .await;
+    expect(&mut alice_rx, "the direct message's ack", acked(id)).await;
+    let id = bob.direct("alice", "psst back").await.unwrap();
+    expect(&mut alice_rx, "bob's answer", said("bob", "psst back")).await;
+    expect(&mut bob_rx, "its ack", acked(id)).await;
+    // No one anywhere: not_found.
+    let id = bob.direct("nobody", "hello?").await.unwrap();
+    let refused = expect(
+        &mut bob_rx,
+        "the refusal",
+        |m| matches!(m, Message::Error(Refusal { id: Some(got), .. }) if *got == id),
+    )
+    .await;
+    assert!(
+        matches!(
+            refused,
+            Message::Error(Refusal {
+                code: ErrorCode::NotFound,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+
+    // /who on every server lists every server's members.
+    assert_eq!(who(&mut alice, &mut alice_rx).await, vec!["alice", "bob"]);
+    assert_eq!(who(&mut bob, &mut bob_rx).await, vec!["alice", "bob"]);
+
+    // Nicks are unique across servers, look-alikes included.
+    for nick in ["alice", "ALICE"] {
+        let taken = cluster
+            .client(2)
+            .await
+            .chat(ChatTarget::Room("elsewhere".into()), nick, false)
+            .await
+            .err()
+            .expect("a nick held on another server is refused");
+        assert_eq!(
+            common::refusal_code(&taken),
+            Some(ErrorCode::NickInUse),
+            "{nick}: {taken}"
+        );
+    }
+    // A rename on one server is seen on the others, and frees the old nick everywhere.
+    let id = bob.nick("robert").await.unwrap();
+    expect(&mut bob_rx, "the rename's ack", acked(id)).await;
+    expect(
+        &mut alice_rx,
+        "the rename",
+        notice("bob is now known as robert"),
+    )
+    .await;
+    let (_, _, joined) = cluster.member(2, "hall", "bob").await;
+    assert_eq!(joined.members, vec!["alice", "bob", "robert"]);
+
+    // The bot runs on one server and answers each line once, from any server.
+    let (mut carol, mut carol_rx, joined) = cluster
+        .client(2)
+        .await
+        .chat(ChatTarget::With("babyshen".into()), "carol", false)
+        .await
+        .unwrap();
+    assert_eq!(joined.with.as_deref(), Some("babyshen"));
+    expect(
+        &mut carol_rx,
+        "the greeting",
+        said("babyshen", "欢迎致电babyshen"),
+    )
+    .await;
+    for line in ["你", "我"] {
+        let id = carol.say(line).await.unwrap();
+        let mut replies = 0;
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match carol_rx.next().await.unwrap().expect("open") {
+                    Message::ChatAck(ChatAck { id: got }) if got == id => break,
+                    Message::ChatMessage(ChatMessage { from, text, .. }) if from == "babyshen" => {
+                        assert_eq!(text, format!("{line}好"));
+                        replies += 1;
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("the line is acked");
+        assert_eq!(
+            replies, 1,
+            "one answer to '{line}' however many servers run"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_loses_no_acknowledged_line_its_members_leave_and_the_bot_moves() {
+    let mut cluster = Cluster::start(3);
+    // The server holding the bot is the one killed.
+    let holder = redis_get(&cluster.redis, "ferry:bot");
+    let doomed = cluster
+        .server_of_node(&holder)
+        .unwrap_or_else(|| panic!("the bot's holder {holder} is one of the servers"));
+    let others: Vec<usize> = (0..3).filter(|&i| i != doomed).collect();
+    let (mut bob, mut bob_rx, _) = cluster.member(others[0], "hall", "bob").await;
+    let (_carol, mut carol_rx, _) = cluster.member(others[1], "hall", "carol").await;
+    let (mut alice, mut alice_rx, _) = cluster.member(doomed, "hall", "alice").await;
+    expect(&mut bob_rx, "alice's join", notice("alice joined")).await;
+    let marker = match say_acked(&mut bob, &mut bob_rx, "marker").await {
+        Message::ChatAck(_) => expect(&mut carol_rx, "the marker", said("bob", "marker")).await,
+        other => panic!("{other:?}"),
+    };
+    let Message::ChatMessage(ChatMessage {
+        offset: Some(marker),
+        ..
+    }) = marker
+    else {
+        panic!("the marker has an offset: {marker:?}");
+    };
+
+    // Alice sends without waiting; the acks that came back before the kill are the lines
+    // that must survive it.
+    let sending = tokio::spawn(async move {
+        let mut acked = HashSet::new();
+        let mut ids = BTreeMap::new();
+        for n in 0..300 {
+            let id = alice.say(&format!("line {n}")).await.unwrap();
+            ids.insert(id, n);
+            while let Ok(Ok(Some(message))) =
+                tokio::time::timeout(Duration::from_millis(1), alice_rx.next()).await
+            {
+                if let Message::ChatAck(ChatAck { id }) = message {
+                    acked.insert(ids[&id]);
+                }
+            }
+        }
+        // Wait for most of the acks, then stop listening: the kill comes while some lines
+        // may still be in flight.
+        while acked.len() < 200 {
+            match tokio::time::timeout(WAIT, alice_rx.next()).await {
+                Ok(Ok(Some(Message::ChatAck(ChatAck { id })))) => {
+                    acked.insert(ids[&id]);
+                }
+                Ok(Ok(Some(_))) => {}
+                _ => break,
+            }
+        }
+        (acked, alice, alice_rx)
+    });
+    let (taken, alice, alice_rx) = sending.await.unwrap();
+    assert!(taken.len() >= 200);
+    cluster.servers[doomed].kill();
+    let killed_at = Instant::now();
+    drop((alice, alice_rx));
+
+    // Alice leaves everyone's room, with a notice, within 10 s; bob heard every acked line.
+    let mut heard = HashSet::new();
+    let mut hear = |m: &Message| {
+        if let Message::ChatMessage(ChatMessage { from, text, .. }) = m
+            && from == "alice"
+        {
+            heard.insert(text.trim_start_matches("line ").parse::<usize>().unwrap());
+        }
+    };
+    until_all(
+        &mut bob_rx,
+        "alice's leaving",
+        &[&notice("alice left: their server stopped answering")],
+        &mut hear,
+    )
+    .await;
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        killed_at.elapsed()
+    );
+    let missing: Vec<_> = taken.difference(&heard).collect();
+    assert!(
+        missing.is_empty(),
+        "acked lines bob never heard: {missing:?}"
+    );
+    assert_eq!(who(&mut bob, &mut bob_rx).await, vec!["bob", "carol"]);
+
+    // Every acked line reached the others, and is in the room's stream for whoever catches up.
+    let (_, mut dave_rx, joined) = ferry::client::chat::join_since(
+        cluster.client(others[1]).await.into_connection(),
+        "hall",
+        "dave",
+        &marker,
+    )
+    .await
+    .unwrap();
+    assert_eq!(joined.recovered, Some(true));
+    let mut replayed = HashSet::new();
+    while let Ok(Ok(Some(Message::ChatMessage(ChatMessage {
+        from,
+        text,
+        history: true,
+        ..
+    })))) = tokio::time::timeout(Duration::from_secs(2), dave_rx.next()).await
+    {
+        if from == "alice" {
+            replayed.insert(text.trim_start_matches("line ").parse::<usize>().unwrap());
+        }
+    }
+    let missing: Vec<_> = taken.difference(&replayed).collect();
+    assert!(
+        missing.is_empty(),
+        "acked lines missing from the stream: {missing:?}"
+    );
+    // The bot moves to a live server.
+    let deadline = Instant::now() + WAIT;
+    let (mut erin, mut erin_rx) = loop {
+        match cluster
+            .client(others[0])
+            .await
+            .chat(ChatTarget::With("babyshen".into()), "erin", false)
+            .await
+        {
+            Ok((tx, rx, _)) => break (tx, rx),
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(common::refusal_code(&e), Some(ErrorCode::NotFound), "{e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("the bot never came back: {e}"),
+        }
+    };
+    let id = erin.say("在吗").await.unwrap();
+    expect(&mut erin_rx, "the bot's answer", said("babyshen", "在吗好")).await;
+    expect(&mut erin_rx, "the ack", acked(id)).await;
+    assert_ne!(redis_get(&cluster.redis, "ferry:bot"), holder);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_are_refused_while_redis_is_away_and_chat_resumes_without_loss_or_duplicates() {
+    let mut cluster = Cluster::start(2);
+    let (mut alice, mut alice_rx, _) = cluster.member(0, "hall", "alice").await;
+    let (_bob, mut bob_rx, _) = cluster.member(1, "hall", "bob").await;
+    expect(&mut alice_rx, "bob's join", notice("bob joined")).await;
+    assert!(matches!(
+        say_acked(&mut alice, &mut alice_rx, "before").await,
+        Message::ChatAck(_)
+    ));
+
+    cluster.redis.kill();
+    let away = "the chat engine (Redis) is unreachable: lines are refused until it is back";
+    expect(&mut bob_rx, "the outage notice", notice(away)).await;
+    expect(&mut alice_rx, "the outage notice", notice(away)).await;
+    match say_acked(&mut alice, &mut alice_rx, "during").await {
+        Message::Error(Refusal {
+            code: ErrorCode::Unavailable,
+            message,
+            ..
+        }) => {
+            assert!(message.contains("unreachable"), "{message}");
+        }
+        other => panic!("a line while Redis is away is refused, not {other:?}"),
+    }
+
+    cluster.redis.restart();
+    let back = "the chat engine (Redis) is back: chat goes on";
+    expect(&mut bob_rx, "the notice that chat is back", notice(back)).await;
+    expect(&mut alice_rx, "the notice that chat is back", notice(back)).await;
+    assert!(matches!(
+        say_acked(&mut alice, &mut alice_rx, "after").await,
+        Message::ChatAck(_)
+    ));
+    // Bob heard "before" (earlier) and now "after", nothing twice, "during" never.
+    let mut heard = vec!["before".to_string()];
+    loop {
+        let m = expect(
+            &mut bob_rx,
+            "alice's line after the outage",
+            |m| matches!(m, Message::ChatMessage(ChatMessage { from, .. }) if from == "alice"),
+        )
+        .await;
+        let Message::ChatMessage(ChatMessage { text, .. }) = m else {
+            unreachable!()
+        };
+        heard.push(text.clone());
+        if text == "after" {
+            break;
+        }
+    }
+    assert_eq!(heard, vec!["before", "after"]);
+    // And the stream holds them once each, in order.
+    let (_, mut carol_rx, _) = cluster.member(1, "hall", "carol").await;
+    let mut history = Vec::new();
+    while let Ok(Ok(Some(Message::ChatMessage(ChatMessage {
+        text,
+        history: true,
+        ..
+    })))) = tokio::time::timeout(Duration::from_secs(1), carol_rx.next()).await
+    {
+        history.push(text);
+    }
+    assert_eq!(history, vec!["before", "after"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_redis_stalls_neither_the_servers_other_services_nor_a_member_for_long() {
+    let cluster = Cluster::start(1);
+    let (mut alice, mut alice_rx, _) = cluster.member(0, "hall", "alice").await;
+    std::fs::write(cluster.servers[0].root.join("f.txt"), b"hello").unwrap();
+    let pid = redis_pid(&cluster.redis);
+    common::send_signal(pid, rustix::process::Signal::STOP);
+    let stopped = Instant::now();
+    // A line gets a clear refusal within the request timeout, never an ack; the room is told.
+    let id = alice.say("into the void").await.unwrap();
+    let away = "the chat engine (Redis) is unreachable: lines are refused until it is back";
+    let refused = |m: &Message| matches!(m, Message::Error(Refusal { code: ErrorCode::Unavailable, id: Some(got), .. }) if *got == id);
+    until_all(
+        &mut alice_rx,
+        "the refusal and the outage notice",
+        &[&refused, &notice(away)],
+        |m| {
+            assert!(!matches!(m, Message::ChatAck(_)), "nothing is acked: {m:?}");
+        },
+    )
+    .await;
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stopped.elapsed()
+    );
+    // Ping and files answer while Redis answers nothing.
+    let mut c = cluster.client(0).await;
+    tokio::time::timeout(WAIT, c.ping(1))
+        .await
+        .expect("ping answers")
+        .unwrap();
+    let mut lister = cluster.client(0).await;
+    let listed = tokio::time::timeout(WAIT, lister.files().list("", false))
+        .await
+        .expect("ls answers")
+        .unwrap();
+    assert!(listed.iter().any(|e| e.path == "f.txt"));
+    common::send_signal(pid, rustix::process::Signal::CONT);
+    expect(
+        &mut alice_rx,
+        "the notice that chat is back",
+        notice("the chat engine (Redis) is back: chat goes on"),
+    )
+    .await;
+    assert!(matches!(
+        say_acked(&mut alice, &mut alice_rx, "back").await,
+        Message::ChatAck(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_reconnecting_to_another_server_gets_what_it_missed() {
+    let cluster = Cluster::start(3);
+    let (mut alice, mut alice_rx, _) = cluster.member(0, "hall", "alice").await;
+    let (bob, mut bob_rx, _) = cluster.member(1, "hall", "bob").await;
+    expect(&mut alice_rx, "bob's join", notice("bob joined")).await;
+    say_acked(&mut alice, &mut alice_rx, "one").await;
+    let Message::ChatMessage(ChatMessage {
+        offset: Some(seen), ..
+    }) = expect(&mut bob_rx, "line one", said("alice", "one")).await
+    else {
+        panic!("line one has an offset");
+    };
+    drop((bob, bob_rx));
+    for text in ["two", "three"] {
+        say_acked(&mut alice, &mut alice_rx, text).await;
+    }
+    // Bob comes back on server 2 and asks for what followed "one".
+    let (_bob, mut bob_rx, joined) = ferry::client::chat::join_since(
+        cluster.client(2).await.into_connection(),
+        "hall",
+        "bob",
+        &seen,
+    )
+    .await
+    .unwrap();
+    assert_eq!(joined.recovered, Some(true));
+    for text in ["two", "three"] {
+        let m = expect(&mut bob_rx, text, said("alice", text)).await;
+        assert!(matches!(
+            m,
+            Message::ChatMessage(ChatMessage { history: true, .. })
+        ));
+    }
+    // An offset from other data (another epoch) is not recovered: the recent history instead.
+    let (_, mut eve_rx, joined) = ferry::client::chat::join_since(
+        cluster.client(2).await.into_connection(),
+        "hall",
+        "eve",
+        "0badc0ffee00:1-0",
+    )
+    .await
+    .unwrap();
+    assert_eq!(joined.recovered, Some(false));
+    expect(&mut eve_rx, "the recent history", said("alice", "one")).await;
+}
+
+#[tokio::test]
+async fn redis_unreachable_at_start_is_one_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::output({
+        let mut cmd = common::ferry_bin(dir.path());
+        cmd.args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--state"])
+            .arg(dir.path().join("state"))
+            .arg("--root")
+            .arg(dir.path())
+            .args(["--cluster", &format!("redis://127.0.0.1:{port}")]);
+        cmd
+    })
+    .await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach the chat engine's Redis at redis://127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
+
+fn redis_get(redis: &RedisServer, key: &str) -> String {
+    let reply = redis.command(&format!("GET {key}"));
+    // "$LEN\r\nVALUE\r\n"
+    reply.lines().nth(1).unwrap_or_default().to_string()
+}
+
+fn redis_pid(redis: &RedisServer) -> u32 {
+    let info = redis.command("INFO server");
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("INFO gives the process id")
+}

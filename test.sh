@@ -1,8 +1,11 @@
 #!/bin/sh
 # The whole test suite in one command, on a machine with only a Rust toolchain: installs what
 # the tests need when it is missing (cargo-nextest, the runner that bounds every test's time;
-# python3, tmux and irssi, which some tests drive; Chromium and Playwright, which drive the web page),
-# then runs them. Arguments go to `cargo nextest run`.
+# python3, tmux and irssi, which some tests drive; redis-server, which the cluster tests start on
+# ports of their own; Chromium and Playwright, which drive the web page), then runs them. Without
+# arguments the suite runs a second time with every in-process test server on the cluster engine
+# (FERRY_TEST_CLUSTER=1, each with a Redis of its own): the single-server suite must pass with and
+# without it. Arguments go to `cargo nextest run` (one pass).
 set -eu
 cd "$(dirname "$0")"
 
@@ -10,6 +13,7 @@ need_apt=""
 command -v python3 >/dev/null 2>&1 || need_apt="$need_apt python3"
 command -v tmux >/dev/null 2>&1 || need_apt="$need_apt tmux"
 command -v irssi >/dev/null 2>&1 || need_apt="$need_apt irssi"
+command -v redis-server >/dev/null 2>&1 || need_apt="$need_apt redis-server"
 # The browser tests launch Debian's Chromium by its path (Playwright cannot download its own).
 [ -x /usr/bin/chromium ] || need_apt="$need_apt chromium"
 if ! python3 -c 'import playwright' >/dev/null 2>&1 && ! python3 -m pip --version >/dev/null 2>&1; then
@@ -34,4 +38,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "--- installing cargo-nextest (once; a few minutes on a small machine)"
   cargo install --locked cargo-nextest
 fi
-exec cargo nextest run "$@"
+if [ "$#" -gt 0 ]; then
+  exec cargo nextest run "$@"
+fi
+cargo nextest run
+echo "--- the suite again, every in-process test server on the cluster engine (a Redis of its own)"
+FERRY_TEST_CLUSTER=1 cargo nextest run

@@ -3,7 +3,12 @@
 //!
 //! Latency is measured with one clock: the senders and receivers are tasks of this process,
 //! so each line's send instant is looked up by its sequence number when it arrives.
+//!
+//! Given several servers (a cluster on one Redis), member `i` connects to server `i % n`, so
+//! every line crosses servers; the servers' CPU time over the run, read from /proc when they
+//! are local, gives the cost per delivery however the machine's cores are shared.
 
+use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -40,6 +45,13 @@ pub struct ChatReport {
     pub skipped: u64,
     /// From the first line sent to the last delivery.
     pub seconds: f64,
+    /// Servers the members were spread over.
+    pub servers: usize,
+    /// CPU seconds (user + system) the local servers spent during the run; `None` when any of
+    /// them is not a local process.
+    pub server_cpu_seconds: Option<f64>,
+    /// The same per million deliveries.
+    pub server_cpu_seconds_per_million: Option<f64>,
     pub deliveries_per_second: f64,
     pub latency: Percentiles,
 }
@@ -81,15 +93,39 @@ const GRACE: Duration = Duration::from_secs(30);
 ///
 /// # Errors
 /// Sessions could not be opened or joined, or a sender's connection broke.
-pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatReport, ClientError> {
+pub async fn run(
+    servers: &[ClientOptions],
+    bench: &ChatOptions,
+) -> Result<ChatReport, ClientError> {
     let clients = bench.clients.max(2);
-    let (sessions, stopped) = connect_many(options, clients, 32).await;
-    if let Some(e) = stopped {
-        return Err(ClientError::Protocol(format!(
-            "only {} of {clients} sessions could be opened: {e}",
-            sessions.len()
-        )));
+    let n = servers.len().max(1);
+    // Member `i` on server `i % n`.
+    let mut per_server = Vec::with_capacity(n);
+    for (s, options) in servers.iter().enumerate() {
+        let count = (0..clients).filter(|i| i % n == s).count();
+        let (sessions, stopped) = connect_many(options, count, 32).await;
+        if let Some(e) = stopped {
+            return Err(ClientError::Protocol(format!(
+                "only {} of {count} sessions to {} could be opened: {e}",
+                sessions.len(),
+                options.server
+            )));
+        }
+        per_server.push(sessions.into_iter());
     }
+    let sessions: Vec<_> = (0..clients)
+        .filter_map(|i| per_server[i % n].next())
+        .collect();
+    let pids: Option<Vec<u32>> = servers
+        .iter()
+        .map(|o| {
+            o.server
+                .to_socket_addrs()
+                .ok()?
+                .find(|a| a.ip().is_loopback())
+                .and_then(super::server_process::find_listener)
+        })
+        .collect();
 
     let clock = Arc::new(DeliveryClock::new(bench.messages));
     let ready = Arc::new((AtomicUsize::new(0), Notify::new()));
@@ -122,6 +158,7 @@ pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatRep
             ))
         })?;
 
+    let cpu_before = pids.as_deref().and_then(cpu_seconds);
     let started = Instant::now();
     for seq in 0..bench.messages {
         if bench.rate > 0.0 {
@@ -166,10 +203,12 @@ pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatRep
             }
         }
     }
+    let cpu_after = pids.as_deref().and_then(cpu_seconds);
     for mut sender in senders {
         let _ = sender.close().await;
     }
     let seconds = (last - started).as_secs_f64();
+    let server_cpu_seconds = cpu_before.zip(cpu_after).map(|(a, b)| b - a);
     Ok(ChatReport {
         clients,
         messages: bench.messages,
@@ -180,7 +219,27 @@ pub async fn run(options: &ClientOptions, bench: &ChatOptions) -> Result<ChatRep
         seconds,
         deliveries_per_second: deliveries as f64 / seconds.max(1e-9),
         latency: Percentiles::of(&mut latencies).unwrap_or_default(),
+        servers: n,
+        server_cpu_seconds,
+        server_cpu_seconds_per_million: server_cpu_seconds
+            .map(|cpu| cpu / (deliveries.max(1) as f64 / 1e6)),
     })
+}
+
+/// User plus system CPU seconds `pids` have spent, from /proc/PID/stat.
+fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    pids.iter()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Fields after the command (which may hold spaces) start after the last ')'.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / ticks)
+        })
+        .sum()
 }
 
 /// Waits until `count` members have seen the start line.

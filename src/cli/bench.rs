@@ -81,8 +81,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--rate must be 0 or a positive number of lines per second");
     }
     ferry::fd_limit::raise_to_hard_limit();
-    let options = args.client.options()?;
-    let probe = args.client.connect().await?;
+    let servers = args.client.options_for_each()?;
+    if servers.len() > 1 && args.tests != [BenchTest::Chat] {
+        anyhow::bail!(
+            "several --server are for 'ferry bench chat' only (members spread over a cluster)"
+        );
+    }
+    let options = servers[0].clone();
+    let mut probe_args = args.client.clone();
+    probe_args.server.truncate(1);
+    let probe = probe_args.connect().await?;
     let info = probe.info().clone();
     let _ = probe.close().await;
     let transport = if info.tls.is_some() {
@@ -112,7 +120,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut results = Map::new();
     let mut failed = false;
     for test in tests {
-        let outcome = run_one(test, &args, &options).await;
+        let outcome = run_one(test, &args, &options, &servers).await;
         match outcome {
             Ok((value, rows)) => {
                 if !args.json {
@@ -153,6 +161,7 @@ async fn run_one(
     test: BenchTest,
     args: &BenchArgs,
     options: &ferry::client::ClientOptions,
+    servers: &[ferry::client::ClientOptions],
 ) -> anyhow::Result<(Value, Vec<String>)> {
     Ok(match test {
         BenchTest::Throughput => {
@@ -223,7 +232,7 @@ async fn run_one(
                 format!("bench-{}", ferry::protocol::hex::encode(&suffix))
             });
             let report = bench::chat::run(
-                options,
+                servers,
                 &bench::chat::ChatOptions {
                     clients: usize::try_from(args.clients).unwrap_or(usize::MAX),
                     messages: args.messages,
@@ -253,6 +262,14 @@ async fn run_one(
                 ),
                 format!("delivery latency        {}", percentiles(&report.latency)),
             ];
+            let mut rows = rows;
+            if let Some(cpu) = report.server_cpu_seconds {
+                rows.push(format!(
+                    "server CPU              {cpu:.2} s over {} server(s) = {:.2} s per million deliveries",
+                    report.servers,
+                    report.server_cpu_seconds_per_million.unwrap_or(0.0)
+                ));
+            }
             (serde_json::to_value(report)?, rows)
         }
         BenchTest::Connections => {

@@ -92,14 +92,17 @@ impl Command {
 pub struct ClientArgs {
     /// Server to talk to (port 9999 when not given; file arguments may name it instead, as
     /// HOST:PATH).
+    /// Server to connect to (`ferry bench chat` takes several, to spread its members over a
+    /// cluster).
     #[arg(
         long,
         env = "FERRY_SERVER",
         hide_env_values = true,
         default_value = DEFAULT_SERVER,
-        value_name = "HOST[:PORT]"
+        value_name = "HOST[:PORT]",
+        action = clap::ArgAction::Append
     )]
-    pub server: String,
+    pub server: Vec<String>,
     /// Token from 'ferry user add' (NAME:SECRET); prefer the environment variable.
     #[arg(
         long,
@@ -155,6 +158,21 @@ impl ClientArgs {
     /// # Errors
     /// A malformed token or an unusable FERRY_HOME.
     pub fn options(&self) -> anyhow::Result<ClientOptions> {
+        if self.server.len() > 1 {
+            anyhow::bail!(
+                "--server is given {} times; only 'ferry bench chat' spreads over several servers",
+                self.server.len()
+            );
+        }
+        let mut each = self.options_for_each()?;
+        Ok(each.remove(0))
+    }
+
+    /// One set of options per `--server` given (at least one).
+    ///
+    /// # Errors
+    /// A malformed token or an unusable FERRY_HOME.
+    pub fn options_for_each(&self) -> anyhow::Result<Vec<ClientOptions>> {
         let token = self
             .token
             .as_deref()
@@ -162,14 +180,22 @@ impl ClientArgs {
             .map(str::parse::<Token>)
             .transpose()
             .context("invalid --token / FERRY_TOKEN")?;
-        Ok(ClientOptions {
-            server: address::server_address(&self.server),
-            token,
-            plaintext: self.plaintext,
-            home: ferry_home()?,
-            connect_timeout: CONNECT_TIMEOUT,
-            accept_new: true,
-        })
+        let home = ferry_home()?;
+        let servers: Vec<&str> = match self.server.as_slice() {
+            [] => vec![DEFAULT_SERVER],
+            many => many.iter().map(String::as_str).collect(),
+        };
+        Ok(servers
+            .into_iter()
+            .map(|server| ClientOptions {
+                server: address::server_address(server),
+                token: token.clone(),
+                plaintext: self.plaintext,
+                home: home.clone(),
+                connect_timeout: CONNECT_TIMEOUT,
+                accept_new: true,
+            })
+            .collect())
     }
 
     /// Connects, asking on the terminal before trusting a server met for the first time (as

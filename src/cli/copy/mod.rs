@@ -111,7 +111,7 @@ pub(super) async fn connect(client: &ClientArgs, named: &[&RemoteArg]) -> anyhow
     }
     let mut args = client.clone();
     if let Some(server) = server {
-        args.server = server.to_string();
+        args.server = vec![server.to_string()];
     }
     args.connect().await
 }

@@ -720,3 +720,19 @@ fn redis_pid(redis: &RedisServer) -> u32 {
         .and_then(|p| p.trim().parse().ok())
         .expect("INFO gives the process id")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopping_cleanly_takes_its_members_out_of_the_rooms_at_once() {
+    let mut cluster = Cluster::start(2);
+    let (_alice, mut alice_rx, _) = cluster.member(0, "hall", "alice").await;
+    let (mut bob, mut bob_rx, _) = cluster.member(1, "hall", "bob").await;
+    expect(&mut alice_rx, "bob's join", notice("bob joined")).await;
+    common::send_signal(cluster.servers[1].pid(), rustix::process::Signal::TERM);
+    // Told as a leave, not as a server that stopped answering (that would take the timeout).
+    expect(&mut alice_rx, "bob's leave", notice("bob left")).await;
+    assert!(cluster.servers[1].child.wait().unwrap().success());
+    drop((bob.leave().await, bob_rx.next().await));
+    // bob's nick is free at once on the other server.
+    let (_, _, joined) = cluster.member(0, "hall", "bob").await;
+    assert_eq!(joined.members, vec!["alice", "bob"]);
+}

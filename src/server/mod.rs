@@ -266,7 +266,7 @@ impl Server {
                 .unwrap_or_else(|| default_node_name(listener.local_addr().ok()));
             Cluster::start(&state.chat, &options.config.cluster, name).await?;
         }
-        chat::bot::spawn(&state.chat);
+        chat::bot::start(&state.chat).await;
         let web = match options.web {
             Some(addr) => Some(
                 web::bind(addr, options.plaintext)
@@ -398,7 +398,7 @@ impl Server {
         let active = self.state.stats.active_connections();
         info!(active, "shutting down: no longer accepting");
         let polite = shutdown.drain(self.state.limits.shutdown_grace()).await;
-        self.state.chat.close();
+        self.state.chat.close().await;
         if !polite {
             warn!("some sessions did not finish within the grace period and were closed");
         }

@@ -13,41 +13,66 @@ use tokio::sync::mpsc;
 use super::hub::{ChatHub, Delivery, Participant};
 use crate::config::BotConfig;
 
-/// Starts the bot if the config enables it. It runs until the hub closes.
-pub fn spawn(hub: &Arc<ChatHub>) {
+/// Starts the bot if the config enables it; it runs until the hub closes. On one server it is
+/// online when this returns; in a cluster too, if this server took the lease (the first server
+/// of a cluster does), so a client never meets a server that is up and a bot that is not yet.
+pub async fn start(hub: &Arc<ChatHub>) {
     let config = hub.config.bot.clone();
     if !config.enabled {
         return;
     }
+    let first = take_over(hub, &config).await;
     let closed = hub.closed().clone();
     let hub = Arc::downgrade(hub);
     tokio::spawn(async move {
-        while !closed.is_cancelled() {
-            let Some(strong) = hub.upgrade() else { return };
-            if let Some(cluster) = strong.cluster() {
-                let heartbeat = cluster.config().heartbeat();
-                if !holds_lease(&strong).await {
-                    drop(strong);
+        let mut held = first;
+        loop {
+            match held.take() {
+                Some((me, inbox)) => {
+                    serve(&hub, &me, inbox, &config).await;
+                    if let Some(hub) = hub.upgrade() {
+                        hub.unregister(&me, &config.nick);
+                    }
+                }
+                None => {
+                    let Some(wait) = hub
+                        .upgrade()
+                        .and_then(|h| h.cluster().map(|c| c.config().heartbeat()))
+                    else {
+                        return;
+                    };
                     tokio::select! {
                         _ = closed.cancelled() => return,
-                        _ = tokio::time::sleep(heartbeat) => continue,
+                        _ = tokio::time::sleep(wait) => {}
                     }
                 }
             }
-            let (me, inbox) = strong.register_unchecked(&config.nick);
-            if let Some(cluster) = strong.cluster()
-                && cluster.claim(me.id, &config.nick, true).await.is_err()
-            {
-                strong.unregister(&me, &config.nick);
-                continue;
+            if closed.is_cancelled() {
+                return;
             }
-            drop(strong);
-            serve(&hub, &me, inbox, &config).await;
-            if let Some(hub) = hub.upgrade() {
-                hub.unregister(&me, &config.nick);
-            }
+            let Some(strong) = hub.upgrade() else { return };
+            held = take_over(&strong, &config).await;
         }
     });
+}
+
+/// Puts the bot online here if this server may hold it (always on one server; in a cluster,
+/// when it holds the lease): its participant and inbox.
+async fn take_over(
+    hub: &ChatHub,
+    config: &BotConfig,
+) -> Option<(Participant, mpsc::Receiver<Delivery>)> {
+    if !holds_lease(hub).await {
+        return None;
+    }
+    let (me, inbox) = hub.register_unchecked(&config.nick);
+    if let Some(cluster) = hub.cluster()
+        && cluster.claim(me.id, &config.nick, true).await.is_err()
+    {
+        hub.unregister(&me, &config.nick);
+        return None;
+    }
+    Some((me, inbox))
 }
 
 /// Whether this server holds the bot's lease (taking or renewing it).

@@ -39,8 +39,10 @@ local function split(s)
 end
 
 local function leave_json(node, pid, nick, why)
+  local flag = ''
+  if why == 'gone' then flag = ',"gone":true' end
   return '{"k":"leave","n":' .. cjson.encode(node) .. ',"p":' .. pid .. ',"f":' ..
-    cjson.encode(nick) .. ',"' .. why .. '":true}'
+    cjson.encode(nick) .. flag .. '}'
 end
 
 local function join_json(node, pid, nick)
@@ -48,9 +50,9 @@ local function join_json(node, pid, nick)
     cjson.encode(nick) .. '}'
 end
 
--- A dead server: its members leave every room (each room told), its nicks are freed, the
--- bot lease it held is given up.
-local function reap(node)
+-- A dead server (`why` 'gone') or one stopping ('left'): its members leave every room (each
+-- room told), its nicks are freed, the bot lease it held is given up.
+local function reap(node, why)
   local prefix = node .. ' '
   local rooms = redis.call('SMEMBERS', P .. 'node:' .. node .. ':rooms')
   for _, room in ipairs(rooms) do
@@ -60,7 +62,7 @@ local function reap(node)
       local nick, owner = all[i], all[i + 1]
       if string.sub(owner, 1, #prefix) == prefix then
         redis.call('HDEL', members, nick)
-        append(room, leave_json(node, split(owner)[2], nick, 'gone'))
+        append(room, leave_json(node, split(owner)[2], nick, why))
       end
     end
     if redis.call('HLEN', members) == 0 then
@@ -69,6 +71,7 @@ local function reap(node)
     end
   end
   redis.call('DEL', P .. 'node:' .. node .. ':rooms')
+  redis.call('DEL', P .. 'node:' .. node)
   local nicks = redis.call('HGETALL', P .. 'nicks')
   for i = 1, #nicks, 2 do
     if string.sub(nicks[i + 1], 1, #prefix) == prefix then
@@ -186,11 +189,16 @@ elseif op == 'reap' then
   local reaped = {}
   for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
     if node ~= ARGV[4] and redis.call('EXISTS', P .. 'node:' .. node) == 0 then
-      reap(node)
+      reap(node, 'gone')
       reaped[#reaped + 1] = node
     end
   end
   return reaped
+
+elseif op == 'depart' then
+  -- node: this server is stopping; its members leave every room now, not at the timeout
+  reap(ARGV[4], 'left')
+  return false
 
 elseif op == 'lease' then
   -- node, timeout ms: 1 when this server holds the bot lease (taken or renewed)

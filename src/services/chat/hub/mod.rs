@@ -106,7 +106,7 @@ pub struct ChatHub {
 }
 
 impl ChatHub {
-    /// An empty hub; the bot (if enabled) is started by `bot::spawn`.
+    /// An empty hub; the bot (if enabled) is started by `bot::start`.
     pub fn new(config: ChatConfig) -> Arc<ChatHub> {
         Arc::new(ChatHub {
             config: config.clone(),
@@ -138,8 +138,16 @@ impl ChatHub {
         self.cluster.get()
     }
 
-    /// Stops the hub's own tasks (the bot) when the server stops.
-    pub fn close(&self) {
+    /// Stops the hub's own tasks (the bot, a cluster engine's) when the server stops. In a
+    /// cluster, this server's members first leave every room at once (the others are told
+    /// `NICK left`), rather than when its heartbeat lapses.
+    pub async fn close(&self) {
+        if let Some(cluster) = self.cluster() {
+            let depart = cluster.link.op("depart", &[&cluster.link.node]);
+            let _ =
+                tokio::time::timeout(cluster.config().request_timeout(), cluster.link.ask(depart))
+                    .await;
+        }
         self.closed.cancel();
     }
 

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+mod cluster_side;
 mod nicks;
 mod participant;
 mod room;
@@ -22,14 +23,14 @@ mod room_sync;
 
 use super::cluster::Cluster;
 use super::cluster::link::Done;
-use super::cluster::record::{Offset, Record, StreamId};
+use super::cluster::record::{Record, StreamId};
 use super::names;
 use crate::config::ChatConfig;
 use crate::protocol::{ErrorCode, Refusal, RoomInfo};
 pub(crate) use nicks::nick_taken;
 pub use participant::{Delivery, Participant, Receipt};
 pub use room::{DOOR_ENCODINGS, Room, RoomChange, RoomEvent, Said};
-use room::{FrameBudget, HistoryBudget, REMOTE, history_frame};
+use room::{FrameBudget, HistoryBudget, history_frame};
 
 /// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -240,63 +241,6 @@ impl ChatHub {
         }
     }
 
-    /// The cluster half of a join: the room followed here, the join recorded in its stream,
-    /// and the history (or the lines since the client's offset) read from it.
-    async fn join_everywhere(
-        &self,
-        cluster: &Cluster,
-        room: &Arc<Room>,
-        participant: &Participant,
-        nick: &str,
-        options: &JoinOptions,
-    ) -> Result<(StreamId, Vec<String>, Vec<(StreamId, Said)>, Option<bool>), Refusal> {
-        if room.applied().is_none() {
-            cluster.subscribe(&room.name).await?;
-        }
-        let joined = cluster
-            .join(&room.name, participant.id, nick, options.history)
-            .await?;
-        room.seed(
-            &cluster.link.node,
-            &cluster.epoch(),
-            joined.id,
-            &joined.members,
-            joined.topic.clone(),
-        );
-        let mut lines = joined.lines;
-        let mut recovered = None;
-        if let Some(since) = &options.since {
-            let from = Offset::parse(since).filter(|o| o.epoch == cluster.epoch());
-            let caught = match from {
-                Some(from) => cluster
-                    .lines_since(&room.name, from.id, MAX_CATCH_UP)
-                    .await?
-                    .map(|all| all.into_iter().filter(|(id, _)| *id <= joined.id).collect()),
-                None => None,
-            };
-            recovered = Some(caught.is_some());
-            if let Some(caught) = caught {
-                lines = caught;
-            }
-        }
-        let lines = lines
-            .into_iter()
-            .filter_map(|(id, record)| match record {
-                Record::Say { f, t, a, .. } => Some((
-                    id,
-                    Said {
-                        from: f,
-                        text: t,
-                        action: a,
-                        at: id.time(),
-                    },
-                )),
-                _ => None,
-            })
-            .collect();
-        Ok((joined.id, joined.members, lines, recovered))
-    }
-
     fn room(&self, name: &str) -> Result<Arc<Room>, Refusal> {
         if let Some(room) = self
             .rooms
@@ -499,78 +443,6 @@ impl ChatHub {
         // Its setter reads it back at once; the record sets the same on every server.
         *lock(&room.topic) = (!topic.is_empty()).then(|| topic.to_string());
         Ok(Confirmed::Later)
-    }
-
-    /// This server's room `name`, if it has members here.
-    pub(crate) fn room_named(&self, name: &str) -> Option<Arc<Room>> {
-        self.rooms
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
-    }
-
-    /// Every room here, each holding live records back until it has read back what it missed.
-    pub(crate) fn rooms_for_catch_up(&self) -> Vec<Arc<Room>> {
-        let rooms: Vec<Arc<Room>> = self
-            .rooms
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for room in &rooms {
-            room.begin_catch_up();
-        }
-        rooms
-    }
-
-    /// Redis became unreachable, or answers again: every room here is told (once per change).
-    pub(crate) fn cluster_state_changed(&self, up: bool) {
-        let Some(cluster) = self.cluster() else {
-            return;
-        };
-        if !cluster.link.set_up(up) {
-            return;
-        }
-        let rooms: Vec<Arc<Room>> = self
-            .rooms
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for room in rooms {
-            room.notice(REMOTE, RoomChange::Engine { up });
-        }
-    }
-
-    /// What this server holds, for the cluster's reconciliation: its nicks and its members of
-    /// each room.
-    pub(crate) fn local_state(&self) -> serde_json::Value {
-        let nicks: Vec<serde_json::Value> = self
-            .directory
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(skeleton, (nick, p))| serde_json::json!([skeleton, p.id, nick]))
-            .collect();
-        let rooms: serde_json::Map<String, serde_json::Value> = self
-            .rooms
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|room| {
-                let members: Vec<serde_json::Value> = lock(&room.members)
-                    .by_nick
-                    .iter()
-                    .filter(|(_, id)| **id != REMOTE)
-                    .map(|(nick, id)| serde_json::json!([nick, id]))
-                    .collect();
-                (room.name.clone(), serde_json::Value::Array(members))
-            })
-            .collect();
-        serde_json::json!({ "nicks": nicks, "rooms": rooms })
     }
 
     /// The rooms for `chat_rooms`: this server's, or in a cluster every server's.

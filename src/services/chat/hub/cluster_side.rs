@@ -1,0 +1,144 @@
+//! The hub's side of the cluster engine: the cluster half of a join, and what the engine's
+//! subscriber asks of the hub (a room by name, the rooms to catch up, Redis lost or back, what
+//! this server holds for a reconciliation).
+
+use std::sync::Arc;
+
+use super::room::REMOTE;
+use super::{ChatHub, JoinOptions, Participant, Room, RoomChange, Said, lock};
+use crate::protocol::Refusal;
+use crate::services::chat::cluster::Cluster;
+use crate::services::chat::cluster::record::{Offset, Record, StreamId};
+
+use super::MAX_CATCH_UP;
+
+impl ChatHub {
+    /// The cluster half of a join: the room followed here, the join recorded in its stream,
+    /// and the history (or the lines since the client's offset) read from it.
+    pub(super) async fn join_everywhere(
+        &self,
+        cluster: &Cluster,
+        room: &Arc<Room>,
+        participant: &Participant,
+        nick: &str,
+        options: &JoinOptions,
+    ) -> Result<(StreamId, Vec<String>, Vec<(StreamId, Said)>, Option<bool>), Refusal> {
+        if room.applied().is_none() {
+            cluster.subscribe(&room.name).await?;
+        }
+        let joined = cluster
+            .join(&room.name, participant.id, nick, options.history)
+            .await?;
+        room.seed(
+            &cluster.link.node,
+            &cluster.epoch(),
+            joined.id,
+            &joined.members,
+            joined.topic.clone(),
+        );
+        let mut lines = joined.lines;
+        let mut recovered = None;
+        if let Some(since) = &options.since {
+            let from = Offset::parse(since).filter(|o| o.epoch == cluster.epoch());
+            let caught = match from {
+                Some(from) => cluster
+                    .lines_since(&room.name, from.id, MAX_CATCH_UP)
+                    .await?
+                    .map(|all| all.into_iter().filter(|(id, _)| *id <= joined.id).collect()),
+                None => None,
+            };
+            recovered = Some(caught.is_some());
+            if let Some(caught) = caught {
+                lines = caught;
+            }
+        }
+        let lines = lines
+            .into_iter()
+            .filter_map(|(id, record)| match record {
+                Record::Say { f, t, a, .. } => Some((
+                    id,
+                    Said {
+                        from: f,
+                        text: t,
+                        action: a,
+                        at: id.time(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        Ok((joined.id, joined.members, lines, recovered))
+    }
+
+    /// This server's room `name`, if it has members here.
+    pub(crate) fn room_named(&self, name: &str) -> Option<Arc<Room>> {
+        self.rooms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Every room here, each holding live records back until it has read back what it missed.
+    pub(crate) fn rooms_for_catch_up(&self) -> Vec<Arc<Room>> {
+        let rooms: Vec<Arc<Room>> = self
+            .rooms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for room in &rooms {
+            room.begin_catch_up();
+        }
+        rooms
+    }
+
+    /// Redis became unreachable, or answers again: every room here is told (once per change).
+    pub(crate) fn cluster_state_changed(&self, up: bool) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        if !cluster.link.set_up(up) {
+            return;
+        }
+        let rooms: Vec<Arc<Room>> = self
+            .rooms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for room in rooms {
+            room.notice(REMOTE, RoomChange::Engine { up });
+        }
+    }
+
+    /// What this server holds, for the cluster's reconciliation: its nicks and its members of
+    /// each room.
+    pub(crate) fn local_state(&self) -> serde_json::Value {
+        let nicks: Vec<serde_json::Value> = self
+            .directory
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(skeleton, (nick, p))| serde_json::json!([skeleton, p.id, nick]))
+            .collect();
+        let rooms: serde_json::Map<String, serde_json::Value> = self
+            .rooms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|room| {
+                let members: Vec<serde_json::Value> = lock(&room.members)
+                    .by_nick
+                    .iter()
+                    .filter(|(_, id)| **id != REMOTE)
+                    .map(|(nick, id)| serde_json::json!([nick, id]))
+                    .collect();
+                (room.name.clone(), serde_json::Value::Array(members))
+            })
+            .collect();
+        serde_json::json!({ "nicks": nicks, "rooms": rooms })
+    }
+}

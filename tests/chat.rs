@@ -6,6 +6,7 @@ mod common;
 use ferry::protocol::{ChatAck, ChatJoin, ChatMembers, ChatMessage, ChatNotice, Refusal};
 use std::time::{Duration, Instant};
 
+use common::chat::{acked, expect, notice, said};
 use common::{TestServer, WAIT, output_with_stdin, raw_session};
 use ferry::client::chat::{ChatReceiver, ChatSender, ChatTarget, join};
 use ferry::config::ServerConfig;
@@ -26,34 +27,6 @@ async fn member(
     .await
     .unwrap();
     (tx, rx, joined.members)
-}
-
-/// Reads until a message satisfies `want`, returning it; fails after WAIT.
-async fn expect(rx: &mut ChatReceiver, what: &str, want: impl Fn(&Message) -> bool) -> Message {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let message = rx.next().await.unwrap().expect("connection open");
-            if want(&message) {
-                return message;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("never received {what}"))
-}
-
-fn said(from: &str, text: &str) -> impl Fn(&Message) -> bool {
-    let (from, text) = (from.to_string(), text.to_string());
-    move |m| matches!(m, Message::ChatMessage(ChatMessage { from: f, text: t, .. }) if *f == from && *t == text)
-}
-
-fn notice(text: &str) -> impl Fn(&Message) -> bool {
-    let text = text.to_string();
-    move |m| matches!(m, Message::ChatNotice(ChatNotice { text: t, .. }) if *t == text)
-}
-
-fn acked(id: u64) -> impl Fn(&Message) -> bool {
-    move |m| matches!(m, Message::ChatAck(ChatAck { id: i }) if *i == id)
 }
 
 /// `ferry chat ARGS` against `server`, with `input` piped to it.

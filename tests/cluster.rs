@@ -9,13 +9,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::chat::{acked, expect, notice, said};
 use common::redis::RedisServer;
 use common::{ServerProcess, WAIT};
 use ferry::client::chat::{ChatReceiver, ChatSender, ChatTarget};
 use ferry::client::{Client, ClientOptions};
-use ferry::protocol::{
-    ChatAck, ChatJoined, ChatMembers, ChatMessage, ChatNotice, ErrorCode, Message, Refusal,
-};
+use ferry::protocol::{ChatAck, ChatJoined, ChatMembers, ChatMessage, ErrorCode, Message, Refusal};
 use tempfile::TempDir;
 
 /// Servers on one Redis, with chat limits that let a test send fast.
@@ -102,20 +101,6 @@ async fn client(addr: SocketAddr, home: &std::path::Path) -> Client {
     .unwrap()
 }
 
-/// The next message satisfying `want`, within WAIT.
-async fn expect(rx: &mut ChatReceiver, what: &str, want: impl Fn(&Message) -> bool) -> Message {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let message = rx.next().await.unwrap().expect("connection open");
-            if want(&message) {
-                return message;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("never received {what}"))
-}
-
 /// Reads until every one of `wants` has been seen (in any order), handing every message to
 /// `each` on the way; fails after WAIT.
 async fn until_all(
@@ -136,20 +121,6 @@ async fn until_all(
     })
     .await
     .unwrap_or_else(|_| panic!("never received {what}"));
-}
-
-fn notice(text: &str) -> impl Fn(&Message) -> bool {
-    let text = text.to_string();
-    move |m| matches!(m, Message::ChatNotice(ChatNotice { text: t, .. }) if *t == text)
-}
-
-fn said(from: &str, text: &str) -> impl Fn(&Message) -> bool {
-    let (from, text) = (from.to_string(), text.to_string());
-    move |m| matches!(m, Message::ChatMessage(ChatMessage { from: f, text: t, .. }) if *f == from && *t == text)
-}
-
-fn acked(id: u64) -> impl Fn(&Message) -> bool {
-    move |m| matches!(m, Message::ChatAck(ChatAck { id: got }) if *got == id)
 }
 
 async fn say_acked(tx: &mut ChatSender, rx: &mut ChatReceiver, text: &str) -> Message {

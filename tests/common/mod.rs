@@ -2,6 +2,7 @@
 //! real binary, and a raw-protocol session for feeding the server bad input.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod chat;
 pub mod redis;
 pub mod tmux;
 

@@ -79,15 +79,19 @@ impl ChatHub {
             .cloned()
     }
 
-    /// Every room here, each holding live records back until it has read back what it missed.
-    pub(crate) fn rooms_for_catch_up(&self) -> Vec<Arc<Room>> {
-        let rooms: Vec<Arc<Room>> = self
-            .rooms
+    /// Every room of this server, now.
+    fn rooms_here(&self) -> Vec<Arc<Room>> {
+        self.rooms
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    /// Every room here, each holding live records back until it has read back what it missed.
+    pub(crate) fn rooms_for_catch_up(&self) -> Vec<Arc<Room>> {
+        let rooms = self.rooms_here();
         for room in &rooms {
             room.begin_catch_up();
         }
@@ -102,13 +106,7 @@ impl ChatHub {
         if !cluster.link.set_up(up) {
             return;
         }
-        let rooms: Vec<Arc<Room>> = self
-            .rooms
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let rooms = self.rooms_here();
         for room in rooms {
             room.notice(REMOTE, RoomChange::Engine { up });
         }

@@ -10,7 +10,10 @@
 # Redis). Each figure is the median of RUNS runs.
 # On a 2-core machine the servers, Redis and the load generator share the cores: compare the
 # cost per delivery and the Redis traffic, and p99 against the single server in the same run.
-# Usage: bench/cluster.sh [CLIENTS] [MESSAGES] [RATE] [RUNS]
+# CLUSTER_THREADS=N gives each cluster server N tokio worker threads (TOKIO_WORKER_THREADS;
+# default one per core), as an operator would where three servers share two cores; the lone
+# in-memory server and the load generator keep one per core.
+# Usage: [CLUSTER_THREADS=N] bench/cluster.sh [CLIENTS] [MESSAGES] [RATE] [RUNS]
 source "$(dirname "$0")/lib.sh"
 clients=${1:-1000}
 messages=${2:-2000}
@@ -32,9 +35,15 @@ flood_per_second = 100000.0
 CONF
 
 start_ferry memory --plaintext --config "$work/config.toml"
+if [ -n "${CLUSTER_THREADS:-}" ]; then
+  echo "each cluster server runs $CLUSTER_THREADS tokio worker thread(s); the lone server one per core"
+  export TOKIO_WORKER_THREADS=$CLUSTER_THREADS
+fi
 start_ferry c1 --plaintext --config "$work/config.toml" --cluster "$redis"
 start_ferry c2 --plaintext --config "$work/config.toml" --cluster "$redis"
 start_ferry c3 --plaintext --config "$work/config.toml" --cluster "$redis"
+# The load generator keeps one worker per core.
+unset TOKIO_WORKER_THREADS
 
 # redis_stat: commands processed, bytes in, bytes out, CPU seconds, so far.
 redis_stat() {

@@ -616,6 +616,8 @@ async fn a_member_reconnecting_to_another_server_gets_what_it_missed() {
         panic!("line one has an offset");
     };
     drop((bob, bob_rx));
+    // Once the room is told bob left, his nick is free on every server.
+    expect(&mut alice_rx, "bob's leave", notice("bob left")).await;
     for text in ["two", "three"] {
         say_acked(&mut alice, &mut alice_rx, text).await;
     }

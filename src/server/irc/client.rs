@@ -145,12 +145,13 @@ impl<'a> Client<'a> {
             }
         };
         let dropped = matches!(end, End::NotReading);
+        // The nick first, as for a native member: whoever hears the PART may take it at once.
+        self.state.chat.unregister(&self.participant, &self.nick);
         for channel in self.channels.drain(..) {
             self.state
                 .chat
                 .leave_room(&channel.room, &self.participant, &self.nick, dropped);
         }
-        self.state.chat.unregister(&self.participant, &self.nick);
         end
     }
 

@@ -182,8 +182,10 @@ impl<'a> Member<'a> {
                 Err(_) => break Err(RequestError::NotReading),
             }
         };
-        self.leave(matches!(ending, Err(RequestError::NotReading)));
+        // The nick is given up before the room is told: in a cluster both go through one ordered
+        // queue, so whoever hears `NICK left` may take the nick on any server at once.
         self.hub.unregister(&self.participant, &self.nick);
+        self.leave(matches!(ending, Err(RequestError::NotReading)));
         ending
     }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # 1 GiB get and put on loopback, file in page cache: ferry (plaintext and TLS, verified) side by
 # side with nc (no verification: the floor), scp, sftp and rsync over a loopback sshd, and iperf3
-# as the ceiling. Prints medians and ratios. Usage: bench/files.sh [SIZE_MIB] [RUNS]
+# as the ceiling, and the limit derived from this machine's cost of each step a verified
+# transfer must take (examples/step_costs.rs; bench/README.md). Prints medians and ratios.
+# Usage: bench/files.sh [SIZE_MIB] [RUNS]
 source "$(dirname "$0")/lib.sh"
 size_mib=${1:-1024}
 runs=${2:-5}
@@ -53,8 +55,16 @@ ceiling=$(iperf3 -c 127.0.0.1 -p "$nc_port" -t 3 -J 2>/dev/null | python3 -c 'im
 (while true; do nc -l 127.0.0.1 "$nc_port" >"$work/local/nc.out"; done) >/dev/null 2>&1 &
 bench_pids+=($!)
 
+cargo run --release --quiet --example step_costs -- "$size_mib" --json >"$work/limit.json"
 machine
 echo "file: ${size_mib} MiB, in page cache; iperf3 loopback ceiling: ${ceiling} MB/s"
+python3 - "$work/limit.json" <<'PY'
+import json, sys
+l = json.load(open(sys.argv[1]))
+print(f"derived limit on {l['cores']} cores (bench/README.md): verified plaintext {l['verified_plaintext']['limit_mb_s']:.0f} MB/s"
+      f" ({l['verified_plaintext']['cpu_s_per_gib']:.2f} CPU s/GiB), verified TLS {l['verified_tls']['limit_mb_s']:.0f} MB/s"
+      f" ({l['verified_tls']['cpu_s_per_gib']:.2f} CPU s/GiB)")
+PY
 # Untimed before each run: clean the targets, and wait until nc listens again (LISTEN = 0A).
 listening="grep -qi ':$(printf %04X "$nc_port") 00000000:0000 0A' /proc/net/tcp"
 rm_out="rm -f $work/local/out.bin $work/local/.out.bin.ferry-part $work/root/up.bin; until $listening; do sleep 0.01; done"
@@ -73,10 +83,12 @@ hyperfine --shell=bash --warmup 1 --runs "$runs" --prepare "$rm_out" --export-js
   -n "rsync get" "rsync -a --whole-file -e 'ssh -p $port $ssh_opts' 127.0.0.1:$work/root/in.bin $work/local/out.bin" \
   -n "rsync put" "rsync -a --whole-file -e 'ssh -p $port $ssh_opts' $work/local/up.bin 127.0.0.1:$work/root/up.bin" \
   >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log"; exit 1; }
-python3 - "$work/files.json" "$size_mib" <<'PY'
+python3 - "$work/files.json" "$size_mib" "$work/limit.json" "$ceiling" <<'PY'
 import json, sys
 results = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
 mib = int(sys.argv[2])
+limit = json.load(open(sys.argv[3]))
+ceiling = float(sys.argv[4]) if sys.argv[4].replace(".", "").isdigit() else None
 for name, t in results.items():
     print(f"{name:24s} median {t:7.3f} s  {mib * 1048576 / t / 1e6:8.0f} MB/s")
 nc = results.get("nc (send, unverified)")
@@ -87,4 +99,10 @@ print(f"ferry put --plaintext vs nc: {ratio('ferry put --plaintext', 'nc (send, 
 for peer in ("scp", "sftp", "rsync"):
     for way in ("get", "put"):
         print(f"ferry {way} (TLS) vs {peer} {way}: {ratio(f'ferry {way} (TLS)', f'{peer} {way}')} its speed")
+for name, kind in (("ferry get --plaintext", "verified_plaintext"), ("ferry put --plaintext", "verified_plaintext"),
+                   ("ferry get (TLS)", "verified_tls"), ("ferry put (TLS)", "verified_tls")):
+    if name in results:
+        rate = mib * 1048576 / results[name] / 1e6
+        beside = f", {rate / ceiling:.2f}x the iperf3 ceiling" if ceiling else ""
+        print(f"{name}: {rate / limit[kind]['limit_mb_s']:.2f}x the derived limit ({limit[kind]['limit_mb_s']:.0f} MB/s){beside}")
 PY

@@ -206,3 +206,57 @@ fn a_table_is_printed_for_people() {
         "{table}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_chat_spreads_its_members_over_a_clusters_servers() {
+    let redis = common::redis::RedisServer::start();
+    let url = redis.url();
+    let servers: Vec<ServerProcess> = (0..2)
+        .map(|_| ServerProcess::start(&["--plaintext", "--cluster", &url]))
+        .collect();
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = ferry_bin(home.path());
+    cmd.arg("bench");
+    for server in &servers {
+        cmd.arg("--server").arg(server.addr.to_string());
+    }
+    cmd.args([
+        "--plaintext",
+        "--json",
+        "chat",
+        "--clients",
+        "6",
+        "--messages",
+        "12",
+        "--rate",
+        "0",
+    ]);
+    let out = output(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let chat = &parse(&out.stdout)["results"]["chat"];
+    assert_eq!(chat["servers"], 2);
+    // Every line reached the five members that did not send it, across the two servers.
+    assert_eq!(chat["expected_deliveries"], 12 * 5);
+    assert_eq!(chat["deliveries"], 12 * 5);
+    assert!(chat["server_cpu_seconds"].as_f64().is_some(), "{chat}");
+
+    // Any other verb refuses several servers in one clear line.
+    let mut ping = ferry_bin(home.path());
+    ping.args(["ping", "--plaintext", "-c", "1"]);
+    for server in &servers {
+        ping.arg("--server").arg(server.addr.to_string());
+    }
+    let out = output(ping).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "--server is given 2 times; only 'ferry bench chat' spreads over several servers"
+        ),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,235 @@
+//! The least CPU a verified 1 GiB transfer can cost on this machine, step by step: the
+//! derivation behind the "limit" column of `bench/files.sh` (bench/README.md explains it).
+//!
+//! Each step every verified transfer must take is measured alone, in CPU seconds per GiB
+//! (process CPU time, so a step that uses two threads counts both): a loopback socket copy
+//! (send and receive), reading the file from the page cache, writing it into the page cache,
+//! BLAKE3 and SHA-256 on one core, and AES-256-GCM and ChaCha20-Poly1305 sealing and opening in
+//! TLS-sized records. From them: the CPU a verified transfer needs in all (both ends on one
+//! machine), and the fastest it can go on `cores` cores — the CPU spread over every core, and
+//! never faster than its longest step that runs on one thread.
+//!
+//! Usage: cargo run --release --example step_costs [MIB] [--json]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use ring::aead::{AES_256_GCM, Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use rustix::time::{ClockId, clock_gettime};
+
+/// Bytes moved per call, as ferry's transfers do.
+const CHUNK: usize = 1 << 20;
+/// A TLS record's plaintext at most.
+const RECORD: usize = 16 * 1024;
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// CPU time this process has used.
+fn cpu() -> Duration {
+    let t = clock_gettime(ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// CPU seconds per GiB that `step` costs moving `bytes`.
+fn per_gib(bytes: usize, step: impl FnOnce()) -> f64 {
+    let before = cpu();
+    step();
+    (cpu() - before).as_secs_f64() * GIB / bytes as f64
+}
+
+fn socket(bytes: usize) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    per_gib(bytes, || {
+        let sender = std::thread::spawn(move || {
+            let mut out = TcpStream::connect(addr).unwrap();
+            let buf = vec![7u8; CHUNK];
+            let mut left = bytes;
+            while left > 0 {
+                let n = left.min(CHUNK);
+                out.write_all(&buf[..n]).unwrap();
+                left -= n;
+            }
+        });
+        let (mut input, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; CHUNK];
+        let mut got = 0;
+        while got < bytes {
+            let n = input.read(&mut buf).unwrap();
+            assert!(n > 0, "the sender stopped early");
+            got += n;
+        }
+        sender.join().unwrap();
+    })
+}
+
+fn file_write(path: &std::path::Path, bytes: usize) -> f64 {
+    per_gib(bytes, || {
+        let mut file = std::fs::File::create(path).unwrap();
+        let buf = vec![3u8; CHUNK];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(CHUNK);
+            file.write_all(&buf[..n]).unwrap();
+            left -= n;
+        }
+    })
+}
+
+fn file_read(path: &std::path::Path, bytes: usize) -> f64 {
+    // Once untimed, so the file is in the page cache as in the benchmark.
+    std::io::copy(
+        &mut std::fs::File::open(path).unwrap(),
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    per_gib(bytes, || {
+        let mut file = std::fs::File::open(path).unwrap();
+        let mut buf = vec![0u8; CHUNK];
+        while file.read(&mut buf).unwrap() > 0 {}
+    })
+}
+
+fn blake3_one_core(data: &[u8], bytes: usize) -> f64 {
+    per_gib(bytes, || {
+        let mut hasher = blake3::Hasher::new();
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(data.len());
+            hasher.update(&data[..n]);
+            left -= n;
+        }
+        std::hint::black_box(hasher.finalize());
+    })
+}
+
+fn sha256(data: &[u8], bytes: usize) -> f64 {
+    per_gib(bytes, || {
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(data.len());
+            context.update(&data[..n]);
+            left -= n;
+        }
+        std::hint::black_box(context.finish());
+    })
+}
+
+/// Sealing then opening every record: (seal, open) CPU seconds per GiB.
+fn aead(algorithm: &'static ring::aead::Algorithm, bytes: usize) -> (f64, f64) {
+    let key = LessSafeKey::new(UnboundKey::new(algorithm, &[9u8; 32]).unwrap());
+    let records = bytes / RECORD;
+    let mut sealed: Vec<(Vec<u8>, ring::aead::Tag)> = Vec::with_capacity(64);
+    let plain = vec![5u8; RECORD];
+    let mut seal_cpu = 0.0;
+    let mut open_cpu = 0.0;
+    let mut n = 0u64;
+    // In batches, so the sealed records stay in cache-sized memory.
+    for _ in 0..records.div_ceil(64) {
+        sealed.clear();
+        seal_cpu += per_gib(bytes, || {
+            for _ in 0..64 {
+                n += 1;
+                let mut record = plain.clone();
+                let nonce = nonce(n);
+                let tag = key
+                    .seal_in_place_separate_tag(nonce, Aad::empty(), &mut record)
+                    .unwrap();
+                sealed.push((record, tag));
+            }
+        });
+        let first = n - 63;
+        open_cpu += per_gib(bytes, || {
+            for (i, (record, tag)) in sealed.iter_mut().enumerate() {
+                let mut with_tag = std::mem::take(record);
+                with_tag.extend_from_slice(tag.as_ref());
+                let opened = key
+                    .open_in_place(nonce(first + i as u64), Aad::empty(), &mut with_tag)
+                    .unwrap();
+                std::hint::black_box(opened);
+            }
+        });
+    }
+    (seal_cpu, open_cpu)
+}
+
+fn nonce(n: u64) -> Nonce {
+    let mut bytes = [0u8; 12];
+    bytes[4..].copy_from_slice(&n.to_be_bytes());
+    Nonce::assume_unique_for_key(bytes)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    let mib: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(1024);
+    let bytes = mib << 20;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("step.bin");
+    let data = vec![1u8; CHUNK];
+
+    let started = Instant::now();
+    let socket = socket(bytes);
+    let write = file_write(&path, bytes);
+    let read = file_read(&path, bytes);
+    let blake3 = blake3_one_core(&data, bytes);
+    let sha256 = sha256(&data, bytes);
+    let (aes_seal, aes_open) = aead(&AES_256_GCM, bytes);
+    let (chacha_seal, chacha_open) = aead(&CHACHA20_POLY1305, bytes);
+
+    // A verified transfer, both ends on this machine: the sender reads and hashes the file and
+    // sends it; the receiver receives, hashes and writes it. TLS adds a seal and an open (AES-GCM,
+    // which rustls picks where the CPU has AES instructions).
+    let plain_steps = [read, blake3, socket, blake3, write];
+    let plain_cpu: f64 = plain_steps.iter().sum();
+    let tls_cpu = plain_cpu + aes_seal + aes_open;
+    let longest_plain = plain_steps.iter().copied().fold(0.0, f64::max);
+    let longest_tls = longest_plain.max(aes_seal).max(aes_open);
+    let seconds = |cpu: f64, longest: f64| (cpu / cores as f64).max(longest);
+    let mbps = |secs: f64| GIB / secs / 1e6;
+    let plain_limit = mbps(seconds(plain_cpu, longest_plain));
+    let tls_limit = mbps(seconds(tls_cpu, longest_tls));
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "cores": cores,
+                "cpu_s_per_gib": {
+                    "socket_send_and_receive": socket, "file_read": read, "file_write": write,
+                    "blake3_one_core": blake3, "sha256_one_core": sha256,
+                    "aes_256_gcm_seal": aes_seal, "aes_256_gcm_open": aes_open,
+                    "chacha20_poly1305_seal": chacha_seal, "chacha20_poly1305_open": chacha_open,
+                },
+                "verified_plaintext": {"cpu_s_per_gib": plain_cpu, "limit_mb_s": plain_limit},
+                "verified_tls": {"cpu_s_per_gib": tls_cpu, "limit_mb_s": tls_limit},
+            })
+        );
+        return;
+    }
+    println!("CPU seconds per GiB on this machine ({cores} cores, {mib} MiB per step):");
+    for (name, cost) in [
+        ("loopback socket, send + receive", socket),
+        ("file read (page cache)", read),
+        ("file write (page cache)", write),
+        ("BLAKE3, one core", blake3),
+        ("SHA-256, one core", sha256),
+        ("AES-256-GCM seal (16 KiB records)", aes_seal),
+        ("AES-256-GCM open", aes_open),
+        ("ChaCha20-Poly1305 seal", chacha_seal),
+        ("ChaCha20-Poly1305 open", chacha_open),
+    ] {
+        println!(
+            "  {name:36} {cost:6.3} s  ({:6.0} MB/s on one core)",
+            mbps(cost)
+        );
+    }
+    println!(
+        "verified plaintext transfer: {plain_cpu:.3} CPU s/GiB in all -> at best {plain_limit:.0} MB/s on {cores} cores"
+    );
+    println!(
+        "verified TLS transfer:       {tls_cpu:.3} CPU s/GiB in all -> at best {tls_limit:.0} MB/s on {cores} cores"
+    );
+    eprintln!("(measured in {:.1} s)", started.elapsed().as_secs_f64());
+}

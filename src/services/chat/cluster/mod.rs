@@ -137,7 +137,7 @@ impl Cluster {
             .query_async(&mut conn)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        let node = hex(&crate::random::random_bytes::<8>());
+        let node = crate::protocol::hex::encode(&crate::random::random_bytes::<8>());
         let retention = Retention {
             entries: config.history_entries,
             age_ms: config.history_age_secs.saturating_mul(1000),
@@ -186,7 +186,9 @@ impl Cluster {
     pub(super) async fn refresh_epoch(&self) -> Result<(), Refusal> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(keys::EPOCH)
-            .arg(hex(&crate::random::random_bytes::<6>()))
+            .arg(crate::protocol::hex::encode(
+                &crate::random::random_bytes::<6>(),
+            ))
             .arg("NX")
             .arg("GET");
         let epoch = match self.link.ask_while_down(cmd).await? {
@@ -512,8 +514,4 @@ pub fn text(value: &Value) -> Option<String> {
         Value::SimpleString(s) => Some(s.clone()),
         _ => None,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

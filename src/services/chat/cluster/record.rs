@@ -26,9 +26,14 @@ impl StreamId {
         })
     }
 
-    /// When Redis added the entry.
+    /// When Redis added the entry (any u64 of ms fits a Linux `SystemTime`).
     pub fn time(self) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_millis(self.ms)
+    }
+
+    /// This position as a client sees it: `EPOCH:MS-SEQ` (see [`Offset`]).
+    pub fn offset_in(self, epoch: &str) -> String {
+        format!("{epoch}:{self}")
     }
 }
 
@@ -170,6 +175,20 @@ pub fn split_payload(payload: &[u8]) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_past_the_clock_reads_as_a_time_without_panicking() {
+        let far = StreamId {
+            ms: u64::MAX,
+            seq: 0,
+        };
+        let _ = far.time();
+        assert_eq!(StreamId { ms: 5, seq: 1 }.offset_in("e"), "e:5-1");
+        assert_eq!(
+            Offset::parse(&StreamId { ms: 5, seq: 1 }.offset_in("e")).map(|o| o.id),
+            Some(StreamId { ms: 5, seq: 1 })
+        );
+    }
 
     #[test]
     fn ids_order_and_print_as_redis_writes_them() {

@@ -220,9 +220,7 @@ impl ChatHub {
                 let epoch = cluster.epoch();
                 let history = lines
                     .iter()
-                    .map(|(id, said)| {
-                        history_frame(&room.name, said, Some(format!("{epoch}:{id}")))
-                    })
+                    .map(|(id, said)| history_frame(&room.name, said, Some(id.offset_in(&epoch))))
                     .collect();
                 Ok(Joined {
                     events,

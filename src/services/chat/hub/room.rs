@@ -253,7 +253,7 @@ impl Room {
             text: said.text.clone(),
             action: said.action,
             history: false,
-            offset: offset.map(|(id, epoch)| format!("{epoch}:{id}")),
+            offset: offset.map(|(id, epoch)| id.offset_in(epoch)),
         });
         let event = self.event(
             origin,

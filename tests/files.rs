@@ -3,6 +3,8 @@
 
 mod common;
 
+use ferry::transfer::hash_cache::HashCache;
+
 use ferry::protocol::{
     ChatMessage, Get, GetEnd, GetReady, ListDone, ListEntries, Put, PutEnd, PutReady, PutStart,
     Refusal, Welcome,
@@ -58,9 +60,16 @@ async fn boundary_sizes_round_trip_verified_with_both_hashes() {
             let local = work.path().join(format!("in-{size}"));
             std::fs::write(&local, &data).unwrap();
             let remote = format!("f-{size}-{}", algorithm.name());
-            let up = files::put_file(&mut conn, &local, &remote, algorithm, &mut NoProgress)
-                .await
-                .unwrap();
+            let up = files::put_file(
+                &mut conn,
+                &HashCache::in_memory(),
+                &local,
+                &remote,
+                algorithm,
+                &mut NoProgress,
+            )
+            .await
+            .unwrap();
             assert_eq!((up.size, up.resumed_from), (size as u64, 0));
             assert_eq!(
                 std::fs::read(root(&server).join(&remote)).unwrap(),
@@ -307,10 +316,11 @@ async fn an_interrupted_put_resumes_and_says_so() {
         seen: 0,
         stop: Some(tx),
     };
+    let hashes = HashCache::in_memory();
     tokio::select! {
         biased;
         _ = rx => {}
-        _ = files::put_file(&mut conn, &source, "up.bin", HashAlgorithm::Blake3, &mut stop) => panic!("finished before the interruption"),
+        _ = files::put_file(&mut conn, &hashes, &source, "up.bin", HashAlgorithm::Blake3, &mut stop) => panic!("finished before the interruption"),
     }
     drop(conn);
     server.wait_for_active(0).await; // the server noticed, and its partial is closed
@@ -463,6 +473,7 @@ async fn nothing_outside_the_root_is_read_or_written() {
     ] {
         let err = files::put_file(
             &mut conn,
+            &HashCache::in_memory(),
             &local,
             path,
             HashAlgorithm::Blake3,
@@ -527,6 +538,7 @@ async fn reading_needs_read_and_writing_needs_write() {
     std::fs::write(work.path().join("local"), "y").unwrap();
     let err = files::put_file(
         &mut conn,
+        &HashCache::in_memory(),
         &work.path().join("local"),
         "up",
         HashAlgorithm::Blake3,
@@ -563,6 +575,7 @@ async fn two_clients_putting_the_same_path_never_mix() {
             let mut conn = session(&server, Some(&token)).await;
             files::put_file(
                 &mut conn,
+                &HashCache::in_memory(),
                 &source,
                 "same.bin",
                 HashAlgorithm::Blake3,
@@ -889,6 +902,7 @@ async fn setuid_and_setgid_bits_never_cross() {
     let mut conn = session(&server, Some(&token)).await;
     files::put_file(
         &mut conn,
+        &HashCache::in_memory(),
         &local,
         "tool",
         HashAlgorithm::Blake3,

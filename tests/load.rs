@@ -13,6 +13,8 @@
 
 mod common;
 
+use ferry::transfer::hash_cache::HashCache;
+
 use ferry::protocol::{ChatAck, Refusal};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -299,6 +301,7 @@ async fn mover(
         let conn = session.connection();
         files::put_file(
             conn,
+            &HashCache::in_memory(),
             &source,
             &remote,
             HashAlgorithm::Blake3,

@@ -4,6 +4,8 @@
 
 mod common;
 
+use ferry::transfer::hash_cache::HashCache;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,6 +120,7 @@ async fn swapping_a_directory_for_a_symlink_never_lets_a_request_out() {
         let remote = format!("d/put-{i}");
         if files::put_file(
             &mut conn,
+            &HashCache::in_memory(),
             &upload,
             &remote,
             HashAlgorithm::Blake3,
@@ -222,6 +225,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
     ] {
         let err = files::put_file(
             &mut conn,
+            &HashCache::in_memory(),
             &upload,
             path,
             HashAlgorithm::Blake3,
@@ -254,6 +258,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
     std::fs::hard_link(outside.join("target"), root.join(".x.ferry-part")).unwrap();
     files::put_file(
         &mut conn,
+        &HashCache::in_memory(),
         &upload,
         "x",
         HashAlgorithm::Blake3,
@@ -268,6 +273,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
     std::os::unix::fs::symlink(outside.join("target"), root.join(".s.ferry-part")).unwrap();
     files::put_file(
         &mut conn,
+        &HashCache::in_memory(),
         &upload,
         "s",
         HashAlgorithm::Blake3,
@@ -283,6 +289,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
     std::fs::write(root.join(".y.ferry-part/keep"), b"k").unwrap();
     files::put_file(
         &mut conn,
+        &HashCache::in_memory(),
         &upload,
         "y",
         HashAlgorithm::Blake3,
@@ -304,6 +311,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
         let name = "n".repeat(len);
         files::put_file(
             &mut conn,
+            &HashCache::in_memory(),
             &upload,
             &name,
             HashAlgorithm::Blake3,

@@ -3,6 +3,7 @@
 //! function bound to this session's connection.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -14,17 +15,21 @@ use super::tree::{self, TreeReport};
 use super::{Client, ClientError};
 use crate::connection::{BoxedStream, Connection};
 use crate::protocol::{ChatJoined, Exec, FileEntry, HashAlgorithm};
+use crate::transfer::hash_cache::HashCache;
 
 /// The file service on a session; borrows it, so requests follow one another.
 pub struct Files<'a> {
     conn: &'a mut Connection<BoxedStream>,
+    hashes: Arc<HashCache>,
 }
 
 impl Client {
     /// The file service on this session.
     pub fn files(&mut self) -> Files<'_> {
+        let hashes = self.hashes();
         Files {
             conn: self.connection(),
+            hashes,
         }
     }
 
@@ -145,7 +150,7 @@ impl Files<'_> {
         algorithm: HashAlgorithm,
         progress: &mut dyn Progress,
     ) -> Result<Transfer, ClientError> {
-        files::put_file(self.conn, source, remote, algorithm, progress).await
+        files::put_file(self.conn, &self.hashes, source, remote, algorithm, progress).await
     }
 
     /// See [`tree::get_tree`].
@@ -175,7 +180,16 @@ impl Files<'_> {
         check: Check,
         progress: &mut dyn Progress,
     ) -> Result<TreeReport, ClientError> {
-        tree::put_tree(self.conn, source, remote, algorithm, check, progress).await
+        tree::put_tree(
+            self.conn,
+            &self.hashes,
+            source,
+            remote,
+            algorithm,
+            check,
+            progress,
+        )
+        .await
     }
 
     /// See [`files::mkdir`].

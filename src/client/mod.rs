@@ -14,6 +14,7 @@ pub mod tree;
 mod websocket;
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -29,6 +30,7 @@ use crate::connection::{BoxedStream, Connection};
 use crate::protocol::frame::MIN_MAX_FRAME;
 use crate::protocol::{Message, Ping, Pong};
 use crate::tls::PinStatus;
+use crate::transfer::hash_cache::HashCache;
 use error::unexpected;
 
 /// The server address used when none is given.
@@ -69,6 +71,11 @@ pub struct SessionInfo {
 pub struct Client {
     conn: Connection<BoxedStream>,
     info: SessionInfo,
+    /// FERRY_HOME, where the hash cache is kept.
+    home: PathBuf,
+    /// Hashes of files this user sent before: loaded at the first file request, since chat
+    /// and exec sessions never need it.
+    hashes: OnceLock<Arc<HashCache>>,
 }
 
 impl Client {
@@ -119,12 +126,22 @@ impl Client {
                 granted,
                 tls: transport.tls,
             },
+            home: options.home.clone(),
+            hashes: OnceLock::new(),
         })
     }
 
     /// What the client learnt while connecting.
     pub fn info(&self) -> &SessionInfo {
         &self.info
+    }
+
+    /// The hash cache (`FERRY_HOME/hash-cache`), loaded on first use.
+    pub fn hashes(&self) -> Arc<HashCache> {
+        Arc::clone(
+            self.hashes
+                .get_or_init(|| Arc::new(HashCache::open(&self.home.join("hash-cache")))),
+        )
     }
 
     /// The framed connection, for service peers.

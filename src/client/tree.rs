@@ -13,6 +13,7 @@ use super::ClientError;
 use super::files::{self as client, Check, Progress, Transfer, join_remote};
 use crate::connection::Connection;
 use crate::protocol::{FileEntry, FileKind, HashAlgorithm};
+use crate::transfer::hash_cache::HashCache;
 
 /// What a tree transfer did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,6 +106,7 @@ fn local_path(target: &Path, listed: &str) -> Result<PathBuf, ClientError> {
 /// The first failing file or directory.
 pub async fn put_tree<S>(
     conn: &mut Connection<S>,
+    hashes: &HashCache,
     source: &Path,
     remote: &str,
     algorithm: HashAlgorithm,
@@ -171,6 +173,7 @@ where
                 }
                 let transfer = client::put_file(
                     conn,
+                    hashes,
                     &child.path(),
                     &join_remote(remote, &rel),
                     algorithm,

@@ -31,6 +31,7 @@ use crate::services::chat::{self, hub::ChatHub};
 use crate::services::files::sandbox::Sandbox;
 use crate::shutdown::Shutdown;
 use crate::tls::{ServerIdentity, rustls_config};
+use crate::transfer::hash_cache::HashCache;
 
 /// Refusals (`server_busy`) being written at once; beyond this, excess connections are dropped
 /// without a word rather than letting refusals themselves exhaust the server.
@@ -129,6 +130,8 @@ pub struct ServerState {
     pub root: Arc<Path>,
     /// The root held open, for every file request.
     pub sandbox: Sandbox,
+    /// Hashes of files sent before (`STATE/hash-cache`), so an unchanged file is not re-hashed.
+    pub hashes: Arc<HashCache>,
     /// Open-connection counters.
     pub stats: ServerStats,
     /// All of chat.
@@ -163,6 +166,7 @@ impl ServerState {
             exec: Arc::clone(&self.exec),
             root: Arc::clone(&self.root),
             sandbox: self.sandbox.clone(),
+            hashes: Arc::clone(&self.hashes),
             peer: peer.ip(),
             file_requests: Arc::clone(&self.file_requests_per_address),
             file_requests_total: Arc::clone(&self.file_requests),
@@ -244,6 +248,7 @@ impl Server {
             binding: fingerprint.clone().unwrap_or_else(|| "plaintext".into()),
             root: Arc::from(root),
             sandbox,
+            hashes: Arc::new(hash_cache_in(&options.state_dir)),
             stats: ServerStats::new(),
             chat: ChatHub::new(options.config.chat.clone()),
             exec: Arc::new(options.config.exec.clone()),
@@ -408,6 +413,15 @@ impl Server {
 
 /// Removes abandoned partial files now and then (at start, then every hour or every
 /// `max_age`, whichever is sooner) until `stop`.
+/// The server's hash cache, kept in its state folder (created if needed; in plaintext mode
+/// nothing else may have created it). Without a writable folder it lives in memory.
+fn hash_cache_in(state_dir: &Path) -> HashCache {
+    match std::fs::create_dir_all(state_dir) {
+        Ok(()) => HashCache::open(&state_dir.join("hash-cache")),
+        Err(_) => HashCache::in_memory(),
+    }
+}
+
 async fn sweep_partials_until(sandbox: Sandbox, max_age: Duration, stop: CancellationToken) {
     let every = max_age.clamp(Duration::from_secs(1), Duration::from_secs(3600));
     loop {

@@ -13,6 +13,7 @@ use crate::auth::{Authenticator, Rights, SessionIdentity};
 use crate::config::ExecConfig;
 use crate::per_address::PerAddress;
 use crate::protocol::{ErrorCode, Permission, Refusal};
+use crate::transfer::hash_cache::HashCache;
 
 /// What a service needs to know about the session it serves.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct SessionContext {
     pub root: Arc<Path>,
     /// The root held open: every file request resolves beneath it.
     pub sandbox: Sandbox,
+    /// Hashes of files sent before, shared by the whole server.
+    pub hashes: Arc<HashCache>,
     /// The client's address.
     pub peer: std::net::IpAddr,
     /// File requests in progress per address, shared by the whole server.

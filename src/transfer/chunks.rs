@@ -15,7 +15,9 @@ use std::os::unix::fs::FileExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
+use super::hash_cache::Fingerprint;
 use super::hashing::Hasher;
+use super::writeback::Writeback;
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{Frame, Message};
 
@@ -47,10 +49,19 @@ impl From<std::io::Error> for TransferError {
     }
 }
 
-/// The reading side of a send: a file, the hash so far, and where the next chunk starts.
+/// How a sender comes by the whole-file hash it announces at the end.
+pub enum SendHash {
+    /// Hashes the bytes as it reads them; the hasher has seen the bytes before the offset.
+    Compute(Hasher),
+    /// Known before reading (from the hash cache): the bytes are sent without being hashed.
+    Known(String),
+}
+
+/// The reading side of a send: a file, the hash so far (none when it is known), and where the
+/// next chunk starts.
 struct ChunkReader {
     file: File,
-    hasher: Hasher,
+    hasher: Option<Hasher>,
     pos: u64,
     left: u64,
 }
@@ -62,7 +73,9 @@ impl ChunkReader {
         buf.resize(want, 0);
         match self.file.read_exact_at(&mut buf, self.pos) {
             Ok(()) => {
-                self.hasher.update(&buf);
+                if let Some(hasher) = &mut self.hasher {
+                    hasher.update(&buf);
+                }
                 self.pos += want as u64;
                 self.left -= want as u64;
                 (self, Ok(buf))
@@ -79,33 +92,52 @@ fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, TransferError> {
     r.map_err(|e| TransferError::Local(std::io::Error::other(e)))
 }
 
-/// Sends `len` bytes of `file` from `offset` as data frames on channel 0. `hasher` has seen
-/// the first `offset` bytes; returns the hex hash of the whole file as sent.
+/// Sends `len` bytes of `file` from `offset` as data frames on channel 0 and returns the hash
+/// of the whole file as sent (computed, or the one `hash` knows). `opened` is the file's
+/// fingerprint when it was opened; if it differs once the last byte is sent, the file changed
+/// meanwhile and the send fails rather than announce a hash of bytes no version of it held.
 ///
 /// # Errors
-/// [`TransferError::FileChanged`] if the file is shorter than announced, local read errors,
-/// connection errors.
+/// [`TransferError::FileChanged`] if the file is shorter than announced or changed while it
+/// was sent, local read errors, connection errors.
+#[allow(clippy::too_many_arguments)] // Each is one fact about the send; a struct would only rename them.
 pub async fn send_file<S>(
     conn: &mut Connection<S>,
     file: File,
+    opened: Fingerprint,
     offset: u64,
     len: u64,
-    hasher: Hasher,
+    hash: SendHash,
     chunk: usize,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<String, TransferError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let (hasher, known) = match hash {
+        SendHash::Compute(hasher) => (Some(hasher), None),
+        SendHash::Known(hash) => (None, Some(hash)),
+    };
     let reader = ChunkReader {
         file,
         hasher,
         pos: offset,
         left: len,
     };
+    let finish = move |reader: ChunkReader| -> Result<String, TransferError> {
+        let now = reader.file.metadata().map_err(TransferError::Local)?;
+        if Fingerprint::of(&now) != opened {
+            return Err(TransferError::FileChanged);
+        }
+        match (reader.hasher, known) {
+            (Some(hasher), _) => Ok(hasher.finish_hex()),
+            (None, Some(hash)) => Ok(hash),
+            (None, None) => Err(TransferError::Protocol("no hash to send".into())),
+        }
+    };
     if len == 0 {
         conn.flush().await?;
-        return Ok(reader.hasher.finish_hex());
+        return finish(reader);
     }
     // The next chunk is read and hashed while this one is written; after the last, nothing is.
     let mut next = Some(tokio::task::spawn_blocking(move || {
@@ -132,7 +164,7 @@ where
         tokio::task::yield_now().await;
         if let Some(reader) = finished {
             conn.flush().await?;
-            return Ok(reader.hasher.finish_hex());
+            return finish(reader);
         }
     }
     Err(TransferError::Protocol(
@@ -158,6 +190,9 @@ impl ChunkWriter {
     }
 }
 
+/// A chunk being written (and hashed) on a blocking thread; gives the writer back.
+type PendingWrite = JoinHandle<(ChunkWriter, std::io::Result<()>)>;
+
 /// Receives exactly `len` bytes of data frames into `file` (already positioned), feeding
 /// `hasher`; returns the hex hash. A local write failure does not desynchronise the stream: the
 /// remaining data is read and dropped, then the failure is returned.
@@ -174,8 +209,9 @@ pub async fn receive_file<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut writeback = Writeback::of(&file);
     let mut writer = Some(ChunkWriter { file, hasher });
-    let mut pending: Option<JoinHandle<(ChunkWriter, std::io::Result<()>)>> = None;
+    let mut pending: Option<(PendingWrite, u64)> = None;
     let mut failed: Option<std::io::Error> = None;
     let mut left = len;
     let received: Result<(), TransferError> = async {
@@ -211,17 +247,20 @@ where
             }
             left -= n;
             progress(n);
-            if let Some(task) = pending.take() {
+            if let Some((task, n)) = pending.take() {
                 let (w, result) = joined(task.await)?;
                 writer = Some(w);
-                if let Err(e) = result {
-                    failed.get_or_insert(e);
+                match result {
+                    Ok(()) => writeback.wrote(n).await,
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
                 }
             }
             if failed.is_none()
                 && let Some(w) = writer.take()
             {
-                pending = Some(tokio::task::spawn_blocking(move || w.write(payload)));
+                pending = Some((tokio::task::spawn_blocking(move || w.write(payload)), n));
             }
         }
         Ok(())
@@ -229,14 +268,18 @@ where
     .await;
     // Whatever happened, the last write finishes before this returns: the caller may release
     // the partial's lock right after, and no stray write may land in it later.
-    if let Some(task) = pending.take() {
+    if let Some((task, _)) = pending.take() {
         let (w, result) = joined(task.await)?;
         writer = Some(w);
         if let Err(e) = result {
             failed.get_or_insert(e);
         }
     }
+    let synced = writeback.finish().await;
     received?;
+    if let Err(e) = synced {
+        failed.get_or_insert(e);
+    }
     if let Some(e) = failed {
         return Err(TransferError::Local(e));
     }

@@ -4,10 +4,12 @@
 
 pub mod chunks;
 pub mod dir_at;
+pub mod hash_cache;
 pub mod hashing;
 pub mod metadata;
 pub mod partial;
 pub mod resume;
+pub mod writeback;
 
 /// Runs `f` on a blocking thread: file reads, writes, hashes and `fsync`s stay off the async
 /// runtime. One helper for both ends; a panic in `f` comes back as an error, not a panic.

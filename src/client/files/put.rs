@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::SystemTime;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -10,8 +11,11 @@ use super::{Progress, Transfer, blocking, local, transfer_error};
 use crate::client::ClientError;
 use crate::client::error::unexpected;
 use crate::connection::Connection;
-use crate::protocol::{HashAlgorithm, Message, Put, PutDone, PutEnd, PutReady, PutStart};
-use crate::transfer::chunks::{self, CHUNK};
+use crate::protocol::{
+    ErrorCode, HashAlgorithm, Message, Put, PutDone, PutEnd, PutReady, PutStart, Refusal,
+};
+use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
+use crate::transfer::hash_cache::{Fingerprint, HashCache};
 use crate::transfer::resume;
 
 /// Uploads `source` to `remote`, resuming after the server's verified prefix.
@@ -20,6 +24,7 @@ use crate::transfer::resume;
 /// The server's refusal (including `integrity`), local I/O, a broken connection.
 pub async fn put_file<S>(
     conn: &mut Connection<S>,
+    hashes: &HashCache,
     source: &Path,
     remote: &str,
     algorithm: HashAlgorithm,
@@ -37,6 +42,8 @@ where
         });
     }
     let size = meta.len();
+    let opened = Fingerprint::of(&meta);
+    let opened_at = SystemTime::now();
     conn.write_message(&Message::Put(Put {
         path: remote.to_string(),
         size,
@@ -63,12 +70,35 @@ where
         .await?;
     progress.begin(remote, size, start);
     let chunk = CHUNK.min(conn.max_data_payload());
-    let sent = chunks::send_file(conn, file, start, size - start, hasher, chunk, &mut |n| {
-        progress.advance(n)
-    })
+    let known = hashes.lookup(opened, algorithm);
+    let cached = known.is_some();
+    let how = known.map_or(SendHash::Compute(hasher), SendHash::Known);
+    let sent = chunks::send_file(
+        conn,
+        file,
+        opened,
+        start,
+        size - start,
+        how,
+        chunk,
+        &mut |n| progress.advance(n),
+    )
     .await;
     progress.end();
-    let ours = sent.map_err(|e| transfer_error(source, e))?;
+    let ours = match sent {
+        Ok(hash) => hash,
+        Err(e) => {
+            if let TransferError::FileChanged | TransferError::Local(_) = e {
+                // The server waits for the rest of the data: tell it why none will come.
+                let why = Refusal::new(ErrorCode::Io, format!("the client could not send: {e}"));
+                let _ = conn.write_message(&Message::Error(why)).await;
+            }
+            return Err(transfer_error(source, e));
+        }
+    };
+    if !cached {
+        hashes.remember(opened, opened_at, algorithm, &ours);
+    }
     conn.write_message(&Message::PutEnd(PutEnd { hash: ours.clone() }))
         .await?;
     match conn.read_message().await? {

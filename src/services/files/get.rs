@@ -1,13 +1,15 @@
 //! `get`: sends a regular file, resuming after a prefix the client proves it holds.
 
 use std::os::unix::fs::MetadataExt;
+use std::time::SystemTime;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::connection::Connection;
 use crate::protocol::{ErrorCode, Get, GetEnd, GetReady, Message, Permission, Refusal};
 use crate::services::{RequestError, SessionContext, off_runtime};
-use crate::transfer::chunks::{self, CHUNK, TransferError};
+use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
+use crate::transfer::hash_cache::Fingerprint;
 use crate::transfer::resume;
 
 /// Serves one `get`. The file is opened off the runtime, without blocking (a FIFO cannot
@@ -28,6 +30,8 @@ where
     let path = request.path;
     let wanted = path.clone();
     let (mut file, meta) = off_runtime(move || sandbox.open_regular(&wanted)).await??;
+    let opened = Fingerprint::of(&meta);
+    let opened_at = SystemTime::now();
     let size = meta.len();
     let (algorithm, offset, prefix_hash) = (request.hash, request.offset, request.prefix_hash);
     let (file, start, hasher) = off_runtime(move || {
@@ -44,9 +48,25 @@ where
     }))
     .await?;
     let chunk = CHUNK.min(conn.max_data_payload());
-    let sent = chunks::send_file(conn, file, start, size - start, hasher, chunk, &mut |_| {}).await;
+    let known = ctx.hashes.lookup(opened, algorithm);
+    let cached = known.is_some();
+    let how = known.map_or(SendHash::Compute(hasher), SendHash::Known);
+    let sent = chunks::send_file(
+        conn,
+        file,
+        opened,
+        start,
+        size - start,
+        how,
+        chunk,
+        &mut |_| {},
+    )
+    .await;
     match sent {
         Ok(hash) => {
+            if !cached {
+                ctx.hashes.remember(opened, opened_at, algorithm, &hash);
+            }
             conn.write_message(&Message::GetEnd(GetEnd { hash }))
                 .await?;
             Ok(())

@@ -6,9 +6,10 @@ use std::io::{Read, Seek, Write};
 
 use tokio::io::{DuplexStream, duplex};
 
-use super::{TransferError, receive_file, send_file};
+use super::{SendHash, TransferError, receive_file, send_file};
 use crate::connection::Connection;
 use crate::protocol::{ErrorCode, HashAlgorithm, Message, Refusal};
+use crate::transfer::hash_cache::Fingerprint;
 use crate::transfer::hashing::Hasher;
 
 fn pipe() -> (Connection<DuplexStream>, Connection<DuplexStream>) {
@@ -21,6 +22,13 @@ fn file_with(bytes: &[u8]) -> File {
     file.write_all(bytes).unwrap();
     file.rewind().unwrap();
     file
+}
+
+/// A file holding `bytes` and its fingerprint.
+fn opened(bytes: &[u8]) -> (File, Fingerprint) {
+    let file = file_with(bytes);
+    let fingerprint = Fingerprint::of(&file.metadata().unwrap());
+    (file, fingerprint)
 }
 
 fn contents(mut file: File) -> Vec<u8> {
@@ -37,6 +45,7 @@ async fn what_arrives_is_what_was_sent_and_both_ends_agree_on_its_hash() {
     let target = tempfile::tempfile().unwrap();
     let writer = target.try_clone().unwrap();
     let algorithm = HashAlgorithm::Sha256;
+    let (source, opened) = opened(&data);
     let len = data.len() as u64;
     let (mut sent_bytes, mut got_bytes) = (0, 0);
     let mut count_sent = |n| sent_bytes += n;
@@ -44,10 +53,11 @@ async fn what_arrives_is_what_was_sent_and_both_ends_agree_on_its_hash() {
     let (sent, got) = tokio::join!(
         send_file(
             &mut sender,
-            file_with(&data),
+            source,
+            opened,
             0,
             len,
-            Hasher::new(algorithm),
+            SendHash::Compute(Hasher::new(algorithm)),
             64 * 1024,
             &mut count_sent
         ),
@@ -71,17 +81,86 @@ async fn what_arrives_is_what_was_sent_and_both_ends_agree_on_its_hash() {
 #[tokio::test]
 async fn a_file_shorter_than_announced_is_reported_as_changed() {
     let (mut sender, _receiver) = pipe();
+    let (source, opened) = opened(b"short");
     let sent = send_file(
         &mut sender,
-        file_with(b"short"),
+        source,
+        opened,
         0,
         100,
-        Hasher::new(HashAlgorithm::Blake3),
+        SendHash::Compute(Hasher::new(HashAlgorithm::Blake3)),
         16,
         &mut |_| {},
     )
     .await;
     assert!(matches!(sent, Err(TransferError::FileChanged)), "{sent:?}");
+}
+
+#[tokio::test]
+async fn a_file_whose_fingerprint_moved_during_the_send_is_reported_as_changed() {
+    let data = vec![7u8; 100_000];
+    let (mut sender, mut receiver) = pipe();
+    let (source, opened) = opened(&data);
+    // As if a write landed while the bytes went out: same size, a later ctime.
+    let before = Fingerprint {
+        ctime_ns: opened.ctime_ns - 1,
+        ..opened
+    };
+    let len = data.len() as u64;
+    let (mut ignore_sent, mut ignore_got) = (|_| {}, |_| {});
+    let (sent, _) = tokio::join!(
+        send_file(
+            &mut sender,
+            source,
+            before,
+            0,
+            len,
+            SendHash::Compute(Hasher::new(HashAlgorithm::Blake3)),
+            16 * 1024,
+            &mut ignore_sent
+        ),
+        receive_file(
+            &mut receiver,
+            tempfile::tempfile().unwrap(),
+            len,
+            Hasher::new(HashAlgorithm::Blake3),
+            &mut ignore_got
+        ),
+    );
+    assert!(matches!(sent, Err(TransferError::FileChanged)), "{sent:?}");
+}
+
+#[tokio::test]
+async fn a_known_hash_is_announced_without_hashing_the_bytes() {
+    let data = vec![9u8; 200_000];
+    let (mut sender, mut receiver) = pipe();
+    let (source, opened) = opened(&data);
+    let len = data.len() as u64;
+    let (mut ignore_sent, mut ignore_got) = (|_| {}, |_| {});
+    let (sent, got) = tokio::join!(
+        send_file(
+            &mut sender,
+            source,
+            opened,
+            0,
+            len,
+            SendHash::Known("what the cache said".into()),
+            64 * 1024,
+            &mut ignore_sent
+        ),
+        receive_file(
+            &mut receiver,
+            tempfile::tempfile().unwrap(),
+            len,
+            Hasher::new(HashAlgorithm::Blake3),
+            &mut ignore_got
+        ),
+    );
+    // The receiver still hashes what it got: a wrong claim shows there, never passes.
+    assert_eq!(sent.unwrap(), "what the cache said");
+    let mut whole = Hasher::new(HashAlgorithm::Blake3);
+    whole.update(&data);
+    assert_eq!(got.unwrap(), whole.finish_hex());
 }
 
 #[tokio::test]

@@ -257,6 +257,7 @@ async fn a_disk_that_fills_gets_a_clear_error_nothing_is_kept_and_the_server_ser
         mode: 0o644,
         mtime_ns: 0,
         hash: HashAlgorithm::Blake3,
+        whole: false,
     }))
     .await
     .unwrap();
@@ -387,4 +388,136 @@ async fn slow_and_silent_clients_do_not_keep_others_out_and_are_all_reaped() {
     // Every one of them is closed by the server (the test holds them all open).
     server.wait_for_active(0).await;
     drop(held);
+}
+
+/// Writes the tree the tree fault test moves: many small files (more than one pipelined batch
+/// and one commit), two between the small and the large, and one too large for a `whole` put.
+fn fault_tree(dir: &Path, seed: u64) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for i in 0..150u64 {
+        let sub = dir.join(format!("d{}", i % 3));
+        std::fs::create_dir_all(&sub).unwrap();
+        files.push((
+            sub.join(format!("f{i}")),
+            pattern(4096 + i as usize, seed + i),
+        ));
+    }
+    files.push((dir.join("mid1"), pattern(1 << 20, seed + 1000)));
+    files.push((dir.join("mid2"), pattern(2 << 20, seed + 1001)));
+    files.push((dir.join("large"), pattern(5 << 20, seed + 1002)));
+    for (path, data) in &files {
+        std::fs::write(path, data).unwrap();
+    }
+    files
+        .into_iter()
+        .map(|(path, data)| (path.strip_prefix(dir).unwrap().to_path_buf(), data))
+        .collect()
+}
+
+/// Fails unless every file of `tree` under `dir` is absent or whole, and nothing but the
+/// tree's files and their partials is there.
+fn tree_absent_or_whole(dir: &Path, tree: &[(PathBuf, Vec<u8>)], context: &str) {
+    for (rel, data) in tree {
+        absent_or_whole(&dir.join(rel), data, context);
+    }
+    if !dir.exists() {
+        return;
+    }
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = path.strip_prefix(dir).unwrap();
+            let known = tree.iter().any(|(r, _)| r == rel);
+            assert!(
+                known || name.contains(".ferry-part"),
+                "{context}: unexpected file {}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn trees_killed_at_100_random_points_hold_only_whole_files_and_a_rerun_completes() {
+    const POINTS: usize = 100;
+    let seed = std::env::var("FERRY_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    let mut random = XorShift(seed);
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = writable_config(config_dir.path());
+    let mut server = ServerProcess::start(&["--plaintext", "--config", config.to_str().unwrap()]);
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("home");
+    let local = work.path().join("local");
+    std::fs::create_dir(&local).unwrap();
+    let tree = fault_tree(&server.root.join("tree"), seed);
+    let source = work.path().join("up");
+    fault_tree(&source, seed);
+    let got = local.join("tree");
+    let put_at = server.root.join("up");
+    let get = |server: &ServerProcess| {
+        let mut cmd = client(server, &home, "get");
+        cmd.arg("-r").arg("tree").arg(&local);
+        cmd
+    };
+    let put = |server: &ServerProcess| {
+        let mut cmd = client(server, &home, "put");
+        cmd.arg("-r").arg(&source).arg(".");
+        cmd
+    };
+    let started = Instant::now();
+    complete(get(&server), "calibration");
+    complete(put(&server), "calibration");
+    let span = started.elapsed().as_micros() as u64 * 5 / 8;
+    tree_absent_or_whole(&got, &tree, "calibration");
+    tree_absent_or_whole(&put_at, &tree, "calibration");
+    assert!(
+        tree.iter()
+            .all(|(rel, _)| got.join(rel).exists() && put_at.join(rel).exists())
+    );
+    std::fs::remove_dir_all(&got).unwrap();
+    std::fs::remove_dir_all(&put_at).unwrap();
+
+    for point in 0..POINTS {
+        let is_get = point % 2 == 0;
+        let kill_server = point % 4 >= 2;
+        let kill_point = KillPoint::After(Duration::from_micros(random.below(span)));
+        let context = format!(
+            "seed {seed}, point {point}: {} killed into a {} -r at {kill_point:?}",
+            if kill_server { "server" } else { "client" },
+            if is_get { "get" } else { "put" }
+        );
+        let cmd = if is_get { get(&server) } else { put(&server) };
+        interrupt(cmd, &kill_point, kill_server.then_some(&mut server));
+        tree_absent_or_whole(&got, &tree, &context);
+        tree_absent_or_whole(&put_at, &tree, &context);
+        if kill_server {
+            server = server.restart();
+        }
+        complete(if is_get { get(&server) } else { put(&server) }, &context);
+        let target = if is_get { &got } else { &put_at };
+        for (rel, data) in &tree {
+            assert!(
+                std::fs::read(target.join(rel)).unwrap() == *data,
+                "{context}: re-run bytes of {} differ",
+                rel.display()
+            );
+        }
+        std::fs::remove_dir_all(target).unwrap();
+    }
 }

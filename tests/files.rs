@@ -357,6 +357,7 @@ async fn a_tampered_put_is_detected_and_nothing_is_kept() {
         mode: 0o644,
         mtime_ns: 0,
         hash: HashAlgorithm::Blake3,
+        whole: false,
     }))
     .await
     .unwrap();

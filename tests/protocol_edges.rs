@@ -25,6 +25,7 @@ async fn start_put(conn: &mut Connection<BoxedStream>, path: &str, size: u64) {
         mode: 0o644,
         mtime_ns: 0,
         hash: HashAlgorithm::Blake3,
+        whole: false,
     }))
     .await
     .unwrap();

@@ -87,6 +87,7 @@ async fn a_websocket_session_is_a_ferry_session() {
             mode: 0o644,
             mtime_ns: 0,
             hash: Default::default(),
+            whole: false,
         }),
     )
     .await;

@@ -1,19 +1,41 @@
 //! Whole trees (`get -r`, `put -r`) as a walk plus single-file transfers, so every file of a
-//! tree is verified and resumable on its own. Directories get their mode and mtime last, after
-//! their contents stopped changing them. Symlinks, devices and fifos inside a tree are not
-//! transferred: they are reported in [`TreeReport::skipped`].
+//! tree is verified on its own. Directories get their mode and mtime last, after their contents
+//! stopped changing them. Symlinks, devices and fifos inside a tree are not transferred: they
+//! are reported in [`TreeReport::skipped`].
+//!
+//! Both directions keep the connection full instead of paying a round trip per file: the
+//! server answers requests in order, so the client sends many before it reads the first
+//! answer. `get -r` asks for up to [`GETS_AHEAD`] files ahead; `put -r` sends small files as
+//! `whole` puts (request, bytes and `put_end` back to back), up to [`PUTS_AHEAD`] unanswered,
+//! and larger ones with the resumable exchange. Received files are made durable in batches
+//! ([`commit_all`]: two `syncfs` per batch instead of two `fsync` per file); the server does
+//! the same with the puts it receives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::ClientError;
-use super::files::{self as client, Check, Progress, Transfer, join_remote};
+use super::files::{
+    self as client, AskedGet, Check, Progress, SentPut, Transfer, VerifiedGet, join_remote,
+};
 use crate::connection::Connection;
 use crate::protocol::{FileEntry, FileKind, HashAlgorithm};
 use crate::transfer::hash_cache::HashCache;
+use crate::transfer::partial::{Sealed, commit_all};
+
+/// Gets asked before the first is answered (each holds its partial open).
+pub const GETS_AHEAD: usize = 64;
+/// Whole puts sent before the first is answered; more than the server holds for one commit
+/// (`MAX_HELD`), so the server commits because its batch is full, not because the client
+/// stopped to wait.
+pub const PUTS_AHEAD: usize = 256;
+/// Files up to this size are put `whole` (pipelined, not resumable); larger ones resumably.
+pub const WHOLE_PUT_MAX: u64 = 4 << 20;
+/// Received files made durable together, at most.
+const COMMIT_EVERY: usize = 256;
 
 /// What a tree transfer did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,10 +50,17 @@ pub struct TreeReport {
     pub up_to_date: Vec<String>,
 }
 
+/// Whether the connection is still in step after `e` (the request was answered whole), so the
+/// answers to the requests behind it can still be read.
+fn in_step(e: &ClientError) -> bool {
+    matches!(e, ClientError::Server(_) | ClientError::Integrity(_))
+}
+
 /// Downloads the remote directory `remote` into `target` (created if needed).
 ///
 /// # Errors
-/// The first failing file or directory.
+/// The first failing file or directory (the files before it, and those already asked for
+/// behind it, are kept).
 pub async fn get_tree<S>(
     conn: &mut Connection<S>,
     remote: &str,
@@ -51,6 +80,7 @@ where
     };
     std::fs::create_dir_all(target).map_err(local_err(target))?;
     let mut dirs = Vec::new();
+    let mut wanted = Vec::new();
     for entry in &entries {
         let local = local_path(target, &entry.path)?;
         match entry.kind {
@@ -65,15 +95,48 @@ where
                     report.up_to_date.push(entry.path.clone());
                     continue;
                 }
-                let transfer =
-                    client::get_file(conn, &remote_path, &local, algorithm, progress).await?;
-                report.files.push((entry.path.clone(), transfer));
+                wanted.push((entry.path.clone(), remote_path, local));
             }
             FileKind::Symlink => report.skipped.push((entry.path.clone(), "symlink".into())),
             FileKind::Other => report
                 .skipped
                 .push((entry.path.clone(), "not a regular file".into())),
         }
+    }
+    let mut wanted = wanted.into_iter();
+    let mut asked: VecDeque<(String, PathBuf, AskedGet)> = VecDeque::new();
+    let mut received: Vec<(String, Transfer, Sealed, PathBuf)> = Vec::new();
+    let mut failed: Option<ClientError> = None;
+    loop {
+        while failed.is_none() && asked.len() < GETS_AHEAD {
+            let Some((rel, remote_path, local)) = wanted.next() else {
+                break;
+            };
+            match client::ask_get(conn, &remote_path, &local, algorithm).await {
+                Ok(one) => asked.push_back((rel, local, one)),
+                Err(e) => failed = Some(e),
+            }
+        }
+        let Some((rel, local, one)) = asked.pop_front() else {
+            break;
+        };
+        match client::receive_get(conn, one, progress).await {
+            Ok((transfer, verified)) => {
+                let sealed = seal(verified, &local).await?;
+                received.push((rel, transfer, sealed, local));
+                if received.len() >= COMMIT_EVERY {
+                    commit_received(&mut received, &mut report).await?;
+                }
+            }
+            Err(e) if in_step(&e) => {
+                failed.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    commit_received(&mut received, &mut report).await?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     // Deepest first, so setting a parent's mtime is not undone by a child.
     dirs.sort_by_key(|(path, _, _)| std::cmp::Reverse(path.components().count()));
@@ -83,6 +146,48 @@ where
             .map_err(local_err(&dir))?;
     }
     Ok(report)
+}
+
+/// Applies the server's mode and mtime to a verified partial, which then waits for a commit.
+async fn seal(verified: VerifiedGet, local: &Path) -> Result<Sealed, ClientError> {
+    let name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let VerifiedGet {
+        partial,
+        mode,
+        mtime_ns,
+    } = verified;
+    crate::transfer::blocking(move || partial.seal(&name, Some(mode), Some(mtime_ns)))
+        .await?
+        .map_err(|source| ClientError::Local {
+            path: local.to_path_buf(),
+            source,
+        })
+}
+
+/// Makes the received files durable and renames them into place; each joins the report.
+async fn commit_received(
+    received: &mut Vec<(String, Transfer, Sealed, PathBuf)>,
+    report: &mut TreeReport,
+) -> Result<(), ClientError> {
+    if received.is_empty() {
+        return Ok(());
+    }
+    let (sealed, rest): (Vec<Sealed>, Vec<(String, Transfer, PathBuf)>) = received
+        .drain(..)
+        .map(|(rel, transfer, sealed, local)| (sealed, (rel, transfer, local)))
+        .unzip();
+    let results = crate::transfer::blocking(move || commit_all(sealed)).await?;
+    for (result, (rel, transfer, local)) in results.into_iter().zip(rest) {
+        result.map_err(|source| ClientError::Local {
+            path: local,
+            source,
+        })?;
+        report.files.push((rel, transfer));
+    }
+    Ok(())
 }
 
 /// Where a listed entry goes under `target`. The path comes from the server, so it gets the
@@ -100,10 +205,65 @@ fn local_path(target: &Path, listed: &str) -> Result<PathBuf, ClientError> {
         .fold(target.to_path_buf(), |path, name| path.join(name)))
 }
 
+/// A local tree, walked before anything is sent.
+#[derive(Default)]
+struct LocalTree {
+    /// Each directory's relative path (`""` the top), mode and mtime.
+    dirs: Vec<(String, u32, i64)>,
+    /// Each regular file's relative path, local path and size.
+    files: Vec<(String, PathBuf, u64)>,
+}
+
+/// Walks `source` (depth first, names sorted), noting what cannot be sent in `report`.
+fn walk(source: &Path, report: &mut TreeReport) -> Result<LocalTree, ClientError> {
+    let local_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ClientError::Local { path, source }
+    };
+    let mut tree = LocalTree::default();
+    let mut pending: Vec<(PathBuf, String)> = vec![(source.to_path_buf(), String::new())];
+    while let Some((dir, rel_dir)) = pending.pop() {
+        let meta = std::fs::metadata(&dir).map_err(local_err(&dir))?;
+        tree.dirs.push((
+            rel_dir.clone(),
+            meta.permissions().mode() & 0o7777,
+            crate::transfer::metadata::mtime_ns(&meta),
+        ));
+        let mut children: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(local_err(&dir))?
+            .filter_map(Result::ok)
+            .collect();
+        children.sort_by_key(std::fs::DirEntry::file_name);
+        for child in children {
+            let Some(name) = child.file_name().to_str().map(str::to_string) else {
+                let shown = child.file_name().to_string_lossy().into_owned();
+                report
+                    .skipped
+                    .push((join_remote(&rel_dir, &shown), "name is not UTF-8".into()));
+                continue;
+            };
+            let rel = join_remote(&rel_dir, &name);
+            let kind = child.file_type().map_err(local_err(&child.path()))?;
+            if kind.is_dir() {
+                pending.push((child.path(), rel));
+            } else if kind.is_file() {
+                let size = child.metadata().map_err(local_err(&child.path()))?.len();
+                tree.files.push((rel, child.path(), size));
+            } else if kind.is_symlink() {
+                report.skipped.push((rel, "symlink".into()));
+            } else {
+                report.skipped.push((rel, "not a regular file".into()));
+            }
+        }
+    }
+    Ok(tree)
+}
+
 /// Uploads the local directory `source` to `remote` (created if needed).
 ///
 /// # Errors
-/// The first failing file or directory.
+/// The first failing file or directory (the files before it, and those already sent behind
+/// it, are kept).
 pub async fn put_tree<S>(
     conn: &mut Connection<S>,
     hashes: &HashCache,
@@ -117,8 +277,15 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut report = TreeReport::default();
-    let mut dirs = Vec::new();
-    client::mkdir(conn, remote, None, None).await?;
+    let tree = walk(source, &mut report)?;
+    // Parents before children: the walk met them in that order.
+    let made: Vec<(String, Option<u32>, Option<i64>)> = tree
+        .dirs
+        .iter()
+        .map(|(rel, _, _)| (join_remote(remote, rel), None, None))
+        .collect();
+    client::mkdir_all(conn, &made).await?;
+    report.dirs = tree.dirs.len() as u64 - 1;
     // What the server already holds, to skip what is the same (one listing, not one per file).
     let held: HashMap<String, FileEntry> = if check == Check::Never {
         HashMap::new()
@@ -129,70 +296,81 @@ where
             .map(|e| (e.path.clone(), e))
             .collect()
     };
-    let mut pending: Vec<(PathBuf, String)> = vec![(source.to_path_buf(), String::new())];
-    while let Some((dir, rel_dir)) = pending.pop() {
-        let meta = std::fs::metadata(&dir).map_err(|e| ClientError::Local {
-            path: dir.clone(),
-            source: e,
-        })?;
-        dirs.push((
-            rel_dir.clone(),
-            meta.permissions().mode() & 0o7777,
-            crate::transfer::metadata::mtime_ns(&meta),
-        ));
-        let mut children: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(|e| ClientError::Local {
-                path: dir.clone(),
-                source: e,
-            })?
-            .filter_map(Result::ok)
-            .collect();
-        children.sort_by_key(|c| c.file_name());
-        for child in children {
-            let Some(name) = child.file_name().to_str().map(str::to_string) else {
-                let shown = child.file_name().to_string_lossy().into_owned();
-                report
-                    .skipped
-                    .push((join_remote(&rel_dir, &shown), "name is not UTF-8".into()));
-                continue;
-            };
-            let rel = join_remote(&rel_dir, &name);
-            let kind = child.file_type().map_err(|e| ClientError::Local {
-                path: child.path(),
-                source: e,
-            })?;
-            if kind.is_dir() {
-                client::mkdir(conn, &join_remote(remote, &rel), None, None).await?;
-                report.dirs += 1;
-                pending.push((child.path(), rel));
-            } else if kind.is_file() {
-                let target = join_remote(remote, &rel);
-                if client::is_same(conn, &target, held.get(&rel), &child.path(), check).await? {
-                    report.up_to_date.push(rel);
-                    continue;
-                }
-                let transfer = client::put_file(
-                    conn,
-                    hashes,
-                    &child.path(),
-                    &join_remote(remote, &rel),
-                    algorithm,
-                    progress,
-                )
-                .await?;
-                report.files.push((rel, transfer));
-            } else if kind.is_symlink() {
-                report.skipped.push((rel, "symlink".into()));
-            } else {
-                report.skipped.push((rel, "not a regular file".into()));
-            }
+    let mut to_send = Vec::new();
+    for (rel, path, size) in tree.files {
+        let target = join_remote(remote, &rel);
+        if client::is_same(conn, &target, held.get(&rel), &path, check).await? {
+            report.up_to_date.push(rel);
+        } else {
+            to_send.push((rel, path, size, target));
         }
     }
-    dirs.sort_by_key(|(rel, _, _)| {
+    let mut sent: VecDeque<(String, SentPut)> = VecDeque::new();
+    let mut failed: Option<ClientError> = None;
+    for (rel, path, size, target) in to_send {
+        if failed.is_some() {
+            break;
+        }
+        if size > WHOLE_PUT_MAX {
+            // The resumable exchange waits for answers: the ones before it come first.
+            answers(conn, &mut sent, 0, &mut report, &mut failed).await?;
+            if failed.is_some() {
+                break;
+            }
+            match client::put_file(conn, hashes, &path, &target, algorithm, progress).await {
+                Ok(transfer) => report.files.push((rel, transfer)),
+                Err(e) if in_step(&e) => failed = Some(e),
+                Err(e) => return Err(e),
+            }
+            continue;
+        }
+        let one = client::send_whole_put(conn, hashes, &path, &target, algorithm, progress).await?;
+        sent.push_back((rel, one));
+        answers(conn, &mut sent, PUTS_AHEAD - 1, &mut report, &mut failed).await?;
+    }
+    answers(conn, &mut sent, 0, &mut report, &mut failed).await?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let mut finished: Vec<(String, Option<u32>, Option<i64>)> = tree
+        .dirs
+        .into_iter()
+        .map(|(rel, mode, mtime)| (rel, Some(mode), Some(mtime)))
+        .collect();
+    // Deepest first, so setting a parent's mtime is not undone by a child.
+    finished.sort_by_key(|(rel, _, _)| {
         std::cmp::Reverse(rel.matches('/').count() + usize::from(!rel.is_empty()))
     });
-    for (rel, mode, mtime) in dirs {
-        client::mkdir(conn, &join_remote(remote, &rel), Some(mode), Some(mtime)).await?;
+    for entry in &mut finished {
+        entry.0 = join_remote(remote, &entry.0);
     }
+    client::mkdir_all(conn, &finished).await?;
     Ok(report)
+}
+
+/// Reads answers to sent puts until at most `keep` are unanswered; a refusal is kept in
+/// `failed` (the first one) and the rest are still read.
+async fn answers<S>(
+    conn: &mut Connection<S>,
+    sent: &mut VecDeque<(String, SentPut)>,
+    keep: usize,
+    report: &mut TreeReport,
+    failed: &mut Option<ClientError>,
+) -> Result<(), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while sent.len() > keep {
+        let Some((rel, one)) = sent.pop_front() else {
+            break;
+        };
+        match client::receive_put(conn, &one).await {
+            Ok(transfer) => report.files.push((rel, transfer)),
+            Err(e) if in_step(&e) => {
+                failed.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

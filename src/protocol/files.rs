@@ -137,6 +137,11 @@ pub struct Put {
     /// The whole-file hash to prove the transfer with.
     #[serde(default)]
     pub hash: HashAlgorithm,
+    /// The client sends every byte right behind the request, then `put_end`, without waiting
+    /// for `put_ready` (none comes) and without `put_start`: no resume, no round trip, so a
+    /// client can pipeline many small files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole: bool,
 }
 
 /// Server → client: the server holds `offset` bytes of an earlier attempt whose hash is

@@ -16,6 +16,7 @@ use super::accept::{AcceptError, accept_transport};
 use super::handshake::{HandshakeContext, HandshakeError, server_handshake};
 use crate::connection::{BoxedStream, Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Message, Refusal};
+use crate::services::files::held_puts::HeldPuts;
 use crate::services::{self, CloseReason, RequestError, SessionContext};
 use crate::shutdown::Shutdown;
 use crate::stall::StallGuard;
@@ -158,13 +159,40 @@ async fn request_loop(
 ) -> SessionEnd {
     // Whether the last request was an exec that has ended (its input may still be in flight).
     let mut after_exec = false;
+    // Verified pipelined puts waiting for one commit (`HeldPuts`): committed as soon as the
+    // client stops sending, so no answer waits on a client that waits for it.
+    let mut held = HeldPuts::default();
     loop {
-        let next = tokio::select! {
-            _ = shutdown.begin.cancelled() => {
-                goodbye(conn, "server shutting down").await;
-                return SessionEnd::Shutdown;
+        let waiting = if held.is_empty() {
+            None
+        } else {
+            // One poll: a request already here keeps the batch growing.
+            match tokio::time::timeout(Duration::ZERO, conn.read_message()).await {
+                Ok(next) => Some(next),
+                Err(_) => {
+                    if let Err(e) = held.commit(conn).await {
+                        return e.into();
+                    }
+                    None
+                }
             }
-            next = tokio::time::timeout(state.limits.idle_timeout(), conn.read_message()) => next,
+        };
+        let whole_put = matches!(&waiting, Some(Ok(Message::Put(put))) if put.whole);
+        if !held.is_empty()
+            && (!whole_put || held.is_full())
+            && let Err(e) = held.commit(conn).await
+        {
+            return e.into();
+        }
+        let next = match waiting {
+            Some(next) => Ok(next),
+            None => tokio::select! {
+                _ = shutdown.begin.cancelled() => {
+                    goodbye(conn, "server shutting down").await;
+                    return SessionEnd::Shutdown;
+                }
+                next = tokio::time::timeout(state.limits.idle_timeout(), conn.read_message()) => next,
+            },
         };
         let request = match next {
             Err(_) => {
@@ -203,7 +231,7 @@ async fn request_loop(
             return SessionEnd::Revoked;
         }
         after_exec = matches!(request, Message::Exec(_));
-        if let Err(e) = services::dispatch(conn, request, ctx).await {
+        if let Err(e) = services::dispatch(conn, request, ctx, &mut held).await {
             return e.into();
         }
     }

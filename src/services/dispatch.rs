@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::files::held_puts::HeldPuts;
 use super::request_error::RequestError;
 use super::{SessionContext, chat, echo, exec, files};
 use crate::connection::Connection;
@@ -23,11 +24,12 @@ pub async fn dispatch<S>(
     conn: &mut Connection<S>,
     request: Message,
     ctx: &SessionContext,
+    held: &mut HeldPuts,
 ) -> Result<(), RequestError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let served = serve(conn, request, ctx).await;
+    let served = serve(conn, request, ctx, held).await;
     match served {
         Ok(()) => Ok(()),
         Err(RequestError::Refused(refusal)) => {
@@ -48,6 +50,7 @@ async fn serve<S>(
     conn: &mut Connection<S>,
     request: Message,
     ctx: &SessionContext,
+    held: &mut HeldPuts,
 ) -> Result<(), RequestError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -62,8 +65,20 @@ where
         | Message::Mkdir(_)
         | Message::Rename(_)
         | Message::Remove(_)) => {
-            let _slot = file_request_slot(ctx)?;
-            serve_file_request(conn, request, ctx).await
+            let _slot = match file_request_slot(ctx) {
+                Ok(slot) => slot,
+                Err(refusal) => {
+                    if let Message::Put(put) = &request
+                        && put.whole
+                    {
+                        // Its bytes are on their way: read past them so the refusal is in step.
+                        files::put::skip_whole_put(conn, put.size).await?;
+                        held.commit(conn).await?;
+                    }
+                    return Err(refusal.into());
+                }
+            };
+            serve_file_request(conn, request, ctx, held).await
         }
         other => Err(Refusal::new(
             ErrorCode::UnexpectedMessage,
@@ -78,6 +93,7 @@ async fn serve_file_request<S>(
     conn: &mut Connection<S>,
     request: Message,
     ctx: &SessionContext,
+    held: &mut HeldPuts,
 ) -> Result<(), RequestError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -85,7 +101,7 @@ where
     match request {
         Message::List(list) => files::list::serve_list(conn, list, ctx).await,
         Message::Get(get) => files::get::serve_get(conn, get, ctx).await,
-        Message::Put(put) => files::put::serve_put(conn, put, ctx).await,
+        Message::Put(put) => files::put::serve_put(conn, put, ctx, held).await,
         Message::Mkdir(mkdir) => files::directories::serve_mkdir(conn, mkdir, ctx).await,
         Message::Rename(rename) => files::directories::serve_rename(conn, rename, ctx).await,
         Message::Remove(remove) => files::directories::serve_remove(conn, remove, ctx).await,

@@ -22,6 +22,14 @@ impl Hasher {
         }
     }
 
+    /// The algorithm it computes.
+    pub fn algorithm(&self) -> HashAlgorithm {
+        match self {
+            Hasher::Blake3(_) => HashAlgorithm::Blake3,
+            Hasher::Sha256(_) => HashAlgorithm::Sha256,
+        }
+    }
+
     /// Adds `bytes`.
     pub fn update(&mut self, bytes: &[u8]) {
         match self {

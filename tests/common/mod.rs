@@ -573,3 +573,23 @@ pub fn send_signal(pid: u32, signal: rustix::process::Signal) {
         .unwrap();
     rustix::process::kill_process(pid, signal).unwrap();
 }
+
+/// Every partial file (`.NAME.ferry-part…`) anywhere under `dir`.
+pub fn partials_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if entry.file_name().to_string_lossy().contains(".ferry-part") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}

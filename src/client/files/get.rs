@@ -1,6 +1,6 @@
 //! `get` from the client's side: the receiver's end of a transfer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -28,6 +28,58 @@ pub async fn get_file<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let asked = ask_get(conn, remote, target, algorithm).await?;
+    let (transfer, verified) = receive_get(conn, asked, progress).await?;
+    let finish_at = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (mode, mtime_ns) = (verified.mode, verified.mtime_ns);
+    blocking(move || {
+        verified
+            .partial
+            .finish(&finish_at, Some(mode), Some(mtime_ns))
+    })
+    .await?
+    .map_err(local(target))?;
+    Ok(transfer)
+}
+
+/// A `get` sent and not yet answered: the partial it will fill and what it offered to resume.
+pub struct AskedGet {
+    remote: String,
+    target: PathBuf,
+    algorithm: HashAlgorithm,
+    partial: Partial,
+    offer: Offer,
+}
+
+/// A file received whole and verified, still in its partial: the caller makes it durable and
+/// renames it into place (alone with [`Partial::finish`], or with others).
+pub struct VerifiedGet {
+    /// The partial holding the verified bytes.
+    pub partial: Partial,
+    /// The server's mode and mtime for the file.
+    pub mode: u32,
+    #[allow(missing_docs)]
+    pub mtime_ns: i64,
+}
+
+/// Opens `target`'s partial and sends the `get` for `remote`, offering what the partial holds;
+/// the answer is read by [`receive_get`]. Many may be asked before the first answer is read:
+/// the server answers requests in order.
+///
+/// # Errors
+/// Local I/O, a broken connection.
+pub async fn ask_get<S>(
+    conn: &mut Connection<S>,
+    remote: &str,
+    target: &Path,
+    algorithm: HashAlgorithm,
+) -> Result<AskedGet, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let opened_at = target.to_path_buf();
     let (partial, offer) = blocking(move || -> std::io::Result<_> {
         let mut partial = Partial::open(&opened_at)?;
@@ -43,6 +95,36 @@ where
         prefix_hash: offer.prefix_hash.clone(),
     }))
     .await?;
+    Ok(AskedGet {
+        remote: remote.to_string(),
+        target: target.to_path_buf(),
+        algorithm,
+        partial,
+        offer,
+    })
+}
+
+/// Reads the answer to `asked`: the data into its partial, then the server's hash, compared
+/// with the hash of what the partial holds. A mismatch keeps nothing.
+///
+/// # Errors
+/// The server's refusal, a hash mismatch, local I/O, a broken connection.
+pub async fn receive_get<S>(
+    conn: &mut Connection<S>,
+    asked: AskedGet,
+    progress: &mut dyn Progress,
+) -> Result<(Transfer, VerifiedGet), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let AskedGet {
+        remote,
+        target,
+        algorithm,
+        partial,
+        offer,
+    } = asked;
+    let target = target.as_path();
     let ready = match conn.read_message().await? {
         Message::GetReady(ready) if offer.allows(ready.offset) && ready.offset <= ready.size => {
             ready
@@ -69,7 +151,7 @@ where
     })
     .await?
     .map_err(local(target))?;
-    progress.begin(remote, size, offset);
+    progress.begin(&remote, size, offset);
     let received = chunks::receive_file(conn, writer, size - offset, hasher, &mut |n| {
         progress.advance(n)
     })
@@ -87,19 +169,19 @@ where
             algorithm.name()
         )));
     }
-    let finish_at = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    blocking(move || partial.finish(&finish_at, Some(mode), Some(mtime_ns)))
-        .await?
-        .map_err(local(target))?;
-    Ok(Transfer {
-        size,
-        resumed_from: offset,
-        hash: ours,
-        algorithm,
-    })
+    Ok((
+        Transfer {
+            size,
+            resumed_from: offset,
+            hash: ours,
+            algorithm,
+        },
+        VerifiedGet {
+            partial,
+            mode,
+            mtime_ns,
+        },
+    ))
 }
 
 /// Downloads `remote` into `writer` (stdout, a pipe), verified at the end: no partial, no

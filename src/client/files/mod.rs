@@ -6,8 +6,8 @@ mod get;
 mod put;
 
 pub use compare::{Check, is_same};
-pub use get::{get_file, get_to_writer};
-pub use put::put_file;
+pub use get::{AskedGet, VerifiedGet, ask_get, get_file, get_to_writer, receive_get};
+pub use put::{SentPut, put_file, receive_put, send_whole_put};
 
 use std::path::{Path, PathBuf};
 
@@ -228,6 +228,40 @@ where
     }))
     .await?;
     expect_done(conn).await
+}
+
+/// Sends `mkdir` for every `(path, mode, mtime_ns)` at once and then reads every answer (the
+/// server answers in order, so a parent made before its child stays so): one round trip for
+/// a whole tree's directories.
+///
+/// # Errors
+/// The first refusal (every answer is still read), or a broken connection.
+pub async fn mkdir_all<S>(
+    conn: &mut Connection<S>,
+    dirs: &[(String, Option<u32>, Option<i64>)],
+) -> Result<(), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    for (path, mode, mtime_ns) in dirs {
+        conn.write_message(&Message::Mkdir(Mkdir {
+            path: path.clone(),
+            mode: *mode,
+            mtime_ns: *mtime_ns,
+        }))
+        .await?;
+    }
+    let mut first = None;
+    for _ in dirs {
+        match expect_done(conn).await {
+            Ok(()) => {}
+            Err(e @ ClientError::Server(_)) => {
+                first.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 async fn expect_done<S>(conn: &mut Connection<S>) -> Result<(), ClientError>

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,6 +16,7 @@ use crate::protocol::{
 };
 use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
 use crate::transfer::hash_cache::{Fingerprint, HashCache};
+use crate::transfer::hashing::Hasher;
 use crate::transfer::resume;
 
 /// Uploads `source` to `remote`, resuming after the server's verified prefix.
@@ -50,6 +51,7 @@ where
         mode: meta.permissions().mode() & 0o7777,
         mtime_ns: crate::transfer::metadata::mtime_ns(&meta),
         hash: algorithm,
+        whole: false,
     }))
     .await?;
     let (held, theirs) = match conn.read_message().await? {
@@ -68,37 +70,22 @@ where
     .await?;
     conn.write_message(&Message::PutStart(PutStart { offset: start }))
         .await?;
-    progress.begin(remote, size, start);
-    let chunk = CHUNK.min(conn.max_data_payload());
-    let known = hashes.lookup(opened, algorithm);
-    let cached = known.is_some();
-    let how = known.map_or(SendHash::Compute(hasher), SendHash::Known);
-    let sent = chunks::send_file(
+    let ours = send_bytes(
         conn,
-        file,
-        opened,
+        hashes,
+        Opened {
+            file,
+            fingerprint: opened,
+            at: opened_at,
+            source,
+        },
         start,
-        size - start,
-        how,
-        chunk,
-        &mut |n| progress.advance(n),
+        size,
+        hasher,
+        progress,
+        remote,
     )
-    .await;
-    progress.end();
-    let ours = match sent {
-        Ok(hash) => hash,
-        Err(e) => {
-            if let TransferError::FileChanged | TransferError::Local(_) = e {
-                // The server waits for the rest of the data: tell it why none will come.
-                let why = Refusal::new(ErrorCode::Io, format!("the client could not send: {e}"));
-                let _ = conn.write_message(&Message::Error(why)).await;
-            }
-            return Err(transfer_error(source, e));
-        }
-    };
-    if !cached {
-        hashes.remember(opened, opened_at, algorithm, &ours);
-    }
+    .await?;
     conn.write_message(&Message::PutEnd(PutEnd { hash: ours.clone() }))
         .await?;
     match conn.read_message().await? {
@@ -110,6 +97,158 @@ where
         }),
         Message::PutDone(PutDone { hash, .. }) => Err(ClientError::Integrity(format!(
             "the server stored {hash} but we sent {ours}"
+        ))),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A local file opened for sending: its fingerprint and when it was taken.
+struct Opened<'a> {
+    file: File,
+    fingerprint: Fingerprint,
+    at: SystemTime,
+    source: &'a Path,
+}
+
+/// Sends bytes `start..size` of the file, hashed as they go or with the hash cache's answer,
+/// and returns the whole file's hash. If the file cannot be read or changed, the server is
+/// told (an `error`: it waits for bytes that will not come) before the error is returned.
+#[allow(clippy::too_many_arguments)] // The steps of one send; a struct would only rename them.
+async fn send_bytes<S>(
+    conn: &mut Connection<S>,
+    hashes: &HashCache,
+    opened: Opened<'_>,
+    start: u64,
+    size: u64,
+    hasher: Hasher,
+    progress: &mut dyn Progress,
+    remote: &str,
+) -> Result<String, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let algorithm = hasher.algorithm();
+    let known = hashes.lookup(opened.fingerprint, algorithm);
+    let cached = known.is_some();
+    let how = known.map_or(SendHash::Compute(hasher), SendHash::Known);
+    progress.begin(remote, size, start);
+    let chunk = CHUNK.min(conn.max_data_payload());
+    let sent = chunks::send_file(
+        conn,
+        opened.file,
+        opened.fingerprint,
+        start,
+        size - start,
+        how,
+        chunk,
+        &mut |n| progress.advance(n),
+    )
+    .await;
+    progress.end();
+    match sent {
+        Ok(hash) => {
+            if !cached {
+                hashes.remember(opened.fingerprint, opened.at, algorithm, &hash);
+            }
+            Ok(hash)
+        }
+        Err(e) => {
+            if let TransferError::FileChanged | TransferError::Local(_) = e {
+                // The server waits for the rest of the data: tell it why none will come.
+                let why = Refusal::new(ErrorCode::Io, format!("the client could not send: {e}"));
+                let _ = conn.write_message(&Message::Error(why)).await;
+            }
+            Err(transfer_error(opened.source, e))
+        }
+    }
+}
+
+/// A `whole` put sent (request, bytes, `put_end`) and not yet answered.
+pub struct SentPut {
+    /// The local file.
+    pub source: PathBuf,
+    /// Where it goes.
+    pub remote: String,
+    size: u64,
+    hash: String,
+    algorithm: HashAlgorithm,
+}
+
+/// Sends `source` to `remote` as a `whole` put (PROTOCOL.md 5.6): the request, every byte and
+/// `put_end` at once, without waiting for an answer, so many small files can be pipelined;
+/// [`receive_put`] reads the answer. No resume: meant for files small enough to resend.
+///
+/// # Errors
+/// Local I/O (the server is told), a broken connection.
+pub async fn send_whole_put<S>(
+    conn: &mut Connection<S>,
+    hashes: &HashCache,
+    source: &Path,
+    remote: &str,
+    algorithm: HashAlgorithm,
+    progress: &mut dyn Progress,
+) -> Result<SentPut, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let file = File::open(source).map_err(local(source))?;
+    let meta = file.metadata().map_err(local(source))?;
+    if !meta.is_file() {
+        return Err(ClientError::Local {
+            path: source.to_path_buf(),
+            source: std::io::Error::other("not a regular file"),
+        });
+    }
+    let size = meta.len();
+    let opened = Opened {
+        file,
+        fingerprint: Fingerprint::of(&meta),
+        at: SystemTime::now(),
+        source,
+    };
+    conn.write_message(&Message::Put(Put {
+        path: remote.to_string(),
+        size,
+        mode: meta.permissions().mode() & 0o7777,
+        mtime_ns: crate::transfer::metadata::mtime_ns(&meta),
+        hash: algorithm,
+        whole: true,
+    }))
+    .await?;
+    let hasher = Hasher::new(algorithm);
+    let hash = send_bytes(conn, hashes, opened, 0, size, hasher, progress, remote).await?;
+    conn.write_message(&Message::PutEnd(PutEnd { hash: hash.clone() }))
+        .await?;
+    Ok(SentPut {
+        source: source.to_path_buf(),
+        remote: remote.to_string(),
+        size,
+        hash,
+        algorithm,
+    })
+}
+
+/// Reads the answer to a [`send_whole_put`].
+///
+/// # Errors
+/// The server's refusal (`integrity` included), a broken connection.
+pub async fn receive_put<S>(
+    conn: &mut Connection<S>,
+    sent: &SentPut,
+) -> Result<Transfer, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match conn.read_message().await? {
+        Message::PutDone(PutDone { hash, .. }) if hash == sent.hash => Ok(Transfer {
+            size: sent.size,
+            resumed_from: 0,
+            hash,
+            algorithm: sent.algorithm,
+        }),
+        Message::PutDone(PutDone { hash, .. }) => Err(ClientError::Integrity(format!(
+            "the server stored {hash} but we sent {}",
+            sent.hash
         ))),
         other => Err(unexpected(other)),
     }

@@ -156,6 +156,7 @@ fn samples() -> Vec<Message> {
             mode: 0o600,
             mtime_ns: 7,
             hash: HashAlgorithm::Blake3,
+            whole: false,
         }),
         Message::PutReady(PutReady {
             offset: 0,

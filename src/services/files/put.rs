@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::held_puts::HeldPuts;
 use super::sandbox::{Sandbox, io_error};
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{
-    ErrorCode, Message, Permission, Put, PutDone, PutEnd, PutReady, PutStart, Refusal,
+    ErrorCode, Frame, Message, Permission, Put, PutDone, PutEnd, PutReady, PutStart, Refusal,
 };
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, TransferError};
@@ -30,10 +31,14 @@ pub async fn serve_put<S>(
     conn: &mut Connection<S>,
     request: Put,
     ctx: &SessionContext,
+    held: &mut HeldPuts,
 ) -> Result<(), RequestError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    if request.whole {
+        return serve_whole_put(conn, request, ctx, held).await;
+    }
     ctx.need(Permission::Write, "put")?;
     let upload = Upload::open(&ctx.sandbox, request).await?;
     let (upload, offer) = upload.offer().await?;
@@ -73,6 +78,123 @@ where
     conn.write_message(&Message::PutDone(PutDone { size, hash: ours }))
         .await?;
     Ok(())
+}
+
+/// Serves one `whole` put: the bytes and `put_end` follow the request at once. Every refusal
+/// is answered only after what the client already sent for this put was read (so the next
+/// request is in step), and after the held puts before it were answered (so answers keep the
+/// requests' order). A verified file is held for the next commit, which answers it.
+async fn serve_whole_put<S>(
+    conn: &mut Connection<S>,
+    request: Put,
+    ctx: &SessionContext,
+    held: &mut HeldPuts,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let size = request.size;
+    let prepared = async {
+        ctx.need(Permission::Write, "put")?;
+        Upload::open(&ctx.sandbox, request)
+            .await?
+            .ensure_space(0)
+            .await
+    }
+    .await;
+    let upload = match prepared {
+        Ok(upload) => upload,
+        Err(RequestError::Refused(refusal)) => {
+            skip_whole_put(conn, size).await?;
+            held.commit(conn).await?;
+            return Err(refusal.into());
+        }
+        Err(other) => return Err(other),
+    };
+    let received = upload.receive(conn, 0, Offer::nothing()).await;
+    let (upload, ours) = match received {
+        Ok(received) => received,
+        Err(RequestError::Refused(refusal)) => {
+            // The data was read to its end: only `put_end` is left of this put.
+            expect_put_end(conn).await?;
+            held.commit(conn).await?;
+            return Err(refusal.into());
+        }
+        Err(other) => return Err(other),
+    };
+    let theirs = expect_put_end(conn).await?;
+    let path = upload.request.path.clone();
+    if ours != theirs {
+        held.commit(conn).await?;
+        return upload.finish(&ours, &theirs).await;
+    }
+    if held.is_full() {
+        held.commit(conn).await?;
+    }
+    let Upload {
+        request,
+        target,
+        partial,
+    } = upload;
+    let (mode, mtime) = (request.mode, request.mtime_ns);
+    let sealed = off_runtime(move || partial.seal(&target, Some(mode), Some(mtime))).await?;
+    match sealed {
+        Ok(sealed) => {
+            held.hold(sealed, PutDone { size, hash: ours }, path);
+            Ok(())
+        }
+        Err(e) => {
+            held.commit(conn).await?;
+            Err(Refusal::new(ErrorCode::Io, format!("cannot finish '{path}': {e}")).into())
+        }
+    }
+}
+
+/// Reads `put_end`, the last message of a put.
+async fn expect_put_end<S>(conn: &mut Connection<S>) -> Result<String, RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match conn.read_message().await? {
+        Message::PutEnd(PutEnd { hash }) => Ok(hash),
+        Message::Error(refusal) => Err(RequestError::Abandoned(refusal)),
+        other => Err(RequestError::OutOfStep(Refusal::new(
+            ErrorCode::UnexpectedMessage,
+            format!("expected 'put_end', got '{}'", other.kind()),
+        ))),
+    }
+}
+
+/// Reads and drops the `size` bytes and the `put_end` of a refused whole put.
+///
+/// # Errors
+/// The data did not match its announced size (the session ends), or the connection failed.
+pub async fn skip_whole_put<S>(conn: &mut Connection<S>, size: u64) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut left = size;
+    while left > 0 {
+        match conn.read_frame().await? {
+            Some(Frame::Data {
+                channel: 0,
+                payload,
+            }) if payload.len() as u64 <= left => left -= payload.len() as u64,
+            Some(Frame::Message(body))
+                if matches!(Message::parse(&body), Ok(Message::Error(_))) =>
+            {
+                return Ok(());
+            }
+            None => return Err(ConnectionError::Closed.into()),
+            Some(_) => {
+                return Err(RequestError::OutOfStep(Refusal::new(
+                    ErrorCode::BadMessage,
+                    format!("a whole put of {size} bytes broke off; the session ends"),
+                )));
+            }
+        }
+    }
+    expect_put_end(conn).await.map(|_| ())
 }
 
 /// An upload between its `put` and its `put_done`.

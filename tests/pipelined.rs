@@ -1,0 +1,223 @@
+//! Pipelined requests: `whole` puts sent back to back are answered in order, each refusal in
+//! its place with the session still in step; trees of many small files go both ways whole,
+//! verified, and with no partial left behind.
+
+mod common;
+
+use std::path::Path;
+
+use common::{TestServer, config_with_user, pattern, raw_session};
+use ferry::client::files::NoProgress;
+use ferry::config::ServerConfig;
+use ferry::protocol::{ErrorCode, HashAlgorithm, Message, Permission, Ping, Put, PutEnd};
+use ferry::transfer::chunks::CHUNK;
+use tokio::net::TcpStream;
+
+fn blake3_hex(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// Sends one whole put of `bytes` to `path` without reading anything; `claim` is the hash
+/// announced in `put_end` (the true one unless a test lies).
+async fn send_whole(
+    conn: &mut ferry::connection::Connection<TcpStream>,
+    path: &str,
+    bytes: &[u8],
+    claim: &str,
+) {
+    conn.write_message(&Message::Put(Put {
+        path: path.into(),
+        size: bytes.len() as u64,
+        mode: 0o640,
+        mtime_ns: 1_600_000_000_000_000_000,
+        hash: HashAlgorithm::Blake3,
+        whole: true,
+    }))
+    .await
+    .unwrap();
+    for chunk in bytes.chunks(64 * 1024) {
+        conn.write_data(0, chunk).await.unwrap();
+    }
+    conn.write_message(&Message::PutEnd(PutEnd { hash: claim.into() }))
+        .await
+        .unwrap();
+}
+
+fn writable() -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.anonymous.allow = vec![Permission::Read, Permission::Write];
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_puts_are_answered_in_order_and_a_refused_one_leaves_the_session_in_step() {
+    let server = TestServer::start_plaintext(writable()).await;
+    let root = server.dir.path().join("root");
+    std::fs::create_dir(root.join("a_dir")).unwrap();
+    let mut conn = raw_session(server.addr).await;
+    let files: Vec<Vec<u8>> = (0..200).map(|i| pattern(100 + i * 37, i as u64)).collect();
+    let large = pattern(3 * CHUNK + 1, 99);
+    // All of it is written before a single answer is read: the server must not wait for the
+    // client to read, nor answer out of order.
+    let mut expected = Vec::new();
+    for (i, bytes) in files.iter().enumerate() {
+        let (path, claim, outcome) = match i {
+            // A directory is in the way: refused before the data, which is still read past.
+            50 => (
+                "a_dir".to_string(),
+                blake3_hex(bytes),
+                Err(ErrorCode::NotAFile),
+            ),
+            // The client lies about the hash: refused after the data.
+            120 => (format!("f{i}"), "0".repeat(64), Err(ErrorCode::Integrity)),
+            // Outside the root.
+            150 => (
+                "../escape".to_string(),
+                blake3_hex(bytes),
+                Err(ErrorCode::BadPath),
+            ),
+            _ => (format!("f{i}"), blake3_hex(bytes), Ok(())),
+        };
+        send_whole(&mut conn, &path, bytes, &claim).await;
+        expected.push((path, outcome));
+        if i == 100 {
+            send_whole(&mut conn, "large", &large, &blake3_hex(&large)).await;
+            expected.push(("large".into(), Ok(())));
+        }
+    }
+    conn.write_message(&Message::Ping(Ping { seq: 7 }))
+        .await
+        .unwrap();
+    for (path, outcome) in &expected {
+        match (conn.read_message().await.unwrap(), outcome) {
+            (Message::PutDone(done), Ok(())) => {
+                let on_disk = std::fs::read(root.join(path)).unwrap();
+                assert_eq!(done.hash, blake3_hex(&on_disk), "{path}");
+                assert_eq!(done.size, on_disk.len() as u64, "{path}");
+            }
+            (Message::Error(refusal), Err(code)) => assert_eq!(refusal.code, *code, "{path}"),
+            (other, outcome) => panic!("{path}: expected {outcome:?}, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        conn.read_message().await.unwrap(),
+        Message::Pong(p) if p.seq == 7
+    ));
+    for (i, bytes) in files.iter().enumerate() {
+        let path = root.join(format!("f{i}"));
+        match i {
+            50 | 150 => {}
+            120 => assert!(!path.exists(), "a file that failed its hash is not kept"),
+            _ => {
+                assert_eq!(&std::fs::read(&path).unwrap(), bytes, "f{i}");
+                use std::os::unix::fs::PermissionsExt;
+                let meta = std::fs::metadata(&path).unwrap();
+                assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+            }
+        }
+    }
+    assert_eq!(std::fs::read(root.join("large")).unwrap(), large);
+    assert!(
+        common::partials_under(&root).is_empty(),
+        "{:?}",
+        common::partials_under(&root)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_put_without_the_right_is_refused_in_step() {
+    let mut config = ServerConfig::default();
+    config.anonymous.allow = vec![Permission::Read];
+    let server = TestServer::start_plaintext(config).await;
+    let mut conn = raw_session(server.addr).await;
+    let bytes = pattern(5 * CHUNK, 1);
+    send_whole(&mut conn, "nope", &bytes, &blake3_hex(&bytes)).await;
+    conn.write_message(&Message::Ping(Ping { seq: 1 }))
+        .await
+        .unwrap();
+    assert!(matches!(
+        conn.read_message().await.unwrap(),
+        Message::Error(r) if r.code == ErrorCode::PermissionDenied
+    ));
+    assert!(matches!(
+        conn.read_message().await.unwrap(),
+        Message::Pong(_)
+    ));
+    assert!(!server.dir.path().join("root").join("nope").exists());
+}
+
+/// Writes a tree of `small` files of a few KiB over a few directories, plus files on both
+/// sides of the `whole` put limit; returns each file's relative path and bytes.
+fn tree(dir: &Path, small: usize) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for i in 0..small {
+        files.push((
+            format!("d{}/s{i}", i % 7),
+            pattern(1 + i * 13 % 9000, i as u64),
+        ));
+    }
+    files.push(("big/at_limit".into(), pattern(4 << 20, 1)));
+    files.push(("big/over_limit".into(), pattern((4 << 20) + 1, 2)));
+    files.push(("empty".into(), Vec::new()));
+    for (rel, bytes) in &files {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trees_of_many_small_files_go_both_ways_whole_and_verified() {
+    let (config, token) = config_with_user("writer", "read,write");
+    let server = TestServer::start(config).await;
+    let root = server.dir.path().join("root");
+    let work = tempfile::tempdir().unwrap();
+    // More files than one pipelined window, one server batch and one client commit.
+    let files = tree(&work.path().join("src"), 700);
+    let mut client = server.client(Some(token)).await;
+    let put = client
+        .files()
+        .put_tree(
+            &work.path().join("src"),
+            "up",
+            HashAlgorithm::Blake3,
+            ferry::client::files::Check::Never,
+            &mut NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.files.len(), files.len());
+    let got = client
+        .files()
+        .get_tree(
+            "up",
+            &work.path().join("back"),
+            HashAlgorithm::Blake3,
+            ferry::client::files::Check::Never,
+            &mut NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.files.len(), files.len());
+    for (rel, bytes) in &files {
+        assert_eq!(
+            &std::fs::read(root.join("up").join(rel)).unwrap(),
+            bytes,
+            "{rel}"
+        );
+        assert_eq!(
+            &std::fs::read(work.path().join("back").join(rel)).unwrap(),
+            bytes,
+            "{rel}"
+        );
+    }
+    for (rel, transfer) in got.files.iter().chain(&put.files) {
+        let bytes = &files.iter().find(|(r, _)| r == rel).unwrap().1;
+        assert_eq!(transfer.hash, blake3_hex(bytes), "{rel}");
+    }
+    assert!(common::partials_under(&root).is_empty());
+    assert!(common::partials_under(work.path()).is_empty());
+    // The session is still in step.
+    client.ping(1).await.unwrap();
+}

@@ -19,12 +19,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::ClientError;
 use super::files::{
-    self as client, AskedGet, Check, Progress, SentPut, Transfer, VerifiedGet, join_remote,
+    self as client, AskedGet, Check, Progress, SentPut, SmallGet, Transfer, VerifiedGet,
+    join_remote,
 };
 use crate::connection::Connection;
 use crate::protocol::{FileEntry, FileKind, HashAlgorithm};
 use crate::transfer::hash_cache::HashCache;
-use crate::transfer::partial::{Sealed, commit_all};
+use crate::transfer::partial::{Partial, Sealed, commit_all};
+use std::io::Write;
 
 /// Gets asked before the first is answered (each holds its partial open).
 pub const GETS_AHEAD: usize = 64;
@@ -36,6 +38,11 @@ pub const PUTS_AHEAD: usize = 256;
 pub const WHOLE_PUT_MAX: u64 = 4 << 20;
 /// Received files made durable together, at most.
 const COMMIT_EVERY: usize = 256;
+/// Files listed at most this large are received into memory and written in batches.
+pub const SMALL_GET: u64 = 64 * 1024;
+/// Small files (and their bytes) held in memory before they are written, at most.
+const SMALL_WRITES: usize = 64;
+const SMALL_WRITE_BYTES: usize = 4 << 20;
 
 /// What a tree transfer did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,7 +102,7 @@ where
                     report.up_to_date.push(entry.path.clone());
                     continue;
                 }
-                wanted.push((entry.path.clone(), remote_path, local));
+                wanted.push((entry.path.clone(), remote_path, local, entry.size));
             }
             FileKind::Symlink => report.skipped.push((entry.path.clone(), "symlink".into())),
             FileKind::Other => report
@@ -104,15 +111,25 @@ where
         }
     }
     let mut wanted = wanted.into_iter();
-    let mut asked: VecDeque<(String, PathBuf, AskedGet)> = VecDeque::new();
+    let mut asked: VecDeque<(String, PathBuf, Asked)> = VecDeque::new();
+    let mut small = SmallWrites::default();
     let mut received: Vec<(String, Transfer, Sealed, PathBuf)> = Vec::new();
     let mut failed: Option<ClientError> = None;
     loop {
         while failed.is_none() && asked.len() < GETS_AHEAD {
-            let Some((rel, remote_path, local)) = wanted.next() else {
+            let Some((rel, remote_path, local, size)) = wanted.next() else {
                 break;
             };
-            match client::ask_get(conn, &remote_path, &local, algorithm).await {
+            let one = if size <= SMALL_GET {
+                client::ask_small_get(conn, &remote_path, algorithm)
+                    .await
+                    .map(|()| Asked::Small(remote_path))
+            } else {
+                client::ask_get(conn, &remote_path, &local, algorithm)
+                    .await
+                    .map(Asked::Large)
+            };
+            match one {
                 Ok(one) => asked.push_back((rel, local, one)),
                 Err(e) => failed = Some(e),
             }
@@ -120,20 +137,35 @@ where
         let Some((rel, local, one)) = asked.pop_front() else {
             break;
         };
-        match client::receive_get(conn, one, progress).await {
-            Ok((transfer, verified)) => {
-                let sealed = seal(verified, &local).await?;
-                received.push((rel, transfer, sealed, local));
-                if received.len() >= COMMIT_EVERY {
-                    commit_received(&mut received, &mut report).await?;
-                }
+        let outcome = match one {
+            Asked::Small(remote_path) => {
+                client::receive_small_get(conn, &remote_path, algorithm, progress)
+                    .await
+                    .map(|(transfer, got)| small.push(rel, local, transfer, got))
             }
+            Asked::Large(one) => {
+                client::receive_get(conn, one, progress)
+                    .await
+                    .map(|(transfer, verified)| {
+                        received.push((rel, transfer, seal(verified, &local), local));
+                    })
+            }
+        };
+        match outcome {
+            Ok(()) => {}
             Err(e) if in_step(&e) => {
                 failed.get_or_insert(e);
             }
             Err(e) => return Err(e),
         }
+        if small.is_full() {
+            received.extend(small.write().await?);
+        }
+        if received.len() >= COMMIT_EVERY {
+            commit_received(&mut received, &mut report).await?;
+        }
     }
+    received.extend(small.write().await?);
     commit_received(&mut received, &mut report).await?;
     if let Some(e) = failed {
         return Err(e);
@@ -148,8 +180,69 @@ where
     Ok(report)
 }
 
-/// Applies the server's mode and mtime to a verified partial, which then waits for a commit.
-async fn seal(verified: VerifiedGet, local: &Path) -> Result<Sealed, ClientError> {
+/// A get asked for and not yet answered.
+enum Asked {
+    /// A small file, received into memory (its remote path).
+    Small(String),
+    /// A larger one, received into its partial.
+    Large(AskedGet),
+}
+
+/// Small files received into memory, written to their partials together in one trip to a
+/// blocking thread.
+#[derive(Default)]
+struct SmallWrites {
+    files: Vec<(String, PathBuf, Transfer, SmallGet)>,
+    bytes: usize,
+}
+
+impl SmallWrites {
+    fn push(&mut self, rel: String, local: PathBuf, transfer: Transfer, got: SmallGet) {
+        self.bytes += got.bytes.len();
+        self.files.push((rel, local, transfer, got));
+    }
+
+    fn is_full(&self) -> bool {
+        self.files.len() >= SMALL_WRITES || self.bytes >= SMALL_WRITE_BYTES
+    }
+
+    /// Writes every held file into its partial, sealed for the next commit.
+    async fn write(&mut self) -> Result<Vec<(String, Transfer, Sealed, PathBuf)>, ClientError> {
+        let files = std::mem::take(&mut self.files);
+        self.bytes = 0;
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        crate::transfer::blocking(move || {
+            files
+                .into_iter()
+                .map(|(rel, local, transfer, got)| {
+                    let written = (|| -> std::io::Result<Sealed> {
+                        let mut partial = Partial::open(&local)?;
+                        partial.keep(0)?;
+                        partial.writer()?.write_all(&got.bytes)?;
+                        let name = local
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        Ok(partial.seal(&name, Some(got.mode), Some(got.mtime_ns)))
+                    })();
+                    match written {
+                        Ok(sealed) => Ok((rel, transfer, sealed, local)),
+                        Err(source) => Err(ClientError::Local {
+                            path: local,
+                            source,
+                        }),
+                    }
+                })
+                .collect()
+        })
+        .await?
+    }
+}
+
+/// A verified partial with the server's mode and mtime, waiting for a commit.
+fn seal(verified: VerifiedGet, local: &Path) -> Sealed {
     let name = local
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -159,12 +252,7 @@ async fn seal(verified: VerifiedGet, local: &Path) -> Result<Sealed, ClientError
         mode,
         mtime_ns,
     } = verified;
-    crate::transfer::blocking(move || partial.seal(&name, Some(mode), Some(mtime_ns)))
-        .await?
-        .map_err(|source| ClientError::Local {
-            path: local.to_path_buf(),
-            source,
-        })
+    partial.seal(&name, Some(mode), Some(mtime_ns))
 }
 
 /// Makes the received files durable and renames them into place; each joins the report.

@@ -209,7 +209,7 @@ pub async fn receive_file<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut writeback = Writeback::of(&file);
+    let mut writeback = Writeback::of(&file, len);
     let mut writer = Some(ChunkWriter { file, hasher });
     let mut pending: Option<(PendingWrite, u64)> = None;
     let mut failed: Option<std::io::Error> = None;

@@ -215,22 +215,16 @@ impl Partial {
         Ok(())
     }
 
-    /// The first half of [`Partial::finish`] for a file that is made durable together with
-    /// others ([`commit_all`]): its mode and mtime applied, nothing synced or renamed yet.
-    ///
-    /// # Errors
-    /// The metadata cannot be applied.
-    pub fn seal(
-        self,
-        target: &str,
-        mode: Option<u32>,
-        mtime_ns: Option<i64>,
-    ) -> std::io::Result<Sealed> {
-        apply_metadata(&self.file, mode, mtime_ns)?;
-        Ok(Sealed {
+    /// Hands a verified partial over to be made durable and renamed together with others
+    /// ([`commit_all`], which applies `mode` and `mtime_ns` first, as [`Partial::finish`]
+    /// does). No I/O here: a batch does all of it in one trip to a blocking thread.
+    pub fn seal(self, target: &str, mode: Option<u32>, mtime_ns: Option<i64>) -> Sealed {
+        Sealed {
             partial: self,
             target: target.to_string(),
-        })
+            mode,
+            mtime_ns,
+        }
     }
 
     /// Deletes the partial (its bytes failed verification), if its name still holds it.
@@ -340,6 +334,8 @@ pub fn hash_prefix(
 pub struct Sealed {
     partial: Partial,
     target: String,
+    mode: Option<u32>,
+    mtime_ns: Option<i64>,
 }
 
 impl Sealed {
@@ -356,24 +352,40 @@ impl Sealed {
 /// the bench machine against 12,500 without; a batch pays for one. The result of each, in
 /// order.
 pub fn commit_all(sealed: Vec<Sealed>) -> Vec<std::io::Result<()>> {
+    // Each partial's metadata applied, and its device and inode noted for the checks below.
+    let applied: Vec<std::io::Result<(u64, u64)>> = sealed
+        .iter()
+        .map(|s| {
+            apply_metadata(&s.partial.file, s.mode, s.mtime_ns)?;
+            let meta = s.partial.file.metadata()?;
+            Ok((meta.dev(), meta.ino()))
+        })
+        .collect();
     let Some(first) = sealed.first() else {
         return Vec::new();
     };
     let synced = rustix::fs::syncfs(first.partial.dir.as_fd()).map_err(std::io::Error::from);
     // Every partial must be on the file system the first one is on for that `syncfs` to
     // cover it; one elsewhere (a mount inside the tree) is synced on its own.
-    let fs_of = |s: &Sealed| s.partial.file.metadata().map(|m| m.dev()).ok();
-    let first_dev = fs_of(first);
+    let first_dev = applied
+        .iter()
+        .find_map(|a| a.as_ref().ok().map(|(dev, _)| *dev));
     let results: Vec<std::io::Result<()>> = sealed
         .iter()
-        .map(|s| {
+        .zip(&applied)
+        .map(|(s, applied)| {
+            let (dev, ino) = match applied {
+                Ok(id) => *id,
+                Err(e) => return Err(std::io::Error::new(e.kind(), e.to_string())),
+            };
             if let Err(e) = &synced {
                 return Err(std::io::Error::new(e.kind(), e.to_string()));
             }
-            if fs_of(s) != first_dev {
+            if Some(dev) != first_dev {
                 s.partial.file.sync_all()?;
             }
-            if !s.partial.still_named()? {
+            let named = lstat_at(s.partial.dir.as_fd(), &s.partial.name)?;
+            if !named.is_some_and(|named| named.dev() == dev && named.ino() == ino) {
                 return Err(std::io::Error::other(
                     "the partial file was replaced while it was written; nothing was kept",
                 ));
@@ -388,9 +400,10 @@ pub fn commit_all(sealed: Vec<Sealed>) -> Vec<std::io::Result<()>> {
         })
         .collect();
     let _ = rustix::fs::syncfs(first.partial.dir.as_fd());
-    // Renames to another file system's directories were not covered by that sync.
-    for (s, result) in sealed.iter().zip(&results) {
-        if result.is_ok() && fs_of(s) != first_dev {
+    // Renames in directories of another file system were not covered by that sync.
+    for ((s, result), applied) in sealed.iter().zip(&results).zip(&applied) {
+        let dev = applied.as_ref().ok().map(|(dev, _)| *dev);
+        if result.is_ok() && dev != first_dev {
             let _ = rustix::fs::fsync(s.partial.dir.as_fd());
         }
     }

@@ -32,12 +32,13 @@ pub struct Writeback {
 }
 
 impl Writeback {
-    /// Background syncs for `file`; none when it is not a regular file or cannot be duplicated
-    /// (the final `fsync` then does all the work, as before).
-    pub fn of(file: &File) -> Self {
-        let file = file
-            .metadata()
-            .ok()
+    /// Background syncs for `file`, which will receive `len` bytes; none when that is less
+    /// than [`EVERY`] (nothing to overlap: no syscall is spent), or the file is not a regular
+    /// file or cannot be duplicated (the final `fsync` then does all the work, as before).
+    pub fn of(file: &File, len: u64) -> Self {
+        let file = (len >= EVERY)
+            .then(|| file.metadata().ok())
+            .flatten()
             .filter(std::fs::Metadata::is_file)
             .and_then(|_| file.try_clone().ok());
         Writeback {

@@ -8,7 +8,8 @@ use super::{Progress, Transfer, blocking, local, transfer_error};
 use crate::client::ClientError;
 use crate::client::error::unexpected;
 use crate::connection::Connection;
-use crate::protocol::{Get, GetEnd, GetReady, HashAlgorithm, Message};
+use crate::connection::ConnectionError;
+use crate::protocol::{Frame, Get, GetEnd, GetReady, HashAlgorithm, Message};
 use crate::transfer::chunks;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::partial::Partial;
@@ -52,6 +53,9 @@ pub struct AskedGet {
     algorithm: HashAlgorithm,
     partial: Partial,
     offer: Offer,
+    /// The partial emptied and a handle to write it, when nothing was offered (the answer can
+    /// then only start at 0): made in the same trip to a blocking thread as the partial.
+    writer: Option<std::fs::File>,
 }
 
 /// A file received whole and verified, still in its partial: the caller makes it durable and
@@ -81,10 +85,16 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let opened_at = target.to_path_buf();
-    let (partial, offer) = blocking(move || -> std::io::Result<_> {
+    let (partial, offer, writer) = blocking(move || -> std::io::Result<_> {
         let mut partial = Partial::open(&opened_at)?;
         let offer = Offer::of(&mut partial, algorithm, u64::MAX);
-        Ok((partial, offer))
+        let writer = if offer.offset == 0 {
+            partial.keep(0)?;
+            Some(partial.writer()?)
+        } else {
+            None
+        };
+        Ok((partial, offer, writer))
     })
     .await?
     .map_err(local(target))?;
@@ -101,6 +111,7 @@ where
         algorithm,
         partial,
         offer,
+        writer,
     })
 }
 
@@ -123,6 +134,7 @@ where
         algorithm,
         partial,
         offer,
+        writer,
     } = asked;
     let target = target.as_path();
     let ready = match conn.read_message().await? {
@@ -143,14 +155,17 @@ where
         offset,
     } = ready;
     let hasher = offer.hasher_for(offset, algorithm);
-    let (partial, writer) = blocking(move || -> std::io::Result<_> {
-        let mut partial = partial;
-        partial.keep(offset)?;
-        let writer = partial.writer()?;
-        Ok((partial, writer))
-    })
-    .await?
-    .map_err(local(target))?;
+    let (partial, writer) = match writer {
+        Some(writer) if offset == 0 => (partial, writer),
+        _ => blocking(move || -> std::io::Result<_> {
+            let mut partial = partial;
+            partial.keep(offset)?;
+            let writer = partial.writer()?;
+            Ok((partial, writer))
+        })
+        .await?
+        .map_err(local(target))?,
+    };
     progress.begin(&remote, size, offset);
     let received = chunks::receive_file(conn, writer, size - offset, hasher, &mut |n| {
         progress.advance(n)
@@ -234,4 +249,119 @@ where
         hash: ours,
         algorithm,
     })
+}
+
+/// The most a [`receive_small_get`] holds in memory: a file listed small that grew past this
+/// before it was sent is refused rather than buffered.
+pub const SMALL_GET_CAP: u64 = 16 << 20;
+
+/// A file received whole into memory and verified.
+pub struct SmallGet {
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// The server's mode and mtime for it.
+    pub mode: u32,
+    #[allow(missing_docs)]
+    pub mtime_ns: i64,
+}
+
+/// Sends a `get` of the whole of `remote` with no partial behind it: for a file known to be
+/// small, whose answer [`receive_small_get`] reads into memory. A tree's small files then cost
+/// no trip to a blocking thread each (their writes are batched), and nothing to resume.
+///
+/// # Errors
+/// A broken connection.
+pub async fn ask_small_get<S>(
+    conn: &mut Connection<S>,
+    remote: &str,
+    algorithm: HashAlgorithm,
+) -> Result<(), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    conn.write_message(&Message::Get(Get {
+        path: remote.to_string(),
+        hash: algorithm,
+        offset: 0,
+        prefix_hash: None,
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Reads the answer to an [`ask_small_get`] into memory and verifies it.
+///
+/// # Errors
+/// The server's refusal, a hash mismatch, a file larger than [`SMALL_GET_CAP`], a broken
+/// connection.
+pub async fn receive_small_get<S>(
+    conn: &mut Connection<S>,
+    remote: &str,
+    algorithm: HashAlgorithm,
+    progress: &mut dyn Progress,
+) -> Result<(Transfer, SmallGet), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let ready = match conn.read_message().await? {
+        Message::GetReady(ready) if ready.offset == 0 => ready,
+        other => return Err(unexpected(other)),
+    };
+    if ready.size > SMALL_GET_CAP {
+        return Err(ClientError::Protocol(format!(
+            "{remote} grew to {} bytes after it was listed; run the copy again",
+            ready.size
+        )));
+    }
+    progress.begin(remote, ready.size, 0);
+    let mut bytes = Vec::with_capacity(usize::try_from(ready.size).unwrap_or(0));
+    let mut hasher = Hasher::new(algorithm);
+    while (bytes.len() as u64) < ready.size {
+        let payload = match conn.read_frame().await? {
+            Some(Frame::Data {
+                channel: 0,
+                payload,
+            }) if (bytes.len() + payload.len()) as u64 <= ready.size => payload,
+            Some(Frame::Message(body)) => {
+                return Err(unexpected(
+                    Message::parse(&body).map_err(|e| ClientError::Protocol(e.to_string()))?,
+                ));
+            }
+            None => return Err(ConnectionError::Closed.into()),
+            Some(_) => {
+                return Err(ClientError::Protocol(format!(
+                    "{remote}: data out of step with the {} bytes announced",
+                    ready.size
+                )));
+            }
+        };
+        hasher.update(&payload);
+        bytes.extend_from_slice(&payload);
+        progress.advance(payload.len() as u64);
+    }
+    progress.end();
+    let ours = hasher.finish_hex();
+    let theirs = match conn.read_message().await? {
+        Message::GetEnd(GetEnd { hash }) => hash,
+        other => return Err(unexpected(other)),
+    };
+    if ours != theirs {
+        return Err(ClientError::Integrity(format!(
+            "{remote} arrived corrupted ({} {ours}, server said {theirs}); nothing was kept",
+            algorithm.name()
+        )));
+    }
+    Ok((
+        Transfer {
+            size: ready.size,
+            resumed_from: 0,
+            hash: ours,
+            algorithm,
+        },
+        SmallGet {
+            bytes,
+            mode: ready.mode,
+            mtime_ns: ready.mtime_ns,
+        },
+    ))
 }

@@ -6,7 +6,10 @@ mod get;
 mod put;
 
 pub use compare::{Check, is_same};
-pub use get::{AskedGet, VerifiedGet, ask_get, get_file, get_to_writer, receive_get};
+pub use get::{
+    AskedGet, SMALL_GET_CAP, SmallGet, VerifiedGet, ask_get, ask_small_get, get_file,
+    get_to_writer, receive_get, receive_small_get,
+};
 pub use put::{SentPut, put_file, receive_put, send_whole_put};
 
 use std::path::{Path, PathBuf};

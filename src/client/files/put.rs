@@ -1,6 +1,7 @@
 //! `put` from the client's side: the sender's end of a transfer.
 
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -10,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Progress, Transfer, blocking, local, transfer_error};
 use crate::client::ClientError;
 use crate::client::error::unexpected;
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{
     ErrorCode, HashAlgorithm, Message, Put, PutDone, PutEnd, PutReady, PutStart, Refusal,
 };
@@ -163,6 +164,10 @@ where
     }
 }
 
+/// Files up to this size are read and hashed in the trip that opens them and sent with one
+/// write (request, bytes, `put_end`).
+const SMALL_PUT: u64 = 64 * 1024;
+
 /// A `whole` put sent (request, bytes, `put_end`) and not yet answered.
 pub struct SentPut {
     /// The local file.
@@ -191,30 +196,72 @@ pub async fn send_whole_put<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let file = File::open(source).map_err(local(source))?;
-    let meta = file.metadata().map_err(local(source))?;
-    if !meta.is_file() {
-        return Err(ClientError::Local {
-            path: source.to_path_buf(),
-            source: std::io::Error::other("not a regular file"),
-        });
-    }
+    let at = SystemTime::now();
+    let path = source.to_path_buf();
+    // One trip to a blocking thread opens the file and, when it is small, reads and hashes it.
+    let (file, meta, small) = blocking(move || -> std::io::Result<_> {
+        let file = File::open(&path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        let small = if meta.len() <= SMALL_PUT {
+            let mut bytes = Vec::new();
+            (&file).read_to_end(&mut bytes)?;
+            let now = file.metadata()?;
+            if bytes.len() as u64 != meta.len() || Fingerprint::of(&now) != Fingerprint::of(&meta) {
+                return Err(std::io::Error::other(
+                    "the file changed while it was being sent",
+                ));
+            }
+            let mut hasher = Hasher::new(algorithm);
+            hasher.update(&bytes);
+            Some((bytes, hasher.finish_hex()))
+        } else {
+            None
+        };
+        Ok((file, meta, small))
+    })
+    .await?
+    .map_err(local(source))?;
     let size = meta.len();
-    let opened = Opened {
-        file,
-        fingerprint: Fingerprint::of(&meta),
-        at: SystemTime::now(),
-        source,
-    };
-    conn.write_message(&Message::Put(Put {
+    let put = Message::Put(Put {
         path: remote.to_string(),
         size,
         mode: meta.permissions().mode() & 0o7777,
         mtime_ns: crate::transfer::metadata::mtime_ns(&meta),
         hash: algorithm,
         whole: true,
-    }))
-    .await?;
+    });
+    if let Some((bytes, hash)) = small {
+        // Request, bytes and `put_end` in one write.
+        progress.begin(remote, size, 0);
+        let mut batch = conn.batch();
+        batch.message(&put).map_err(ConnectionError::Io)?;
+        if !bytes.is_empty() {
+            batch.data(0, &bytes).map_err(ConnectionError::Io)?;
+        }
+        batch
+            .message(&Message::PutEnd(PutEnd { hash: hash.clone() }))
+            .map_err(ConnectionError::Io)?;
+        conn.write_batch(batch).await.map_err(ConnectionError::Io)?;
+        progress.advance(size);
+        progress.end();
+        return Ok(SentPut {
+            source: source.to_path_buf(),
+            remote: remote.to_string(),
+            size,
+            hash,
+            algorithm,
+        });
+    }
+    let opened = Opened {
+        file,
+        fingerprint: Fingerprint::of(&meta),
+        at,
+        source,
+    };
+    conn.write_message(&put).await?;
     let hasher = Hasher::new(algorithm);
     let hash = send_bytes(conn, hashes, opened, 0, size, hasher, progress, remote).await?;
     conn.write_message(&Message::PutEnd(PutEnd { hash: hash.clone() }))

@@ -10,7 +10,7 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Message, PutDone, Refusal};
 use crate::services::{RequestError, off_runtime};
 use crate::transfer::partial::{Sealed, commit_all};
@@ -59,6 +59,7 @@ impl HeldPuts {
             .map(|(sealed, done, path)| (sealed, (done, path)))
             .unzip();
         let results = off_runtime(move || commit_all(sealed)).await?;
+        let mut batch = conn.batch();
         for (result, (done, path)) in results.into_iter().zip(answers) {
             let answer = match result {
                 Ok(()) => Message::PutDone(done),
@@ -67,8 +68,9 @@ impl HeldPuts {
                     format!("cannot finish '{path}': {e}"),
                 )),
             };
-            conn.write_message(&answer).await?;
+            batch.message(&answer).map_err(ConnectionError::Io)?;
         }
+        conn.write_batch(batch).await.map_err(ConnectionError::Io)?;
         Ok(())
     }
 }

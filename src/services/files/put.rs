@@ -19,8 +19,10 @@ use crate::protocol::{
 };
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, TransferError};
-use crate::transfer::partial::Partial;
+use crate::transfer::hashing::Hasher;
+use crate::transfer::partial::{Partial, Sealed};
 use crate::transfer::resume::Offer;
+use std::io::Write;
 
 /// Serves one `put`.
 ///
@@ -94,6 +96,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let size = request.size;
+    if size <= SMALL_PUT {
+        return serve_small_put(conn, request, ctx, held).await;
+    }
     let prepared = async {
         ctx.need(Permission::Write, "put")?;
         Upload::open(&ctx.sandbox, request)
@@ -136,16 +141,115 @@ where
         target,
         partial,
     } = upload;
-    let (mode, mtime) = (request.mode, request.mtime_ns);
-    let sealed = off_runtime(move || partial.seal(&target, Some(mode), Some(mtime))).await?;
-    match sealed {
+    let sealed = partial.seal(&target, Some(request.mode), Some(request.mtime_ns));
+    held.hold(sealed, PutDone { size, hash: ours }, path);
+    Ok(())
+}
+
+/// Whole puts of at most this many bytes are read into memory first, then written, checked
+/// and sealed in one trip to a blocking thread.
+pub const SMALL_PUT: u64 = 64 * 1024;
+
+/// A small whole put: the bytes and `put_end` are read (and hashed) first, then one trip to a
+/// blocking thread opens the partial beneath the root, writes and seals it. Every refusal
+/// therefore comes after all of the put was read, in step.
+async fn serve_small_put<S>(
+    conn: &mut Connection<S>,
+    request: Put,
+    ctx: &SessionContext,
+    held: &mut HeldPuts,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Err(refusal) = ctx.need(Permission::Write, "put") {
+        skip_whole_put(conn, request.size).await?;
+        held.commit(conn).await?;
+        return Err(refusal.into());
+    }
+    let path = request.path.clone();
+    let mut bytes = Vec::with_capacity(usize::try_from(request.size).unwrap_or(0));
+    let mut hasher = Hasher::new(request.hash);
+    while (bytes.len() as u64) < request.size {
+        match conn.read_frame().await? {
+            Some(Frame::Data {
+                channel: 0,
+                payload,
+            }) if (bytes.len() + payload.len()) as u64 <= request.size => {
+                hasher.update(&payload);
+                bytes.extend_from_slice(&payload);
+            }
+            None => return Err(ConnectionError::Closed.into()),
+            Some(other) => {
+                if let Frame::Message(body) = &other
+                    && let Ok(Message::Error(refusal)) = Message::parse(body)
+                {
+                    return Err(RequestError::Abandoned(refusal));
+                }
+                return Err(RequestError::OutOfStep(Refusal::new(
+                    ErrorCode::BadMessage,
+                    format!(
+                        "put of '{path}' broke off: data out of step with its size; the session ends"
+                    ),
+                )));
+            }
+        }
+    }
+    let theirs = expect_put_end(conn).await?;
+    let ours = hasher.finish_hex();
+    if ours != theirs {
+        held.commit(conn).await?;
+        let algorithm = request.hash.name();
+        return Err(Refusal::new(
+            ErrorCode::Integrity,
+            format!("'{path}' arrived corrupted ({algorithm} {ours}, sender said {theirs}); nothing was kept"),
+        )
+        .into());
+    }
+    if held.is_full() {
+        held.commit(conn).await?;
+    }
+    let sandbox = ctx.sandbox.clone();
+    let wanted = path.clone();
+    let (mode, mtime_ns) = (request.mode, request.mtime_ns);
+    let written = off_runtime(move || -> Result<Sealed, Refusal> {
+        let (target, mut partial) = open_put(&sandbox, &wanted)?;
+        let write = |partial: &mut Partial| -> io::Result<()> {
+            partial.keep(0)?;
+            partial.writer()?.write_all(&bytes)
+        };
+        match write(&mut partial) {
+            Ok(()) => Ok(partial.seal(&target, Some(mode), Some(mtime_ns))),
+            Err(e) => {
+                partial.discard();
+                let code = if is_disk_full(&e) {
+                    ErrorCode::NoSpace
+                } else {
+                    ErrorCode::Io
+                };
+                Err(Refusal::new(
+                    code,
+                    format!("cannot write '{wanted}': {e}; nothing was kept"),
+                ))
+            }
+        }
+    })
+    .await?;
+    match written {
         Ok(sealed) => {
-            held.hold(sealed, PutDone { size, hash: ours }, path);
+            held.hold(
+                sealed,
+                PutDone {
+                    size: request.size,
+                    hash: ours,
+                },
+                path,
+            );
             Ok(())
         }
-        Err(e) => {
+        Err(refusal) => {
             held.commit(conn).await?;
-            Err(Refusal::new(ErrorCode::Io, format!("cannot finish '{path}': {e}")).into())
+            Err(refusal.into())
         }
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 1 GiB get and put on loopback, file in page cache: ferry (plaintext and TLS, verified) side by
 # side with nc (no verification: the floor), scp, sftp and rsync over a loopback sshd, and iperf3
-# as the ceiling, and the limit derived from this machine's cost of each step a verified
+# as the ceiling, sendme (BLAKE3-verified, QUIC), and the limit derived from this machine's cost of each step a verified
 # transfer must take (examples/step_costs.rs; bench/README.md). Prints medians and ratios.
 # Usage: bench/files.sh [SIZE_MIB] [RUNS]
 source "$(dirname "$0")/lib.sh"
@@ -9,7 +9,6 @@ size_mib=${1:-1024}
 runs=${2:-5}
 need hyperfine hyperfine
 need nc netcat-openbsd
-need sshd openssh-server
 need rsync rsync
 need iperf3 iperf3
 
@@ -21,8 +20,10 @@ head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/root/in.bin"
 cp "$work/root/in.bin" "$work/local/up.bin"
 cat "$work/root/in.bin" "$work/local/up.bin" >/dev/null # page cache
 "$ferry" serve --listen 127.0.0.1:0 --root "$work/root" --state "$work/tls" --config "$config" >/dev/null 2>"$work/tls.log" </dev/null &
+tls_pid=$!
 bench_pids+=($!)
 "$ferry" serve --listen 127.0.0.1:0 --root "$work/root" --state "$work/plain" --config "$config" --plaintext >/dev/null 2>"$work/plain.log" </dev/null &
+plain_pid=$!
 bench_pids+=($!)
 for _ in $(seq 100); do
   tls=$(grep -o 'listening on [0-9.:]*' "$work/tls.log" | cut -d' ' -f3 || true)
@@ -34,26 +35,31 @@ done
 
 # nc: a receiver loop writing to a file; each run sends the file once (-N: half-close, then
 # wait for the receiver to finish).
-nc_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-
-# A private sshd for scp and rsync.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
-mkdir -p "$work/ssh" && cp "$work/client_key.pub" "$work/ssh/authorized_keys"
-mkdir -p /run/sshd
-/usr/sbin/sshd -D -p "$port" -o ListenAddress=127.0.0.1 -h "$work/host_key" \
-  -o AuthorizedKeysFile="$work/ssh/authorized_keys" -o PasswordAuthentication=no \
-  -o StrictModes=no -o UsePAM=no -o PidFile="$work/sshd.pid" 2>"$work/sshd.log" &
-bench_pids+=($!)
-ssh_opts="-i $work/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o GSSAPIAuthentication=no -q"
-for _ in $(seq 100); do ssh -p "$port" $ssh_opts 127.0.0.1 true 2>/dev/null && break; sleep 0.1; done
+nc_port=$(free_port)
+start_sshd
+port=$ssh_port
 
 iperf3 -s -B 127.0.0.1 -p "$nc_port" -1 >/dev/null 2>&1 &
 sleep 0.3
 ceiling=$(iperf3 -c 127.0.0.1 -p "$nc_port" -t 3 -J 2>/dev/null | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/8e6))' || echo "?")
 (while true; do nc -l 127.0.0.1 "$nc_port" >"$work/local/nc.out"; done) >/dev/null 2>&1 &
 bench_pids+=($!)
+
+# sendme (iroh-blobs: BLAKE3-verified streaming over QUIC), relay disabled, on loopback. It
+# imports (hashes) the file once when it starts sending; that time is reported on its own.
+sendme_cmd=""
+if command -v sendme >/dev/null 2>&1 || cargo install sendme --locked --quiet >/dev/null 2>&1; then
+  mkdir -p "$work/sm"
+  sendme_started=$(date +%s.%N)
+  (cd "$work" && sendme send --relay disabled --ticket-type addresses --no-progress "$work/root/in.bin" >"$work/sendme.out" 2>&1 &)
+  for _ in $(seq 600); do grep -q 'sendme receive' "$work/sendme.out" 2>/dev/null && break; sleep 0.05; done
+  sendme_import=$(python3 -c "import time; print(f'{time.time() - $sendme_started:.1f}')")
+  ticket=$(grep -o 'blob[a-z0-9]*' "$work/sendme.out" | head -1)
+  bench_pids+=($(pgrep -f "sendme send" | head -1))
+  [ -n "$ticket" ] && sendme_cmd="cd $work/sm && sendme receive --relay disabled --no-progress $ticket"
+else
+  echo "(sendme could not be installed: left out)"
+fi
 
 cargo run --release --quiet --example step_costs -- "$size_mib" --json >"$work/limit.json"
 machine
@@ -67,7 +73,7 @@ print(f"derived limit on {l['cores']} cores (bench/README.md): verified plaintex
 PY
 # Untimed before each run: clean the targets, and wait until nc listens again (LISTEN = 0A).
 listening="grep -qi ':$(printf %04X "$nc_port") 00000000:0000 0A' /proc/net/tcp"
-rm_out="rm -f $work/local/out.bin $work/local/.out.bin.ferry-part $work/root/up.bin; until $listening; do sleep 0.01; done"
+rm_out="rm -rf $work/local/out.bin $work/local/.out.bin.ferry-part $work/root/up.bin $work/sm/in.bin $work/sm/.sendme-*; until $listening; do sleep 0.01; done"
 sftp_get="sftp $ssh_opts -P $port -b - 127.0.0.1 <<< 'get $work/root/in.bin $work/local/out.bin'"
 sftp_put="sftp $ssh_opts -P $port -b - 127.0.0.1 <<< 'put $work/local/up.bin $work/root/up.bin'"
 hyperfine --shell=bash --warmup 1 --runs "$runs" --prepare "$rm_out" --export-json "$work/files.json" \
@@ -82,7 +88,40 @@ hyperfine --shell=bash --warmup 1 --runs "$runs" --prepare "$rm_out" --export-js
   -n "sftp put" "$sftp_put" \
   -n "rsync get" "rsync -a --whole-file -e 'ssh -p $port $ssh_opts' 127.0.0.1:$work/root/in.bin $work/local/out.bin" \
   -n "rsync put" "rsync -a --whole-file -e 'ssh -p $port $ssh_opts' $work/local/up.bin 127.0.0.1:$work/root/up.bin" \
+  ${sendme_cmd:+-n "sendme get" "$sendme_cmd"} \
   >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log"; exit 1; }
+[ -n "$sendme_cmd" ] && echo "sendme: importing (hashing) the file before it could send took ${sendme_import} s, not counted below"
+
+# Memory and CPU of each end, one more run of each ferry transfer: the client's peak RSS and
+# CPU from time(1), the server's CPU from /proc (ticks before and after) and its peak RSS
+# (VmHWM) over the whole bench.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+cost() {
+  local name=$1 pid=$2
+  shift 2
+  eval "$rm_out"
+  local before after
+  before=$(ticks "$pid")
+  /usr/bin/time -f "%M %U %S" -o "$work/time.out" "$@" >/dev/null 2>&1
+  after=$(ticks "$pid")
+  read -r rss user sys <"$work/time.out"
+  python3 - "$name" "$size_mib" "$user" "$sys" "$before" "$after" "$hz" "$rss" <<'PY'
+import sys
+name, mib, user, sys_, before, after, hz, rss = sys.argv[1:]
+gib = int(mib) / 1024
+client = float(user) + float(sys_)
+server = (int(after) - int(before)) / int(hz)
+print(f"{name:24s} CPU s/GiB: client {client / gib:.2f}, server {server / gib:.2f}; client peak RSS {int(rss) / 1024:.1f} MiB")
+PY
+}
+cost "ferry get --plaintext" "$plain_pid" "$ferry" get --server "$plain" --plaintext in.bin "$work/local/out.bin"
+cost "ferry put --plaintext" "$plain_pid" "$ferry" put --server "$plain" --plaintext "$work/local/up.bin" up.bin
+cost "ferry get (TLS)" "$tls_pid" "$ferry" get --server "$tls" in.bin "$work/local/out.bin"
+cost "ferry put (TLS)" "$tls_pid" "$ferry" put --server "$tls" "$work/local/up.bin" up.bin
+for pid in "$plain_pid" "$tls_pid"; do
+  echo "server $pid peak RSS over the bench: $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$pid/status")"
+done
 python3 - "$work/files.json" "$size_mib" "$work/limit.json" "$ceiling" <<'PY'
 import json, sys
 results = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
@@ -96,9 +135,10 @@ def ratio(a, b):
     return f"{results[b] / results[a]:.2f}x" if a in results and b in results else "n/a"
 print(f"ferry get --plaintext vs nc: {ratio('ferry get --plaintext', 'nc (send, unverified)')} of nc's speed")
 print(f"ferry put --plaintext vs nc: {ratio('ferry put --plaintext', 'nc (send, unverified)')} of nc's speed")
-for peer in ("scp", "sftp", "rsync"):
+for peer in ("scp", "sftp", "rsync", "sendme"):
     for way in ("get", "put"):
-        print(f"ferry {way} (TLS) vs {peer} {way}: {ratio(f'ferry {way} (TLS)', f'{peer} {way}')} its speed")
+        if f"{peer} {way}" in results:
+            print(f"ferry {way} (TLS) vs {peer} {way}: {ratio(f'ferry {way} (TLS)', f'{peer} {way}')} its speed")
 for name, kind in (("ferry get --plaintext", "verified_plaintext"), ("ferry put --plaintext", "verified_plaintext"),
                    ("ferry get (TLS)", "verified_tls"), ("ferry put (TLS)", "verified_tls")):
     if name in results:

@@ -7,9 +7,11 @@ ferry=$PWD/target/release/ferry
 work=$(mktemp -d)
 export FERRY_HOME=$work/home
 bench_pids=()
+bench_mounts=()
 bench_cleanup() {
   kill "${bench_pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
+  for m in "${bench_mounts[@]}"; do umount "$m" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap bench_cleanup EXIT
@@ -51,4 +53,47 @@ import json, sys
 for r in json.load(open(sys.argv[1]))["results"]:
     print(f"{r['median'] * 1000:8.2f} ms  {r['command']}")
 PY
+}
+
+# free_port: a free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_sshd: a private sshd on loopback for scp, sftp and rsync; sets $ssh_port and $ssh_opts.
+start_sshd() {
+  need sshd openssh-server
+  ssh_port=$(free_port)
+  ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+  ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
+  mkdir -p "$work/ssh" /run/sshd && cp "$work/client_key.pub" "$work/ssh/authorized_keys"
+  /usr/sbin/sshd -D -p "$ssh_port" -o ListenAddress=127.0.0.1 -h "$work/host_key" \
+    -o AuthorizedKeysFile="$work/ssh/authorized_keys" -o PasswordAuthentication=no \
+    -o StrictModes=no -o UsePAM=no -o PidFile="$work/sshd.pid" 2>"$work/sshd.log" &
+  bench_pids+=($!)
+  ssh_opts="-i $work/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o GSSAPIAuthentication=no -q"
+  for _ in $(seq 100); do ssh -p "$ssh_port" $ssh_opts 127.0.0.1 true 2>/dev/null && break; sleep 0.1; done
+}
+
+# fresh_fs DIR: DIR becomes an empty, newly made ext4 file system (a loop-mounted image), so
+# every tool writes a tree into the same state of a file system: ext4 grows slow at creating
+# files after many deletes (its search for an inode skips recently deleted ones), which would
+# otherwise punish whichever tool runs after a big `rm -rf`. Where loop mounts are not allowed,
+# DIR is only emptied, and the script says so once.
+fresh_fs() {
+  local dir=$1 image="$work/$(basename "$1").img"
+  if [ -z "${fresh_fs_works:-}" ]; then
+    mkdir -p "$work/probe" && truncate -s 64M "$work/probe.img" && mkfs.ext4 -q -F "$work/probe.img" \
+      && mount -o loop "$work/probe.img" "$work/probe" 2>/dev/null && umount "$work/probe" \
+      && fresh_fs_works=yes || { fresh_fs_works=no; echo "(loop mounts not allowed here: targets are plain directories, emptied between runs)" >&2; }
+    rm -f "$work/probe.img"
+  fi
+  if [ "$fresh_fs_works" = yes ]; then
+    mountpoint -q "$dir" && umount "$dir"
+    mkdir -p "$dir"
+    truncate -s 4G "$image" && mkfs.ext4 -q -F "$image" && mount -o loop "$image" "$dir"
+    bench_mounts+=("$dir")
+  else
+    rm -rf "$dir" && mkdir -p "$dir"
+  fi
 }

@@ -81,7 +81,10 @@ fn the_protocol_is_pure_and_the_lower_layers_stay_below() {
     };
     below("protocol", &[]);
     below("connection", &["protocol"]);
-    below("transfer", &["protocol", "connection", "random"]);
+    below(
+        "transfer",
+        &["protocol", "connection", "random", "atomic_file"],
+    );
     for upper in ["cli", "bench", "client", "server", "legacy"] {
         assert!(
             !edges["services"].contains(upper) && !edges["transfer"].contains(upper),

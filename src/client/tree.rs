@@ -34,6 +34,8 @@ pub const GETS_AHEAD: usize = 64;
 /// (`MAX_HELD`), so the server commits because its batch is full, not because the client
 /// stopped to wait.
 pub const PUTS_AHEAD: usize = 256;
+/// Small files sent in one write (and read in one trip to a blocking thread), at most.
+const SMALL_PUTS_AT_ONCE: usize = 64;
 /// Files up to this size are put `whole` (pipelined, not resumable); larger ones resumably.
 pub const WHOLE_PUT_MAX: u64 = 4 << 20;
 /// Received files made durable together, at most.
@@ -114,6 +116,7 @@ where
     let mut asked: VecDeque<(String, PathBuf, Asked)> = VecDeque::new();
     let mut small = SmallWrites::default();
     let mut received: Vec<(String, Transfer, Sealed, PathBuf)> = Vec::new();
+    let mut commits = Commits::default();
     let mut failed: Option<ClientError> = None;
     loop {
         while failed.is_none() && asked.len() < GETS_AHEAD {
@@ -162,11 +165,13 @@ where
             received.extend(small.write().await?);
         }
         if received.len() >= COMMIT_EVERY {
-            commit_received(&mut received, &mut report).await?;
+            commits.start(&mut received, &mut report).await?;
         }
     }
     received.extend(small.write().await?);
-    commit_received(&mut received, &mut report).await?;
+    received.extend(small.wait().await?);
+    commits.start(&mut received, &mut report).await?;
+    commits.finish(&mut report).await?;
     if let Some(e) = failed {
         return Err(e);
     }
@@ -189,12 +194,15 @@ enum Asked {
 }
 
 /// Small files received into memory, written to their partials together in one trip to a
-/// blocking thread.
+/// blocking thread, while the next ones arrive.
 #[derive(Default)]
 struct SmallWrites {
     files: Vec<(String, PathBuf, Transfer, SmallGet)>,
     bytes: usize,
+    running: Option<tokio::task::JoinHandle<WrittenSmall>>,
 }
+
+type WrittenSmall = Result<Vec<(String, Transfer, Sealed, PathBuf)>, ClientError>;
 
 impl SmallWrites {
     fn push(&mut self, rel: String, local: PathBuf, transfer: Transfer, got: SmallGet) {
@@ -206,39 +214,51 @@ impl SmallWrites {
         self.files.len() >= SMALL_WRITES || self.bytes >= SMALL_WRITE_BYTES
     }
 
-    /// Writes every held file into its partial, sealed for the next commit.
-    async fn write(&mut self) -> Result<Vec<(String, Transfer, Sealed, PathBuf)>, ClientError> {
+    /// Waits for the running write; its files, sealed for the next commit.
+    async fn wait(&mut self) -> WrittenSmall {
+        match self.running.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Starts writing every held file into its partial, after the running write is done;
+    /// returns that one's files, sealed for the next commit.
+    async fn write(&mut self) -> WrittenSmall {
+        let done = self.wait().await?;
         let files = std::mem::take(&mut self.files);
         self.bytes = 0;
-        if files.is_empty() {
-            return Ok(Vec::new());
+        if !files.is_empty() {
+            self.running = Some(tokio::task::spawn_blocking(move || write_small(files)));
         }
-        crate::transfer::blocking(move || {
-            files
-                .into_iter()
-                .map(|(rel, local, transfer, got)| {
-                    let written = (|| -> std::io::Result<Sealed> {
-                        let mut partial = Partial::open(&local)?;
-                        partial.keep(0)?;
-                        partial.writer()?.write_all(&got.bytes)?;
-                        let name = local
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default();
-                        Ok(partial.seal(&name, Some(got.mode), Some(got.mtime_ns)))
-                    })();
-                    match written {
-                        Ok(sealed) => Ok((rel, transfer, sealed, local)),
-                        Err(source) => Err(ClientError::Local {
-                            path: local,
-                            source,
-                        }),
-                    }
-                })
-                .collect()
-        })
-        .await?
+        Ok(done)
     }
+}
+
+/// Writes small files into their partials, each sealed for a commit.
+fn write_small(files: Vec<(String, PathBuf, Transfer, SmallGet)>) -> WrittenSmall {
+    files
+        .into_iter()
+        .map(|(rel, local, transfer, got)| {
+            let written = (|| -> std::io::Result<Sealed> {
+                let mut partial = Partial::open(&local)?;
+                partial.keep(0)?;
+                partial.writer()?.write_all(&got.bytes)?;
+                let name = local
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Ok(partial.seal(&name, Some(got.mode), Some(got.mtime_ns)))
+            })();
+            match written {
+                Ok(sealed) => Ok((rel, transfer, sealed, local)),
+                Err(source) => Err(ClientError::Local {
+                    path: local,
+                    source,
+                }),
+            }
+        })
+        .collect()
 }
 
 /// A verified partial with the server's mode and mtime, waiting for a commit.
@@ -255,27 +275,56 @@ fn seal(verified: VerifiedGet, local: &Path) -> Sealed {
     partial.seal(&name, Some(mode), Some(mtime_ns))
 }
 
-/// Makes the received files durable and renames them into place; each joins the report.
-async fn commit_received(
-    received: &mut Vec<(String, Transfer, Sealed, PathBuf)>,
-    report: &mut TreeReport,
-) -> Result<(), ClientError> {
-    if received.is_empty() {
-        return Ok(());
+/// Received files being made durable and renamed into place on a blocking thread while the
+/// next ones arrive: a commit waits for the disk (two `syncfs`), and the connection need not.
+/// One runs at a time; each file joins the report once its commit is done.
+#[derive(Default)]
+struct Commits {
+    running: Option<RunningCommit>,
+}
+
+type RunningCommit = (
+    tokio::task::JoinHandle<Vec<std::io::Result<()>>>,
+    Vec<(String, Transfer, PathBuf)>,
+);
+
+impl Commits {
+    /// Starts committing `received` (after the running commit, if any, is done).
+    async fn start(
+        &mut self,
+        received: &mut Vec<(String, Transfer, Sealed, PathBuf)>,
+        report: &mut TreeReport,
+    ) -> Result<(), ClientError> {
+        self.finish(report).await?;
+        if received.is_empty() {
+            return Ok(());
+        }
+        let (sealed, rest): (Vec<Sealed>, Vec<(String, Transfer, PathBuf)>) = received
+            .drain(..)
+            .map(|(rel, transfer, sealed, local)| (sealed, (rel, transfer, local)))
+            .unzip();
+        self.running = Some((
+            tokio::task::spawn_blocking(move || commit_all(sealed)),
+            rest,
+        ));
+        Ok(())
     }
-    let (sealed, rest): (Vec<Sealed>, Vec<(String, Transfer, PathBuf)>) = received
-        .drain(..)
-        .map(|(rel, transfer, sealed, local)| (sealed, (rel, transfer, local)))
-        .unzip();
-    let results = crate::transfer::blocking(move || commit_all(sealed)).await?;
-    for (result, (rel, transfer, local)) in results.into_iter().zip(rest) {
-        result.map_err(|source| ClientError::Local {
-            path: local,
-            source,
-        })?;
-        report.files.push((rel, transfer));
+
+    /// Waits for the running commit; its files join the report.
+    async fn finish(&mut self, report: &mut TreeReport) -> Result<(), ClientError> {
+        let Some((task, rest)) = self.running.take() else {
+            return Ok(());
+        };
+        let results = task.await.map_err(std::io::Error::other)?;
+        for (result, (rel, transfer, local)) in results.into_iter().zip(rest) {
+            result.map_err(|source| ClientError::Local {
+                path: local,
+                source,
+            })?;
+            report.files.push((rel, transfer));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Where a listed entry goes under `target`. The path comes from the server, so it gets the
@@ -395,9 +444,28 @@ where
     }
     let mut sent: VecDeque<(String, SentPut)> = VecDeque::new();
     let mut failed: Option<ClientError> = None;
-    for (rel, path, size, target) in to_send {
-        if failed.is_some() {
+    let mut small: Vec<(String, PathBuf, String)> = Vec::new();
+    let mut to_send = to_send.into_iter().peekable();
+    while failed.is_none() {
+        let Some((rel, path, size, target)) = to_send.next() else {
             break;
+        };
+        if size <= client::SMALL_PUT_BATCHED {
+            small.push((rel, path, target));
+            let next_small = to_send
+                .peek()
+                .is_some_and(|(_, _, size, _)| *size <= client::SMALL_PUT_BATCHED);
+            if small.len() < SMALL_PUTS_AT_ONCE && next_small {
+                continue;
+            }
+            let (rels, files): (Vec<String>, Vec<(PathBuf, String)>) = small
+                .drain(..)
+                .map(|(rel, path, target)| (rel, (path, target)))
+                .unzip();
+            let group = client::send_small_puts(conn, files, algorithm, progress).await?;
+            sent.extend(rels.into_iter().zip(group));
+            answers(conn, &mut sent, PUTS_AHEAD, &mut report, &mut failed).await?;
+            continue;
         }
         if size > WHOLE_PUT_MAX {
             // The resumable exchange waits for answers: the ones before it come first.
@@ -414,7 +482,7 @@ where
         }
         let one = client::send_whole_put(conn, hashes, &path, &target, algorithm, progress).await?;
         sent.push_back((rel, one));
-        answers(conn, &mut sent, PUTS_AHEAD - 1, &mut report, &mut failed).await?;
+        answers(conn, &mut sent, PUTS_AHEAD, &mut report, &mut failed).await?;
     }
     answers(conn, &mut sent, 0, &mut report, &mut failed).await?;
     if let Some(e) = failed {

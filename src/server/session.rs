@@ -151,6 +151,9 @@ pub(crate) async fn serve_stream(
     request_loop(&mut conn, &mut ctx, state, shutdown).await
 }
 
+/// Pipelined gets served as one run, at most.
+const GETS_AT_ONCE: usize = 64;
+
 async fn request_loop(
     conn: &mut Connection<BoxedStream>,
     ctx: &mut SessionContext,
@@ -162,15 +165,19 @@ async fn request_loop(
     // Verified pipelined puts waiting for one commit (`HeldPuts`): committed as soon as the
     // client stops sending, so no answer waits on a client that waits for it.
     let mut held = HeldPuts::default();
+    // A request read ahead while gathering a run of gets, to be served next.
+    let mut ahead: Option<Result<Message, ConnectionError>> = None;
     loop {
-        let waiting = if held.is_empty() {
+        let waiting = if let Some(next) = ahead.take() {
+            Some(next)
+        } else if held.is_empty() {
             None
         } else {
             // One poll: a request already here keeps the batch growing.
             match tokio::time::timeout(Duration::ZERO, conn.read_message()).await {
                 Ok(next) => Some(next),
                 Err(_) => {
-                    if let Err(e) = held.commit(conn).await {
+                    if let Err(e) = held.commit(conn, &ctx.sandbox).await {
                         return e.into();
                     }
                     None
@@ -178,9 +185,11 @@ async fn request_loop(
             }
         };
         let whole_put = matches!(&waiting, Some(Ok(Message::Put(put))) if put.whole);
+        // Anything but another whole put is answered only after every held one (a full batch
+        // is committed by the put itself, in the background).
         if !held.is_empty()
-            && (!whole_put || held.is_full())
-            && let Err(e) = held.commit(conn).await
+            && !whole_put
+            && let Err(e) = held.commit(conn, &ctx.sandbox).await
         {
             return e.into();
         }
@@ -231,6 +240,24 @@ async fn request_loop(
             return SessionEnd::Revoked;
         }
         after_exec = matches!(request, Message::Exec(_));
+        if let Message::Get(first) = request {
+            // Gets the client pipelined and that are already here are served as one run.
+            let mut gets = vec![first];
+            while gets.len() < GETS_AT_ONCE {
+                match tokio::time::timeout(Duration::ZERO, conn.read_message()).await {
+                    Ok(Ok(Message::Get(get))) => gets.push(get),
+                    Ok(other) => {
+                        ahead = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = services::dispatch_gets(conn, gets, ctx).await {
+                return e.into();
+            }
+            continue;
+        }
         if let Err(e) = services::dispatch(conn, request, ctx, &mut held).await {
             return e.into();
         }

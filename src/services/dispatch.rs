@@ -10,9 +10,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::files::held_puts::HeldPuts;
 use super::request_error::RequestError;
 use super::{SessionContext, chat, echo, exec, files};
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionError};
 use crate::per_address::AddressSlot;
-use crate::protocol::{ErrorCode, Message, Refusal};
+use crate::protocol::{ErrorCode, Get, Message, Refusal};
 
 /// Serves one request. Messages that are valid but not requests (a second `hello`, a `pong`)
 /// are refused with `unexpected_message` and the session goes on.
@@ -46,6 +46,43 @@ where
     }
 }
 
+/// Serves a run of `get`s a client pipelined, read together: one file-request slot and one
+/// trip to a blocking thread for all of them (see `files::get`). Each is answered in order,
+/// with its file or its refusal.
+///
+/// # Errors
+/// As [`dispatch`].
+pub async fn dispatch_gets<S>(
+    conn: &mut Connection<S>,
+    gets: Vec<Get>,
+    ctx: &SessionContext,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _slot = match file_request_slot(ctx) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            let mut batch = conn.batch();
+            for _ in &gets {
+                batch
+                    .message(&Message::Error(refusal.clone()))
+                    .map_err(ConnectionError::Io)?;
+            }
+            conn.write_batch(batch).await.map_err(ConnectionError::Io)?;
+            return Ok(());
+        }
+    };
+    match files::get::serve_gets(conn, gets, ctx).await {
+        Err(RequestError::OutOfStep(refusal)) => {
+            let _ = conn.write_message(&Message::Error(refusal.clone())).await;
+            let _ = conn.shutdown().await;
+            Err(RequestError::OutOfStep(refusal))
+        }
+        other => other,
+    }
+}
+
 async fn serve<S>(
     conn: &mut Connection<S>,
     request: Message,
@@ -73,7 +110,7 @@ where
                     {
                         // Its bytes are on their way: read past them so the refusal is in step.
                         files::put::skip_whole_put(conn, put.size).await?;
-                        held.commit(conn).await?;
+                        held.commit(conn, &ctx.sandbox).await?;
                     }
                     return Err(refusal.into());
                 }

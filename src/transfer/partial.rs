@@ -81,6 +81,9 @@ pub struct Partial {
     name: String,
     /// Whether it is the fixed, resumable partial (not a unique one).
     pub resumable: bool,
+    /// Created empty by this open and not written since: keeping nothing of it costs no
+    /// syscall (a tree's many small files each would pay for one).
+    empty: bool,
 }
 
 impl Partial {
@@ -112,7 +115,7 @@ impl Partial {
     /// The directory is not writable.
     pub fn open_at(dir: Arc<OwnedFd>, name: &str) -> std::io::Result<Partial> {
         let fixed = partial_name(name);
-        if let Some(file) = open_usable(&dir, &fixed)? {
+        if let Some((file, created)) = open_usable(&dir, &fixed)? {
             match file.try_lock() {
                 Ok(()) => {
                     return Ok(Partial {
@@ -120,6 +123,7 @@ impl Partial {
                         dir,
                         name: fixed,
                         resumable: true,
+                        empty: created,
                     });
                 }
                 Err(std::fs::TryLockError::Error(e)) => return Err(e),
@@ -145,6 +149,7 @@ impl Partial {
             dir,
             name: unique,
             resumable: false,
+            empty: true,
         })
     }
 
@@ -171,6 +176,11 @@ impl Partial {
     /// # Errors
     /// I/O errors.
     pub fn keep(&mut self, len: u64) -> std::io::Result<()> {
+        if self.empty && len == 0 {
+            self.empty = false;
+            return Ok(());
+        }
+        self.empty = false;
         self.file.set_len(len)?;
         self.file.seek(SeekFrom::Start(len))?;
         Ok(())
@@ -256,10 +266,10 @@ fn create_exclusive(dir: &OwnedFd, name: &str) -> std::io::Result<File> {
 /// The existing partial `name` in `dir` if it is safe to resume — a regular file with a single
 /// link, owned by this process's user — or else a freshly created one in its place; `None` when
 /// the name is held by a directory (then a unique partial is used instead).
-fn open_usable(dir: &OwnedFd, name: &str) -> std::io::Result<Option<File>> {
+fn open_usable(dir: &OwnedFd, name: &str) -> std::io::Result<Option<(File, bool)>> {
     for _ in 0..4 {
         match create_exclusive(dir, name) {
-            Ok(file) => return Ok(Some(file)),
+            Ok(file) => return Ok(Some((file, true))),
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
             Err(_) => {}
         }
@@ -278,7 +288,7 @@ fn open_usable(dir: &OwnedFd, name: &str) -> std::io::Result<Option<File>> {
                     && meta.uid() == rustix::process::geteuid().as_raw()
                 {
                     rustix::fs::fcntl_setfl(&file, OFlags::empty())?;
-                    return Ok(Some(file));
+                    return Ok(Some((file, false)));
                 }
                 if meta.is_dir() {
                     return Ok(None);

@@ -10,7 +10,7 @@ pub use get::{
     AskedGet, SMALL_GET_CAP, SmallGet, VerifiedGet, ask_get, ask_small_get, get_file,
     get_to_writer, receive_get, receive_small_get,
 };
-pub use put::{SentPut, put_file, receive_put, send_whole_put};
+pub use put::{SMALL_PUT_BATCHED, SentPut, put_file, receive_put, send_small_puts, send_whole_put};
 
 use std::path::{Path, PathBuf};
 

@@ -1,11 +1,17 @@
 //! `get`: sends a regular file, resuming after a prefix the client proves it holds.
+//!
+//! Gets a client pipelined (a tree, PROTOCOL.md 5.2) arrive together; the session hands them
+//! over as one run ([`serve_gets`]), whose files are opened — and, when small, read and hashed —
+//! in one trip to a blocking thread, and whose small answers go out in one write. A tree's
+//! many small files would otherwise each pay for two trips and three writes.
 
+use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::time::SystemTime;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Get, GetEnd, GetReady, Message, Permission, Refusal};
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
@@ -13,11 +19,16 @@ use crate::transfer::hash_cache::Fingerprint;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::resume;
 
-/// Serves one `get`. The file is opened off the runtime, without blocking (a FIFO cannot
-/// freeze it), and checked on the very descriptor that is sent.
+/// Files whose bytes to send are at most this many are read whole in the trip that opens them
+/// and answered within the run's one write.
+pub const SMALL_FILE: u64 = 64 * 1024;
+/// Answers buffered before they are written, at most.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Serves one `get`.
 ///
 /// # Errors
-/// The refusal to answer with, or the connection failed.
+/// The connection failed (refusals are answered here).
 pub async fn serve_get<S>(
     conn: &mut Connection<S>,
     request: Get,
@@ -26,53 +37,169 @@ pub async fn serve_get<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    ctx.need(Permission::Read, "get")?;
-    let sandbox = ctx.sandbox.clone();
-    let path = request.path;
-    let wanted = path.clone();
+    serve_gets(conn, vec![request], ctx).await
+}
+
+/// One get, opened and decided on a blocking thread.
+enum Prepared {
+    /// Read whole already: the answer is ready.
+    Small {
+        ready: GetReady,
+        bytes: Vec<u8>,
+        hash: String,
+    },
+    /// To be streamed.
+    Large {
+        path: String,
+        file: File,
+        meta: Metadata,
+        start: u64,
+        hasher: Hasher,
+    },
+}
+
+/// Serves a run of gets, answering each in order: its refusal, or its file. The files are
+/// opened off the runtime, without blocking (a FIFO cannot freeze it), and each is checked on
+/// the very descriptor that is sent.
+///
+/// # Errors
+/// The connection failed, or the stream is out of step.
+pub async fn serve_gets<S>(
+    conn: &mut Connection<S>,
+    requests: Vec<Get>,
+    ctx: &SessionContext,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let opened_at = SystemTime::now();
-    let (algorithm, offset, prefix_hash) = (request.hash, request.offset, request.prefix_hash);
-    // One trip to a blocking thread for the opening and the resume decision: a tree's many
-    // small files each pay for every trip.
-    let (file, meta, start, hasher, small) = off_runtime(move || {
-        let (mut file, meta) = sandbox.open_regular(&wanted)?;
-        let (start, hasher) = resume::start_after_offer(
-            &mut file,
-            algorithm,
-            meta.len(),
-            offset,
-            prefix_hash.as_deref(),
-        );
-        // A small file is read and hashed in this same trip, and checked for a change after.
-        let small = (meta.len() - start <= SMALL_FILE)
-            .then(|| read_small(&file, &meta, start, hasher.clone()));
-        Ok::<_, Refusal>((file, meta, start, hasher, small))
-    })
-    .await??;
-    let opened = Fingerprint::of(&meta);
-    let size = meta.len();
-    let ready = GetReady {
-        size,
-        mode: meta.mode() & 0o7777,
-        mtime_ns: crate::transfer::metadata::mtime_ns(&meta),
-        offset: start,
-    };
-    if let Some(small) = small {
-        let (bytes, hash) = small.map_err(|e| match e {
-            TransferError::FileChanged => changed(&path),
-            e => Refusal::new(ErrorCode::Io, format!("reading '{path}': {e}")),
-        })?;
-        // The whole answer in one write: a tree's many small files each pay for every write.
-        let mut batch = conn.batch();
-        batch.message(&Message::GetReady(ready))?;
-        if !bytes.is_empty() {
-            batch.data(0, &bytes)?;
+    let prepared: Vec<Result<Prepared, Refusal>> = match ctx.need(Permission::Read, "get") {
+        Err(refusal) => requests.iter().map(|_| Err(refusal.clone())).collect(),
+        Ok(()) => {
+            let sandbox = ctx.sandbox.clone();
+            off_runtime(move || {
+                requests
+                    .into_iter()
+                    .map(|request| prepare(&sandbox, request))
+                    .collect()
+            })
+            .await?
         }
-        batch.message(&Message::GetEnd(GetEnd { hash }))?;
-        conn.write_batch(batch).await?;
-        return Ok(());
+    };
+    let mut batch = conn.batch();
+    let mut batched = 0usize;
+    for one in prepared {
+        match one {
+            Err(refusal) => batch.message(&Message::Error(refusal)).map_err(io)?,
+            Ok(Prepared::Small { ready, bytes, hash }) => {
+                batch.message(&Message::GetReady(ready)).map_err(io)?;
+                if !bytes.is_empty() {
+                    batch.data(0, &bytes).map_err(io)?;
+                }
+                batch
+                    .message(&Message::GetEnd(GetEnd { hash }))
+                    .map_err(io)?;
+                batched += bytes.len();
+            }
+            Ok(Prepared::Large {
+                path,
+                file,
+                meta,
+                start,
+                hasher,
+            }) => {
+                conn.write_batch(std::mem::replace(&mut batch, conn.batch()))
+                    .await
+                    .map_err(io)?;
+                batched = 0;
+                match send_large(conn, ctx, &path, file, &meta, start, hasher, opened_at).await {
+                    Ok(()) => {}
+                    Err(RequestError::Refused(refusal)) => {
+                        conn.write_message(&Message::Error(refusal))
+                            .await
+                            .map_err(io)?;
+                    }
+                    Err(fatal) => return Err(fatal),
+                }
+            }
+        }
+        if batched >= BATCH_BYTES {
+            conn.write_batch(std::mem::replace(&mut batch, conn.batch()))
+                .await
+                .map_err(io)?;
+            batched = 0;
+        }
     }
-    conn.write_message(&Message::GetReady(ready)).await?;
+    conn.write_batch(batch).await.map_err(io)?;
+    Ok(())
+}
+
+fn io(e: std::io::Error) -> RequestError {
+    ConnectionError::Io(e).into()
+}
+
+/// Opens one get's file beneath the root and decides where to start; reads it whole when what
+/// is left to send is small.
+fn prepare(sandbox: &super::sandbox::Sandbox, request: Get) -> Result<Prepared, Refusal> {
+    let path = request.path;
+    let (mut file, meta) = sandbox.open_regular(&path)?;
+    let (start, hasher) = resume::start_after_offer(
+        &mut file,
+        request.hash,
+        meta.len(),
+        request.offset,
+        request.prefix_hash.as_deref(),
+    );
+    if meta.len() - start > SMALL_FILE {
+        return Ok(Prepared::Large {
+            path,
+            file,
+            meta,
+            start,
+            hasher,
+        });
+    }
+    let (bytes, hash) = read_small(&file, &meta, start, hasher).map_err(|e| match e {
+        TransferError::FileChanged => changed(&path),
+        e => Refusal::new(ErrorCode::Io, format!("reading '{path}': {e}")),
+    })?;
+    Ok(Prepared::Small {
+        ready: ready_of(&meta, start),
+        bytes,
+        hash,
+    })
+}
+
+fn ready_of(meta: &Metadata, start: u64) -> GetReady {
+    GetReady {
+        size: meta.len(),
+        mode: meta.mode() & 0o7777,
+        mtime_ns: crate::transfer::metadata::mtime_ns(meta),
+        offset: start,
+    }
+}
+
+/// Streams a large file: `get_ready`, the data, `get_end`. The hash comes from the cache when
+/// this version of the file was hashed before, and is kept when it was not.
+#[allow(clippy::too_many_arguments)] // One get's facts, as `prepare` found them.
+async fn send_large<S>(
+    conn: &mut Connection<S>,
+    ctx: &SessionContext,
+    path: &str,
+    file: File,
+    meta: &Metadata,
+    start: u64,
+    hasher: Hasher,
+    opened_at: SystemTime,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let opened = Fingerprint::of(meta);
+    let algorithm = hasher.algorithm();
+    let size = meta.len();
+    conn.write_message(&Message::GetReady(ready_of(meta, start)))
+        .await?;
     let chunk = CHUNK.min(conn.max_data_payload());
     let known = ctx.hashes.lookup(opened, algorithm);
     let cached = known.is_some();
@@ -97,7 +224,7 @@ where
                 .await?;
             Ok(())
         }
-        Err(TransferError::FileChanged) => Err(changed(&path).into()),
+        Err(TransferError::FileChanged) => Err(changed(path).into()),
         Err(TransferError::Local(e)) => {
             Err(Refusal::new(ErrorCode::Io, format!("reading '{path}': {e}")).into())
         }
@@ -110,10 +237,6 @@ where
     }
 }
 
-/// Files whose bytes to send are at most this many are read whole in the trip that opens them
-/// and answered with one write.
-pub const SMALL_FILE: u64 = 64 * 1024;
-
 fn changed(path: &str) -> Refusal {
     Refusal::new(
         ErrorCode::Io,
@@ -124,8 +247,8 @@ fn changed(path: &str) -> Refusal {
 /// Reads bytes `start..` of a small file and the whole file's hash (`hasher` has seen the
 /// bytes before `start`), then checks that it did not change meanwhile.
 fn read_small(
-    file: &std::fs::File,
-    opened: &std::fs::Metadata,
+    file: &File,
+    opened: &Metadata,
     start: u64,
     mut hasher: Hasher,
 ) -> Result<(Vec<u8>, String), TransferError> {

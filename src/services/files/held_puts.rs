@@ -2,75 +2,225 @@
 //!
 //! A client sending a tree pipelines its small files as `whole` puts (PROTOCOL.md 5.6): the
 //! request, the bytes and `put_end` back to back, the next file right behind. Each verified
-//! file is sealed here instead of being synced and renamed on its own, and all are made durable
-//! with two `syncfs` calls ([`commit_all`]) when the client stops sending (no whole frame is
-//! waiting), the batch is full, or anything else is about to be answered — so answers still go
-//! out in the order of the requests, and `put_done` still means the file is on the disk under
-//! its name.
+//! file is held here — a large one sealed in its partial, a small one still in memory — instead
+//! of being written, synced and renamed on its own. A commit writes the small ones into their
+//! partials and makes all of them durable with two `syncfs` calls ([`commit_all`]), in one trip
+//! to a blocking thread. It happens when the client stops sending (no whole frame is waiting),
+//! the batch is full, or anything else is about to be answered — so answers still go out in the
+//! order of the requests, and `put_done` still means the file is on the disk under its name.
+
+use std::io::Write;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::sandbox::Sandbox;
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Message, PutDone, Refusal};
-use crate::services::{RequestError, off_runtime};
+use crate::services::RequestError;
 use crate::transfer::partial::{Sealed, commit_all};
 
 /// Files held at most before a commit: bounds the descriptors a session holds (each sealed
 /// partial stays open and locked until it is renamed).
 pub const MAX_HELD: usize = 128;
+/// Bytes of small files held in memory at most before a commit.
+pub const MAX_HELD_BYTES: usize = 4 << 20;
 
-/// The session's verified, not yet committed puts, in request order.
-#[derive(Default)]
-pub struct HeldPuts {
-    held: Vec<(Sealed, PutDone, String)>,
+/// One held upload.
+enum Held {
+    /// Written and sealed in its partial.
+    Sealed(Sealed),
+    /// Verified in memory, to be written at the commit.
+    Small {
+        bytes: Vec<u8>,
+        mode: u32,
+        mtime_ns: i64,
+    },
 }
 
+/// The session's verified, not yet committed puts, in request order; and the commit running
+/// in the background, whose answers come before theirs.
+#[derive(Default)]
+pub struct HeldPuts {
+    held: Vec<(Held, PutDone, String)>,
+    bytes: usize,
+    running: Option<RunningCommit>,
+}
+
+/// A commit on a blocking thread, and the answers it will decide.
+type RunningCommit = (
+    tokio::task::JoinHandle<Vec<Result<(), Refusal>>>,
+    Vec<PutDone>,
+);
+
 impl HeldPuts {
-    /// Whether nothing waits.
+    /// Whether nothing waits (held, or being committed).
     pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.held.is_empty() && self.running.is_none()
     }
 
     /// Whether the next verified put must wait for a commit first.
     pub fn is_full(&self) -> bool {
-        self.held.len() >= MAX_HELD
+        self.held.len() >= MAX_HELD || self.bytes >= MAX_HELD_BYTES
     }
 
-    /// Holds a verified upload of `path`, to be answered with `done` once committed.
+    /// Holds a verified upload of `path` sealed in its partial, to be answered with `done`.
     pub fn hold(&mut self, sealed: Sealed, done: PutDone, path: String) {
-        self.held.push((sealed, done, path));
+        self.held.push((Held::Sealed(sealed), done, path));
     }
 
-    /// Makes every held upload durable and in place, and answers each: `put_done`, or `error`
-    /// `io` for one that could not be renamed. Nothing is held afterwards.
+    /// Holds a small verified upload of `path` still in memory, to be written, then answered
+    /// with `done`.
+    pub fn hold_small(
+        &mut self,
+        bytes: Vec<u8>,
+        mode: u32,
+        mtime_ns: i64,
+        done: PutDone,
+        path: String,
+    ) {
+        self.bytes += bytes.len();
+        self.held.push((
+            Held::Small {
+                bytes,
+                mode,
+                mtime_ns,
+            },
+            done,
+            path,
+        ));
+    }
+
+    /// Writes the small uploads beneath `sandbox`'s root, makes every held upload durable and
+    /// in place, and answers each: `put_done`, or its refusal (`bad_path`, `not_a_file`,
+    /// `no_space`, `io`). Nothing is held afterwards.
     ///
     /// # Errors
     /// The connection failed, or the blocking pool did.
-    pub async fn commit<S>(&mut self, conn: &mut Connection<S>) -> Result<(), RequestError>
+    pub async fn commit<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        sandbox: &Sandbox,
+    ) -> Result<(), RequestError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        self.commit_in_background(conn, sandbox).await?;
+        self.answer_running(conn).await
+    }
+
+    /// As [`HeldPuts::commit`], but returns once the commit has started: the session reads the
+    /// next uploads while the disk syncs. A commit already running is finished (and answered)
+    /// first, so answers keep their order.
+    ///
+    /// # Errors
+    /// As [`HeldPuts::commit`].
+    pub async fn commit_in_background<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        sandbox: &Sandbox,
+    ) -> Result<(), RequestError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.answer_running(conn).await?;
         if self.held.is_empty() {
             return Ok(());
         }
-        let (sealed, answers): (Vec<Sealed>, Vec<(PutDone, String)>) = self
+        self.bytes = 0;
+        let (held, answers): (Vec<(Held, String)>, Vec<PutDone>) = self
             .held
             .drain(..)
-            .map(|(sealed, done, path)| (sealed, (done, path)))
+            .map(|(held, done, path)| ((held, path), done))
             .unzip();
-        let results = off_runtime(move || commit_all(sealed)).await?;
+        let sandbox = sandbox.clone();
+        self.running = Some((
+            tokio::task::spawn_blocking(move || commit_held(&sandbox, held)),
+            answers,
+        ));
+        Ok(())
+    }
+
+    /// Waits for the running commit, if any, and sends its answers in one write.
+    async fn answer_running<S>(&mut self, conn: &mut Connection<S>) -> Result<(), RequestError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Some((task, answers)) = self.running.take() else {
+            return Ok(());
+        };
+        let results = task
+            .await
+            .map_err(|e| RequestError::Blocking(std::io::Error::other(e)))?;
         let mut batch = conn.batch();
-        for (result, (done, path)) in results.into_iter().zip(answers) {
+        for (result, done) in results.into_iter().zip(answers) {
             let answer = match result {
                 Ok(()) => Message::PutDone(done),
-                Err(e) => Message::Error(Refusal::new(
-                    ErrorCode::Io,
-                    format!("cannot finish '{path}': {e}"),
-                )),
+                Err(refusal) => Message::Error(refusal),
             };
             batch.message(&answer).map_err(ConnectionError::Io)?;
         }
         conn.write_batch(batch).await.map_err(ConnectionError::Io)?;
         Ok(())
+    }
+}
+
+/// On a blocking thread: the small uploads written and sealed, then everything committed; one
+/// result per upload, in order.
+fn commit_held(sandbox: &Sandbox, held: Vec<(Held, String)>) -> Vec<Result<(), Refusal>> {
+    let mut results: Vec<Option<Result<(), Refusal>>> = Vec::with_capacity(held.len());
+    let mut sealed = Vec::new();
+    let mut paths = Vec::new();
+    for (one, path) in held {
+        let ready = match one {
+            Held::Sealed(s) => Ok(s),
+            Held::Small {
+                bytes,
+                mode,
+                mtime_ns,
+            } => write_small(sandbox, &path, &bytes, mode, mtime_ns),
+        };
+        match ready {
+            Ok(s) => {
+                results.push(None);
+                sealed.push(s);
+                paths.push((results.len() - 1, path));
+            }
+            Err(refusal) => results.push(Some(Err(refusal))),
+        }
+    }
+    for (result, (at, path)) in commit_all(sealed).into_iter().zip(paths) {
+        results[at] = Some(
+            result.map_err(|e| Refusal::new(ErrorCode::Io, format!("cannot finish '{path}': {e}"))),
+        );
+    }
+    results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
+}
+
+/// Writes a small upload into its partial beneath the root, sealed for the commit.
+fn write_small(
+    sandbox: &Sandbox,
+    path: &str,
+    bytes: &[u8],
+    mode: u32,
+    mtime_ns: i64,
+) -> Result<Sealed, Refusal> {
+    let (target, mut partial) = super::put::open_put(sandbox, path)?;
+    let written = partial
+        .keep(0)
+        .and_then(|()| partial.writer()?.write_all(bytes));
+    match written {
+        Ok(()) => Ok(partial.seal(&target, Some(mode), Some(mtime_ns))),
+        Err(e) => {
+            partial.discard();
+            let code = if super::put::is_disk_full(&e) {
+                ErrorCode::NoSpace
+            } else {
+                ErrorCode::Io
+            };
+            Err(Refusal::new(
+                code,
+                format!("cannot write '{path}': {e}; nothing was kept"),
+            ))
+        }
     }
 }

@@ -20,9 +20,8 @@ use crate::protocol::{
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, TransferError};
 use crate::transfer::hashing::Hasher;
-use crate::transfer::partial::{Partial, Sealed};
+use crate::transfer::partial::Partial;
 use crate::transfer::resume::Offer;
-use std::io::Write;
 
 /// Serves one `put`.
 ///
@@ -111,7 +110,7 @@ where
         Ok(upload) => upload,
         Err(RequestError::Refused(refusal)) => {
             skip_whole_put(conn, size).await?;
-            held.commit(conn).await?;
+            held.commit(conn, &ctx.sandbox).await?;
             return Err(refusal.into());
         }
         Err(other) => return Err(other),
@@ -122,7 +121,7 @@ where
         Err(RequestError::Refused(refusal)) => {
             // The data was read to its end: only `put_end` is left of this put.
             expect_put_end(conn).await?;
-            held.commit(conn).await?;
+            held.commit(conn, &ctx.sandbox).await?;
             return Err(refusal.into());
         }
         Err(other) => return Err(other),
@@ -130,11 +129,11 @@ where
     let theirs = expect_put_end(conn).await?;
     let path = upload.request.path.clone();
     if ours != theirs {
-        held.commit(conn).await?;
+        held.commit(conn, &ctx.sandbox).await?;
         return upload.finish(&ours, &theirs).await;
     }
     if held.is_full() {
-        held.commit(conn).await?;
+        held.commit_in_background(conn, &ctx.sandbox).await?;
     }
     let Upload {
         request,
@@ -164,7 +163,7 @@ where
 {
     if let Err(refusal) = ctx.need(Permission::Write, "put") {
         skip_whole_put(conn, request.size).await?;
-        held.commit(conn).await?;
+        held.commit(conn, &ctx.sandbox).await?;
         return Err(refusal.into());
     }
     let path = request.path.clone();
@@ -198,7 +197,7 @@ where
     let theirs = expect_put_end(conn).await?;
     let ours = hasher.finish_hex();
     if ours != theirs {
-        held.commit(conn).await?;
+        held.commit(conn, &ctx.sandbox).await?;
         let algorithm = request.hash.name();
         return Err(Refusal::new(
             ErrorCode::Integrity,
@@ -207,51 +206,19 @@ where
         .into());
     }
     if held.is_full() {
-        held.commit(conn).await?;
+        held.commit_in_background(conn, &ctx.sandbox).await?;
     }
-    let sandbox = ctx.sandbox.clone();
-    let wanted = path.clone();
-    let (mode, mtime_ns) = (request.mode, request.mtime_ns);
-    let written = off_runtime(move || -> Result<Sealed, Refusal> {
-        let (target, mut partial) = open_put(&sandbox, &wanted)?;
-        let write = |partial: &mut Partial| -> io::Result<()> {
-            partial.keep(0)?;
-            partial.writer()?.write_all(&bytes)
-        };
-        match write(&mut partial) {
-            Ok(()) => Ok(partial.seal(&target, Some(mode), Some(mtime_ns))),
-            Err(e) => {
-                partial.discard();
-                let code = if is_disk_full(&e) {
-                    ErrorCode::NoSpace
-                } else {
-                    ErrorCode::Io
-                };
-                Err(Refusal::new(
-                    code,
-                    format!("cannot write '{wanted}': {e}; nothing was kept"),
-                ))
-            }
-        }
-    })
-    .await?;
-    match written {
-        Ok(sealed) => {
-            held.hold(
-                sealed,
-                PutDone {
-                    size: request.size,
-                    hash: ours,
-                },
-                path,
-            );
-            Ok(())
-        }
-        Err(refusal) => {
-            held.commit(conn).await?;
-            Err(refusal.into())
-        }
-    }
+    held.hold_small(
+        bytes,
+        request.mode,
+        request.mtime_ns,
+        PutDone {
+            size: request.size,
+            hash: ours,
+        },
+        path,
+    );
+    Ok(())
 }
 
 /// Reads `put_end`, the last message of a put.
@@ -441,7 +408,7 @@ impl Upload {
 
 /// Where a put writes: the target's directory (opened beneath the root) checked so that the
 /// target is a regular file or nothing, and its partial opened there.
-fn open_put(sandbox: &Sandbox, path: &str) -> Result<(String, Partial), Refusal> {
+pub(super) fn open_put(sandbox: &Sandbox, path: &str) -> Result<(String, Partial), Refusal> {
     let place = sandbox.place(path)?;
     match place.lstat().map_err(|e| io_error(path, &e))? {
         Some(meta) if meta.is_symlink() => {
@@ -471,7 +438,7 @@ fn free_bytes(dir: &OwnedFd) -> Option<u64> {
 }
 
 /// Whether a write failed for want of space (disk full or quota exceeded).
-fn is_disk_full(e: &io::Error) -> bool {
+pub(super) fn is_disk_full(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded

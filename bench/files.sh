@@ -19,6 +19,7 @@ mkdir -p "$work/root" "$work/local"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/root/in.bin"
 cp "$work/root/in.bin" "$work/local/up.bin"
 cat "$work/root/in.bin" "$work/local/up.bin" >/dev/null # page cache
+sync # written back now, not while something is measured
 "$ferry" serve --listen 127.0.0.1:0 --root "$work/root" --state "$work/tls" --config "$config" >/dev/null 2>"$work/tls.log" </dev/null &
 tls_pid=$!
 bench_pids+=($!)
@@ -45,6 +46,22 @@ ceiling=$(iperf3 -c 127.0.0.1 -p "$nc_port" -t 3 -J 2>/dev/null | python3 -c 'im
 (while true; do nc -l 127.0.0.1 "$nc_port" >"$work/local/nc.out"; done) >/dev/null 2>&1 &
 bench_pids+=($!)
 
+# The disk's rate for durable writes (a write then fdatasync, as ferry's receiver makes every
+# file durable before it takes its name): a ceiling of its own, which iperf3 and nc never meet.
+disk=$(for _ in 1 2 3; do
+  sync
+  dd if=/dev/zero of="$work/disk.probe" bs=1M count="$size_mib" conv=fdatasync 2>&1 | awk '/copied/ {print $(NF-1), $NF}'
+  rm -f "$work/disk.probe"
+done | python3 -c '
+import statistics, sys
+rates = []
+for line in sys.stdin:
+    value, unit = line.split()
+    rates.append(float(value) * {"kB/s": 1e-3, "MB/s": 1, "GB/s": 1e3}[unit])
+print(round(statistics.median(rates)))')
+# The derived limit first, while nothing else runs.
+cargo run --release --quiet --example step_costs -- "$size_mib" --json >"$work/limit.json"
+
 # sendme (iroh-blobs: BLAKE3-verified streaming over QUIC), relay disabled, on loopback. It
 # imports (hashes) the file once when it starts sending; that time is reported on its own.
 sendme_cmd=""
@@ -61,9 +78,8 @@ else
   echo "(sendme could not be installed: left out)"
 fi
 
-cargo run --release --quiet --example step_costs -- "$size_mib" --json >"$work/limit.json"
 machine
-echo "file: ${size_mib} MiB, in page cache; iperf3 loopback ceiling: ${ceiling} MB/s"
+echo "file: ${size_mib} MiB, in page cache; iperf3 loopback ceiling: ${ceiling} MB/s; the disk's durable writes (dd conv=fdatasync, median of 3): ${disk} MB/s"
 python3 - "$work/limit.json" <<'PY'
 import json, sys
 l = json.load(open(sys.argv[1]))
@@ -122,12 +138,13 @@ cost "ferry put (TLS)" "$tls_pid" "$ferry" put --server "$tls" "$work/local/up.b
 for pid in "$plain_pid" "$tls_pid"; do
   echo "server $pid peak RSS over the bench: $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$pid/status")"
 done
-python3 - "$work/files.json" "$size_mib" "$work/limit.json" "$ceiling" <<'PY'
+python3 - "$work/files.json" "$size_mib" "$work/limit.json" "$ceiling" "$disk" <<'PY'
 import json, sys
 results = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
 mib = int(sys.argv[2])
 limit = json.load(open(sys.argv[3]))
 ceiling = float(sys.argv[4]) if sys.argv[4].replace(".", "").isdigit() else None
+disk = float(sys.argv[5]) if sys.argv[5].replace(".", "").isdigit() else None
 for name, t in results.items():
     print(f"{name:24s} median {t:7.3f} s  {mib * 1048576 / t / 1e6:8.0f} MB/s")
 nc = results.get("nc (send, unverified)")
@@ -144,5 +161,6 @@ for name, kind in (("ferry get --plaintext", "verified_plaintext"), ("ferry put 
     if name in results:
         rate = mib * 1048576 / results[name] / 1e6
         beside = f", {rate / ceiling:.2f}x the iperf3 ceiling" if ceiling else ""
+        beside += f", {rate / disk:.2f}x the disk's durable writes" if disk else ""
         print(f"{name}: {rate / limit[kind]['limit_mb_s']:.2f}x the derived limit ({limit[kind]['limit_mb_s']:.0f} MB/s){beside}")
 PY

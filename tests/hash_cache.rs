@@ -255,3 +255,104 @@ async fn put_uses_the_clients_cache_and_refuses_a_file_changed_while_it_is_sent(
     }
     assert!(!root.join("big").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_transfer_of_a_cached_file_checks_its_prefix_and_sends_the_cached_hash() {
+    let (config, token) = config_with_user("writer", "read,write");
+    let server = TestServer::start(config).await;
+    let root = server.dir.path().join("root");
+    let data = pattern(3 * MIN_SIZE as usize + 17, 21);
+    std::fs::write(root.join("f"), &data).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("f");
+    std::fs::write(&source, &data).unwrap();
+    settled(&root.join("f")).await;
+    settled(&source).await;
+    let mut client = server.client(Some(token)).await;
+    let target = work.path().join("got");
+    // Fill both caches: a whole get (the server's) and a whole put (the client's).
+    client
+        .files()
+        .get_file(
+            "f",
+            &target,
+            ALGORITHM,
+            &mut ferry::client::files::NoProgress,
+        )
+        .await
+        .unwrap();
+    client
+        .files()
+        .put_file(
+            &source,
+            "up",
+            ALGORITHM,
+            &mut ferry::client::files::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert!(
+        server
+            .state
+            .hashes
+            .lookup(fingerprint(&root.join("f")), ALGORITHM)
+            .is_some()
+    );
+    assert!(
+        client
+            .hashes()
+            .lookup(fingerprint(&source), ALGORITHM)
+            .is_some()
+    );
+    std::fs::remove_file(&target).unwrap();
+    std::fs::remove_file(root.join("up")).unwrap();
+
+    // What an interrupted get and an interrupted put left behind: a verified prefix each.
+    let held = MIN_SIZE as usize + 3;
+    std::fs::write(work.path().join(".got.ferry-part"), &data[..held]).unwrap();
+    std::fs::write(root.join(".up.ferry-part"), &data[..held]).unwrap();
+    let got = client
+        .files()
+        .get_file(
+            "f",
+            &target,
+            ALGORITHM,
+            &mut ferry::client::files::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.resumed_from, held as u64);
+    assert_eq!(got.hash, blake3_hex(&data));
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+    let put = client
+        .files()
+        .put_file(
+            &source,
+            "up",
+            ALGORITHM,
+            &mut ferry::client::files::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.resumed_from, held as u64);
+    assert_eq!(put.hash, blake3_hex(&data));
+    assert_eq!(std::fs::read(root.join("up")).unwrap(), data);
+
+    // A prefix that is not the file's is not trusted, cache or not: everything is sent.
+    let mut wrong = data[..held].to_vec();
+    wrong[5] ^= 1;
+    std::fs::remove_file(&target).unwrap();
+    std::fs::write(work.path().join(".got.ferry-part"), &wrong).unwrap();
+    let again = client
+        .files()
+        .get_file(
+            "f",
+            &target,
+            ALGORITHM,
+            &mut ferry::client::files::NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.resumed_from, 0);
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+}

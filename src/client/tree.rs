@@ -33,7 +33,7 @@ pub const GETS_AHEAD: usize = 64;
 /// Whole puts sent before the first is answered; more than the server holds for one commit
 /// (`MAX_HELD`), so the server commits because its batch is full, not because the client
 /// stopped to wait.
-pub const PUTS_AHEAD: usize = 256;
+pub const PUTS_AHEAD: usize = 1024;
 /// Small files sent in one write (and read in one trip to a blocking thread), at most.
 const SMALL_PUTS_AT_ONCE: usize = 64;
 /// Files up to this size are put `whole` (pipelined, not resumable); larger ones resumably.

@@ -21,7 +21,7 @@ use crate::transfer::partial::{Sealed, commit_all};
 
 /// Files held at most before a commit: bounds the descriptors a session holds (each sealed
 /// partial stays open and locked until it is renamed).
-pub const MAX_HELD: usize = 128;
+pub const MAX_HELD: usize = 256;
 /// Bytes of small files held in memory at most before a commit.
 pub const MAX_HELD_BYTES: usize = 4 << 20;
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Every side-by-side benchmark in one run: ping, exec vs ssh, files vs nc/scp/sftp/rsync (iperf3
-# as the ceiling), chat vs ngircd, then `ferry bench` (latency percentiles and connections).
-# Takes about 15 minutes on two cores. Usage: bench/all.sh
+# Every side-by-side benchmark in one run: ping, exec vs ssh, files vs nc/scp/sftp/rsync/sendme (iperf3
+# as the ceiling), a tree of small files, a long fat link, chat vs ngircd, then `ferry bench` (latency percentiles and connections).
+# Takes about 30 minutes on two cores. Usage: bench/all.sh
 set -euo pipefail
 here=$(dirname "$0")
 "$here/ping.sh"
 "$here/exec.sh"
 "$here/files.sh"
+"$here/tree.sh"
+"$here/link.sh"
 "$here/chat.sh"
 "$here/web.sh"
 source "$here/lib.sh"

@@ -141,6 +141,35 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
+/// The header of a message frame carrying `body`, if the peer accepts a frame that large.
+fn message_header_for(body: &[u8], peer_max_frame: usize) -> io::Result<[u8; frame::HEADER_LEN]> {
+    if body.len() + 1 > peer_max_frame {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("message of {} bytes exceeds the peer's limit", body.len()),
+        ));
+    }
+    frame::message_header(body.len()).map_err(io::Error::other)
+}
+
+/// The header of a data frame carrying `payload`, if the peer accepts a frame that large.
+fn data_header_for(
+    channel: u8,
+    payload: &[u8],
+    peer_max_frame: usize,
+) -> io::Result<[u8; DATA_HEADER_LEN]> {
+    if payload.len() > peer_max_frame - (DATA_HEADER_LEN - 4) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "data chunk of {} bytes exceeds the peer's limit",
+                payload.len()
+            ),
+        ));
+    }
+    frame::data_header(channel, payload.len()).map_err(io::Error::other)
+}
+
 /// The writing half. Control messages are written whole in one call (one TLS record, one
 /// syscall); data frames as a small header and the caller's slice, without copying the slice.
 pub struct FrameWriter<W> {
@@ -173,13 +202,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// I/O errors; `InvalidInput` if the message is larger than the peer accepts.
     pub async fn write_message(&mut self, message: &Message) -> io::Result<()> {
         let body = message.to_json();
-        if body.len() + 1 > self.peer_max_frame {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("message of {} bytes exceeds the peer's limit", body.len()),
-            ));
-        }
-        let header = frame::message_header(body.len()).map_err(io::Error::other)?;
+        let header = message_header_for(&body, self.peer_max_frame)?;
         let mut wire = Vec::with_capacity(header.len() + body.len());
         wire.extend_from_slice(&header);
         wire.extend_from_slice(&body);
@@ -192,16 +215,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// # Errors
     /// I/O errors; `InvalidInput` if `payload` exceeds [`FrameWriter::max_data_payload`].
     pub async fn write_data(&mut self, channel: u8, payload: &[u8]) -> io::Result<()> {
-        if payload.len() > self.max_data_payload() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "data chunk of {} bytes exceeds the peer's limit",
-                    payload.len()
-                ),
-            ));
-        }
-        let header = frame::data_header(channel, payload.len()).map_err(io::Error::other)?;
+        let header = data_header_for(channel, payload, self.peer_max_frame)?;
         self.inner.write_all(&header).await?;
         self.inner.write_all(payload).await
     }
@@ -236,13 +250,7 @@ impl FrameBatch {
     /// `InvalidInput` if it is larger than the peer accepts.
     pub fn message(&mut self, message: &Message) -> io::Result<()> {
         let body = message.to_json();
-        if body.len() + 1 > self.peer_max_frame {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("message of {} bytes exceeds the peer's limit", body.len()),
-            ));
-        }
-        let header = frame::message_header(body.len()).map_err(io::Error::other)?;
+        let header = message_header_for(&body, self.peer_max_frame)?;
         self.bytes.extend_from_slice(&header);
         self.bytes.extend_from_slice(&body);
         Ok(())

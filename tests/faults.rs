@@ -118,6 +118,20 @@ fn poll_until(stuck: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// `FERRY_FAULT_SEED`, to reproduce a failing run, or one from the clock.
+fn fault_seed() -> u64 {
+    std::env::var("FERRY_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        })
+}
+
 /// A small deterministic generator, so a failing kill point can be reproduced from its seed.
 struct XorShift(u64);
 impl XorShift {
@@ -132,16 +146,7 @@ impl XorShift {
 #[test]
 fn killed_at_100_random_points_a_rerun_completes_with_identical_bytes() {
     const POINTS: usize = 100;
-    let seed = std::env::var("FERRY_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let seed = fault_seed();
     let mut random = XorShift(seed);
     let config_dir = tempfile::tempdir().unwrap();
     let config = writable_config(config_dir.path());
@@ -463,16 +468,7 @@ fn sessions_open(port: u16) -> usize {
 #[test]
 fn trees_killed_at_100_random_points_hold_only_whole_files_and_a_rerun_completes() {
     const POINTS: usize = 100;
-    let seed = std::env::var("FERRY_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let seed = fault_seed();
     let mut random = XorShift(seed);
     let config_dir = tempfile::tempdir().unwrap();
     let config = writable_config(config_dir.path());

@@ -124,7 +124,7 @@ where
                 break;
             };
             let one = if size <= SMALL_GET {
-                client::ask_small_get(conn, &remote_path, algorithm)
+                client::ask_whole_get(conn, &remote_path, algorithm)
                     .await
                     .map(|()| Asked::Small(remote_path))
             } else {

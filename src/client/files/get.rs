@@ -215,13 +215,7 @@ pub async fn get_to_writer<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    conn.write_message(&Message::Get(Get {
-        path: remote.to_string(),
-        hash: algorithm,
-        offset: 0,
-        prefix_hash: None,
-    }))
-    .await?;
+    ask_whole_get(conn, remote, algorithm).await?;
     let size = match conn.read_message().await? {
         Message::GetReady(ready) if ready.offset == 0 => ready.size,
         other => return Err(unexpected(other)),
@@ -265,13 +259,13 @@ pub struct SmallGet {
     pub mtime_ns: i64,
 }
 
-/// Sends a `get` of the whole of `remote` with no partial behind it: for a file known to be
-/// small, whose answer [`receive_small_get`] reads into memory. A tree's small files then cost
-/// no trip to a blocking thread each (their writes are batched), and nothing to resume.
+/// Sends a `get` of the whole of `remote` with no partial behind it: for a stream, or for a
+/// file known to be small, whose answer [`receive_small_get`] reads into memory (a tree's small
+/// files then cost no trip to a blocking thread each, and there is nothing to resume).
 ///
 /// # Errors
 /// A broken connection.
-pub async fn ask_small_get<S>(
+pub async fn ask_whole_get<S>(
     conn: &mut Connection<S>,
     remote: &str,
     algorithm: HashAlgorithm,
@@ -289,7 +283,7 @@ where
     Ok(())
 }
 
-/// Reads the answer to an [`ask_small_get`] into memory and verifies it.
+/// Reads the answer to an [`ask_whole_get`] into memory and verifies it.
 ///
 /// # Errors
 /// The server's refusal, a hash mismatch, a file larger than [`SMALL_GET_CAP`], a broken

@@ -7,7 +7,7 @@ mod put;
 
 pub use compare::{Check, is_same};
 pub use get::{
-    AskedGet, SMALL_GET_CAP, SmallGet, VerifiedGet, ask_get, ask_small_get, get_file,
+    AskedGet, SMALL_GET_CAP, SmallGet, VerifiedGet, ask_get, ask_whole_get, get_file,
     get_to_writer, receive_get, receive_small_get,
 };
 pub use put::{SMALL_PUT_BATCHED, SentPut, put_file, receive_put, send_small_puts, send_whole_put};

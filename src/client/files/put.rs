@@ -164,10 +164,6 @@ where
     }
 }
 
-/// Files up to this size are read and hashed in the trip that opens them and sent with one
-/// write (request, bytes, `put_end`).
-const SMALL_PUT: u64 = 64 * 1024;
-
 /// A `whole` put sent (request, bytes, `put_end`) and not yet answered.
 pub struct SentPut {
     /// The local file.
@@ -198,29 +194,13 @@ where
 {
     let at = SystemTime::now();
     let path = source.to_path_buf();
-    // One trip to a blocking thread opens the file and, when it is small, reads and hashes it.
-    let (file, meta, small) = blocking(move || -> std::io::Result<_> {
+    let (file, meta) = blocking(move || -> std::io::Result<_> {
         let file = File::open(&path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(std::io::Error::other("not a regular file"));
         }
-        let small = if meta.len() <= SMALL_PUT {
-            let mut bytes = Vec::new();
-            (&file).read_to_end(&mut bytes)?;
-            let now = file.metadata()?;
-            if bytes.len() as u64 != meta.len() || Fingerprint::of(&now) != Fingerprint::of(&meta) {
-                return Err(std::io::Error::other(
-                    "the file changed while it was being sent",
-                ));
-            }
-            let mut hasher = Hasher::new(algorithm);
-            hasher.update(&bytes);
-            Some((bytes, hasher.finish_hex()))
-        } else {
-            None
-        };
-        Ok((file, meta, small))
+        Ok((file, meta))
     })
     .await?
     .map_err(local(source))?;
@@ -233,28 +213,6 @@ where
         hash: algorithm,
         whole: true,
     });
-    if let Some((bytes, hash)) = small {
-        // Request, bytes and `put_end` in one write.
-        progress.begin(remote, size, 0);
-        let mut batch = conn.batch();
-        batch.message(&put).map_err(ConnectionError::Io)?;
-        if !bytes.is_empty() {
-            batch.data(0, &bytes).map_err(ConnectionError::Io)?;
-        }
-        batch
-            .message(&Message::PutEnd(PutEnd { hash: hash.clone() }))
-            .map_err(ConnectionError::Io)?;
-        conn.write_batch(batch).await.map_err(ConnectionError::Io)?;
-        progress.advance(size);
-        progress.end();
-        return Ok(SentPut {
-            source: source.to_path_buf(),
-            remote: remote.to_string(),
-            size,
-            hash,
-            algorithm,
-        });
-    }
     let opened = Opened {
         file,
         fingerprint: Fingerprint::of(&meta),
@@ -367,8 +325,9 @@ where
     Ok(sent)
 }
 
-/// Files up to this size are sent in batches by [`send_small_puts`].
-pub const SMALL_PUT_BATCHED: u64 = SMALL_PUT;
+/// Files up to this size are sent in batches by [`send_small_puts`] (larger ones by
+/// [`send_whole_put`], streamed).
+pub const SMALL_PUT_BATCHED: u64 = 64 * 1024;
 
 /// Reads a regular file whole and hashes it, checking that it did not change meanwhile.
 fn read_whole(

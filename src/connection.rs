@@ -127,6 +127,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Whether a whole frame is already buffered, so the next read will not wait on the peer.
+    /// (An unreadable length counts as whole: reading it fails at once.)
+    pub fn has_whole_frame(&self) -> bool {
+        match peek_frame_len(&self.buf) {
+            Some(len) => self.buf.len() >= 4 + len,
+            None => false,
+        }
+    }
+
     /// Reads the next frame, which must be a control message.
     ///
     /// # Errors
@@ -139,6 +148,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             Some(Frame::Data { channel, .. }) => Err(ConnectionError::UnexpectedData(channel)),
         }
     }
+}
+
+/// The length field of the frame at the start of `buf`, if its four bytes are there.
+fn peek_frame_len(buf: &[u8]) -> Option<usize> {
+    let prefix: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    usize::try_from(u32::from_be_bytes(prefix)).ok()
 }
 
 /// The header of a message frame carrying `body`, if the peer accepts a frame that large.
@@ -315,6 +330,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// See [`FrameReader::read_message`].
     pub async fn read_message(&mut self) -> Result<Message, ConnectionError> {
         self.reader.read_message().await
+    }
+
+    /// See [`FrameReader::has_whole_frame`].
+    pub fn has_whole_frame(&self) -> bool {
+        self.reader.has_whole_frame()
     }
 
     /// See [`FrameWriter::write_message`].

@@ -221,3 +221,41 @@ async fn trees_of_many_small_files_go_both_ways_whole_and_verified() {
     // The session is still in step.
     client.ping(1).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_puts_do_not_wait_on_a_client_that_stalls_in_the_middle_of_the_next() {
+    let server = TestServer::start_plaintext(writable()).await;
+    let root = server.dir.path().join("root");
+    let mut conn = raw_session(server.addr).await;
+    let files: Vec<Vec<u8>> = (0..3).map(|i| pattern(1000 + i, i as u64)).collect();
+    for (i, bytes) in files.iter().enumerate() {
+        send_whole(&mut conn, &format!("f{i}"), bytes, &blake3_hex(bytes)).await;
+    }
+    // The next put announces 100 KiB and sends half, then nothing: its bytes are not all
+    // there, so the three before it must be committed rather than held while it waits.
+    conn.write_message(&Message::Put(Put {
+        path: "stalled".into(),
+        size: 100 * 1024,
+        mode: 0o644,
+        mtime_ns: 0,
+        hash: HashAlgorithm::Blake3,
+        whole: true,
+    }))
+    .await
+    .unwrap();
+    conn.write_data(0, &pattern(50 * 1024, 9)).await.unwrap();
+    conn.flush().await.unwrap();
+    // Nothing else to wait on: the files appearing under their names is the event itself.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while !(0..3).all(|i| root.join(format!("f{i}")).exists()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the verified puts were held while the client stalled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for (i, bytes) in files.iter().enumerate() {
+        assert_eq!(&std::fs::read(root.join(format!("f{i}"))).unwrap(), bytes);
+    }
+    assert!(!root.join("stalled").exists());
+}

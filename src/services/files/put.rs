@@ -95,6 +95,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let size = request.size;
+    if !held.is_empty() && !conn.has_whole_frame() {
+        // This put's bytes are not all here yet: the held ones must not wait on this client
+        // (their partials stay open and locked until committed).
+        held.commit_in_background(conn, &ctx.sandbox).await?;
+    }
     if size <= SMALL_PUT {
         return serve_small_put(conn, request, ctx, held).await;
     }

@@ -136,6 +136,36 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// The payload length of the data frame at the head of the buffer, if a whole one is there.
+    pub fn buffered_data_len(&self) -> Option<usize> {
+        let len = peek_frame_len(&self.buf)?;
+        (self.has_whole_frame() && len >= 2 && self.buf.get(4) == Some(&frame::KIND_DATA))
+            .then(|| len - 2)
+    }
+
+    /// Waits until a whole frame is buffered, without taking it (then [`FrameReader::read_frame`]
+    /// returns it at once); also returns when the stream ends or announces a frame longer
+    /// than allowed, which the next read reports. Cancel-safe, as `read_frame` is.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn wait_whole_frame(&mut self) -> io::Result<()> {
+        loop {
+            if self.has_whole_frame() {
+                return Ok(());
+            }
+            match peek_frame_len(&self.buf) {
+                Some(len) if len > self.max_frame => return Ok(()),
+                Some(len) => self.buf.reserve(4 + len - self.buf.len()),
+                None if self.buf.len() == self.buf.capacity() => self.buf.reserve(READ_RESERVE),
+                None => {}
+            }
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
     /// Reads the next frame, which must be a control message.
     ///
     /// # Errors
@@ -335,6 +365,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// See [`FrameReader::has_whole_frame`].
     pub fn has_whole_frame(&self) -> bool {
         self.reader.has_whole_frame()
+    }
+
+    /// See [`FrameReader::buffered_data_len`].
+    pub fn buffered_data_len(&self) -> Option<usize> {
+        self.reader.buffered_data_len()
+    }
+
+    /// See [`FrameReader::wait_whole_frame`].
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn wait_whole_frame(&mut self) -> io::Result<()> {
+        self.reader.wait_whole_frame().await
     }
 
     /// See [`FrameWriter::write_message`].

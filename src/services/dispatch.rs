@@ -109,8 +109,8 @@ where
                         && put.whole
                     {
                         // Its bytes are on their way: read past them so the refusal is in step.
-                        files::put::skip_whole_put(conn, put.size).await?;
                         held.commit(conn, &ctx.sandbox).await?;
+                        files::put::skip_whole_put(conn, put.size).await?;
                     }
                     return Err(refusal.into());
                 }

@@ -95,13 +95,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let size = request.size;
-    if !held.is_empty() && !conn.has_whole_frame() {
-        // This put's bytes are not all here yet: the held ones must not wait on this client
-        // (their partials stay open and locked until committed).
-        held.commit_in_background(conn, &ctx.sandbox).await?;
-    }
     if size <= SMALL_PUT {
         return serve_small_put(conn, request, ctx, held).await;
+    }
+    if !held.is_empty() && !bytes_at_hand(conn, size).await {
+        // This put's bytes are not here: the held ones must not wait on this client (their
+        // partials stay open and locked until committed).
+        held.commit_in_background(conn, &ctx.sandbox).await?;
     }
     let prepared = async {
         ctx.need(Permission::Write, "put")?;
@@ -114,8 +114,9 @@ where
     let upload = match prepared {
         Ok(upload) => upload,
         Err(RequestError::Refused(refusal)) => {
-            skip_whole_put(conn, size).await?;
+            // The held puts are answered first (and not kept while this one's bytes come).
             held.commit(conn, &ctx.sandbox).await?;
+            skip_whole_put(conn, size).await?;
             return Err(refusal.into());
         }
         Err(other) => return Err(other),
@@ -125,13 +126,13 @@ where
         Ok(received) => received,
         Err(RequestError::Refused(refusal)) => {
             // The data was read to its end: only `put_end` is left of this put.
-            expect_put_end(conn).await?;
             held.commit(conn, &ctx.sandbox).await?;
+            expect_put_end(conn).await?;
             return Err(refusal.into());
         }
         Err(other) => return Err(other),
     };
-    let theirs = expect_put_end(conn).await?;
+    let theirs = put_end_holding(conn, held, ctx).await?;
     let path = upload.request.path.clone();
     if ours != theirs {
         held.commit(conn, &ctx.sandbox).await?;
@@ -148,6 +149,66 @@ where
     let sealed = partial.seal(&target, Some(request.mode), Some(request.mtime_ns));
     held.hold(sealed, PutDone { size, hash: ours }, path);
     Ok(())
+}
+
+/// How long a put's first frame may take to arrive before the puts held before it are
+/// committed rather than kept waiting: a frame already on its way (up to 1 MiB, at hundreds of
+/// MB/s) arrives well within it; a client that stalls holds them no longer than this.
+const HOLD_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Whether a whole put of `size` bytes has its data at hand: one data frame carrying all of
+/// it, already here or arriving within [`HOLD_GRACE`].
+async fn bytes_at_hand<S>(conn: &mut Connection<S>, size: u64) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    matches!(
+        tokio::time::timeout(HOLD_GRACE, conn.wait_whole_frame()).await,
+        Ok(Ok(()))
+    ) && conn
+        .buffered_data_len()
+        .is_some_and(|len| len as u64 == size)
+}
+
+/// Reads a whole put's `put_end`, committing the held puts meanwhile if it takes longer than
+/// [`HOLD_GRACE`].
+async fn put_end_holding<S>(
+    conn: &mut Connection<S>,
+    held: &mut HeldPuts,
+    ctx: &SessionContext,
+) -> Result<String, RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if !held.is_empty()
+        && !matches!(
+            tokio::time::timeout(HOLD_GRACE, conn.wait_whole_frame()).await,
+            Ok(Ok(()))
+        )
+    {
+        held.commit_in_background(conn, &ctx.sandbox).await?;
+    }
+    expect_put_end(conn).await
+}
+
+/// Reads the next frame of a whole put; if it takes longer than [`HOLD_GRACE`], the held puts
+/// are committed meanwhile rather than kept waiting on this client.
+async fn read_frame_holding<S>(
+    conn: &mut Connection<S>,
+    held: &mut HeldPuts,
+    ctx: &SessionContext,
+) -> Result<Option<Frame>, RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if !held.is_empty() {
+        // `read_frame` is cancel-safe: a frame half read stays buffered for the read below.
+        if let Ok(frame) = tokio::time::timeout(HOLD_GRACE, conn.read_frame()).await {
+            return Ok(frame?);
+        }
+        held.commit_in_background(conn, &ctx.sandbox).await?;
+    }
+    Ok(conn.read_frame().await?)
 }
 
 /// Whole puts of at most this many bytes are read into memory first, then written, checked
@@ -167,15 +228,15 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     if let Err(refusal) = ctx.need(Permission::Write, "put") {
-        skip_whole_put(conn, request.size).await?;
         held.commit(conn, &ctx.sandbox).await?;
+        skip_whole_put(conn, request.size).await?;
         return Err(refusal.into());
     }
     let path = request.path.clone();
     let mut bytes = Vec::with_capacity(usize::try_from(request.size).unwrap_or(0));
     let mut hasher = Hasher::new(request.hash);
     while (bytes.len() as u64) < request.size {
-        match conn.read_frame().await? {
+        match read_frame_holding(conn, held, ctx).await? {
             Some(Frame::Data {
                 channel: 0,
                 payload,
@@ -199,7 +260,7 @@ where
             }
         }
     }
-    let theirs = expect_put_end(conn).await?;
+    let theirs = put_end_holding(conn, held, ctx).await?;
     let ours = hasher.finish_hex();
     if ours != theirs {
         held.commit(conn, &ctx.sandbox).await?;

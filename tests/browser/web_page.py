@@ -424,6 +424,9 @@ def terminal(p, server):
     expect(rows).to_contain_text("load average")
     page.shot()
     page.page.keyboard.press("q")
+    # Typed while top still runs, the next keys would be top's (or lost): wait until it has
+    # left its screen (the terminal is back on the shell's, where top never drew).
+    expect(rows).not_to_contain_text("load average")
     page.page.keyboard.type("clear; echo back-$((5+5))\n")
     expect(rows).to_contain_text("back-10")
     page.no_console_errors()

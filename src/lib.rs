@@ -10,19 +10,22 @@
 //!
 //! Beside them, [`legacy`] keeps the seed's byte protocols on listeners of their own.
 //!
-//! Cross-cutting: [`auth`], [`tls`], [`config`], [`shutdown`]. The wire format is specified
+//! Cross-cutting: [`auth`], [`tls`], [`config`], [`shutdown`], and what lets an operator see
+//! the server: [`audit`] and [`metrics`]. The wire format is specified
 //! in PROTOCOL.md.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod atomic_file;
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod connection;
 pub mod fd_limit;
 pub mod legacy;
+pub mod metrics;
 pub mod per_address;
 pub mod protocol;
 pub mod random;
@@ -32,3 +35,4 @@ pub mod shutdown;
 pub mod stall;
 pub mod tls;
 pub mod transfer;
+pub mod transport;

@@ -41,6 +41,98 @@ fn parse(stdout: &[u8]) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(stdout)))
 }
 
+/// The texts of an SVG, which must be well-formed XML with `<svg>` at its root.
+fn svg_texts(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).expect("the chart is well-formed XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(|t| t.trim().to_string())
+        .collect()
+}
+
+/// The line series an SVG holds: ferry draws them 2 px wide (axes and ticks are 1 px), each
+/// once in its panel and once as its legend's sample.
+fn svg_lines(svg: &str) -> usize {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    let wide = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
+        .count();
+    assert_eq!(wide % 2, 0, "every series has its legend sample");
+    wide / 2
+}
+
+#[test]
+fn a_comparison_is_drawn_with_each_bar_and_its_ratio_to_the_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("get.svg");
+    let out = ferry_bin(dir.path())
+        .args([
+            "bench",
+            "chart",
+            "--title",
+            "1 GiB get",
+            "--unit",
+            "MB/s",
+            "--ceiling",
+            "iperf3",
+            "iperf3=2000",
+            "ferry get (TLS)=900",
+            "scp get=250",
+            "--out",
+        ])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let texts = svg_texts(&std::fs::read_to_string(&svg).unwrap());
+    for label in [
+        "1 GiB get",
+        "iperf3: 2000 MB/s",
+        "ferry get (TLS): 900 MB/s (0.45x the ceiling)",
+        "scp get: 250 MB/s (0.12x the ceiling)",
+    ] {
+        assert!(
+            texts.iter().any(|t| t == label),
+            "no '{label}' in {texts:?}"
+        );
+    }
+    // A ceiling that is not a bar, and a bar that is not NAME=VALUE: one clear line each.
+    let out = ferry_bin(dir.path())
+        .args([
+            "bench",
+            "chart",
+            "--title",
+            "t",
+            "--unit",
+            "u",
+            "--ceiling",
+            "nc",
+            "a=1",
+            "--out",
+        ])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ceiling 'nc' is not one of the bars"));
+    let out = ferry_bin(dir.path())
+        .args([
+            "bench", "chart", "--title", "t", "--unit", "u", "fast", "--out",
+        ])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'fast' is not NAME=VALUE"));
+}
+
 fn ordered(p: &Value) -> bool {
     let f = |k: &str| p[k].as_f64().unwrap();
     f("min_ms") <= f("p50_ms")
@@ -52,6 +144,7 @@ fn ordered(p: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_test_runs_and_its_figures_add_up() {
     let (server, token, _config) = server_with_user("chat,read,write,exec", "");
+    let chart = server.dir.path().join("run.svg");
     let out = output(bench(
         &server,
         Some(&token),
@@ -72,6 +165,8 @@ async fn every_test_runs_and_its_figures_add_up() {
             "0",
             "--connections",
             "40",
+            "--chart",
+            chart.to_str().unwrap(),
         ],
     ))
     .await;
@@ -118,6 +213,34 @@ async fn every_test_runs_and_its_figures_add_up() {
     assert_eq!(chat["skipped"], 0);
     assert_eq!(chat["latency"]["samples"], 60 * 11);
     assert!(ordered(&chat["latency"]));
+    let over_time: u64 = chat["deliveries_per_bin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(over_time, 60 * 11, "every delivery is in one bin over time");
+
+    // The picture of the run: well-formed SVG with a series for each figure.
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    let texts = svg_texts(&svg);
+    for series in [
+        "put (median",
+        "get (median",
+        "latency percentiles",
+        "ping (p50",
+        "session set-up (p50",
+        "exec -- true (p50",
+        "chat: 12 members, 60 lines; 660 of 660 deliveries",
+        "deliveries/s (mean",
+    ] {
+        assert!(
+            texts.iter().any(|t| t.starts_with(series)),
+            "no '{series}' in the chart: {texts:?}"
+        );
+    }
+    // put, get; ping, session, exec; deliveries over time.
+    assert_eq!(svg_lines(&svg), 6);
 
     let connections = &results["connections"];
     assert_eq!(connections["opened"], 40);

@@ -5,12 +5,15 @@
 //!
 //! `./test.sh` installs Chromium and Playwright; without them these tests fail and say so.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-fn scenario(name: &str) {
+/// Chromium and Playwright are there, or the test says how to get them.
+fn browser_is_installed() {
     assert!(
         Path::new(CHROMIUM).exists(),
         "the browser tests need Chromium at {CHROMIUM}: run ./test.sh, which installs it (apt-get install chromium)"
@@ -23,6 +26,10 @@ fn scenario(name: &str) {
         has_playwright,
         "the browser tests need Playwright for Python: run ./test.sh, which installs it (pip install playwright)"
     );
+}
+
+fn scenario(name: &str) {
+    browser_is_installed();
     let out = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -40,6 +47,75 @@ fn scenario(name: &str) {
     assert!(
         out.status.success(),
         "scenario {name} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The charts `ferry bench` draws, of a run against a real server and of a comparison,
+/// render in Chromium (screenshots `chart-run.png` and `chart-compare.png`).
+#[test]
+fn bench_charts_render_in_the_browser() {
+    browser_is_installed();
+    let dir = tempfile::tempdir().unwrap();
+    let (run, compare) = (dir.path().join("run.svg"), dir.path().join("compare.svg"));
+    let server = common::ServerProcess::start(&["--plaintext"]);
+    let bench = common::ferry_bin(&dir.path().join("home"))
+        .args(["bench", "--plaintext", "--server", &server.addr.to_string()])
+        .args(["latency", "chat", "--pings", "50", "--sessions", "5"])
+        .args([
+            "--clients",
+            "5",
+            "--messages",
+            "50",
+            "--rate",
+            "100",
+            "--chart",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    // Two panels, the second one the chat's.
+    let drawn = std::fs::read_to_string(&run).unwrap();
+    assert!(drawn.contains("latency percentiles") && drawn.contains("deliveries/s (mean"));
+    let chart = common::ferry_bin(&dir.path().join("home"))
+        .args([
+            "bench",
+            "chart",
+            "--title",
+            "1 GiB get",
+            "--unit",
+            "MB/s",
+            "--ceiling",
+            "iperf3",
+        ])
+        .args(["iperf3=2574", "ferry get (TLS)=909", "scp get=241", "--out"])
+        .arg(&compare)
+        .output()
+        .unwrap();
+    assert!(
+        chart.status.success(),
+        "{}",
+        String::from_utf8_lossy(&chart.stderr)
+    );
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/browser/chart.py"
+        ))
+        .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots"))
+        .args([&run, &compare])
+        .env("FERRY_CHROMIUM", CHROMIUM)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the charts did not render:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -967,6 +967,7 @@ async fn abandoned_partials_are_swept_and_fresh_or_held_ones_kept() {
         plaintext: true,
         web: None,
         irc: None,
+        metrics: None,
     })
     .await
     .unwrap();

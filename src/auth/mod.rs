@@ -109,6 +109,11 @@ impl Authenticator {
         self.generation.subscribe()
     }
 
+    /// The users and anonymous rights in force now.
+    pub fn accounts(&self) -> Arc<Accounts> {
+        self.table()
+    }
+
     fn table(&self) -> Arc<Accounts> {
         Arc::clone(&self.table.read().unwrap_or_else(|e| e.into_inner()))
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::{DeliveryClock, Percentiles};
@@ -33,7 +33,7 @@ pub struct ChatOptions {
 }
 
 /// Deliveries, their rate and latency.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatReport {
     pub clients: usize,
     pub messages: usize,
@@ -54,6 +54,26 @@ pub struct ChatReport {
     pub server_cpu_seconds_per_million: Option<f64>,
     pub deliveries_per_second: f64,
     pub latency: Percentiles,
+    /// The width of one bin of `deliveries_per_bin`, in ms.
+    pub bin_ms: u64,
+    /// Deliveries in each bin of `bin_ms`, from the first line sent: the run over time.
+    pub deliveries_per_bin: Vec<u64>,
+}
+
+/// The width of one bin of deliveries over time.
+const BIN: Duration = Duration::from_millis(100);
+
+/// Counts `at` in the bin of `bins` it falls in, counting from `origin`.
+fn count_in_bin(bins: &mut Vec<u64>, origin: Instant, at: Instant) {
+    let index = usize::try_from(at.saturating_duration_since(origin).as_millis() / BIN.as_millis())
+        .unwrap_or(usize::MAX);
+    // A run that lasts absurdly long stops being binned rather than allocating without end.
+    if index < 1_000_000 {
+        if bins.len() <= index {
+            bins.resize(index + 1, 0);
+        }
+        bins[index] += 1;
+    }
 }
 
 /// Lines received by a member once the run started.
@@ -62,6 +82,8 @@ struct Received {
     skipped: u64,
     latencies: Vec<Duration>,
     last: Option<Instant>,
+    /// Deliveries per [`BIN`] since the run's origin.
+    bins: Vec<u64>,
 }
 
 /// The two fields a receiver looks at. Decoding just these, rather than a whole [`Message`]
@@ -128,6 +150,8 @@ pub async fn run(
         .collect();
 
     let clock = Arc::new(DeliveryClock::new(bench.messages));
+    // Receivers bin their deliveries from here; the bins before `started` are cut off below.
+    let origin = Instant::now();
     let ready = Arc::new((AtomicUsize::new(0), Notify::new()));
     let mut senders = Vec::with_capacity(clients);
     let mut receivers = tokio::task::JoinSet::new();
@@ -144,6 +168,7 @@ pub async fn run(
             receiver,
             expected,
             is_first,
+            origin,
             Arc::clone(&clock),
             Arc::clone(&ready),
         ));
@@ -181,6 +206,7 @@ pub async fn run(
     let mut skipped = 0;
     let mut latencies = Vec::new();
     let mut last = started;
+    let mut bins: Vec<u64> = Vec::new();
     loop {
         let next = tokio::time::timeout_at(deadline.into(), receivers.join_next()).await;
         match next {
@@ -189,6 +215,12 @@ pub async fn run(
                 skipped += received.skipped;
                 latencies.extend(received.latencies);
                 last = last.max(received.last.unwrap_or(started));
+                if bins.len() < received.bins.len() {
+                    bins.resize(received.bins.len(), 0);
+                }
+                for (total, n) in bins.iter_mut().zip(&received.bins) {
+                    *total += n;
+                }
             }
             Ok(Some(Err(e))) => {
                 return Err(ClientError::Protocol(format!(
@@ -208,6 +240,11 @@ pub async fn run(
         let _ = sender.close().await;
     }
     let seconds = (last - started).as_secs_f64();
+    let before_start = (started - origin).as_millis() / BIN.as_millis();
+    let deliveries_per_bin = bins
+        .into_iter()
+        .skip(usize::try_from(before_start).unwrap_or(usize::MAX))
+        .collect();
     let server_cpu_seconds = cpu_before.zip(cpu_after).map(|(a, b)| b - a);
     Ok(ChatReport {
         clients,
@@ -223,6 +260,8 @@ pub async fn run(
         server_cpu_seconds,
         server_cpu_seconds_per_million: server_cpu_seconds
             .map(|cpu| cpu / (deliveries.max(1) as f64 / 1e6)),
+        bin_ms: BIN.as_millis() as u64,
+        deliveries_per_bin,
     })
 }
 
@@ -259,6 +298,7 @@ async fn receive(
     mut receiver: ChatReceiver,
     expected: u64,
     already_ready: bool,
+    origin: Instant,
     clock: Arc<DeliveryClock>,
     ready: Arc<(AtomicUsize, Notify)>,
 ) -> Received {
@@ -267,6 +307,7 @@ async fn receive(
         skipped: 0,
         latencies: Vec::with_capacity(expected as usize),
         last: None,
+        bins: Vec::new(),
     };
     let mut started = already_ready;
     if started {
@@ -304,6 +345,7 @@ async fn receive(
             received.latencies.push(latency);
             received.count += 1;
             received.last = Some(now);
+            count_in_bin(&mut received.bins, origin, now);
         }
     }
     received

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Percentiles;
 use ferry::client::exec::{self as exec, ExecOutcome};
@@ -21,7 +21,7 @@ pub struct LatencyOptions {
 
 /// Percentiles of each kind of round trip; exec is absent (with the reason) when the token may
 /// not run commands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LatencyReport {
     pub ping: Percentiles,
     pub session: Percentiles,

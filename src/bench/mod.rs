@@ -5,6 +5,7 @@
 //! table or as JSON. Figures are medians and percentiles, never single runs: machines are
 //! shared and noisy.
 
+pub mod chart;
 pub mod chat;
 pub mod connections;
 pub mod delivery_clock;

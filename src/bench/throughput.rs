@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{median, megabytes_per_second};
 use ferry::client::files::{self as files, NoProgress};
@@ -21,7 +21,7 @@ pub struct ThroughputOptions {
 }
 
 /// MB/s of each round and their medians.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThroughputReport {
     pub size_bytes: u64,
     pub algorithm: HashAlgorithm,

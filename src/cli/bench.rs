@@ -3,7 +3,9 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::ClientArgs;
@@ -12,7 +14,11 @@ use crate::bench::{self, Percentiles};
 use ferry::protocol::HashAlgorithm;
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// Draw figures already measured instead of running tests.
+    #[command(subcommand)]
+    pub draw: Option<BenchDraw>,
     #[command(flatten)]
     pub client: ClientArgs,
     /// Tests to run, in this order (default: all four).
@@ -54,6 +60,39 @@ pub struct BenchArgs {
     /// connections: the server's pid, to read its memory (found by its port when it is local).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Also draw the run as an SVG: throughput per round, latency percentiles, chat deliveries
+    /// over time.
+    #[arg(long, value_name = "FILE.svg")]
+    pub chart: Option<PathBuf>,
+}
+
+/// Pictures of figures measured elsewhere.
+#[derive(Debug, Subcommand)]
+pub enum BenchDraw {
+    /// Draw bars side by side (ferry, its peers, the ceiling) into an SVG, e.g.
+    /// `ferry bench chart --title "1 GiB get" --unit MB/s --ceiling iperf3 iperf3=2574
+    /// "ferry get (TLS)=909" "scp get=241" --out get.svg`.
+    Chart(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// What is compared.
+    #[arg(long)]
+    pub title: String,
+    /// The unit of the values (MB/s, files/s, ms).
+    #[arg(long)]
+    pub unit: String,
+    /// The bar that is the machine's ceiling: drawn grey, and every other bar is labelled
+    /// with its ratio to it.
+    #[arg(long, value_name = "NAME")]
+    pub ceiling: Option<String>,
+    /// The SVG to write.
+    #[arg(long, value_name = "FILE.svg")]
+    pub out: PathBuf,
+    /// The bars, top to bottom: NAME=VALUE (names starting with "ferry" are drawn blue).
+    #[arg(required = true, value_name = "NAME=VALUE")]
+    pub bars: Vec<bench::chart::Bar>,
 }
 
 /// The four measurements.
@@ -77,6 +116,17 @@ impl BenchTest {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(BenchDraw::Chart(compare)) = &args.draw {
+        bench::chart::draw_comparison(
+            &compare.out,
+            &compare.title,
+            &compare.unit,
+            &compare.bars,
+            compare.ceiling.as_deref(),
+        )?;
+        eprintln!("ferry: wrote {}", compare.out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     if !(args.rate >= 0.0 && args.rate.is_finite()) {
         anyhow::bail!("--rate must be 0 or a positive number of lines per second");
     }
@@ -140,6 +190,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if let Some(path) = &args.chart {
+        draw_run(path, &info.server, transport, &results)?;
+        if !args.json {
+            println!("{:<12} {}", "chart", path.display());
+        }
+    }
     if args.json {
         let report = json!({
             "server": info.server,
@@ -154,6 +210,39 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Draws the reports in `results` (as their JSON) into `path`.
+fn draw_run(
+    path: &Path,
+    server: &str,
+    transport: &str,
+    results: &Map<String, Value>,
+) -> anyhow::Result<()> {
+    fn report<T: serde::de::DeserializeOwned>(
+        results: &Map<String, Value>,
+        name: &str,
+    ) -> Option<T> {
+        results
+            .get(name)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+    let throughput: Option<bench::throughput::ThroughputReport> = report(results, "throughput");
+    let latency: Option<bench::latency::LatencyReport> = report(results, "latency");
+    let chat: Option<bench::chat::ChatReport> = report(results, "chat");
+    let title = format!(
+        "ferry bench against {server} ({transport}), {}",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    );
+    bench::chart::draw_run(
+        path,
+        &title,
+        &bench::chart::RunFigures {
+            throughput: throughput.as_ref(),
+            latency: latency.as_ref(),
+            chat: chat.as_ref(),
+        },
+    )
 }
 
 /// Runs one test; returns its JSON and its table rows.

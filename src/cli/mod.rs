@@ -2,6 +2,7 @@
 //! logic lives here; verbs call the library and print.
 
 mod address;
+mod audit;
 mod bench;
 mod chat;
 mod copy;
@@ -73,6 +74,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Forget the pinned identity of a server (after it was changed on purpose).
     Forget(forget::ForgetArgs),
+    /// Read the server's audit log: sign-ins, commands, file changes, user changes.
+    Audit(audit::AuditArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -276,6 +279,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mv(args) => files::mv(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Forget(args) => forget::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "ferry", &mut std::io::stdout());

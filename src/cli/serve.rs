@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// direct messages and the bot span them all. Files and exec stay per server.
     #[arg(long, value_name = "redis://HOST:PORT")]
     pub cluster: Option<String>,
+    /// Also serve Prometheus metrics at http://HOST:PORT/metrics (no authentication, so
+    /// loopback only unless the config sets public = true under [metrics]).
+    #[arg(long, value_name = "HOST:PORT", value_parser = super::listen_address)]
+    pub metrics: Option<SocketAddr>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -84,6 +88,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         (None, Some(text)) => Some(text.parse().context("invalid [irc] listen in config")?),
         (None, None) => None,
     };
+    let metrics = match (args.metrics, &config.metrics.listen) {
+        (Some(addr), _) => Some(addr),
+        (None, Some(text)) => Some(text.parse().context("invalid [metrics] listen in config")?),
+        (None, None) => None,
+    };
+    let audit_path = config
+        .audit
+        .enabled
+        .then(|| config.audit.path_in(&state_dir));
     ferry::fd_limit::raise_to_hard_limit();
 
     let mut signals = ferry::shutdown::StopSignals::install()
@@ -98,8 +111,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         plaintext,
         web,
         irc,
+        metrics,
     })
     .await?;
+    if let Some(addr) = server.metrics_addr()? {
+        eprintln!("ferry: metrics at http://{addr}/metrics (Prometheus text, no authentication)");
+    }
+    match &audit_path {
+        Some(path) => eprintln!(
+            "ferry: audit log in {} ('ferry audit' reads it)",
+            path.display()
+        ),
+        None => eprintln!("ferry: audit log off ([audit] enabled = false)"),
+    }
     if let Some(addr) = server.web_addr()? {
         match server.fingerprint() {
             Some(fp) => eprintln!(

@@ -4,22 +4,26 @@
 //! Unknown keys are errors (a typo must not silently fall back to a default), and `validate`
 //! checks what types cannot: ranges, user names, credentials.
 
+mod audit;
 mod chat;
 mod cluster;
 mod edit;
 mod exec;
 mod limits;
+mod metrics;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use audit::AuditConfig;
 pub use chat::{BotConfig, ChatConfig};
 pub use cluster::ClusterConfig;
 pub use edit::{add_user, remove_user, rotate_user};
 pub use exec::ExecConfig;
 pub use limits::{Limits, MAX_MAX_FRAME};
+pub use metrics::{MetricsConfig, check_metrics_address};
 
 use crate::auth::scram::{BadCredential, Credential};
 use crate::auth::token::validate_user_name;
@@ -50,6 +54,10 @@ pub struct ServerConfig {
     pub irc: IrcConfig,
     /// Many servers as one: the Redis cluster engine.
     pub cluster: ClusterConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
+    /// The Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
     /// An operator's own certificate in place of the self-made identity.
     pub tls: TlsConfig,
     /// Users by name.
@@ -179,6 +187,8 @@ impl ServerConfig {
         self.chat.validate()?;
         self.exec.validate()?;
         self.cluster.validate()?;
+        self.audit.validate()?;
+        self.metrics.validate()?;
         if let Some(listen) = &self.listen {
             listen
                 .parse::<std::net::SocketAddr>()

@@ -54,6 +54,9 @@ pub async fn serve(mut tcp: TcpStream, ctx: &LegacyContext) -> std::io::Result<(
             tcp.write_all(line.as_bytes()).await?;
             continue;
         }
+        if let Ok(peer) = tcp.peer_addr() {
+            ctx.audit(peer.ip(), "ftp", "get", Some(name.clone()));
+        }
         // Opened off the runtime and without blocking (a FIFO must not hang the listener), and
         // checked on the descriptor that is then streamed: nothing is opened again by name.
         let resolver = ctx.sandbox.clone();

@@ -100,6 +100,7 @@ impl LegacyListener {
             let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                 continue; // at the limit: the caller is dropped, the seed protocols have no error
             };
+            ctx.audit(peer.ip(), self.spec.kind.name(), "connect", None);
             let (kind, ctx, stop) = (self.spec.kind, ctx.clone(), shutdown.clone());
             shutdown.tracker.spawn(async move {
                 let served = async {

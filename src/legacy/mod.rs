@@ -13,6 +13,7 @@ pub mod shell;
 mod spec;
 pub mod upper;
 
+use crate::audit::{AuditEvent, AuditLog};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +45,26 @@ pub struct LegacyContext {
     pub idle: Duration,
     /// Callers served at once, per listener.
     pub max_connections: usize,
+    /// Every use is recorded: these listeners have no auth.
+    pub audit: AuditLog,
+}
+
+impl LegacyContext {
+    /// Records a caller's use of `listener`.
+    pub fn audit(
+        &self,
+        peer: std::net::IpAddr,
+        listener: &str,
+        action: &str,
+        detail: Option<String>,
+    ) {
+        self.audit.record(AuditEvent::Legacy {
+            address: peer,
+            listener: listener.to_string(),
+            action: action.to_string(),
+            detail,
+        });
+    }
 }
 
 impl LegacyContext {
@@ -58,6 +79,7 @@ impl LegacyContext {
             auth: Arc::clone(&server.auth),
             idle: server.limits.idle_timeout(),
             max_connections: server.limits.max_connections,
+            audit: server.audit.clone(),
         }
     }
 }

@@ -139,6 +139,9 @@ pub async fn serve(mut tcp: TcpStream, ctx: &LegacyContext) -> std::io::Result<(
             return Ok(());
         }
         let command = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if let Ok(peer) = tcp.peer_addr() {
+            ctx.audit(peer.ip(), "shell", "command", Some(command.clone()));
+        }
         let mut output = run(&command, ctx).await?;
         tcp.write_all(&size_header(output.len)).await?;
         // The seed's fix for its sticky packets: wait for the client's ack between the two.

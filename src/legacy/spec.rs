@@ -18,7 +18,7 @@ pub enum LegacyKind {
 }
 
 impl LegacyKind {
-    pub(super) fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             LegacyKind::Chatbot => "chatbot",
             LegacyKind::Upper => "upper",

@@ -7,12 +7,15 @@ use std::net::IpAddr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::audit::{Actor, AuditEvent, AuditLog};
 use crate::auth::scram::{self, KEY_LEN};
 use crate::auth::token::validate_user_name;
 use crate::auth::{Authenticator, SessionIdentity};
 use crate::connection::{Connection, ConnectionError};
+use crate::metrics::{Metrics, SignInOutcome};
 use crate::protocol::{ErrorCode, Message, Refusal};
 use crate::random::random_bytes;
+use crate::transport::Transport;
 
 /// Server name and version sent in `welcome`.
 pub const SERVER_NAME: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));
@@ -46,6 +49,33 @@ pub struct HandshakeContext<'a> {
     pub anonymous_slots: &'a std::sync::Arc<tokio::sync::Semaphore>,
     /// Authentications in progress per address.
     pub handshakes: &'a std::sync::Arc<crate::per_address::PerAddressQueue>,
+    /// The door the session came through, for the audit log.
+    pub transport: Transport,
+    /// Where sign-ins are recorded.
+    pub audit: &'a AuditLog,
+    /// Where sign-ins are counted.
+    pub metrics: &'a Metrics,
+}
+
+impl HandshakeContext<'_> {
+    /// Records how a sign-in ended, in the audit log and the metrics.
+    fn signed_in(&self, user: Option<&str>, refused: Option<&str>) {
+        let outcome = match (refused, user) {
+            (Some(_), _) => SignInOutcome::Failed,
+            (None, Some(_)) => SignInOutcome::Ok,
+            (None, None) => SignInOutcome::Anonymous,
+        };
+        self.metrics.signed_in(outcome);
+        self.audit.record(AuditEvent::SignIn {
+            actor: Actor {
+                user: user.map(str::to_string),
+                address: self.peer,
+            },
+            transport: self.transport,
+            ok: refused.is_none(),
+            reason: refused.map(str::to_string),
+        });
+    }
 }
 
 /// A session the handshake opened: who it is, and (for an anonymous one) the slot it holds
@@ -96,6 +126,7 @@ where
             credential: None,
         };
         welcome(conn, &identity, ctx, None).await?;
+        ctx.signed_in(None, None);
         return Ok(Opened {
             identity,
             anonymous_slot: Some(slot),
@@ -113,6 +144,7 @@ where
             "too many failed logins from this address; retry in {} s",
             left.as_secs().max(1)
         );
+        ctx.signed_in(Some(&user), Some(&message));
         return refuse(ErrorCode::RateLimited, message);
     }
     let Some(client_nonce) = client_nonce.filter(|n| valid_nonce(n)) else {
@@ -157,6 +189,7 @@ where
             };
             let signature = record.credential.server_signature(&auth_message);
             welcome(conn, &identity, ctx, Some(STANDARD.encode(signature))).await?;
+            ctx.signed_in(identity.user.as_deref(), None);
             Ok(Opened {
                 identity,
                 anonymous_slot: None,
@@ -167,6 +200,7 @@ where
             drop(turn);
             tokio::time::sleep(ctx.auth.failure_delay()).await;
             let message = "authentication failed: wrong token or unknown user".to_string();
+            ctx.signed_in(Some(&user), Some("wrong token or unknown user"));
             refuse(ErrorCode::AuthFailed, message)
         }
     }

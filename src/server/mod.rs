@@ -6,6 +6,7 @@ mod accept;
 mod door;
 pub mod handshake;
 mod irc;
+mod metrics_door;
 pub mod reload;
 mod session;
 mod web;
@@ -21,8 +22,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::audit::AuditLog;
 use crate::auth::{Authenticator, SessionIdentity};
 use crate::config::{ExecConfig, Limits, ServerConfig};
+use crate::metrics::{Metrics, Snapshot};
 use crate::per_address::{PerAddress, PerAddressQueue};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::SessionContext;
@@ -36,6 +39,9 @@ use crate::transfer::hash_cache::HashCache;
 /// Refusals (`server_busy`) being written at once; beyond this, excess connections are dropped
 /// without a word rather than letting refusals themselves exhaust the server.
 const MAX_CONCURRENT_REFUSALS: usize = 64;
+
+/// How long a stopping server waits for its audit log's last entries.
+const AUDIT_FLUSH: Duration = Duration::from_secs(5);
 
 /// Everything needed to start a server; the CLI fills it from flags and the config file.
 #[derive(Debug, Clone)]
@@ -54,6 +60,9 @@ pub struct ServerOptions {
     pub web: Option<SocketAddr>,
     /// Also open the IRC door (IRC over TLS; plaintext IRC on loopback only) here.
     pub irc: Option<SocketAddr>,
+    /// Also serve Prometheus metrics at `/metrics` here (loopback unless
+    /// `config.metrics.public`).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Why a server could not start.
@@ -73,6 +82,10 @@ pub enum ServerError {
     Tls(#[from] rustls::Error),
     #[error("invalid user credential in config: {0}")]
     Credential(#[from] crate::auth::scram::BadCredential),
+    #[error("{0}")]
+    MetricsExposed(String),
+    #[error("cannot open the audit log: {0}")]
+    Audit(std::io::Error),
     #[error(transparent)]
     Cluster(#[from] crate::services::chat::cluster::ClusterError),
 }
@@ -150,6 +163,10 @@ pub struct ServerState {
     pub anonymous_slots: Arc<Semaphore>,
     /// Connections open at once, through every door (`limits.max_connections`).
     pub connection_permits: Arc<Semaphore>,
+    /// Who did what, from where (`[audit]`).
+    pub audit: AuditLog,
+    /// The figures `/metrics` serves.
+    pub metrics: Arc<Metrics>,
 }
 
 impl ServerState {
@@ -172,7 +189,19 @@ impl ServerState {
             file_requests_total: Arc::clone(&self.file_requests),
             auth: Arc::clone(&self.auth),
             shutdown: shutdown.begin.clone(),
+            audit: self.audit.clone(),
+            metrics: Arc::clone(&self.metrics),
         }
+    }
+
+    /// The text `/metrics` serves: the counters, and the state figures as of now.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(&Snapshot {
+            chat_rooms: i64::try_from(self.chat.room_count()).unwrap_or(i64::MAX),
+            chat_members: i64::try_from(self.chat.member_count()).unwrap_or(i64::MAX),
+            cluster_up: self.chat.cluster().map(|cluster| cluster.link.is_up()),
+            audit_dropped: self.audit.dropped(),
+        })
     }
 
     /// Applies a re-read config's users and anonymous rights (see [`reload`]).
@@ -180,7 +209,11 @@ impl ServerState {
     /// # Errors
     /// A credential that does not parse; nothing changes then.
     pub fn reload(&self, config: &ServerConfig) -> Result<(), crate::auth::scram::BadCredential> {
-        self.auth.reload(config.accounts()?);
+        let accounts = config.accounts()?;
+        for change in reload::account_changes(&self.auth.accounts(), &accounts) {
+            self.audit.record(change);
+        }
+        self.auth.reload(accounts);
         self.chat
             .reserve_user_names(config.users.keys().map(String::as_str));
         Ok(())
@@ -194,6 +227,8 @@ pub struct Server {
     web: Option<door::DoorListener>,
     /// The IRC door, when asked for.
     irc: Option<door::DoorListener>,
+    /// The metrics door, when asked for.
+    metrics: Option<TcpListener>,
     state: Arc<ServerState>,
     fingerprint: Option<String>,
 }
@@ -238,6 +273,13 @@ impl Server {
                 })?;
         let sandbox = Sandbox::at(&root).map_err(|_| ServerError::BadRoot(root.clone()))?;
         let limits = &options.config.limits;
+        let chat = ChatHub::new(options.config.chat.clone());
+        let mut metrics = Metrics::new(chat.counters.clone());
+        if options.config.cluster.redis.is_some() {
+            metrics.clustered();
+        }
+        let audit = AuditLog::start(&options.config.audit, &options.state_dir)
+            .map_err(ServerError::Audit)?;
         let state = ServerState {
             limits: options.config.limits.clone(),
             auth: Arc::new(Authenticator::new(
@@ -250,7 +292,7 @@ impl Server {
             sandbox,
             hashes: Arc::new(hash_cache_in(&options.state_dir)),
             stats: ServerStats::new(),
-            chat: ChatHub::new(options.config.chat.clone()),
+            chat,
             exec: Arc::new(options.config.exec.clone()),
             connections_per_address: PerAddress::new(limits.max_connections_per_address),
             handshakes_per_address: PerAddressQueue::new(limits.max_handshakes_per_address),
@@ -258,6 +300,8 @@ impl Server {
             file_requests: Arc::new(Semaphore::new(limits.max_file_requests)),
             anonymous_slots: Arc::new(Semaphore::new(limits.anonymous_connections())),
             connection_permits: Arc::new(Semaphore::new(limits.max_connections)),
+            audit,
+            metrics: Arc::new(metrics),
         };
         state
             .chat
@@ -288,10 +332,23 @@ impl Server {
             ),
             None => None,
         };
+        let metrics = match options.metrics {
+            Some(addr) => {
+                crate::config::check_metrics_address(addr, options.config.metrics.public)
+                    .map_err(ServerError::MetricsExposed)?;
+                Some(
+                    metrics_door::bind(addr)
+                        .await
+                        .map_err(|source| ServerError::Bind { addr, source })?,
+                )
+            }
+            None => None,
+        };
         Ok(Server {
             listener,
             web,
             irc,
+            metrics,
             state: Arc::new(state),
             fingerprint,
         })
@@ -327,6 +384,17 @@ impl Server {
             .transpose()
     }
 
+    /// The metrics door's address, when it is open.
+    ///
+    /// # Errors
+    /// The socket's address cannot be read.
+    pub fn metrics_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.metrics
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
+    }
+
     /// The TLS identity's fingerprint; `None` in plaintext mode.
     pub fn fingerprint(&self) -> Option<&str> {
         self.fingerprint.as_deref()
@@ -341,6 +409,14 @@ impl Server {
     /// for them up to the configured grace period. Returns whether all closed within it.
     pub async fn run(self, stop: CancellationToken) -> bool {
         let shutdown = Shutdown::new(stop);
+        self.state
+            .audit
+            .record(crate::audit::AuditEvent::ServerStart {
+                listen: self
+                    .local_addr()
+                    .map_or_else(|_| "?".into(), |addr| addr.to_string()),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            });
         if let Some(max_age) = self.state.limits.partial_max_age() {
             shutdown.tracker.spawn(sweep_partials_until(
                 self.state.sandbox.clone(),
@@ -353,6 +429,13 @@ impl Server {
             shutdown
                 .tracker
                 .spawn(web::run(web, Arc::clone(&self.state), shutdown.clone()));
+        }
+        if let Some(metrics) = self.metrics {
+            shutdown.tracker.spawn(metrics_door::run(
+                metrics,
+                Arc::clone(&self.state),
+                shutdown.clone(),
+            ));
         }
         if let Some(irc) = self.irc {
             shutdown
@@ -404,6 +487,9 @@ impl Server {
         info!(active, "shutting down: no longer accepting");
         let polite = shutdown.drain(self.state.limits.shutdown_grace()).await;
         self.state.chat.close().await;
+        if !self.state.audit.flush(AUDIT_FLUSH).await {
+            warn!("the audit log's last entries could not be written within {AUDIT_FLUSH:?}");
+        }
         if !polite {
             warn!("some sessions did not finish within the grace period and were closed");
         }

@@ -16,7 +16,55 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::ServerState;
+use crate::audit::AuditEvent;
+use crate::auth::Accounts;
 use crate::config::ServerConfig;
+use crate::protocol::Permissions;
+
+/// What a reload changes in who may sign in and what they may do, as audit entries: users
+/// added, removed, given a new credential, or given other permissions, and anonymous rights.
+/// Credentials themselves never appear, only that one changed.
+pub fn account_changes(old: &Accounts, new: &Accounts) -> Vec<AuditEvent> {
+    let names = |p: Permissions| {
+        p.to_vec()
+            .into_iter()
+            .map(|p| p.name().to_string())
+            .collect()
+    };
+    let mut changes = Vec::new();
+    let mut users: Vec<&String> = old.users.keys().chain(new.users.keys()).collect();
+    users.sort();
+    users.dedup();
+    for user in users {
+        let change = match (old.users.get(user), new.users.get(user)) {
+            (None, Some(added)) => AuditEvent::UserAdded {
+                user: user.clone(),
+                permissions: names(added.permissions),
+            },
+            (Some(_), None) => AuditEvent::UserRemoved { user: user.clone() },
+            (Some(before), Some(after)) => {
+                if before.credential.stored_key != after.credential.stored_key {
+                    changes.push(AuditEvent::UserRotated { user: user.clone() });
+                }
+                if before.permissions == after.permissions {
+                    continue;
+                }
+                AuditEvent::PermissionsChanged {
+                    user: user.clone(),
+                    permissions: names(after.permissions),
+                }
+            }
+            (None, None) => continue,
+        };
+        changes.push(change);
+    }
+    if old.anonymous != new.anonymous {
+        changes.push(AuditEvent::AnonymousChanged {
+            permissions: names(new.anonymous),
+        });
+    }
+    changes
+}
 
 /// How often the config file is looked at.
 const POLL: Duration = Duration::from_secs(1);
@@ -59,18 +107,27 @@ pub async fn watch_config(
                 "the file changed"
             }
         };
-        match ServerConfig::load(&path, false) {
-            Ok(config) => match state.reload(&config) {
-                Ok(()) => info!(
-                    config = %path.display(),
-                    users = config.users.len(),
-                    anonymous = %config.anonymous_permissions(),
-                    "reloaded users and permissions ({why}); other settings apply at restart"
-                ),
-                Err(e) => {
-                    warn!(config = %path.display(), error = %e, "config not reloaded ({why}); the running users stay")
-                }
-            },
+        let reloaded = ServerConfig::load(&path, false)
+            .map_err(|e| e.to_string())
+            .and_then(|config| {
+                state
+                    .reload(&config)
+                    .map(|()| config)
+                    .map_err(|e| e.to_string())
+            });
+        state.audit.record(AuditEvent::ConfigReload {
+            path: path.display().to_string(),
+            why: why.to_string(),
+            ok: reloaded.is_ok(),
+            error: reloaded.as_ref().err().cloned(),
+        });
+        match reloaded {
+            Ok(config) => info!(
+                config = %path.display(),
+                users = config.users.len(),
+                anonymous = %config.anonymous_permissions(),
+                "reloaded users and permissions ({why}); other settings apply at restart"
+            ),
             Err(e) => {
                 warn!(config = %path.display(), error = %e, "config not reloaded ({why}); the running users stay")
             }

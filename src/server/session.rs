@@ -15,11 +15,13 @@ use super::ServerState;
 use super::accept::{AcceptError, accept_transport};
 use super::handshake::{HandshakeContext, HandshakeError, server_handshake};
 use crate::connection::{BoxedStream, Connection, ConnectionError};
+use crate::metrics::{MeteredStream, Service, ServiceCell};
 use crate::protocol::{ErrorCode, Message, Refusal};
 use crate::services::files::held_puts::HeldPuts;
 use crate::services::{self, CloseReason, RequestError, SessionContext};
 use crate::shutdown::Shutdown;
 use crate::stall::StallGuard;
+use crate::transport::Transport;
 
 /// The largest frame accepted before `welcome`: `hello` and `proof` are a few hundred bytes.
 pub(crate) const HANDSHAKE_MAX_FRAME: usize = 16 * 1024;
@@ -91,7 +93,15 @@ async fn session(
             Err(e) => return e.into(),
         },
     };
-    serve_stream(Box::new(stream), peer, state, shutdown, deadline).await
+    serve_stream(
+        Box::new(stream),
+        Transport::Tcp,
+        peer,
+        state,
+        shutdown,
+        deadline,
+    )
+    .await
 }
 
 /// Serves one session on an established transport — TCP with or without TLS today, any other
@@ -99,16 +109,22 @@ async fn session(
 /// the session ends.
 pub(crate) async fn serve_stream(
     stream: BoxedStream,
+    transport: Transport,
     peer: SocketAddr,
     state: &ServerState,
     shutdown: &Shutdown,
     deadline: Instant,
 ) -> SessionEnd {
     let limits = &state.limits;
-    let stream: BoxedStream = Box::new(StallGuard::new(
-        stream,
-        limits.write_stall_timeout(),
-        limits.write_stall_min_bytes,
+    let _open = state.metrics.session_opened(transport);
+    let service = ServiceCell::new(&state.metrics);
+    let stream: BoxedStream = Box::new(MeteredStream::new(
+        StallGuard::new(
+            stream,
+            limits.write_stall_timeout(),
+            limits.write_stall_min_bytes,
+        ),
+        service.clone(),
     ));
     let mut conn = Connection::new(stream);
     // Until `welcome`, frames are small: an anonymous peer cannot make the server hold a
@@ -122,6 +138,9 @@ pub(crate) async fn serve_stream(
         node: state.chat.cluster().map(|c| c.name.as_str()),
         handshakes: &state.handshakes_per_address,
         anonymous_slots: &state.anonymous_slots,
+        transport,
+        audit: &state.audit,
+        metrics: &state.metrics,
     };
     let outcome = tokio::select! {
         _ = shutdown.begin.cancelled() => Err(HandshakeError::Refused(Refusal::new(ErrorCode::ShuttingDown, "server shutting down"))),
@@ -144,11 +163,12 @@ pub(crate) async fn serve_stream(
         Err(e) => return SessionEnd::Handshake(e),
     };
     conn.set_max_frame(limits.max_frame_bytes);
+    service.settle();
     info!(%peer, user = identity.user.as_deref().unwrap_or("anonymous"), permissions = %identity.permissions, "session open");
     // Clients accept frames up to the limit the server announced in `welcome`.
     conn.set_peer_max_frame(limits.max_frame_bytes);
     let mut ctx = state.session_context(identity, peer, shutdown);
-    request_loop(&mut conn, &mut ctx, state, shutdown).await
+    request_loop(&mut conn, &mut ctx, state, shutdown, &service).await
 }
 
 /// Pipelined gets served as one run, at most.
@@ -159,6 +179,7 @@ async fn request_loop(
     ctx: &mut SessionContext,
     state: &ServerState,
     shutdown: &Shutdown,
+    service: &ServiceCell,
 ) -> SessionEnd {
     // Whether the last request was an exec that has ended (its input may still be in flight).
     let mut after_exec = false;
@@ -177,7 +198,7 @@ async fn request_loop(
             match tokio::time::timeout(Duration::ZERO, conn.read_message()).await {
                 Ok(next) => Some(next),
                 Err(_) => {
-                    if let Err(e) = held.commit(conn, &ctx.sandbox).await {
+                    if let Err(e) = held.commit(conn, ctx).await {
                         return e.into();
                     }
                     None
@@ -189,7 +210,7 @@ async fn request_loop(
         // is committed by the put itself, in the background).
         if !held.is_empty()
             && !whole_put
-            && let Err(e) = held.commit(conn, &ctx.sandbox).await
+            && let Err(e) = held.commit(conn, ctx).await
         {
             return e.into();
         }
@@ -240,6 +261,7 @@ async fn request_loop(
             return SessionEnd::Revoked;
         }
         after_exec = matches!(request, Message::Exec(_));
+        service.set(services::service_of(&request));
         if let Message::Get(first) = request {
             // Gets the client pipelined and that are already here are served as one run.
             let mut gets = vec![first];
@@ -256,11 +278,13 @@ async fn request_loop(
             if let Err(e) = services::dispatch_gets(conn, gets, ctx).await {
                 return e.into();
             }
+            service.set(Service::Session);
             continue;
         }
         if let Err(e) = services::dispatch(conn, request, ctx, &mut held).await {
             return e.into();
         }
+        service.set(Service::Session);
     }
 }
 

@@ -9,8 +9,10 @@ use tokio_util::sync::CancellationToken;
 use super::chat::hub::ChatHub;
 use super::files::sandbox::Sandbox;
 use super::request_error::CloseReason;
+use crate::audit::{Actor, AuditLog};
 use crate::auth::{Authenticator, Rights, SessionIdentity};
 use crate::config::ExecConfig;
+use crate::metrics::Metrics;
 use crate::per_address::PerAddress;
 use crate::protocol::{ErrorCode, Permission, Refusal};
 use crate::transfer::hash_cache::HashCache;
@@ -40,6 +42,20 @@ pub struct SessionContext {
     pub shutdown: CancellationToken,
     /// Users and rights, which a reload may change while the session runs.
     pub auth: Arc<Authenticator>,
+    /// Where the services record who changed what.
+    pub audit: AuditLog,
+    /// The server's figures.
+    pub metrics: Arc<Metrics>,
+}
+
+impl SessionContext {
+    /// Who this session is, as the audit log names it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.identity.user.clone(),
+            address: self.peer,
+        }
+    }
 }
 
 impl SessionContext {

@@ -11,6 +11,7 @@ use super::files::held_puts::HeldPuts;
 use super::request_error::RequestError;
 use super::{SessionContext, chat, echo, exec, files};
 use crate::connection::{Connection, ConnectionError};
+use crate::metrics::{Service, TransferKind};
 use crate::per_address::AddressSlot;
 use crate::protocol::{ErrorCode, Get, Message, Refusal};
 
@@ -29,7 +30,16 @@ pub async fn dispatch<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let kind = request.kind();
+    let started = std::time::Instant::now();
     let served = serve(conn, request, ctx, held).await;
+    // A get counts itself (`files::get::serve_gets`), each of a pipelined run apart.
+    if kind != "get" {
+        ctx.metrics.request(kind, outcome_of(&served).as_str());
+        if kind == "put" && served.is_ok() {
+            ctx.metrics.transfer(TransferKind::Put, started.elapsed());
+        }
+    }
     match served {
         Ok(()) => Ok(()),
         Err(RequestError::Refused(refusal)) => {
@@ -43,6 +53,34 @@ where
             Err(RequestError::OutOfStep(refusal))
         }
         Err(fatal) => Err(fatal),
+    }
+}
+
+/// How a request ended, as the metrics label it: `ok`, the error code answered, or `closed`
+/// when the session ended with it.
+fn outcome_of(served: &Result<(), RequestError>) -> String {
+    match served {
+        Ok(()) => "ok".into(),
+        Err(RequestError::Refused(refusal) | RequestError::OutOfStep(refusal)) => {
+            refusal.code.wire_name()
+        }
+        Err(_) => "closed".into(),
+    }
+}
+
+/// The service a request is for, as the byte counters label it.
+pub fn service_of(request: &Message) -> Service {
+    match request {
+        Message::Ping(_) => Service::Echo,
+        Message::ChatJoin(_) => Service::Chat,
+        Message::Exec(_) => Service::Exec,
+        Message::List(_)
+        | Message::Get(_)
+        | Message::Put(_)
+        | Message::Mkdir(_)
+        | Message::Rename(_)
+        | Message::Remove(_) => Service::Files,
+        _ => Service::Session,
     }
 }
 
@@ -65,6 +103,7 @@ where
         Err(refusal) => {
             let mut batch = conn.batch();
             for _ in &gets {
+                ctx.metrics.request("get", &refusal.code.wire_name());
                 batch
                     .message(&Message::Error(refusal.clone()))
                     .map_err(ConnectionError::Io)?;
@@ -109,7 +148,7 @@ where
                         && put.whole
                     {
                         // Its bytes are on their way: read past them so the refusal is in step.
-                        held.commit(conn, &ctx.sandbox).await?;
+                        held.commit(conn, ctx).await?;
                         files::put::skip_whole_put(conn, put.size).await?;
                     }
                     return Err(refusal.into());

@@ -12,7 +12,7 @@ pub mod files;
 mod request_error;
 
 pub use context::SessionContext;
-pub use dispatch::{dispatch, dispatch_gets};
+pub use dispatch::{dispatch, dispatch_gets, service_of};
 pub use request_error::{CloseReason, RequestError};
 
 /// Runs `f` on a blocking thread (file system work stays off the async runtime).

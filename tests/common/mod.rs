@@ -42,6 +42,8 @@ pub struct TestServer {
     pub web_addr: Option<SocketAddr>,
     /// The IRC door's address, when the test opened it.
     pub irc_addr: Option<SocketAddr>,
+    /// The metrics door's address, when the test opened it.
+    pub metrics_addr: Option<SocketAddr>,
     /// The server's own Redis, when the suite runs on the cluster engine.
     pub redis: Option<redis::RedisServer>,
 }
@@ -68,6 +70,7 @@ pub async fn bind_plaintext_doors(
         plaintext: true,
         web: web.map(|a| a.parse().unwrap()),
         irc: irc.map(|a| a.parse().unwrap()),
+        metrics: None,
     })
     .await
     .map(drop)
@@ -78,6 +81,7 @@ pub async fn bind_plaintext_doors(
 struct Doors {
     web: bool,
     irc: bool,
+    metrics: bool,
 }
 
 impl TestServer {
@@ -99,7 +103,7 @@ impl TestServer {
     pub async fn start_with_web(config: ServerConfig, plaintext: bool) -> TestServer {
         let doors = Doors {
             web: true,
-            irc: false,
+            ..Doors::default()
         };
         Self::start_full(config, plaintext, Vec::new(), doors).await
     }
@@ -107,8 +111,18 @@ impl TestServer {
     /// Starts a server with its IRC door open too (port 0 on loopback).
     pub async fn start_with_irc(config: ServerConfig, plaintext: bool) -> TestServer {
         let doors = Doors {
-            web: false,
             irc: true,
+            ..Doors::default()
+        };
+        Self::start_full(config, plaintext, Vec::new(), doors).await
+    }
+
+    /// Starts a server with its web and metrics doors open too (port 0 on loopback).
+    pub async fn start_with_metrics(config: ServerConfig, plaintext: bool) -> TestServer {
+        let doors = Doors {
+            web: true,
+            metrics: true,
+            ..Doors::default()
         };
         Self::start_full(config, plaintext, Vec::new(), doors).await
     }
@@ -154,12 +168,14 @@ impl TestServer {
             plaintext,
             web: doors.web.then(|| "127.0.0.1:0".parse().unwrap()),
             irc: doors.irc.then(|| "127.0.0.1:0".parse().unwrap()),
+            metrics: doors.metrics.then(|| "127.0.0.1:0".parse().unwrap()),
         })
         .await
         .unwrap();
         let addr = server.local_addr().unwrap();
         let web_addr = server.web_addr().unwrap();
         let irc_addr = server.irc_addr().unwrap();
+        let metrics_addr = server.metrics_addr().unwrap();
         let legacy = ferry::legacy::LegacyListeners::bind(&legacy).await.unwrap();
         let legacy_addrs = legacy
             .addrs()
@@ -185,6 +201,7 @@ impl TestServer {
             legacy_addrs,
             web_addr,
             irc_addr,
+            metrics_addr,
             redis,
         }
     }

@@ -1,6 +1,9 @@
 //! Both ends of the session handshake against each other over an in-memory pipe, on paused
 //! time: the failure delay and the rate limit are checked on the virtual clock, in no real time.
 
+use crate::audit::AuditLog;
+use crate::metrics::{ChatCounters, Metrics};
+use crate::transport::Transport;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -28,6 +31,8 @@ struct Server {
     auth: Authenticator,
     handshakes: Arc<PerAddressQueue>,
     anonymous: Arc<Semaphore>,
+    audit: AuditLog,
+    metrics: Metrics,
 }
 
 impl Server {
@@ -53,6 +58,8 @@ impl Server {
             auth: Authenticator::new(accounts, policy),
             handshakes: PerAddressQueue::new(4),
             anonymous: Arc::new(Semaphore::new(8)),
+            audit: AuditLog::disabled(),
+            metrics: Metrics::new(ChatCounters::default()),
         }
     }
 
@@ -65,6 +72,9 @@ impl Server {
             node: None,
             handshakes: &self.handshakes,
             anonymous_slots: &self.anonymous,
+            transport: Transport::Tcp,
+            audit: &self.audit,
+            metrics: &self.metrics,
         }
     }
 

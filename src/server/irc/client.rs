@@ -174,13 +174,16 @@ impl<'a> Client<'a> {
                         self.room_event(&name, &event, out);
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(skipped)) => out.server(
-                    "NOTICE",
-                    &[
-                        &name,
-                        &format!("{skipped} lines skipped: the room outran your connection"),
-                    ],
-                ),
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    self.state.chat.counters.lines_skipped.inc_by(skipped);
+                    out.server(
+                        "NOTICE",
+                        &[
+                            &name,
+                            &format!("{skipped} lines skipped: the room outran your connection"),
+                        ],
+                    );
+                }
                 Err(broadcast::error::RecvError::Closed) => {
                     return Some(End::Close("the chat closed".into()));
                 }

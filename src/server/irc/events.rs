@@ -14,6 +14,8 @@ impl Client<'_> {
         if event.origin == self.participant.id {
             return;
         }
+        // Counted as queued for the client: IRC output goes out in the session's next write.
+        self.state.chat.counters.deliveries.inc();
         if let Some(said) = event.said() {
             // The same bytes for every IRC member that asked for the same tags: encoded once.
             let variant = usize::from(out.server_time);

@@ -26,6 +26,8 @@ mod registration;
 mod sign_in;
 mod wire;
 
+use crate::metrics::{MeteredStream, Service, ServiceCell};
+use crate::transport::Transport;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -90,6 +92,10 @@ async fn serve_client<S>(stream: S, peer: SocketAddr, state: &Arc<ServerState>, 
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let _open = state.metrics.session_opened(Transport::Irc);
+    let service = ServiceCell::new(&state.metrics);
+    service.set(Service::Chat);
+    let stream = MeteredStream::new(stream, service);
     let mut wire = Wire::new(stream, state.chat.config.send_timeout());
     let registered = match register(&mut wire, state, peer, shutdown).await {
         Ok(registered) => registered,
@@ -97,6 +103,9 @@ where
         Err(Abort::Gone) => return,
     };
     let user = registered.identity.user.clone();
+    if user.is_none() {
+        registration::record_sign_in(state, peer, None, None);
+    }
     debug!(%peer, nick = %registered.nick, user = user.as_deref().unwrap_or("anonymous"), "IRC client registered");
     let ctx = state.session_context(registered.identity.clone(), peer, shutdown);
     // The client's time ends when the server stops, or when a reload takes chat (or its

@@ -2,6 +2,9 @@
 //! the welcome burst (001–005 and the MOTD). Bounded by the handshake timeout, as the native
 //! handshake is; anything else gets 451.
 
+use crate::audit::{Actor, AuditEvent};
+use crate::metrics::SignInOutcome;
+use crate::transport::Transport;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -318,11 +321,42 @@ async fn sign_in_with(
     state: &ServerState,
     peer: SocketAddr,
 ) -> Result<SessionIdentity, String> {
-    state
+    let signed_in = state
         .auth
         .sign_in_with_secret(peer.ip(), &claim.user, &claim.secret)
         .await
-        .map_err(|refusal| refusal.message)
+        .map_err(|refusal| refusal.message);
+    record_sign_in(
+        state,
+        peer,
+        Some(claim.user.clone()),
+        signed_in.as_ref().err().cloned(),
+    );
+    signed_in
+}
+
+/// Records how an IRC sign-in ended, as the native handshake does.
+pub(super) fn record_sign_in(
+    state: &ServerState,
+    peer: SocketAddr,
+    user: Option<String>,
+    refused: Option<String>,
+) {
+    let outcome = match (&refused, &user) {
+        (Some(_), _) => SignInOutcome::Failed,
+        (None, Some(_)) => SignInOutcome::Ok,
+        (None, None) => SignInOutcome::Anonymous,
+    };
+    state.metrics.signed_in(outcome);
+    state.audit.record(AuditEvent::SignIn {
+        actor: Actor {
+            user,
+            address: peer.ip(),
+        },
+        transport: Transport::Irc,
+        ok: refused.is_none(),
+        reason: refused,
+    });
 }
 
 /// A nick as ferry's rules have it (which keep `!` and `@` out, so no nick can pass for

@@ -35,6 +35,7 @@ async fn state(dir: &tempfile::TempDir) -> Arc<ServerState> {
         plaintext: true,
         web: None,
         irc: None,
+        metrics: None,
     })
     .await
     .unwrap();
@@ -54,7 +55,15 @@ fn open(
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     let session = tokio::spawn(async move {
         let deadline = Instant::now() + state.limits.handshake_timeout();
-        serve_stream(Box::new(server_end), peer, &state, &shutdown, deadline).await
+        serve_stream(
+            Box::new(server_end),
+            crate::transport::Transport::Tcp,
+            peer,
+            &state,
+            &shutdown,
+            deadline,
+        )
+        .await
     });
     (Connection::new(client_end), session)
 }

@@ -32,6 +32,7 @@ use super::door::{DoorListener, Held};
 use super::session::{SessionEnd, serve_stream};
 use crate::connection::ws_stream::{Incoming, WsMessage, WsStream};
 use crate::shutdown::Shutdown;
+use crate::transport::Transport;
 
 /// What one HTTP connection's handlers know.
 #[derive(Clone)]
@@ -134,8 +135,15 @@ async fn upgrade(State(door): State<Door>, headers: HeaderMap, ws: WebSocketUpgr
                 let door = door;
                 let deadline = Instant::now() + door.state.limits.handshake_timeout();
                 let stream = Box::new(WsStream::new(socket));
-                let end =
-                    serve_stream(stream, door.peer, &door.state, &door.shutdown, deadline).await;
+                let end = serve_stream(
+                    stream,
+                    Transport::Websocket,
+                    door.peer,
+                    &door.state,
+                    &door.shutdown,
+                    deadline,
+                )
+                .await;
                 match end {
                     SessionEnd::Closed => debug!(peer = %door.peer, "web session closed"),
                     reason => debug!(peer = %door.peer, %reason, "web session ended"),

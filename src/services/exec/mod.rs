@@ -15,6 +15,7 @@ pub mod terminate;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{RequestError, SessionContext, off_runtime};
+use crate::audit::AuditEvent;
 use crate::connection::Connection;
 use crate::protocol::{ErrorCode, Exec, ExecStarted, Message, Permission, Refusal};
 use relay::{RelayEnd, RelayLimits};
@@ -53,6 +54,24 @@ where
         }
     };
     let user = ctx.identity.user.as_deref().unwrap_or("anonymous");
+    let started = std::time::Instant::now();
+    let argv = match request.shell {
+        true => vec!["(login shell)".to_string()],
+        false => request.argv.clone(),
+    };
+    let pty = request.tty.is_some();
+    let audit = |status: Option<std::process::ExitStatus>, error: Option<String>| {
+        use std::os::unix::process::ExitStatusExt;
+        ctx.audit.record(AuditEvent::Exec {
+            actor: ctx.actor(),
+            argv: argv.clone(),
+            pty,
+            exit_code: status.and_then(|s| s.code()),
+            signal: status.and_then(|s| s.signal()),
+            error,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+    };
     let contained = containment::Containment::get().prepare();
     let spawned = spawn::spawn(
         program,
@@ -65,6 +84,7 @@ where
     let process = match spawned {
         Ok(process) => process,
         Err(refusal) => {
+            audit(None, Some(refusal.message.clone()));
             // Nothing ran, but the prepared cgroup goes.
             tokio::task::spawn_blocking(move || contained.end());
             return Err(refusal.into());
@@ -81,6 +101,7 @@ where
         }
         None => contained,
     };
+    let _running = ctx.metrics.exec_started();
     // Whatever happens next, everything the command started ends with it.
     let _ending = containment::EndOnDrop::new(contained);
     let pid = process.child.id().unwrap_or_default();
@@ -92,7 +113,17 @@ where
         timeout: request.timeout_ms.map(std::time::Duration::from_millis),
         shutdown: &ctx.shutdown,
     };
-    match relay::relay(conn, process, limits).await? {
+    let relayed = relay::relay(conn, process, limits).await;
+    let status = relayed.as_ref().ok().and_then(|r| r.status);
+    let error = match &relayed {
+        Err(e) => Some(e.to_string()),
+        Ok(r) if r.status.is_none() => {
+            Some("the client went away; the command was ended".to_string())
+        }
+        Ok(_) => None,
+    };
+    audit(status, error);
+    match relayed?.end {
         RelayEnd::Finished => Ok(()),
         RelayEnd::ClientGone => Err(RequestError::ClientLeft),
     }

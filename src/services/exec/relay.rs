@@ -33,7 +33,16 @@ const INPUT_QUEUE: usize = 16;
 /// The EOF character of a terminal (Ctrl-D), written when stdin ends on a pty.
 const TERMINAL_EOF: u8 = 0x04;
 
-/// How a command's exchange ended.
+/// How a command's exchange ended, and how the command did (`None` when it was still running
+/// as the client went, and was ended).
+pub struct Relayed {
+    /// Whether the client was told.
+    pub end: RelayEnd,
+    /// How the command ended, when it did.
+    pub status: Option<ExitStatus>,
+}
+
+/// Whether the client saw the end.
 pub enum RelayEnd {
     /// The command finished and the client was told.
     Finished,
@@ -83,7 +92,7 @@ pub async fn relay<S>(
     conn: &mut Connection<S>,
     process: Process,
     limits: RelayLimits<'_>,
-) -> io::Result<RelayEnd>
+) -> io::Result<Relayed>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -152,6 +161,7 @@ where
         timed_out,
         ..
     } = relay;
+    let ended = status;
     let status = status.unwrap_or_else(|| ExitStatus::from_raw(0));
     if let Some(kill_at) = stop.kill_at.take() {
         // Group members may outlive the command for the rest of their grace period.
@@ -163,8 +173,12 @@ where
         }
     }
     guard.disarm();
+    let gone = Relayed {
+        end: RelayEnd::ClientGone,
+        status: ended,
+    };
     if !client_here {
-        return Ok(RelayEnd::ClientGone);
+        return Ok(gone);
     }
     let exit = Message::ExecExit(ExecExit {
         code: status.code(),
@@ -172,9 +186,12 @@ where
         timed_out,
     });
     if conn.write_message(&exit).await.is_err() {
-        return Ok(RelayEnd::ClientGone);
+        return Ok(gone);
     }
-    Ok(RelayEnd::Finished)
+    Ok(Relayed {
+        end: RelayEnd::Finished,
+        status: ended,
+    })
 }
 
 /// What woke the relay.

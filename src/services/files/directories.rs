@@ -10,6 +10,7 @@ use rustix::fs::{Mode, OFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::sandbox::{self, Sandbox, io_error};
+use crate::audit::AuditEvent;
 use crate::connection::Connection;
 use crate::protocol::{ErrorCode, Message, Mkdir, Permission, Refusal, Remove, Rename};
 use crate::services::{RequestError, SessionContext, off_runtime};
@@ -28,8 +29,13 @@ where
 {
     ctx.need(Permission::Write, "mkdir")?;
     let sandbox = ctx.sandbox.clone();
+    let path = request.path.clone();
     off_runtime(move || make_dirs(&sandbox, &request.path, request.mode, request.mtime_ns))
         .await??;
+    ctx.audit.record(AuditEvent::Mkdir {
+        actor: ctx.actor(),
+        path,
+    });
     conn.write_message(&Message::Done).await?;
     Ok(())
 }
@@ -49,7 +55,13 @@ where
 {
     ctx.need(Permission::Write, "rename")?;
     let sandbox = ctx.sandbox.clone();
+    let (from, to) = (request.from.clone(), request.to.clone());
     off_runtime(move || rename(&sandbox, &request.from, &request.to)).await??;
+    ctx.audit.record(AuditEvent::Move {
+        actor: ctx.actor(),
+        from,
+        to,
+    });
     conn.write_message(&Message::Done).await?;
     Ok(())
 }
@@ -113,7 +125,12 @@ where
 {
     ctx.need(Permission::Write, "remove")?;
     let sandbox = ctx.sandbox.clone();
+    let path = request.path.clone();
     off_runtime(move || remove(&sandbox, &request.path)).await??;
+    ctx.audit.record(AuditEvent::Remove {
+        actor: ctx.actor(),
+        path,
+    });
     conn.write_message(&Message::Done).await?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::connection::{Connection, ConnectionError};
+use crate::metrics::TransferKind;
 use crate::protocol::{ErrorCode, Get, GetEnd, GetReady, Message, Permission, Refusal};
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
@@ -73,6 +74,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let opened_at = SystemTime::now();
+    let started = std::time::Instant::now();
     let prepared: Vec<Result<Prepared, Refusal>> = match ctx.need(Permission::Read, "get") {
         Err(refusal) => requests.iter().map(|_| Err(refusal.clone())).collect(),
         Ok(()) => {
@@ -90,8 +92,13 @@ where
     let mut batched = 0usize;
     for one in prepared {
         match one {
-            Err(refusal) => batch.message(&Message::Error(refusal)).map_err(io)?,
+            Err(refusal) => {
+                ctx.metrics.request("get", &refusal.code.wire_name());
+                batch.message(&Message::Error(refusal)).map_err(io)?;
+            }
             Ok(Prepared::Small { ready, bytes, hash }) => {
+                ctx.metrics.request("get", "ok");
+                ctx.metrics.transfer(TransferKind::Get, started.elapsed());
                 batch.message(&Message::GetReady(ready)).map_err(io)?;
                 if !bytes.is_empty() {
                     batch.data(0, &bytes).map_err(io)?;
@@ -112,9 +119,15 @@ where
                     .await
                     .map_err(io)?;
                 batched = 0;
-                match send_large(conn, ctx, &path, file, &meta, start, hasher, opened_at).await {
-                    Ok(()) => {}
+                let sent =
+                    send_large(conn, ctx, &path, file, &meta, start, hasher, opened_at).await;
+                match sent {
+                    Ok(()) => {
+                        ctx.metrics.request("get", "ok");
+                        ctx.metrics.transfer(TransferKind::Get, started.elapsed());
+                    }
                     Err(RequestError::Refused(refusal)) => {
+                        ctx.metrics.request("get", &refusal.code.wire_name());
                         conn.write_message(&Message::Error(refusal))
                             .await
                             .map_err(io)?;

@@ -17,6 +17,7 @@ use super::sandbox::Sandbox;
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Message, PutDone, Refusal};
 use crate::services::RequestError;
+use crate::services::SessionContext;
 use crate::transfer::partial::{Sealed, commit_all};
 
 /// Files held at most before a commit: bounds the descriptors a session holds (each sealed
@@ -49,8 +50,11 @@ pub struct HeldPuts {
 /// A commit on a blocking thread, and the answers it will decide.
 type RunningCommit = (
     tokio::task::JoinHandle<Vec<Result<(), Refusal>>>,
-    Vec<PutDone>,
+    Vec<Answer>,
 );
+
+/// The answer a held put gets once committed, and its path (for the audit log).
+type Answer = (PutDone, String);
 
 impl HeldPuts {
     /// Whether nothing waits (held, or being committed).
@@ -99,13 +103,13 @@ impl HeldPuts {
     pub async fn commit<S>(
         &mut self,
         conn: &mut Connection<S>,
-        sandbox: &Sandbox,
+        ctx: &SessionContext,
     ) -> Result<(), RequestError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.commit_in_background(conn, sandbox).await?;
-        self.answer_running(conn).await
+        self.commit_in_background(conn, ctx).await?;
+        self.answer_running(conn, ctx).await
     }
 
     /// As [`HeldPuts::commit`], but returns once the commit has started: the session reads the
@@ -117,22 +121,22 @@ impl HeldPuts {
     pub async fn commit_in_background<S>(
         &mut self,
         conn: &mut Connection<S>,
-        sandbox: &Sandbox,
+        ctx: &SessionContext,
     ) -> Result<(), RequestError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.answer_running(conn).await?;
+        self.answer_running(conn, ctx).await?;
         if self.held.is_empty() {
             return Ok(());
         }
         self.bytes = 0;
-        let (held, answers): (Vec<(Held, String)>, Vec<PutDone>) = self
+        let (held, answers): (Vec<(Held, String)>, Vec<Answer>) = self
             .held
             .drain(..)
-            .map(|(held, done, path)| ((held, path), done))
+            .map(|(held, done, path)| ((held, path.clone()), (done, path)))
             .unzip();
-        let sandbox = sandbox.clone();
+        let sandbox = ctx.sandbox.clone();
         self.running = Some((
             tokio::task::spawn_blocking(move || commit_held(&sandbox, held)),
             answers,
@@ -140,8 +144,13 @@ impl HeldPuts {
         Ok(())
     }
 
-    /// Waits for the running commit, if any, and sends its answers in one write.
-    async fn answer_running<S>(&mut self, conn: &mut Connection<S>) -> Result<(), RequestError>
+    /// Waits for the running commit, if any, records each file written, and sends the
+    /// answers in one write.
+    async fn answer_running<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        ctx: &SessionContext,
+    ) -> Result<(), RequestError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -152,9 +161,12 @@ impl HeldPuts {
             .await
             .map_err(|e| RequestError::Blocking(std::io::Error::other(e)))?;
         let mut batch = conn.batch();
-        for (result, done) in results.into_iter().zip(answers) {
+        for (result, (done, path)) in results.into_iter().zip(answers) {
             let answer = match result {
-                Ok(()) => Message::PutDone(done),
+                Ok(()) => {
+                    super::put::audit_write(ctx, path, &done);
+                    Message::PutDone(done)
+                }
                 Err(refusal) => Message::Error(refusal),
             };
             batch.message(&answer).map_err(ConnectionError::Io)?;

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::held_puts::HeldPuts;
 use super::sandbox::{Sandbox, io_error};
+use crate::audit::AuditEvent;
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{
     ErrorCode, Frame, Message, Permission, Put, PutDone, PutEnd, PutReady, PutStart, Refusal,
@@ -75,10 +76,22 @@ where
         }
     };
     let size = upload.request.size;
+    let path = upload.request.path.clone();
     upload.finish(&ours, &theirs).await?;
-    conn.write_message(&Message::PutDone(PutDone { size, hash: ours }))
-        .await?;
+    let done = PutDone { size, hash: ours };
+    audit_write(ctx, path, &done);
+    conn.write_message(&Message::PutDone(done)).await?;
     Ok(())
+}
+
+/// Records a file written under its name (verified, durable, in place).
+pub(super) fn audit_write(ctx: &SessionContext, path: String, done: &PutDone) {
+    ctx.audit.record(AuditEvent::FileWrite {
+        actor: ctx.actor(),
+        path,
+        size: done.size,
+        hash: done.hash.clone(),
+    });
 }
 
 /// Serves one `whole` put: the bytes and `put_end` follow the request at once. Every refusal
@@ -101,7 +114,7 @@ where
     if !held.is_empty() && !bytes_at_hand(conn, size).await {
         // This put's bytes are not here: the held ones must not wait on this client (their
         // partials stay open and locked until committed).
-        held.commit_in_background(conn, &ctx.sandbox).await?;
+        held.commit_in_background(conn, ctx).await?;
     }
     let prepared = async {
         ctx.need(Permission::Write, "put")?;
@@ -115,7 +128,7 @@ where
         Ok(upload) => upload,
         Err(RequestError::Refused(refusal)) => {
             // The held puts are answered first (and not kept while this one's bytes come).
-            held.commit(conn, &ctx.sandbox).await?;
+            held.commit(conn, ctx).await?;
             skip_whole_put(conn, size).await?;
             return Err(refusal.into());
         }
@@ -126,7 +139,7 @@ where
         Ok(received) => received,
         Err(RequestError::Refused(refusal)) => {
             // The data was read to its end: only `put_end` is left of this put.
-            held.commit(conn, &ctx.sandbox).await?;
+            held.commit(conn, ctx).await?;
             expect_put_end(conn).await?;
             return Err(refusal.into());
         }
@@ -135,11 +148,11 @@ where
     let theirs = put_end_holding(conn, held, ctx).await?;
     let path = upload.request.path.clone();
     if ours != theirs {
-        held.commit(conn, &ctx.sandbox).await?;
+        held.commit(conn, ctx).await?;
         return upload.finish(&ours, &theirs).await;
     }
     if held.is_full() {
-        held.commit_in_background(conn, &ctx.sandbox).await?;
+        held.commit_in_background(conn, ctx).await?;
     }
     let Upload {
         request,
@@ -186,7 +199,7 @@ where
             Ok(Ok(()))
         )
     {
-        held.commit_in_background(conn, &ctx.sandbox).await?;
+        held.commit_in_background(conn, ctx).await?;
     }
     expect_put_end(conn).await
 }
@@ -206,7 +219,7 @@ where
         if let Ok(frame) = tokio::time::timeout(HOLD_GRACE, conn.read_frame()).await {
             return Ok(frame?);
         }
-        held.commit_in_background(conn, &ctx.sandbox).await?;
+        held.commit_in_background(conn, ctx).await?;
     }
     Ok(conn.read_frame().await?)
 }
@@ -228,7 +241,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     if let Err(refusal) = ctx.need(Permission::Write, "put") {
-        held.commit(conn, &ctx.sandbox).await?;
+        held.commit(conn, ctx).await?;
         skip_whole_put(conn, request.size).await?;
         return Err(refusal.into());
     }
@@ -263,7 +276,7 @@ where
     let theirs = put_end_holding(conn, held, ctx).await?;
     let ours = hasher.finish_hex();
     if ours != theirs {
-        held.commit(conn, &ctx.sandbox).await?;
+        held.commit(conn, ctx).await?;
         let algorithm = request.hash.name();
         return Err(Refusal::new(
             ErrorCode::Integrity,
@@ -272,7 +285,7 @@ where
         .into());
     }
     if held.is_full() {
-        held.commit_in_background(conn, &ctx.sandbox).await?;
+        held.commit_in_background(conn, ctx).await?;
     }
     held.hold_small(
         bytes,

@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::metrics::ChatCounters;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
@@ -104,6 +106,8 @@ pub struct ChatHub {
     closed: CancellationToken,
     /// The cluster engine, when chat spans several servers.
     cluster: OnceLock<Arc<Cluster>>,
+    /// Deliveries, skipped lines and dropped members, as the server's metrics show them.
+    pub counters: ChatCounters,
 }
 
 impl ChatHub {
@@ -126,12 +130,21 @@ impl ChatHub {
             next_id: AtomicU64::new(1),
             closed: CancellationToken::new(),
             cluster: OnceLock::new(),
+            counters: ChatCounters::default(),
         })
     }
 
     /// Puts chat on the cluster engine (once, at start).
     pub(super) fn attach_cluster(&self, cluster: Arc<Cluster>) {
         let _ = self.cluster.set(cluster);
+    }
+
+    /// Members of all rooms now (a member of two rooms counts twice).
+    pub fn member_count(&self) -> usize {
+        self.rooms
+            .read()
+            .map(|rooms| rooms.values().map(|room| room.member_count()).sum())
+            .unwrap_or(0)
     }
 
     /// The cluster engine, when chat spans several servers.
@@ -310,6 +323,9 @@ impl ChatHub {
         nick: &str,
         dropped: bool,
     ) {
+        if dropped {
+            self.counters.members_dropped.inc();
+        }
         let now_empty = self.leave_here(room, participant, nick);
         if let Some(cluster) = self.cluster() {
             let record = Record::Leave {

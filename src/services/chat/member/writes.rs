@@ -53,6 +53,7 @@ impl Member<'_> {
                             match events.try_recv() {
                                 Ok(event) => next = Some(event),
                                 Err(broadcast::error::TryRecvError::Lagged(skipped)) => {
+                                    self.hub.counters.lines_skipped.inc_by(skipped);
                                     batch.extend(skipped_notice(&room.name, skipped));
                                     continue;
                                 }
@@ -71,11 +72,17 @@ impl Member<'_> {
                     conn.write_encoded(&batch).await?;
                     conn.flush().await?;
                 }
+                self.hub.counters.lines_skipped.inc_by(gone);
+                self.hub
+                    .counters
+                    .deliveries
+                    .inc_by((written as u64).saturating_sub(gone));
             }
             Step::Room(Err(broadcast::error::RecvError::Lagged(skipped))) => {
                 // The room outran this member: the server was too busy to write to it as fast as
                 // lines came (a member that stops reading is dropped by the send timeout, not
                 // here). Lines are gone from the ring; say how many rather than drop the member.
+                self.hub.counters.lines_skipped.inc_by(skipped);
                 if let Place::Room { room, .. } = &self.place {
                     conn.write_encoded(&skipped_notice(&room.name, skipped))
                         .await?;
@@ -133,6 +140,7 @@ impl Member<'_> {
                     offset: None,
                 });
                 conn.write_message(&message).await?;
+                self.hub.counters.deliveries.inc();
                 // Taken: the sender's ack may go now.
                 drop(receipt);
                 return Ok(());

@@ -1,0 +1,186 @@
+//! What the audit log records: one [`AuditRecord`] per line, a time and an [`AuditEvent`]
+//! whose `kind` names it. Every event says who (`user`, absent for anonymous sessions and the
+//! server itself) and, when a client caused it, from where (`address`). Secrets (tokens,
+//! proofs, credentials) have no field to go in.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::transport::Transport;
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When, as RFC 3339 in UTC with milliseconds.
+    pub time: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+impl AuditRecord {
+    /// `event`, stamped now.
+    pub fn now(event: AuditEvent) -> Self {
+        AuditRecord {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            event,
+        }
+    }
+}
+
+/// Who did something, and from where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The signed-in user; `None` for an anonymous session.
+    pub user: Option<String>,
+    /// The client's address.
+    pub address: IpAddr,
+}
+
+/// What happened.
+#[allow(missing_docs)] // Fields are named for what they hold; each variant says when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// A session's handshake ended: signed in (as a user or anonymously) or refused.
+    SignIn {
+        #[serde(flatten)]
+        actor: Actor,
+        transport: Transport,
+        ok: bool,
+        /// Why it was refused.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        reason: Option<String>,
+    },
+    /// A command ran and ended (or could not start).
+    Exec {
+        #[serde(flatten)]
+        actor: Actor,
+        argv: Vec<String>,
+        pty: bool,
+        /// The exit code; `None` when a signal ended it or it never started.
+        exit_code: Option<i32>,
+        /// The signal that ended it.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        signal: Option<i32>,
+        /// Why it could not start.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        error: Option<String>,
+        duration_ms: u64,
+    },
+    /// A file was written under its name (after it was verified and made durable).
+    FileWrite {
+        #[serde(flatten)]
+        actor: Actor,
+        path: String,
+        size: u64,
+        /// BLAKE3 of its content, hex.
+        hash: String,
+    },
+    /// A file, symlink or empty directory was removed.
+    Remove {
+        #[serde(flatten)]
+        actor: Actor,
+        path: String,
+    },
+    /// A directory was made.
+    Mkdir {
+        #[serde(flatten)]
+        actor: Actor,
+        path: String,
+    },
+    /// A file or directory was moved or renamed.
+    Move {
+        #[serde(flatten)]
+        actor: Actor,
+        from: String,
+        to: String,
+    },
+    /// The config was re-read while the server ran.
+    ConfigReload {
+        path: String,
+        /// What made the server look: `SIGHUP` or `the file changed`.
+        why: String,
+        ok: bool,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        error: Option<String>,
+    },
+    /// A reload added a user.
+    UserAdded {
+        user: String,
+        permissions: Vec<String>,
+    },
+    /// A reload removed a user (its sessions end at their next request).
+    UserRemoved { user: String },
+    /// A reload gave a user a new credential (its old token stopped working).
+    UserRotated { user: String },
+    /// A reload changed a user's permissions.
+    PermissionsChanged {
+        user: String,
+        permissions: Vec<String>,
+    },
+    /// A reload changed what anonymous sessions may do.
+    AnonymousChanged { permissions: Vec<String> },
+    /// A client used one of the seed's legacy listeners (no auth there).
+    Legacy {
+        address: IpAddr,
+        /// The listener: chatbot, upper, shell or ftp.
+        listener: String,
+        /// `connect`, or what was asked: the command run, the file fetched.
+        action: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        detail: Option<String>,
+    },
+    /// The server started (with the log open).
+    ServerStart { listen: String, version: String },
+    /// Entries the server could not write because the log fell behind: dropped, and counted.
+    Dropped { count: u64 },
+}
+
+impl AuditEvent {
+    /// The `kind` field's value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditEvent::SignIn { .. } => "sign_in",
+            AuditEvent::Exec { .. } => "exec",
+            AuditEvent::FileWrite { .. } => "file_write",
+            AuditEvent::Remove { .. } => "remove",
+            AuditEvent::Mkdir { .. } => "mkdir",
+            AuditEvent::Move { .. } => "move",
+            AuditEvent::ConfigReload { .. } => "config_reload",
+            AuditEvent::UserAdded { .. } => "user_added",
+            AuditEvent::UserRemoved { .. } => "user_removed",
+            AuditEvent::UserRotated { .. } => "user_rotated",
+            AuditEvent::PermissionsChanged { .. } => "permissions_changed",
+            AuditEvent::AnonymousChanged { .. } => "anonymous_changed",
+            AuditEvent::Legacy { .. } => "legacy",
+            AuditEvent::ServerStart { .. } => "server_start",
+            AuditEvent::Dropped { .. } => "dropped",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_one_flat_json_object_with_its_kind() {
+        let record = AuditRecord::now(AuditEvent::Mkdir {
+            actor: Actor {
+                user: Some("alice".into()),
+                address: "127.0.0.1".parse().unwrap(),
+            },
+            path: "a/b".into(),
+        });
+        let line = serde_json::to_string(&record).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["kind"], "mkdir");
+        assert_eq!(value["user"], "alice");
+        assert_eq!(value["address"], "127.0.0.1");
+        assert_eq!(value["path"], "a/b");
+        assert_eq!(serde_json::from_str::<AuditRecord>(&line).unwrap(), record);
+    }
+}

@@ -1,0 +1,13 @@
+//! The audit log: who signed in from where, who ran what, who changed which file, which users
+//! changed, and who used a legacy listener — one JSON object per line (`event`), written by a
+//! thread of its own (`writer`) from a bounded queue so that no session ever waits on it
+//! (`log`), and read back by `ferry audit` (`read`).
+
+mod event;
+mod log;
+mod read;
+mod writer;
+
+pub use event::{Actor, AuditEvent, AuditRecord};
+pub use log::AuditLog;
+pub use read::{AuditFilter, log_files};

@@ -1,0 +1,459 @@
+//! The audit log, through the real binary: every kind of entry appears with its fields after
+//! the real action, no secret ever appears, `ferry audit` reads it back; a log whose disk
+//! stops taking writes drops and counts entries without stalling a session; rotation keeps a
+//! bounded number of files.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use common::{ServerProcess, TestServer, WAIT, ferry_bin, output};
+use ferry::config::ServerConfig;
+use serde_json::Value;
+
+/// Runs `ferry user ARGS --config CONFIG`; its stdout.
+fn ferry_user(config: &Path, args: &[&str]) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let out = ferry_bin(home.path())
+        .arg("user")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The entries of `log` once `until` holds for them (the writer runs on its own thread).
+fn entries_when(log: &Path, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let entries: Vec<Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("every line is one JSON object"))
+            .collect();
+        if until(&entries) {
+            return entries;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the audit log never held what was expected; it holds:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    entries.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+/// The address a `--legacy` listener printed.
+fn legacy_addr(server: &ServerProcess, name: &str) -> SocketAddr {
+    loop {
+        let line = server
+            .stderr
+            .recv_timeout(WAIT)
+            .expect("legacy listener line");
+        if line.contains(&format!("legacy {name}=")) {
+            let rest = line.split("listening on ").nth(1).unwrap();
+            return rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    }
+}
+
+/// One command through the seed's toy SSH: command, size header, ack, output.
+fn legacy_shell(addr: SocketAddr, command: &str) -> Vec<u8> {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    tcp.write_all(command.as_bytes()).unwrap();
+    let mut header = [0u8; 1024];
+    let n = tcp.read(&mut header).unwrap();
+    let size: usize = String::from_utf8_lossy(&header[..n])
+        .trim()
+        .parse()
+        .unwrap();
+    tcp.write_all(b"ok").unwrap();
+    let mut output = vec![0u8; size];
+    tcp.read_exact(&mut output).unwrap();
+    output
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_entry_follows_the_real_action_and_no_secret_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let token = ferry_user(
+        &config,
+        &["add", "alice", "--allow", "chat,read,write,exec"],
+    );
+    let server = ServerProcess::start(&[
+        "--plaintext",
+        "--config",
+        config.to_str().unwrap(),
+        "--legacy",
+        "shell=127.0.0.1:0",
+    ]);
+    let log = server.dir.path().join("state/audit.log");
+    let shell = legacy_addr(&server, "shell");
+    let home = server.dir.path().join("client");
+    let ferry = |verb: &str, token: Option<&str>, args: &[&str]| {
+        let mut cmd = ferry_bin(&home);
+        cmd.arg(verb)
+            .arg("--server")
+            .arg(server.addr.to_string())
+            .arg("--plaintext");
+        if let Some(token) = token {
+            cmd.arg("--token").arg(token);
+        }
+        cmd.args(args);
+        cmd
+    };
+    let succeeds = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    // Sign-ins: one with the token, one anonymous, one with a wrong secret.
+    let mut wrong = token.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'A' { 'B' } else { 'A' });
+    succeeds(output(ferry("ping", Some(&token), &["-c", "1"])).await);
+    succeeds(output(ferry("ping", None, &["-c", "1"])).await);
+    let refused = output(ferry("ping", Some(&wrong), &["-c", "1"])).await;
+    assert!(!refused.status.success());
+    // A command, and the changes to files.
+    let exec = output(ferry("exec", Some(&token), &["--", "sh", "-c", "exit 3"])).await;
+    assert_eq!(exec.status.code(), Some(3));
+    let local = dir.path().join("hello.txt");
+    std::fs::write(&local, b"hello, audit\n").unwrap();
+    succeeds(output(ferry("mkdir", Some(&token), &["docs"])).await);
+    let mut put = ferry("put", Some(&token), &[]);
+    put.arg(&local).arg("docs/hello.txt");
+    succeeds(output(put).await);
+    succeeds(
+        output(ferry(
+            "mv",
+            Some(&token),
+            &["docs/hello.txt", "docs/hi.txt"],
+        ))
+        .await,
+    );
+    succeeds(output(ferry("rm", Some(&token), &["docs/hi.txt"])).await);
+    // The legacy shell (no auth there).
+    assert_eq!(legacy_shell(shell, "echo legacy"), b"legacy\n");
+    // User administration, picked up by the running server.
+    let bob = ferry_user(&config, &["add", "bob", "--allow", "chat"]);
+    let entries = entries_when(&log, |e| !of_kind(e, "user_added").is_empty());
+    let rotated = ferry_user(&config, &["rotate", "alice"]);
+    assert_eq!(of_kind(&entries, "user_added").len(), 1);
+    let entries = entries_when(&log, |e| !of_kind(e, "user_rotated").is_empty());
+
+    let start = of_kind(&entries, "server_start");
+    assert_eq!(start.len(), 1);
+    assert_eq!(start[0]["listen"], server.addr.to_string());
+    let sign_ins = of_kind(&entries, "sign_in");
+    let by = |user: Option<&str>, ok: bool| {
+        sign_ins
+            .iter()
+            .filter(|e| e["user"].as_str() == user && e["ok"] == ok)
+            .count()
+    };
+    // alice: ping, exec, mkdir, put, mv, rm.
+    assert_eq!(by(Some("alice"), true), 6, "{sign_ins:#?}");
+    assert_eq!(by(None, true), 1, "{sign_ins:#?}");
+    assert_eq!(by(Some("alice"), false), 1, "{sign_ins:#?}");
+    for e in &sign_ins {
+        assert_eq!(e["address"], "127.0.0.1");
+        assert_eq!(e["transport"], "tcp");
+    }
+    let failed = sign_ins.iter().find(|e| e["ok"] == false).unwrap();
+    assert!(failed["reason"].as_str().unwrap().contains("wrong token"));
+
+    let exec = of_kind(&entries, "exec");
+    assert_eq!(exec.len(), 1);
+    assert_eq!(exec[0]["user"], "alice");
+    assert_eq!(exec[0]["argv"], serde_json::json!(["sh", "-c", "exit 3"]));
+    assert_eq!(exec[0]["exit_code"], 3);
+    assert_eq!(exec[0]["pty"], false);
+    assert!(exec[0]["duration_ms"].is_u64());
+
+    let mkdir = of_kind(&entries, "mkdir");
+    assert_eq!((mkdir.len(), &mkdir[0]["path"]), (1, &Value::from("docs")));
+    let write = of_kind(&entries, "file_write");
+    assert_eq!(write.len(), 1);
+    assert_eq!(write[0]["path"], "docs/hello.txt");
+    assert_eq!(write[0]["size"], 13);
+    let hash = write[0]["hash"].as_str().unwrap();
+    assert!(
+        hash.ends_with(&blake3::hash(b"hello, audit\n").to_hex().to_string()),
+        "{hash}"
+    );
+    let moved = of_kind(&entries, "move");
+    assert_eq!(
+        (&moved[0]["from"], &moved[0]["to"]),
+        (&Value::from("docs/hello.txt"), &Value::from("docs/hi.txt"))
+    );
+    let removed = of_kind(&entries, "remove");
+    assert_eq!(removed[0]["path"], "docs/hi.txt");
+    for e in mkdir.iter().chain(&write).chain(&moved).chain(&removed) {
+        assert_eq!(
+            (&e["user"], &e["address"]),
+            (&Value::from("alice"), &Value::from("127.0.0.1"))
+        );
+    }
+
+    let legacy = of_kind(&entries, "legacy");
+    assert!(
+        legacy
+            .iter()
+            .any(|e| e["listener"] == "shell" && e["action"] == "connect")
+    );
+    assert!(
+        legacy
+            .iter()
+            .any(|e| e["action"] == "command" && e["detail"] == "echo legacy")
+    );
+
+    let added = of_kind(&entries, "user_added");
+    assert_eq!(
+        (&added[0]["user"], &added[0]["permissions"]),
+        (&Value::from("bob"), &serde_json::json!(["chat"]))
+    );
+    assert_eq!(of_kind(&entries, "user_rotated")[0]["user"], "alice");
+    let reloads = of_kind(&entries, "config_reload");
+    assert!(
+        reloads
+            .iter()
+            .all(|e| e["ok"] == true && e["path"] == config.to_str().unwrap())
+    );
+
+    // No token, old or new, and no wrong guess, appears anywhere in the log.
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in [&token, &wrong, &bob, &rotated] {
+        let (_, secret) = secret.split_once(':').unwrap();
+        assert!(!text.contains(secret), "a secret reached the audit log");
+    }
+
+    // `ferry audit` reads it back: one user's entries, readably.
+    let mut audit = ferry_bin(&home);
+    audit
+        .args(["audit", "--user", "alice", "--state"])
+        .arg(server.dir.path().join("state"));
+    audit.arg("--config").arg(&config);
+    let shown = output(audit).await;
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let shown = String::from_utf8(shown.stdout).unwrap();
+    assert!(
+        shown.contains("exec") && shown.contains("sh -c exit 3 -> exit 3"),
+        "{shown}"
+    );
+    assert!(shown.contains("alice@127.0.0.1"), "{shown}");
+    assert!(shown.contains("docs/hello.txt -> docs/hi.txt"), "{shown}");
+    assert!(
+        !shown.contains("anonymous@") && !shown.contains("legacy"),
+        "{shown}"
+    );
+    // --since in the future shows nothing; --json shows the stored lines.
+    let mut later = ferry_bin(&home);
+    later
+        .args([
+            "audit",
+            "--json",
+            "--since",
+            "2999-01-01T00:00:00Z",
+            "--file",
+        ])
+        .arg(&log);
+    let later = output(later).await;
+    assert!(later.status.success() && later.stdout.is_empty());
+    let mut json = ferry_bin(&home);
+    json.args(["audit", "--json", "--file"]).arg(&log);
+    let json = output(json).await;
+    let lines = String::from_utf8(json.stdout).unwrap();
+    assert!(lines.lines().count() >= entries.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_prints_new_entries_as_they_are_written() {
+    let (config, token) = common::config_with_user("carol", "write");
+    let server = TestServer::start_plaintext(config).await;
+    let log = server.dir.path().join("state/audit.log");
+    let mut follow = ferry_bin(&server.home())
+        .args(["audit", "--follow", "--json", "--file"])
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut client = server.client(Some(token)).await;
+    client.files().mkdir("followed", None, None).await.unwrap();
+    let found = tokio::task::spawn_blocking(move || {
+        loop {
+            let line = seen
+                .recv_timeout(WAIT)
+                .expect("--follow printed the new entry");
+            if line.contains("\"kind\":\"mkdir\"") {
+                return line;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(found.contains("\"path\":\"followed\""), "{found}");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    server.stop().await;
+}
+
+/// A FIFO stands in for a disk that stops taking writes: nobody reads it until the test
+/// says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_falls_behind_drops_and_counts_and_never_stalls_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("audit.fifo");
+    common::mkfifo(&fifo);
+    // The reader: opens (which waits for the server's writer), shrinks the pipe to one page,
+    // then reads nothing until told to, and then everything until the `dropped` entry.
+    let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
+    let reader_path = fifo.clone();
+    let reader = std::thread::spawn(move || {
+        let mut pipe = std::fs::File::open(&reader_path).unwrap();
+        rustix::pipe::fcntl_setpipe_size(&pipe, 4096).unwrap();
+        wait_for_go.recv().unwrap();
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        while !text.contains("\"kind\":\"dropped\"") {
+            let n = pipe.read(&mut buf).unwrap();
+            assert!(
+                n > 0,
+                "the server closed the log before it reported the drops"
+            );
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        // Whole lines only, up to the report.
+        let end = text.rfind('\n').unwrap_or(0);
+        text.truncate(end);
+        (pipe, text)
+    });
+    let mut config = ServerConfig::default();
+    config.audit.path = Some(fifo.clone());
+    config.audit.queue = 4;
+    let server = TestServer::start_plaintext(config).await;
+
+    // Far more sign-ins than a page of pipe and four queued entries hold: every one is served.
+    let sessions = 80;
+    for n in 0..sessions {
+        let client =
+            tokio::time::timeout(WAIT, ferry::client::Client::connect(&server.options(None)))
+                .await
+                .unwrap_or_else(|_| panic!("session {n} stalled behind the audit log"))
+                .unwrap();
+        drop(client);
+    }
+    let dropped = server.state.audit.dropped();
+    assert!(dropped > 0, "nothing was dropped: the pipe never filled");
+    let figures = server.state.metrics_text();
+    assert_eq!(
+        ferry::metrics::sample(&figures, "ferry_audit_dropped_total"),
+        Some(dropped as f64)
+    );
+
+    // Once the disk takes writes again, the log says how many it lost.
+    go.send(()).unwrap();
+    let (pipe, text) = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reported: u64 = of_kind(&entries, "dropped")
+        .iter()
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    assert!(reported > 0);
+    let signed_in = of_kind(&entries, "sign_in").len() as u64;
+    // What reached the log and what was counted as dropped account for every sign-in so far
+    // (later ones may still be queued behind the report).
+    assert!(signed_in + reported <= sessions, "{signed_in} + {reported}");
+    assert!(reported <= server.state.audit.dropped());
+    // The server stops cleanly with its reader still there.
+    let drain = std::thread::spawn(move || {
+        let mut pipe = pipe;
+        let mut rest = Vec::new();
+        let _ = pipe.read_to_end(&mut rest);
+    });
+    assert!(server.stop().await);
+    drain.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_keeps_a_bounded_number_of_files_each_within_the_size() {
+    let mut config = ServerConfig::default();
+    config.audit.rotate_bytes = 4096;
+    config.audit.keep = 2;
+    let server = TestServer::start_plaintext(config).await;
+    // Each anonymous sign-in is one entry of about 115 bytes: 300 are eight files' worth.
+    for _ in 0..300 {
+        drop(server.client(None).await);
+    }
+    assert!(server.state.audit.flush(WAIT).await);
+    let log: PathBuf = server.dir.path().join("state/audit.log");
+    let files = ferry::audit::log_files(&log);
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["audit.log.2", "audit.log.1", "audit.log"]);
+    assert!(!server.dir.path().join("state/audit.log.3").exists());
+    let mut times = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            text.len() <= 4096,
+            "{} holds {} bytes",
+            file.display(),
+            text.len()
+        );
+        for line in text.lines() {
+            let entry: Value = serde_json::from_str(line).unwrap();
+            times.push(entry["time"].as_str().unwrap().to_string());
+        }
+    }
+    // Oldest first, across the files; the oldest entries (server_start) were rotated away.
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    let all: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert!(!all.contains("server_start"));
+    server.stop().await;
+}

@@ -122,6 +122,11 @@ fn bench_charts_render_in_the_browser() {
 }
 
 #[test]
+fn an_admin_sees_the_server_s_live_figures_and_no_one_else_does() {
+    scenario("admin_figures");
+}
+
+#[test]
 fn the_page_loads_without_errors_and_shows_the_identity() {
     scenario("page_loads");
 }

@@ -11,7 +11,7 @@ use ferry::client::files::NoProgress;
 use ferry::client::{Client, ClientOptions};
 use ferry::config::ServerConfig;
 use ferry::metrics::sample;
-use ferry::protocol::HashAlgorithm;
+use ferry::protocol::{ErrorCode, HashAlgorithm, Message, Stats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `GET /metrics` with a plain HTTP/1.1 request, as Prometheus sends it: the status line and
@@ -237,4 +237,45 @@ async fn the_endpoint_refuses_a_non_loopback_address_unless_allowed() {
         stderr.contains("no authentication") && stderr.contains("public = true"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn stats_gives_an_admin_the_same_figures_and_refuses_everyone_else() {
+    let (config, token) = config_with_user("root", "admin");
+    let server = TestServer::start_with_metrics(config, true).await;
+    let ask = |client: Client| async move {
+        let mut conn = client.into_connection();
+        conn.write_message(&Message::Stats(Stats::default()))
+            .await
+            .unwrap();
+        conn.read_message().await.unwrap()
+    };
+    let refused = ask(server.client(None).await).await;
+    assert!(
+        matches!(&refused, Message::Error(r) if r.code == ErrorCode::PermissionDenied && r.message.contains("'admin'")),
+        "{refused:?}"
+    );
+    let Message::StatsReport(report) = ask(server.client(Some(token)).await).await else {
+        panic!("no stats_report");
+    };
+    let (_, text) = scrape(server.metrics_addr.unwrap()).await;
+    let of = |name: &str, outcome: &str| {
+        report
+            .samples
+            .iter()
+            .find(|s| {
+                s.name == name && s.labels.get("outcome").map(String::as_str) == Some(outcome)
+            })
+            .map(|s| s.value)
+    };
+    // One anonymous session and the admin's, counted alike by both.
+    assert_eq!(of("ferry_sign_ins_total", "anonymous"), Some(1.0));
+    assert_eq!(of("ferry_sign_ins_total", "ok"), Some(1.0));
+    assert_eq!(figure(&text, "ferry_sign_ins_total{outcome=\"ok\"}"), 1.0);
+    assert_eq!(
+        report.samples.len(),
+        ferry::metrics::samples(&text).len() - 1,
+        "every series the scrape shows but the admin's own stats, counted after its report"
+    );
+    server.stop().await;
 }

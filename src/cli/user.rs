@@ -26,7 +26,8 @@ pub enum UserCommand {
 pub struct AddArgs {
     /// The user's name (letters, digits, '.', '_', '-').
     pub name: String,
-    /// Comma-separated permissions: chat, read, write, exec.
+    /// Comma-separated permissions: chat, read, write, exec, admin (sees the server's live
+    /// figures on the web page).
     #[arg(long, value_name = "LIST", value_parser = parse_permissions)]
     pub allow: Permissions,
     #[command(flatten)]

@@ -194,6 +194,11 @@ impl ServerConfig {
                 .parse::<std::net::SocketAddr>()
                 .map_err(|_| format!("listen = '{listen}' is not an IP:PORT address"))?;
         }
+        if self.anonymous.allow.contains(&Permission::Admin) {
+            return Err(
+                "[anonymous] allow may not hold 'admin': the server's figures are for signed-in users only".into(),
+            );
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(
                 "[tls] needs both cert and key (or neither, for the server's own identity)".into(),
@@ -263,6 +268,8 @@ mod tests {
         assert!(err.contains("handshake_timeout_ms"), "{err}");
         let err = ServerConfig::parse("[anonymous]\nallow = ['root']").unwrap_err();
         assert!(err.contains("root"), "{err}");
+        let err = ServerConfig::parse("[anonymous]\nallow = ['chat', 'admin']").unwrap_err();
+        assert!(err.contains("signed-in users only"), "{err}");
         let err = ServerConfig::parse("[users.bob]\nallow = []\ncredential = 'x'").unwrap_err();
         assert!(err.contains("users.bob"), "{err}");
     }

@@ -8,6 +8,7 @@
 
 mod metered_stream;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -19,6 +20,7 @@ use prometheus_client::registry::Registry;
 
 pub use metered_stream::{MeteredStream, ServiceCell};
 
+use crate::protocol::Sample;
 use crate::transport::Transport;
 
 /// The service a byte was carried for.
@@ -378,6 +380,49 @@ impl Drop for RunningExec {
     }
 }
 
+/// Every sample of the text format, in order: `name{labels} value` lines (comments skipped).
+pub fn samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(parse_sample)
+        .collect()
+}
+
+/// One `name{k="v",...} value` line. Label values are the encoder's: quotes and backslashes
+/// escaped with a backslash.
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (series, value) = line.rsplit_once(' ')?;
+    let value: f64 = value.parse().ok()?;
+    let (name, labels) = match series.split_once('{') {
+        None => (series, BTreeMap::new()),
+        Some((name, rest)) => (name, parse_labels(rest.strip_suffix('}')?)?),
+    };
+    Some(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
+}
+
+fn parse_labels(mut rest: &str) -> Option<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (_, '\\') => value.push(chars.next()?.1),
+                (i, '"') => break i,
+                (_, c) => value.push(c),
+            }
+        };
+        labels.insert(key.trim_start_matches(',').to_string(), value);
+        rest = &after[end + 1..];
+    }
+    Some(labels)
+}
+
 /// Reads one figure out of the text format, for tests and `ferry bench`: the value of the
 /// sample whose name and labels are exactly `series` (e.g. `ferry_sign_ins_total{outcome="ok"}`).
 pub fn sample(text: &str, series: &str) -> Option<f64> {
@@ -427,6 +472,18 @@ mod tests {
             at("ferry_cluster_up"),
             None,
             "only a clustered server shows it"
+        );
+        let parsed = samples(&text);
+        let requests = parsed
+            .iter()
+            .find(|s| s.name == "ferry_requests_total")
+            .unwrap();
+        assert_eq!(requests.value, 2.0);
+        assert_eq!(requests.labels["kind"], "get");
+        assert_eq!(requests.labels["outcome"], "ok");
+        assert_eq!(
+            parse_sample(r#"x{a="q\"uote",b="c"} 3"#).unwrap().labels["a"],
+            "q\"uote"
         );
         drop(open);
         let text = metrics.render(&Snapshot::default());

@@ -23,6 +23,7 @@ use super::files::{
 };
 use super::refusal::Refusal;
 use super::session::{Challenge, Goodbye, Hello, Ping, Pong, Proof, Welcome};
+use super::stats::{Stats, StatsReport};
 
 /// Every control message of protocol version 1. Directions and meanings are on the body types.
 #[derive(
@@ -131,6 +132,11 @@ pub enum Message {
     Rename(Rename),
     /// Server → client: a `mkdir`, `rename` or `remove` succeeded.
     Done,
+
+    /// Client → server: the server's live figures (needs `admin`).
+    Stats(Stats),
+    /// Server → client: the answer to `stats`.
+    StatsReport(StatsReport),
 }
 
 /// The `type` names of every message this build knows; used to tell an unknown type from a

@@ -21,6 +21,7 @@ pub mod preamble;
 pub mod refusal;
 mod serde_defaults;
 pub mod session;
+pub mod stats;
 
 pub use chat::{
     ChatAck, ChatDirect, ChatJoin, ChatJoined, ChatList, ChatMembers, ChatMessage, ChatNick,
@@ -38,3 +39,4 @@ pub use permission::{Permission, Permissions};
 pub use preamble::{Mode, Preamble, PreambleError};
 pub use refusal::Refusal;
 pub use session::{Challenge, Goodbye, Hello, Ping, Pong, Proof, Welcome};
+pub use stats::{Sample, Stats, StatsReport};

@@ -16,15 +16,18 @@ pub enum Permission {
     Write,
     /// Run commands on the server.
     Exec,
+    /// See the server's live figures (`stats`).
+    Admin,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 4] = [
+    pub const ALL: [Permission; 5] = [
         Permission::Chat,
         Permission::Read,
         Permission::Write,
         Permission::Exec,
+        Permission::Admin,
     ];
 
     /// The wire and config name.
@@ -34,6 +37,7 @@ impl Permission {
             Permission::Read => "read",
             Permission::Write => "write",
             Permission::Exec => "exec",
+            Permission::Admin => "admin",
         }
     }
 
@@ -48,9 +52,9 @@ impl fmt::Display for Permission {
     }
 }
 
-/// A permission name that is not one of chat, read, write, exec.
+/// A permission name that is not one of chat, read, write, exec, admin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown permission '{0}' (expected chat, read, write or exec)")]
+#[error("unknown permission '{0}' (expected chat, read, write, exec or admin)")]
 pub struct UnknownPermission(pub String);
 
 impl FromStr for Permission {

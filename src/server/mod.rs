@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use crate::audit::AuditLog;
 use crate::auth::{Authenticator, SessionIdentity};
 use crate::config::{ExecConfig, Limits, ServerConfig};
-use crate::metrics::{Metrics, Snapshot};
+use crate::metrics::Metrics;
 use crate::per_address::{PerAddress, PerAddressQueue};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::SessionContext;
@@ -196,12 +196,7 @@ impl ServerState {
 
     /// The text `/metrics` serves: the counters, and the state figures as of now.
     pub fn metrics_text(&self) -> String {
-        self.metrics.render(&Snapshot {
-            chat_rooms: i64::try_from(self.chat.room_count()).unwrap_or(i64::MAX),
-            chat_members: i64::try_from(self.chat.member_count()).unwrap_or(i64::MAX),
-            cluster_up: self.chat.cluster().map(|cluster| cluster.link.is_up()),
-            audit_dropped: self.audit.dropped(),
-        })
+        crate::services::stats::figures(&self.metrics, &self.chat, &self.audit)
     }
 
     /// Applies a re-read config's users and anonymous rights (see [`reload`]).

@@ -9,7 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::files::held_puts::HeldPuts;
 use super::request_error::RequestError;
-use super::{SessionContext, chat, echo, exec, files};
+use super::{SessionContext, chat, echo, exec, files, stats};
 use crate::connection::{Connection, ConnectionError};
 use crate::metrics::{Service, TransferKind};
 use crate::per_address::AddressSlot;
@@ -133,6 +133,7 @@ where
 {
     match request {
         Message::Ping(ping) => echo::serve_ping(conn, ping).await,
+        Message::Stats(request) => stats::serve_stats(conn, request, ctx).await,
         Message::ChatJoin(join) => chat::serve_chat(conn, join, ctx).await,
         Message::Exec(request) => exec::serve_exec(conn, request, ctx).await,
         request @ (Message::List(_)

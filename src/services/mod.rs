@@ -10,6 +10,7 @@ pub mod echo;
 pub mod exec;
 pub mod files;
 mod request_error;
+pub mod stats;
 
 pub use context::SessionContext;
 pub use dispatch::{dispatch, dispatch_gets, service_of};

@@ -27,7 +27,8 @@ XSS = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>"
 
 
 class Server:
-    """`ferry serve --web 127.0.0.1:0` with users alice (everything) and reader (chat, read)."""
+    """`ferry serve --web 127.0.0.1:0` with users alice (everything but admin), reader (chat,
+    read) and boss (chat, admin)."""
 
     def __init__(self, work):
         self.work = Path(work)
@@ -38,6 +39,7 @@ class Server:
         self.tokens = {
             "alice": self.ferry("user", "add", "alice", "--allow", "chat,read,write,exec", "--config", str(config)),
             "reader": self.ferry("user", "add", "reader", "--allow", "chat,read", "--config", str(config)),
+            "boss": self.ferry("user", "add", "boss", "--allow", "chat,admin", "--config", str(config)),
         }
         self.process = subprocess.Popen(
             [FERRY, "serve", "--listen", "127.0.0.1:0", "--web", "127.0.0.1:0", "--root", str(self.root),
@@ -383,6 +385,32 @@ def read_only(p, server):
     page.close()
 
 
+def admin_figures(p, server):
+    """Only an admin sees the Server tab; it shows the live counters and follows what happens."""
+    reader = Page(p, server, "admin_figures_reader")
+    reader.sign_in(server.tokens["reader"])
+    expect(reader.page.locator("#tab-server")).to_be_hidden()
+    reader.close()
+    page = Page(p, server, "admin_figures")
+    page.sign_in(server.tokens["boss"])
+    page.page.click("#tab-server")
+    figure = lambda series, labels: page.page.locator(
+        f"#server-figures tr[data-series='{series}'][data-labels='{labels}'] td")
+    # This page's own sessions are on the web page's door.
+    expect(figure("ferry_sessions_open", '{"transport":"websocket"}')).to_have_text(re.compile(r"^[1-9]"))
+    expect(figure("ferry_sign_ins_total", '{"outcome":"failed"}')).to_have_text("0")
+    # A wrong token through the CLI: the figure follows within a refresh or two.
+    wrong = subprocess.run([FERRY, "ping", "--server", server.addr, "--token", "alice:" + "A" * 43,
+                            "--accept-new", "-c", "1"], capture_output=True, env=server.env(), timeout=60)
+    assert wrong.returncode != 0, wrong.stdout
+    expect(figure("ferry_sign_ins_total", '{"outcome":"failed"}')).to_have_text("1")
+    expect(page.page.locator("#server-figures")).to_contain_text("stats → ok")
+    expect(page.page.locator("#server-status")).to_contain_text("as of")
+    page.shot()
+    page.no_console_errors()
+    page.close()
+
+
 def terminal(p, server):
     page = Page(p, server, "terminal")
     page.sign_in(server.tokens["alice"])
@@ -433,7 +461,8 @@ def terminal(p, server):
     page.close()
 
 
-SCENARIOS = {f.__name__: f for f in [page_loads, wrong_token, remember, chat_with_cli, files_both_ways, read_only, terminal]}
+SCENARIOS = {f.__name__: f for f in [page_loads, wrong_token, remember, chat_with_cli, files_both_ways, read_only, terminal,
+                                      admin_figures]}
 
 if __name__ == "__main__":
     scenario = SCENARIOS[sys.argv[1]]

@@ -1,5 +1,5 @@
-// The page's entry: sign in, then three views (chat, files, terminal), each on a session of
-// its own — a ferry session serves one request at a time, and a chat or a shell holds its
+// The page's entry: sign in, then the views the account may use (chat, files, terminal, and
+// the server's figures for an admin), each on a session of its own — a ferry session serves one request at a time, and a chat or a shell holds its
 // session for as long as it runs.
 
 import { $ } from './dom.js';
@@ -7,6 +7,7 @@ import { FerryError, Session, serverFacts } from './wire.js';
 import { ChatView } from './chat.js';
 import { FilesView } from './files.js';
 import { TerminalView } from './terminal.js';
+import { ServerView } from './server.js';
 
 const REMEMBERED = 'ferry.token';
 
@@ -87,6 +88,7 @@ async function signIn(token, remember) {
     chat: account.may('chat') ? new ChatView(account) : null,
     files: account.may('read') ? new FilesView(account, session) : null,
     terminal: account.may('exec') ? new TerminalView(account) : null,
+    server: account.may('admin') ? new ServerView(account) : null,
   };
   if (!views.files) session.close();
   for (const [name, view] of Object.entries(views)) $(`#tab-${name}`).hidden = !view;

@@ -105,4 +105,9 @@ for shape in (rate, "0"):
         print(f"{name:16s} {d:10.0f} deliveries/s  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  delivered {got:.1%} (worst run){cpu}")
     for name in ("ferry-plain", "ferry-tls", "ferry-irc-plain", "ferry-irc-tls"):
         print(f"{name} vs ngircd: {rows[name][0] / rows['ngircd'][0]:.2f}x deliveries/s, p99 {rows[name][2] / rows['ngircd'][2]:.2f}x of ngircd's")
+    with open(f"{work}/chat-{'burst' if shape == '0' else 'paced'}.bars", "w") as bars:
+        for name in ("ngircd", "ferry-plain", "ferry-tls", "ferry-irc-plain", "ferry-irc-tls"):
+            print(f"{name.replace('-', ' ')}={rows[name][0]:.0f}", file=bars)
 PY
+chart chat-paced "Chat deliveries, lines paced at $rate/s" deliveries/s ngircd "$work/chat-paced.bars"
+chart chat-burst "Chat deliveries, all lines at once" deliveries/s ngircd "$work/chat-burst.bars"

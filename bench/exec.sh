@@ -38,4 +38,8 @@ python3 - "$work/exec.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
 print(f"ratio: ssh localhost true / ferry exec -- true (TLS) = {r[2]['median'] / r[0]['median']:.1f}x")
+with open(sys.argv[1] + ".bars", "w") as bars:
+    for label, run in zip(("ssh localhost true", "ferry exec -- true (TLS)", "ferry exec -- true --plaintext"), (r[2], r[0], r[1])):
+        print(f"{label}={run['median'] * 1000:.2f}", file=bars)
 PY
+chart exec "A whole remote 'true', from start to exit (lower is better)" ms "ssh localhost true" "$work/exec.json.bars"

@@ -138,7 +138,7 @@ cost "ferry put (TLS)" "$tls_pid" "$ferry" put --server "$tls" "$work/local/up.b
 for pid in "$plain_pid" "$tls_pid"; do
   echo "server $pid peak RSS over the bench: $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$pid/status")"
 done
-python3 - "$work/files.json" "$size_mib" "$work/limit.json" "$ceiling" "$disk" <<'PY'
+python3 - "$work/files.json" "$size_mib" "$work/limit.json" "$ceiling" "$disk" "$work" <<'PY'
 import json, sys
 results = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
 mib = int(sys.argv[2])
@@ -163,4 +163,20 @@ for name, kind in (("ferry get --plaintext", "verified_plaintext"), ("ferry put 
         beside = f", {rate / ceiling:.2f}x the iperf3 ceiling" if ceiling else ""
         beside += f", {rate / disk:.2f}x the disk's durable writes" if disk else ""
         print(f"{name}: {rate / limit[kind]['limit_mb_s']:.2f}x the derived limit ({limit[kind]['limit_mb_s']:.0f} MB/s){beside}")
+# The bars of each way's chart, ceilings first, then ferry, then its peers.
+for way in ("get", "put"):
+    with open(f"{sys.argv[6]}/{way}.bars", "w") as bars:
+        if ceiling:
+            print(f"iperf3 (loopback)={ceiling:.0f}", file=bars)
+        if disk:
+            print(f"limit:disk, durable writes={disk:.0f}", file=bars)
+        for kind, label in (("verified_plaintext", "plaintext"), ("verified_tls", "TLS")):
+            print(f"limit:derived limit, {label}={limit[kind]['limit_mb_s']:.0f}", file=bars)
+        names = [f"ferry {way} --plaintext", f"ferry {way} (TLS)", "nc (send, unverified)"]
+        names += [f"{peer} {way}" for peer in ("scp", "sftp", "rsync", "sendme")]
+        for name in names:
+            if name in results:
+                print(f"{name}={mib * 1048576 / results[name] / 1e6:.0f}", file=bars)
 PY
+chart files-get "Verified get of ${size_mib} MiB on loopback" MB/s "iperf3 (loopback)" "$work/get.bars"
+chart files-put "Verified put of ${size_mib} MiB on loopback" MB/s "iperf3 (loopback)" "$work/put.bars"

@@ -42,6 +42,29 @@ start_ferry() {
   printf -v "$name" '%s' "$addr"
 }
 
+# The SVGs the scripts draw, which README shows; FERRY_BENCH_CHARTS puts them elsewhere.
+charts=${FERRY_BENCH_CHARTS:-$PWD/bench/charts}
+mkdir -p "$charts"
+
+# chart NAME TITLE UNIT REFERENCE BARS_FILE: draws the bars of BARS_FILE (one NAME=VALUE per
+# line, top to bottom; `limit:NAME=VALUE` for another limit of the machine) into
+# $charts/NAME.svg with `ferry bench chart`; the REFERENCE bar ("" for none) is grey and every
+# other bar is labelled with its ratio to it.
+chart() {
+  local name=$1 title=$2 unit=$3 reference=$4 file=$5 line bars=() limits=()
+  while IFS= read -r line; do
+    if [[ $line == limit:* ]]; then
+      line=${line#limit:}
+      limits+=(--limit "${line%=*}")
+    fi
+    bars+=("$line")
+  done <"$file"
+  [ ${#bars[@]} -gt 0 ] || return 0
+  "$ferry" bench chart --title "$title ($(nproc) cores, $(date -u +%Y-%m-%d))" --unit "$unit" \
+    ${reference:+--ceiling "$reference"} "${limits[@]}" --out "$charts/$name.svg" -- "${bars[@]}" 2>/dev/null
+  echo "chart: $charts/$name.svg"
+}
+
 machine() {
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)"
 }

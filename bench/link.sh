@@ -105,4 +105,8 @@ ceiling = rates.get("iperf3 (link ceiling)")
 for name, rate in rates.items():
     if ceiling and not name.startswith("iperf3"):
         print(f"{name}: {rate / ceiling:.2f}x iperf3 on the same link")
+with open(sys.argv[1] + ".bars", "w") as bars:
+    for name, rate in rates.items():
+        print(f"{name}={rate:.1f}", file=bars)
 PY
+chart link "Get of ${size_mib} MiB over ${rtt_ms} ms RTT, ${rate_mbit} Mbit/s, ${loss_pct}% loss" MB/s "iperf3 (link ceiling)" "$work/rates.bars"

@@ -78,7 +78,7 @@ hyperfine --shell=bash --warmup 1 --runs "$runs" --prepare "$prepare" --export-j
   >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log"; exit 1; }
 for dest in dest pdest; do mountpoint -q "$work/$dest" && umount "$work/$dest"; done
 [ -n "$sendme_cmd" ] && echo "sendme: importing (hashing) the tree before it could send took ${sendme_import} s, not counted below"
-python3 - "$work/tree.json" "$count" "$bytes" <<'PY'
+python3 - "$work/tree.json" "$count" "$bytes" "$work" <<'PY'
 import json, sys
 results = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
 count, size = int(sys.argv[2]), int(sys.argv[3])
@@ -93,4 +93,11 @@ for way in ("get", "put"):
         if peer in results:
             print(f", {ratio(ours, peer)} {peer}'s", end="")
     print()
+    with open(f"{sys.argv[4]}/tree-{way}.bars", "w") as bars:
+        for name in ("tar | nc (unverified)", ours, f"rsync {way}", f"scp -r {way}", f"sendme {way}"):
+            if name in results:
+                print(f"{name}={count / results[name]:.0f}", file=bars)
 PY
+for way in get put; do
+  chart "tree-$way" "$way -r of $count files ($small x 4 KiB, $large x 1 MiB)" files/s "tar | nc (unverified)" "$work/tree-$way.bars"
+done

@@ -156,9 +156,11 @@ async fn every_kind_of_entry_follows_the_real_action_and_no_secret_appears() {
     // User administration, picked up by the running server.
     let bob = ferry_user(&config, &["add", "bob", "--allow", "chat"]);
     let entries = entries_when(&log, |e| !of_kind(e, "user_added").is_empty());
-    let rotated = ferry_user(&config, &["rotate", "alice"]);
     assert_eq!(of_kind(&entries, "user_added").len(), 1);
-    let entries = entries_when(&log, |e| !of_kind(e, "user_rotated").is_empty());
+    let rotated = ferry_user(&config, &["rotate", "alice"]);
+    entries_when(&log, |e| !of_kind(e, "user_rotated").is_empty());
+    ferry_user(&config, &["remove", "bob"]);
+    let entries = entries_when(&log, |e| !of_kind(e, "user_removed").is_empty());
 
     let start = of_kind(&entries, "server_start");
     assert_eq!(start.len(), 1);
@@ -232,6 +234,7 @@ async fn every_kind_of_entry_follows_the_real_action_and_no_secret_appears() {
         (&Value::from("bob"), &serde_json::json!(["chat"]))
     );
     assert_eq!(of_kind(&entries, "user_rotated")[0]["user"], "alice");
+    assert_eq!(of_kind(&entries, "user_removed")[0]["user"], "bob");
     let reloads = of_kind(&entries, "config_reload");
     assert!(
         reloads

@@ -78,7 +78,10 @@ fn a_comparison_is_drawn_with_each_bar_and_its_ratio_to_the_ceiling() {
             "MB/s",
             "--ceiling",
             "iperf3",
+            "--limit",
+            "disk",
             "iperf3=2000",
+            "disk=1500",
             "ferry get (TLS)=900",
             "scp get=250",
             "--out",
@@ -91,12 +94,22 @@ fn a_comparison_is_drawn_with_each_bar_and_its_ratio_to_the_ceiling() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let texts = svg_texts(&std::fs::read_to_string(&svg).unwrap());
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    let texts = svg_texts(&drawn);
+    // One bar of each kind: the ceiling grey, the limit light grey, ferry blue, the peer orange.
+    for fill in ["#969696", "#C8C8C8", "#1F77B4", "#FF7F0E"] {
+        assert_eq!(
+            drawn.matches(&format!("fill=\"{fill}\"")).count(),
+            1,
+            "{fill} in {drawn}"
+        );
+    }
     for label in [
         "1 GiB get",
         "iperf3: 2000 MB/s",
-        "ferry get (TLS): 900 MB/s (0.45x the ceiling)",
-        "scp get: 250 MB/s (0.12x the ceiling)",
+        "disk: 1500 MB/s (0.75x iperf3)",
+        "ferry get (TLS): 900 MB/s (0.45x iperf3)",
+        "scp get: 250 MB/s (0.12x iperf3)",
     ] {
         assert!(
             texts.iter().any(|t| t == label),

@@ -177,6 +177,9 @@ async fn the_figures_equal_what_a_known_workload_did() {
     );
     assert_eq!(at("ferry_chat_members_dropped_total"), 0.0);
     assert_eq!(at("ferry_audit_dropped_total"), 0.0);
+    // The cluster engine's state shows only on a clustered server, as up.
+    let cluster = sample(&after, "ferry_cluster_up");
+    assert_eq!(cluster, common::on_cluster_engine().then_some(1.0));
     drop((alice_tx, alice_rx, bob_rx, dave));
     server.stop().await;
 }

@@ -23,6 +23,7 @@ const GET: RGBColor = RGBColor(214, 39, 40);
 const SESSION: RGBColor = RGBColor(44, 160, 44);
 const EXEC: RGBColor = RGBColor(148, 103, 189);
 const CEILING: RGBColor = RGBColor(150, 150, 150);
+const LIMIT: RGBColor = RGBColor(200, 200, 200);
 const FERRY: RGBColor = RGBColor(31, 119, 180);
 const PEER: RGBColor = RGBColor(255, 127, 14);
 
@@ -305,9 +306,10 @@ impl std::str::FromStr for Bar {
     }
 }
 
-/// Draws `bars` side by side, one row each, largest scale first: the `ceiling` bar grey, bars
-/// whose name starts with `ferry` blue, peers orange; each labelled with its value and, when a
-/// ceiling is named, its ratio to it.
+/// Draws `bars` side by side, one row each: the `ceiling` bar (the machine's ceiling, or the
+/// reference the others are measured against) grey, other `limits` light grey, bars whose name
+/// starts with `ferry` blue, peers orange; each labelled with its value and, when a ceiling is
+/// named, its ratio to it.
 ///
 /// # Errors
 /// No bars, a ceiling that is not among them, or the file cannot be written.
@@ -317,6 +319,7 @@ pub fn draw_comparison(
     unit: &str,
     bars: &[Bar],
     ceiling: Option<&str>,
+    limits: &[String],
 ) -> anyhow::Result<()> {
     if bars.is_empty() {
         bail!("a comparison needs at least one NAME=VALUE");
@@ -354,6 +357,8 @@ pub fn draw_comparison(
         let y = (rows - 1 - i) as f64;
         let color = if Some(bar.name.as_str()) == ceiling {
             CEILING
+        } else if limits.contains(&bar.name) {
+            LIMIT
         } else if bar.name.starts_with("ferry") {
             FERRY
         } else {
@@ -367,7 +372,7 @@ pub fn draw_comparison(
             .map_err(drawing)?;
         let ratio = match ceiling_value {
             Some(c) if c > 0.0 && Some(bar.name.as_str()) != ceiling => {
-                format!(" ({:.2}x the ceiling)", bar.value / c)
+                format!(" ({:.2}x {})", bar.value / c, ceiling.unwrap_or_default())
             }
             _ => String::new(),
         };
@@ -402,7 +407,9 @@ fn size_label(bytes: u64) -> String {
 
 /// A figure with as many digits as a reader needs.
 fn round_figure(value: f64) -> String {
-    if value >= 100.0 {
+    if value == 0.0 {
+        "0".to_string()
+    } else if value >= 100.0 {
         format!("{value:.0}")
     } else if value >= 1.0 {
         format!("{value:.1}")

@@ -83,10 +83,14 @@ pub struct CompareArgs {
     /// The unit of the values (MB/s, files/s, ms).
     #[arg(long)]
     pub unit: String,
-    /// The bar that is the machine's ceiling: drawn grey, and every other bar is labelled
-    /// with its ratio to it.
+    /// The bar every other is compared with (the machine's ceiling, or a reference such as
+    /// `tar | nc`): drawn grey, and every other bar is labelled with its ratio to it.
     #[arg(long, value_name = "NAME")]
     pub ceiling: Option<String>,
+    /// Another limit of the machine (a disk's rate, a derived limit): drawn light grey, with
+    /// its ratio like any bar. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub limit: Vec<String>,
     /// The SVG to write.
     #[arg(long, value_name = "FILE.svg")]
     pub out: PathBuf,
@@ -123,6 +127,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             &compare.unit,
             &compare.bars,
             compare.ceiling.as_deref(),
+            &compare.limit,
         )?;
         eprintln!("ferry: wrote {}", compare.out.display());
         return Ok(ExitCode::SUCCESS);

@@ -134,3 +134,62 @@ pub async fn watch_config(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::UserRecord;
+    use crate::auth::scram::Credential;
+    use crate::protocol::Permission;
+
+    fn record(permissions: &[Permission], secret: &str) -> UserRecord {
+        UserRecord {
+            permissions: permissions.iter().copied().collect(),
+            credential: Credential::derive(secret, b"salt"),
+        }
+    }
+
+    #[test]
+    fn a_reload_is_audited_as_the_changes_it_makes() {
+        let old = Accounts {
+            users: [
+                ("ann".to_string(), record(&[Permission::Chat], "a")),
+                ("bob".to_string(), record(&[Permission::Chat], "b")),
+                ("cy".to_string(), record(&[Permission::Read], "c")),
+            ]
+            .into(),
+            anonymous: [Permission::Chat].into_iter().collect(),
+        };
+        let new = Accounts {
+            users: [
+                ("ann".to_string(), record(&[Permission::Chat], "a2")),
+                (
+                    "cy".to_string(),
+                    record(&[Permission::Read, Permission::Admin], "c"),
+                ),
+                ("dee".to_string(), record(&[Permission::Exec], "d")),
+            ]
+            .into(),
+            anonymous: Permissions::NONE,
+        };
+        assert_eq!(
+            account_changes(&old, &new),
+            vec![
+                AuditEvent::UserRotated { user: "ann".into() },
+                AuditEvent::UserRemoved { user: "bob".into() },
+                AuditEvent::PermissionsChanged {
+                    user: "cy".into(),
+                    permissions: vec!["read".into(), "admin".into()]
+                },
+                AuditEvent::UserAdded {
+                    user: "dee".into(),
+                    permissions: vec!["exec".into()]
+                },
+                AuditEvent::AnonymousChanged {
+                    permissions: vec![]
+                },
+            ]
+        );
+        assert!(account_changes(&new, &new).is_empty());
+    }
+}

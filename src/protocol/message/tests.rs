@@ -179,6 +179,21 @@ fn samples() -> Vec<Message> {
             to: "b/c".into(),
         }),
         Message::Done,
+        Message::Stats(crate::protocol::Stats::default()),
+        Message::StatsReport(crate::protocol::StatsReport {
+            samples: vec![
+                crate::protocol::Sample {
+                    name: "ferry_sessions_open".into(),
+                    labels: [("transport".to_string(), "tcp".to_string())].into(),
+                    value: 2.0,
+                },
+                crate::protocol::Sample {
+                    name: "ferry_chat_rooms".into(),
+                    labels: Default::default(),
+                    value: 0.0,
+                },
+            ],
+        }),
     ]
 }
 

@@ -41,15 +41,15 @@ impl AuditLog {
             return Ok(AuditLog::disabled());
         }
         let drops = Arc::new(Drops::default());
-        let writer = Writer::open(
-            Settings {
-                path: config.path_in(state_dir),
-                fsync_interval: config.fsync_interval(),
-                rotate_bytes: config.rotate_bytes,
-                keep: config.keep,
-            },
-            Arc::clone(&drops),
-        )?;
+        let path = config.path_in(state_dir);
+        let settings = Settings {
+            path: path.clone(),
+            fsync_interval: config.fsync_interval(),
+            rotate_bytes: config.rotate_bytes,
+            keep: config.keep,
+        };
+        let writer = Writer::open(settings, Arc::clone(&drops))
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let (queue, entries) = sync_channel(config.queue);
         std::thread::Builder::new()
             .name("ferry-audit".into())

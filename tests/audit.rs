@@ -10,27 +10,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::{ServerProcess, TestServer, WAIT, ferry_bin, output};
+use common::{ServerProcess, TestServer, WAIT, ferry_bin, ferry_user, output};
 use ferry::config::ServerConfig;
 use serde_json::Value;
-
-/// Runs `ferry user ARGS --config CONFIG`; its stdout.
-fn ferry_user(config: &Path, args: &[&str]) -> String {
-    let home = tempfile::tempdir().unwrap();
-    let out = ferry_bin(home.path())
-        .arg("user")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// The entries of `log` once `until` holds for them (the writer runs on its own thread).
 fn entries_when(log: &Path, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -94,7 +76,9 @@ async fn every_kind_of_entry_follows_the_real_action_and_no_secret_appears() {
     let token = ferry_user(
         &config,
         &["add", "alice", "--allow", "chat,read,write,exec"],
-    );
+    )
+    .trim()
+    .to_string();
     let server = ServerProcess::start(&[
         "--plaintext",
         "--config",
@@ -154,10 +138,12 @@ async fn every_kind_of_entry_follows_the_real_action_and_no_secret_appears() {
     // The legacy shell (no auth there).
     assert_eq!(legacy_shell(shell, "echo legacy"), b"legacy\n");
     // User administration, picked up by the running server.
-    let bob = ferry_user(&config, &["add", "bob", "--allow", "chat"]);
+    let bob = ferry_user(&config, &["add", "bob", "--allow", "chat"])
+        .trim()
+        .to_string();
     let entries = entries_when(&log, |e| !of_kind(e, "user_added").is_empty());
     assert_eq!(of_kind(&entries, "user_added").len(), 1);
-    let rotated = ferry_user(&config, &["rotate", "alice"]);
+    let rotated = ferry_user(&config, &["rotate", "alice"]).trim().to_string();
     entries_when(&log, |e| !of_kind(e, "user_rotated").is_empty());
     ferry_user(&config, &["remove", "bob"]);
     let entries = entries_when(&log, |e| !of_kind(e, "user_removed").is_empty());

@@ -5,10 +5,9 @@
 mod common;
 
 use ferry::protocol::{Exec, Goodbye};
-use std::path::Path;
 use std::time::Duration;
 
-use common::{ServerProcess, WAIT, ferry_bin, refusal_code};
+use common::{ServerProcess, WAIT, ferry_user, refusal_code};
 use ferry::auth::token::Token;
 use ferry::client::chat::{ChatTarget, join};
 use ferry::client::{Client, ClientError, ClientOptions};
@@ -39,24 +38,6 @@ fn wait_for_reload(server: &ServerProcess, why: &str) {
             return;
         }
     }
-}
-
-/// Runs `ferry user ARGS --config CONFIG` and returns its stdout.
-fn ferry_user(config: &Path, args: &[&str]) -> String {
-    let home = tempfile::tempdir().unwrap();
-    let out = ferry_bin(home.path())
-        .arg("user")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn token_from(stdout: &str) -> Token {

@@ -125,16 +125,12 @@ fn throughput_panel(
             .enumerate()
             .map(|(i, v)| (i as f64 + 1.0, *v))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(drawing)?
-            .label(format!("{name} (median {median:.0} MB/s)"))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))
-            .map_err(drawing)?;
+        line_with_points(
+            &mut chart,
+            &points,
+            color,
+            format!("{name} (median {median:.0} MB/s)"),
+        )?;
     }
     legend(&mut chart)
 }
@@ -196,18 +192,35 @@ fn latency_panel(
             .enumerate()
             .map(|(i, v)| (i as f64, v.max(low)))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(drawing)?
-            .label(format!("{name} (p50 {:.3} ms)", values[1]))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))
-            .map_err(drawing)?;
+        line_with_points(
+            &mut chart,
+            &points,
+            color,
+            format!("{name} (p50 {:.3} ms)", values[1]),
+        )?;
     }
     legend(&mut chart)
+}
+
+/// One series as a 2 px line through dots, with its legend entry.
+fn line_with_points<'a, CT>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    points: &[(f64, f64)],
+    color: RGBColor,
+    label: String,
+) -> anyhow::Result<()>
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
+    chart
+        .draw_series(LineSeries::new(points.to_vec(), color.stroke_width(2)))
+        .map_err(drawing)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    chart
+        .draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))
+        .map_err(drawing)?;
+    Ok(())
 }
 
 /// Deliveries per second over the run, bin by bin.

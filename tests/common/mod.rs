@@ -305,6 +305,24 @@ pub async fn output_with_stdin(
     .unwrap()
 }
 
+/// Runs `ferry user ARGS --config CONFIG` (the real binary) and returns its stdout.
+pub fn ferry_user(config: &Path, args: &[&str]) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let out = ferry_bin(home.path())
+        .arg("user")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A config with one user holding `allow`, and that user's token (made by the real
 /// `add_user`, so the config holds only the derived credential).
 pub fn config_with_user(name: &str, allow: &str) -> (ServerConfig, Token) {

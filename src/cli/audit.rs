@@ -242,12 +242,10 @@ fn describe(entry: &Value) -> String {
         }
         "file_write" => {
             let size = entry.get("size").and_then(Value::as_u64).unwrap_or(0);
-            let hash = text("hash");
-            format!(
-                "{} ({size} bytes, {})",
-                text("path"),
-                &hash[..hash.len().min(24)]
-            )
+            // The start of the hash is enough to tell files apart (by characters: the log may
+            // be any file, so no byte index is trusted).
+            let hash: String = text("hash").chars().take(24).collect();
+            format!("{} ({size} bytes, {hash})", text("path"))
         }
         "remove" | "mkdir" => text("path").to_string(),
         "move" => format!("{} -> {}", text("from"), text("to")),
@@ -313,6 +311,9 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains('\u{1b}'));
+        // A line from any file: a hash of multi-byte characters is cut by characters.
+        let odd = serde_json::json!({"kind": "file_write", "path": "p", "size": 1, "hash": format!("x{}", "é".repeat(30))});
+        assert!(describe(&odd).contains(&format!("x{})", "é".repeat(23))));
     }
 
     #[test]

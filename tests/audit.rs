@@ -446,3 +446,71 @@ async fn rotation_keeps_a_bounded_number_of_files_each_within_the_size() {
     assert!(!all.contains("server_start"));
     server.stop().await;
 }
+
+/// The web page's WebSocket and the IRC door are doors like the TCP port: their sign-ins are
+/// recorded with the door they came through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_through_the_web_and_irc_doors_name_their_door() {
+    let web = TestServer::start_with_web(ServerConfig::default(), true).await;
+    let options = ferry::client::ClientOptions {
+        server: format!("ws://{}/ws", web.web_addr.unwrap()),
+        ..web.options(None)
+    };
+    drop(ferry::client::Client::connect(&options).await.unwrap());
+    let entries = entries_when(&web.dir.path().join("state/audit.log"), |e| {
+        !of_kind(e, "sign_in").is_empty()
+    });
+    let signed = of_kind(&entries, "sign_in");
+    assert_eq!(
+        (
+            &signed[0]["transport"],
+            &signed[0]["ok"],
+            &signed[0]["user"]
+        ),
+        (&Value::from("websocket"), &Value::from(true), &Value::Null)
+    );
+    web.stop().await;
+
+    let (config, _token) = common::config_with_user("ivy", "chat");
+    let irc = TestServer::start_with_irc(config, true).await;
+    let addr = irc.irc_addr.unwrap();
+    // A wrong password, then an anonymous registration: each is one sign-in.
+    tokio::task::spawn_blocking(move || {
+        for hello in [
+            "PASS ivy:wrong\r\nNICK ivy1\r\nUSER i 0 * :i\r\n",
+            "NICK guest1\r\nUSER g 0 * :g\r\n",
+        ] {
+            let mut tcp = TcpStream::connect(addr).unwrap();
+            tcp.set_read_timeout(Some(WAIT)).unwrap();
+            tcp.write_all(hello.as_bytes()).unwrap();
+            let mut seen = String::new();
+            let mut buf = [0u8; 4096];
+            // Until the door answered the sign-in: a welcome (001) or a refusal (464).
+            while !seen.contains(" 001 ") && !seen.contains(" 464 ") {
+                let n = tcp.read(&mut buf).unwrap();
+                assert!(n > 0, "the IRC door closed without answering: {seen}");
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let entries = entries_when(&irc.dir.path().join("state/audit.log"), |e| {
+        of_kind(e, "sign_in").len() >= 2
+    });
+    let signed = of_kind(&entries, "sign_in");
+    assert!(signed.iter().all(|e| e["transport"] == "irc"), "{signed:?}");
+    assert!(
+        signed
+            .iter()
+            .any(|e| e["user"] == "ivy" && e["ok"] == false),
+        "{signed:?}"
+    );
+    assert!(
+        signed
+            .iter()
+            .any(|e| e["user"].is_null() && e["ok"] == true),
+        "{signed:?}"
+    );
+    irc.stop().await;
+}

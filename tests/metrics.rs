@@ -282,3 +282,41 @@ async fn stats_gives_an_admin_the_same_figures_and_refuses_everyone_else() {
     );
     server.stop().await;
 }
+
+/// The metrics door holds a connection no longer than the handshake timeout, as the other doors
+/// do: a client that connects and sends nothing cannot keep a place within the limits.
+#[tokio::test]
+async fn a_client_that_sends_nothing_is_cut_at_the_handshake_timeout() {
+    let mut config = ServerConfig::default();
+    config.limits.handshake_timeout_ms = 300;
+    let server = TestServer::start_with_metrics(config, true).await;
+    let addr = server.metrics_addr.unwrap();
+    let permits = &server.state.connection_permits;
+    let all = permits.available_permits();
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // It holds a place within the server's connection limits while it is open…
+    permits_become(permits, all - 1).await;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(WAIT, idle.read_to_end(&mut rest))
+        .await
+        .expect("the door closed the idle connection");
+    assert!(read.is_ok() && rest.is_empty(), "{read:?} {rest:?}");
+    // …and gives it back once closed.
+    permits_become(permits, all).await;
+    // A scrape is served within it.
+    let (status, body) = scrape(addr).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body.contains("ferry_sessions_open"));
+    server.stop().await;
+}
+
+/// Waits until `permits` has `n` available (it changes on another task).
+async fn permits_become(permits: &tokio::sync::Semaphore, n: usize) {
+    tokio::time::timeout(WAIT, async {
+        while permits.available_permits() != n {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("available connection permits never became {n}"));
+}

@@ -223,7 +223,7 @@ pub struct Server {
     /// The IRC door, when asked for.
     irc: Option<door::DoorListener>,
     /// The metrics door, when asked for.
-    metrics: Option<TcpListener>,
+    metrics: Option<door::DoorListener>,
     state: Arc<ServerState>,
     fingerprint: Option<String>,
 }
@@ -386,7 +386,7 @@ impl Server {
     pub fn metrics_addr(&self) -> std::io::Result<Option<SocketAddr>> {
         self.metrics
             .as_ref()
-            .map(TcpListener::local_addr)
+            .map(door::DoorListener::local_addr)
             .transpose()
     }
 

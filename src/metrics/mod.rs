@@ -94,8 +94,8 @@ struct OutcomeLabel {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RequestLabels {
-    kind: String,
-    outcome: String,
+    kind: &'static str,
+    outcome: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -315,12 +315,9 @@ impl Metrics {
     }
 
     /// A request of `kind` was answered with `outcome` (`ok` or an error code).
-    pub fn request(&self, kind: &str, outcome: &str) {
+    pub fn request(&self, kind: &'static str, outcome: &'static str) {
         self.requests
-            .get_or_create(&RequestLabels {
-                kind: kind.to_string(),
-                outcome: outcome.to_string(),
-            })
+            .get_or_create(&RequestLabels { kind, outcome })
             .inc();
     }
 

@@ -7,8 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 /// Why a request or connection failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     /// The byte stream is not valid frames (fatal: the server closes).
     BadFrame,
@@ -103,18 +104,31 @@ impl ErrorCode {
         ErrorCode::Internal,
     ];
 
-    /// The code's name on the wire.
+    /// The code's name on the wire (serde's and strum's `snake_case`, checked equal by a
+    /// test).
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// [`ErrorCode::name`], owned.
     pub fn wire_name(self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
+        self.name().to_string()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_code_s_name_is_its_json() {
+        for code in ErrorCode::ALL.iter().chain([&ErrorCode::Other]) {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::Value::from(code.name())
+            );
+        }
+    }
 
     /// `ALL` lists every variant, in order: the match is exhaustive, so a new variant does not
     /// compile until it is given its place here — and then this test wants it in `ALL`.

@@ -35,7 +35,7 @@ where
     let served = serve(conn, request, ctx, held).await;
     // A get counts itself (`files::get::serve_gets`), each of a pipelined run apart.
     if kind != "get" {
-        ctx.metrics.request(kind, outcome_of(&served).as_str());
+        ctx.metrics.request(kind, outcome_of(&served));
         if kind == "put" && served.is_ok() {
             ctx.metrics.transfer(TransferKind::Put, started.elapsed());
         }
@@ -58,13 +58,13 @@ where
 
 /// How a request ended, as the metrics label it: `ok`, the error code answered, or `closed`
 /// when the session ended with it.
-fn outcome_of(served: &Result<(), RequestError>) -> String {
+fn outcome_of(served: &Result<(), RequestError>) -> &'static str {
     match served {
-        Ok(()) => "ok".into(),
+        Ok(()) => "ok",
         Err(RequestError::Refused(refusal) | RequestError::OutOfStep(refusal)) => {
-            refusal.code.wire_name()
+            refusal.code.name()
         }
-        Err(_) => "closed".into(),
+        Err(_) => "closed",
     }
 }
 
@@ -103,7 +103,7 @@ where
         Err(refusal) => {
             let mut batch = conn.batch();
             for _ in &gets {
-                ctx.metrics.request("get", &refusal.code.wire_name());
+                ctx.metrics.request("get", refusal.code.name());
                 batch
                     .message(&Message::Error(refusal.clone()))
                     .map_err(ConnectionError::Io)?;

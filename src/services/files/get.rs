@@ -93,7 +93,7 @@ where
     for one in prepared {
         match one {
             Err(refusal) => {
-                ctx.metrics.request("get", &refusal.code.wire_name());
+                ctx.metrics.request("get", refusal.code.name());
                 batch.message(&Message::Error(refusal)).map_err(io)?;
             }
             Ok(Prepared::Small { ready, bytes, hash }) => {
@@ -127,7 +127,7 @@ where
                         ctx.metrics.transfer(TransferKind::Get, started.elapsed());
                     }
                     Err(RequestError::Refused(refusal)) => {
-                        ctx.metrics.request("get", &refusal.code.wire_name());
+                        ctx.metrics.request("get", refusal.code.name());
                         conn.write_message(&Message::Error(refusal))
                             .await
                             .map_err(io)?;

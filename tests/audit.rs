@@ -514,3 +514,43 @@ async fn sign_ins_through_the_web_and_irc_doors_name_their_door() {
     );
     irc.stop().await;
 }
+
+/// A failed sign-in keeps only the start of the name the client claimed: an unauthenticated
+/// client cannot fill the log (or its queue) with names as long as its frames.
+#[tokio::test]
+async fn a_long_claimed_name_is_kept_short() {
+    use ferry::protocol::{Hello, Message, Proof};
+    let server = TestServer::start_plaintext(ServerConfig::default()).await;
+    let mut conn = common::raw_plaintext(server.addr).await;
+    let claimed = "x".repeat(10_000);
+    conn.write_message(&Message::Hello(Hello {
+        client: "test".into(),
+        user: Some(claimed.clone()),
+        nonce: Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()),
+    }))
+    .await
+    .unwrap();
+    assert!(matches!(
+        conn.read_message().await.unwrap(),
+        Message::Challenge(_)
+    ));
+    conn.write_message(&Message::Proof(Proof {
+        proof: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
+    }))
+    .await
+    .unwrap();
+    assert!(matches!(
+        conn.read_message().await.unwrap(),
+        Message::Error(_)
+    ));
+    let entries = entries_when(&server.dir.path().join("state/audit.log"), |e| {
+        !of_kind(e, "sign_in").is_empty()
+    });
+    let failed = of_kind(&entries, "sign_in")[0];
+    assert_eq!(failed["ok"], false);
+    assert_eq!(
+        failed["user"].as_str().unwrap(),
+        &claimed[..ferry::audit::CLAIMED_NAME_CHARS]
+    );
+    server.stop().await;
+}

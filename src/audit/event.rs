@@ -39,6 +39,21 @@ pub struct Actor {
     pub address: IpAddr,
 }
 
+/// How much of a user name a client claimed is kept: real names are at most 32 characters
+/// (`auth::token::MAX_USER_NAME`); a longer claim is a failed sign-in whose first characters
+/// say enough, and an unauthenticated client must not fill the log's queue with its frames.
+pub const CLAIMED_NAME_CHARS: usize = 64;
+
+impl Actor {
+    /// The actor of a sign-in: the name the client claimed (shortened), from `address`.
+    pub fn claiming(user: Option<&str>, address: IpAddr) -> Actor {
+        Actor {
+            user: user.map(|u| u.chars().take(CLAIMED_NAME_CHARS).collect()),
+            address,
+        }
+    }
+}
+
 /// What happened.
 #[allow(missing_docs)] // Fields are named for what they hold; each variant says when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,6 +8,6 @@ mod log;
 mod read;
 mod writer;
 
-pub use event::{Actor, AuditEvent, AuditRecord};
+pub use event::{Actor, AuditEvent, AuditRecord, CLAIMED_NAME_CHARS};
 pub use log::AuditLog;
 pub use read::{AuditFilter, log_files};

@@ -67,10 +67,7 @@ impl HandshakeContext<'_> {
         };
         self.metrics.signed_in(outcome);
         self.audit.record(AuditEvent::SignIn {
-            actor: Actor {
-                user: user.map(str::to_string),
-                address: self.peer,
-            },
+            actor: Actor::claiming(user, self.peer),
             transport: self.transport,
             ok: refused.is_none(),
             reason: refused.map(str::to_string),

@@ -349,10 +349,7 @@ pub(super) fn record_sign_in(
     };
     state.metrics.signed_in(outcome);
     state.audit.record(AuditEvent::SignIn {
-        actor: Actor {
-            user,
-            address: peer.ip(),
-        },
+        actor: Actor::claiming(user.as_deref(), peer.ip()),
         transport: Transport::Irc,
         ok: refused.is_none(),
         reason: refused,

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::{TestServer, config_with_user, pattern};
-use ferry::client::ClientError;
-use ferry::client::files::Progress;
+use ferry::client::files::{NoProgress, Progress, Transfer};
+use ferry::client::{Client, ClientError};
 use ferry::protocol::{ErrorCode, HashAlgorithm};
 use ferry::transfer::hash_cache::{Fingerprint, MIN_SIZE, SETTLED};
 
@@ -76,16 +76,7 @@ async fn get_sends_an_unchanged_file_with_its_cached_hash_and_rehashes_a_changed
     let target = work.path().join("f");
 
     // First get: hashed while sent, and kept.
-    let first = client
-        .files()
-        .get_file(
-            "f",
-            &target,
-            ALGORITHM,
-            &mut ferry::client::files::NoProgress,
-        )
-        .await
-        .unwrap();
+    let first = get_one(&mut client, "f", &target).await.unwrap();
     assert_eq!(first.hash, blake3_hex(&data));
     assert_eq!(
         hashes.lookup(fingerprint(&path), ALGORITHM).as_deref(),
@@ -96,15 +87,7 @@ async fn get_sends_an_unchanged_file_with_its_cached_hash_and_rehashes_a_changed
     // planted wrong entry proves it: the client refuses, and keeps nothing.
     hashes.remember(fingerprint(&path), later(), ALGORITHM, &"0".repeat(64));
     std::fs::remove_file(&target).unwrap();
-    let refused = client
-        .files()
-        .get_file(
-            "f",
-            &target,
-            ALGORITHM,
-            &mut ferry::client::files::NoProgress,
-        )
-        .await;
+    let refused = get_one(&mut client, "f", &target).await;
     assert!(
         matches!(refused, Err(ClientError::Integrity(_))),
         "{refused:?}"
@@ -115,16 +98,7 @@ async fn get_sends_an_unchanged_file_with_its_cached_hash_and_rehashes_a_changed
     touch_one_byte(&path);
     let mut changed = data.clone();
     changed[0] = b'!';
-    let again = client
-        .files()
-        .get_file(
-            "f",
-            &target,
-            ALGORITHM,
-            &mut ferry::client::files::NoProgress,
-        )
-        .await
-        .unwrap();
+    let again = get_one(&mut client, "f", &target).await.unwrap();
     assert_eq!(again.hash, blake3_hex(&changed));
     assert_eq!(std::fs::read(&target).unwrap(), changed);
 }
@@ -144,16 +118,7 @@ async fn a_file_changed_while_the_server_sends_it_is_refused_cached_or_not() {
         if round == "hash from the cache" {
             settled(&path).await;
             let mut client = server.client(Some(token.clone())).await;
-            client
-                .files()
-                .get_file(
-                    "big",
-                    &target,
-                    ALGORITHM,
-                    &mut ferry::client::files::NoProgress,
-                )
-                .await
-                .unwrap();
+            get_one(&mut client, "big", &target).await.unwrap();
             std::fs::remove_file(&target).unwrap();
             assert!(
                 server
@@ -198,16 +163,7 @@ async fn put_uses_the_clients_cache_and_refuses_a_file_changed_while_it_is_sent(
     settled(&source).await;
 
     let mut client = server.client(Some(token.clone())).await;
-    let put = client
-        .files()
-        .put_file(
-            &source,
-            "up",
-            ALGORITHM,
-            &mut ferry::client::files::NoProgress,
-        )
-        .await
-        .unwrap();
+    let put = put_one(&mut client, &source, "up").await.unwrap();
     assert_eq!(put.hash, blake3_hex(&data));
     let hashes = client.hashes();
     assert_eq!(
@@ -221,15 +177,7 @@ async fn put_uses_the_clients_cache_and_refuses_a_file_changed_while_it_is_sent(
     // receives, refuses it: nothing replaces the good copy.
     hashes.remember(fingerprint(&source), later(), ALGORITHM, &"0".repeat(64));
     std::fs::remove_file(root.join("up")).unwrap();
-    let refused = client
-        .files()
-        .put_file(
-            &source,
-            "up",
-            ALGORITHM,
-            &mut ferry::client::files::NoProgress,
-        )
-        .await;
+    let refused = put_one(&mut client, &source, "up").await;
     assert!(
         matches!(&refused, Err(ClientError::Server(r)) if r.code == ErrorCode::Integrity),
         "{refused:?}"
@@ -271,26 +219,8 @@ async fn a_resumed_transfer_of_a_cached_file_checks_its_prefix_and_sends_the_cac
     let mut client = server.client(Some(token)).await;
     let target = work.path().join("got");
     // Fill both caches: a whole get (the server's) and a whole put (the client's).
-    client
-        .files()
-        .get_file(
-            "f",
-            &target,
-            ALGORITHM,
-            &mut ferry::client::files::NoProgress,
-        )
-        .await
-        .unwrap();
-    client
-        .files()
-        .put_file(
-            &source,
-            "up",
-            ALGORITHM,
-            &mut ferry::client::files::NoProgress,
-        )
-        .await
-        .unwrap();
+    get_one(&mut client, "f", &target).await.unwrap();
+    put_one(&mut client, &source, "up").await.unwrap();
     assert!(
         server
             .state
@@ -311,29 +241,11 @@ async fn a_resumed_transfer_of_a_cached_file_checks_its_prefix_and_sends_the_cac
     let held = MIN_SIZE as usize + 3;
     std::fs::write(work.path().join(".got.ferry-part"), &data[..held]).unwrap();
     std::fs::write(root.join(".up.ferry-part"), &data[..held]).unwrap();
-    let got = client
-        .files()
-        .get_file(
-            "f",
-            &target,
-            ALGORITHM,
-            &mut ferry::client::files::NoProgress,
-        )
-        .await
-        .unwrap();
+    let got = get_one(&mut client, "f", &target).await.unwrap();
     assert_eq!(got.resumed_from, held as u64);
     assert_eq!(got.hash, blake3_hex(&data));
     assert_eq!(std::fs::read(&target).unwrap(), data);
-    let put = client
-        .files()
-        .put_file(
-            &source,
-            "up",
-            ALGORITHM,
-            &mut ferry::client::files::NoProgress,
-        )
-        .await
-        .unwrap();
+    let put = put_one(&mut client, &source, "up").await.unwrap();
     assert_eq!(put.resumed_from, held as u64);
     assert_eq!(put.hash, blake3_hex(&data));
     assert_eq!(std::fs::read(root.join("up")).unwrap(), data);
@@ -343,16 +255,31 @@ async fn a_resumed_transfer_of_a_cached_file_checks_its_prefix_and_sends_the_cac
     wrong[5] ^= 1;
     std::fs::remove_file(&target).unwrap();
     std::fs::write(work.path().join(".got.ferry-part"), &wrong).unwrap();
-    let again = client
-        .files()
-        .get_file(
-            "f",
-            &target,
-            ALGORITHM,
-            &mut ferry::client::files::NoProgress,
-        )
-        .await
-        .unwrap();
+    let again = get_one(&mut client, "f", &target).await.unwrap();
     assert_eq!(again.resumed_from, 0);
     assert_eq!(std::fs::read(&target).unwrap(), data);
+}
+
+/// Gets `remote` into `target`, BLAKE3-verified.
+async fn get_one(
+    client: &mut Client,
+    remote: &str,
+    target: &Path,
+) -> Result<Transfer, ClientError> {
+    client
+        .files()
+        .get_file(remote, target, ALGORITHM, &mut NoProgress)
+        .await
+}
+
+/// Puts `source` as `remote`, BLAKE3-verified.
+async fn put_one(
+    client: &mut Client,
+    source: &Path,
+    remote: &str,
+) -> Result<Transfer, ClientError> {
+    client
+        .files()
+        .put_file(source, remote, ALGORITHM, &mut NoProgress)
+        .await
 }

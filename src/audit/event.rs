@@ -23,8 +23,13 @@ pub struct AuditRecord {
 impl AuditRecord {
     /// `event`, stamped now.
     pub fn now(event: AuditEvent) -> Self {
+        AuditRecord::at(SystemTime::now(), event)
+    }
+
+    /// `event`, stamped `at`.
+    pub fn at(at: SystemTime, event: AuditEvent) -> Self {
         AuditRecord {
-            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            time: humantime::format_rfc3339_millis(at).to_string(),
             event,
         }
     }

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tracing::warn;
 
-use super::event::{AuditEvent, AuditRecord};
+use super::event::AuditEvent;
 use super::writer::{Command, Drops, Settings, Writer};
 use crate::config::AuditConfig;
 
@@ -70,7 +70,7 @@ impl AuditLog {
         };
         match inner
             .queue
-            .try_send(Command::Record(AuditRecord::now(event)))
+            .try_send(Command::Record(SystemTime::now(), event))
         {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {

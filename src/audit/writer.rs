@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::warn;
 
@@ -17,11 +17,14 @@ use super::event::{AuditEvent, AuditRecord};
 
 /// Entries written between two looks at the clock, the rotation size and the drop count.
 const BATCH: usize = 1024;
+/// How long the writer rests after a batch, so that the next one gathers several entries.
+const BATCH_PAUSE: Duration = Duration::from_millis(5);
 
 /// What the writer is asked to do.
 pub(super) enum Command {
-    /// Append this entry.
-    Record(AuditRecord),
+    /// Append this event, which happened at this time (stamped by the session, formatted and
+    /// encoded here, off the session's path).
+    Record(SystemTime, AuditEvent),
     /// Answer once everything queued before is written and synced.
     Flush(SyncSender<()>),
 }
@@ -98,14 +101,21 @@ impl Writer {
                 .chain(std::iter::from_fn(|| queue.try_recv().ok()));
             for command in batch.by_ref().take(BATCH) {
                 match command {
-                    Command::Record(record) => self.append(&record),
+                    Command::Record(at, event) => self.append(&AuditRecord::at(at, event)),
                     Command::Flush(answer) => flushes.push(answer),
                 }
             }
             self.report_drops();
             self.end_batch(!flushes.is_empty());
+            let flushed = !flushes.is_empty();
             for answer in flushes.drain(..) {
                 let _ = answer.send(());
+            }
+            // Entries that come one by one (a tree of small files puts one per file) are written
+            // a pause's worth at a time: a thread woken per entry costs the sessions, on a small
+            // machine, more than the entry itself. The queue holds far more than a pause brings.
+            if !flushed {
+                std::thread::sleep(BATCH_PAUSE);
             }
         }
         self.report_drops();

@@ -218,6 +218,40 @@ async fn trees_of_many_small_files_go_both_ways_whole_and_verified() {
     }
     assert!(common::partials_under(&root).is_empty());
     assert!(common::partials_under(work.path()).is_empty());
+    // Again over the copies both ends now hold, every file changed: each is replaced whole.
+    let changed: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(rel, bytes)| {
+            let mut new = bytes.clone();
+            new.push(b'!');
+            std::fs::write(work.path().join("src").join(rel), &new).unwrap();
+            (rel.clone(), new)
+        })
+        .collect();
+    let check = ferry::client::files::Check::Never;
+    let src = work.path().join("src");
+    let mut again = client.files();
+    let put = again
+        .put_tree(&src, "up", HashAlgorithm::Blake3, check, &mut NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(put.files.len(), changed.len());
+    let back = work.path().join("back");
+    let got = again
+        .get_tree("up", &back, HashAlgorithm::Blake3, check, &mut NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(got.files.len(), changed.len());
+    for (rel, bytes) in &changed {
+        assert_eq!(
+            &std::fs::read(root.join("up").join(rel)).unwrap(),
+            bytes,
+            "{rel}"
+        );
+        assert_eq!(&std::fs::read(back.join(rel)).unwrap(), bytes, "{rel}");
+    }
+    assert!(common::partials_under(&root).is_empty());
+    assert!(common::partials_under(work.path()).is_empty());
     // The session is still in step.
     client.ping(1).await.unwrap();
 }
@@ -258,4 +292,57 @@ async fn held_puts_do_not_wait_on_a_client_that_stalls_in_the_middle_of_the_next
         assert_eq!(&std::fs::read(root.join(format!("f{i}"))).unwrap(), bytes);
     }
     assert!(!root.join("stalled").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_put_of_the_same_path_wins_when_the_commits_would_overlap() {
+    let server = TestServer::start_plaintext(writable()).await;
+    let root = server.dir.path().join("root");
+    let mut conn = raw_session(server.addr).await;
+    // A full batch whose last put is `same` (old bytes): the next put starts its commit in
+    // the background and is held; then `same` again (new bytes), alone in the next batch,
+    // which the server commits as soon as the client stops sending. A one-file commit run
+    // beside the 256-file one would finish first, and the old bytes would be linked last.
+    let batch = ferry::services::files::held_puts::MAX_HELD;
+    // A large file first, so the first commit's `syncfs` has megabytes to wait for: the
+    // second commit's waits for the same, and then has one name to give where the first has
+    // 256, `same` last among them. Which one names it first is a race, so it runs six rounds.
+    for round in 0..6 {
+        let large = pattern(3 << 20, round);
+        send_whole(
+            &mut conn,
+            &format!("large{round}"),
+            &large,
+            &blake3_hex(&large),
+        )
+        .await;
+        let mut sent = 1;
+        for i in 0..batch - 2 {
+            let bytes = pattern(2000 + i, i as u64);
+            let path = format!("r{round}f{i}");
+            send_whole(&mut conn, &path, &bytes, &blake3_hex(&bytes)).await;
+            sent += 1;
+        }
+        let same = format!("same{round}");
+        let old = pattern(5000, round + 10);
+        let new = pattern(6000, round + 20);
+        send_whole(&mut conn, &same, &old, &blake3_hex(&old)).await;
+        send_whole(&mut conn, &same, &new, &blake3_hex(&new)).await;
+        sent += 2;
+        conn.flush().await.unwrap();
+        let mut last = None;
+        for _ in 0..sent {
+            match conn.read_message().await.unwrap() {
+                Message::PutDone(done) => last = Some(done.hash),
+                other => panic!("expected put_done, got {other:?}"),
+            }
+        }
+        assert_eq!(last, Some(blake3_hex(&new)));
+        assert_eq!(
+            std::fs::read(root.join(&same)).unwrap(),
+            new,
+            "round {round}: the later put's bytes are the ones left under the name"
+        );
+    }
+    assert!(common::partials_under(&root).is_empty());
 }

@@ -26,7 +26,11 @@ use crate::connection::Connection;
 use crate::protocol::{FileEntry, FileKind, HashAlgorithm};
 use crate::transfer::hash_cache::HashCache;
 use crate::transfer::partial::{Partial, Sealed, commit_all};
+use crate::transfer::unnamed::Unnamed;
+use rustix::fs::{Mode, OFlags};
 use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 /// Gets asked before the first is answered (each holds its partial open).
 pub const GETS_AHEAD: usize = 64;
@@ -235,20 +239,47 @@ impl SmallWrites {
     }
 }
 
-/// Writes small files into their partials, each sealed for a commit.
+/// Writes small files, each sealed for a commit: unnamed where the file system can (see
+/// `transfer::unnamed`), else into their partials. Each directory is opened once per batch.
 fn write_small(files: Vec<(String, PathBuf, Transfer, SmallGet)>) -> WrittenSmall {
+    let mut dirs: HashMap<PathBuf, Arc<OwnedFd>> = HashMap::new();
     files
         .into_iter()
         .map(|(rel, local, transfer, got)| {
             let written = (|| -> std::io::Result<Sealed> {
-                let mut partial = Partial::open(&local)?;
-                partial.keep(0)?;
-                partial.writer()?.write_all(&got.bytes)?;
+                let parent = match local.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                let dir = match dirs.get(parent) {
+                    Some(dir) => Arc::clone(dir),
+                    None => {
+                        let dir = Arc::new(rustix::fs::open(
+                            parent,
+                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        )?);
+                        dirs.insert(parent.to_path_buf(), Arc::clone(&dir));
+                        dir
+                    }
+                };
                 let name = local
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                Ok(partial.seal(&name, Some(got.mode), Some(got.mtime_ns)))
+                let (mode, mtime) = (Some(got.mode), Some(got.mtime_ns));
+                match Unnamed::create(Arc::clone(&dir))? {
+                    Some(mut unnamed) => {
+                        unnamed.file().write_all(&got.bytes)?;
+                        unnamed.seal(&name, mode, mtime)
+                    }
+                    None => {
+                        let mut partial = Partial::open_at(dir, &name)?;
+                        partial.keep(0)?;
+                        partial.writer()?.write_all(&got.bytes)?;
+                        Ok(partial.seal(&name, mode, mtime))
+                    }
+                }
             })();
             match written {
                 Ok(sealed) => Ok((rel, transfer, sealed, local)),

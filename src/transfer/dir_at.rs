@@ -28,6 +28,36 @@ pub fn lstat_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Option<std::fs::M
     }
 }
 
+/// What a name in a directory is, and which file: all a caller needs to tell "still the file
+/// I wrote" or "a symlink / a directory in the way", in one `statx` (where [`lstat_at`] takes
+/// three: open, stat, close).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// Regular file, directory, symlink, …
+    pub kind: rustix::fs::FileType,
+    /// The device it is on.
+    pub dev: u64,
+    /// Its inode on that device.
+    pub ino: u64,
+}
+
+/// The [`Identity`] of `name` in `dir` without following a symlink; `None` when it does not
+/// exist.
+///
+/// # Errors
+/// I/O errors other than "not found".
+pub fn identity_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Option<Identity>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(Identity {
+            kind: rustix::fs::FileType::from_raw_mode(st.st_mode),
+            dev: st.st_dev,
+            ino: st.st_ino,
+        })),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A name as the OS sees it.
 pub fn os_name(name: &str) -> &OsStr {
     OsStr::from_bytes(name.as_bytes())

@@ -9,6 +9,7 @@ pub mod hashing;
 pub mod metadata;
 pub mod partial;
 pub mod resume;
+pub mod unnamed;
 pub mod writeback;
 
 /// Runs `f` on a blocking thread: file reads, writes, hashes and `fsync`s stay off the async

@@ -9,19 +9,23 @@
 //! the batch is full, or anything else is about to be answered — so answers still go out in the
 //! order of the requests, and `put_done` still means the file is on the disk under its name.
 
+use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::sandbox::Sandbox;
+use super::sandbox::{PlaceDirs, Sandbox};
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Message, PutDone, Refusal};
 use crate::services::RequestError;
 use crate::services::SessionContext;
-use crate::transfer::partial::{Sealed, commit_all};
+use crate::transfer::partial::{Partial, Sealed, commit_all};
+use crate::transfer::unnamed::Unnamed;
+use std::sync::Arc;
 
 /// Files held at most before a commit: bounds the descriptors a session holds (each sealed
-/// partial stays open and locked until it is renamed).
+/// partial stays open and locked until it is renamed, each small file from its creation to
+/// its link): `MAX_HELD` × ([`MAX_RUNNING`] + 1) at most.
 pub const MAX_HELD: usize = 256;
 /// Bytes of small files held in memory at most before a commit.
 pub const MAX_HELD_BYTES: usize = 4 << 20;
@@ -38,20 +42,36 @@ enum Held {
     },
 }
 
-/// The session's verified, not yet committed puts, in request order; and the commit running
-/// in the background, whose answers come before theirs.
+/// Commits of one session running at once, at most. Two: a commit is file-system work on one
+/// thread (create, write, link a file at a time), and while one waits in `syncfs` or runs on
+/// one core, the next batch's files are written on the other. Each runs whole and is answered
+/// in turn, so answers keep the requests' order.
+const MAX_RUNNING: usize = 2;
+
+/// The session's verified, not yet committed puts, in request order; and the commits running
+/// in the background (oldest first), whose answers come before theirs.
 #[derive(Default)]
 pub struct HeldPuts {
     held: Vec<(Held, PutDone, String)>,
     bytes: usize,
-    running: Option<RunningCommit>,
+    running: VecDeque<RunningCommit>,
 }
 
 /// A commit on a blocking thread, and the answers it will decide.
-type RunningCommit = (
-    tokio::task::JoinHandle<Vec<Result<(), Refusal>>>,
-    Vec<Answer>,
-);
+struct RunningCommit {
+    task: tokio::task::JoinHandle<Vec<Result<(), Refusal>>>,
+    answers: Vec<Answer>,
+}
+
+impl RunningCommit {
+    /// Whether this commit writes any of `paths`: a later put of the same path must not be
+    /// committed beside it, or the older bytes could be the ones left under the name.
+    fn writes_any(&self, paths: &HashSet<&str>) -> bool {
+        self.answers
+            .iter()
+            .any(|(_, path)| paths.contains(path.as_str()))
+    }
+}
 
 /// The answer a held put gets once committed, and its path (for the audit log).
 type Answer = (PutDone, String);
@@ -59,7 +79,7 @@ type Answer = (PutDone, String);
 impl HeldPuts {
     /// Whether nothing waits (held, or being committed).
     pub fn is_empty(&self) -> bool {
-        self.held.is_empty() && self.running.is_none()
+        self.held.is_empty() && self.running.is_empty()
     }
 
     /// Whether the next verified put must wait for a commit first.
@@ -109,12 +129,16 @@ impl HeldPuts {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         self.commit_in_background(conn, ctx).await?;
-        self.answer_running(conn, ctx).await
+        while !self.running.is_empty() {
+            self.answer_oldest(conn, ctx).await?;
+        }
+        Ok(())
     }
 
     /// As [`HeldPuts::commit`], but returns once the commit has started: the session reads the
-    /// next uploads while the disk syncs. A commit already running is finished (and answered)
-    /// first, so answers keep their order.
+    /// next uploads while the disk syncs. With [`MAX_RUNNING`] commits running, or one writing a
+    /// path this one writes too, the oldest is finished (and answered) first; answers keep
+    /// their order.
     ///
     /// # Errors
     /// As [`HeldPuts::commit`].
@@ -126,9 +150,19 @@ impl HeldPuts {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.answer_running(conn, ctx).await?;
         if self.held.is_empty() {
             return Ok(());
+        }
+        let paths: HashSet<&str> = self.held.iter().map(|(_, _, p)| p.as_str()).collect();
+        let overlapping = self
+            .running
+            .iter()
+            .rposition(|running| running.writes_any(&paths))
+            .map_or(0, |at| at + 1);
+        let must_finish = overlapping.max((self.running.len() + 1).saturating_sub(MAX_RUNNING));
+        drop(paths);
+        for _ in 0..must_finish {
+            self.answer_oldest(conn, ctx).await?;
         }
         self.bytes = 0;
         let (held, answers): (Vec<(Held, String)>, Vec<Answer>) = self
@@ -137,16 +171,16 @@ impl HeldPuts {
             .map(|(held, done, path)| ((held, path.clone()), (done, path)))
             .unzip();
         let sandbox = ctx.sandbox.clone();
-        self.running = Some((
-            tokio::task::spawn_blocking(move || commit_held(&sandbox, held)),
+        self.running.push_back(RunningCommit {
+            task: tokio::task::spawn_blocking(move || commit_held(&sandbox, held)),
             answers,
-        ));
+        });
         Ok(())
     }
 
-    /// Waits for the running commit, if any, records each file written, and sends the
+    /// Waits for the oldest running commit, if any, records each file written, and sends the
     /// answers in one write.
-    async fn answer_running<S>(
+    async fn answer_oldest<S>(
         &mut self,
         conn: &mut Connection<S>,
         ctx: &SessionContext,
@@ -154,7 +188,7 @@ impl HeldPuts {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let Some((task, answers)) = self.running.take() else {
+        let Some(RunningCommit { task, answers }) = self.running.pop_front() else {
             return Ok(());
         };
         let results = task
@@ -182,6 +216,7 @@ fn commit_held(sandbox: &Sandbox, held: Vec<(Held, String)>) -> Vec<Result<(), R
     let mut results: Vec<Option<Result<(), Refusal>>> = Vec::with_capacity(held.len());
     let mut sealed = Vec::new();
     let mut paths = Vec::new();
+    let mut dirs = PlaceDirs::default();
     for (one, path) in held {
         let ready = match one {
             Held::Sealed(s) => Ok(s),
@@ -189,7 +224,7 @@ fn commit_held(sandbox: &Sandbox, held: Vec<(Held, String)>) -> Vec<Result<(), R
                 bytes,
                 mode,
                 mtime_ns,
-            } => write_small(sandbox, &path, &bytes, mode, mtime_ns),
+            } => write_small(sandbox, &mut dirs, &path, &bytes, mode, mtime_ns),
         };
         match ready {
             Ok(s) => {
@@ -208,31 +243,48 @@ fn commit_held(sandbox: &Sandbox, held: Vec<(Held, String)>) -> Vec<Result<(), R
     results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
 }
 
-/// Writes a small upload into its partial beneath the root, sealed for the commit.
+/// Writes a small upload beneath the root, sealed for the commit: as an unnamed file where the
+/// file system can (nothing to rename or check by name later), else into its partial.
 fn write_small(
     sandbox: &Sandbox,
+    dirs: &mut PlaceDirs,
     path: &str,
     bytes: &[u8],
     mode: u32,
     mtime_ns: i64,
 ) -> Result<Sealed, Refusal> {
-    let (target, mut partial) = super::put::open_put(sandbox, path)?;
-    let written = partial
-        .keep(0)
-        .and_then(|()| partial.writer()?.write_all(bytes));
-    match written {
-        Ok(()) => Ok(partial.seal(&target, Some(mode), Some(mtime_ns))),
-        Err(e) => {
-            partial.discard();
-            let code = if super::put::is_disk_full(&e) {
-                ErrorCode::NoSpace
-            } else {
-                ErrorCode::Io
-            };
-            Err(Refusal::new(
-                code,
-                format!("cannot write '{path}': {e}; nothing was kept"),
-            ))
+    let place = super::put::checked_place(sandbox, path, dirs)?;
+    let cannot_write = |e: std::io::Error| {
+        let code = if super::put::is_disk_full(&e) {
+            ErrorCode::NoSpace
+        } else {
+            ErrorCode::Io
+        };
+        Refusal::new(
+            code,
+            format!("cannot write '{path}': {e}; nothing was kept"),
+        )
+    };
+    match Unnamed::create(Arc::clone(&place.dir)).map_err(cannot_write)? {
+        Some(mut unnamed) => {
+            unnamed.file().write_all(bytes).map_err(cannot_write)?;
+            unnamed
+                .seal(&place.name, Some(mode), Some(mtime_ns))
+                .map_err(cannot_write)
+        }
+        None => {
+            let mut partial = Partial::open_at(Arc::clone(&place.dir), &place.name)
+                .map_err(|e| Refusal::new(ErrorCode::Io, format!("cannot write '{path}': {e}")))?;
+            let written = partial
+                .keep(0)
+                .and_then(|()| partial.writer()?.write_all(bytes));
+            match written {
+                Ok(()) => Ok(partial.seal(&place.name, Some(mode), Some(mtime_ns))),
+                Err(e) => {
+                    partial.discard();
+                    Err(cannot_write(e))
+                }
+            }
         }
     }
 }

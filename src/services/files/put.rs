@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::held_puts::HeldPuts;
-use super::sandbox::{Sandbox, io_error};
+use super::sandbox::{Place, PlaceDirs, Sandbox, io_error};
 use crate::audit::AuditEvent;
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{
@@ -23,6 +23,7 @@ use crate::transfer::chunks::{self, TransferError};
 use crate::transfer::hashing::Hasher;
 use crate::transfer::partial::Partial;
 use crate::transfer::resume::Offer;
+use rustix::fs::FileType;
 
 /// Serves one `put`.
 ///
@@ -488,25 +489,32 @@ impl Upload {
 /// Where a put writes: the target's directory (opened beneath the root) checked so that the
 /// target is a regular file or nothing, and its partial opened there.
 pub(super) fn open_put(sandbox: &Sandbox, path: &str) -> Result<(String, Partial), Refusal> {
-    let place = sandbox.place(path)?;
-    match place.lstat().map_err(|e| io_error(path, &e))? {
-        Some(meta) if meta.is_symlink() => {
-            return Err(Refusal::new(
-                ErrorCode::BadPath,
-                format!("'{path}' is a symlink; ferry does not write through symlinks"),
-            ));
-        }
-        Some(meta) if !meta.is_file() => {
-            return Err(Refusal::new(
-                ErrorCode::NotAFile,
-                format!("'{path}' exists and is not a regular file"),
-            ));
-        }
-        _ => {}
-    }
+    let place = checked_place(sandbox, path, &mut PlaceDirs::default())?;
     let partial = Partial::open_at(Arc::clone(&place.dir), &place.name)
         .map_err(|e| Refusal::new(ErrorCode::Io, format!("cannot write '{path}': {e}")))?;
     Ok((place.name, partial))
+}
+
+/// The place a put of `path` writes to (its directory taken from `dirs` when a batch already
+/// opened it), if nothing but a regular file or nothing is there: a symlink is never written
+/// through (`bad_path`) and a directory or device never replaced (`not_a_file`).
+pub(super) fn checked_place(
+    sandbox: &Sandbox,
+    path: &str,
+    dirs: &mut PlaceDirs,
+) -> Result<Place, Refusal> {
+    let place = sandbox.place_among(path, dirs)?;
+    match place.kind().map_err(|e| io_error(path, &e))? {
+        Some(FileType::Symlink) => Err(Refusal::new(
+            ErrorCode::BadPath,
+            format!("'{path}' is a symlink; ferry does not write through symlinks"),
+        )),
+        Some(kind) if kind != FileType::RegularFile => Err(Refusal::new(
+            ErrorCode::NotAFile,
+            format!("'{path}' exists and is not a regular file"),
+        )),
+        _ => Ok(place),
+    }
 }
 
 /// Bytes an unprivileged writer may still use on the file system that holds `dir`; `None`

@@ -23,8 +23,8 @@ use rustix::io::Errno;
 
 use crate::protocol::path::components;
 use crate::protocol::{ErrorCode, Refusal};
-use crate::transfer::dir_at::lstat_at;
 pub use crate::transfer::dir_at::remove_at;
+use crate::transfer::dir_at::{identity_at, lstat_at};
 
 fn refuse(code: ErrorCode, message: String) -> Refusal {
     Refusal::new(code, message)
@@ -139,6 +139,18 @@ impl Sandbox {
     /// `bad_path` for the root itself (no name) and as [`Sandbox::open`]; `not_a_file` when
     /// the parent is not a directory.
     pub fn place(&self, path: &str) -> Result<Place, Refusal> {
+        self.place_among(path, &mut PlaceDirs::default())
+    }
+
+    /// As [`Sandbox::place`], taking the directory from `dirs` when an earlier place of the
+    /// same batch opened it: a tree's files come a hundred to a directory, and one `openat2`
+    /// per directory instead of per file is a tenth of what a small put costs the server.
+    /// The descriptor stays the directory it was when first opened, as it would for a single
+    /// request that takes a few milliseconds; a batch lives no longer than that.
+    ///
+    /// # Errors
+    /// As [`Sandbox::place`].
+    pub fn place_among(&self, path: &str, dirs: &mut PlaceDirs) -> Result<Place, Refusal> {
         let names = client_components(path)?;
         let Some((name, parents)) = names.split_last() else {
             return Err(refuse(
@@ -146,17 +158,31 @@ impl Sandbox {
                 "the server root itself cannot be named here".into(),
             ));
         };
-        let dir = open_beneath(
-            self.root.as_fd(),
-            &parents.join("/"),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            path,
-        )?;
+        let parent = parents.join("/");
+        let dir = match dirs.opened.get(&parent) {
+            Some(dir) => Arc::clone(dir),
+            None => {
+                let dir = Arc::new(open_beneath(
+                    self.root.as_fd(),
+                    &parent,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    path,
+                )?);
+                dirs.opened.insert(parent, Arc::clone(&dir));
+                dir
+            }
+        };
         Ok(Place {
-            dir: Arc::new(dir),
+            dir,
             name: (*name).to_string(),
         })
     }
+}
+
+/// Directories a batch of places has opened, by their path beneath the root.
+#[derive(Default)]
+pub struct PlaceDirs {
+    opened: std::collections::HashMap<String, Arc<OwnedFd>>,
 }
 
 impl Place {
@@ -166,6 +192,15 @@ impl Place {
     /// I/O errors other than "not found".
     pub fn lstat(&self) -> io::Result<Option<std::fs::Metadata>> {
         lstat_at(self.dir.as_fd(), &self.name)
+    }
+
+    /// What kind of thing is at this place, not following a symlink; `None` when nothing is.
+    /// One `statx`, for the hot path of a put.
+    ///
+    /// # Errors
+    /// I/O errors other than "not found".
+    pub fn kind(&self) -> io::Result<Option<rustix::fs::FileType>> {
+        Ok(identity_at(self.dir.as_fd(), &self.name)?.map(|found| found.kind))
     }
 }
 

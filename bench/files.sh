@@ -86,6 +86,8 @@ l = json.load(open(sys.argv[1]))
 print(f"derived limit on {l['cores']} cores (bench/README.md): verified plaintext {l['verified_plaintext']['limit_mb_s']:.0f} MB/s"
       f" ({l['verified_plaintext']['cpu_s_per_gib']:.2f} CPU s/GiB), verified TLS {l['verified_tls']['limit_mb_s']:.0f} MB/s"
       f" ({l['verified_tls']['cpu_s_per_gib']:.2f} CPU s/GiB)")
+print(f"the least program taking those steps, each on a thread of its own (examples/step_costs.rs): plaintext"
+      f" {l['verified_plaintext']['minimal_mb_s']:.0f} MB/s, TLS {l['verified_tls']['minimal_mb_s']:.0f} MB/s")
 PY
 # Untimed before each run: clean the targets, and wait until nc listens again (LISTEN = 0A).
 listening="grep -qi ':$(printf %04X "$nc_port") 00000000:0000 0A' /proc/net/tcp"
@@ -162,6 +164,8 @@ for name, kind in (("ferry get --plaintext", "verified_plaintext"), ("ferry put 
         rate = mib * 1048576 / results[name] / 1e6
         beside = f", {rate / ceiling:.2f}x the iperf3 ceiling" if ceiling else ""
         beside += f", {rate / disk:.2f}x the disk's durable writes" if disk else ""
+        minimal = limit[kind].get("minimal_mb_s")
+        beside += f", {rate / minimal:.2f}x the least program's ({minimal:.0f} MB/s)" if minimal else ""
         print(f"{name}: {rate / limit[kind]['limit_mb_s']:.2f}x the derived limit ({limit[kind]['limit_mb_s']:.0f} MB/s){beside}")
 # The bars of each way's chart, ceilings first, then ferry, then its peers.
 for way in ("get", "put"):
@@ -172,6 +176,8 @@ for way in ("get", "put"):
             print(f"limit:disk, durable writes={disk:.0f}", file=bars)
         for kind, label in (("verified_plaintext", "plaintext"), ("verified_tls", "TLS")):
             print(f"limit:derived limit, {label}={limit[kind]['limit_mb_s']:.0f}", file=bars)
+            if limit[kind].get("minimal_mb_s"):
+                print(f"limit:least program, {label}={limit[kind]['minimal_mb_s']:.0f}", file=bars)
         names = [f"ferry {way} --plaintext", f"ferry {way} (TLS)", "nc (send, unverified)"]
         names += [f"{peer} {way}" for peer in ("scp", "sftp", "rsync", "sendme")]
         for name in names:

@@ -46,6 +46,10 @@ ceiling=$(iperf3 -c 127.0.0.1 -p "$nc_port" -t 3 -J 2>/dev/null | python3 -c 'im
 (while true; do nc -l 127.0.0.1 "$nc_port" >"$work/local/nc.out"; done) >/dev/null 2>&1 &
 bench_pids+=($!)
 
+# The derived limit first, while nothing else runs and nothing is left to write back.
+sync
+cargo run --release --quiet --example step_costs -- "$size_mib" --json >"$work/limit.json"
+
 # The disk's rate for durable writes (a write then fdatasync, as ferry's receiver makes every
 # file durable before it takes its name): a ceiling of its own, which iperf3 and nc never meet.
 disk=$(for _ in 1 2 3; do
@@ -59,8 +63,6 @@ for line in sys.stdin:
     value, unit = line.split()
     rates.append(float(value) * {"kB/s": 1e-3, "MB/s": 1, "GB/s": 1e3}[unit])
 print(round(statistics.median(rates)))')
-# The derived limit first, while nothing else runs.
-cargo run --release --quiet --example step_costs -- "$size_mib" --json >"$work/limit.json"
 
 # sendme (iroh-blobs: BLAKE3-verified streaming over QUIC), relay disabled, on loopback. It
 # imports (hashes) the file once when it starts sending; that time is reported on its own.

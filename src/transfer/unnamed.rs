@@ -5,9 +5,9 @@
 //! A named partial costs a directory entry made, looked up again (is it still ours?) and
 //! renamed away per file; an unnamed file costs one `linkat` that gives it its name. Nobody
 //! else can open a file that has no name, so it needs no lock and no "still ours" check, and a
-//! transfer killed before the link leaves nothing behind (the kernel frees the inode). Measured
-//! on the bench machine (ext4, 10,000 files of 4 KiB in batches of 256, two `syncfs` per
-//! batch): the file-system CPU of a batch 0.61–0.83 s → 0.43–0.56 s (bench/README.md).
+//! transfer killed before the link leaves nothing behind (the kernel frees the inode). With it,
+//! a tree of 10,000 small files went 1.25 s → 0.80–1.02 s (put) on the bench machine
+//! (bench/README.md).
 //!
 //! Not resumable — it has no name a re-run could find — so only files written whole in one
 //! go use it (the small files of `get -r` and of `put -r`); where the file system or the

@@ -7,6 +7,7 @@ here=$(dirname "$0")
 "$here/ping.sh"
 "$here/exec.sh"
 "$here/files.sh"
+"$here/files.sh" 1024 5 memory
 "$here/tree.sh"
 "$here/link.sh"
 "$here/chat.sh"

@@ -3,10 +3,13 @@
 # side with nc (no verification: the floor), scp, sftp and rsync over a loopback sshd, and iperf3
 # as the ceiling, sendme (BLAKE3-verified, QUIC), and the limit derived from this machine's cost of each step a verified
 # transfer must take (examples/step_costs.rs; bench/README.md). Prints medians and ratios.
-# Usage: bench/files.sh [SIZE_MIB] [RUNS]
+# Usage: bench/files.sh [SIZE_MIB] [RUNS] [disk|memory]
+# With `memory`, every file (both roots of every tool, and the derived limit's) is on a tmpfs:
+# the disk is out of the path, so what is left is CPU and memory, as for iperf3.
 source "$(dirname "$0")/lib.sh"
 size_mib=${1:-1024}
 runs=${2:-5}
+files_on=${3:-disk}
 need hyperfine hyperfine
 need nc netcat-openbsd
 need rsync rsync
@@ -15,7 +18,13 @@ need iperf3 iperf3
 config=$work/ferry.toml
 token=$("$ferry" user add bench --allow read,write --config "$config" 2>/dev/null)
 export FERRY_TOKEN=$token
-mkdir -p "$work/root" "$work/local"
+mkdir -p "$work/root" "$work/local" "$work/sm"
+if [ "$files_on" = memory ]; then
+  for dir in root local sm; do
+    mount -t tmpfs -o size=$((size_mib * 5 + 256))m tmpfs "$work/$dir"
+    bench_mounts+=("$work/$dir")
+  done
+fi
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/root/in.bin"
 cp "$work/root/in.bin" "$work/local/up.bin"
 cat "$work/root/in.bin" "$work/local/up.bin" >/dev/null # page cache
@@ -46,13 +55,14 @@ ceiling=$(iperf3 -c 127.0.0.1 -p "$nc_port" -t 3 -J 2>/dev/null | python3 -c 'im
 (while true; do nc -l 127.0.0.1 "$nc_port" >"$work/local/nc.out"; done) >/dev/null 2>&1 &
 bench_pids+=($!)
 
-# The derived limit first, while nothing else runs and nothing is left to write back.
+# The derived limit first, while nothing else runs and nothing is left to write back; its
+# files where the transfers' are.
 sync
-cargo run --release --quiet --example step_costs -- "$size_mib" --json >"$work/limit.json"
+TMPDIR=$work/local cargo run --release --quiet --example step_costs -- "$size_mib" --json >"$work/limit.json"
 
 # The disk's rate for durable writes (a write then fdatasync, as ferry's receiver makes every
 # file durable before it takes its name): a ceiling of its own, which iperf3 and nc never meet.
-disk=$(for _ in 1 2 3; do
+disk=$([ "$files_on" = memory ] && echo "not in the path" || for _ in 1 2 3; do
   sync
   dd if=/dev/zero of="$work/disk.probe" bs=1M count="$size_mib" conv=fdatasync 2>&1 | awk '/copied/ {print $(NF-1), $NF}'
   rm -f "$work/disk.probe"
@@ -81,7 +91,11 @@ else
 fi
 
 machine
-echo "file: ${size_mib} MiB, in page cache; iperf3 loopback ceiling: ${ceiling} MB/s; the disk's durable writes (dd conv=fdatasync, median of 3): ${disk} MB/s"
+if [ "$files_on" = memory ]; then
+  echo "file: ${size_mib} MiB; every file on a tmpfs (no disk in the path); iperf3 loopback ceiling: ${ceiling} MB/s"
+else
+  echo "file: ${size_mib} MiB, in page cache; iperf3 loopback ceiling: ${ceiling} MB/s; the disk's durable writes (dd conv=fdatasync, median of 3): ${disk} MB/s"
+fi
 python3 - "$work/limit.json" <<'PY'
 import json, sys
 l = json.load(open(sys.argv[1]))
@@ -187,5 +201,10 @@ for way in ("get", "put"):
             if name in results:
                 print(f"{name}={mib * 1048576 / results[name] / 1e6:.0f}", file=bars)
 PY
-chart files-get "Verified get of ${size_mib} MiB on loopback" MB/s "iperf3 (loopback)" "$work/get.bars"
-chart files-put "Verified put of ${size_mib} MiB on loopback" MB/s "iperf3 (loopback)" "$work/put.bars"
+if [ "$files_on" = memory ]; then
+  chart files-get-memory "Verified get of ${size_mib} MiB on loopback, files on tmpfs" MB/s "iperf3 (loopback)" "$work/get.bars"
+  chart files-put-memory "Verified put of ${size_mib} MiB on loopback, files on tmpfs" MB/s "iperf3 (loopback)" "$work/put.bars"
+else
+  chart files-get "Verified get of ${size_mib} MiB on loopback" MB/s "iperf3 (loopback)" "$work/get.bars"
+  chart files-put "Verified put of ${size_mib} MiB on loopback" MB/s "iperf3 (loopback)" "$work/put.bars"
+fi

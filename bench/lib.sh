@@ -9,7 +9,10 @@ export FERRY_HOME=$work/home
 bench_pids=()
 bench_mounts=()
 bench_cleanup() {
-  kill "${bench_pids[@]}" 2>/dev/null || true
+  # Their children too (an `nc -l` in a listening loop would outlive it, holding its files).
+  local children
+  children=$(for pid in "${bench_pids[@]}"; do pgrep -P "$pid" || true; done)
+  kill "${bench_pids[@]}" $children 2>/dev/null || true
   wait 2>/dev/null || true
   for m in "${bench_mounts[@]}"; do umount "$m" 2>/dev/null || true; done
   rm -rf "$work"

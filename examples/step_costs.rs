@@ -197,15 +197,7 @@ fn minimal_transfer(src: &std::path::Path, bytes: usize, tls: bool, sender: Send
                 let (to_send, sendable) = sync_channel::<Arc<Vec<u8>>>(2);
                 let (done, recycled) = std::sync::mpsc::channel::<Arc<Vec<u8>>>();
                 let mut pool = BufferPool::new(recycled);
-                let hashed_done = done.clone();
-                let hasher = std::thread::spawn(move || {
-                    let mut hasher = blake3::Hasher::new();
-                    for chunk in hashed {
-                        hasher.update(&chunk);
-                        let _ = hashed_done.send(chunk);
-                    }
-                    hasher.finalize()
-                });
+                let hasher = hashing_thread(hashed, done.clone());
                 let socket = std::thread::spawn(move || {
                     let mut out = TcpStream::connect(addr).unwrap();
                     let key = key();
@@ -255,15 +247,7 @@ fn minimal_transfer(src: &std::path::Path, bytes: usize, tls: bool, sender: Send
             let (to_write, writable) = sync_channel::<Arc<Vec<u8>>>(2);
             let (done, recycled) = std::sync::mpsc::channel::<Arc<Vec<u8>>>();
             let mut pool = BufferPool::new(recycled);
-            let hashed_done = done.clone();
-            let hasher = std::thread::spawn(move || {
-                let mut hasher = blake3::Hasher::new();
-                for chunk in hashed {
-                    hasher.update(&chunk);
-                    let _ = hashed_done.send(chunk);
-                }
-                hasher.finalize()
-            });
+            let hasher = hashing_thread(hashed, done.clone());
             let out_path = dst_path(src);
             let writer = std::thread::spawn(move || {
                 let mut file = std::fs::File::create(out_path).unwrap();
@@ -312,6 +296,22 @@ fn minimal_transfer(src: &std::path::Path, bytes: usize, tls: bool, sender: Send
         .collect();
     rates.sort_by(f64::total_cmp);
     rates[1]
+}
+
+/// A thread that hashes every chunk it is given and hands each back to be recycled; its
+/// result is the digest of them all.
+fn hashing_thread(
+    chunks: std::sync::mpsc::Receiver<std::sync::Arc<Vec<u8>>>,
+    done: std::sync::mpsc::Sender<std::sync::Arc<Vec<u8>>>,
+) -> std::thread::JoinHandle<blake3::Hash> {
+    std::thread::spawn(move || {
+        let mut hasher = blake3::Hasher::new();
+        for chunk in chunks {
+            hasher.update(&chunk);
+            let _ = done.send(chunk);
+        }
+        hasher.finalize()
+    })
 }
 
 /// How the least program's sender moves the file.

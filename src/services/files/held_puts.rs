@@ -151,6 +151,10 @@ impl HeldPuts {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         if self.held.is_empty() {
+            // Nothing new to start: what runs is answered now, as a commit would answer it.
+            while !self.running.is_empty() {
+                self.answer_oldest(conn, ctx).await?;
+            }
             return Ok(());
         }
         let paths: HashSet<&str> = self.held.iter().map(|(_, _, p)| p.as_str()).collect();

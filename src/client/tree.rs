@@ -25,9 +25,8 @@ use super::files::{
 use crate::connection::Connection;
 use crate::protocol::{FileEntry, FileKind, HashAlgorithm};
 use crate::transfer::hash_cache::HashCache;
-use crate::transfer::partial::{Partial, Sealed, commit_all};
+use crate::transfer::partial::{Partial, Sealed, commit_all, open_dir, parent_and_name};
 use crate::transfer::unnamed::Unnamed;
-use rustix::fs::{Mode, OFlags};
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -247,26 +246,15 @@ fn write_small(files: Vec<(String, PathBuf, Transfer, SmallGet)>) -> WrittenSmal
         .into_iter()
         .map(|(rel, local, transfer, got)| {
             let written = (|| -> std::io::Result<Sealed> {
-                let parent = match local.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p,
-                    _ => Path::new("."),
-                };
+                let (parent, name) = parent_and_name(&local);
                 let dir = match dirs.get(parent) {
                     Some(dir) => Arc::clone(dir),
                     None => {
-                        let dir = Arc::new(rustix::fs::open(
-                            parent,
-                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                            Mode::empty(),
-                        )?);
+                        let dir = Arc::new(open_dir(parent)?);
                         dirs.insert(parent.to_path_buf(), Arc::clone(&dir));
                         dir
                     }
                 };
-                let name = local
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
                 let (mode, mtime) = (Some(got.mode), Some(got.mtime_ns));
                 match Unnamed::create(Arc::clone(&dir))? {
                     Some(mut unnamed) => {
@@ -294,10 +282,7 @@ fn write_small(files: Vec<(String, PathBuf, Transfer, SmallGet)>) -> WrittenSmal
 
 /// A verified partial with the server's mode and mtime, waiting for a commit.
 fn seal(verified: VerifiedGet, local: &Path) -> Sealed {
-    let name = local
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (_, name) = parent_and_name(local);
     let VerifiedGet {
         partial,
         mode,

@@ -86,6 +86,31 @@ pub fn partial_path(target: &Path) -> std::path::PathBuf {
     target.with_file_name(partial_name(&name))
 }
 
+/// The directory a local `target` is in (`.` for a bare name) and its name there.
+pub fn parent_and_name(target: &Path) -> (&Path, String) {
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (parent, name)
+}
+
+/// Opens the local directory `path` to act on names inside it.
+///
+/// # Errors
+/// It is missing, not a directory, or not readable.
+pub fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 /// A locked partial file, held by its directory's descriptor and its name in it.
 ///
 /// The lock is std's `File::try_lock` (flock) and deliberately not `nix::fcntl::Flock`: that one
@@ -110,20 +135,8 @@ impl Partial {
     /// # Errors
     /// The directory is missing or not writable.
     pub fn open(target: &Path) -> std::io::Result<Partial> {
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let dir = rustix::fs::open(
-            parent,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Partial::open_at(Arc::new(dir), &name)
+        let (parent, name) = parent_and_name(target);
+        Partial::open_at(Arc::new(open_dir(parent)?), &name)
     }
 
     /// Opens (or creates) the partial of `name` in `dir`, locked for this transfer.

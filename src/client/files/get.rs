@@ -31,10 +31,7 @@ where
 {
     let asked = ask_get(conn, remote, target, algorithm).await?;
     let (transfer, verified) = receive_get(conn, asked, progress).await?;
-    let finish_at = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (_, finish_at) = crate::transfer::partial::parent_and_name(target);
     let (mode, mtime_ns) = (verified.mode, verified.mtime_ns);
     blocking(move || {
         verified

@@ -1,5 +1,6 @@
 //! The open-file limit: each connection is a descriptor, and the common soft default (1024) is
-//! far below what a server holds or a load generator opens.
+//! far below what a server holds, a load generator opens, or a client's `get -r` keeps in
+//! flight.
 
 /// Raises this process's soft open-file limit to its hard maximum (quietly: if it cannot, the
 /// connection that runs out gets the clear error instead).
@@ -17,4 +18,9 @@ pub fn raise_to_hard_limit() {
     {
         tracing::debug!(error = %e, "could not raise the open-file limit");
     }
+}
+
+/// This process's soft open-file limit; `None` when there is none.
+pub fn soft() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }

@@ -164,6 +164,75 @@ async fn trees_round_trip_with_names_modes_and_mtimes() {
     }
 }
 
+/// `cmd` run under a soft and hard open-file limit of `limit` (set by `sh`, then `exec`).
+fn under_open_file_limit(cmd: &std::process::Command, limit: u32) -> std::process::Command {
+    let mut limited = std::process::Command::new("sh");
+    limited
+        .arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => limited.env(key, value),
+            None => limited.env_remove(key),
+        };
+    }
+    limited
+}
+
+/// A tree of more files than a low open-file limit allows open at once still goes both ways:
+/// the client fits how many files it keeps in flight to the limit (before, `get -r` of 300
+/// files under `ulimit -n 256` failed half-way with "Too many open files").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trees_go_both_ways_under_a_low_open_file_limit() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("many");
+    std::fs::create_dir_all(&tree).unwrap();
+    // Larger than a small get (received into memory), so each holds a partial; and small ones.
+    let sizes = (0..300).map(|_| 70_000).chain((0..200).map(|_| 4096));
+    for (i, size) in sizes.enumerate() {
+        std::fs::write(tree.join(format!("f{i:03}")), pattern(size, i as u64)).unwrap();
+    }
+    let mut put = server.ferry("put");
+    put.env("FERRY_TOKEN", &token)
+        .arg("-r")
+        .arg(&tree)
+        .arg("many");
+    let out = output(under_open_file_limit(&put, 256)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let back = work.path().join("back");
+    let mut get = server.ferry("get");
+    get.env("FERRY_TOKEN", &token)
+        .args(["-r", "many"])
+        .arg(&back);
+    let out = output(under_open_file_limit(&get, 256)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..500 {
+        let name = format!("f{i:03}");
+        assert_eq!(
+            std::fs::read(back.join(&name)).unwrap(),
+            std::fs::read(tree.join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&back).unwrap().count(),
+        500,
+        "no partial left"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symlinks_in_a_tree_are_refused_clearly() {
     let (server, token) = writer_server().await;

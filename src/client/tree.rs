@@ -31,7 +31,7 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-/// Gets asked before the first is answered (each holds its partial open).
+/// Gets asked before the first is answered (each holds its partial open), at most.
 pub const GETS_AHEAD: usize = 64;
 /// Whole puts sent before the first is answered; more than the server holds for one commit
 /// (`MAX_HELD`), so the server commits because its batch is full, not because the client
@@ -43,11 +43,48 @@ const SMALL_PUTS_AT_ONCE: usize = 64;
 pub const WHOLE_PUT_MAX: u64 = 4 << 20;
 /// Received files made durable together, at most.
 const COMMIT_EVERY: usize = 256;
+/// Descriptors a tree transfer leaves to everything else (the connection, the runtime, a
+/// directory walked, the standard streams).
+const FDS_SPARE: u64 = 64;
 /// Files listed at most this large are received into memory and written in batches.
 pub const SMALL_GET: u64 = 64 * 1024;
 /// Small files (and their bytes) held in memory before they are written, at most.
 const SMALL_WRITES: usize = 64;
 const SMALL_WRITE_BYTES: usize = 4 << 20;
+
+/// How many files a `get -r` keeps in flight, fitted to the open-file limit. Every file between
+/// its request and its commit holds up to two descriptors (the file and its directory): the
+/// ones asked ahead, the batch of small files being written, the files waiting for the next
+/// commit and those of the running one. At the full depth that is up to ~1,500 descriptors;
+/// under a lower limit (`ulimit -n 256`) the depth shrinks so the transfer still completes,
+/// slower, instead of failing with "Too many open files" half-way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Depth {
+    gets_ahead: usize,
+    small_writes: usize,
+    commit_every: usize,
+}
+
+impl Depth {
+    /// The depth that keeps the files held (two descriptors each) within `limit`, less
+    /// [`FDS_SPARE`]; the full depth when there is no limit or it is high enough.
+    fn for_limit(limit: Option<u64>) -> Self {
+        let files = limit.map_or(usize::MAX, |limit| {
+            usize::try_from(limit.saturating_sub(FDS_SPARE) / 2).unwrap_or(usize::MAX)
+        });
+        let gets_ahead = (files / 8).clamp(1, GETS_AHEAD);
+        let small_writes = (files / 8).clamp(1, SMALL_WRITES);
+        // Held at most: the asked, the small batch being written, and twice (waiting, and
+        // committing) a commit's files plus the small batch that may overshoot it.
+        let commit_every =
+            (files.saturating_sub(gets_ahead + 3 * small_writes) / 2).clamp(1, COMMIT_EVERY);
+        Depth {
+            gets_ahead,
+            small_writes,
+            commit_every,
+        }
+    }
+}
 
 /// What a tree transfer did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,13 +153,14 @@ where
         }
     }
     let mut wanted = wanted.into_iter();
+    let depth = Depth::for_limit(crate::fd_limit::soft());
     let mut asked: VecDeque<(String, PathBuf, Asked)> = VecDeque::new();
-    let mut small = SmallWrites::default();
+    let mut small = SmallWrites::new(depth.small_writes);
     let mut received: Vec<(String, Transfer, Sealed, PathBuf)> = Vec::new();
     let mut commits = Commits::default();
     let mut failed: Option<ClientError> = None;
     loop {
-        while failed.is_none() && asked.len() < GETS_AHEAD {
+        while failed.is_none() && asked.len() < depth.gets_ahead {
             let Some((rel, remote_path, local, size)) = wanted.next() else {
                 break;
             };
@@ -167,7 +205,7 @@ where
         if small.is_full() {
             received.extend(small.write().await?);
         }
-        if received.len() >= COMMIT_EVERY {
+        if received.len() >= depth.commit_every {
             commits.start(&mut received, &mut report).await?;
         }
     }
@@ -198,23 +236,33 @@ enum Asked {
 
 /// Small files received into memory, written to their partials together in one trip to a
 /// blocking thread, while the next ones arrive.
-#[derive(Default)]
 struct SmallWrites {
     files: Vec<(String, PathBuf, Transfer, SmallGet)>,
     bytes: usize,
+    /// Files held before they are written, at most.
+    most: usize,
     running: Option<tokio::task::JoinHandle<WrittenSmall>>,
 }
 
 type WrittenSmall = Result<Vec<(String, Transfer, Sealed, PathBuf)>, ClientError>;
 
 impl SmallWrites {
+    fn new(most: usize) -> Self {
+        SmallWrites {
+            files: Vec::new(),
+            bytes: 0,
+            most,
+            running: None,
+        }
+    }
+
     fn push(&mut self, rel: String, local: PathBuf, transfer: Transfer, got: SmallGet) {
         self.bytes += got.bytes.len();
         self.files.push((rel, local, transfer, got));
     }
 
     fn is_full(&self) -> bool {
-        self.files.len() >= SMALL_WRITES || self.bytes >= SMALL_WRITE_BYTES
+        self.files.len() >= self.most || self.bytes >= SMALL_WRITE_BYTES
     }
 
     /// Waits for the running write; its files, sealed for the next commit.
@@ -545,4 +593,35 @@ where
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::{Depth, FDS_SPARE};
+
+    /// The most descriptors a `get -r` at `depth` holds: two per file in flight.
+    fn most_held(depth: Depth) -> u64 {
+        let files =
+            depth.gets_ahead + depth.small_writes + 2 * (depth.commit_every + depth.small_writes);
+        2 * files as u64
+    }
+
+    #[test]
+    fn the_full_depth_needs_a_high_limit_and_a_lower_limit_gets_a_depth_that_fits() {
+        let full = Depth::for_limit(None);
+        assert_eq!(full, Depth::for_limit(Some(1 << 20)));
+        assert!(
+            most_held(full) > 1024,
+            "the full depth would not fit the usual 1,024"
+        );
+        for limit in [256, 300, 512, 1024, 2048] {
+            let depth = Depth::for_limit(Some(limit));
+            assert!(
+                most_held(depth) + FDS_SPARE <= limit,
+                "{depth:?} holds {} of {limit}",
+                most_held(depth)
+            );
+            assert!(depth.gets_ahead >= 1 && depth.commit_every >= 1 && depth.small_writes >= 1);
+        }
+    }
 }

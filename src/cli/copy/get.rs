@@ -18,6 +18,8 @@ use ferry::protocol::FileKind;
 
 /// `ferry get`.
 pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
+    // A tree keeps many files open at once; use what the hard limit allows (see `Depth`).
+    ferry::fd_limit::raise_to_hard_limit();
     let (sources, local) = split_last(&args.paths);
     let remotes: Vec<RemoteArg> = sources.iter().map(|s| RemoteArg::parse(s)).collect();
     let mut client = connect(&args.client, &remotes.iter().collect::<Vec<_>>()).await?;

@@ -26,6 +26,8 @@ fn spool_stdin() -> anyhow::Result<tempfile::NamedTempFile> {
 
 /// `ferry put`.
 pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
+    // A tree keeps many files open at once; use what the hard limit allows (see `Depth`).
+    ferry::fd_limit::raise_to_hard_limit();
     let (sources, dest) = split_last(&args.paths);
     let dest = dest.map(|d| RemoteArg::parse(d)).unwrap_or(RemoteArg {
         server: None,

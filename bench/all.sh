@@ -6,10 +6,8 @@ set -euo pipefail
 here=$(dirname "$0")
 "$here/ping.sh"
 "$here/exec.sh"
-"$here/files.sh"
-"$here/files.sh" 1024 5 memory
-"$here/tree.sh"
-"$here/link.sh"
+"$here/files.sh" # then tree.sh and link.sh
+FILES_SINGLE=1 "$here/files.sh" 1024 5 memory
 "$here/chat.sh"
 "$here/web.sh"
 source "$here/lib.sh"

@@ -6,6 +6,8 @@
 # Usage: bench/files.sh [SIZE_MIB] [RUNS] [disk|memory]
 # With `memory`, every file (both roots of every tool, and the derived limit's) is on a tmpfs:
 # the disk is out of the path, so what is left is CPU and memory, as for iperf3.
+# Then (on the disk, unless FILES_SINGLE=1) the rest of the table: a tree of small files
+# (tree.sh) and a long fat link (link.sh), each of which also runs on its own.
 source "$(dirname "$0")/lib.sh"
 size_mib=${1:-1024}
 runs=${2:-5}
@@ -207,4 +209,8 @@ if [ "$files_on" = memory ]; then
 else
   chart files-get "Verified get of ${size_mib} MiB on loopback" MB/s "iperf3 (loopback)" "$work/get.bars"
   chart files-put "Verified put of ${size_mib} MiB on loopback" MB/s "iperf3 (loopback)" "$work/put.bars"
+fi
+if [ -z "${FILES_SINGLE:-}" ] && [ "$files_on" = disk ]; then
+  "$(dirname "$0")/tree.sh"
+  "$(dirname "$0")/link.sh"
 fi

@@ -12,7 +12,9 @@ bench_cleanup() {
   # Their children too (an `nc -l` in a listening loop would outlive it, holding its files).
   local children
   children=$(for pid in "${bench_pids[@]}"; do pgrep -P "$pid" || true; done)
-  kill "${bench_pids[@]}" $children 2>/dev/null || true
+  # Parents first: a shell loop still alive when its child is killed prints "Terminated".
+  kill "${bench_pids[@]}" 2>/dev/null || true
+  kill $children 2>/dev/null || true
   wait 2>/dev/null || true
   for m in "${bench_mounts[@]}"; do umount "$m" 2>/dev/null || true; done
   rm -rf "$work"

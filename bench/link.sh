@@ -44,7 +44,7 @@ else
   dev_a=ta$$ dev_b=tb$$ mtu=9000
   python3 "$(dirname "$0")/link_emulator.py" "$dev_a" "$dev_b" "$((rate_mbit * 1000000))" "$one_way_ms" "$loss" 200 >"$work/emulator.out" 2>&1 &
   bench_pids+=($!)
-  for _ in $(seq 100); do grep -q ready "$work/emulator.out" && break; sleep 0.05; done
+  for _ in $(seq 100); do grep -qs ready "$work/emulator.out" && break; sleep 0.05; done
   ip link set "$dev_a" netns "$a" && ip link set "$dev_b" netns "$b"
 fi
 in_a ip addr add 10.77.0.1/24 dev "$dev_a"

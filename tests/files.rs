@@ -115,29 +115,8 @@ async fn trees_round_trip_with_names_modes_and_mtimes() {
         .set_modified(old)
         .unwrap();
 
-    let mut put = server.ferry("put");
-    put.env("FERRY_TOKEN", &token)
-        .arg("-r")
-        .arg(&tree)
-        .arg("copy");
-    let out = output(put).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
     let back = work.path().join("back");
-    let mut get = server.ferry("get");
-    get.env("FERRY_TOKEN", &token)
-        .args(["-r", "copy"])
-        .arg(&back);
-    let out = output(get).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    put_and_get_tree(&server, &token, &tree, "copy", &back, None).await;
 
     for rel in [
         "a/b/c/deep.bin",
@@ -161,6 +140,37 @@ async fn trees_round_trip_with_names_modes_and_mtimes() {
                 "{rel}"
             );
         }
+    }
+}
+
+/// `put -r TREE REMOTE`, then `get -r REMOTE BACK`, each through the CLI (under an open-file
+/// limit, if one is given); both must succeed.
+async fn put_and_get_tree(
+    server: &TestServer,
+    token: &str,
+    tree: &Path,
+    remote: &str,
+    back: &Path,
+    open_file_limit: Option<u32>,
+) {
+    let mut put = server.ferry("put");
+    put.env("FERRY_TOKEN", token)
+        .arg("-r")
+        .arg(tree)
+        .arg(remote);
+    let mut get = server.ferry("get");
+    get.env("FERRY_TOKEN", token).args(["-r", remote]).arg(back);
+    for cmd in [put, get] {
+        let cmd = match open_file_limit {
+            Some(limit) => under_open_file_limit(&cmd, limit),
+            None => cmd,
+        };
+        let out = output(cmd).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -195,29 +205,8 @@ async fn trees_go_both_ways_under_a_low_open_file_limit() {
     for (i, size) in sizes.enumerate() {
         std::fs::write(tree.join(format!("f{i:03}")), pattern(size, i as u64)).unwrap();
     }
-    let mut put = server.ferry("put");
-    put.env("FERRY_TOKEN", &token)
-        .arg("-r")
-        .arg(&tree)
-        .arg("many");
-    let out = output(under_open_file_limit(&put, 256)).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
     let back = work.path().join("back");
-    let mut get = server.ferry("get");
-    get.env("FERRY_TOKEN", &token)
-        .args(["-r", "many"])
-        .arg(&back);
-    let out = output(under_open_file_limit(&get, 256)).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    put_and_get_tree(&server, &token, &tree, "many", &back, Some(256)).await;
     for i in 0..500 {
         let name = format!("f{i:03}");
         assert_eq!(

@@ -25,9 +25,7 @@ use super::files::{
 use crate::connection::Connection;
 use crate::protocol::{FileEntry, FileKind, HashAlgorithm};
 use crate::transfer::hash_cache::HashCache;
-use crate::transfer::partial::{Partial, Sealed, commit_all, open_dir, parent_and_name};
-use crate::transfer::unnamed::Unnamed;
-use std::io::Write;
+use crate::transfer::partial::{Sealed, commit_all, open_dir, parent_and_name, write_whole};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
@@ -303,19 +301,7 @@ fn write_small(files: Vec<(String, PathBuf, Transfer, SmallGet)>) -> WrittenSmal
                         dir
                     }
                 };
-                let (mode, mtime) = (Some(got.mode), Some(got.mtime_ns));
-                match Unnamed::create(Arc::clone(&dir))? {
-                    Some(mut unnamed) => {
-                        unnamed.file().write_all(&got.bytes)?;
-                        unnamed.seal(&name, mode, mtime)
-                    }
-                    None => {
-                        let mut partial = Partial::open_at(dir, &name)?;
-                        partial.keep(0)?;
-                        partial.writer()?.write_all(&got.bytes)?;
-                        Ok(partial.seal(&name, mode, mtime))
-                    }
-                }
+                write_whole(dir, &name, &got.bytes, Some(got.mode), Some(got.mtime_ns))
             })();
             match written {
                 Ok(sealed) => Ok((rel, transfer, sealed, local)),

@@ -413,6 +413,38 @@ impl Unnamed {
     }
 }
 
+/// Writes `bytes` as the whole new content of `name` in `dir`, sealed for [`commit_all`]: into
+/// an unnamed file where the file system can ([`Unnamed`]), else into its partial (deleted
+/// again if the write fails). For files received whole in one go: a tree's small files, on
+/// either end.
+///
+/// # Errors
+/// The file could not be created or written (disk full, permissions).
+pub fn write_whole(
+    dir: Arc<OwnedFd>,
+    name: &str,
+    bytes: &[u8],
+    mode: Option<u32>,
+    mtime_ns: Option<i64>,
+) -> std::io::Result<Sealed> {
+    use std::io::Write;
+    if let Some(mut unnamed) = Unnamed::create(Arc::clone(&dir))? {
+        unnamed.file().write_all(bytes)?;
+        return unnamed.seal(name, mode, mtime_ns);
+    }
+    let mut partial = Partial::open_at(dir, name)?;
+    match partial
+        .keep(0)
+        .and_then(|()| partial.writer()?.write_all(bytes))
+    {
+        Ok(()) => Ok(partial.seal(name, mode, mtime_ns)),
+        Err(e) => {
+            partial.discard();
+            Err(e)
+        }
+    }
+}
+
 impl Sealed {
     /// Deletes the partial instead (the transfer it belongs to is abandoned); an unnamed file
     /// goes with its descriptor.

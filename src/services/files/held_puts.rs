@@ -10,7 +10,6 @@
 //! order of the requests, and `put_done` still means the file is on the disk under its name.
 
 use std::collections::{HashSet, VecDeque};
-use std::io::Write;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -19,9 +18,7 @@ use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Message, PutDone, Refusal};
 use crate::services::RequestError;
 use crate::services::SessionContext;
-use crate::transfer::partial::{Partial, Sealed, commit_all};
-use crate::transfer::unnamed::Unnamed;
-use std::sync::Arc;
+use crate::transfer::partial::{Sealed, commit_all, write_whole};
 
 /// Files held at most before a commit: bounds the descriptors a session holds (each sealed
 /// partial stays open and locked until it is renamed, each small file from its creation to
@@ -269,26 +266,5 @@ fn write_small(
             format!("cannot write '{path}': {e}; nothing was kept"),
         )
     };
-    match Unnamed::create(Arc::clone(&place.dir)).map_err(cannot_write)? {
-        Some(mut unnamed) => {
-            unnamed.file().write_all(bytes).map_err(cannot_write)?;
-            unnamed
-                .seal(&place.name, Some(mode), Some(mtime_ns))
-                .map_err(cannot_write)
-        }
-        None => {
-            let mut partial = Partial::open_at(Arc::clone(&place.dir), &place.name)
-                .map_err(|e| Refusal::new(ErrorCode::Io, format!("cannot write '{path}': {e}")))?;
-            let written = partial
-                .keep(0)
-                .and_then(|()| partial.writer()?.write_all(bytes));
-            match written {
-                Ok(()) => Ok(partial.seal(&place.name, Some(mode), Some(mtime_ns))),
-                Err(e) => {
-                    partial.discard();
-                    Err(cannot_write(e))
-                }
-            }
-        }
-    }
+    write_whole(place.dir, &place.name, bytes, Some(mode), Some(mtime_ns)).map_err(cannot_write)
 }

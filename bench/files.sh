@@ -105,8 +105,10 @@ print(f"derived limit on {l['cores']} cores (bench/README.md): verified plaintex
       f" ({l['verified_plaintext']['cpu_s_per_gib']:.2f} CPU s/GiB), verified TLS {l['verified_tls']['limit_mb_s']:.0f} MB/s"
       f" ({l['verified_tls']['cpu_s_per_gib']:.2f} CPU s/GiB)")
 print(f"the least program taking those steps, each on a thread of its own (examples/step_costs.rs): plaintext"
-      f" {l['verified_plaintext']['minimal_mb_s']:.0f} MB/s, TLS {l['verified_tls']['minimal_mb_s']:.0f} MB/s;"
-      f" plaintext with a sendfile sender and a known hash {l['verified_plaintext']['minimal_sendfile_mb_s']:.0f} MB/s")
+      f" {l['verified_plaintext']['minimal_mb_s']:.0f} MB/s ({l['verified_plaintext']['minimal_cpu_s_per_gib']:.2f} CPU s/GiB),"
+      f" TLS {l['verified_tls']['minimal_mb_s']:.0f} MB/s ({l['verified_tls']['minimal_cpu_s_per_gib']:.2f});"
+      f" plaintext with a sendfile sender and a known hash {l['verified_plaintext']['minimal_sendfile_mb_s']:.0f} MB/s"
+      f" ({l['verified_plaintext']['minimal_sendfile_cpu_s_per_gib']:.2f})")
 PY
 # Untimed before each run: clean the targets, and wait until nc listens again (LISTEN = 0A).
 listening="grep -qi ':$(printf %04X "$nc_port") 00000000:0000 0A' /proc/net/tcp"
@@ -143,13 +145,15 @@ cost() {
   /usr/bin/time -f "%M %U %S" -o "$work/time.out" "$@" >/dev/null 2>&1
   after=$(ticks "$pid")
   read -r rss user sys <"$work/time.out"
-  python3 - "$name" "$size_mib" "$user" "$sys" "$before" "$after" "$hz" "$rss" <<'PY'
+  python3 - "$name" "$size_mib" "$user" "$sys" "$before" "$after" "$hz" "$rss" "$work" <<'PY'
 import sys
-name, mib, user, sys_, before, after, hz, rss = sys.argv[1:]
+name, mib, user, sys_, before, after, hz, rss = sys.argv[1:9]
 gib = int(mib) / 1024
 client = float(user) + float(sys_)
 server = (int(after) - int(before)) / int(hz)
 print(f"{name:24s} CPU s/GiB: client {client / gib:.2f}, server {server / gib:.2f}; client peak RSS {int(rss) / 1024:.1f} MiB")
+with open(f"{sys.argv[9]}/cpu.txt", "a") as cpu:
+    print(f"{name}|{client / gib}|{server / gib}", file=cpu)
 PY
 }
 cost "ferry get --plaintext" "$plain_pid" "$ferry" get --server "$plain" --plaintext in.bin "$work/local/out.bin"
@@ -166,6 +170,10 @@ mib = int(sys.argv[2])
 limit = json.load(open(sys.argv[3]))
 ceiling = float(sys.argv[4]) if sys.argv[4].replace(".", "").isdigit() else None
 disk = float(sys.argv[5]) if sys.argv[5].replace(".", "").isdigit() else None
+cpu = {}
+for line in open(f"{sys.argv[6]}/cpu.txt"):
+    name, client, server = line.rstrip("\n").split("|")
+    cpu[name] = (float(client), float(server))
 for name, t in results.items():
     print(f"{name:24s} median {t:7.3f} s  {mib * 1048576 / t / 1e6:8.0f} MB/s")
 nc = results.get("nc (send, unverified)")
@@ -186,6 +194,14 @@ for name, kind in (("ferry get --plaintext", "verified_plaintext"), ("ferry put 
         minimal = limit[kind].get("minimal_mb_s")
         beside += f", {rate / minimal:.2f}x the least program's ({minimal:.0f} MB/s)" if minimal else ""
         print(f"{name}: {rate / limit[kind]['limit_mb_s']:.2f}x the derived limit ({limit[kind]['limit_mb_s']:.0f} MB/s){beside}")
+        # Issue #17's "within 1.3x of the derived limit" as a CPU budget: on these cores, at
+        # most this much CPU for both ends together, and all of it overlapped.
+        budget = limit["cores"] * 1.3 * (1 << 30) / 1e6 / limit[kind]["limit_mb_s"]
+        least_cpu = limit[kind].get("minimal_cpu_s_per_gib")
+        spent = cpu.get(name)
+        print(f"  within 1.3x of the limit: at most {budget:.2f} CPU s/GiB for both ends on {limit['cores']} cores, perfectly overlapped;"
+              + (f" the least program spent {least_cpu:.2f}" if least_cpu else "")
+              + (f", ferry {spent[0]:.2f} + {spent[1]:.2f} = {sum(spent):.2f} (client + server)" if spent else ""))
 # The bars of each way's chart, ceilings first, then ferry, then its peers.
 for way in ("get", "put"):
     with open(f"{sys.argv[6]}/{way}.bars", "w") as bars:

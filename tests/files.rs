@@ -222,6 +222,127 @@ async fn trees_go_both_ways_under_a_low_open_file_limit() {
     );
 }
 
+/// Trees put side by side into a server under a low open-file limit all arrive, and the server
+/// still answers others: the files sessions hold open for a shared commit are budgeted across
+/// the server, not per session (before, one session alone could hold 256 sealed partials and
+/// the puts failed with "Too many open files").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trees_put_side_by_side_fit_a_servers_low_open_file_limit() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("server.toml");
+    std::fs::write(&config, "[anonymous]\nallow = [\"read\", \"write\"]\n").unwrap();
+    let server = common::ServerProcess::start_under_open_file_limit(
+        256,
+        &["--plaintext", "--config", config.to_str().unwrap()],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("home");
+    let client = |verb: &str| {
+        let mut cmd = common::ferry_bin(&home);
+        cmd.args([verb, "--server", &server.addr.to_string(), "--plaintext"]);
+        cmd
+    };
+    // Each file larger than a small put (held in memory), so each is held in its partial.
+    let trees: Vec<_> = (0..2)
+        .map(|t| {
+            let tree = work.path().join(format!("tree{t}"));
+            std::fs::create_dir(&tree).unwrap();
+            for i in 0..300 {
+                std::fs::write(tree.join(format!("f{i:03}")), pattern(70_000, t * 1000 + i))
+                    .unwrap();
+            }
+            tree
+        })
+        .collect();
+    let puts = trees.iter().enumerate().map(|(t, tree)| {
+        let mut put = client("put");
+        put.arg("-r").arg(tree).arg(format!("t{t}"));
+        tokio::spawn(output(put))
+    });
+    for put in puts.collect::<Vec<_>>() {
+        let out = put.await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut ls = client("ls");
+    ls.arg("t1");
+    let listed = output(ls).await;
+    assert!(listed.status.success(), "the server answers afterwards");
+    for (t, tree) in trees.iter().enumerate() {
+        let landed = server.root.join(format!("t{t}"));
+        for i in 0..300 {
+            let name = format!("f{i:03}");
+            assert_eq!(
+                std::fs::read(landed.join(&name)).unwrap(),
+                std::fs::read(tree.join(&name)).unwrap(),
+                "t{t}/{name}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(&landed).unwrap().count(),
+            300,
+            "no partial left in t{t}"
+        );
+    }
+}
+
+/// When other sessions hold the server's whole budget for held uploads, a tree put still goes
+/// through — each upload committed at once instead of held — and takes none of the budget;
+/// with the budget free, a put gives back all it took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_put_goes_through_while_others_hold_the_whole_budget() {
+    let (server, token) = writer_server().await;
+    let budget = std::sync::Arc::clone(&server.state.held_files);
+    let whole = budget.available_permits();
+    let mut taken = Vec::new();
+    while budget.available_permits() > 0 {
+        let some = u32::try_from(budget.available_permits()).unwrap_or(u32::MAX);
+        taken.push(
+            std::sync::Arc::clone(&budget)
+                .try_acquire_many_owned(some)
+                .unwrap(),
+        );
+    }
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("t");
+    std::fs::create_dir(&tree).unwrap();
+    // Sealed in partials, and small ones held in memory.
+    let sizes = (0..20).map(|_| 70_000).chain((0..20).map(|_| 1000));
+    for (i, size) in sizes.enumerate() {
+        std::fs::write(tree.join(format!("f{i:02}")), pattern(size, i as u64)).unwrap();
+    }
+    for (remote, held_by_others) in [("spent", true), ("free", false)] {
+        if !held_by_others {
+            taken.clear();
+        }
+        let mut put = server.ferry("put");
+        put.env("FERRY_TOKEN", &token)
+            .arg("-r")
+            .arg(&tree)
+            .arg(remote);
+        let out = output(put).await;
+        assert!(
+            out.status.success(),
+            "{remote}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for i in 0..40 {
+            let name = format!("f{i:02}");
+            assert_eq!(
+                std::fs::read(root(&server).join(remote).join(&name)).unwrap(),
+                std::fs::read(tree.join(&name)).unwrap(),
+                "{remote}/{name}"
+            );
+        }
+        assert!(partials_in(&root(&server).join(remote)).is_empty());
+        let left = if held_by_others { 0 } else { whole };
+        assert_eq!(budget.available_permits(), left, "{remote}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symlinks_in_a_tree_are_refused_clearly() {
     let (server, token) = writer_server().await;

@@ -38,6 +38,9 @@ pub struct SessionContext {
     pub file_requests: Arc<PerAddress>,
     /// File requests in progress on the whole server.
     pub file_requests_total: Arc<Semaphore>,
+    /// Uploads held open for a shared commit, counted over the whole server
+    /// (`services::files::held_puts`).
+    pub held_files: Arc<Semaphore>,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
     /// Users and rights, which a reload may change while the session runs.

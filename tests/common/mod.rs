@@ -455,6 +455,24 @@ impl ServerProcess {
         Self::launch(dir, root, launch)
     }
 
+    /// As [`ServerProcess::start`], under a soft and hard open-file limit of `limit` (set by
+    /// `sh`, then `exec`): the server cannot raise it.
+    pub fn start_under_open_file_limit(limit: u32, extra: &[&str]) -> ServerProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let launch = Launch {
+            wrapper: vec![
+                "sh".into(),
+                "-c".into(),
+                format!("ulimit -n {limit} && exec \"$@\""),
+                "sh".into(),
+            ],
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+        };
+        Self::launch(dir, root, launch)
+    }
+
     /// The server's root as this process sees it: through the server's own mount namespace.
     pub fn root_seen_from_here(&self) -> PathBuf {
         PathBuf::from(format!("/proc/{}/root", self.pid()))

@@ -8,10 +8,18 @@
 //! to a blocking thread. It happens when the client stops sending (no whole frame is waiting),
 //! the batch is full, or anything else is about to be answered — so answers still go out in the
 //! order of the requests, and `put_done` still means the file is on the disk under its name.
+//!
+//! Held files keep descriptors open (a sealed partial and its directory; a small file from its
+//! creation to its link), so what all sessions hold together comes out of one budget the server
+//! sizes from its open-file limit ([`budget_for`]): a session that finds it spent commits its
+//! own held files first, and past that commits each upload as it comes. Per-session bounds
+//! alone let two or three sessions run a server under a limit of a few thousand out of
+//! descriptors, and then every other client's accept and open fails too.
 
 use std::collections::{HashSet, VecDeque};
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::sandbox::{PlaceDirs, Sandbox};
 use crate::connection::{Connection, ConnectionError};
@@ -26,6 +34,18 @@ use crate::transfer::partial::{Sealed, commit_all, write_whole};
 pub const MAX_HELD: usize = 256;
 /// Bytes of small files held in memory at most before a commit.
 pub const MAX_HELD_BYTES: usize = 4 << 20;
+
+/// Uploads all sessions together may hold, for a process whose soft open-file limit is
+/// `limit` (`None`: unlimited): a quarter of it, as each held upload may keep two descriptors
+/// open, so at least half stays for connections, transfers in progress and the server's own
+/// files. Never below a few, so a tiny limit still batches.
+pub fn budget_for(limit: Option<u64>) -> usize {
+    limit.map_or(tokio::sync::Semaphore::MAX_PERMITS, |limit| {
+        usize::try_from(limit / 4)
+            .unwrap_or(usize::MAX)
+            .clamp(8, tokio::sync::Semaphore::MAX_PERMITS)
+    })
+}
 
 /// One held upload.
 enum Held {
@@ -51,13 +71,18 @@ const MAX_RUNNING: usize = 2;
 pub struct HeldPuts {
     held: Vec<(Held, PutDone, String)>,
     bytes: usize,
+    /// The server's budget taken by what is held (one each, but for an upload committed at once
+    /// because the budget was spent).
+    permits: Vec<OwnedSemaphorePermit>,
     running: VecDeque<RunningCommit>,
 }
 
-/// A commit on a blocking thread, and the answers it will decide.
+/// A commit on a blocking thread, the answers it will decide, and the budget its files take
+/// until it is done.
 struct RunningCommit {
     task: tokio::task::JoinHandle<Vec<Result<(), Refusal>>>,
     answers: Vec<Answer>,
+    permits: Vec<OwnedSemaphorePermit>,
 }
 
 impl RunningCommit {
@@ -84,31 +109,87 @@ impl HeldPuts {
         self.held.len() >= MAX_HELD || self.bytes >= MAX_HELD_BYTES
     }
 
-    /// Holds a verified upload of `path` sealed in its partial, to be answered with `done`.
-    pub fn hold(&mut self, sealed: Sealed, done: PutDone, path: String) {
-        self.held.push((Held::Sealed(sealed), done, path));
+    /// Holds a verified upload of `path` sealed in its partial, to be answered with `done`;
+    /// commits it at once if the server's budget is spent.
+    ///
+    /// # Errors
+    /// As [`HeldPuts::commit`].
+    pub async fn hold<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        ctx: &SessionContext,
+        sealed: Sealed,
+        done: PutDone,
+        path: String,
+    ) -> Result<(), RequestError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.hold_within_budget(conn, ctx, (Held::Sealed(sealed), done, path))
+            .await
     }
 
     /// Holds a small verified upload of `path` still in memory, to be written, then answered
-    /// with `done`.
-    pub fn hold_small(
+    /// with `done`; commits it at once if the server's budget is spent.
+    ///
+    /// # Errors
+    /// As [`HeldPuts::commit`].
+    #[allow(clippy::too_many_arguments)] // The upload's facts, then where it goes; a struct would only rename them.
+    pub async fn hold_small<S>(
         &mut self,
+        conn: &mut Connection<S>,
+        ctx: &SessionContext,
         bytes: Vec<u8>,
         mode: u32,
         mtime_ns: i64,
         done: PutDone,
         path: String,
-    ) {
-        self.bytes += bytes.len();
-        self.held.push((
-            Held::Small {
-                bytes,
-                mode,
-                mtime_ns,
-            },
-            done,
-            path,
-        ));
+    ) -> Result<(), RequestError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let small = Held::Small {
+            bytes,
+            mode,
+            mtime_ns,
+        };
+        self.hold_within_budget(conn, ctx, (small, done, path))
+            .await
+    }
+
+    /// Takes one from the server's budget for `upload` and holds it; when the budget is spent,
+    /// this session's held uploads are committed (which gives theirs back) and it is tried
+    /// again; if others hold all of it, `upload` is committed at once, alone: a session never
+    /// waits on another, and keeps at most one upload beyond the budget, for the length of its
+    /// commit.
+    async fn hold_within_budget<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        ctx: &SessionContext,
+        upload: (Held, PutDone, String),
+    ) -> Result<(), RequestError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let take = || {
+            std::sync::Arc::clone(&ctx.held_files)
+                .try_acquire_owned()
+                .ok()
+        };
+        let mut permit = take();
+        if permit.is_none() && !self.is_empty() {
+            self.commit(conn, ctx).await?;
+            permit = take();
+        }
+        if let Held::Small { bytes, .. } = &upload.0 {
+            self.bytes += bytes.len();
+        }
+        self.held.push(upload);
+        match permit {
+            Some(permit) => self.permits.push(permit),
+            None => self.commit(conn, ctx).await?,
+        }
+        Ok(())
     }
 
     /// Writes the small uploads beneath `sandbox`'s root, makes every held upload durable and
@@ -175,6 +256,7 @@ impl HeldPuts {
         self.running.push_back(RunningCommit {
             task: tokio::task::spawn_blocking(move || commit_held(&sandbox, held)),
             answers,
+            permits: std::mem::take(&mut self.permits),
         });
         Ok(())
     }
@@ -189,12 +271,19 @@ impl HeldPuts {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let Some(RunningCommit { task, answers }) = self.running.pop_front() else {
+        let Some(RunningCommit {
+            task,
+            answers,
+            permits,
+        }) = self.running.pop_front()
+        else {
             return Ok(());
         };
         let results = task
             .await
             .map_err(|e| RequestError::Blocking(std::io::Error::other(e)))?;
+        // Every file of the commit is closed: its budget goes back.
+        drop(permits);
         let mut batch = conn.batch();
         for (result, (done, path)) in results.into_iter().zip(answers) {
             let answer = match result {
@@ -267,4 +356,25 @@ fn write_small(
         )
     };
     write_whole(place.dir, &place.name, bytes, Some(mode), Some(mtime_ns)).map_err(cannot_write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_is_a_quarter_of_the_open_file_limit_and_never_tiny() {
+        for limit in [256u64, 1024, 4096, 1 << 20] {
+            let budget = budget_for(Some(limit)) as u64;
+            // Two descriptors per held upload leave at least half the limit for the rest.
+            assert!(2 * budget <= limit / 2, "limit {limit}: budget {budget}");
+            assert!(budget >= limit / 4 - 1, "limit {limit}: budget {budget}");
+        }
+        assert_eq!(budget_for(Some(4)), 8, "a tiny limit still batches a few");
+        assert_eq!(
+            budget_for(None),
+            tokio::sync::Semaphore::MAX_PERMITS,
+            "no limit, no budget"
+        );
+    }
 }

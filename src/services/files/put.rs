@@ -161,8 +161,8 @@ where
         partial,
     } = upload;
     let sealed = partial.seal(&target, Some(request.mode), Some(request.mtime_ns));
-    held.hold(sealed, PutDone { size, hash: ours }, path);
-    Ok(())
+    held.hold(conn, ctx, sealed, PutDone { size, hash: ours }, path)
+        .await
 }
 
 /// How long a put's first frame may take to arrive before the puts held before it are
@@ -289,6 +289,8 @@ where
         held.commit_in_background(conn, ctx).await?;
     }
     held.hold_small(
+        conn,
+        ctx,
         bytes,
         request.mode,
         request.mtime_ns,
@@ -297,8 +299,8 @@ where
             hash: ours,
         },
         path,
-    );
-    Ok(())
+    )
+    .await
 }
 
 /// Reads `put_end`, the last message of a put.

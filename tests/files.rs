@@ -289,23 +289,18 @@ async fn trees_put_side_by_side_fit_a_servers_low_open_file_limit() {
     }
 }
 
-/// When other sessions hold the server's whole budget for held uploads, a tree put still goes
-/// through — each upload committed at once instead of held — and takes none of the budget;
-/// with the budget free, a put gives back all it took.
+/// When other sessions hold the whole of the server's budget for held uploads — its files, or
+/// its bytes of small files in memory — a tree put still goes through, each upload committed at
+/// once instead of held, and takes none of it; with the budget free, a put gives back all it
+/// took.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_put_goes_through_while_others_hold_the_whole_budget() {
     let (server, token) = writer_server().await;
-    let budget = std::sync::Arc::clone(&server.state.held_files);
-    let whole = budget.available_permits();
-    let mut taken = Vec::new();
-    while budget.available_permits() > 0 {
-        let some = u32::try_from(budget.available_permits()).unwrap_or(u32::MAX);
-        taken.push(
-            std::sync::Arc::clone(&budget)
-                .try_acquire_many_owned(some)
-                .unwrap(),
-        );
-    }
+    let budget = server.state.held_budget.clone();
+    let whole = (
+        budget.files().available_permits(),
+        budget.bytes().available_permits(),
+    );
     let work = tempfile::tempdir().unwrap();
     let tree = work.path().join("t");
     std::fs::create_dir(&tree).unwrap();
@@ -314,10 +309,24 @@ async fn a_tree_put_goes_through_while_others_hold_the_whole_budget() {
     for (i, size) in sizes.enumerate() {
         std::fs::write(tree.join(format!("f{i:02}")), pattern(size, i as u64)).unwrap();
     }
-    for (remote, held_by_others) in [("spent", true), ("free", false)] {
-        if !held_by_others {
-            taken.clear();
+    let spend = |part: &std::sync::Arc<tokio::sync::Semaphore>| {
+        let mut taken = Vec::new();
+        while part.available_permits() > 0 {
+            let some = u32::try_from(part.available_permits()).unwrap_or(u32::MAX);
+            taken.push(
+                std::sync::Arc::clone(part)
+                    .try_acquire_many_owned(some)
+                    .unwrap(),
+            );
         }
+        taken
+    };
+    for remote in ["files-spent", "bytes-spent", "free"] {
+        let taken = match remote {
+            "files-spent" => spend(budget.files()),
+            "bytes-spent" => spend(budget.bytes()),
+            _ => Vec::new(),
+        };
         let mut put = server.ferry("put");
         put.env("FERRY_TOKEN", &token)
             .arg("-r")
@@ -338,8 +347,20 @@ async fn a_tree_put_goes_through_while_others_hold_the_whole_budget() {
             );
         }
         assert!(partials_in(&root(&server).join(remote)).is_empty());
-        let left = if held_by_others { 0 } else { whole };
-        assert_eq!(budget.available_permits(), left, "{remote}");
+        let left = (
+            budget.files().available_permits(),
+            budget.bytes().available_permits(),
+        );
+        let expected = match remote {
+            "files-spent" => (0, whole.1),
+            "bytes-spent" => (whole.0, 0),
+            _ => whole,
+        };
+        assert_eq!(
+            left, expected,
+            "{remote}: the put took none, or gave all back"
+        );
+        drop(taken);
     }
 }
 

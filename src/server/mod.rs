@@ -31,7 +31,7 @@ use crate::protocol::{ErrorCode, Refusal};
 use crate::services::SessionContext;
 use crate::services::chat::cluster::Cluster;
 use crate::services::chat::{self, hub::ChatHub};
-use crate::services::files::held_puts;
+use crate::services::files::held_budget::HeldBudget;
 use crate::services::files::sandbox::Sandbox;
 use crate::shutdown::Shutdown;
 use crate::tls::{ServerIdentity, rustls_config};
@@ -160,8 +160,8 @@ pub struct ServerState {
     pub file_requests_per_address: Arc<PerAddress>,
     /// File requests in progress on the whole server.
     pub file_requests: Arc<Semaphore>,
-    /// Uploads the sessions may hold open for a shared commit, all together.
-    pub held_files: Arc<Semaphore>,
+    /// What the sessions' held uploads may take, all together.
+    pub held_budget: HeldBudget,
     /// Slots anonymous sessions may hold (the rest are kept for signed-in users).
     pub anonymous_slots: Arc<Semaphore>,
     /// Connections open at once, through every door (`limits.max_connections`).
@@ -190,7 +190,7 @@ impl ServerState {
             peer: peer.ip(),
             file_requests: Arc::clone(&self.file_requests_per_address),
             file_requests_total: Arc::clone(&self.file_requests),
-            held_files: Arc::clone(&self.held_files),
+            held_budget: self.held_budget.clone(),
             auth: Arc::clone(&self.auth),
             shutdown: shutdown.begin.clone(),
             audit: self.audit.clone(),
@@ -297,9 +297,7 @@ impl Server {
             handshakes_per_address: PerAddressQueue::new(limits.max_handshakes_per_address),
             file_requests_per_address: PerAddress::new(limits.max_file_requests_per_address),
             file_requests: Arc::new(Semaphore::new(limits.max_file_requests)),
-            held_files: Arc::new(Semaphore::new(held_puts::budget_for(
-                crate::fd_limit::soft(),
-            ))),
+            held_budget: HeldBudget::new(crate::fd_limit::soft()),
             anonymous_slots: Arc::new(Semaphore::new(limits.anonymous_connections())),
             connection_permits: Arc::new(Semaphore::new(limits.max_connections)),
             audit,

@@ -7,6 +7,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::chat::hub::ChatHub;
+use super::files::held_budget::HeldBudget;
 use super::files::sandbox::Sandbox;
 use super::request_error::CloseReason;
 use crate::audit::{Actor, AuditLog};
@@ -38,9 +39,8 @@ pub struct SessionContext {
     pub file_requests: Arc<PerAddress>,
     /// File requests in progress on the whole server.
     pub file_requests_total: Arc<Semaphore>,
-    /// Uploads held open for a shared commit, counted over the whole server
-    /// (`services::files::held_puts`).
-    pub held_files: Arc<Semaphore>,
+    /// What the sessions' held uploads may take, all together.
+    pub held_budget: HeldBudget,
     /// Cancelled when the server begins to shut down.
     pub shutdown: CancellationToken,
     /// Users and rights, which a reload may change while the session runs.

@@ -9,18 +9,15 @@
 //! the batch is full, or anything else is about to be answered — so answers still go out in the
 //! order of the requests, and `put_done` still means the file is on the disk under its name.
 //!
-//! Held files keep descriptors open (a sealed partial and its directory; a small file from its
-//! creation to its link), so what all sessions hold together comes out of one budget the server
-//! sizes from its open-file limit ([`budget_for`]): a session that finds it spent commits its
-//! own held files first, and past that commits each upload as it comes. Per-session bounds
-//! alone let two or three sessions run a server under a limit of a few thousand out of
-//! descriptors, and then every other client's accept and open fails too.
+//! What all sessions hold together comes out of one budget ([`HeldBudget`]): a session that
+//! finds it spent commits its own held files first, and past that commits each upload as it
+//! comes.
 
 use std::collections::{HashSet, VecDeque};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::OwnedSemaphorePermit;
 
+use super::held_budget::{HeldBudget, HeldShare};
 use super::sandbox::{PlaceDirs, Sandbox};
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Message, PutDone, Refusal};
@@ -34,18 +31,6 @@ use crate::transfer::partial::{Sealed, commit_all, write_whole};
 pub const MAX_HELD: usize = 256;
 /// Bytes of small files held in memory at most before a commit.
 pub const MAX_HELD_BYTES: usize = 4 << 20;
-
-/// Uploads all sessions together may hold, for a process whose soft open-file limit is
-/// `limit` (`None`: unlimited): a quarter of it, as each held upload may keep two descriptors
-/// open, so at least half stays for connections, transfers in progress and the server's own
-/// files. Never below a few, so a tiny limit still batches.
-pub fn budget_for(limit: Option<u64>) -> usize {
-    limit.map_or(tokio::sync::Semaphore::MAX_PERMITS, |limit| {
-        usize::try_from(limit / 4)
-            .unwrap_or(usize::MAX)
-            .clamp(8, tokio::sync::Semaphore::MAX_PERMITS)
-    })
-}
 
 /// One held upload.
 enum Held {
@@ -71,9 +56,9 @@ const MAX_RUNNING: usize = 2;
 pub struct HeldPuts {
     held: Vec<(Held, PutDone, String)>,
     bytes: usize,
-    /// The server's budget taken by what is held (one each, but for an upload committed at once
-    /// because the budget was spent).
-    permits: Vec<OwnedSemaphorePermit>,
+    /// The server's budget taken by what is held (one share each, but for an upload committed
+    /// at once because the budget was spent).
+    shares: Vec<HeldShare>,
     running: VecDeque<RunningCommit>,
 }
 
@@ -82,7 +67,7 @@ pub struct HeldPuts {
 struct RunningCommit {
     task: tokio::task::JoinHandle<Vec<Result<(), Refusal>>>,
     answers: Vec<Answer>,
-    permits: Vec<OwnedSemaphorePermit>,
+    shares: Vec<HeldShare>,
 }
 
 impl RunningCommit {
@@ -157,7 +142,7 @@ impl HeldPuts {
             .await
     }
 
-    /// Takes one from the server's budget for `upload` and holds it; when the budget is spent,
+    /// Takes `upload`'s share of the server's budget and holds it; when the budget is spent,
     /// this session's held uploads are committed (which gives theirs back) and it is tried
     /// again; if others hold all of it, `upload` is committed at once, alone: a session never
     /// waits on another, and keeps at most one upload beyond the budget, for the length of its
@@ -171,22 +156,20 @@ impl HeldPuts {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let take = || {
-            std::sync::Arc::clone(&ctx.held_files)
-                .try_acquire_owned()
-                .ok()
+        let in_memory = match &upload.0 {
+            Held::Small { bytes, .. } => bytes.len(),
+            Held::Sealed(_) => 0,
         };
-        let mut permit = take();
-        if permit.is_none() && !self.is_empty() {
+        let take = |budget: &HeldBudget| budget.try_take(in_memory);
+        let mut share = take(&ctx.held_budget);
+        if share.is_none() && !self.is_empty() {
             self.commit(conn, ctx).await?;
-            permit = take();
+            share = take(&ctx.held_budget);
         }
-        if let Held::Small { bytes, .. } = &upload.0 {
-            self.bytes += bytes.len();
-        }
+        self.bytes += in_memory;
         self.held.push(upload);
-        match permit {
-            Some(permit) => self.permits.push(permit),
+        match share {
+            Some(share) => self.shares.push(share),
             None => self.commit(conn, ctx).await?,
         }
         Ok(())
@@ -256,7 +239,7 @@ impl HeldPuts {
         self.running.push_back(RunningCommit {
             task: tokio::task::spawn_blocking(move || commit_held(&sandbox, held)),
             answers,
-            permits: std::mem::take(&mut self.permits),
+            shares: std::mem::take(&mut self.shares),
         });
         Ok(())
     }
@@ -274,7 +257,7 @@ impl HeldPuts {
         let Some(RunningCommit {
             task,
             answers,
-            permits,
+            shares,
         }) = self.running.pop_front()
         else {
             return Ok(());
@@ -282,8 +265,8 @@ impl HeldPuts {
         let results = task
             .await
             .map_err(|e| RequestError::Blocking(std::io::Error::other(e)))?;
-        // Every file of the commit is closed: its budget goes back.
-        drop(permits);
+        // Every file of the commit is closed and its bytes written: the budget goes back.
+        drop(shares);
         let mut batch = conn.batch();
         for (result, (done, path)) in results.into_iter().zip(answers) {
             let answer = match result {
@@ -356,25 +339,4 @@ fn write_small(
         )
     };
     write_whole(place.dir, &place.name, bytes, Some(mode), Some(mtime_ns)).map_err(cannot_write)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_budget_is_a_quarter_of_the_open_file_limit_and_never_tiny() {
-        for limit in [256u64, 1024, 4096, 1 << 20] {
-            let budget = budget_for(Some(limit)) as u64;
-            // Two descriptors per held upload leave at least half the limit for the rest.
-            assert!(2 * budget <= limit / 2, "limit {limit}: budget {budget}");
-            assert!(budget >= limit / 4 - 1, "limit {limit}: budget {budget}");
-        }
-        assert_eq!(budget_for(Some(4)), 8, "a tiny limit still batches a few");
-        assert_eq!(
-            budget_for(None),
-            tokio::sync::Semaphore::MAX_PERMITS,
-            "no limit, no budget"
-        );
-    }
 }

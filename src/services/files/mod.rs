@@ -12,6 +12,7 @@
 
 pub mod directories;
 pub mod get;
+pub mod held_budget;
 pub mod held_puts;
 pub mod list;
 pub mod put;

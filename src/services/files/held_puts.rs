@@ -62,12 +62,10 @@ pub struct HeldPuts {
     running: VecDeque<RunningCommit>,
 }
 
-/// A commit on a blocking thread, the answers it will decide, and the budget its files take
-/// until it is done.
+/// A commit on a blocking thread, and the answers it will decide.
 struct RunningCommit {
     task: tokio::task::JoinHandle<Vec<Result<(), Refusal>>>,
     answers: Vec<Answer>,
-    shares: Vec<HeldShare>,
 }
 
 impl RunningCommit {
@@ -236,10 +234,16 @@ impl HeldPuts {
             .map(|(held, done, path)| ((held, path.clone()), (done, path)))
             .unzip();
         let sandbox = ctx.sandbox.clone();
+        let shares = std::mem::take(&mut self.shares);
         self.running.push_back(RunningCommit {
-            task: tokio::task::spawn_blocking(move || commit_held(&sandbox, held)),
+            task: tokio::task::spawn_blocking(move || {
+                let results = commit_held(&sandbox, held);
+                // Every file of the commit is closed and its bytes written: the budget goes
+                // back, whether or not the session is still there to answer.
+                drop(shares);
+                results
+            }),
             answers,
-            shares: std::mem::take(&mut self.shares),
         });
         Ok(())
     }
@@ -254,19 +258,12 @@ impl HeldPuts {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let Some(RunningCommit {
-            task,
-            answers,
-            shares,
-        }) = self.running.pop_front()
-        else {
+        let Some(RunningCommit { task, answers }) = self.running.pop_front() else {
             return Ok(());
         };
         let results = task
             .await
             .map_err(|e| RequestError::Blocking(std::io::Error::other(e)))?;
-        // Every file of the commit is closed and its bytes written: the budget goes back.
-        drop(shares);
         let mut batch = conn.batch();
         for (result, (done, path)) in results.into_iter().zip(answers) {
             let answer = match result {

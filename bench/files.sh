@@ -82,11 +82,13 @@ sendme_cmd=""
 if command -v sendme >/dev/null 2>&1 || cargo install sendme --locked --quiet >/dev/null 2>&1; then
   mkdir -p "$work/sm"
   sendme_started=$(date +%s.%N)
-  (cd "$work" && sendme send --relay disabled --ticket-type addresses --no-progress "$work/root/in.bin" >"$work/sendme.out" 2>&1 &)
+  # `exec`: the subshell becomes sendme, so no shell is left waiting on it to print
+  # "Terminated" when the clean-up ends it.
+  (cd "$work" && exec sendme send --relay disabled --ticket-type addresses --no-progress "$work/root/in.bin" >"$work/sendme.out" 2>&1) &
+  bench_pids+=($!)
   for _ in $(seq 600); do grep -q 'sendme receive' "$work/sendme.out" 2>/dev/null && break; sleep 0.05; done
   sendme_import=$(python3 -c "import time; print(f'{time.time() - $sendme_started:.1f}')")
   ticket=$(grep -o 'blob[a-z0-9]*' "$work/sendme.out" | head -1)
-  bench_pids+=($(pgrep -f "sendme send" | head -1))
   [ -n "$ticket" ] && sendme_cmd="cd $work/sm && sendme receive --relay disabled --no-progress $ticket"
 else
   echo "(sendme could not be installed: left out)"

@@ -46,10 +46,11 @@ listening="grep -qi ':$(printf %04X "$nc_port") 00000000:0000 0A' /proc/net/tcp"
 sendme_cmd=""
 if command -v sendme >/dev/null 2>&1 || cargo install sendme --locked --quiet >/dev/null 2>&1; then
   started=$(date +%s.%N)
-  (cd "$work" && sendme send --relay disabled --ticket-type addresses --no-progress "$work/src/tree" >"$work/sendme.out" 2>&1 &)
+  # `exec`: no shell is left waiting on sendme to print "Terminated" when the clean-up ends it.
+  (cd "$work" && exec sendme send --relay disabled --ticket-type addresses --no-progress "$work/src/tree" >"$work/sendme.out" 2>&1) &
+  bench_pids+=($!)
   for _ in $(seq 1200); do grep -q 'sendme receive' "$work/sendme.out" 2>/dev/null && break; sleep 0.05; done
   sendme_import=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
-  bench_pids+=($(pgrep -f "sendme send" | head -1))
   ticket=$(grep -o 'blob[a-z0-9]*' "$work/sendme.out" | head -1)
   [ -n "$ticket" ] && sendme_cmd="cd $work/dest && sendme receive --relay disabled --no-progress $ticket"
 fi

@@ -77,3 +77,31 @@ async fn a_client_that_never_reads_its_answers_is_dropped() {
     server.wait_for_active(0).await;
     writer.abort();
 }
+
+/// A server whose open-file limit cannot hold its connection limit says so at start, naming
+/// both and what to change; one whose limit can, does not.
+#[test]
+fn a_server_warns_at_start_when_its_open_file_limit_is_short() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let small = config_dir.path().join("small.toml");
+    std::fs::write(&small, "[limits]\nmax_connections = 100\n").unwrap();
+    let short = common::ServerProcess::start_under_open_file_limit(512, &["--plaintext"]);
+    let warning = short
+        .startup
+        .iter()
+        .find(|line| line.contains("open-file limit"))
+        .unwrap_or_else(|| panic!("no warning in {:?}", short.startup));
+    assert!(
+        warning.contains("is 512") && warning.contains("16384") && warning.contains("ulimit -n"),
+        "{warning}"
+    );
+    let enough = common::ServerProcess::start_under_open_file_limit(
+        512,
+        &["--plaintext", "--config", small.to_str().unwrap()],
+    );
+    assert!(
+        !enough.startup.iter().any(|l| l.contains("open-file limit")),
+        "{:?}",
+        enough.startup
+    );
+}

@@ -272,6 +272,7 @@ impl Server {
                 })?;
         let sandbox = Sandbox::at(&root).map_err(|_| ServerError::BadRoot(root.clone()))?;
         let limits = &options.config.limits;
+        warn_if_descriptors_are_short(limits, crate::fd_limit::soft());
         let chat = ChatHub::new(options.config.chat.clone());
         let mut metrics = Metrics::new(chat.counters.clone());
         if options.config.cluster.redis.is_some() {
@@ -536,5 +537,30 @@ fn default_node_name(addr: Option<SocketAddr>) -> String {
     match addr {
         Some(addr) => format!("{host}:{}", addr.port()),
         None => host,
+    }
+}
+
+/// Descriptors the server needs beside one per connection: its listeners, state, logs, and
+/// the files requests and commits have open.
+const SPARE_DESCRIPTORS: u64 = 256;
+
+/// Tells the operator at start when the open-file limit (after raising it to the hard one)
+/// cannot hold `limits.max_connections`: past it, accepts pause and file requests fail with
+/// "Too many open files" long before the configured limit, which no client can tell apart
+/// from an overloaded server.
+fn warn_if_descriptors_are_short(limits: &Limits, open_file_limit: Option<u64>) {
+    let Some(limit) = open_file_limit else {
+        return;
+    };
+    let wanted = u64::try_from(limits.max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(SPARE_DESCRIPTORS);
+    if limit < wanted {
+        warn!(
+            "the open-file limit is {limit}, short of the {wanted} that limits.max_connections \
+             ({}) needs with room for files: raise it (ulimit -n, systemd's LimitNOFILE) or \
+             lower limits.max_connections",
+            limits.max_connections
+        );
     }
 }

@@ -13,11 +13,10 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::held_puts::MAX_HELD_BYTES;
-
 /// Bytes of small uploads all sessions together may keep in memory until their commits: 64
-/// sessions' full batches. Past it, sessions commit as they go, which costs speed, not memory.
-pub const HELD_BYTES: usize = 64 * MAX_HELD_BYTES;
+/// sessions' full batches (`held_puts::MAX_HELD_BYTES`, 4 MiB, each). Past it, sessions commit
+/// as they go, which costs speed, not memory.
+pub const HELD_BYTES: usize = 256 << 20;
 
 /// The server's budget for held uploads: files and bytes.
 #[derive(Debug, Clone)]

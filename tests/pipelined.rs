@@ -294,6 +294,65 @@ async fn held_puts_do_not_wait_on_a_client_that_stalls_in_the_middle_of_the_next
     assert!(!root.join("stalled").exists());
 }
 
+/// A client that keeps its next put "arriving" a byte at a time, each frame well within the
+/// grace, still has the puts before it committed: held puts wait [`HOLD_AT_MOST`] in all, not
+/// for as long as the client keeps sending (before, they stayed held — with their share of the
+/// server's budget — until the trickle ended).
+///
+/// [`HOLD_AT_MOST`]: ferry::services::files::held_puts::HOLD_AT_MOST
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_puts_are_committed_while_a_client_trickles_the_next() {
+    let server = TestServer::start_plaintext(writable()).await;
+    let root = server.dir.path().join("root");
+    let mut conn = raw_session(server.addr).await;
+    let files: Vec<Vec<u8>> = (0..3).map(|i| pattern(1000 + i, i as u64)).collect();
+    for (i, bytes) in files.iter().enumerate() {
+        send_whole(&mut conn, &format!("f{i}"), bytes, &blake3_hex(bytes)).await;
+    }
+    let trickled = pattern(20_000, 7);
+    conn.write_message(&Message::Put(Put {
+        path: "trickled".into(),
+        size: trickled.len() as u64,
+        mode: 0o644,
+        mtime_ns: 0,
+        hash: HashAlgorithm::Blake3,
+        whole: true,
+    }))
+    .await
+    .unwrap();
+    // One byte every 2 ms, ten times faster than the grace for one frame; the files appearing
+    // under their names is the event waited for, the trickle only what keeps the client busy.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let mut sent = 0;
+    while !(0..3).all(|i| root.join(format!("f{i}")).exists()) {
+        assert!(
+            tokio::time::Instant::now() < deadline && sent < trickled.len() - 1,
+            "the held puts waited for the trickling client"
+        );
+        conn.write_data(0, &trickled[sent..sent + 1]).await.unwrap();
+        conn.flush().await.unwrap();
+        sent += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    for (i, bytes) in files.iter().enumerate() {
+        assert_eq!(&std::fs::read(root.join(format!("f{i}"))).unwrap(), bytes);
+    }
+    // The trickled put still completes, and every put is answered, in order.
+    conn.write_data(0, &trickled[sent..]).await.unwrap();
+    conn.write_message(&Message::PutEnd(PutEnd {
+        hash: blake3_hex(&trickled),
+    }))
+    .await
+    .unwrap();
+    for expected in files.iter().chain([&trickled]) {
+        match conn.read_message().await.unwrap() {
+            Message::PutDone(done) => assert_eq!(done.hash, blake3_hex(expected)),
+            other => panic!("expected put_done, got {other:?}"),
+        }
+    }
+    assert_eq!(std::fs::read(root.join("trickled")).unwrap(), trickled);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_put_of_the_same_path_wins_when_the_commits_would_overlap() {
     let server = TestServer::start_plaintext(writable()).await;

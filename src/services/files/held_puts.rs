@@ -14,6 +14,7 @@
 //! comes.
 
 use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -31,6 +32,16 @@ use crate::transfer::partial::{Sealed, commit_all, write_whole};
 pub const MAX_HELD: usize = 256;
 /// Bytes of small files held in memory at most before a commit.
 pub const MAX_HELD_BYTES: usize = 4 << 20;
+
+/// How long the client's next frame may take to arrive before the puts held are committed
+/// rather than kept waiting: a frame already on its way (up to 1 MiB, at hundreds of MB/s)
+/// arrives well within it; a client that stalls holds them no longer than this.
+const HOLD_GRACE: Duration = Duration::from_millis(20);
+
+/// How long puts are held at most, however steadily the client keeps sending: one that sends a
+/// tiny frame every few milliseconds would otherwise keep its batch, and its share of the
+/// server's budget, for as long as it likes. A tree at full speed fills a batch well within it.
+pub const HOLD_AT_MOST: Duration = Duration::from_millis(250);
 
 /// One held upload.
 enum Held {
@@ -59,6 +70,8 @@ pub struct HeldPuts {
     /// The server's budget taken by what is held (one share each, but for an upload committed
     /// at once because the budget was spent).
     shares: Vec<HeldShare>,
+    /// When the oldest upload held now was held.
+    since: Option<tokio::time::Instant>,
     running: VecDeque<RunningCommit>,
 }
 
@@ -90,6 +103,14 @@ impl HeldPuts {
     /// Whether the next verified put must wait for a commit first.
     pub fn is_full(&self) -> bool {
         self.held.len() >= MAX_HELD || self.bytes >= MAX_HELD_BYTES
+    }
+
+    /// How long the session may wait for the client's next frame before what it holds is
+    /// committed: [`HOLD_GRACE`], and no more than is left of [`HOLD_AT_MOST`] since the oldest
+    /// was held (zero: only a frame already here is read first).
+    pub fn grace(&self) -> Duration {
+        let held_for = self.since.map_or(Duration::ZERO, |since| since.elapsed());
+        HOLD_GRACE.min(HOLD_AT_MOST.saturating_sub(held_for))
     }
 
     /// Holds a verified upload of `path` sealed in its partial, to be answered with `done`;
@@ -165,6 +186,7 @@ impl HeldPuts {
             share = take(&ctx.held_budget);
         }
         self.bytes += in_memory;
+        self.since.get_or_insert_with(tokio::time::Instant::now);
         self.held.push(upload);
         match share {
             Some(share) => self.shares.push(share),
@@ -228,6 +250,7 @@ impl HeldPuts {
             self.answer_oldest(conn, ctx).await?;
         }
         self.bytes = 0;
+        self.since = None;
         let (held, answers): (Vec<(Held, String)>, Vec<Answer>) = self
             .held
             .drain(..)

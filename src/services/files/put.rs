@@ -112,7 +112,7 @@ where
     if size <= SMALL_PUT {
         return serve_small_put(conn, request, ctx, held).await;
     }
-    if !held.is_empty() && !bytes_at_hand(conn, size).await {
+    if !held.is_empty() && !bytes_at_hand(conn, held, size).await {
         // This put's bytes are not here: the held ones must not wait on this client (their
         // partials stay open and locked until committed).
         held.commit_in_background(conn, ctx).await?;
@@ -165,19 +165,14 @@ where
         .await
 }
 
-/// How long a put's first frame may take to arrive before the puts held before it are
-/// committed rather than kept waiting: a frame already on its way (up to 1 MiB, at hundreds of
-/// MB/s) arrives well within it; a client that stalls holds them no longer than this.
-const HOLD_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
-
 /// Whether a whole put of `size` bytes has its data at hand: one data frame carrying all of
-/// it, already here or arriving within [`HOLD_GRACE`].
-async fn bytes_at_hand<S>(conn: &mut Connection<S>, size: u64) -> bool
+/// it, already here or arriving within the held puts' grace ([`HeldPuts::grace`]).
+async fn bytes_at_hand<S>(conn: &mut Connection<S>, held: &HeldPuts, size: u64) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     matches!(
-        tokio::time::timeout(HOLD_GRACE, conn.wait_whole_frame()).await,
+        tokio::time::timeout(held.grace(), conn.wait_whole_frame()).await,
         Ok(Ok(()))
     ) && conn
         .buffered_data_len()
@@ -185,7 +180,7 @@ where
 }
 
 /// Reads a whole put's `put_end`, committing the held puts meanwhile if it takes longer than
-/// [`HOLD_GRACE`].
+/// their grace ([`HeldPuts::grace`]).
 async fn put_end_holding<S>(
     conn: &mut Connection<S>,
     held: &mut HeldPuts,
@@ -196,7 +191,7 @@ where
 {
     if !held.is_empty()
         && !matches!(
-            tokio::time::timeout(HOLD_GRACE, conn.wait_whole_frame()).await,
+            tokio::time::timeout(held.grace(), conn.wait_whole_frame()).await,
             Ok(Ok(()))
         )
     {
@@ -205,8 +200,8 @@ where
     expect_put_end(conn).await
 }
 
-/// Reads the next frame of a whole put; if it takes longer than [`HOLD_GRACE`], the held puts
-/// are committed meanwhile rather than kept waiting on this client.
+/// Reads the next frame of a whole put; if it takes longer than the held puts' grace
+/// ([`HeldPuts::grace`]), they are committed meanwhile rather than kept waiting on this client.
 async fn read_frame_holding<S>(
     conn: &mut Connection<S>,
     held: &mut HeldPuts,
@@ -217,7 +212,7 @@ where
 {
     if !held.is_empty() {
         // `read_frame` is cancel-safe: a frame half read stays buffered for the read below.
-        if let Ok(frame) = tokio::time::timeout(HOLD_GRACE, conn.read_frame()).await {
+        if let Ok(frame) = tokio::time::timeout(held.grace(), conn.read_frame()).await {
             return Ok(frame?);
         }
         held.commit_in_background(conn, ctx).await?;

@@ -256,20 +256,25 @@ async fn trees_of_many_small_files_go_both_ways_whole_and_verified() {
     client.ping(1).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn held_puts_do_not_wait_on_a_client_that_stalls_in_the_middle_of_the_next() {
-    let server = TestServer::start_plaintext(writable()).await;
-    let root = server.dir.path().join("root");
-    let mut conn = raw_session(server.addr).await;
+/// Sends three small whole puts, `f0`..`f2`, which the server holds for a commit; gives their
+/// bytes.
+async fn send_three_to_hold(conn: &mut ferry::connection::Connection<TcpStream>) -> Vec<Vec<u8>> {
     let files: Vec<Vec<u8>> = (0..3).map(|i| pattern(1000 + i, i as u64)).collect();
     for (i, bytes) in files.iter().enumerate() {
-        send_whole(&mut conn, &format!("f{i}"), bytes, &blake3_hex(bytes)).await;
+        send_whole(conn, &format!("f{i}"), bytes, &blake3_hex(bytes)).await;
     }
-    // The next put announces 100 KiB and sends half, then nothing: its bytes are not all
-    // there, so the three before it must be committed rather than held while it waits.
+    files
+}
+
+/// Announces a whole put of `size` bytes to `path`; its data is for the caller to send.
+async fn announce_whole(
+    conn: &mut ferry::connection::Connection<TcpStream>,
+    path: &str,
+    size: u64,
+) {
     conn.write_message(&Message::Put(Put {
-        path: "stalled".into(),
-        size: 100 * 1024,
+        path: path.into(),
+        size,
         mode: 0o644,
         mtime_ns: 0,
         hash: HashAlgorithm::Blake3,
@@ -277,19 +282,38 @@ async fn held_puts_do_not_wait_on_a_client_that_stalls_in_the_middle_of_the_next
     }))
     .await
     .unwrap();
+}
+
+/// Whether `f0`..`f2` are in place under `root` — each checked against `files` once all are.
+fn three_landed(root: &Path, files: &[Vec<u8>]) -> bool {
+    if !(0..3).all(|i| root.join(format!("f{i}")).exists()) {
+        return false;
+    }
+    for (i, bytes) in files.iter().enumerate() {
+        assert_eq!(&std::fs::read(root.join(format!("f{i}"))).unwrap(), bytes);
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_puts_do_not_wait_on_a_client_that_stalls_in_the_middle_of_the_next() {
+    let server = TestServer::start_plaintext(writable()).await;
+    let root = server.dir.path().join("root");
+    let mut conn = raw_session(server.addr).await;
+    let files = send_three_to_hold(&mut conn).await;
+    // The next put announces 100 KiB and sends half, then nothing: its bytes are not all
+    // there, so the three before it must be committed rather than held while it waits.
+    announce_whole(&mut conn, "stalled", 100 * 1024).await;
     conn.write_data(0, &pattern(50 * 1024, 9)).await.unwrap();
     conn.flush().await.unwrap();
     // Nothing else to wait on: the files appearing under their names is the event itself.
     let deadline = tokio::time::Instant::now() + common::WAIT;
-    while !(0..3).all(|i| root.join(format!("f{i}")).exists()) {
+    while !three_landed(&root, &files) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the verified puts were held while the client stalled"
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    for (i, bytes) in files.iter().enumerate() {
-        assert_eq!(&std::fs::read(root.join(format!("f{i}"))).unwrap(), bytes);
     }
     assert!(!root.join("stalled").exists());
 }
@@ -305,26 +329,14 @@ async fn held_puts_are_committed_while_a_client_trickles_the_next() {
     let server = TestServer::start_plaintext(writable()).await;
     let root = server.dir.path().join("root");
     let mut conn = raw_session(server.addr).await;
-    let files: Vec<Vec<u8>> = (0..3).map(|i| pattern(1000 + i, i as u64)).collect();
-    for (i, bytes) in files.iter().enumerate() {
-        send_whole(&mut conn, &format!("f{i}"), bytes, &blake3_hex(bytes)).await;
-    }
+    let files = send_three_to_hold(&mut conn).await;
     let trickled = pattern(20_000, 7);
-    conn.write_message(&Message::Put(Put {
-        path: "trickled".into(),
-        size: trickled.len() as u64,
-        mode: 0o644,
-        mtime_ns: 0,
-        hash: HashAlgorithm::Blake3,
-        whole: true,
-    }))
-    .await
-    .unwrap();
+    announce_whole(&mut conn, "trickled", trickled.len() as u64).await;
     // One byte every 2 ms, ten times faster than the grace for one frame; the files appearing
     // under their names is the event waited for, the trickle only what keeps the client busy.
     let deadline = tokio::time::Instant::now() + common::WAIT;
     let mut sent = 0;
-    while !(0..3).all(|i| root.join(format!("f{i}")).exists()) {
+    while !three_landed(&root, &files) {
         assert!(
             tokio::time::Instant::now() < deadline && sent < trickled.len() - 1,
             "the held puts waited for the trickling client"
@@ -333,9 +345,6 @@ async fn held_puts_are_committed_while_a_client_trickles_the_next() {
         conn.flush().await.unwrap();
         sent += 1;
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
-    for (i, bytes) in files.iter().enumerate() {
-        assert_eq!(&std::fs::read(root.join(format!("f{i}"))).unwrap(), bytes);
     }
     // The trickled put still completes, and every put is answered, in order.
     conn.write_data(0, &trickled[sent..]).await.unwrap();

@@ -43,14 +43,17 @@ const HOLD_GRACE: Duration = Duration::from_millis(20);
 /// server's budget, for as long as it likes. A tree at full speed fills a batch well within it.
 pub const HOLD_AT_MOST: Duration = Duration::from_millis(250);
 
-/// One held upload.
-enum Held {
+/// One verified upload to hold.
+pub enum Held {
     /// Written and sealed in its partial.
     Sealed(Sealed),
     /// Verified in memory, to be written at the commit.
     Small {
+        /// The whole file.
         bytes: Vec<u8>,
+        /// Its permission bits and modification time, as the client sent them.
         mode: u32,
+        #[allow(missing_docs)]
         mtime_ns: i64,
     },
 }
@@ -113,8 +116,11 @@ impl HeldPuts {
         HOLD_GRACE.min(HOLD_AT_MOST.saturating_sub(held_for))
     }
 
-    /// Holds a verified upload of `path` sealed in its partial, to be answered with `done`;
-    /// commits it at once if the server's budget is spent.
+    /// Holds a verified `upload` of `path`, to be answered with `done` once committed. It
+    /// takes its share of the server's budget; when the budget is spent, this session's held
+    /// uploads are committed (which gives theirs back) and it is tried again; if others hold all
+    /// of it, `upload` is committed at once, alone: a session never waits on another, and keeps
+    /// at most one upload beyond the budget, for the length of its commit.
     ///
     /// # Errors
     /// As [`HeldPuts::commit`].
@@ -122,60 +128,14 @@ impl HeldPuts {
         &mut self,
         conn: &mut Connection<S>,
         ctx: &SessionContext,
-        sealed: Sealed,
+        upload: Held,
         done: PutDone,
         path: String,
     ) -> Result<(), RequestError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.hold_within_budget(conn, ctx, (Held::Sealed(sealed), done, path))
-            .await
-    }
-
-    /// Holds a small verified upload of `path` still in memory, to be written, then answered
-    /// with `done`; commits it at once if the server's budget is spent.
-    ///
-    /// # Errors
-    /// As [`HeldPuts::commit`].
-    #[allow(clippy::too_many_arguments)] // The upload's facts, then where it goes; a struct would only rename them.
-    pub async fn hold_small<S>(
-        &mut self,
-        conn: &mut Connection<S>,
-        ctx: &SessionContext,
-        bytes: Vec<u8>,
-        mode: u32,
-        mtime_ns: i64,
-        done: PutDone,
-        path: String,
-    ) -> Result<(), RequestError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let small = Held::Small {
-            bytes,
-            mode,
-            mtime_ns,
-        };
-        self.hold_within_budget(conn, ctx, (small, done, path))
-            .await
-    }
-
-    /// Takes `upload`'s share of the server's budget and holds it; when the budget is spent,
-    /// this session's held uploads are committed (which gives theirs back) and it is tried
-    /// again; if others hold all of it, `upload` is committed at once, alone: a session never
-    /// waits on another, and keeps at most one upload beyond the budget, for the length of its
-    /// commit.
-    async fn hold_within_budget<S>(
-        &mut self,
-        conn: &mut Connection<S>,
-        ctx: &SessionContext,
-        upload: (Held, PutDone, String),
-    ) -> Result<(), RequestError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let in_memory = match &upload.0 {
+        let in_memory = match &upload {
             Held::Small { bytes, .. } => bytes.len(),
             Held::Sealed(_) => 0,
         };
@@ -187,7 +147,7 @@ impl HeldPuts {
         }
         self.bytes += in_memory;
         self.since.get_or_insert_with(tokio::time::Instant::now);
-        self.held.push(upload);
+        self.held.push((upload, done, path));
         match share {
             Some(share) => self.shares.push(share),
             None => self.commit(conn, ctx).await?,

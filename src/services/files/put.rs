@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::held_puts::HeldPuts;
+use super::held_puts::{Held, HeldPuts};
 use super::sandbox::{Place, PlaceDirs, Sandbox, io_error};
 use crate::audit::AuditEvent;
 use crate::connection::{Connection, ConnectionError};
@@ -161,8 +161,14 @@ where
         partial,
     } = upload;
     let sealed = partial.seal(&target, Some(request.mode), Some(request.mtime_ns));
-    held.hold(conn, ctx, sealed, PutDone { size, hash: ours }, path)
-        .await
+    held.hold(
+        conn,
+        ctx,
+        Held::Sealed(sealed),
+        PutDone { size, hash: ours },
+        path,
+    )
+    .await
 }
 
 /// Whether a whole put of `size` bytes has its data at hand: one data frame carrying all of
@@ -283,12 +289,15 @@ where
     if held.is_full() {
         held.commit_in_background(conn, ctx).await?;
     }
-    held.hold_small(
+    let small = Held::Small {
+        bytes,
+        mode: request.mode,
+        mtime_ns: request.mtime_ns,
+    };
+    held.hold(
         conn,
         ctx,
-        bytes,
-        request.mode,
-        request.mtime_ns,
+        small,
         PutDone {
             size: request.size,
             hash: ours,

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // Errors may carry a server's words: printed escaped, never raw.
-            eprintln!("ferry: {}", cli::safe_text::escape(&one_line(&e)));
+            eprintln!("ferry: {}", ferry::safe_text::escape(&one_line(&e)));
             ExitCode::from(1)
         }
     };

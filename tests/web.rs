@@ -186,10 +186,20 @@ async fn a_request_that_never_finishes_is_closed_at_the_handshake_timeout() {
 /// `GET path` on a plaintext web door: the status line, the headers (lower-case names) and
 /// the body.
 async fn http_get(server: &TestServer, path: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
+    let host = server.web_addr.unwrap().to_string();
+    http_get_with_host(server, path, &host).await
+}
+
+/// [`http_get`] naming `host` in the `Host` header.
+async fn http_get_with_host(
+    server: &TestServer,
+    path: &str,
+    host: &str,
+) -> (String, Vec<(String, String)>, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = server.web_addr.unwrap();
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     tokio::time::timeout(WAIT, tcp.read_to_end(&mut response))
@@ -362,4 +372,68 @@ fn tls_needs_both_cert_and_key() {
     config.tls.cert = Some("chain.pem".into());
     let err = config.validate().unwrap_err();
     assert!(err.contains("both cert and key"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_for_another_host_name_is_refused_before_anything_is_served() {
+    // DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1 sends
+    // same-origin requests (for the browser) that name evil.example in Host.
+    let mut config = ServerConfig::default();
+    config.web.hosts = vec!["ferry.example.org".into()];
+    let server = TestServer::start_with_web(config, true).await;
+    let port = server.web_addr.unwrap().port();
+    for path in ["/", "/ferry.json", "/js/wire.js", "/ws"] {
+        for host in [format!("evil.example:{port}"), "evil.example".into()] {
+            let (status, _, body) = http_get_with_host(&server, path, &host).await;
+            assert!(status.contains(" 421 "), "{path} for {host}: {status}");
+            assert!(!String::from_utf8_lossy(&body).contains("<html"));
+        }
+    }
+    // The WebSocket upgrade itself, same-origin for a rebound page: refused too.
+    let mut request = url(&server).into_client_request().unwrap();
+    let evil = format!("evil.example:{port}");
+    request.headers_mut().insert("Host", evil.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("Origin", format!("http://{evil}").parse().unwrap());
+    match connect_async(request).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 421),
+        other => panic!("a rebound upgrade must be refused: {:?}", other.map(|_| ())),
+    }
+    // The door's own address, localhost on loopback and the listed name are served.
+    for host in [
+        server.web_addr.unwrap().to_string(),
+        format!("localhost:{port}"),
+        format!("Ferry.Example.org:{port}"),
+    ] {
+        let (status, _, _) = http_get_with_host(&server, "/", &host).await;
+        assert!(status.contains(" 200 "), "{host}: {status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_pings_and_never_reads_is_cut() {
+    let server = web_server().await;
+    let mut socket = session(&server).await;
+    // Pings with the largest payload a control frame may carry, and never a read: every pong
+    // the server owes waits. Before the bound, the server buffered them all (gigabytes).
+    let payload = bytes::Bytes::from(vec![b'p'; 125]);
+    let mut sent = 0u64;
+    let cut = tokio::time::timeout(WAIT, async {
+        loop {
+            if socket.send(Ws::Ping(payload.clone())).await.is_err() {
+                return true;
+            }
+            sent += 1;
+            if sent >= 2_000_000 {
+                return false;
+            }
+        }
+    })
+    .await
+    .expect("pinging ends in time");
+    assert!(
+        cut,
+        "the server took {sent} pings without the client reading a pong"
+    );
 }

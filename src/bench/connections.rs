@@ -43,6 +43,12 @@ pub struct ConnectionsReport {
 /// Pings taken while the sessions are held.
 const PINGS: u64 = 200;
 
+/// `HOST:PORT` of a server address, a web door's (`wss://HOST:PORT/ws`) included.
+fn host_port(server: &str) -> &str {
+    let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest)
+}
+
 /// Opens, measures, closes.
 ///
 /// # Errors
@@ -53,8 +59,7 @@ pub async fn run(
 ) -> Result<ConnectionsReport, ClientError> {
     ferry::fd_limit::raise_to_hard_limit();
     let server_pid = bench.server_pid.or_else(|| {
-        options
-            .server
+        host_port(&options.server)
             .to_socket_addrs()
             .ok()?
             .find(|a| a.ip().is_loopback())

@@ -17,7 +17,7 @@ use serde_json::Value;
 use ferry::audit::{AuditFilter, log_files};
 use ferry::config::ServerConfig;
 
-use super::safe_text::escape;
+use ferry::safe_text::escape;
 
 /// How often `--follow` looks for new entries.
 const FOLLOW_POLL: Duration = Duration::from_millis(250);

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::ClientArgs;
-use super::safe_text::escape;
 use super::units::human_size;
 use ferry::client::{Client, ClientError};
 use ferry::protocol::{FileEntry, FileKind};
+use ferry::safe_text::escape;
 
 #[derive(Debug, Args)]
 pub struct LsArgs {

@@ -11,7 +11,6 @@ mod files;
 mod forget;
 mod ping;
 mod progress;
-pub mod safe_text;
 mod serve;
 mod terminal;
 mod trust;

@@ -34,7 +34,7 @@ pub async fn run(args: PingArgs) -> anyhow::Result<ExitCode> {
     let user = info.granted.user.as_deref().unwrap_or("anonymous");
     println!(
         "PING {} ({transport}, user {user}, may {}): connected in {}",
-        super::safe_text::escape(&info.server),
+        ferry::safe_text::escape(&info.server),
         info.granted.permissions,
         millis(connected)
     );
@@ -57,7 +57,7 @@ pub async fn run(args: PingArgs) -> anyhow::Result<ExitCode> {
         };
         println!(
             "pong from {}: seq={seq} time={}",
-            super::safe_text::escape(&info.server),
+            ferry::safe_text::escape(&info.server),
             millis(rtt)
         );
         rtts.push(rtt);
@@ -67,7 +67,7 @@ pub async fn run(args: PingArgs) -> anyhow::Result<ExitCode> {
     rtts.sort_unstable();
     println!(
         "--- {} ping statistics ---",
-        super::safe_text::escape(&info.server)
+        ferry::safe_text::escape(&info.server)
     );
     if let (Some(min), Some(max)) = (rtts.first(), rtts.last()) {
         let median = rtts[rtts.len() / 2];

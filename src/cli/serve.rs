@@ -201,5 +201,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     ));
     server.run(stop).await;
     let _ = legacy.await;
+    // Every command has ended: the process's own cgroup directory goes with it.
+    if let Some(containment) = ferry::services::exec::containment::Containment::started() {
+        tokio::task::spawn_blocking(|| containment.remove_own())
+            .await
+            .ok();
+    }
     Ok(ExitCode::SUCCESS)
 }

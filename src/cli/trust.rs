@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, Write};
 
-use super::safe_text::escape;
+use ferry::safe_text::escape;
 
 /// Asks on the terminal whether to trust `server`, which presented `fingerprint`; anything
 /// but `yes` or `y` is no.

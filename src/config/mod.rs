@@ -70,6 +70,11 @@ pub struct ServerConfig {
 pub struct WebConfig {
     /// Address to open it on; `--web` overrides it. Default: closed.
     pub listen: Option<String>,
+    /// Names the door answers to besides its own address (and `localhost` on loopback), as a
+    /// browser sends them in `Host`: the name of a reverse proxy or of the machine. Any other
+    /// name is refused, so a page cannot reach the door by rebinding its own name (DNS
+    /// rebinding).
+    pub hosts: Vec<String>,
 }
 
 /// The IRC door: IRC clients join ferry's rooms.

@@ -19,6 +19,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Bytes written but not yet sent beyond which writes wait (a frame is at most this large).
 const WRITE_HIGH_WATER: usize = 2 * 1024 * 1024;
 
+/// Pings a peer may send while the pongs already owed to it cannot be sent (it does not read):
+/// one more and it is cut. The WebSocket layer keeps at most one pong waiting and its send
+/// buffer is bounded (the web door sets the bound), so memory is bounded either way; this is
+/// what ends a connection that only pings and never reads, as the stall rule ends one that
+/// never reads what it asked for.
+pub const MAX_PINGS_UNANSWERED: u32 = 64;
+
 /// A WebSocket library's message, as this stream needs to see it.
 pub trait WsMessage: Sized {
     /// A binary message carrying `frame`.
@@ -49,6 +56,8 @@ pub struct WsStream<S> {
     outgoing: BytesMut,
     /// The peer sent its close (or the socket ended).
     ended: bool,
+    /// Pings received in a row while the socket could not send what it owed the peer.
+    pings_unanswered: u32,
 }
 
 impl<S, M, E> WsStream<S>
@@ -64,6 +73,7 @@ where
             incoming: Bytes::new(),
             outgoing: BytesMut::new(),
             ended: false,
+            pings_unanswered: 0,
         }
     }
 
@@ -111,8 +121,21 @@ where
             let next = ready!(Pin::new(&mut self.socket).poll_next(cx));
             match next.map(|m| m.map(M::into_incoming)) {
                 Some(Ok(Incoming::Binary(bytes))) => self.incoming = bytes,
-                // Pings are answered by the WebSocket layer itself.
-                Some(Ok(Incoming::Control)) => {}
+                // Pings are answered by the WebSocket layer itself; its pong waits in the send
+                // buffer unless it can go out now.
+                Some(Ok(Incoming::Control)) => match Pin::new(&mut self.socket).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.pings_unanswered = 0,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(io::Error::other(e))),
+                    Poll::Pending => {
+                        self.pings_unanswered += 1;
+                        if self.pings_unanswered > MAX_PINGS_UNANSWERED {
+                            return Poll::Ready(Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "the peer keeps sending WebSocket pings but does not read the answers",
+                            )));
+                        }
+                    }
+                },
                 Some(Ok(Incoming::Text)) => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidData,

@@ -7,6 +7,7 @@
 //! the whole output before any of it is sent) and streamed from there; and it gets the same
 //! minimal environment as `exec`, nothing of the server's own.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -55,18 +56,46 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
     );
     let contained = Containment::get().prepare();
     env.push(contained.env());
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .current_dir(&*ctx.root)
-        .env_clear()
-        .envs(env)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
+    let root = Arc::clone(&ctx.root);
+    let text = command.to_string();
+    let make = move || {
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(&text)
+            .current_dir(&*root)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        sh
+    };
+    // The command joins its cgroup before it runs (off the runtime: a migration may wait for
+    // an RCU grace period); where it cannot, it runs without one and the tag contains it.
+    let (child, contained) = tokio::task::spawn_blocking(move || {
+        let child = match contained.join() {
+            Some(join) => {
+                let mut joining = make();
+                join.apply(&mut joining);
+                match joining.spawn() {
+                    Ok(child) => {
+                        contained.joined();
+                        Ok(child)
+                    }
+                    Err(e) => {
+                        Containment::get().cgroups_failed(&e);
+                        make().spawn()
+                    }
+                }
+            }
+            None => make().spawn(),
+        };
+        (child, contained)
+    })
+    .await
+    .map_err(std::io::Error::other)?;
     let mut len = 0u64;
     let mut contained = Some(contained);
     // Nothing the command started outlives it, whatever session it made for itself: the
@@ -80,14 +109,8 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
             .and_then(|id| i32::try_from(id).ok())
             .and_then(Pid::from_raw)
             .map(GroupGuard::new);
-        if let (Some(pid), Some(entering)) = (child.id(), contained.take()) {
-            let entered = tokio::task::spawn_blocking(move || {
-                entering.enter(pid);
-                entering
-            })
-            .await
-            .map_err(std::io::Error::other)?;
-            ending = Some(EndOnDrop::new(entered));
+        if let Some(started) = contained.take() {
+            ending = Some(EndOnDrop::new(started));
         }
         if let Some(stdout) = child.stdout.take() {
             let mut limited = stdout.take(MAX_OUTPUT);

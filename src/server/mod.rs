@@ -224,6 +224,8 @@ pub struct Server {
     listener: TcpListener,
     /// The web door, when asked for.
     web: Option<door::DoorListener>,
+    /// The names the web door answers to besides its own address (`[web] hosts`).
+    web_hosts: Vec<String>,
     /// The IRC door, when asked for.
     irc: Option<door::DoorListener>,
     /// The metrics door, when asked for.
@@ -348,6 +350,7 @@ impl Server {
         Ok(Server {
             listener,
             web,
+            web_hosts: options.config.web.hosts.clone(),
             irc,
             metrics,
             state: Arc::new(state),
@@ -427,9 +430,12 @@ impl Server {
         }
         let permits = Arc::clone(&self.state.connection_permits);
         if let Some(web) = self.web {
-            shutdown
-                .tracker
-                .spawn(web::run(web, Arc::clone(&self.state), shutdown.clone()));
+            shutdown.tracker.spawn(web::run(
+                web,
+                Arc::clone(&self.state),
+                shutdown.clone(),
+                self.web_hosts.clone(),
+            ));
         }
         if let Some(metrics) = self.metrics {
             shutdown.tracker.spawn(metrics_door::run(

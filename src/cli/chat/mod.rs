@@ -87,7 +87,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
         joined.members.join(", ")
     );
     if let Some(topic) = &joined.topic {
-        eprintln!("ferry: topic: {}", super::safe_text::escape(topic));
+        eprintln!("ferry: topic: {}", ferry::safe_text::escape(topic));
     }
 
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();

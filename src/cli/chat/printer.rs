@@ -32,7 +32,7 @@ impl Printer {
     }
 
     pub(super) fn out(&mut self, line: &str) {
-        let line = &*crate::cli::safe_text::escape(line);
+        let line = &*ferry::safe_text::escape(line);
         match self {
             Printer::Terminal(p) => {
                 let _ = p.print(line.to_string());
@@ -46,7 +46,7 @@ impl Printer {
     }
 
     pub(super) fn err(&mut self, line: &str) {
-        let line = &*crate::cli::safe_text::escape(line);
+        let line = &*ferry::safe_text::escape(line);
         match self {
             Printer::Terminal(p) => {
                 let _ = p.print(format!("ferry: {line}"));

@@ -12,9 +12,9 @@ use super::report::{Outcome, Report};
 use super::{GetArgs, connect, describe, interruptible, split_last};
 use crate::cli::address::{RemoteArg, is_glob};
 use crate::cli::progress::BarProgress;
-use crate::cli::safe_text::escape;
 use ferry::client::files::{base_name, join_remote};
 use ferry::protocol::FileKind;
+use ferry::safe_text::escape;
 
 /// `ferry get`.
 pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {

@@ -10,9 +10,9 @@ use super::report::{Outcome, Report};
 use super::{PutArgs, connect, describe, interruptible, split_last};
 use crate::cli::address::RemoteArg;
 use crate::cli::progress::BarProgress;
-use crate::cli::safe_text::escape;
 use ferry::client::files::{Check, join_remote};
 use ferry::protocol::FileKind;
+use ferry::safe_text::escape;
 
 /// Stdin, read to its end into a temporary file: a `put` announces its size first.
 fn spool_stdin() -> anyhow::Result<tempfile::NamedTempFile> {

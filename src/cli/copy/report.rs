@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::TransferOptions;
-use crate::cli::safe_text::escape;
 use crate::cli::units::human_size;
 use ferry::client::files::Transfer;
 use ferry::client::tree::TreeReport;
+use ferry::safe_text::escape;
 
 /// What became of one file.
 pub(super) enum Outcome {

@@ -5,19 +5,22 @@
 //! (`session::serve_stream`): the same handshake, permissions and limits. The page is a client
 //! of the protocol like any other; the door gives it nothing a client could not ask for.
 //!
-//! Cross-site WebSocket hijacking is refused: a browser always sends `Origin`, and an upgrade
+//! A request whose `Host` does not name this door is refused before anything else (`host`: the
+//! defence against DNS rebinding). Cross-site WebSocket hijacking is refused: a browser always sends `Origin`, and an upgrade
 //! whose `Origin` is not this server itself gets 403. (A client that is not a browser sends
 //! none and still has to prove a token like any other.)
 
 mod assets;
+mod host;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::TokioIo;
@@ -33,6 +36,13 @@ use super::session::{SessionEnd, serve_stream};
 use crate::connection::ws_stream::{Incoming, WsMessage, WsStream};
 use crate::shutdown::Shutdown;
 use crate::transport::Transport;
+use host::AllowedHosts;
+
+/// Bytes of WebSocket frames gathered before they are written to the socket.
+const WS_WRITE_BATCH: usize = 128 * 1024;
+
+/// The WebSocket layer's read buffer for each session (see `upgrade`).
+const WS_READ_BUFFER: usize = 4 * 1024;
 
 /// What one HTTP connection's handlers know.
 #[derive(Clone)]
@@ -40,6 +50,10 @@ struct Door {
     state: Arc<ServerState>,
     shutdown: Shutdown,
     peer: SocketAddr,
+    /// The address the connection arrived on: the `Host` an IP literal must name.
+    local: IpAddr,
+    /// The names besides its own address this door answers to.
+    hosts: Arc<AllowedHosts>,
     /// `https` or `http`: what this door's own origin starts with.
     scheme: &'static str,
     /// The connection's place within the limits, held until its last user (the HTTP
@@ -55,11 +69,26 @@ pub(crate) async fn bind(addr: SocketAddr, plaintext: bool) -> std::io::Result<D
     DoorListener::bind(addr, plaintext, "web", "").await
 }
 
-/// Serves HTTP connections until shutdown, within the server's connection limits.
-pub(crate) async fn run(listener: DoorListener, state: Arc<ServerState>, shutdown: Shutdown) {
+/// Serves HTTP connections until shutdown, within the server's connection limits; `hosts` are
+/// the names (`[web] hosts`) it answers to besides its own address.
+pub(crate) async fn run(
+    listener: DoorListener,
+    state: Arc<ServerState>,
+    shutdown: Shutdown,
+    hosts: Vec<String>,
+) {
+    let hosts = Arc::new(AllowedHosts::new(hosts));
     listener
         .run(state, shutdown, |accepted| {
+            let local = match accepted.tcp.local_addr() {
+                Ok(addr) => addr.ip(),
+                // Without its own address a connection can match no IP literal: `localhost`
+                // and the listed names still work.
+                Err(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            };
             let door = Door {
+                local,
+                hosts: Arc::clone(&hosts),
                 scheme: if accepted.state.tls.is_some() {
                     "https"
                 } else {
@@ -97,6 +126,10 @@ where
         .route("/ws", get(upgrade))
         .route("/ferry.json", get(assets::server_facts))
         .fallback(get(assets::page_file))
+        .layer(axum::middleware::from_fn_with_state(
+            door.clone(),
+            refuse_other_hosts,
+        ))
         .layer(axum::middleware::map_response(assets::security_headers))
         .with_state(door);
     let service = TowerToHyperService::new(router);
@@ -112,6 +145,23 @@ where
     }
 }
 
+/// Every request: one whose `Host` does not name this door gets 421 before any handler.
+async fn refuse_other_hosts(State(door): State<Door>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if door.hosts.allows_header(host, door.local) {
+        return next.run(request).await;
+    }
+    debug!(peer = %door.peer, host = ?host.map(crate::safe_text::escape), "web request for another host refused");
+    (
+        StatusCode::MISDIRECTED_REQUEST,
+        "this ferry web door does not answer to that host name (add it to [web] hosts)",
+    )
+        .into_response()
+}
+
 /// `GET /ws`: a same-origin WebSocket upgrade becomes a ferry session.
 async fn upgrade(State(door): State<Door>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     if !same_origin(&headers, door.scheme) {
@@ -125,6 +175,14 @@ async fn upgrade(State(door): State<Door>, headers: HeaderMap, ws: WebSocketUpgr
     let max = door.state.limits.max_frame_bytes + 8;
     ws.max_message_size(max)
         .max_frame_size(max)
+        // What waits to be sent — data, pongs, the close — is bounded like a TCP session's
+        // data: the usual batch plus one largest frame. A peer that does not read fills it and
+        // then waits; one that pings without reading is cut (`ws_stream`).
+        .write_buffer_size(WS_WRITE_BATCH)
+        .max_write_buffer_size(WS_WRITE_BATCH + max)
+        // Allocated whole for every session, busy or idle: small, so an idle WebSocket session
+        // costs about what a TCP one does. A large message still arrives in one buffer sized to it.
+        .read_buffer_size(WS_READ_BUFFER)
         .on_upgrade(move |socket| {
             // The session outlives the HTTP exchange that opened it: shutdown waits for it
             // like for any other, and it keeps the connection's place within the limits.

@@ -5,15 +5,14 @@
 //! Two mechanisms, applied when a command ends (exit, timeout, or its client gone):
 //!
 //! 1. **A cgroup per command** (cgroup v2), where the server may create one under its own
-//!    cgroup: the command is moved into `ferry-PID/cmd-N` right after it starts, everything it
-//!    forks from then on stays there whatever session or group it makes, and `cgroup.kill` ends
-//!    them all at once.
+//!    cgroup: the command joins `ferry-PID/cmd-N` before it execs (`cgroup_join`), so
+//!    everything it ever forks is there whatever session or group it makes, and `cgroup.kill`
+//!    ends them all at once.
 //! 2. **An environment tag**: every command gets `FERRY_EXEC=NONCE-N`, which its descendants
 //!    inherit; every process of this user whose initial environment holds the tag is killed
-//!    (`/proc/PID/environ`, a few passes to catch forks in between). This runs where there is no
-//!    cgroup, and where the command had already forked before it was moved (checked right after
-//!    the move). Only a process that both leaves the group and starts with a cleared
-//!    environment (`env -i setsid ...`) escapes it, which is why the cgroup comes first.
+//!    (`/proc/PID/environ`, a few passes to catch forks in between). This runs only where the
+//!    command could not join a cgroup. A process that both leaves the group and starts with a
+//!    cleared environment (`env -i setsid ...`) escapes it, which is why the cgroup comes first.
 //!
 //! Measured on the 2-core CI box (`ferry bench latency`, exec round trip p50): no containment
 //! 1.8 ms, the cgroup 1.9 ms, the tag sweep after every command 2.4 ms — so the sweep runs only
@@ -22,7 +21,6 @@
 //! A child subreaper was the other option: it would make every orphan a child of the server,
 //! which the async runtime (reaping only the children it spawned) would leave as zombies.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,8 +28,12 @@ use std::time::Duration;
 
 use tracing::warn;
 
+use super::cgroup_join::CgroupJoin;
+
 /// The name of the tag variable every command gets.
 pub const TAG_VAR: &str = "FERRY_EXEC";
+
+static CONTAINMENT: OnceLock<Containment> = OnceLock::new();
 
 /// How a command's descendants are found at its end.
 #[derive(Debug)]
@@ -50,15 +52,19 @@ pub struct Containment {
 pub struct Contained {
     tag: String,
     cgroup: Option<PathBuf>,
-    /// Whether the command was moved into its cgroup before it had forked anything: then the
-    /// cgroup holds everything it can start, and `cgroup.kill` alone ends it all.
+    /// Whether the command joined its cgroup before it ran: then the cgroup holds everything it
+    /// can start, and `cgroup.kill` alone ends it all.
     sealed: AtomicBool,
 }
 
 impl Containment {
+    /// This process's containment, when a command has used it.
+    pub fn started() -> Option<&'static Containment> {
+        CONTAINMENT.get()
+    }
+
     /// This process's containment, set up on first use.
     pub fn get() -> &'static Containment {
-        static CONTAINMENT: OnceLock<Containment> = OnceLock::new();
         CONTAINMENT.get_or_init(|| {
             let cgroups = own_cgroup_dir().and_then(|own| {
                 clean_stale(&own);
@@ -91,6 +97,30 @@ impl Containment {
         }
     }
 
+    /// A command could not join its cgroup: the tag alone is used from then on.
+    pub fn cgroups_failed(&self, error: &std::io::Error) {
+        if self.cgroups_work.swap(false, Ordering::Relaxed) {
+            warn!(%error, "cannot start commands in cgroups; using the environment tag alone");
+        }
+    }
+
+    /// Removes this server's own `ferry-PID` cgroup directory and what is left in it, at the
+    /// end of a graceful stop (every command has ended by then).
+    pub fn remove_own(&self) {
+        let Some(dir) = &self.cgroups else {
+            return;
+        };
+        if let Ok(commands) = std::fs::read_dir(dir) {
+            for command in commands.filter_map(Result::ok) {
+                if command.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = std::fs::write(command.path().join("cgroup.kill"), b"1");
+                    let _ = std::fs::remove_dir(command.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+
     /// Prepares the containment of a new command: its tag and, where possible, its cgroup.
     pub fn prepare(&self) -> Contained {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
@@ -114,33 +144,21 @@ impl Contained {
         (TAG_VAR.to_string(), self.tag.clone())
     }
 
-    /// Moves the started command (`pid`) into its cgroup. Blocking (a migration can wait for
-    /// an RCU grace period): call off the async runtime.
-    pub fn enter(&self, pid: u32) {
-        let Some(dir) = &self.cgroup else {
-            return;
-        };
-        let moved = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("cgroup.procs"))
-            .and_then(|mut procs| procs.write_all(pid.to_string().as_bytes()));
-        match moved {
-            // The kernel skips a task that is already exiting without an error, so the move
-            // counts only once the command is seen in the cgroup. A fork excludes a migration
-            // (both take the cgroup threadgroup lock), so a child the command made before the
-            // move is listed now; one made after is in the cgroup.
-            Ok(()) => self
-                .sealed
-                .store(in_cgroup(pid, dir) && !has_children(pid), Ordering::Relaxed),
-            // Already gone: nothing to contain.
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => {}
+    /// What makes the command join its cgroup before it runs; `None` without a cgroup.
+    pub fn join(&self) -> Option<CgroupJoin> {
+        let dir = self.cgroup.as_ref()?;
+        match CgroupJoin::open(dir) {
+            Ok(join) => Some(join),
             Err(e) => {
-                let containment = Containment::get();
-                if containment.cgroups_work.swap(false, Ordering::Relaxed) {
-                    warn!(error = %e, "cannot move commands into cgroups; using the environment tag alone");
-                }
+                Containment::get().cgroups_failed(&e);
+                None
             }
         }
+    }
+
+    /// The command was started having joined its cgroup.
+    pub fn joined(&self) {
+        self.sealed.store(true, Ordering::Relaxed);
     }
 
     /// Ends everything the command left behind. Blocking: call off the async runtime.
@@ -161,29 +179,6 @@ impl Contained {
             kill_tagged(&format!("{TAG_VAR}={}", self.tag));
         }
     }
-}
-
-/// Whether `pid` is in the cgroup `dir` now (its `0::` line in `/proc/PID/cgroup`).
-fn in_cgroup(pid: u32, dir: &Path) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|text| {
-        text.lines()
-            .filter_map(|l| l.strip_prefix("0::"))
-            .any(|path| {
-                let path = path.trim().trim_start_matches('/');
-                !path.is_empty() && dir.ends_with(path)
-            })
-    })
-}
-
-/// Whether `pid` has children now (`/proc/PID/task/*/children`).
-fn has_children(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return true; // cannot tell: assume so
-    };
-    tasks.filter_map(Result::ok).any(|task| {
-        std::fs::read_to_string(task.path().join("children"))
-            .map_or(true, |children| !children.trim().is_empty())
-    })
 }
 
 /// Kills every process whose initial environment holds `entry` (`NAME=VALUE`); a few passes

@@ -7,10 +7,13 @@
 //! goes, or the server stops, and whatever it started outside the group with it
 //! ([`containment`]).
 
+pub mod cgroup_join;
 pub mod containment;
 pub mod relay;
 pub mod spawn;
 pub mod terminate;
+
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -43,7 +46,7 @@ where
     }
     ctx.need(Permission::Exec, "exec")?;
     let program = match request.shell {
-        false => Program::Argv(&request.argv),
+        false => Program::Argv(request.argv.clone()),
         // Without a tty the login shell runs on pipes and reads its commands from the
         // client's stdin, as `ssh host < script` does.
         true if request.argv.is_empty() => Program::LoginShell,
@@ -73,14 +76,21 @@ where
         });
     };
     let contained = containment::Containment::get().prepare();
-    let spawned = spawn::spawn(
-        program,
-        request.tty.as_ref(),
-        &ctx.root,
-        &ctx.exec,
-        user,
-        &contained,
-    );
+    // Off the runtime: the command joins its cgroup before it runs, and a migration may wait
+    // for an RCU grace period.
+    let (spawned, contained) = {
+        let (tty, root, exec, user) = (
+            request.tty.clone(),
+            Arc::clone(&ctx.root),
+            Arc::clone(&ctx.exec),
+            user.to_string(),
+        );
+        off_runtime(move || {
+            let spawned = spawn::spawn(program, tty.as_ref(), &root, &exec, &user, &contained);
+            (spawned, contained)
+        })
+        .await?
+    };
     let process = match spawned {
         Ok(process) => process,
         Err(refusal) => {
@@ -89,17 +99,6 @@ where
             tokio::task::spawn_blocking(move || contained.end());
             return Err(refusal.into());
         }
-    };
-    // Into its cgroup, off the runtime (a migration may wait for an RCU grace period).
-    let contained = match process.child.id() {
-        Some(pid) => {
-            off_runtime(move || {
-                contained.enter(pid);
-                contained
-            })
-            .await?
-        }
-        None => contained,
     };
     let _running = ctx.metrics.exec_started();
     // Whatever happens next, everything the command started ends with it.

@@ -8,6 +8,7 @@ use rustix::process::Pid;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::process::Child;
 
+use super::cgroup_join::CgroupJoin;
 use crate::config::ExecConfig;
 use crate::protocol::{ErrorCode, Refusal, TtySize};
 
@@ -44,20 +45,21 @@ impl Input {
 }
 
 /// What to run.
-pub enum Program<'a> {
+pub enum Program {
     /// A program and its arguments, run directly.
-    Argv(&'a [String]),
+    Argv(Vec<String>),
     /// The server account's login shell.
     LoginShell,
 }
 
-/// Starts `program` in `root`.
+/// Starts `program` in `root`, inside its cgroup when it has one (`contained`). Blocking: a
+/// cgroup migration may wait for an RCU grace period, so call it off the async runtime.
 ///
 /// # Errors
 /// The refusal when the program does not exist (`not_found`, which clients report as exit 127,
 /// as shells do), is not executable (`exec_failed`, 126), or the pty fails.
 pub fn spawn(
-    program: Program<'_>,
+    program: Program,
     tty: Option<&TtySize>,
     root: &Path,
     config: &ExecConfig,
@@ -90,9 +92,27 @@ pub fn spawn(
     };
     let mut env = environment(config, account.as_ref(), tty, ferry_user);
     env.push(contained.env());
-    let started = match tty {
-        None => spawn_on_pipes(&program, &args, arg0.as_deref(), root, &env),
-        Some(size) => spawn_on_pty(&program, &args, arg0.as_deref(), root, &env, size),
+    let start = |join: Option<CgroupJoin>| match tty {
+        None => spawn_on_pipes(&program, &args, arg0.as_deref(), root, &env, join),
+        Some(size) => spawn_on_pty(&program, &args, arg0.as_deref(), root, &env, size, join),
+    };
+    let started = match contained.join() {
+        None => start(None),
+        Some(join) => match start(Some(join)) {
+            Ok(process) => {
+                contained.joined();
+                Ok(process)
+            }
+            // Joining the cgroup failed, or the program did not start: once more without the
+            // cgroup tells which (the tag then contains the command).
+            Err(first) => {
+                let again = start(None);
+                if again.is_ok() {
+                    super::containment::Containment::get().cgroups_failed(&first);
+                }
+                again
+            }
+        },
     };
     started.map_err(|e| describe(&program, &e))
 }
@@ -128,6 +148,7 @@ fn spawn_on_pipes(
     arg0: Option<&str>,
     root: &Path,
     env: &[(String, String)],
+    join: Option<CgroupJoin>,
 ) -> std::io::Result<Process> {
     // Resolved here with the command's own PATH: given a bare name and a PATH of its own, std
     // cannot use posix_spawn (whose search would use the server's PATH) and forks instead —
@@ -150,6 +171,9 @@ fn spawn_on_pipes(
         .kill_on_drop(true);
     if let Some(arg0) = arg0 {
         command.arg0(arg0);
+    }
+    if let Some(join) = join {
+        join.apply(&mut command);
     }
     let mut child = command.spawn()?;
     let pgid = pid_of(&child)?;
@@ -209,6 +233,7 @@ fn spawn_on_pty(
     root: &Path,
     env: &[(String, String)],
     size: &TtySize,
+    join: Option<CgroupJoin>,
 ) -> std::io::Result<Process> {
     let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
     pty.resize(pty_process::Size::new(size.rows, size.cols))
@@ -221,6 +246,9 @@ fn spawn_on_pty(
         .kill_on_drop(true);
     if let Some(arg0) = arg0 {
         command = command.arg0(arg0);
+    }
+    if let Some(join) = join {
+        command = join.apply_to_pty(command);
     }
     // The child becomes a session leader with the pty as its controlling terminal, so its pid
     // is also its process group.

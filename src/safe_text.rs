@@ -1,4 +1,4 @@
-//! Text from a server made safe to print on a terminal.
+//! Text from another party made safe to print on a terminal or write to a log.
 //!
 //! A server (or another chat member through it) chooses chat lines, nicks, room names, file
 //! names, link targets and error messages. Printed raw, an ESC or OSC sequence in any of them

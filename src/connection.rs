@@ -326,6 +326,9 @@ impl FrameBatch {
 pub struct Connection<S> {
     reader: FrameReader<S>,
     peer_max_frame: usize,
+    /// A write began and has not finished: a future writing was dropped part-way (a request
+    /// ended from outside), and the peer may be owed the rest of a frame.
+    mid_frame: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -334,6 +337,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Connection {
             reader: FrameReader::new(stream, DEFAULT_MAX_FRAME),
             peer_max_frame: DEFAULT_MAX_FRAME,
+            mid_frame: false,
         }
     }
 
@@ -380,19 +384,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.reader.wait_whole_frame().await
     }
 
+    /// Whether every frame begun has been written whole: another frame (a `goodbye`) may
+    /// follow. `false` after a write was dropped part-way.
+    pub fn at_frame_boundary(&self) -> bool {
+        !self.mid_frame
+    }
+
     /// See [`FrameWriter::write_message`].
     pub async fn write_message(&mut self, message: &Message) -> io::Result<()> {
-        self.writer().write_message(message).await
+        self.mid_frame = true;
+        let written = self.writer().write_message(message).await;
+        self.mid_frame = false;
+        written
     }
 
     /// See [`FrameWriter::write_data`].
     pub async fn write_data(&mut self, channel: u8, payload: &[u8]) -> io::Result<()> {
-        self.writer().write_data(channel, payload).await
+        self.mid_frame = true;
+        let written = self.writer().write_data(channel, payload).await;
+        self.mid_frame = false;
+        written
     }
 
     /// See [`FrameWriter::write_encoded`].
     pub async fn write_encoded(&mut self, frame: &[u8]) -> io::Result<()> {
-        self.writer().write_encoded(frame).await
+        self.mid_frame = true;
+        let written = self.writer().write_encoded(frame).await;
+        self.mid_frame = false;
+        written
     }
 
     /// Flushes buffered bytes to the stream.
@@ -413,9 +432,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// # Errors
     /// I/O errors.
     pub async fn write_batch(&mut self, batch: FrameBatch) -> io::Result<()> {
-        let mut writer = self.writer();
-        writer.write_encoded(&batch.bytes).await?;
-        writer.flush().await
+        self.mid_frame = true;
+        let written = self.writer().write_encoded(&batch.bytes).await;
+        self.mid_frame = false;
+        written?;
+        self.writer().flush().await
     }
 
     /// Flushes and closes the sending direction.

@@ -160,3 +160,143 @@ async fn sighup_reloads_and_the_server_serves_on() {
         .unwrap()
         .unwrap();
 }
+
+/// Pids of `sleep MARKER` processes.
+fn sleeping(marker: &str) -> usize {
+    let wanted = format!("sleep\0{marker}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes())
+        })
+        .count()
+}
+
+/// How a session whose user was removed ended: its goodbye's reason, or `closed`.
+async fn end_of(
+    conn: &mut ferry::connection::Connection<ferry::connection::BoxedStream>,
+) -> String {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match conn.read_frame().await {
+                Ok(Some(ferry::protocol::Frame::Message(body))) => {
+                    match Message::parse(&body).unwrap() {
+                        Message::Goodbye(Goodbye { reason }) => return reason,
+                        Message::GetEnd(_) | Message::ExecExit(_) => {
+                            panic!("the request went on to its end after the user was removed")
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return "closed".to_string(),
+            }
+        }
+    })
+    .await
+    .expect("the session ends in time")
+}
+
+/// Removing a user ends whatever its sessions are doing: a running command (and everything it
+/// started), a shell on a pty, a get streaming a large file to a client that reads slowly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_user_ends_its_running_commands_shells_and_transfers() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("server.toml");
+    let alice = add_user(
+        &config,
+        "alice",
+        Permissions::parse_list("exec,read").unwrap(),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&["--config", config.to_str().unwrap()]);
+    std::fs::write(server.root.join("big"), vec![7u8; 64 << 20]).unwrap();
+    let marker = format!("1004.{}", std::process::id());
+
+    let mut command = Client::connect(&options(&server, Some(&alice)))
+        .await
+        .unwrap()
+        .into_connection();
+    command
+        .write_message(&Message::Exec(Exec {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                format!("sleep {marker}; echo never"),
+            ],
+            shell: false,
+            tty: None,
+            timeout_ms: None,
+        }))
+        .await
+        .unwrap();
+    let mut shell = Client::connect(&options(&server, Some(&alice)))
+        .await
+        .unwrap()
+        .into_connection();
+    shell
+        .write_message(&Message::Exec(Exec {
+            argv: vec![],
+            shell: true,
+            tty: Some(ferry::protocol::TtySize {
+                rows: 24,
+                cols: 80,
+                term: "xterm".into(),
+            }),
+            timeout_ms: None,
+        }))
+        .await
+        .unwrap();
+    for conn in [&mut command, &mut shell] {
+        loop {
+            match conn.read_message().await.unwrap() {
+                Message::ExecStarted(_) => break,
+                Message::Error(refusal) => panic!("{refusal:?}"),
+                _ => {}
+            }
+        }
+    }
+    let mut get = Client::connect(&options(&server, Some(&alice)))
+        .await
+        .unwrap()
+        .into_connection();
+    get.write_message(&Message::Get(ferry::protocol::Get {
+        path: "big".into(),
+        hash: Default::default(),
+        offset: 0,
+        prefix_hash: None,
+    }))
+    .await
+    .unwrap();
+    assert!(matches!(
+        get.read_message().await.unwrap(),
+        Message::GetReady(_)
+    ));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sleeping(&marker) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    ferry_user(&config, &["remove", "alice"]);
+    for (what, conn) in [
+        ("exec", &mut command),
+        ("shell", &mut shell),
+        ("get", &mut get),
+    ] {
+        let end = end_of(conn).await;
+        assert!(end.contains("revoked") || end == "closed", "{what}: {end}");
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sleeping(&marker) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the removed user's command still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -257,8 +257,7 @@ async fn request_loop(
         };
         // Rights as of now: a reload since the last request applies to this one.
         if !ctx.refresh_rights() {
-            goodbye(conn, &CloseReason::Revoked.to_string()).await;
-            return SessionEnd::Revoked;
+            return revoked(conn).await;
         }
         after_exec = matches!(request, Message::Exec(_));
         service.set(services::service_of(&request));
@@ -275,17 +274,39 @@ async fn request_loop(
                     Err(_) => break,
                 }
             }
-            if let Err(e) = services::dispatch_gets(conn, gets, ctx).await {
+            let served = tokio::select! {
+                served = services::dispatch_gets(conn, gets, ctx) => served,
+                () = ctx.revoked() => return revoked(conn).await,
+            };
+            if let Err(e) = served {
                 return e.into();
             }
             service.set(Service::Session);
             continue;
         }
-        if let Err(e) = services::dispatch(conn, request, ctx, &mut held).await {
+        // A request in progress ends with the session when the user is removed or its token
+        // rotated: dropping it ends what it does (a command's whole cgroup, a transfer; a
+        // partial stays a partial).
+        let served = tokio::select! {
+            served = services::dispatch(conn, request, ctx, &mut held) => served,
+            () = ctx.revoked() => return revoked(conn).await,
+        };
+        if let Err(e) = served {
             return e.into();
         }
         service.set(Service::Session);
     }
+}
+
+/// The session's user was removed or its token rotated: told, then closed. A request ended
+/// in the middle of a frame leaves no room for a word: then only closed.
+async fn revoked(conn: &mut Connection<BoxedStream>) -> SessionEnd {
+    if conn.at_frame_boundary() {
+        goodbye(conn, &CloseReason::Revoked.to_string()).await;
+    } else {
+        let _ = tokio::time::timeout(LAST_WORD_TIMEOUT, conn.shutdown()).await;
+    }
+    SessionEnd::Revoked
 }
 
 async fn goodbye(conn: &mut Connection<BoxedStream>, reason: &str) {

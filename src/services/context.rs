@@ -92,6 +92,20 @@ impl SessionContext {
         }
     }
 
+    /// Resolves once a reload removes the session's user or rotates its token: every request
+    /// in progress (a streaming get, a running command, a shell) is ended with the session.
+    pub async fn revoked(&self) {
+        let mut reloads = self.auth.watch_reloads();
+        loop {
+            if matches!(self.auth.rights_of(&self.identity), Rights::Revoked) {
+                return;
+            }
+            if reloads.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// `Ok` when the session holds `permission`; else the refusal, naming `what` needed it.
     ///
     /// # Errors

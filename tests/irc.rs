@@ -692,3 +692,65 @@ async fn the_chat_limits_hold_for_irc_lines_paced_not_lost_and_too_long_refused(
         );
     }
 }
+
+/// No member takes the server's name or a service's, on any door; what an IRC user types to
+/// NickServ by habit is answered by the server and reaches no one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_s_and_services_names_are_reserved_and_nickserv_reaches_no_one() {
+    let server = irc_server(ServerConfig::default()).await;
+    for nick in ["ferry", "NickServ", "chanserv", "ＦＥＲＲＹ"] {
+        let client = server.client(None).await;
+        let refused = join(
+            client.into_connection(),
+            ChatTarget::Room("harbour".into()),
+            nick,
+            false,
+        )
+        .await;
+        match refused {
+            Err(e) => assert_eq!(
+                common::refusal_code(&e),
+                Some(ferry::protocol::ErrorCode::NickInUse),
+                "{nick}: {e}"
+            ),
+            Ok(_) => panic!("a native member took the nick {nick}"),
+        }
+        let mut raw = Raw::connect(&server).await;
+        raw.send(format!("NICK {nick}\r\nUSER u 0 * :u\r\n").as_bytes())
+            .await;
+        let answer = raw.until(" 433 ").await.expect("nick in use");
+        assert!(answer.contains("reserved"), "{answer}");
+    }
+
+    let mut ircy = Raw::register(&server, "ircy").await;
+    ircy.send(b"PRIVMSG NickServ :IDENTIFY alice:secret-token\r\n")
+        .await;
+    let answer = ircy.until("NOTICE ircy").await.expect("an answer");
+    assert!(
+        answer.starts_with(":NickServ!") && answer.contains("reached no one"),
+        "{answer}"
+    );
+}
+
+/// CTCP inside a native member's line reaches IRC clients inert (a DCC offer is text);
+/// `/me` still arrives as an ACTION.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctcp_from_other_doors_reaches_irc_clients_inert() {
+    let server = irc_server(ServerConfig::default()).await;
+    let (mut tx, mut rx) = native(&server, "harbour", "deckhand").await;
+    let mut ircy = Raw::register(&server, "ircy").await;
+    ircy.send(b"JOIN #harbour\r\n").await;
+    ircy.until(" 366 ").await.expect("joined");
+    common::say_acked(
+        &mut tx,
+        &mut rx,
+        "\u{1}DCC SEND evil.exe 2130706433 4444 99\u{1}",
+    )
+    .await;
+    let line = ircy.until("PRIVMSG #harbour").await.expect("the line");
+    assert!(!line.contains('\u{1}'), "{line:?}");
+    assert!(line.contains("\u{2401}DCC SEND evil.exe"), "{line:?}");
+    tx.act("waves").await.unwrap();
+    let line = ircy.until("PRIVMSG #harbour").await.expect("the action");
+    assert!(line.ends_with(":\u{1}ACTION waves\u{1}"), "{line:?}");
+}

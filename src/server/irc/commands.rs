@@ -16,6 +16,10 @@ use crate::services::chat::hub::JoinOptions;
 const MAX_CHANNELS: usize = 32;
 /// Targets one PRIVMSG may name (ISUPPORT MAXTARGETS).
 const MAX_TARGETS: usize = 4;
+/// What the server answers, in the service's name, to a message for NickServ and the like.
+const SERVICE_ANSWER: &str = "ferry has no IRC services: you sign in when you connect, with SASL \
+    PLAIN or PASS user:token. What you sent here reached no one.";
+
 /// Bytes of nicks in one 353 line, well inside 512 with the rest of the line.
 const NAMES_BYTES: usize = 400;
 
@@ -148,6 +152,19 @@ impl Client<'_> {
                     }
                     continue;
                 }
+            } else if let Some(service) = crate::services::chat::names::service_name(target) {
+                // Nothing typed to a service name reaches a member (none may hold one): the
+                // server answers in the service's name, and a NOTICE gets no answer.
+                if !notice {
+                    out.tagged(
+                        None,
+                        SystemTime::now(),
+                        service,
+                        "NOTICE",
+                        &[&self.nick, SERVICE_ANSWER],
+                    );
+                }
+                continue;
             } else {
                 self.next_id += 1;
                 let sent = self.state.chat.direct(

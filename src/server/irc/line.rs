@@ -212,7 +212,10 @@ impl Out {
         let overhead = 1 + source.len() + 9 + target.len() + 2 + 2 + if action { 9 } else { 0 };
         let room = LINE_BYTES.saturating_sub(overhead).max(64);
         for paragraph in text.split('\n') {
-            let paragraph = one_line(paragraph);
+            // A member's text never carries CTCP to an IRC client (a `DCC SEND` offer, a
+            // `VERSION` query in its name): \x01 is shown as the visible ␁. Actions travel as
+            // `action`, which this door frames itself.
+            let paragraph = one_line(paragraph).replace('\u{1}', "\u{2401}");
             for piece in split_at_bytes(&paragraph, room) {
                 let body = if action {
                     format!("\u{1}ACTION {piece}\u{1}")

@@ -67,6 +67,20 @@ pub fn validate(what: &'static str, name: &str, max_chars: usize) -> Result<(), 
     Ok(())
 }
 
+/// Names no member may take, on any door: the server's own name (an IRC client sees lines from
+/// a member called `ferry` as from the server itself) and the usual IRC service names (an IRC
+/// user types `/msg NickServ IDENTIFY ...` by habit; it must reach no member).
+pub const SERVICE_NAMES: &[&str] = &[
+    "ferry", "NickServ", "ChanServ", "MemoServ", "OperServ", "HostServ", "BotServ", "SaslServ",
+    "HelpServ", "Global", "services",
+];
+
+/// The service name `name` looks like (by its skeleton), if any.
+pub fn service_name(name: &str) -> Option<&'static str> {
+    let key = skeleton(name);
+    SERVICE_NAMES.iter().copied().find(|s| skeleton(s) == key)
+}
+
 /// What a name looks like, for telling names apart: compatibility-normalised (fullwidth and
 /// other variants become plain letters), case-folded, and mapped to its confusable skeleton
 /// (UTS #39: Cyrillic `а` and Latin `a` share one). Two names with one skeleton are the same
@@ -152,6 +166,14 @@ mod tests {
         for bad in ["alice\u{200b}", "a\u{202e}b", "\u{2066}x", "x\u{feff}"] {
             assert!(validate("nick", bad, 32).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn service_names_are_found_in_any_spelling() {
+        assert_eq!(service_name("NickServ"), Some("NickServ"));
+        assert_eq!(service_name("nickserv"), Some("NickServ"));
+        assert_eq!(service_name("ＦＥＲＲＹ"), Some("ferry"));
+        assert_eq!(service_name("ferryman"), None);
     }
 
     #[test]

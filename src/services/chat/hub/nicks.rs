@@ -133,6 +133,14 @@ impl ChatHub {
     pub(super) fn check_nick(&self, nick: &str, user: Option<&str>) -> Result<(), Refusal> {
         names::validate("nick", nick, self.config.max_nick_chars)?;
         let key = names::skeleton(nick);
+        if let Some(service) = names::service_name(nick) {
+            return Err(Refusal::new(
+                ErrorCode::NickInUse,
+                format!(
+                    "the nick '{nick}' is reserved: it looks like the server's own '{service}'"
+                ),
+            ));
+        }
         if self.config.bot.enabled && key == names::skeleton(&self.config.bot.nick) {
             return Err(Refusal::new(
                 ErrorCode::NickInUse,

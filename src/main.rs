@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
 
 mod bench;
 mod cli;
@@ -69,7 +70,20 @@ fn init_logging(verbose: u8, server: bool) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    // Every field and message is escaped (`safe_text`): a client chooses names, nicks and paths,
+    // and one holding CR-LF would forge a log line, one holding ESC would reach the operator's
+    // terminal.
+    let fields = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let text = format!("{value:?}");
+        let text = ferry::safe_text::escape(&text);
+        match field.name() {
+            "message" => write!(writer, "{text}"),
+            name => write!(writer, "{name}={text}"),
+        }
+    })
+    .delimited(" ");
     tracing_subscriber::fmt()
+        .fmt_fields(fields)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(color)

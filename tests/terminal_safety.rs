@@ -86,3 +86,67 @@ async fn file_names_with_escape_sequences_are_listed_escaped() {
     );
     server.stop().await;
 }
+
+/// The server's own log escapes what clients choose: a SASL user name holding CR-LF cannot
+/// forge a log line, nor an escape sequence reach the operator's terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_log_escapes_client_supplied_names() {
+    use base64::Engine;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let server = common::ServerProcess::start(&["--plaintext", "--irc", "127.0.0.1:0"]);
+    let irc = server
+        .startup
+        .iter()
+        .find_map(|line| line.split("IRC door on ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the server prints its IRC door")
+        .to_string();
+    let tcp = tokio::net::TcpStream::connect(&irc).await.unwrap();
+    let (read, mut write) = tcp.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let forged =
+        "mallory\r\n2026-12-06T00:00:00Z  INFO ferry: login ok user=alice\u{1b}]0;owned\u{7}";
+    let plain = format!("\0{forged}\0wrong-secret");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(plain);
+    write
+        .write_all(
+            format!("CAP REQ :sasl\r\nNICK m\r\nUSER m 0 * :m\r\nAUTHENTICATE PLAIN\r\nAUTHENTICATE {encoded}\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(common::WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains(" 904 ") {
+                return;
+            }
+        }
+        panic!("the server closed before refusing the sign-in");
+    })
+    .await
+    .expect("a 904 in time");
+    let logged = loop {
+        let line = server
+            .stderr
+            .recv_timeout(common::WAIT)
+            .expect("the failed login is logged");
+        if line.contains("failed login") {
+            break line;
+        }
+    };
+    assert!(logged.contains("mallory\\r\\n2026"), "{logged:?}");
+    assert!(
+        !logged.contains('\u{1b}') && !logged.contains('\r'),
+        "{logged:?}"
+    );
+    // Nothing else the server printed starts with the forged text.
+    while let Ok(line) = server
+        .stderr
+        .recv_timeout(std::time::Duration::from_millis(200))
+    {
+        assert!(
+            !line.starts_with("2026-12-06T00:00:00Z"),
+            "a forged line: {line:?}"
+        );
+    }
+}

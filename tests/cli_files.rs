@@ -301,3 +301,68 @@ async fn rm_r_removes_a_tree_but_asks_or_needs_force() {
     ok(&output(forced).await);
     assert!(!s.root().join("tree").exists());
 }
+
+/// A name that is not UTF-8 never vanishes: `ls` shows it escaped, `get -r` names it skipped
+/// and exits 1, `rm -r` says why it cannot remove the tree before removing anything, and `rm`
+/// of a directory that still holds something suggests `-r`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_that_is_not_utf8_is_listed_escaped_and_named_skipped() {
+    use std::os::unix::ffi::OsStrExt;
+    let setup = Setup::new().await;
+    let dir = setup.root().join("d");
+    std::fs::create_dir(&dir).unwrap();
+    write(&dir.join("fine.txt"), "fine");
+    std::fs::write(dir.join(std::ffi::OsStr::from_bytes(b"bad\xffname")), "bad").unwrap();
+
+    let out = output({
+        let mut cmd = setup.ferry("ls");
+        cmd.arg("d");
+        cmd
+    })
+    .await;
+    ok(&out);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("bad\\xffname"), "{listed}");
+    assert!(listed.contains("fine.txt"), "{listed}");
+
+    let out = output({
+        let mut cmd = setup.ferry("get");
+        cmd.args(["-r", "d", "copy"]);
+        cmd
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("bad\\xffname") && said.contains("not UTF-8"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(setup.local("copy/fine.txt")).unwrap(),
+        "fine"
+    );
+
+    let said = failed(
+        &output({
+            let mut cmd = setup.ferry("rm");
+            cmd.args(["-r", "--force", "d"]);
+            cmd
+        })
+        .await,
+    );
+    assert!(
+        said.contains("not UTF-8") && said.contains("nothing was removed"),
+        "{said}"
+    );
+    assert!(dir.join("fine.txt").exists());
+
+    let said = failed(
+        &output({
+            let mut cmd = setup.ferry("rm");
+            cmd.arg("d");
+            cmd
+        })
+        .await,
+    );
+    assert!(said.contains("rm -r"), "{said}");
+}

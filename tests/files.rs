@@ -994,6 +994,7 @@ async fn a_server_cannot_make_get_r_write_outside_the_target() {
                 mode: 0o644,
                 mtime_ns: 0,
                 target: None,
+                not_utf8: false,
             };
             conn.write_message(&Message::ListEntries(ListEntries {
                 entries: vec![entry],

@@ -171,6 +171,20 @@ pub async fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let tree = client.files().list(&args.path, true).await?;
+    // A name that is not UTF-8 cannot be named in a request: say so before anything goes,
+    // rather than stop half-way at a directory that is not empty.
+    let unnamed: Vec<&FileEntry> = tree.iter().filter(|e| e.not_utf8).collect();
+    if let Some(first) = unnamed.first() {
+        anyhow::bail!(
+            "'{}' holds {} name{} that {} not UTF-8 (such as '{}'), which ferry cannot name; nothing was removed: rename or remove {} on the server",
+            escape(&args.path),
+            unnamed.len(),
+            if unnamed.len() == 1 { "" } else { "s" },
+            if unnamed.len() == 1 { "is" } else { "are" },
+            escape(&first.path),
+            if unnamed.len() == 1 { "it" } else { "them" },
+        );
+    }
     let files = tree.iter().filter(|e| e.kind != FileKind::Dir).count();
     let dirs = tree.len() - files;
     let bytes: u64 = tree.iter().map(|e| e.size).sum();

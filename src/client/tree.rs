@@ -129,6 +129,12 @@ where
     let mut dirs = Vec::new();
     let mut wanted = Vec::new();
     for entry in &entries {
+        if entry.not_utf8 {
+            report
+                .skipped
+                .push((entry.path.clone(), "name is not UTF-8 on the server".into()));
+            continue;
+        }
         let local = local_path(target, &entry.path)?;
         match entry.kind {
             FileKind::Dir => {

@@ -34,6 +34,10 @@ pub struct FileEntry {
     /// For symlinks: where it points.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The name on disk is not UTF-8: `path` shows its invalid bytes as `\xNN`, and since no
+    /// request can name it, it can be listed but not transferred (a tree copy names it skipped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_utf8: bool,
 }
 
 /// The whole-file hash that proves a transfer. BLAKE3 by default; SHA-256 for peers that have

@@ -14,7 +14,10 @@ use rustix::io::Errno;
 ///
 /// # Errors
 /// I/O errors other than "not found".
-pub fn lstat_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Option<std::fs::Metadata>> {
+pub fn lstat_at<P: rustix::path::Arg>(
+    dir: BorrowedFd<'_>,
+    name: P,
+) -> io::Result<Option<std::fs::Metadata>> {
     // An O_PATH descriptor of the name itself (the link, not its target) gives std's metadata.
     match rustix::fs::openat(
         dir,

@@ -2,7 +2,7 @@
 // the server's figures for an admin), each on a session of its own — a ferry session serves one request at a time, and a chat or a shell holds its
 // session for as long as it runs.
 
-import { $ } from './dom.js';
+import { $, setText } from './dom.js';
 import { FerryError, Session, serverFacts } from './wire.js';
 import { ChatView } from './chat.js';
 import { FilesView } from './files.js';
@@ -36,7 +36,7 @@ async function start() {
   try {
     facts = await serverFacts();
   } catch (error) {
-    $('#sign-in-error').textContent = `Cannot reach the server: ${error.message}`;
+    setText($('#sign-in-error'), `Cannot reach the server: ${error.message}`);
     return;
   }
   $('#identity').textContent = facts.binding === 'plaintext'
@@ -70,7 +70,7 @@ async function signIn(token, remember) {
   try {
     session = await Session.open(facts, token);
   } catch (failure) {
-    error.textContent = signInFailure(failure);
+    setText(error, signInFailure(failure));
     return;
   } finally {
     $('#sign-in-button').disabled = false;
@@ -80,7 +80,7 @@ async function signIn(token, remember) {
   $('#token').value = '';
   account = new Account(facts, token, session.welcome);
   const name = session.welcome.user ?? 'anonymous';
-  $('#who').textContent = `${name} · may ${session.welcome.permissions.join(', ') || 'nothing'}`;
+  setText($('#who'), `${name} · may ${session.welcome.permissions.join(', ') || 'nothing'}`);
   $('#sign-in').hidden = true;
   $('#app').hidden = false;
   $('#sign-out').hidden = false;

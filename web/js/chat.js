@@ -1,7 +1,7 @@
 // The chat view: one ferry session holding a chat exchange (PROTOCOL.md 5.3). Lines and notices
 // are read as they come; requests carry ids and are matched with their answers.
 
-import { $, clock, el } from './dom.js';
+import { $, clock, el, setText } from './dom.js';
 import { FerryError } from './wire.js';
 
 const HELP = [
@@ -100,9 +100,9 @@ export class ChatView {
     this.joins.shift()?.resolve(message);
     this.place = message.room ? { room: message.room } : { with: message.with };
     $('#chat-nick').value = message.nick;
-    $('#chat-place').textContent = message.room
+    setText($('#chat-place'), message.room
       ? `#${message.room} as ${message.nick}`
-      : `Conversation with ${message.with} as ${message.nick}`;
+      : `Conversation with ${message.with} as ${message.nick}`);
     this.note(message.room ? `You joined #${message.room}` : `You are talking with ${message.with}`);
     if (message.topic) this.note(`Topic: ${message.topic}`);
     this.members(message.members);
@@ -189,7 +189,7 @@ export class ChatView {
         const nick = rest.trim();
         await this.request({ type: 'chat_nick', nick });
         $('#chat-nick').value = nick;
-        $('#chat-place').textContent = $('#chat-place').textContent.replace(/ as .*$/, ` as ${nick}`);
+        setText($('#chat-place'), $('#chat-place').textContent.replace(/ as .*$/, ` as ${nick}`));
         return undefined;
       }
       case '/part': case '/quit': return this.leave();

@@ -2,7 +2,7 @@
 // before the browser keeps anything), upload (hash sent, atomic on the server), mkdir, rm —
 // requests of PROTOCOL.md 5.6, one at a time on one session.
 
-import { $, el, humanSize } from './dom.js';
+import { $, clock, el, humanSize, setText } from './dom.js';
 import { sha256 } from '../vendor/noble-hashes/sha2.js';
 import { FerryError, checked, toHex } from './wire.js';
 
@@ -72,7 +72,7 @@ export class FilesView {
 
   status(text, bad = false) {
     const line = $('#files-status');
-    line.textContent = text;
+    setText(line, text);
     line.classList.toggle('bad', bad);
   }
 
@@ -81,7 +81,7 @@ export class FilesView {
       const entries = await this.exclusive((session) => list(session, dir));
       this.dir = dir;
       this.entries = entries;
-      $('#files-path').textContent = `/${dir}`;
+      setText($('#files-path'), `/${dir}`);
       $('#files-up').disabled = dir === '';
       this.render();
       this.status(`${entries.length} item${entries.length === 1 ? '' : 's'}`);
@@ -115,7 +115,13 @@ export class FilesView {
     const path = childPath(this.dir, entry.path);
     const isDir = entry.kind === 'dir';
     const name = isDir
-      ? el('a', { onclick: () => this.open(path) }, `${entry.path}/`)
+      ? el('a', {
+        href: `#/${path.split('/').map(encodeURIComponent).join('/')}`,
+        onclick: (event) => {
+          event.preventDefault();
+          this.open(path);
+        },
+      }, `${entry.path}/`)
       : el('span', {}, entry.kind === 'symlink' ? `${entry.path} → ${entry.target ?? ''}` : entry.path);
     const actions = el('td', {});
     if (entry.kind === 'file') {
@@ -128,7 +134,7 @@ export class FilesView {
     return el('tr', { dataset: { name: entry.path, kind: entry.kind } },
       el('td', {}, name),
       el('td', { class: 'num' }, isDir ? '' : humanSize(entry.size)),
-      el('td', {}, modified.toLocaleString()),
+      el('td', {}, clock(modified)),
       actions);
   }
 
@@ -147,7 +153,7 @@ export class FilesView {
       },
       finished(text, bad = false) {
         if (!bad) progress.value = progress.max;
-        state.textContent = text;
+        setText(state, text);
         state.classList.toggle('bad', bad);
         item.dataset.state = bad ? 'failed' : 'done';
       },

@@ -134,6 +134,7 @@ fn samples() -> Vec<Message> {
                 mode: 0o777,
                 mtime_ns: 1_700_000_000_123_456_789,
                 target: Some("x".into()),
+                not_utf8: true,
             }],
         }),
         Message::ListDone(ListDone { count: 1 }),

@@ -227,7 +227,7 @@ fn remove(sandbox: &Sandbox, path: &str) -> Result<(), Refusal> {
             Refusal::new(
                 ErrorCode::NotEmpty,
                 format!(
-                    "'{path}' is a directory that still holds something; remove its contents first"
+                    "'{path}' is a directory that still holds something; remove its contents first (ferry rm -r removes a whole tree)"
                 ),
             )
         } else {

@@ -73,7 +73,7 @@ struct Walk {
     /// Directories still to list, relative to `base` ("" is `base` itself).
     dirs: VecDeque<String>,
     /// The directory being listed: its descriptor, prefix and sorted names not yet described.
-    current: Option<(OwnedFd, String, std::vec::IntoIter<String>)>,
+    current: Option<(OwnedFd, String, std::vec::IntoIter<std::ffi::CString>)>,
 }
 
 impl Walk {
@@ -125,11 +125,14 @@ impl Walk {
                 };
                 let dir = sandbox::open_dir_no_symlinks(self.base.as_fd(), &prefix)
                     .map_err(|e| format!("cannot read '{prefix}': {}", e.message))?;
-                let mut names: Vec<String> = rustix::fs::Dir::read_from(&dir)
+                let mut names: Vec<std::ffi::CString> = rustix::fs::Dir::read_from(&dir)
                     .map_err(|e| format!("cannot read '{prefix}': {e}"))?
                     .filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n != "." && n != ".." && !partial::is_partial_name(n))
+                    .map(|e| e.file_name().to_owned())
+                    .filter(|n| {
+                        let n = n.to_bytes();
+                        n != b"." && n != b".." && !is_partial(n)
+                    })
                     .collect();
                 names.sort();
                 self.current = Some((dir, prefix, names.into_iter()));
@@ -139,15 +142,22 @@ impl Walk {
                 self.current = None;
                 continue;
             };
-            let rel = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}/{name}")
+            let (shown, utf8) = match name.to_str() {
+                Ok(text) => (text.to_string(), true),
+                Err(_) => (escape_invalid_utf8(name.to_bytes()), false),
             };
-            let Ok(Some(e)) = entry_at(dir.as_fd(), &name, rel.clone()) else {
+            let rel = if prefix.is_empty() {
+                shown
+            } else {
+                format!("{prefix}/{shown}")
+            };
+            let Ok(Some(mut e)) = entry_at(dir.as_fd(), name.as_c_str(), rel.clone()) else {
                 continue;
             };
-            if self.recursive && e.kind == FileKind::Dir {
+            e.not_utf8 = !utf8;
+            // A directory no request can name cannot be walked into either: it is listed, and a
+            // tree copy names it skipped.
+            if self.recursive && e.kind == FileKind::Dir && utf8 {
                 self.dirs.push_back(rel);
             }
             batch.push(e);
@@ -156,8 +166,29 @@ impl Walk {
     }
 }
 
+/// Whether a name on disk is one of ferry's partial files (hidden from listings).
+fn is_partial(name: &[u8]) -> bool {
+    std::str::from_utf8(name).is_ok_and(partial::is_partial_name)
+}
+
+/// A name that is not UTF-8 as text: its valid parts as they are, each invalid byte as `\xNN`.
+pub fn escape_invalid_utf8(name: &[u8]) -> String {
+    let mut shown = String::with_capacity(name.len() + 8);
+    for chunk in name.utf8_chunks() {
+        shown.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            shown.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    shown
+}
+
 /// Describes `name` in `dir` (not following a symlink), listed as `path`.
-fn entry_at(dir: BorrowedFd<'_>, name: &str, path: String) -> io::Result<Option<FileEntry>> {
+fn entry_at(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    path: String,
+) -> io::Result<Option<FileEntry>> {
     let Some(meta) = lstat_at(dir, name)? else {
         return Ok(None);
     };
@@ -197,5 +228,6 @@ pub(super) fn describe(
         mode: meta.mode() & 0o7777,
         mtime_ns: crate::transfer::metadata::mtime_ns(meta),
         target,
+        not_utf8: false,
     }
 }

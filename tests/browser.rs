@@ -157,6 +157,21 @@ fn the_terminal_runs_a_shell_with_colours_top_window_resizes_and_ctrl_c() {
 }
 
 #[test]
+fn a_rebound_name_reads_nothing_through_the_web_door() {
+    scenario("rebinding");
+}
+
+#[test]
+fn newlines_and_bidi_overrides_cannot_spoof_lines_or_file_names() {
+    scenario("spoofing");
+}
+
+#[test]
+fn on_a_phone_every_view_fits_and_folders_are_links() {
+    scenario("phone");
+}
+
+#[test]
 fn remember_on_this_device_keeps_the_token_until_sign_out() {
     scenario("remember");
 }

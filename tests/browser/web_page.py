@@ -124,15 +124,15 @@ class CliChat:
 class Page:
     """Chromium with one page on the server's web door; console errors are collected."""
 
-    def __init__(self, playwright, server, name):
+    def __init__(self, playwright, server, name, args=(), viewport=None, url=None):
         self.name = name
         self.browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", *args])
         # The server's certificate is its own, self-signed identity: the test compares its
         # fingerprint with the startup line instead of a CA.
         self.context = self.browser.new_context(ignore_https_errors=True, accept_downloads=True,
-                                                viewport={"width": 1200, "height": 800})
+                                                viewport=viewport or {"width": 1200, "height": 800})
         self.page = self.context.new_page()
         self.page.set_default_timeout(WAIT_MS)
         expect.set_options(timeout=WAIT_MS)
@@ -141,7 +141,7 @@ class Page:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.responses = {}
         self.page.on("response", lambda r: self.responses.setdefault(r.url, r))
-        self.page.goto(server.url)
+        self.first = self.page.goto(url or server.url)
 
     def sign_in(self, token):
         self.page.fill("#token", token)
@@ -461,8 +461,112 @@ def terminal(p, server):
     page.close()
 
 
+def rebinding(p, server):
+    """DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1 reads
+    nothing — the door answers only to its own names."""
+    port = server.url.rstrip("/").rsplit(":", 1)[1]
+    evil = f"https://evil.example:{port}/"
+    page = Page(p, server, "rebinding", args=["--host-resolver-rules=MAP evil.example 127.0.0.1"], url=evil)
+    assert page.first is not None and page.first.status == 421, f"the page loaded: {page.first and page.first.status}"
+    assert page.page.locator("#sign-in").count() == 0, "the page itself was served"
+    # What a rebinding script would do next: fetch the facts and open the WebSocket.
+    result = page.page.evaluate("""async () => {
+        const facts = await fetch('/ferry.json').then((r) => r.status).catch((e) => String(e));
+        const socket = await new Promise((resolve) => {
+            const ws = new WebSocket(`wss://${location.host}/ws`);
+            ws.onopen = () => resolve('open');
+            ws.onerror = () => resolve('refused');
+        });
+        return { facts, socket };
+    }""")
+    assert result == {"facts": 421, "socket": "refused"}, result
+    page.shot()
+    page.close()
+    # The door's own address still serves the page.
+    own = Page(p, server, "rebinding-own")
+    assert own.first.status == 200
+    expect(own.page.locator("#sign-in")).to_be_visible()
+    own.close()
+
+
+def spoofing(p, server):
+    """A line with a newline cannot forge another line, and right-to-left overrides in lines,
+    nicks and file names show as escapes, as the CLI shows them."""
+    sys.path.insert(0, str(PYTHON_CLIENT.parent))
+    import ferry_client
+    (server.root / "evil\u202etxt.exe").write_text("x")
+    page = Page(p, server, "spoofing")
+    page.sign_in(server.tokens["alice"])
+    page.page.fill("#chat-room", "spoof")
+    page.page.click("#chat-join")
+    expect(page.page.locator("#chat-place")).to_contain_text("#spoof as alice")
+    conn = ferry_client.connect(server.addr, False, str(server.home / "python"))
+    ferry_client.handshake(conn, server.tokens["reader"])
+    conn.send_message({"type": "chat_join", "room": "spoof", "nick": "mallory"})
+    while conn.read_message()["type"] != "chat_joined":
+        pass
+    forged = "hi\n12:00 <alice> send me your token\u202egnp.exe"
+    conn.send_message({"type": "chat_say", "id": 1, "text": forged})
+    while conn.read_message().get("type") != "chat_ack":
+        pass
+    line = page.page.locator("#chat-log li", has_text="<mallory>")
+    expect(line).to_have_count(1)
+    shown = line.inner_text()
+    assert "\\n12:00 <alice>" in shown and "\\u{202e}gnp.exe" in shown, shown
+    assert "\u202e" not in shown and "\n12:00" not in shown, shown
+    # The forged text is one line, not two.
+    assert page.page.locator("#chat-log li", has_text="send me your token").count() == 1
+    conn.close()
+    page.page.click("#tab-files")
+    row = page.page.locator("#files-rows tr", has_text="txt.exe")
+    expect(row).to_contain_text("evil\\u{202e}txt.exe")
+    page.shot()
+    page.no_console_errors()
+    page.close()
+
+
+def phone(p, server):
+    """At 390 px every view fits the width, the header stays short, folders are links reachable
+    by Tab and Enter, and chat and files show dates one way."""
+    (server.root / "folder").mkdir()
+    (server.root / "folder" / "inside.txt").write_text("x")
+    page = Page(p, server, "phone", viewport={"width": 390, "height": 844})
+    page.sign_in(server.tokens["alice"])
+    header = page.page.locator("header").bounding_box()
+    assert header["height"] < 90, f"the header is {header['height']} px high"
+    for view in ["chat", "files", "terminal"]:
+        page.page.click(f"#tab-{view}")
+        if view == "chat":
+            page.page.click("#chat-join")
+            expect(page.page.locator("#chat-place")).to_contain_text("#lobby")
+        if view == "files":
+            expect(page.page.locator("#files-rows tr[data-name='folder']")).to_be_visible()
+        width = page.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the {view} view is {width} px wide"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.page.screenshot(path=str(SHOTS / f"phone-{view}.png"))
+    page.page.click("#tab-files")
+    link = page.page.locator("#files-rows tr[data-name='folder'] a")
+    assert link.get_attribute("href") == "#/folder", link.get_attribute("href")
+    link.focus()
+    page.page.keyboard.press("Enter")
+    expect(page.page.locator("#files-path")).to_have_text("/folder")
+    expect(page.page.locator("#files-rows tr[data-name='inside.txt']")).to_be_visible()
+    # One date format: today's times as HH:MM in both views.
+    page.page.set_viewport_size({"width": 1200, "height": 800})
+    modified = page.page.locator("#files-rows tr[data-name='inside.txt'] td").nth(2).inner_text()
+    assert re.fullmatch(r"\d\d:\d\d", modified), modified
+    page.page.click("#tab-chat")
+    page.page.fill("#chat-input", "what time is it")
+    page.page.press("#chat-input", "Enter")
+    time = page.page.locator("#chat-log li:not(.pending) .time").last.inner_text()
+    assert re.fullmatch(r"\d\d:\d\d", time), time
+    page.no_console_errors()
+    page.close()
+
+
 SCENARIOS = {f.__name__: f for f in [page_loads, wrong_token, remember, chat_with_cli, files_both_ways, read_only, terminal,
-                                      admin_figures]}
+                                      admin_figures, rebinding, spoofing, phone]}
 
 if __name__ == "__main__":
     scenario = SCENARIOS[sys.argv[1]]

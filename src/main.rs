@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     };
     let code = match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
+        // The reader of our output went away (`ferry ls | head -1`): quiet, and the status a
+        // shell gives a program SIGPIPE ended (128 + 13), as `ferry exec` does.
+        Err(e) if output_closed(&e) => ExitCode::from(141),
         Err(e) => {
             // Errors may carry a server's words: printed escaped, never raw.
             eprintln!("ferry: {}", ferry::safe_text::escape(&one_line(&e)));
@@ -40,6 +43,29 @@ fn main() -> ExitCode {
     // for it would hang until the user typed something.
     runtime.shutdown_background();
     code
+}
+
+/// Whether `error` is a broken pipe on stdout (not a connection's): some cause is `BrokenPipe`
+/// and stdout is a pipe whose reader has gone (poll reports an error on it).
+fn output_closed(error: &anyhow::Error) -> bool {
+    let broken_pipe = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    broken_pipe && stdout_reader_gone()
+}
+
+/// Whether stdout is a pipe or socket whose reading end is closed.
+fn stdout_reader_gone() -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::OUT)];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&zero)).is_ok() && fds[0].revents().contains(PollFlags::ERR)
 }
 
 /// The error and its causes as one line, skipping a cause whose text the line already holds

@@ -366,3 +366,133 @@ async fn a_name_that_is_not_utf8_is_listed_escaped_and_named_skipped() {
     );
     assert!(said.contains("rm -r"), "{said}");
 }
+
+/// A reader that goes away early is no error worth a word: `ls | head -1` and `get FILE - |
+/// head -c 10` end quietly with SIGPIPE's status, as `exec` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_on_stdout_ends_quietly() {
+    let setup = Setup::new().await;
+    for i in 0..2000 {
+        write(
+            &setup
+                .root()
+                .join(format!("a-rather-long-file-name-to-fill-a-pipe-{i:05}")),
+            "",
+        );
+    }
+    std::fs::write(setup.root().join("big"), vec![b'x'; 4 << 20]).unwrap();
+    for verb in ["ls -r", "get big -"] {
+        let cmd = setup.ferry("ls");
+        let program = cmd.get_program().to_owned();
+        let args: Vec<String> = cmd
+            .get_args()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let (verb_name, rest) = verb.split_once(' ').unwrap();
+        let script = format!(
+            "\"$0\" {verb_name} {} {rest} | head -c 10 >/dev/null; exit ${{PIPESTATUS[0]}}",
+            args.join(" ")
+        );
+        let mut sh = std::process::Command::new("bash");
+        sh.arg("-c").arg(&script).arg(&program);
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => sh.env(key, value),
+                None => sh.env_remove(key),
+            };
+        }
+        sh.current_dir(setup.local.path());
+        let out = output(sh).await;
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{verb}: {said}");
+        assert!(!said.contains("Broken pipe"), "{verb}: {said}");
+    }
+}
+
+/// Counts read right ("1 file", "1 directory"), a script sees one line whether or not
+/// anything was copied, and a pattern in a directory part is named as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summaries_are_one_line_with_singulars_and_patterns_only_in_the_last_name() {
+    let setup = Setup::new().await;
+    std::fs::create_dir_all(setup.local("tree/sub")).unwrap();
+    write(&setup.local("tree/sub/one.txt"), "one");
+    let put = |setup: &Setup| {
+        let mut cmd = setup.ferry("put");
+        cmd.args(["-r", "tree", "."]);
+        cmd
+    };
+    let first = ok(&output(put(&setup)).await);
+    assert_eq!(first.lines().count(), 1, "{first}");
+    assert!(
+        first.contains("1 file copied") && first.contains("1 directory,"),
+        "{first}"
+    );
+    let again = ok(&output(put(&setup)).await);
+    assert_eq!(again.lines().count(), 1, "{again}");
+    assert!(
+        again.contains("0 files copied") && again.contains("1 up to date"),
+        "{again}"
+    );
+
+    write(&setup.local("single.txt"), "single");
+    let copy = |setup: &Setup| {
+        let mut cmd = setup.ferry("put");
+        cmd.args(["single.txt", "single.txt"]);
+        cmd
+    };
+    let copied = ok(&output(copy(&setup)).await);
+    let up_to_date = ok(&output(copy(&setup)).await);
+    assert_eq!(copied.lines().count(), 1, "{copied}");
+    assert_eq!(up_to_date.lines().count(), 1, "{up_to_date}");
+
+    let said = failed(
+        &output({
+            let mut cmd = setup.ferry("get");
+            cmd.args(["*/one.txt", "out"]);
+            cmd
+        })
+        .await,
+    );
+    assert!(said.contains("in the last name only"), "{said}");
+}
+
+/// Every verb that takes a remote path takes scp's HOST:PATH, and a web door's
+/// ws(s)://HOST:PORT:PATH, as get and put do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_remote_path_verb_takes_host_path_and_a_web_door() {
+    let (config, token) = config_with_user("writer", "read,write");
+    let server = TestServer::start_with_web(config, true).await;
+    let root = server.dir.path().join("root");
+    let web = server.web_addr.unwrap();
+    let tcp = format!("127.0.0.1:{}", server.addr.port());
+    let run = |args: Vec<String>| {
+        let mut cmd = ferry_bin(&server.home());
+        cmd.arg(&args[0])
+            .arg("--plaintext")
+            .args(&args[1..])
+            .env("FERRY_TOKEN", token.to_string());
+        cmd
+    };
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    for (host, dir) in [(tcp.clone(), "by-tcp"), (format!("ws://{web}"), "by-web")] {
+        ok(&output(run(s(&["mkdir", &format!("{host}:{dir}")]))).await);
+        assert!(root.join(dir).is_dir(), "{host}");
+        write(&root.join(dir).join("a.txt"), "a");
+        ok(&output(run(s(&[
+            "mv",
+            &format!("{host}:{dir}/a.txt"),
+            &format!("{host}:{dir}/b.txt"),
+        ])))
+        .await);
+        assert!(root.join(dir).join("b.txt").exists(), "{host}");
+        let out = output(run(s(&["ls", &format!("{host}:{dir}")]))).await;
+        ok(&out);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("b.txt"),
+            "{host}"
+        );
+        ok(&output(run(s(&["rm", "-r", "--force", &format!("{host}:{dir}")]))).await);
+        assert!(!root.join(dir).exists(), "{host}");
+    }
+}

@@ -114,3 +114,62 @@ async fn a_tls_port_that_is_not_ferry_is_named_as_such() {
         stderr(&out)
     );
 }
+
+/// Options of `exec` are ferry's up to the command: a misspelt one is a usage error naming it,
+/// never a remote command.
+#[tokio::test]
+async fn a_misspelt_exec_option_is_a_usage_error() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = ferry_bin(home.path());
+    cmd.args(["exec", "--tiemout", "5", "--", "ls"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--tiemout"), "{}", stderr(&out));
+}
+
+/// The `--server` help is one text, naming both forms.
+#[tokio::test]
+async fn the_server_option_has_one_help_text() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = ferry_bin(home.path());
+    cmd.args(["ls", "--help"]);
+    let out = output(cmd).await;
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(help.matches("Server to").count(), 1, "{help}");
+    assert!(help.contains("wss://HOST:PORT"), "{help}");
+}
+
+/// `ferry user` finds the config as `ferry serve` does: `--state DIR` edits DIR/config.toml.
+#[tokio::test]
+async fn user_finds_the_config_in_the_state_directory() {
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let mut cmd = ferry_bin(home.path());
+    cmd.args(["user", "add", "bob", "--allow", "chat", "--state"])
+        .arg(&state);
+    let out = output(cmd).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = std::fs::read_to_string(state.join("config.toml")).unwrap();
+    assert!(config.contains("[users.bob]"), "{config}");
+    let mut cmd = ferry_bin(home.path());
+    cmd.args(["user", "list", "--state"]).arg(&state);
+    let out = output(cmd).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "bob\tchat");
+}
+
+/// Pointed at a web door, the CLI says to use wss://.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_port_is_named_with_the_wss_form_to_use() {
+    let server =
+        common::TestServer::start_with_web(ferry::config::ServerConfig::default(), false).await;
+    let web = server.web_addr.unwrap().to_string();
+    let mut cmd = ferry_bin(&server.home());
+    cmd.args(["ping", "-c", "1", "--server", &web]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("wss://{web}")),
+        "{}",
+        stderr(&out)
+    );
+}

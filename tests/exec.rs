@@ -583,6 +583,25 @@ async fn piped_stdin_reaches_the_command_through_the_binary() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO 世界\n");
 }
 
+/// `--tty` with stdin not a terminal runs without a pty and says so, as ssh -t does: piped
+/// input is not echoed back by a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tty_without_a_terminal_on_stdin_warns_and_runs_on_pipes() {
+    let (server, token) = exec_server().await;
+    let out = output_with_stdin(ferry_exec(&server, &token, &["--tty", "--", "cat"]), "hi\n").await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pseudo-terminal will not be allocated"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_commands_run_at_once() {
     let (server, token) = exec_server().await;

@@ -44,12 +44,24 @@ pub struct RemoteArg {
 }
 
 impl RemoteArg {
-    /// Splits `HOST[:PORT]:PATH`; anything else is a plain path on `--server`.
+    /// Splits `HOST[:PORT]:PATH` and `wss://HOST:PORT:PATH` (`ws://` too: a web door);
+    /// anything else is a plain path on `--server`.
     pub fn parse(arg: &str) -> RemoteArg {
         let plain = || RemoteArg {
             server: None,
             path: arg.to_string(),
         };
+        for scheme in ["wss://", "ws://"] {
+            if let Some(rest) = arg.strip_prefix(scheme) {
+                let inner = RemoteArg::parse(rest);
+                if let Some(server) = inner.server {
+                    return RemoteArg {
+                        server: Some(format!("{scheme}{server}")),
+                        path: inner.path,
+                    };
+                }
+            }
+        }
         let (host, rest) = if let Some(bracketed) = arg.strip_prefix('[') {
             match bracketed.split_once("]:") {
                 Some((v6, rest)) => (format!("[{v6}]"), rest),
@@ -91,6 +103,18 @@ pub fn is_glob(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_web_door_may_be_named_in_a_path() {
+        assert_eq!(
+            RemoteArg::parse("wss://box:8443:notes.txt"),
+            remote(Some("wss://box:8443"), "notes.txt")
+        );
+        assert_eq!(
+            RemoteArg::parse("ws://127.0.0.1:8080:"),
+            remote(Some("ws://127.0.0.1:8080"), "")
+        );
+    }
 
     fn remote(server: Option<&str>, path: &str) -> RemoteArg {
         RemoteArg {

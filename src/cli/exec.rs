@@ -27,12 +27,9 @@ pub struct ExecArgs {
     #[arg(long, value_name = "SECS", value_parser = super::positive_seconds)]
     pub timeout: Option<f64>,
     /// The program and its arguments, run directly (no shell: use `sh -c '...'` for one).
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// Options before it are ferry's (an unknown one is an error); everything from the program
+    /// on, or after `--`, is the command's.
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
@@ -45,10 +42,16 @@ pub struct ShellArgs {
 /// `ferry exec`.
 pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let timeout = args.timeout.map(Duration::from_secs_f64);
+    // As ssh -t: without a terminal on stdin there is nothing to be raw, and a pty would echo
+    // piped input back (`echo hi | ferry exec --tty -- cat` printed `hi` twice).
+    let tty = args.tty && std::io::stdin().is_terminal();
+    if args.tty && !tty {
+        eprintln!("ferry: pseudo-terminal will not be allocated because stdin is not a terminal");
+    }
     let spec = Exec {
         argv: args.command,
         shell: false,
-        tty: args.tty.then(local_tty),
+        tty: tty.then(local_tty),
         timeout_ms: timeout.map(client_exec::timeout_ms),
     };
     Ok(exit(execute(&args.client, spec).await))

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::ClientArgs;
+use super::address::RemoteArg;
 use super::units::human_size;
 use ferry::client::{Client, ClientError};
 use ferry::protocol::{FileEntry, FileKind};
@@ -21,7 +22,7 @@ pub struct LsArgs {
     /// One JSON array on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Path under the server root [default: the root].
+    /// [HOST[:PORT]:]PATH under the server root (or wss://HOST:PORT:PATH) [default: the root].
     pub path: Option<String>,
 }
 
@@ -29,18 +30,22 @@ pub struct LsArgs {
 pub struct PathArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// Path under the server root.
+    /// [HOST[:PORT]:]PATH under the server root (or wss://HOST:PORT:PATH).
     pub path: String,
 }
 
-async fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
-    args.connect().await
+/// Connects to the server the path arguments name (scp's `HOST:PATH`, `wss://HOST:PORT:PATH`),
+/// or to `--server`; returns the paths under that server's root.
+async fn connect(args: &ClientArgs, paths: &[&str]) -> anyhow::Result<(Client, Vec<String>)> {
+    let remotes: Vec<RemoteArg> = paths.iter().map(|p| RemoteArg::parse(p)).collect();
+    let client = super::copy::connect(args, &remotes.iter().collect::<Vec<_>>()).await?;
+    Ok((client, remotes.into_iter().map(|r| r.path).collect()))
 }
 
 /// `ferry ls`.
 pub async fn ls(args: LsArgs) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.client).await?;
-    let path = args.path.unwrap_or_default();
+    let (mut client, paths) = connect(&args.client, &[args.path.as_deref().unwrap_or("")]).await?;
+    let path = paths.into_iter().next().unwrap_or_default();
     // Printed as batches arrive: a huge tree is never held in memory.
     let mut out = std::io::stdout().lock();
     let mut first = true;
@@ -132,8 +137,8 @@ fn utc_minutes(mtime_ns: i64) -> String {
 
 /// `ferry mkdir`.
 pub async fn mkdir(args: PathArgs) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.client).await?;
-    client.files().mkdir(&args.path, None, None).await?;
+    let (mut client, paths) = connect(&args.client, &[&args.path]).await?;
+    client.files().mkdir(&paths[0], None, None).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -147,7 +152,7 @@ pub struct RmArgs {
     /// Do not ask (needed to remove a tree when there is no terminal to ask on).
     #[arg(short = 'f', long)]
     pub force: bool,
-    /// Path under the server root.
+    /// [HOST[:PORT]:]PATH under the server root (or wss://HOST:PORT:PATH).
     pub path: String,
 }
 
@@ -155,7 +160,7 @@ pub struct RmArgs {
 pub struct MvArgs {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// What to move, under the server root.
+    /// What to move: [HOST[:PORT]:]PATH under the server root.
     pub from: String,
     /// Where to: a new path, or an existing directory to move it into.
     pub to: String,
@@ -163,8 +168,9 @@ pub struct MvArgs {
 
 /// `ferry rm`: a file, a symlink or an empty directory; with -r a whole tree, deepest first,
 /// after saying how much it holds and asking (on a terminal; --force elsewhere).
-pub async fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.client).await?;
+pub async fn rm(mut args: RmArgs) -> anyhow::Result<ExitCode> {
+    let (mut client, paths) = connect(&args.client, &[&args.path]).await?;
+    args.path.clone_from(&paths[0]);
     let entry = client.files().describe(&args.path).await?;
     if !args.recursive || entry.kind != FileKind::Dir {
         client.files().remove(&args.path).await?;
@@ -192,13 +198,16 @@ pub async fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
         let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
         if !terminal {
             anyhow::bail!(
-                "'{}' is a directory holding {files} files; without a terminal to ask on, removing it needs --force",
-                escape(&args.path)
+                "'{}' is a directory holding {}; without a terminal to ask on, removing it needs --force",
+                escape(&args.path),
+                super::units::count(files as u64, "file", "files")
             );
         }
         eprint!(
-            "Remove '{}' and everything in it: {files} files, {dirs} directories, {}? (yes/no) ",
+            "Remove '{}' and everything in it: {}, {}, {}? (yes/no) ",
             escape(&args.path),
+            super::units::count(files as u64, "file", "files"),
+            super::units::count(dirs as u64, "directory", "directories"),
             human_size(bytes)
         );
         let mut answer = String::new();
@@ -226,8 +235,10 @@ pub async fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `ferry mv`: into `to` when it is an existing directory, else to `to` itself.
-pub async fn mv(args: MvArgs) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.client).await?;
+pub async fn mv(mut args: MvArgs) -> anyhow::Result<ExitCode> {
+    let (mut client, paths) = connect(&args.client, &[&args.from, &args.to]).await?;
+    args.from.clone_from(&paths[0]);
+    args.to.clone_from(&paths[1]);
     let into = match client.files().describe(&args.to).await {
         Ok(entry) if entry.kind == FileKind::Dir => true,
         Ok(_) => false,

@@ -92,10 +92,9 @@ impl Command {
 /// Options every client verb accepts right after the verb.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// Server to talk to (port 9999 when not given; file arguments may name it instead, as
-    /// HOST:PATH).
-    /// Server to connect to (`ferry bench chat` takes several, to spread its members over a
-    /// cluster).
+    /// Server to connect to: HOST[:PORT] (port 9999 when not given), or wss://HOST:PORT for
+    /// its web door. Remote path arguments may name it instead, as HOST:PATH. Only `ferry bench
+    /// chat` takes several, to spread its members over a cluster.
     #[arg(
         long,
         env = "FERRY_SERVER",

@@ -73,8 +73,8 @@ pub async fn run(args: PingArgs) -> anyhow::Result<ExitCode> {
         let median = rtts[rtts.len() / 2];
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "{} pongs, rtt min/median/max = {:.3}/{:.3}/{:.3} ms",
-            rtts.len(),
+            "{}, rtt min/median/max = {:.3}/{:.3}/{:.3} ms",
+            super::units::count(rtts.len() as u64, "pong", "pongs"),
             ms(*min),
             ms(median),
             ms(*max)

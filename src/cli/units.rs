@@ -1,4 +1,9 @@
-//! Sizes as people read them.
+//! Sizes and counts as people read them.
+
+/// `n` and its noun, singular for one: `1 file`, `2 files`, `0 files`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
 
 /// A size in binary units with one decimal: `512 B`, `1.5 KiB`, `3.0 GiB`.
 pub fn human_size(bytes: u64) -> String {
@@ -19,6 +24,13 @@ pub fn human_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_is_singular() {
+        assert_eq!(count(1, "file", "files"), "1 file");
+        assert_eq!(count(0, "file", "files"), "0 files");
+        assert_eq!(count(2, "directory", "directories"), "2 directories");
+    }
 
     #[test]
     fn sizes_read_like_people_write_them() {

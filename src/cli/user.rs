@@ -42,18 +42,24 @@ pub struct NameArgs {
     pub config: ConfigArg,
 }
 
+/// Which config file, found as `ferry serve` finds it.
 #[derive(Debug, Args)]
 pub struct ConfigArg {
-    /// Config file (default FERRY_HOME/server/config.toml).
+    /// The server's state directory, as given to `ferry serve --state` [default:
+    /// FERRY_HOME/server]; its config.toml is the one edited.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Config file [default: STATE/config.toml].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 
 impl ConfigArg {
     fn path(self) -> anyhow::Result<PathBuf> {
-        Ok(match self.config {
-            Some(path) => path,
-            None => super::default_state_dir()?.join("config.toml"),
+        Ok(match (self.config, self.state) {
+            (Some(path), _) => path,
+            (None, Some(state)) => state.join("config.toml"),
+            (None, None) => super::default_state_dir()?.join("config.toml"),
         })
     }
 }

@@ -18,7 +18,10 @@ pub enum ClientError {
     },
     #[error("{server} did not answer within {secs} s")]
     Timeout { server: String, secs: u64 },
-    #[error("{server} is not a ferry server (it did not answer with the ferry preamble)")]
+    #[error(
+        "{server} is not a ferry server (it did not answer with the ferry preamble); if it is a ferry \
+         server's web door, connect to it as wss://{server} (ws://{server} with --plaintext)"
+    )]
     NotFerry { server: String },
     #[error("{server} speaks ferry protocol version {theirs}; this client speaks version {ours}")]
     Version {

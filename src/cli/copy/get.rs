@@ -58,6 +58,14 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     // Globs become the names they match, in the order the server lists them.
     let mut paths = Vec::new();
     for remote in &remotes {
+        if let Some((dir, _)) = remote.path.rsplit_once('/')
+            && dir.contains(['*', '?', '['])
+        {
+            bail!(
+                "'{}': a pattern works in the last name only (as in 'dir/*.txt', not '*/x.txt')",
+                escape(&remote.path)
+            );
+        }
         if !is_glob(&remote.path) {
             paths.push(remote.path.clone());
             continue;

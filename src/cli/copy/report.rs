@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::TransferOptions;
-use crate::cli::units::human_size;
+use crate::cli::units::{count, human_size};
 use ferry::client::files::Transfer;
 use ferry::client::tree::TreeReport;
 use ferry::safe_text::escape;
@@ -62,7 +62,14 @@ impl Report {
                     }));
                     return;
                 }
-                if self.terminal {
+                if !self.terminal {
+                    // One line, copied or up to date alike: a script sees the same shape.
+                    eprintln!(
+                        "ferry: {}: copied ({})",
+                        escape(to),
+                        human_size(transfer.size)
+                    );
+                } else {
                     // As scp leaves one: what, how much, how long, how fast (this run's bytes).
                     let resumed = if transfer.resumed_from > 0 {
                         format!(", {} of it resumed", human_size(transfer.resumed_from))
@@ -128,16 +135,15 @@ impl Report {
                 );
             }
         }
-        if self.terminal || self.verbose > 0 || !tree.up_to_date.is_empty() {
-            eprintln!(
-                "ferry: {}: {} files copied ({}), {} up to date, {} directories, {seconds:.1} s",
-                escape(to),
-                tree.files.len(),
-                human_size(bytes),
-                tree.up_to_date.len(),
-                tree.dirs
-            );
-        }
+        // One summary line, whether or not anything was copied.
+        eprintln!(
+            "ferry: {}: {} copied ({}), {} up to date, {}, {seconds:.1} s",
+            escape(to),
+            count(tree.files.len() as u64, "file", "files"),
+            human_size(bytes),
+            tree.up_to_date.len(),
+            count(tree.dirs, "directory", "directories"),
+        );
     }
 
     /// Prints the JSON (one object per source, or one array for several) and the exit code.
@@ -149,9 +155,7 @@ impl Report {
             }
         }
         if skipped_any {
-            eprintln!(
-                "ferry: some entries were not transferred: symlinks and special files are not copied"
-            );
+            eprintln!("ferry: some entries were not transferred (each is named above with why)");
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS

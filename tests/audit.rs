@@ -554,3 +554,75 @@ async fn a_long_claimed_name_is_kept_short() {
     );
     server.stop().await;
 }
+
+/// A refused request is in the log, not only sign-ins: who, what, why — a read-only user's
+/// put, mkdir, rm and mv, and an exec without the permission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_are_recorded_with_who_what_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let token = ferry_user(&config, &["add", "reader", "--allow", "chat,read"])
+        .trim()
+        .to_string();
+    let server = ServerProcess::start(&["--plaintext", "--config", config.to_str().unwrap()]);
+    std::fs::write(server.root.join("there.txt"), "x").unwrap();
+    let log = server.dir.path().join("state/audit.log");
+    let home = server.dir.path().join("client");
+    let ferry = |args: &[&str]| {
+        let mut cmd = ferry_bin(&home);
+        cmd.arg(args[0])
+            .args([
+                "--server",
+                &server.addr.to_string(),
+                "--plaintext",
+                "--token",
+                &token,
+            ])
+            .args(&args[1..]);
+        cmd
+    };
+    let local = dir.path().join("up.txt");
+    std::fs::write(&local, "up").unwrap();
+    let attempts: [&[&str]; 5] = [
+        &["put", local.to_str().unwrap(), "up.txt"],
+        &["mkdir", "docs"],
+        &["rm", "there.txt"],
+        &["mv", "there.txt", "moved.txt"],
+        &["exec", "--", "true"],
+    ];
+    for args in attempts {
+        let out = output(ferry(args)).await;
+        assert!(!out.status.success(), "{args:?} was refused");
+    }
+    let entries = entries_when(&log, |e| of_kind(e, "refused").len() >= 5);
+    let refused = of_kind(&entries, "refused");
+    for (request, target) in [
+        ("put", "up.txt"),
+        ("mkdir", "docs"),
+        ("remove", "there.txt"),
+        ("rename", "there.txt -> moved.txt"),
+        ("exec", "true"),
+    ] {
+        let entry = refused
+            .iter()
+            .find(|e| e["request"] == request)
+            .unwrap_or_else(|| panic!("no refused {request} in {refused:?}"));
+        assert_eq!(entry["user"], "reader");
+        assert_eq!(entry["address"], "127.0.0.1");
+        assert_eq!(entry["target"], target, "{entry}");
+        assert_eq!(entry["code"], "permission_denied", "{entry}");
+        assert!(
+            entry["reason"].as_str().unwrap().contains("permission"),
+            "{entry}"
+        );
+    }
+    let mut read = ferry_bin(&home);
+    read.args(["audit", "--file"]).arg(&log);
+    let out = output(read).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.contains("reader@127.0.0.1")
+            && l.contains("mkdir docs refused (permission_denied)")),
+        "{text}"
+    );
+}

@@ -153,6 +153,22 @@ pub enum AuditEvent {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         detail: Option<String>,
     },
+    /// A request was refused: any refused for want of a permission, and any refused change
+    /// (put, mkdir, remove, move) whatever the reason. (A command that could not start is an
+    /// `exec` entry with its error.)
+    Refused {
+        #[serde(flatten)]
+        actor: Actor,
+        /// The request's type: `put`, `mkdir`, `remove`, `rename`, `exec`, `get`...
+        request: String,
+        /// What it named: a path, `FROM -> TO`, or the command.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        target: Option<String>,
+        /// The error code answered.
+        code: String,
+        /// The refusal's words.
+        reason: String,
+    },
     /// The server started (with the log open).
     ServerStart { listen: String, version: String },
     /// Entries the server could not write because the log fell behind: dropped, and counted.
@@ -176,6 +192,7 @@ impl AuditEvent {
             AuditEvent::PermissionsChanged { .. } => "permissions_changed",
             AuditEvent::AnonymousChanged { .. } => "anonymous_changed",
             AuditEvent::Legacy { .. } => "legacy",
+            AuditEvent::Refused { .. } => "refused",
             AuditEvent::ServerStart { .. } => "server_start",
             AuditEvent::Dropped { .. } => "dropped",
         }

@@ -249,6 +249,13 @@ fn describe(entry: &Value) -> String {
         }
         "remove" | "mkdir" => text("path").to_string(),
         "move" => format!("{} -> {}", text("from"), text("to")),
+        "refused" => format!(
+            "{} {} refused ({}): {}",
+            text("request"),
+            text("target"),
+            text("code"),
+            text("reason")
+        ),
         "config_reload" => match entry.get("ok").and_then(Value::as_bool) {
             Some(true) => format!("{} ({}) ok", text("path"), text("why")),
             _ => format!(

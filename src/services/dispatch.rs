@@ -31,8 +31,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let kind = request.kind();
+    let target = target_of(&request);
     let started = std::time::Instant::now();
     let served = serve(conn, request, ctx, held).await;
+    if let Err(RequestError::Refused(refusal) | RequestError::OutOfStep(refusal)) = &served {
+        audit_refusal(ctx, kind, target, refusal);
+    }
     // A get counts itself (`files::get::serve_gets`), each of a pipelined run apart.
     if kind != "get" {
         ctx.metrics.request(kind, outcome_of(&served));
@@ -54,6 +58,37 @@ where
         }
         Err(fatal) => Err(fatal),
     }
+}
+
+/// What a request names, for the audit log: a path, `FROM -> TO`, or the command's argv.
+fn target_of(request: &Message) -> Option<String> {
+    match request {
+        Message::Put(put) => Some(put.path.clone()),
+        Message::Get(get) => Some(get.path.clone()),
+        Message::List(list) => Some(list.path.clone()),
+        Message::Mkdir(mkdir) => Some(mkdir.path.clone()),
+        Message::Remove(remove) => Some(remove.path.clone()),
+        Message::Rename(rename) => Some(format!("{} -> {}", rename.from, rename.to)),
+        Message::Exec(exec) if exec.shell => Some("(login shell)".into()),
+        Message::Exec(exec) => Some(exec.argv.join(" ")),
+        _ => None,
+    }
+}
+
+/// Records a refused request in the audit log: every one refused for want of a permission
+/// (someone tried what they may not), and every refused change (put, mkdir, remove, move).
+fn audit_refusal(ctx: &SessionContext, request: &str, target: Option<String>, refusal: &Refusal) {
+    let change = matches!(request, "put" | "mkdir" | "remove" | "rename");
+    if refusal.code != ErrorCode::PermissionDenied && !change {
+        return;
+    }
+    ctx.audit.record(crate::audit::AuditEvent::Refused {
+        actor: ctx.actor(),
+        request: request.to_string(),
+        target,
+        code: refusal.code.name().to_string(),
+        reason: refusal.message.clone(),
+    });
 }
 
 /// How a request ended, as the metrics label it: `ok`, the error code answered, or `closed`

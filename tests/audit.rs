@@ -409,8 +409,11 @@ async fn rotation_keeps_a_bounded_number_of_files_each_within_the_size() {
     let mut config = ServerConfig::default();
     config.audit.rotate_bytes = 4096;
     config.audit.keep = 2;
+    // Files are removed by count alone (`keep_days` protects young ones by default).
+    config.audit.keep_days = 0;
     let server = TestServer::start_plaintext(config).await;
-    // Each anonymous sign-in is one entry of about 115 bytes: 300 are eight files' worth.
+    // Each anonymous sign-in is one entry of about 115 bytes: 300 are eight files' worth (the
+    // first 200 one by one, the rest counted in one entry).
     for _ in 0..300 {
         drop(server.client(None).await);
     }
@@ -625,4 +628,225 @@ async fn refused_requests_are_recorded_with_who_what_and_why() {
             && l.contains("mkdir docs refused (permission_denied)")),
         "{text}"
     );
+}
+
+/// Every line of every log file, parsed (a flood's log is read whole).
+fn all_entries(log: &Path) -> Vec<Value> {
+    ferry::audit::log_files(log)
+        .iter()
+        .flat_map(|file| {
+            std::fs::read_to_string(file)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// No actor can flush the record of what it did out of the log: a user with exec running
+/// commands with huge argvs, a write-only user pipelining thousands of renames, and anonymous
+/// sign-ins from one address — after all three, the entries from before are still there; what
+/// went beyond each actor's share is counted, and what was too long is cut with its length and
+/// hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_any_kind_of_user_cannot_erase_earlier_entries() {
+    let (mut config, runner) = common::config_with_user("runner", "exec");
+    let (with_mover, mover) = common::config_with_user("mover", "write");
+    config.users.extend(with_mover.users);
+    // A small disk budget, so a flood would rotate everything away if it could.
+    config.audit.rotate_bytes = 64 * 1024;
+    config.audit.keep = 2;
+    let server = TestServer::start_plaintext(config).await;
+    let log = server.dir.path().join("state/audit.log");
+    std::fs::write(server.dir.path().join("root/a"), "a").unwrap();
+
+    // Before the flood: one entry of each actor.
+    let exec = |argv: Vec<String>| {
+        let server = &server;
+        let runner = runner.clone();
+        async move {
+            let mut conn = server.client(Some(runner)).await.into_connection();
+            conn.write_message(&ferry::protocol::Message::Exec(ferry::protocol::Exec {
+                argv,
+                shell: false,
+                tty: None,
+                timeout_ms: None,
+            }))
+            .await
+            .unwrap();
+            loop {
+                let Some(ferry::protocol::Frame::Message(body)) = conn.read_frame().await.unwrap()
+                else {
+                    continue; // the command's output
+                };
+                match ferry::protocol::Message::parse(&body).unwrap() {
+                    ferry::protocol::Message::ExecExit(_) => break,
+                    ferry::protocol::Message::Error(e) => panic!("{e:?}"),
+                    _ => {}
+                }
+            }
+        }
+    };
+    exec(vec!["echo".into(), "before-the-flood".into()]).await;
+    let mut moves = server.client(Some(mover.clone())).await.into_connection();
+    moves
+        .write_message(&ferry::protocol::Message::Mkdir(ferry::protocol::Mkdir {
+            path: "marker-dir".into(),
+            mode: None,
+            mtime_ns: None,
+        }))
+        .await
+        .unwrap();
+    moves.read_message().await.unwrap();
+    entries_when(&log, |e| {
+        of_kind(e, "exec").len() == 1 && of_kind(e, "mkdir").len() == 1
+    });
+
+    // The flood. Commands with a 100 KiB argument each (Linux takes 128 KiB at most).
+    for _ in 0..100 {
+        exec(vec!["true".into(), "x".repeat(100 * 1024)]).await;
+    }
+    // Renames, pipelined.
+    const RENAMES: usize = 5000;
+    for i in 0..RENAMES {
+        let (from, to) = if i % 2 == 0 { ("a", "b") } else { ("b", "a") };
+        moves
+            .write_message(&ferry::protocol::Message::Rename(ferry::protocol::Rename {
+                from: from.into(),
+                to: to.into(),
+            }))
+            .await
+            .unwrap();
+    }
+    for _ in 0..RENAMES {
+        moves.read_message().await.unwrap();
+    }
+    // Anonymous sign-ins from one address.
+    for _ in 0..500 {
+        drop(server.client(None).await);
+    }
+    assert!(server.state.audit.flush(WAIT).await);
+    // The counts of what went beyond each share are written within a second of it.
+    let entries = {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let entries = all_entries(&log);
+            let repeated: Vec<&str> = of_kind(&entries, "repeated")
+                .iter()
+                .filter_map(|e| e["of"].as_str())
+                .collect();
+            if ["move", "sign_in"].iter().all(|k| repeated.contains(k)) {
+                break entries;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no repeated entries: {repeated:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+
+    // Everything from before is still there.
+    let before = of_kind(&entries, "exec");
+    assert!(
+        before
+            .iter()
+            .any(|e| e["argv"] == serde_json::json!(["echo", "before-the-flood"])),
+        "the first command's entry was pushed out"
+    );
+    assert!(
+        of_kind(&entries, "mkdir")
+            .iter()
+            .any(|e| e["path"] == "marker-dir"),
+        "the mkdir before the flood was pushed out"
+    );
+    // Each flood is counted, not lost: one by one up to a share, then in counts.
+    let counted = |kind: &str| -> u64 {
+        of_kind(&entries, "repeated")
+            .iter()
+            .filter(|e| e["of"] == kind)
+            .map(|e| e["count"].as_u64().unwrap())
+            .sum()
+    };
+    let moved = of_kind(&entries, "move").len() as u64;
+    assert_eq!(moved + counted("move"), RENAMES as u64);
+    assert!(moved < 1000, "{moved} renames written one by one");
+    // The huge argvs are cut, with their length and hash.
+    let huge = before
+        .iter()
+        .find(|e| e["argv"][0] == "true")
+        .expect("a flooding command is recorded");
+    let cut = &huge["cut"][0];
+    assert_eq!(cut["field"], "argv");
+    assert_eq!(cut["bytes"], 5 + 100 * 1024 + 1);
+    assert_eq!(
+        cut["blake3"].as_str().unwrap(),
+        blake3::hash(format!("true\0{}\0", "x".repeat(100 * 1024)).as_bytes())
+            .to_hex()
+            .as_str()
+    );
+    let bytes: u64 = ferry::audit::log_files(&log)
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    assert!(
+        bytes < 4 << 20,
+        "the log holds {bytes} bytes after the flood"
+    );
+    server.stop().await;
+}
+
+/// A damaged log hides nothing: after a line cut short (a kill, a full disk) the next entry
+/// starts on a fresh line, and the reader skips what it cannot parse (a line cut inside a
+/// UTF-8 character included), says how many, and shows every later entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_log_is_read_past_and_the_next_entry_starts_a_fresh_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("[audit]\npath = {:?}\n", log.to_str().unwrap())).unwrap();
+    let good = r#"{"time":"2026-12-01T10:00:00.000Z","kind":"mkdir","user":"alice","address":"127.0.0.1","path":"first"}"#;
+    let mut damaged = Vec::new();
+    damaged.extend_from_slice(good.as_bytes());
+    damaged.push(b'\n');
+    // A line cut inside a character, then one cut short with no newline at all.
+    damaged.extend_from_slice(
+        b"{\"time\":\"2026-12-01T10:00:01.000Z\",\"kind\":\"mkdir\",\"path\":\"\xe4\xb8\n",
+    );
+    damaged.extend_from_slice(br#"{"time":"2026-12-01T10:00:02.000Z","kind":"mk"#);
+    std::fs::write(&log, &damaged).unwrap();
+    let server = ServerProcess::start(&["--plaintext", "--config", config.to_str().unwrap()]);
+    let entries_text = |log: &Path| std::fs::read(log).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !String::from_utf8_lossy(&entries_text(&log)).contains("server_start") {
+        assert!(
+            Instant::now() < deadline,
+            "the server never wrote its start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(server);
+    let mut read = ferry_bin(dir.path());
+    read.args(["audit", "--file"]).arg(&log);
+    let out = output(read).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("first"), "{shown}");
+    assert!(
+        shown.contains("server_start"),
+        "the entry after the damage is hidden: {shown}"
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("skipped 2 lines"), "{said}");
+    let mut json = ferry_bin(dir.path());
+    json.args(["audit", "--json", "--file"]).arg(&log);
+    let out = output(json).await;
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("server_start"));
 }

@@ -18,6 +18,9 @@ pub struct AuditRecord {
     /// What happened.
     #[serde(flatten)]
     pub event: AuditEvent,
+    /// Fields cut to fit one entry (`cap`): each one's full length and hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cut: Vec<super::cap::Cut>,
 }
 
 impl AuditRecord {
@@ -31,6 +34,7 @@ impl AuditRecord {
         AuditRecord {
             time: humantime::format_rfc3339_millis(at).to_string(),
             event,
+            cut: Vec::new(),
         }
     }
 }
@@ -169,6 +173,18 @@ pub enum AuditEvent {
         /// The refusal's words.
         reason: String,
     },
+    /// Entries of one actor and kind beyond its share of the log (`limiter`): counted, not
+    /// written one by one.
+    Repeated {
+        #[serde(flatten)]
+        actor: Actor,
+        /// The kind of the entries counted.
+        of: String,
+        count: u64,
+        /// When the first and the last of them happened.
+        first: String,
+        last: String,
+    },
     /// The server started (with the log open).
     ServerStart { listen: String, version: String },
     /// Entries the server could not write because the log fell behind: dropped, and counted.
@@ -176,6 +192,29 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
+    /// Who caused it, when a client did.
+    pub fn actor(&self) -> Option<&Actor> {
+        match self {
+            AuditEvent::SignIn { actor, .. }
+            | AuditEvent::Exec { actor, .. }
+            | AuditEvent::FileWrite { actor, .. }
+            | AuditEvent::Remove { actor, .. }
+            | AuditEvent::Mkdir { actor, .. }
+            | AuditEvent::Move { actor, .. }
+            | AuditEvent::Refused { actor, .. }
+            | AuditEvent::Repeated { actor, .. } => Some(actor),
+            AuditEvent::ConfigReload { .. }
+            | AuditEvent::UserAdded { .. }
+            | AuditEvent::UserRemoved { .. }
+            | AuditEvent::UserRotated { .. }
+            | AuditEvent::PermissionsChanged { .. }
+            | AuditEvent::AnonymousChanged { .. }
+            | AuditEvent::Legacy { .. }
+            | AuditEvent::ServerStart { .. }
+            | AuditEvent::Dropped { .. } => None,
+        }
+    }
+
     /// The `kind` field's value.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -193,6 +232,7 @@ impl AuditEvent {
             AuditEvent::AnonymousChanged { .. } => "anonymous_changed",
             AuditEvent::Legacy { .. } => "legacy",
             AuditEvent::Refused { .. } => "refused",
+            AuditEvent::Repeated { .. } => "repeated",
             AuditEvent::ServerStart { .. } => "server_start",
             AuditEvent::Dropped { .. } => "dropped",
         }

@@ -2,14 +2,15 @@
 //! goes into a bounded queue that the writer thread (`writer`) empties; when the queue is
 //! full the entry is dropped, counted, and the server's log says so once per streak.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tracing::warn;
 
 use super::event::AuditEvent;
+use super::limiter::Limiter;
 use super::writer::{Command, Drops, Settings, Writer};
 use crate::config::AuditConfig;
 
@@ -24,6 +25,8 @@ struct Inner {
     queue: SyncSender<Command>,
     drops: Arc<Drops>,
     capacity: usize,
+    /// Each actor's share of the log (see `limiter`).
+    limiter: Arc<Mutex<Limiter>>,
 }
 
 impl AuditLog {
@@ -47,8 +50,10 @@ impl AuditLog {
             fsync_interval: config.fsync_interval(),
             rotate_bytes: config.rotate_bytes,
             keep: config.keep,
+            keep_min_age: config.keep_min_age(),
         };
-        let writer = Writer::open(settings, Arc::clone(&drops))
+        let limiter = Arc::new(Mutex::new(Limiter::default()));
+        let writer = Writer::open(settings, Arc::clone(&drops), Arc::clone(&limiter))
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let (queue, entries) = sync_channel(config.queue);
         std::thread::Builder::new()
@@ -59,6 +64,7 @@ impl AuditLog {
                 queue,
                 drops,
                 capacity: config.queue,
+                limiter,
             })),
         })
     }
@@ -68,10 +74,16 @@ impl AuditLog {
         let Some(inner) = &self.inner else {
             return;
         };
-        match inner
-            .queue
-            .try_send(Command::Record(SystemTime::now(), event))
-        {
+        let at = SystemTime::now();
+        let admitted = inner
+            .limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(&event, at, std::time::Instant::now());
+        if !admitted {
+            return; // counted: one `repeated` entry says how many
+        }
+        match inner.queue.try_send(Command::Record(at, event)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 inner.drops.total.fetch_add(1, Ordering::Relaxed);
@@ -91,6 +103,13 @@ impl AuditLog {
         self.inner
             .as_ref()
             .map_or(0, |inner| inner.drops.total.load(Ordering::Relaxed))
+    }
+
+    /// Rotated files kept now beyond `[audit] keep` because they are younger than `keep_days`.
+    pub fn kept_over_budget(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .map_or(0, |inner| inner.drops.over_budget.load(Ordering::Relaxed))
     }
 
     /// Whether entries are recorded at all.

@@ -6,14 +6,15 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::warn;
 
 use super::event::{AuditEvent, AuditRecord};
+use super::limiter::{Limiter, REPORT_EVERY};
 
 /// Entries written between two looks at the clock, the rotation size and the drop count.
 const BATCH: usize = 1024;
@@ -36,6 +37,8 @@ pub(super) struct Drops {
     pub(super) total: AtomicU64,
     /// Entries dropped since the last `dropped` entry was written.
     pub(super) unreported: AtomicU64,
+    /// Rotated files kept beyond `keep` because they are younger than `keep_days`.
+    pub(super) over_budget: AtomicU64,
 }
 
 /// How the writer keeps the file.
@@ -45,6 +48,8 @@ pub(super) struct Settings {
     pub(super) fsync_interval: Duration,
     pub(super) rotate_bytes: u64,
     pub(super) keep: usize,
+    /// No rotated file younger than this is removed, whatever `keep` says.
+    pub(super) keep_min_age: Duration,
 }
 
 /// The open log file and how much it holds.
@@ -56,8 +61,13 @@ pub(super) struct Writer {
     dirty: bool,
     last_sync: Instant,
     drops: Arc<Drops>,
+    /// The actors' shares, whose `repeated` entries this writer writes when due.
+    limiter: Arc<Mutex<Limiter>>,
     /// Whether the last write failed (so a failing disk is reported once, not per entry).
     failing: bool,
+    /// The file may end inside a line (a crash, a full disk): the next entry starts on a new
+    /// line, so it is never glued onto a partial one and hidden with it.
+    needs_newline: bool,
 }
 
 impl Writer {
@@ -66,9 +76,14 @@ impl Writer {
     ///
     /// # Errors
     /// The file cannot be opened.
-    pub(super) fn open(settings: Settings, drops: Arc<Drops>) -> std::io::Result<Writer> {
+    pub(super) fn open(
+        settings: Settings,
+        drops: Arc<Drops>,
+        limiter: Arc<Mutex<Limiter>>,
+    ) -> std::io::Result<Writer> {
         let file = open_append(&settings.path)?;
         let size = file.metadata()?.len();
+        let needs_newline = size > 0 && !ends_with_newline(&settings.path, size)?;
         Ok(Writer {
             settings,
             file: BufWriter::with_capacity(64 * 1024, file),
@@ -76,7 +91,9 @@ impl Writer {
             dirty: false,
             last_sync: Instant::now(),
             drops,
+            limiter,
             failing: false,
+            needs_newline,
         })
     }
 
@@ -84,13 +101,16 @@ impl Writer {
     pub(super) fn run(mut self, queue: Receiver<Command>) {
         let mut flushes: Vec<SyncSender<()>> = Vec::new();
         loop {
-            let wait = if self.dirty {
+            let mut wait = if self.dirty {
                 self.settings
                     .fsync_interval
                     .saturating_sub(self.last_sync.elapsed())
             } else {
                 Duration::from_secs(3600)
             };
+            if self.counts_wait() {
+                wait = wait.min(REPORT_EVERY);
+            }
             let first = match queue.recv_timeout(wait) {
                 Ok(command) => Some(command),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -101,10 +121,11 @@ impl Writer {
                 .chain(std::iter::from_fn(|| queue.try_recv().ok()));
             for command in batch.by_ref().take(BATCH) {
                 match command {
-                    Command::Record(at, event) => self.append(&AuditRecord::at(at, event)),
+                    Command::Record(at, event) => self.append(AuditRecord::at(at, event)),
                     Command::Flush(answer) => flushes.push(answer),
                 }
             }
+            self.report_counts(false);
             self.report_drops();
             self.end_batch(!flushes.is_empty());
             let flushed = !flushes.is_empty();
@@ -118,15 +139,42 @@ impl Writer {
                 std::thread::sleep(BATCH_PAUSE);
             }
         }
+        self.report_counts(true);
         self.report_drops();
         self.end_batch(true);
     }
 
-    /// Writes one entry as one line.
-    fn append(&mut self, record: &AuditRecord) {
-        let Ok(mut line) = serde_json::to_vec(record) else {
+    /// Whether the limiter holds counts that will be due.
+    fn counts_wait(&self) -> bool {
+        self.limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .has_counts()
+    }
+
+    /// Writes the `repeated` entries that are due (all of them when `all`).
+    fn report_counts(&mut self, all: bool) {
+        let due = self
+            .limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .due(Instant::now(), all);
+        for event in due {
+            self.append(AuditRecord::now(event));
+        }
+    }
+
+    /// Writes one entry as one line, its fields cut to their bounds first (`cap`).
+    fn append(&mut self, mut record: AuditRecord) {
+        record.cut = record.event.cap();
+        let Ok(json) = serde_json::to_vec(&record) else {
             return;
         };
+        let mut line = Vec::with_capacity(json.len() + 2);
+        if self.needs_newline {
+            line.push(b'\n');
+        }
+        line.extend_from_slice(&json);
         line.push(b'\n');
         // Rotated before a line would take the file past its size, so no file is larger
         // (unless one line alone is).
@@ -140,6 +188,7 @@ impl Writer {
             Ok(()) => {
                 self.size += line.len() as u64;
                 self.dirty = true;
+                self.needs_newline = false;
                 if self.failing {
                     self.failing = false;
                     warn!(path = %self.settings.path.display(), "the audit log is written again");
@@ -153,7 +202,7 @@ impl Writer {
     fn report_drops(&mut self) {
         let count = self.drops.unreported.swap(0, Ordering::Relaxed);
         if count > 0 {
-            self.append(&AuditRecord::now(AuditEvent::Dropped { count }));
+            self.append(AuditRecord::now(AuditEvent::Dropped { count }));
         }
     }
 
@@ -174,6 +223,8 @@ impl Writer {
     /// A write the disk refused: the entry is lost, so it is counted as dropped.
     fn lost(&mut self, error: &std::io::Error) {
         self.drops.total.fetch_add(1, Ordering::Relaxed);
+        // Part of the line may have reached the file.
+        self.needs_newline = true;
         if !self.failing {
             self.failing = true;
             warn!(path = %self.settings.path.display(), %error, "cannot write the audit log; entries are lost and counted");
@@ -181,21 +232,49 @@ impl Writer {
     }
 
     /// `PATH` becomes `PATH.1`, `PATH.1` becomes `PATH.2`, … and the oldest beyond `keep`
-    /// goes; then a new `PATH` is opened.
+    /// go — but never one younger than `keep_min_age` (`[audit] keep_days`): an actor that
+    /// writes fast must not be able to push the record of what it did out of the log. When the
+    /// budget and the age disagree the age wins, and the server says so loudly (its log, and
+    /// the `audit_kept_over_budget` figure).
     fn rotate(&mut self) -> std::io::Result<()> {
         let path = self.settings.path.clone();
         let keep = self.settings.keep;
         self.file.flush()?;
         self.file.get_ref().sync_all()?;
-        // Beyond `keep` (also what a smaller `keep` than before left behind).
-        let mut extra = keep + 1;
-        while std::fs::remove_file(numbered(&path, extra)).is_ok() {
-            extra += 1;
+        // Every rotated file there is; after the shift below `PATH.n` is `PATH.(n+1)`, so
+        // those from `PATH.keep` on would be past `keep`: they go, oldest first, while they
+        // are old enough.
+        let mut last = 0;
+        while numbered(&path, last + 1).exists() {
+            last += 1;
         }
-        if keep == 0 {
+        let mut kept_over = 0;
+        for n in (keep.max(1)..=last).rev() {
+            let old = numbered(&path, n);
+            if self.old_enough(&old) {
+                std::fs::remove_file(&old)?;
+                last = n - 1;
+            } else {
+                kept_over = n + 1 - keep;
+                break;
+            }
+        }
+        if kept_over > 0 || (keep == 0 && !self.old_enough(&path)) {
+            let over = kept_over.max(1);
+            self.drops.over_budget.store(over as u64, Ordering::Relaxed);
+            warn!(
+                path = %path.display(),
+                keep,
+                kept_beyond = over,
+                "the audit log keeps more files than [audit] keep allows: their entries are younger than [audit] keep_days; it grows until they age (raise keep or rotate_bytes, or lower keep_days)"
+            );
+        } else {
+            self.drops.over_budget.store(0, Ordering::Relaxed);
+        }
+        if keep == 0 && self.old_enough(&path) {
             std::fs::remove_file(&path)?;
         } else {
-            for n in (1..keep).rev() {
+            for n in (1..=last).rev() {
                 match std::fs::rename(numbered(&path, n), numbered(&path, n + 1)) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                     _ => {}
@@ -210,8 +289,27 @@ impl Writer {
         self.file = BufWriter::with_capacity(64 * 1024, file);
         self.size = 0;
         self.dirty = false;
+        self.needs_newline = false;
         Ok(())
     }
+
+    /// Whether the newest entry of `file` is older than `keep_min_age` (by its mtime).
+    fn old_enough(&self, file: &Path) -> bool {
+        std::fs::metadata(file)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_none_or(|age| age >= self.settings.keep_min_age)
+    }
+}
+
+/// Whether the file's last byte is a newline (read through a handle of its own: the log's is
+/// append-only).
+fn ends_with_newline(path: &Path, size: u64) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut last = [0u8; 1];
+    File::open(path)?.read_exact_at(&mut last, size - 1)?;
+    Ok(last[0] == b'\n')
 }
 
 /// `PATH.n`, the n-th newest rotated file.

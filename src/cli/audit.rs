@@ -74,16 +74,35 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    // A line cut short by a crash or a full disk, or cut inside a character, hides nothing
+    // after it: it is skipped, counted, and the count said at the end.
+    let mut skipped = 0u64;
     for file in &files {
-        let reader = BufReader::new(
+        let mut reader = BufReader::new(
             File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
         );
-        for line in reader.lines() {
-            let line = line.with_context(|| format!("cannot read {}", file.display()))?;
-            if !show(&mut out, &line, &filter, args.json)? {
-                return Ok(ExitCode::SUCCESS);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            if n == 0 {
+                break;
+            }
+            match show(&mut out, &line, &filter, args.json)? {
+                Shown::Yes => {}
+                Shown::Skipped => skipped += 1,
+                Shown::OutputClosed => return Ok(ExitCode::SUCCESS),
             }
         }
+    }
+    if skipped > 0 {
+        eprintln!(
+            "ferry: skipped {skipped} line{} that {} not audit entries (cut short or damaged)",
+            if skipped == 1 { "" } else { "s" },
+            if skipped == 1 { "is" } else { "are" }
+        );
     }
     if args.follow {
         follow(&mut out, &path, &filter, args.json)?;
@@ -108,18 +127,40 @@ fn log_path(args: &AuditArgs) -> anyhow::Result<PathBuf> {
     Ok(config.audit.path_in(&state))
 }
 
-/// Prints one stored line if the filter keeps it; `false` once stdout is closed (`| head`).
+/// What became of one stored line.
+enum Shown {
+    /// Shown, or left out by the filter.
+    Yes,
+    /// Not an entry (cut short, damaged, not UTF-8): skipped. An empty line is no entry and
+    /// no damage either (the writer starts a fresh line after a partial one).
+    Skipped,
+    /// stdout is closed (`| head`): stop.
+    OutputClosed,
+}
+
+/// Prints one stored line if the filter keeps it.
 fn show(
     out: &mut impl Write,
-    line: &str,
+    line: &[u8],
     filter: &AuditFilter,
     json: bool,
-) -> anyhow::Result<bool> {
-    let Ok(entry) = serde_json::from_str::<Value>(line) else {
-        return Ok(true); // a line cut short by a crash: nothing to show
+) -> anyhow::Result<Shown> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    if line.is_empty() {
+        return Ok(Shown::Yes);
+    }
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Ok(Shown::Skipped);
     };
-    if !filter.keeps(&entry) {
-        return Ok(true);
+    let Ok(entry) = serde_json::from_str::<Value>(line) else {
+        return Ok(Shown::Skipped);
+    };
+    if !entry.is_object() || !filter.keeps(&entry) {
+        return Ok(if entry.is_object() {
+            Shown::Yes
+        } else {
+            Shown::Skipped
+        });
     }
     let text = if json {
         line.to_string()
@@ -127,8 +168,8 @@ fn show(
         describe(&entry)
     };
     match writeln!(out, "{text}").and_then(|()| out.flush()) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Ok(()) => Ok(Shown::Yes),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Shown::OutputClosed),
         Err(e) => Err(e.into()),
     }
 }
@@ -151,7 +192,7 @@ fn follow(
         }
         Err(_) => None,
     };
-    let mut pending = String::new();
+    let mut pending = Vec::new();
     loop {
         if let Some((reader, _)) = &mut open
             && !print_whole_lines(out, reader, &mut pending, filter, json)?
@@ -180,16 +221,16 @@ fn follow(
 fn print_whole_lines(
     out: &mut impl Write,
     reader: &mut BufReader<File>,
-    pending: &mut String,
+    pending: &mut Vec<u8>,
     filter: &AuditFilter,
     json: bool,
 ) -> anyhow::Result<bool> {
     loop {
-        let n = reader.read_line(pending)?;
-        if n == 0 || !pending.ends_with('\n') {
+        let n = reader.read_until(b'\n', pending)?;
+        if n == 0 || !pending.ends_with(b"\n") {
             return Ok(true); // the rest of the line is still being written
         }
-        if !show(out, pending.trim_end(), filter, json)? {
+        if matches!(show(out, pending, filter, json)?, Shown::OutputClosed) {
             return Ok(false);
         }
         pending.clear();
@@ -249,6 +290,13 @@ fn describe(entry: &Value) -> String {
         }
         "remove" | "mkdir" => text("path").to_string(),
         "move" => format!("{} -> {}", text("from"), text("to")),
+        "repeated" => format!(
+            "{} more {} entries from {} to {} (beyond this actor's share of the log: counted)",
+            entry.get("count").and_then(Value::as_u64).unwrap_or(0),
+            text("of"),
+            text("first"),
+            text("last")
+        ),
         "refused" => format!(
             "{} {} refused ({}): {}",
             text("request"),

@@ -22,6 +22,11 @@ pub struct AuditConfig {
     pub rotate_bytes: u64,
     /// Rotated files kept beside the current one; older ones are removed. Default 4.
     pub keep: usize,
+    /// No rotated file holding entries younger than this many days is removed, whatever
+    /// `keep` says (the log then grows past `keep` files, and the server says so): a client
+    /// that writes entries fast cannot push the record of what it did out. Default 7; 0 lets
+    /// `keep` alone decide.
+    pub keep_days: u64,
     /// Entries waiting to be written at most. When the disk falls this far behind, new entries
     /// are dropped and counted (the server never waits on its audit log). Default 4,096.
     pub queue: usize,
@@ -35,6 +40,7 @@ impl Default for AuditConfig {
             fsync_interval_ms: 1_000,
             rotate_bytes: 64 * 1024 * 1024,
             keep: 4,
+            keep_days: 7,
             queue: 4_096,
         }
     }
@@ -55,6 +61,9 @@ impl AuditConfig {
         if self.keep > 1000 {
             return Err("[audit] keep must be at most 1000 files".into());
         }
+        if self.keep_days > 36_500 {
+            return Err("[audit] keep_days must be at most 36,500 (a hundred years)".into());
+        }
         if self.fsync_interval_ms > 3_600_000 {
             return Err("[audit] fsync_interval_ms must be at most an hour".into());
         }
@@ -66,6 +75,11 @@ impl AuditConfig {
         self.path
             .clone()
             .unwrap_or_else(|| state_dir.join("audit.log"))
+    }
+
+    /// `keep_days` as a duration.
+    pub fn keep_min_age(&self) -> Duration {
+        Duration::from_secs(self.keep_days * 24 * 3600)
     }
 
     /// How often to `fsync`.

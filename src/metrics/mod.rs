@@ -159,6 +159,8 @@ pub struct Snapshot {
     pub cluster_up: Option<bool>,
     /// Audit entries lost so far.
     pub audit_dropped: u64,
+    /// Rotated audit files kept beyond `[audit] keep` (too young to remove).
+    pub audit_kept_over_budget: u64,
 }
 
 /// Every figure of one server.
@@ -177,6 +179,7 @@ pub struct Metrics {
     transfer_seconds: Family<TransferLabel, Histogram, fn() -> Histogram>,
     cluster_up: Gauge,
     audit_dropped: Counter,
+    audit_kept_over_budget: Gauge,
 }
 
 /// Transfer durations from 1 ms to about 9 minutes, doubling.
@@ -200,6 +203,7 @@ impl Metrics {
             transfer_seconds: Family::new_with_constructor(transfer_histogram),
             cluster_up: Gauge::default(),
             audit_dropped: Counter::default(),
+            audit_kept_over_budget: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -261,6 +265,11 @@ impl Metrics {
             "audit_dropped",
             "Audit entries lost because the log fell behind or the disk refused them",
             metrics.audit_dropped.clone(),
+        );
+        registry.register(
+            "audit_kept_over_budget",
+            "Rotated audit files kept beyond [audit] keep because their entries are younger than keep_days",
+            metrics.audit_kept_over_budget.clone(),
         );
         for transport in Transport::ALL {
             drop(
@@ -346,6 +355,8 @@ impl Metrics {
         self.chat_members.set(now.chat_members);
         self.cluster_up
             .set(i64::from(now.cluster_up.unwrap_or(false)));
+        self.audit_kept_over_budget
+            .set(i64::try_from(now.audit_kept_over_budget).unwrap_or(i64::MAX));
         let seen = self.audit_dropped.get();
         if now.audit_dropped > seen {
             self.audit_dropped.inc_by(now.audit_dropped - seen);

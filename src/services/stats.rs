@@ -38,5 +38,6 @@ pub fn figures(metrics: &Metrics, chat: &ChatHub, audit: &AuditLog) -> String {
         chat_members: i64::try_from(chat.member_count()).unwrap_or(i64::MAX),
         cluster_up: chat.cluster().map(|cluster| cluster.link.is_up()),
         audit_dropped: audit.dropped(),
+        audit_kept_over_budget: audit.kept_over_budget(),
     })
 }

@@ -37,5 +37,6 @@ pub mod services;
 pub mod shutdown;
 pub mod stall;
 pub mod tls;
+pub mod token_bucket;
 pub mod transfer;
 pub mod transport;

@@ -806,7 +806,11 @@ async fn a_damaged_log_is_read_past_and_the_next_entry_starts_a_fresh_line() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, format!("[audit]\npath = {:?}\n", log.to_str().unwrap())).unwrap();
+    std::fs::write(
+        &config,
+        format!("[audit]\npath = {:?}\n", log.to_str().unwrap()),
+    )
+    .unwrap();
     let good = r#"{"time":"2026-12-01T10:00:00.000Z","kind":"mkdir","user":"alice","address":"127.0.0.1","path":"first"}"#;
     let mut damaged = Vec::new();
     damaged.extend_from_slice(good.as_bytes());

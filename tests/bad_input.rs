@@ -205,3 +205,42 @@ fn conn_stream(conn: &mut ferry::connection::Connection<TcpStream>) -> &mut TcpS
 fn conn_into_tcp(conn: ferry::connection::Connection<TcpStream>) -> TcpStream {
     conn.into_inner()
 }
+
+/// A resume is no CPU amplifier: gets offering `offset = size - 1` with a made-up prefix hash
+/// make the server hash at most its per-address budget, not a file's worth each; past it the
+/// offers are not checked and the gets start from the beginning (still correct).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_resume_offers_cannot_make_the_server_hash_without_bound() {
+    let server = TestServer::start_plaintext(ferry::config::ServerConfig::default()).await;
+    let size: u64 = 256 << 20;
+    let file = std::fs::File::create(server.dir.path().join("root/big")).unwrap();
+    file.set_len(size).unwrap();
+    let asks = 12u64;
+    let started = std::time::Instant::now();
+    for _ in 0..asks {
+        let mut conn = server.client(None).await.into_connection();
+        conn.write_message(&ferry::protocol::Message::Get(ferry::protocol::Get {
+            path: "big".into(),
+            hash: Default::default(),
+            offset: size - 1,
+            prefix_hash: Some("0".repeat(64)),
+        }))
+        .await
+        .unwrap();
+        match conn.read_message().await.unwrap() {
+            ferry::protocol::Message::GetReady(ready) => assert_eq!(ready.offset, 0),
+            other => panic!("{other:?}"),
+        }
+        // Gone without reading the file, as an attacker would.
+    }
+    let hashed = server.state.resume_budget.hashed();
+    let allowed = (1u64 << 30) + (64 << 20) * (started.elapsed().as_secs() + 1);
+    assert!(
+        hashed <= allowed,
+        "{} MiB hashed for {asks} made-up offers (at most {} MiB allowed)",
+        hashed >> 20,
+        allowed >> 20
+    );
+    assert!(hashed < asks * size, "every offer was hashed");
+    assert_still_serving(&server).await;
+}

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::event::{Actor, AuditEvent};
+use crate::token_bucket::TokenBucket;
 
 /// Entries a second one actor may write one by one, once its burst is spent.
 pub(super) const RATE: f64 = 20.0;
@@ -43,12 +44,6 @@ impl ActorKey {
     }
 }
 
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// Entries of one actor and kind counted instead of written.
 #[derive(Debug)]
 struct Counted {
@@ -62,7 +57,7 @@ struct Counted {
 /// The buckets and the counts waiting to be written.
 #[derive(Debug, Default)]
 pub(super) struct Limiter {
-    buckets: HashMap<ActorKey, Bucket>,
+    buckets: HashMap<ActorKey, TokenBucket>,
     counted: HashMap<(ActorKey, &'static str), Counted>,
 }
 
@@ -76,15 +71,11 @@ impl Limiter {
         if self.buckets.len() >= MAX_ACTORS && !self.buckets.contains_key(&key) {
             self.forget_full(now);
         }
-        let bucket = self.buckets.entry(key.clone()).or_insert(Bucket {
-            tokens: BURST,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * RATE).min(BURST);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        let bucket = self
+            .buckets
+            .entry(key.clone())
+            .or_insert_with(|| TokenBucket::full(BURST, now));
+        if bucket.take(1.0, RATE, BURST, now) {
             return true;
         }
         let counted = self
@@ -132,10 +123,8 @@ impl Limiter {
 
     /// Forgets the actors whose buckets have refilled (they lose nothing by it).
     fn forget_full(&mut self, now: Instant) {
-        self.buckets.retain(|_, bucket| {
-            let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-            bucket.tokens + elapsed * RATE < BURST
-        });
+        self.buckets
+            .retain(|_, bucket| !bucket.is_full(RATE, BURST, now));
         if self.buckets.len() >= MAX_ACTORS {
             self.buckets.clear();
         }

@@ -161,6 +161,8 @@ pub struct Snapshot {
     pub audit_dropped: u64,
     /// Rotated audit files kept beyond `[audit] keep` (too young to remove).
     pub audit_kept_over_budget: u64,
+    /// Bytes hashed to check resume offers so far.
+    pub resume_hashed_bytes: u64,
 }
 
 /// Every figure of one server.
@@ -180,6 +182,7 @@ pub struct Metrics {
     cluster_up: Gauge,
     audit_dropped: Counter,
     audit_kept_over_budget: Gauge,
+    resume_hashed: Counter,
 }
 
 /// Transfer durations from 1 ms to about 9 minutes, doubling.
@@ -204,6 +207,7 @@ impl Metrics {
             cluster_up: Gauge::default(),
             audit_dropped: Counter::default(),
             audit_kept_over_budget: Gauge::default(),
+            resume_hashed: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -270,6 +274,11 @@ impl Metrics {
             "audit_kept_over_budget",
             "Rotated audit files kept beyond [audit] keep because their entries are younger than keep_days",
             metrics.audit_kept_over_budget.clone(),
+        );
+        registry.register(
+            "resume_hashed_bytes",
+            "Bytes hashed to check the offers of resumed gets (bounded per address and in all)",
+            metrics.resume_hashed.clone(),
         );
         for transport in Transport::ALL {
             drop(
@@ -357,6 +366,10 @@ impl Metrics {
             .set(i64::from(now.cluster_up.unwrap_or(false)));
         self.audit_kept_over_budget
             .set(i64::try_from(now.audit_kept_over_budget).unwrap_or(i64::MAX));
+        let hashed = self.resume_hashed.get();
+        if now.resume_hashed_bytes > hashed {
+            self.resume_hashed.inc_by(now.resume_hashed_bytes - hashed);
+        }
         let seen = self.audit_dropped.get();
         if now.audit_dropped > seen {
             self.audit_dropped.inc_by(now.audit_dropped - seen);

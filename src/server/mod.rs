@@ -170,6 +170,8 @@ pub struct ServerState {
     pub audit: AuditLog,
     /// The figures `/metrics` serves.
     pub metrics: Arc<Metrics>,
+    /// What resuming gets may make the server hash.
+    pub resume_budget: Arc<crate::services::files::resume_budget::ResumeBudget>,
 }
 
 impl ServerState {
@@ -195,12 +197,18 @@ impl ServerState {
             shutdown: shutdown.begin.clone(),
             audit: self.audit.clone(),
             metrics: Arc::clone(&self.metrics),
+            resume_budget: Arc::clone(&self.resume_budget),
         }
     }
 
     /// The text `/metrics` serves: the counters, and the state figures as of now.
     pub fn metrics_text(&self) -> String {
-        crate::services::stats::figures(&self.metrics, &self.chat, &self.audit)
+        crate::services::stats::figures(
+            &self.metrics,
+            &self.chat,
+            &self.audit,
+            self.resume_budget.hashed(),
+        )
     }
 
     /// Applies a re-read config's users and anonymous rights (see [`reload`]).
@@ -305,6 +313,7 @@ impl Server {
             connection_permits: Arc::new(Semaphore::new(limits.max_connections)),
             audit,
             metrics: Arc::new(metrics),
+            resume_budget: Arc::default(),
         };
         state
             .chat

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::chat::hub::ChatHub;
 use super::files::held_budget::HeldBudget;
+use super::files::resume_budget::ResumeBudget;
 use super::files::sandbox::Sandbox;
 use super::request_error::CloseReason;
 use crate::audit::{Actor, AuditLog};
@@ -49,6 +50,8 @@ pub struct SessionContext {
     pub audit: AuditLog,
     /// The server's figures.
     pub metrics: Arc<Metrics>,
+    /// What resuming gets may make the server hash, per address and in all.
+    pub resume_budget: Arc<ResumeBudget>,
 }
 
 impl SessionContext {

@@ -23,7 +23,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     ctx.need(Permission::Admin, "stats")?;
-    let text = figures(&ctx.metrics, &ctx.chat, &ctx.audit);
+    let text = figures(
+        &ctx.metrics,
+        &ctx.chat,
+        &ctx.audit,
+        ctx.resume_budget.hashed(),
+    );
     conn.write_message(&Message::StatsReport(StatsReport {
         samples: samples(&text),
     }))
@@ -32,12 +37,13 @@ where
 }
 
 /// The metrics text as of now: the counters, and the figures read from their owners.
-pub fn figures(metrics: &Metrics, chat: &ChatHub, audit: &AuditLog) -> String {
+pub fn figures(metrics: &Metrics, chat: &ChatHub, audit: &AuditLog, resume_hashed: u64) -> String {
     metrics.render(&Snapshot {
         chat_rooms: i64::try_from(chat.room_count()).unwrap_or(i64::MAX),
         chat_members: i64::try_from(chat.member_count()).unwrap_or(i64::MAX),
         cluster_up: chat.cluster().map(|cluster| cluster.link.is_up()),
         audit_dropped: audit.dropped(),
         audit_kept_over_budget: audit.kept_over_budget(),
+        resume_hashed_bytes: resume_hashed,
     })
 }

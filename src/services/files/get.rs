@@ -7,6 +7,7 @@
 
 use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -79,10 +80,11 @@ where
         Err(refusal) => requests.iter().map(|_| Err(refusal.clone())).collect(),
         Ok(()) => {
             let sandbox = ctx.sandbox.clone();
+            let (budget, peer) = (Arc::clone(&ctx.resume_budget), ctx.peer);
             off_runtime(move || {
                 requests
                     .into_iter()
-                    .map(|request| prepare(&sandbox, request))
+                    .map(|request| prepare(&sandbox, request, |bytes| budget.take(peer, bytes)))
                     .collect()
             })
             .await?
@@ -152,17 +154,22 @@ fn io(e: std::io::Error) -> RequestError {
 }
 
 /// Opens one get's file beneath the root and decides where to start; reads it whole when what
-/// is left to send is small.
-fn prepare(sandbox: &super::sandbox::Sandbox, request: Get) -> Result<Prepared, Refusal> {
+/// is left to send is small. A resume offer is checked only when `may_hash` grants the hashing
+/// it costs (`resume_budget`); otherwise the get starts from the beginning.
+fn prepare(
+    sandbox: &super::sandbox::Sandbox,
+    request: Get,
+    may_hash: impl Fn(u64) -> bool,
+) -> Result<Prepared, Refusal> {
     let path = request.path;
     let (mut file, meta) = sandbox.open_regular(&path)?;
-    let (start, hasher) = resume::start_after_offer(
-        &mut file,
-        request.hash,
-        meta.len(),
-        request.offset,
-        request.prefix_hash.as_deref(),
-    );
+    let offer = request
+        .prefix_hash
+        .as_deref()
+        .filter(|_| request.offset > 0 && request.offset <= meta.len())
+        .filter(|_| may_hash(request.offset));
+    let (start, hasher) =
+        resume::start_after_offer(&mut file, request.hash, meta.len(), request.offset, offer);
     if meta.len() - start > SMALL_FILE {
         return Ok(Prepared::Large {
             path,

@@ -16,5 +16,6 @@ pub mod held_budget;
 pub mod held_puts;
 pub mod list;
 pub mod put;
+pub mod resume_budget;
 pub mod sandbox;
 pub mod sweep;

@@ -242,7 +242,7 @@ async fn errors_name_the_real_cause_and_mkdir_makes_the_missing_directory() {
     put.args(["-r", "tree", "file"]);
     let said = failed(&output(put).await);
     assert!(
-        said.contains("cannot put the directory 'tree' onto the file 'file'"),
+        said.contains("cannot put the directory 'tree' into 'file': it is a file"),
         "{said}"
     );
 }
@@ -327,7 +327,7 @@ async fn a_name_that_is_not_utf8_is_listed_escaped_and_named_skipped() {
 
     let out = output({
         let mut cmd = setup.ferry("get");
-        cmd.args(["-r", "d", "copy"]);
+        cmd.args(["-r", "d/", "copy"]);
         cmd
     })
     .await;
@@ -495,4 +495,73 @@ async fn every_remote_path_verb_takes_host_path_and_a_web_door() {
         ok(&output(run(s(&["rm", "-r", "--force", &format!("{host}:{dir}")]))).await);
         assert!(!root.join(dir).exists(), "{host}");
     }
+}
+
+/// An interrupted `put -r` run again sends only what is not complete on the server: the
+/// directory goes to the same place both times (rsync's rule: `tree` is the directory itself,
+/// into `dest` whether or not `dest` exists yet), the finished files are up to date, and the
+/// cut file resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_tree_put_run_again_sends_only_what_is_missing() {
+    let setup = Setup::new().await;
+    let tree = setup.local("tree");
+    std::fs::create_dir(&tree).unwrap();
+    for i in 0..200 {
+        write(&tree.join(format!("f{i:03}.txt")), &format!("file {i}"));
+    }
+    {
+        use std::io::Write;
+        let block = common::pattern(1 << 20, 7);
+        let mut big = std::fs::File::create(tree.join("zbig.bin")).unwrap();
+        for i in 0..512u32 {
+            big.write_all(&block).unwrap();
+            big.write_all(&i.to_le_bytes()).unwrap();
+        }
+    }
+    let put = |setup: &Setup| {
+        let mut cmd = setup.ferry("put");
+        cmd.args(["-r", "--json", "tree", "dest"]);
+        cmd
+    };
+    let mut first = put(&setup);
+    first
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut first = first.spawn().unwrap();
+    let there = setup.root().join("dest/tree");
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let partial_started = common::partials_under(&there)
+            .iter()
+            .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
+        let small_done = (0..200).all(|i| there.join(format!("f{i:03}.txt")).exists());
+        if partial_started && small_done {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && first.try_wait().unwrap().is_none(),
+            "the first run never reached the big file (or finished first)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let out = output(put(&setup)).await;
+    ok(&out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["to"], "dest/tree", "{report}");
+    assert_eq!(
+        report["up_to_date"].as_array().unwrap().len(),
+        200,
+        "{report}"
+    );
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{report}");
+    assert_eq!(files[0]["path"], "zbig.bin");
+    assert!(files[0]["resumed_from"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(
+        std::fs::read(there.join("zbig.bin")).unwrap(),
+        std::fs::read(tree.join("zbig.bin")).unwrap()
+    );
 }

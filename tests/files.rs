@@ -154,12 +154,16 @@ async fn put_and_get_tree(
     open_file_limit: Option<u32>,
 ) {
     let mut put = server.ferry("put");
+    // Trailing slashes: the contents of each side (rsync's rule), so `remote` and `back` are
+    // copies of `tree`.
     put.env("FERRY_TOKEN", token)
         .arg("-r")
-        .arg(tree)
+        .arg(format!("{}/", tree.display()))
         .arg(remote);
     let mut get = server.ferry("get");
-    get.env("FERRY_TOKEN", token).args(["-r", remote]).arg(back);
+    get.env("FERRY_TOKEN", token)
+        .args(["-r", &format!("{remote}/")])
+        .arg(back);
     for cmd in [put, get] {
         let cmd = match open_file_limit {
             Some(limit) => under_open_file_limit(&cmd, limit),
@@ -267,7 +271,9 @@ async fn trees_put_side_by_side_fit_a_servers_low_open_file_limit() {
         .collect();
     let puts = trees.iter().enumerate().map(|(t, tree)| {
         let mut put = client("put");
-        put.arg("-r").arg(tree).arg(format!("t{t}"));
+        put.arg("-r")
+            .arg(format!("{}/", tree.display()))
+            .arg(format!("t{t}"));
         tokio::spawn(output(put))
     });
     for put in puts.collect::<Vec<_>>() {
@@ -328,7 +334,7 @@ async fn a_tree_put_goes_through_while_others_hold_the_whole_budget() {
         let mut put = server.ferry("put");
         put.env("FERRY_TOKEN", &token)
             .arg("-r")
-            .arg(&tree)
+            .arg(format!("{}/", tree.display()))
             .arg(remote);
         let out = output(put).await;
         assert!(
@@ -364,7 +370,10 @@ async fn symlinks_in_a_tree_are_refused_clearly() {
     std::fs::write(tree.join("real"), "x").unwrap();
     std::os::unix::fs::symlink("real", tree.join("link")).unwrap();
     let mut put = server.ferry("put");
-    put.env("FERRY_TOKEN", &token).arg("-r").arg(&tree).arg("t");
+    put.env("FERRY_TOKEN", &token)
+        .arg("-r")
+        .arg(format!("{}/", tree.display()))
+        .arg("t");
     let out = output(put).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -117,6 +117,9 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     };
     let mut skipped_any = false;
     for path in &paths {
+        // rsync's rule: `DIR/` is the directory's contents, `DIR` the directory itself.
+        let contents = path.len() > 1 && path.ends_with('/');
+        let path = &path.trim_end_matches('/').to_string();
         let target = match &into_dir {
             Some(dir) => {
                 let name = base_name(path)
@@ -140,6 +143,24 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
             if !options.recursive {
                 bail!("'{}' is a directory; use get -r", escape(path));
             }
+            // The directory itself goes into LOCAL (LOCAL/NAME) whether or not LOCAL exists
+            // yet, so an interrupted copy and its re-run go to one place; its contents
+            // (`DIR/`) go into LOCAL itself.
+            let target = match (&local, contents) {
+                (Some(local), true) => local.clone(),
+                (None, true) => PathBuf::from("."),
+                (Some(local), false) if into_dir.is_none() => {
+                    let name = base_name(path)
+                        .filter(|n| n != ".")
+                        .with_context(|| format!("name a local target for '{}'", escape(path)))?;
+                    std::fs::create_dir_all(local).with_context(|| {
+                        format!("cannot make {}", escape(&local.display().to_string()))
+                    })?;
+                    local.join(name)
+                }
+                _ => target,
+            };
+            let shown = target.display().to_string();
             if target.exists() && !target.is_dir() {
                 bail!(
                     "cannot get the directory '{}' onto the file '{}'",

@@ -76,6 +76,7 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     let into_dir = dest_is_dir || sources.len() > 1;
 
     let mut skipped_any = false;
+    let mut made_dest = false;
     for source in sources {
         let stdin_spool;
         let (local, name) = if source == "-" {
@@ -89,19 +90,42 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
             let name = local_name(&local)?;
             (local, name)
         };
-        let remote = if into_dir {
-            join_remote(&dest.path, &name)
-        } else {
-            dest.path.clone()
-        };
         let started = Instant::now();
         let mut progress = BarProgress::new(options.json);
         let meta = std::fs::metadata(&local)
             .with_context(|| format!("{}", escape(&local.display().to_string())))?;
-        let held = if into_dir {
-            describe(&mut client, &remote).await?
+        let tree = meta.is_dir() && options.recursive;
+        if tree
+            && !source.ends_with('/')
+            && dest_entry.as_ref().is_some_and(|e| e.kind != FileKind::Dir)
+        {
+            bail!(
+                "cannot put the directory '{}' into '{}': it is a file",
+                escape(source),
+                escape(&dest.path)
+            );
+        }
+        let remote = if tree && source.ends_with('/') {
+            // rsync's rule: `SRC/` is the directory's contents, put into DEST itself.
+            dest.path.trim_end_matches('/').to_string()
+        } else if tree || into_dir {
+            // `SRC`, a directory, is the directory itself: it goes into DEST (DEST/NAME) whether
+            // or not DEST exists yet, so an interrupted copy and its re-run go to one place.
+            join_remote(&dest.path, &name)
         } else {
+            dest.path.clone()
+        };
+        if tree && dest_entry.is_none() && !dest.path.is_empty() && !made_dest {
+            client
+                .files()
+                .mkdir(dest.path.trim_end_matches('/'), None, None)
+                .await?;
+            made_dest = true;
+        }
+        let held = if remote == dest.path {
             dest_entry.clone()
+        } else {
+            describe(&mut client, &remote).await?
         };
         if meta.is_dir() {
             if !options.recursive {

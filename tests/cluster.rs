@@ -27,11 +27,18 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, "", "")
+    }
+
+    /// `n` servers whose config adds `chat` to its `[chat]` table and `cluster` as `[cluster]`.
+    fn start_with(n: usize, chat: &str, cluster: &str) -> Cluster {
         let redis = RedisServer::start();
         let config = tempfile::tempdir().unwrap();
         std::fs::write(
             config.path().join("config.toml"),
-            "[chat]\nflood_burst = 100000\nflood_per_second = 100000.0\n",
+            format!(
+                "[chat]\nflood_burst = 100000\nflood_per_second = 100000.0\n{chat}\n[cluster]\n{cluster}\n"
+            ),
         )
         .unwrap();
         let mut cluster = Cluster {
@@ -708,4 +715,105 @@ async fn a_server_stopping_cleanly_takes_its_members_out_of_the_rooms_at_once() 
     // bob's nick is free at once on the other server.
     let (_, _, joined) = cluster.member(0, "hall", "bob").await;
     assert_eq!(joined.members, vec!["alice", "bob"]);
+}
+
+/// Split brain: a server paused past the timeout is reaped and its member's nick freed; someone
+/// on another server takes it. When the paused server comes back it learns it was reaped before
+/// it records anything (fencing): its member never speaks as the nick again, its session ends
+/// with a goodbye saying why, and the room holds one member of that name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_back_from_a_pause_never_speaks_for_a_nick_taken_meanwhile() {
+    let cluster = Cluster::start_with(2, "", "node_timeout_ms = 1500\nrequest_timeout_ms = 1000");
+    let (mut vic, mut vic_rx, _) = cluster.member(0, "hall", "vic").await;
+    let (mut watcher, mut watcher_rx, _) = cluster.member(1, "hall", "watcher").await;
+    expect(&mut vic_rx, "the watcher's join", notice("watcher joined")).await;
+
+    common::send_signal(cluster.servers[0].pid(), rustix::process::Signal::STOP);
+    expect(
+        &mut watcher_rx,
+        "vic reaped",
+        notice("vic left: their server stopped answering"),
+    )
+    .await;
+    let (mut impostor, mut impostor_rx, _) = cluster.member(1, "hall", "vic").await;
+    common::send_signal(cluster.servers[0].pid(), rustix::process::Signal::CONT);
+
+    // The real vic speaks at once; it must not reach the room as vic.
+    let _ = vic.say("I am the real vic").await;
+    let goodbye = expect(&mut vic_rx, "the goodbye", |m| {
+        matches!(m, Message::Goodbye(_))
+    })
+    .await;
+    let Message::Goodbye(goodbye) = goodbye else {
+        unreachable!()
+    };
+    assert!(goodbye.reason.contains("took your nick"), "{goodbye:?}");
+
+    // The room goes on with one vic, the one who holds the nick now.
+    say_acked(&mut impostor, &mut impostor_rx, "the vic of now").await;
+    let mut heard_real = false;
+    until_all(
+        &mut watcher_rx,
+        "the vic of now",
+        &[&said("vic", "the vic of now")],
+        |m| {
+            heard_real |= matches!(m, Message::ChatMessage(ChatMessage { text, .. }) if text == "I am the real vic");
+        },
+    )
+    .await;
+    assert!(!heard_real, "the paused server's member spoke as vic");
+    let nicks = who(&mut watcher, &mut watcher_rx).await;
+    assert_eq!(nicks.iter().filter(|n| *n == "vic").count(), 1, "{nicks:?}");
+    // A direct message to vic reaches the one who holds the nick now.
+    watcher.direct("vic", "psst").await.unwrap();
+    expect(&mut impostor_rx, "the direct message", |m| {
+        matches!(m, Message::ChatMessage(ChatMessage { text, to: Some(_), .. }) if text == "psst")
+    })
+    .await;
+}
+
+/// Redis holds a bounded amount of chat, as a single server does: each room's stream at most
+/// `room_bytes` of lines, all together at most `memory_bytes` — and so it stays once everyone
+/// has left (a room's past outlives its members, bounded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_holds_a_bounded_amount_of_chat() {
+    let cluster = Cluster::start_with(
+        2,
+        "room_bytes = 65536\nmemory_bytes = 131072\n",
+        "history_entries = 100000",
+    );
+    let line = "x".repeat(1000);
+    let mut members = Vec::new();
+    for (i, room) in ["one", "two", "three"].iter().enumerate() {
+        let (mut tx, mut rx, _) = cluster.member(i % 2, room, &format!("m{i}")).await;
+        for n in 0..300 {
+            tx.say(&format!("{n} {line}")).await.unwrap();
+        }
+        say_acked(&mut tx, &mut rx, "last").await;
+        members.push((tx, rx));
+    }
+    let bytes = |key: &str| -> i64 { redis_get(&cluster.redis, key).parse().unwrap_or(0) };
+    let stream_bytes = |room: &str| -> usize {
+        // What the stream really holds: every entry's line.
+        let reply = cluster.redis.command(&format!(
+            "EVAL \"local s = 0 for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do s = s + #e[2][2] end return s\" 1 ferry:room:{room}:log"
+        ));
+        reply
+            .trim()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap_or_else(|_| panic!("{reply}"))
+    };
+    let total = bytes("ferry:bytes");
+    assert!(total <= 131_072, "{total} bytes of chat in Redis");
+    assert!(total > 65_536, "the lines were recorded: {total}");
+    let mut held = 0;
+    for room in ["one", "two", "three"] {
+        let kept = stream_bytes(room);
+        assert!(kept <= 65_536, "{room} keeps {kept} bytes");
+        held += kept;
+    }
+    assert_eq!(held as i64, total, "the count is what the streams hold");
+    drop(members);
+    assert!(bytes("ferry:bytes") <= 131_072);
 }

@@ -48,6 +48,11 @@ pub enum CloseReason {
     /// The chat hub closed (the server is stopping).
     #[error("the chat closed")]
     ChatClosed,
+    /// In a cluster: this server was cut off, and another server's member took the nick.
+    #[error(
+        "this server was cut off from the cluster and someone on another server took your nick meanwhile"
+    )]
+    Superseded,
     /// A reload took a permission the exchange needs.
     #[error("the '{0}' permission was withdrawn")]
     Withdrawn(Permission),

@@ -120,6 +120,7 @@ impl<'a> Client<'a> {
                 Step::Kicked => Some(End::NotReading),
                 Step::Room(i, event) => self.room_events(i, event, &mut wire.out),
                 Step::Inbox(None) => Some(End::Close("the chat closed".into())),
+                Step::Inbox(Some(Delivery::Ended { reason })) => Some(End::Close(reason)),
                 Step::Inbox(Some(delivery)) => {
                     self.delivery(delivery, &mut wire.out);
                     None

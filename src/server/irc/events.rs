@@ -93,6 +93,8 @@ impl Client<'_> {
                 out.server("FAIL", &["PRIVMSG", "UNAVAILABLE", &refusal.message]);
             }
             Delivery::Recorded { refused: None, .. } => {}
+            // The client's loop ends the session on it (`Client::run`).
+            Delivery::Ended { .. } => {}
         }
     }
 

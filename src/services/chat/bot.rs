@@ -146,7 +146,10 @@ async fn serve(
                 // The reply is queued before the sender's ack, so it is seen first.
                 drop(receipt);
             }
-            Delivery::Ack { .. } | Delivery::Refused(_) | Delivery::Recorded { .. } => {}
+            Delivery::Ack { .. }
+            | Delivery::Refused(_)
+            | Delivery::Recorded { .. }
+            | Delivery::Ended { .. } => {}
         }
     }
 }

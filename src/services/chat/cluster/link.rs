@@ -217,7 +217,9 @@ impl Link {
             ),
             Delivery::Ack { id } => (NodeMessage::Ack { id }, Done::Nothing),
             // Outcomes are for a participant of this server: never forwarded.
-            Delivery::Refused(_) | Delivery::Recorded { .. } => return false,
+            Delivery::Refused(_) | Delivery::Recorded { .. } | Delivery::Ended { .. } => {
+                return false;
+            }
         };
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(super::keys::node_channel(node))
@@ -305,6 +307,16 @@ async fn pipeline<'c>(
 
 fn finish(link: &Link, done: Done, answer: Result<Value, ()>) {
     let answer = match answer {
+        Ok(Value::ServerError(e)) if e.to_string().contains(super::script::FENCED) => {
+            // The others reaped this server while it was away: nothing it records counts until
+            // it has rejoined (the subscriber reconnects and reconciles).
+            tracing::warn!("the other servers reaped this one: it rejoins the cluster first");
+            link.lost.notify_waiters();
+            Err(Refusal::new(
+                ErrorCode::ServerBusy,
+                "this server was cut off from the cluster and is rejoining it; try again in a moment",
+            ))
+        }
         Ok(Value::ServerError(e)) => {
             tracing::warn!(error = %e, "Redis refused a chat engine operation");
             Err(Refusal::new(

@@ -141,6 +141,8 @@ impl Cluster {
         let retention = Retention {
             entries: config.history_entries,
             age_ms: config.history_age_secs.saturating_mul(1000),
+            room_bytes: hub.config.room_bytes,
+            total_bytes: hub.config.memory_bytes,
         };
         let link = Link::start(
             conn,
@@ -241,8 +243,10 @@ impl Cluster {
         done: link::Done,
     ) -> Result<(), Refusal> {
         self.link.send(
-            self.link
-                .op("route", &[&names::skeleton(nick), &message.to_json()]),
+            self.link.op(
+                "route",
+                &[&names::skeleton(nick), &message.to_json(), &self.link.node],
+            ),
             done,
         )
     }

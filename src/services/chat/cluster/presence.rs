@@ -49,6 +49,16 @@ pub async fn run(hub: Weak<ChatHub>, config: ClusterConfig) {
             up_since = None;
             continue;
         }
+        if beat.as_ref().ok().and_then(super::text).as_deref() == Some("fenced") {
+            // Paused, or cut off, for longer than the timeout: the others reaped this server and
+            // freed its members' nicks. It rejoins (reconciles) before anything more.
+            tracing::warn!(
+                "the other servers reaped this one while it was away: it rejoins the cluster"
+            );
+            cluster.reset();
+            up_since = None;
+            continue;
+        }
         if since.elapsed() >= config.node_timeout() {
             match link.ask(link.op("reap", &[&link.node])).await {
                 Ok(redis::Value::Array(reaped)) if !reaped.is_empty() => {

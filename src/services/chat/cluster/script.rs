@@ -12,14 +12,21 @@ const SOURCE: &str = include_str!("engine.lua");
 /// The loaded script's SHA1, as Redis names it.
 static SHA: LazyLock<String> = LazyLock::new(|| redis::Script::new(SOURCE).get_hash().to_string());
 
-/// How long a room's stream keeps its entries.
+/// How long a room's stream keeps its entries, and how many bytes of them.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
     /// Entries kept per room.
     pub entries: usize,
     /// Age kept, in ms.
     pub age_ms: u64,
+    /// Bytes of lines kept per room (`[chat] room_bytes`).
+    pub room_bytes: usize,
+    /// Bytes of lines kept across all rooms (`[chat] memory_bytes`).
+    pub total_bytes: usize,
 }
+
+/// What a refusal from a fenced server (one the others reaped) says first.
+pub const FENCED: &str = "ferry-fenced";
 
 /// `SCRIPT LOAD` of the engine: after connecting, and again when Redis answers `NOSCRIPT` (it
 /// restarted, or its scripts were flushed).
@@ -36,7 +43,10 @@ pub fn op(retention: Retention, op: &str, args: &[&str]) -> Cmd {
         .arg(0)
         .arg(op)
         .arg(retention.entries)
-        .arg(retention.age_ms);
+        .arg(format!(
+            "{},{},{}",
+            retention.age_ms, retention.room_bytes, retention.total_bytes
+        ));
     for arg in args {
         cmd.arg(*arg);
     }

@@ -153,7 +153,12 @@ async fn resume(hub: &Arc<ChatHub>, sink: &mut redis::aio::PubSubSink) -> Result
     cluster.refresh_epoch().await.map_err(|r| r.message)?;
     let lost = cluster.reconcile(hub).await.map_err(|r| r.message)?;
     for nick in lost {
-        tracing::warn!(nick, "another server took this nick while Redis was away");
+        // Never two members under one nick: the one here, cut off meanwhile, goes.
+        tracing::warn!(nick = %crate::safe_text::escape(&nick), "another server took this nick while this server was cut off: its member here is signed off");
+        hub.evict(
+            &nick,
+            &crate::services::request_error::CloseReason::Superseded.to_string(),
+        );
     }
     for room in rooms {
         let Some(after) = room.applied() else {

@@ -420,7 +420,9 @@ impl ChatHub {
             a: action,
         };
         cluster.link.send(
-            cluster.link.op("say", &[&room.name, &record.to_json()]),
+            cluster
+                .link
+                .op("say", &[&room.name, &record.to_json(), &cluster.link.node]),
             outcome(participant, id),
         )?;
         Ok(Confirmed::Later)
@@ -449,9 +451,10 @@ impl ChatHub {
             t: (!topic.is_empty()).then(|| topic.to_string()),
         };
         cluster.link.send(
-            cluster
-                .link
-                .op("topic", &[&room.name, &record.to_json(), topic]),
+            cluster.link.op(
+                "topic",
+                &[&room.name, &record.to_json(), topic, &cluster.link.node],
+            ),
             outcome(participant, id),
         )?;
         // Its setter reads it back at once; the record sets the same on every server.

@@ -69,6 +69,17 @@ impl ChatHub {
         Ok((participant, inbox))
     }
 
+    /// Ends the session of this server's participant holding `nick`, saying `reason`: in a
+    /// cluster, another server's member took the nick while this server was cut off.
+    pub fn evict(&self, nick: &str, reason: &str) {
+        let directory = self.directory.read().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, participant)) = directory.get(&names::skeleton(nick)) {
+            participant.deliver(Delivery::Ended {
+                reason: reason.to_string(),
+            });
+        }
+    }
+
     /// Registers without the reserved-nick checks: for the bot itself.
     pub(in crate::services::chat) fn register_unchecked(
         &self,

@@ -112,6 +112,12 @@ pub enum Delivery {
         /// Why it was not recorded.
         refused: Option<Refusal>,
     },
+    /// This participant's session must end, for this reason (in a cluster: this server was cut
+    /// off, and another server's member took the nick meanwhile).
+    Ended {
+        /// Said to the client.
+        reason: String,
+    },
 }
 
 /// Confirms a direct message to its sender once every recipient has taken it (or was dropped):

@@ -95,6 +95,11 @@ impl Member<'_> {
             Step::Inbox(None) => {
                 return Ok(Some(Err(RequestError::Closed(CloseReason::ChatClosed))));
             }
+            Step::Inbox(Some(Delivery::Ended { reason })) => {
+                let goodbye = Message::Goodbye(crate::protocol::Goodbye { reason });
+                conn.write_message(&goodbye).await?;
+                return Ok(Some(Err(RequestError::Closed(CloseReason::Superseded))));
+            }
             Step::Inbox(Some(delivery)) => self.deliver(conn, delivery).await?,
             Step::Request(Ok(request)) => return self.request(conn, request).await,
             Step::Request(Err(e)) if e.is_recoverable() => {
@@ -158,6 +163,8 @@ impl Member<'_> {
                     Some(refusal) => Message::Error(refusal),
                 }
             }
+            // Handled by the step itself (it ends the session).
+            Delivery::Ended { reason } => Message::Goodbye(crate::protocol::Goodbye { reason }),
         };
         conn.write_message(&message).await
     }

@@ -11,6 +11,12 @@ pub mod reload;
 mod session;
 mod web;
 
+/// Entry points for the fuzz targets (`fuzz/`): the IRC door's reader and parser.
+#[doc(hidden)]
+pub mod irc_fuzz {
+    pub use super::irc::fuzz::lines;
+}
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -19,6 +19,7 @@ mod caps;
 mod client;
 mod commands;
 mod events;
+pub(super) mod fuzz;
 mod line;
 mod numeric;
 mod reader;

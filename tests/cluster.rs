@@ -54,8 +54,14 @@ impl Cluster {
     }
 
     fn add_server(&mut self) {
-        let config = self.config.path().join("config.toml");
         let url = self.redis.url();
+        self.add_server_on(&url);
+    }
+
+    /// Another server, reaching Redis at `url` (through a proxy, say).
+    fn add_server_on(&mut self, url: &str) {
+        let config = self.config.path().join("config.toml");
+        let url = url.to_string();
         let server = ServerProcess::start(&[
             "--plaintext",
             "--config",
@@ -816,4 +822,104 @@ async fn redis_holds_a_bounded_amount_of_chat() {
     assert_eq!(held as i64, total, "the count is what the streams hold");
     drop(members);
     assert!(bytes("ferry:bytes") <= 131_072);
+}
+
+/// A TCP proxy the test controls between a server and Redis: `cut` closes every connection and
+/// refuses new ones until `restore`.
+struct Proxy {
+    addr: SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (accept_open, accept_links) = (open.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accept_open.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused while cut
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                accept_links.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        Proxy {
+            addr,
+            open,
+            links,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// Split brain by a cut link: a server cut from Redis past the timeout is reaped; when the link
+/// is back it rejoins, and its member whose nick was taken meanwhile is signed off — never two
+/// members under one nick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_cut_from_redis_rejoins_without_a_second_member_of_a_taken_nick() {
+    let mut cluster =
+        Cluster::start_with(1, "", "node_timeout_ms = 1500\nrequest_timeout_ms = 1000");
+    let redis_addr: SocketAddr = cluster
+        .redis
+        .url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let proxy = Proxy::start(redis_addr).await;
+    cluster.add_server_on(&format!("redis://{}", proxy.addr));
+    let (_vic, mut vic_rx, _) = cluster.member(1, "hall", "vic").await;
+    let (mut watcher, mut watcher_rx, _) = cluster.member(0, "hall", "watcher").await;
+    expect(&mut vic_rx, "the watcher's join", notice("watcher joined")).await;
+
+    proxy.cut();
+    expect(
+        &mut watcher_rx,
+        "vic reaped",
+        notice("vic left: their server stopped answering"),
+    )
+    .await;
+    let (mut impostor, mut impostor_rx, _) = cluster.member(0, "hall", "vic").await;
+    proxy.restore();
+
+    let goodbye = expect(&mut vic_rx, "the goodbye", |m| {
+        matches!(m, Message::Goodbye(_))
+    })
+    .await;
+    let Message::Goodbye(goodbye) = goodbye else {
+        unreachable!()
+    };
+    assert!(goodbye.reason.contains("took your nick"), "{goodbye:?}");
+    say_acked(&mut impostor, &mut impostor_rx, "still here").await;
+    expect(&mut watcher_rx, "the line", said("vic", "still here")).await;
+    let nicks = who(&mut watcher, &mut watcher_rx).await;
+    assert_eq!(nicks.iter().filter(|n| *n == "vic").count(), 1, "{nicks:?}");
 }

@@ -176,7 +176,7 @@ async fn rm_r_on_a_terminal_asks_with_the_tree_s_size() {
     ));
     let screen = tmux.wait_for("(yes/no)").await;
     assert!(
-        screen.contains("1 files, 1 directories, 3.0 MiB"),
+        screen.contains("1 file, 1 directory, 3.0 MiB"),
         "the question says what goes:\n{screen}"
     );
     tmux.type_line("yes");

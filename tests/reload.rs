@@ -236,9 +236,11 @@ async fn removing_a_user_ends_its_running_commands_shells_and_transfers() {
         .unwrap()
         .into_connection();
     shell
+        // A shell on a pty (`sh`, not the account's login shell: killing a login shell half-way
+        // through its start-up files can leave their locks behind, such as pyenv's).
         .write_message(&Message::Exec(Exec {
-            argv: vec![],
-            shell: true,
+            argv: vec!["sh".into()],
+            shell: false,
             tty: Some(ferry::protocol::TtySize {
                 rows: 24,
                 cols: 80,

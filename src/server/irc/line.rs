@@ -289,7 +289,7 @@ mod tests {
                 };
                 pieces.push(body.to_string());
             }
-            let expected: Vec<String> = text.split('\n').map(|p| p.replace(['\r', '\0'], " ")).collect();
+            let expected: Vec<String> = text.split('\n').map(|p| p.replace(['\r', '\0'], " ").replace('\u{1}', "\u{2401}")).collect();
             let rebuilt = pieces.concat();
             prop_assert_eq!(rebuilt, expected.concat());
             prop_assert!(lines.len() >= expected.len());

@@ -5,7 +5,10 @@
 //! 粘包), refuses oversized frames before allocating, and tells a clean end of stream (between
 //! frames) from a peer that vanished mid-frame.
 
+mod batch;
 pub mod ws_stream;
+
+pub use batch::FrameBatch;
 
 use std::io;
 
@@ -281,47 +284,6 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 }
 
-/// Frames encoded back to back and written in one call with one flush: a run of small answers
-/// (a tree's files, a batch's `put_done`s) costs one syscall and one TLS record, not one each.
-pub struct FrameBatch {
-    bytes: Vec<u8>,
-    peer_max_frame: usize,
-}
-
-impl FrameBatch {
-    /// Adds a control message.
-    ///
-    /// # Errors
-    /// `InvalidInput` if it is larger than the peer accepts.
-    pub fn message(&mut self, message: &Message) -> io::Result<()> {
-        let body = message.to_json();
-        let header = message_header_for(&body, self.peer_max_frame)?;
-        self.bytes.extend_from_slice(&header);
-        self.bytes.extend_from_slice(&body);
-        Ok(())
-    }
-
-    /// Adds a data frame.
-    ///
-    /// # Errors
-    /// `InvalidInput` if `payload` is larger than one frame to the peer may carry.
-    pub fn data(&mut self, channel: u8, payload: &[u8]) -> io::Result<()> {
-        if payload.len() > self.peer_max_frame - (DATA_HEADER_LEN - 4) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "data chunk of {} bytes exceeds the peer's limit",
-                    payload.len()
-                ),
-            ));
-        }
-        let header = frame::data_header(channel, payload.len()).map_err(io::Error::other)?;
-        self.bytes.extend_from_slice(&header);
-        self.bytes.extend_from_slice(payload);
-        Ok(())
-    }
-}
-
 /// Both directions of one framed stream.
 pub struct Connection<S> {
     reader: FrameReader<S>,
@@ -421,10 +383,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// An empty batch of frames for this peer (see [`FrameBatch`]).
     pub fn batch(&self) -> FrameBatch {
-        FrameBatch {
-            bytes: Vec::new(),
-            peer_max_frame: self.peer_max_frame,
-        }
+        FrameBatch::new(self.peer_max_frame)
     }
 
     /// Writes `batch` in one call and flushes.
@@ -433,7 +392,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// I/O errors.
     pub async fn write_batch(&mut self, batch: FrameBatch) -> io::Result<()> {
         self.mid_frame = true;
-        let written = self.writer().write_encoded(&batch.bytes).await;
+        let written = self.writer().write_encoded(batch.bytes()).await;
         self.mid_frame = false;
         written?;
         self.writer().flush().await

@@ -64,6 +64,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .config
         .clone()
         .unwrap_or_else(|| state_dir.join("config.toml"));
+    // Stamped before it is read: a change from now on is one the running server must pick up.
+    let config_stamp = reload::stamp(&config_path);
     let mut config = ServerConfig::load(&config_path, args.config.is_some())?;
     if let Some(url) = args.cluster {
         config.cluster.redis = Some(url);
@@ -184,6 +186,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     tokio::spawn(reload::watch_config(
         config_path,
+        config_stamp,
         std::sync::Arc::clone(&state),
         hangup,
         stop.clone(),

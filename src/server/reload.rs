@@ -78,20 +78,28 @@ pub fn install_hangup() -> std::io::Result<Signal> {
     signal(SignalKind::hangup())
 }
 
-/// What identifies one version of the file: mtime, size, inode (`None`: no file).
-fn stamp(path: &PathBuf) -> Option<(i64, i64, u64, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.mtime(), meta.mtime_nsec(), meta.len(), meta.ino()))
+/// The config file's stamp now.
+pub fn stamp(path: &PathBuf) -> Stamp {
+    let meta = std::fs::metadata(path).ok();
+    Stamp(meta.map(|meta| (meta.mtime(), meta.mtime_nsec(), meta.len(), meta.ino())))
 }
 
-/// Reloads users and rights from `path` on SIGHUP and whenever it changes, until `stop`.
+/// What the config file looked like at one moment (its mtime, size and inode; none when it did
+/// not exist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp(Option<(i64, i64, u64, u64)>);
+
+/// Reloads users and rights from `path` on SIGHUP and whenever it changes from `loaded` — its
+/// stamp taken before the running config was read, so that a change made between that read and
+/// this watch starting is not missed — until `stop`.
 pub async fn watch_config(
     path: PathBuf,
+    loaded: Stamp,
     state: Arc<ServerState>,
     mut hangup: Signal,
     stop: CancellationToken,
 ) {
-    let mut seen = stamp(&path);
+    let mut seen = loaded;
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

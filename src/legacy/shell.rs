@@ -75,23 +75,13 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
     // The command joins its cgroup before it runs (off the runtime: a migration may wait for
     // an RCU grace period); where it cannot, it runs without one and the tag contains it.
     let (child, contained) = tokio::task::spawn_blocking(move || {
-        let child = match contained.join() {
-            Some(join) => {
-                let mut joining = make();
-                join.apply(&mut joining);
-                match joining.spawn() {
-                    Ok(child) => {
-                        contained.joined();
-                        Ok(child)
-                    }
-                    Err(e) => {
-                        Containment::get().cgroups_failed(&e);
-                        make().spawn()
-                    }
-                }
+        let child = contained.start(|join| {
+            let mut sh = make();
+            if let Some(join) = join {
+                join.apply(&mut sh);
             }
-            None => make().spawn(),
-        };
+            sh.spawn()
+        });
         (child, contained)
     })
     .await

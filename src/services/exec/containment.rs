@@ -144,8 +144,37 @@ impl Contained {
         (TAG_VAR.to_string(), self.tag.clone())
     }
 
+    /// Starts the command with `start`, inside its cgroup when it has one: `start` is given the
+    /// join to apply to its command. When the start with the join fails, the command is started
+    /// once more without it: if that works, the cgroup was the problem (cgroups are given up for
+    /// the tag); if not, the program itself would not start, and that error is returned.
+    ///
+    /// # Errors
+    /// The program could not be started.
+    pub fn start<T>(
+        &self,
+        start: impl Fn(Option<CgroupJoin>) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        let Some(join) = self.join() else {
+            return start(None);
+        };
+        match start(Some(join)) {
+            Ok(started) => {
+                self.sealed.store(true, Ordering::Relaxed);
+                Ok(started)
+            }
+            Err(first) => {
+                let again = start(None);
+                if again.is_ok() {
+                    Containment::get().cgroups_failed(&first);
+                }
+                again
+            }
+        }
+    }
+
     /// What makes the command join its cgroup before it runs; `None` without a cgroup.
-    pub fn join(&self) -> Option<CgroupJoin> {
+    fn join(&self) -> Option<CgroupJoin> {
         let dir = self.cgroup.as_ref()?;
         match CgroupJoin::open(dir) {
             Ok(join) => Some(join),
@@ -154,11 +183,6 @@ impl Contained {
                 None
             }
         }
-    }
-
-    /// The command was started having joined its cgroup.
-    pub fn joined(&self) {
-        self.sealed.store(true, Ordering::Relaxed);
     }
 
     /// Ends everything the command left behind. Blocking: call off the async runtime.

@@ -96,24 +96,7 @@ pub fn spawn(
         None => spawn_on_pipes(&program, &args, arg0.as_deref(), root, &env, join),
         Some(size) => spawn_on_pty(&program, &args, arg0.as_deref(), root, &env, size, join),
     };
-    let started = match contained.join() {
-        None => start(None),
-        Some(join) => match start(Some(join)) {
-            Ok(process) => {
-                contained.joined();
-                Ok(process)
-            }
-            // Joining the cgroup failed, or the program did not start: once more without the
-            // cgroup tells which (the tag then contains the command).
-            Err(first) => {
-                let again = start(None);
-                if again.is_ok() {
-                    super::containment::Containment::get().cgroups_failed(&first);
-                }
-                again
-            }
-        },
-    };
+    let started = contained.start(start);
     started.map_err(|e| describe(&program, &e))
 }
 

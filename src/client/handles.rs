@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::chat::{self, ChatReceiver, ChatSender, ChatTarget};
 use super::exec::{self, ExecEvent, ExecOutcome};
 use super::files::{self, Check, Progress, Transfer};
-use super::tree::{self, TreeReport};
+use super::tree::{self, TreeOptions, TreeReport};
 use super::{Client, ClientError};
 use crate::connection::{BoxedStream, Connection};
 use crate::protocol::{ChatJoined, Exec, FileEntry, HashAlgorithm};
@@ -134,9 +134,11 @@ impl Files<'_> {
         remote: &str,
         target: &Path,
         algorithm: HashAlgorithm,
+        delta: bool,
         progress: &mut dyn Progress,
     ) -> Result<Transfer, ClientError> {
-        files::get_file(self.conn, remote, target, algorithm, progress).await
+        let delta = delta.then(|| std::sync::Arc::clone(&self.hashes));
+        files::get_file(self.conn, remote, target, algorithm, delta, progress).await
     }
 
     /// See [`files::put_file`].
@@ -148,9 +150,19 @@ impl Files<'_> {
         source: &Path,
         remote: &str,
         algorithm: HashAlgorithm,
+        delta: bool,
         progress: &mut dyn Progress,
     ) -> Result<Transfer, ClientError> {
-        files::put_file(self.conn, &self.hashes, source, remote, algorithm, progress).await
+        files::put_file(
+            self.conn,
+            &self.hashes,
+            source,
+            remote,
+            algorithm,
+            delta,
+            progress,
+        )
+        .await
     }
 
     /// See [`tree::get_tree`].
@@ -161,11 +173,10 @@ impl Files<'_> {
         &mut self,
         remote: &str,
         target: &Path,
-        algorithm: HashAlgorithm,
-        check: Check,
+        options: &TreeOptions,
         progress: &mut dyn Progress,
     ) -> Result<TreeReport, ClientError> {
-        tree::get_tree(self.conn, remote, target, algorithm, check, progress).await
+        tree::get_tree(self.conn, &self.hashes, remote, target, options, progress).await
     }
 
     /// See [`tree::put_tree`].
@@ -176,20 +187,10 @@ impl Files<'_> {
         &mut self,
         source: &Path,
         remote: &str,
-        algorithm: HashAlgorithm,
-        check: Check,
+        options: &TreeOptions,
         progress: &mut dyn Progress,
     ) -> Result<TreeReport, ClientError> {
-        tree::put_tree(
-            self.conn,
-            &self.hashes,
-            source,
-            remote,
-            algorithm,
-            check,
-            progress,
-        )
-        .await
+        tree::put_tree(self.conn, &self.hashes, source, remote, options, progress).await
     }
 
     /// See [`files::mkdir`].

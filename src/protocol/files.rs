@@ -105,6 +105,22 @@ pub struct Get {
     /// The hash of those bytes, in `hash`'s algorithm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix_hash: Option<String>,
+    /// The client holds an older version of the file (its base) and asks for a delta: the
+    /// base's signature follows the request as data frames (PROTOCOL.md 5.6, "Deltas").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<DeltaBase>,
+}
+
+/// What a receiver holds of an older version of a file: its size and how its signature was
+/// cut, announced before the signature's `chunks` entries (16 bytes each) follow as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaBase {
+    /// The base file's size.
+    pub size: u64,
+    /// The chunker's average chunk size (a power of two; min is a quarter, max four times).
+    pub avg: u32,
+    /// Entries in the signature.
+    pub chunks: u64,
 }
 
 /// Server → client: data frames follow from `offset` to `size`, then `get_end`.
@@ -118,6 +134,10 @@ pub struct GetReady {
     pub mtime_ns: i64,
     /// Where the data starts: the client's offset if its prefix matched, else 0.
     pub offset: u64,
+    /// The data is a delta against the client's base: literal bytes on channel 0 and copies
+    /// from the base on channel 2.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub delta: bool,
 }
 
 /// Server → client: the hash of the whole file as sent.
@@ -146,6 +166,10 @@ pub struct Put {
     /// client can pipeline many small files.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub whole: bool,
+    /// The client can send a delta against the file the server holds under `path`: the
+    /// server answers with that file's signature (not with `whole`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub delta: bool,
 }
 
 /// Server → client: the server holds `offset` bytes of an earlier attempt whose hash is
@@ -157,6 +181,9 @@ pub struct PutReady {
     /// Their hash, in the `put`'s algorithm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix_hash: Option<String>,
+    /// For a `put` with `delta`: the file the server holds, whose signature follows as data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<DeltaBase>,
 }
 
 /// Client → server: data frames follow from `offset` (the server's offset if the prefix
@@ -165,6 +192,9 @@ pub struct PutReady {
 pub struct PutStart {
     /// Where the data starts.
     pub offset: u64,
+    /// The data is a delta against the server's base (channels 0 and 2, as for `get`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub delta: bool,
 }
 
 /// Client → server: the hash of the whole file as the client has it.

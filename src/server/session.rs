@@ -261,12 +261,18 @@ async fn request_loop(
         }
         after_exec = matches!(request, Message::Exec(_));
         service.set(services::service_of(&request));
-        if let Message::Get(first) = request {
+        if let Message::Get(first) = &request
+            && first.base.is_none()
+        {
+            let Message::Get(first) = request else {
+                unreachable!("matched just above")
+            };
             // Gets the client pipelined and that are already here are served as one run.
             let mut gets = vec![first];
             while gets.len() < GETS_AT_ONCE {
                 match tokio::time::timeout(Duration::ZERO, conn.read_message()).await {
-                    Ok(Ok(Message::Get(get))) => gets.push(get),
+                    // A delta get's signature follows it: it is served on its own.
+                    Ok(Ok(Message::Get(get))) if get.base.is_none() => gets.push(get),
                     Ok(other) => {
                         ahead = Some(other);
                         break;

@@ -187,6 +187,12 @@ where
                         held.commit(conn, ctx).await?;
                         files::put::skip_whole_put(conn, put.size).await?;
                     }
+                    if let Message::Get(get) = &request
+                        && let Some(base) = &get.base
+                    {
+                        // Its signature follows: read past it so the refusal is in step.
+                        files::get::read_signature(conn, base).await?;
+                    }
                     return Err(refusal.into());
                 }
             };

@@ -31,6 +31,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::HashAlgorithm;
+use crate::transfer::delta::Signature;
+
+mod signatures;
+use signatures::Signatures;
 
 /// Files smaller than this are hashed every time.
 pub const MIN_SIZE: u64 = 1 << 20;
@@ -69,7 +73,7 @@ impl Fingerprint {
     }
 
     /// Whether the file last changed at least [`SETTLED`] before `moment`.
-    fn settled_before(&self, moment: SystemTime) -> bool {
+    pub(crate) fn settled_before(&self, moment: SystemTime) -> bool {
         let moment_ns = moment
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
@@ -94,6 +98,8 @@ type Key = (u64, u64, HashAlgorithm);
 pub struct HashCache {
     path: Option<PathBuf>,
     entries: Mutex<HashMap<Key, (Fingerprint, String)>>,
+    /// Delta signatures, beside the file (none for a cache in memory: they are recomputed).
+    signatures: Option<Signatures>,
 }
 
 impl HashCache {
@@ -102,6 +108,7 @@ impl HashCache {
         HashCache {
             path: None,
             entries: Mutex::new(HashMap::new()),
+            signatures: None,
         }
     }
 
@@ -135,6 +142,7 @@ impl HashCache {
         HashCache {
             path: Some(path.to_path_buf()),
             entries: Mutex::new(entries),
+            signatures: Some(Signatures::in_dir(&path.with_extension("signatures"))),
         }
     }
 
@@ -187,6 +195,20 @@ impl HashCache {
                 .append(true)
                 .open(path)
                 .and_then(|mut f| f.write_all(&line_of(before, algorithm, hash)));
+        }
+    }
+}
+
+impl HashCache {
+    /// The delta signature of exactly this version of a file, if one was kept.
+    pub fn signature(&self, file: Fingerprint) -> Option<Signature> {
+        self.signatures.as_ref()?.lookup(file)
+    }
+
+    /// Keeps a file's signature, on the same terms as [`HashCache::remember`].
+    pub fn remember_signature(&self, file: Fingerprint, started: SystemTime, signature: &Signature) {
+        if let Some(signatures) = &self.signatures {
+            signatures.remember(file, started, signature);
         }
     }
 }

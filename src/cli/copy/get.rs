@@ -174,8 +174,7 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
                     .get_tree(
                         path,
                         &target,
-                        options.algorithm(),
-                        options.check(),
+                        &options.tree(),
                         &mut progress,
                     )
                     .await?)
@@ -196,7 +195,13 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
                 interruptible(async {
                     Ok(client
                         .files()
-                        .get_file(path, &target, options.algorithm(), &mut progress)
+                        .get_file(
+                            path,
+                            &target,
+                            options.algorithm(),
+                            options.delta(),
+                            &mut progress,
+                        )
                         .await?)
                 })
                 .await?,

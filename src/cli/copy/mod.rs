@@ -16,6 +16,7 @@ pub use put::put;
 use super::ClientArgs;
 use super::address::RemoteArg;
 use ferry::client::files::Check;
+use ferry::client::tree::TreeOptions;
 use ferry::client::{Client, ClientError};
 use ferry::protocol::{ErrorCode, FileEntry, HashAlgorithm, Refusal};
 
@@ -38,6 +39,9 @@ pub struct TransferOptions {
     /// Copy every file, even those already the same on both sides.
     #[arg(long, conflicts_with = "checksum")]
     pub always: bool,
+    /// Send changed files whole, not as a delta against the version the target holds.
+    #[arg(short = 'W', long)]
+    pub whole_file: bool,
 }
 
 impl TransferOptions {
@@ -46,6 +50,18 @@ impl TransferOptions {
             HashAlgorithm::Sha256
         } else {
             HashAlgorithm::Blake3
+        }
+    }
+
+    fn delta(&self) -> bool {
+        !self.whole_file
+    }
+
+    fn tree(&self) -> TreeOptions {
+        TreeOptions {
+            algorithm: self.algorithm(),
+            check: self.check(),
+            delta: self.delta(),
         }
     }
 

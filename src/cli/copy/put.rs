@@ -144,8 +144,7 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
                     .put_tree(
                         &local,
                         &remote,
-                        options.algorithm(),
-                        options.check(),
+                        &options.tree(),
                         &mut progress,
                     )
                     .await?)
@@ -171,7 +170,13 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
                 interruptible(async {
                     Ok(client
                         .files()
-                        .put_file(&local, &remote, options.algorithm(), &mut progress)
+                        .put_file(
+                            &local,
+                            &remote,
+                            options.algorithm(),
+                            options.delta(),
+                            &mut progress,
+                        )
                         .await?)
                 })
                 .await?,

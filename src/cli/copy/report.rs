@@ -48,7 +48,7 @@ impl Report {
                 }
             }
             Outcome::Moved(transfer) => {
-                let moved = transfer.size - transfer.resumed_from;
+                let moved = transfer.size - transfer.resumed_from - transfer.matched;
                 if self.json {
                     self.lines.push(serde_json::json!({
                         "from": from,
@@ -56,6 +56,7 @@ impl Report {
                         "size": transfer.size,
                         "resumed_from": transfer.resumed_from,
                         "bytes_moved": moved,
+                        "bytes_matched": transfer.matched,
                         "algorithm": transfer.algorithm.name(),
                         "hash": transfer.hash,
                         "seconds": seconds,
@@ -71,11 +72,18 @@ impl Report {
                     );
                 } else {
                     // As scp leaves one: what, how much, how long, how fast (this run's bytes).
-                    let resumed = if transfer.resumed_from > 0 {
+                    let mut resumed = if transfer.resumed_from > 0 {
                         format!(", {} of it resumed", human_size(transfer.resumed_from))
                     } else {
                         String::new()
                     };
+                    if transfer.matched > 0 {
+                        resumed += &format!(
+                            ", delta: {} sent, {} matched",
+                            human_size(moved),
+                            human_size(transfer.matched)
+                        );
+                    }
                     eprintln!(
                         "{}  {}  {seconds:.1} s  {}/s{resumed}",
                         escape(to),
@@ -104,14 +112,15 @@ impl Report {
         let bytes: u64 = tree
             .files
             .iter()
-            .map(|(_, t)| t.size - t.resumed_from)
+            .map(|(_, t)| t.size - t.resumed_from - t.matched)
             .sum();
+        let matched: u64 = tree.files.iter().map(|(_, t)| t.matched).sum();
         let seconds = started.elapsed().as_secs_f64();
         if self.json {
             let files: Vec<_> = tree
                 .files
                 .iter()
-                .map(|(path, t)| serde_json::json!({"path": path, "size": t.size, "resumed_from": t.resumed_from, "hash": t.hash}))
+                .map(|(path, t)| serde_json::json!({"path": path, "size": t.size, "resumed_from": t.resumed_from, "bytes_moved": t.size - t.resumed_from - t.matched, "bytes_matched": t.matched, "hash": t.hash}))
                 .collect();
             let skipped: Vec<_> = tree
                 .skipped
@@ -120,7 +129,8 @@ impl Report {
                 .collect();
             self.lines.push(serde_json::json!({
                 "from": from, "to": to, "dirs": tree.dirs, "files": files, "skipped": skipped,
-                "up_to_date": tree.up_to_date, "bytes": bytes, "seconds": seconds,
+                "up_to_date": tree.up_to_date, "bytes": bytes, "bytes_moved": bytes,
+                "bytes_matched": matched, "seconds": seconds,
             }));
             return;
         }

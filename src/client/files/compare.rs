@@ -81,6 +81,7 @@ where
         hash: algorithm,
         offset: size,
         prefix_hash: Some(ours.clone()),
+        base: None,
     }))
     .await?;
     let ready = match conn.read_message().await? {

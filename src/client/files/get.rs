@@ -10,12 +10,16 @@ use crate::client::error::unexpected;
 use crate::connection::Connection;
 use crate::connection::ConnectionError;
 use crate::protocol::{Frame, Get, GetEnd, GetReady, HashAlgorithm, Message};
-use crate::transfer::chunks;
+use crate::transfer::chunks::{self, TransferError};
+use crate::transfer::delta::{self, Signature, receive::Base};
+use crate::transfer::hash_cache::HashCache;
+use std::sync::Arc;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::partial::Partial;
 use crate::transfer::resume::Offer;
 
-/// Downloads `remote` to `target` through its partial, resuming a verified prefix.
+/// Downloads `remote` to `target` through its partial, resuming a verified prefix; with
+/// `delta` (the cache of signatures), as a delta against what `target` holds now.
 ///
 /// # Errors
 /// The server's refusal, a hash mismatch (nothing is kept), local I/O, a broken connection.
@@ -24,12 +28,13 @@ pub async fn get_file<S>(
     remote: &str,
     target: &Path,
     algorithm: HashAlgorithm,
+    delta: Option<Arc<HashCache>>,
     progress: &mut dyn Progress,
 ) -> Result<Transfer, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let asked = ask_get(conn, remote, target, algorithm).await?;
+    let asked = ask_get(conn, remote, target, algorithm, delta).await?;
     let (transfer, verified) = receive_get(conn, asked, progress).await?;
     let (_, finish_at) = crate::transfer::partial::parent_and_name(target);
     let (mode, mtime_ns) = (verified.mode, verified.mtime_ns);
@@ -53,6 +58,8 @@ pub struct AskedGet {
     /// The partial emptied and a handle to write it, when nothing was offered (the answer can
     /// then only start at 0): made in the same trip to a blocking thread as the partial.
     writer: Option<std::fs::File>,
+    /// The older version the target holds, when a delta was asked for against it.
+    base: Option<Base>,
 }
 
 /// A file received whole and verified, still in its partial: the caller makes it durable and
@@ -77,12 +84,13 @@ pub async fn ask_get<S>(
     remote: &str,
     target: &Path,
     algorithm: HashAlgorithm,
+    delta: Option<Arc<HashCache>>,
 ) -> Result<AskedGet, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let opened_at = target.to_path_buf();
-    let (partial, offer, writer) = blocking(move || -> std::io::Result<_> {
+    let (partial, offer, writer, base) = blocking(move || -> std::io::Result<_> {
         let mut partial = Partial::open(&opened_at)?;
         let offer = Offer::of(&mut partial, algorithm, u64::MAX);
         let writer = if offer.offset == 0 {
@@ -91,7 +99,8 @@ where
         } else {
             None
         };
-        Ok((partial, offer, writer))
+        let base = delta.and_then(|hashes| open_base(&opened_at, &hashes));
+        Ok((partial, offer, writer, base))
     })
     .await?
     .map_err(local(target))?;
@@ -100,8 +109,12 @@ where
         hash: algorithm,
         offset: offer.offset,
         prefix_hash: offer.prefix_hash.clone(),
+        base: base.as_ref().map(|(_, signature)| signature.base()),
     }))
     .await?;
+    if let Some((_, signature)) = &base {
+        delta::wire::write_signature(conn, signature).await?;
+    }
     Ok(AskedGet {
         remote: remote.to_string(),
         target: target.to_path_buf(),
@@ -109,7 +122,25 @@ where
         partial,
         offer,
         writer,
+        base: base.map(|(base, _)| base),
     })
+}
+
+/// The file at `target` as a delta's base, with its signature: a regular file large enough
+/// for a delta to pay. Anything else (nothing there, a link, a read error) means no delta.
+fn open_base(target: &Path, hashes: &HashCache) -> Option<(Base, Signature)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(target)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() < delta::DELTA_MIN {
+        return None;
+    }
+    let (fingerprint, signature) = delta::wire::sign_base(&file, hashes).ok()?;
+    Some((Base { file, fingerprint }, signature))
 }
 
 /// Reads the answer to `asked`: the data into its partial, then the server's hash, compared
@@ -132,6 +163,7 @@ where
         partial,
         offer,
         writer,
+        base,
     } = asked;
     let target = target.as_path();
     let ready = match conn.read_message().await? {
@@ -150,7 +182,17 @@ where
         mode,
         mtime_ns,
         offset,
+        delta,
     } = ready;
+    let base = match (delta, base) {
+        (false, _) => None,
+        (true, Some(base)) => Some(base),
+        (true, None) => {
+            return Err(ClientError::Protocol(
+                "the server sent a delta where no base was offered".into(),
+            ));
+        }
+    };
     let hasher = offer.hasher_for(offset, algorithm);
     let (partial, writer) = match writer {
         Some(writer) if offset == 0 => (partial, writer),
@@ -164,12 +206,35 @@ where
         .map_err(local(target))?,
     };
     progress.begin(&remote, size, offset);
-    let received = chunks::receive_file(conn, writer, size - offset, hasher, &mut |n| {
-        progress.advance(n)
-    })
-    .await;
+    let received = match base {
+        Some(base) => {
+            delta::receive::receive_delta(conn, writer, base, size - offset, hasher, &mut |n| {
+                progress.advance(n)
+            })
+            .await
+            .map(|built| (built.hash, built.matched))
+        }
+        None => chunks::receive_file(conn, writer, size - offset, hasher, &mut |n| {
+            progress.advance(n)
+        })
+        .await
+        .map(|hash| (hash, 0)),
+    };
     progress.end();
-    let ours = received.map_err(|e| transfer_error(target, e))?;
+    let (ours, matched) = match received {
+        Ok(received) => received,
+        Err(TransferError::FileChanged) => {
+            // Built partly from another version of the base: nothing of it is kept.
+            blocking(move || partial.discard()).await?;
+            return Err(ClientError::Local {
+                path: target.to_path_buf(),
+                source: std::io::Error::other(
+                    "it changed here during the delta; nothing was kept, try again",
+                ),
+            });
+        }
+        Err(e) => return Err(transfer_error(target, e)),
+    };
     let theirs = match conn.read_message().await? {
         Message::GetEnd(GetEnd { hash }) => hash,
         other => return Err(unexpected(other)),
@@ -185,6 +250,7 @@ where
         Transfer {
             size,
             resumed_from: offset,
+            matched,
             hash: ours,
             algorithm,
         },
@@ -237,6 +303,7 @@ where
     Ok(Transfer {
         size,
         resumed_from: 0,
+        matched: 0,
         hash: ours,
         algorithm,
     })
@@ -275,6 +342,7 @@ where
         hash: algorithm,
         offset: 0,
         prefix_hash: None,
+        base: None,
     }))
     .await?;
     Ok(())
@@ -346,6 +414,7 @@ where
         Transfer {
             size: ready.size,
             resumed_from: 0,
+            matched: 0,
             hash: ours,
             algorithm,
         },

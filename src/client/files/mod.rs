@@ -31,6 +31,9 @@ pub struct Transfer {
     pub size: u64,
     /// Bytes that were already there and verified (0 when nothing was resumed).
     pub resumed_from: u64,
+    /// Bytes of the rest the receiver took from its older version (a delta): they did not
+    /// cross the wire.
+    pub matched: u64,
     /// The whole-file hash both sides agreed on, hex.
     pub hash: String,
     /// The hash algorithm that proved it.

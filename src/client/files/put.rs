@@ -16,20 +16,24 @@ use crate::protocol::{
     ErrorCode, HashAlgorithm, Message, Put, PutDone, PutEnd, PutReady, PutStart, Refusal,
 };
 use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
+use crate::transfer::delta::{self, DELTA_MIN, Signature};
 use crate::transfer::hash_cache::{Fingerprint, HashCache};
 use crate::transfer::hashing::Hasher;
 use crate::transfer::resume;
 
-/// Uploads `source` to `remote`, resuming after the server's verified prefix.
+/// Uploads `source` to `remote`, resuming after the server's verified prefix; with `delta`,
+/// as a delta against the file the server holds there, when it offers one.
 ///
 /// # Errors
 /// The server's refusal (including `integrity`), local I/O, a broken connection.
+#[allow(clippy::too_many_arguments)] // One upload's facts and choices.
 pub async fn put_file<S>(
     conn: &mut Connection<S>,
     hashes: &HashCache,
     source: &Path,
     remote: &str,
     algorithm: HashAlgorithm,
+    delta: bool,
     progress: &mut dyn Progress,
 ) -> Result<Transfer, ClientError>
 where
@@ -53,14 +57,24 @@ where
         mtime_ns: crate::transfer::metadata::mtime_ns(&meta),
         hash: algorithm,
         whole: false,
+        delta: delta && size >= DELTA_MIN,
     }))
     .await?;
-    let (held, theirs) = match conn.read_message().await? {
+    let (held, theirs, base) = match conn.read_message().await? {
         Message::PutReady(PutReady {
             offset,
             prefix_hash,
-        }) => (offset, prefix_hash),
+            base,
+        }) => (offset, prefix_hash, base),
         other => return Err(unexpected(other)),
+    };
+    let signature = match base {
+        Some(base) => Some(
+            delta::wire::read_signature(conn, &base)
+                .await
+                .map_err(|e| transfer_error(source, e))?,
+        ),
+        None => None,
     };
     let (start, hasher, file) = blocking(move || {
         let mut file = file;
@@ -69,22 +83,21 @@ where
         (start, hasher, file)
     })
     .await?;
-    conn.write_message(&Message::PutStart(PutStart { offset: start }))
-        .await?;
-    let ours = send_bytes(
-        conn,
-        hashes,
-        Opened {
-            file,
-            fingerprint: opened,
-            at: opened_at,
-            source,
-        },
-        start,
-        size,
-        hasher,
-        progress,
-        remote,
+    // Nothing left to send, or everything: a delta would only cost the pass.
+    let signature = signature.filter(|_| start < size);
+    conn.write_message(&Message::PutStart(PutStart {
+        offset: start,
+        delta: signature.is_some(),
+    }))
+    .await?;
+    let opened = Opened {
+        file,
+        fingerprint: opened,
+        at: opened_at,
+        source,
+    };
+    let (ours, matched) = send_bytes(
+        conn, hashes, opened, start, size, hasher, signature, progress, remote,
     )
     .await?;
     conn.write_message(&Message::PutEnd(PutEnd { hash: ours.clone() }))
@@ -93,6 +106,7 @@ where
         Message::PutDone(PutDone { hash, .. }) if hash == ours => Ok(Transfer {
             size,
             resumed_from: start,
+            matched,
             hash,
             algorithm,
         }),
@@ -112,8 +126,9 @@ struct Opened<'a> {
 }
 
 /// Sends bytes `start..size` of the file, hashed as they go or with the hash cache's answer,
-/// and returns the whole file's hash. If the file cannot be read or changed, the server is
-/// told (an `error`: it waits for bytes that will not come) before the error is returned.
+/// plainly or as a delta against `signature`, and returns the whole file's hash and the bytes
+/// the server took from its base. If the file cannot be read or changed, the server is told
+/// (an `error`: it waits for bytes that will not come) before the error is returned.
 #[allow(clippy::too_many_arguments)] // The steps of one send; a struct would only rename them.
 async fn send_bytes<S>(
     conn: &mut Connection<S>,
@@ -122,9 +137,10 @@ async fn send_bytes<S>(
     start: u64,
     size: u64,
     hasher: Hasher,
+    signature: Option<Signature>,
     progress: &mut dyn Progress,
     remote: &str,
-) -> Result<String, ClientError>
+) -> Result<(String, u64), ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -134,24 +150,41 @@ where
     let how = known.map_or(SendHash::Compute(hasher), SendHash::Known);
     progress.begin(remote, size, start);
     let chunk = CHUNK.min(conn.max_data_payload());
-    let sent = chunks::send_file(
-        conn,
-        opened.file,
-        opened.fingerprint,
-        start,
-        size - start,
-        how,
-        chunk,
-        &mut |n| progress.advance(n),
-    )
-    .await;
+    let sent = match signature {
+        Some(signature) => {
+            delta::send::send_delta(
+                conn,
+                opened.file,
+                opened.fingerprint,
+                start,
+                signature,
+                how,
+                chunk,
+                &mut |n| progress.advance(n),
+            )
+            .await
+            .map(|sent| (sent.hash, sent.matched))
+        }
+        None => chunks::send_file(
+            conn,
+            opened.file,
+            opened.fingerprint,
+            start,
+            size - start,
+            how,
+            chunk,
+            &mut |n| progress.advance(n),
+        )
+        .await
+        .map(|hash| (hash, 0)),
+    };
     progress.end();
     match sent {
-        Ok(hash) => {
+        Ok((hash, matched)) => {
             if !cached {
                 hashes.remember(opened.fingerprint, opened.at, algorithm, &hash);
             }
-            Ok(hash)
+            Ok((hash, matched))
         }
         Err(e) => {
             if let TransferError::FileChanged | TransferError::Local(_) = e {
@@ -212,6 +245,7 @@ where
         mtime_ns: crate::transfer::metadata::mtime_ns(&meta),
         hash: algorithm,
         whole: true,
+        delta: false,
     });
     let opened = Opened {
         file,
@@ -221,7 +255,10 @@ where
     };
     conn.write_message(&put).await?;
     let hasher = Hasher::new(algorithm);
-    let hash = send_bytes(conn, hashes, opened, 0, size, hasher, progress, remote).await?;
+    let (hash, _) = send_bytes(
+        conn, hashes, opened, 0, size, hasher, None, progress, remote,
+    )
+    .await?;
     conn.write_message(&Message::PutEnd(PutEnd { hash: hash.clone() }))
         .await?;
     Ok(SentPut {
@@ -248,6 +285,7 @@ where
         Message::PutDone(PutDone { hash, .. }) if hash == sent.hash => Ok(Transfer {
             size: sent.size,
             resumed_from: 0,
+            matched: 0,
             hash,
             algorithm: sent.algorithm,
         }),
@@ -302,6 +340,7 @@ where
                 mtime_ns: crate::transfer::metadata::mtime_ns(&meta),
                 hash: algorithm,
                 whole: true,
+                delta: false,
             }))
             .map_err(ConnectionError::Io)?;
         let max = conn.max_data_payload();

@@ -14,9 +14,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::connection::{Connection, ConnectionError};
 use crate::metrics::TransferKind;
-use crate::protocol::{ErrorCode, Get, GetEnd, GetReady, Message, Permission, Refusal};
+use crate::protocol::{
+    DeltaBase, ErrorCode, Get, GetEnd, GetReady, Message, Permission, Refusal,
+};
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
+use crate::transfer::delta::{self, Signature};
 use crate::transfer::hash_cache::Fingerprint;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::resume;
@@ -39,7 +42,104 @@ pub async fn serve_get<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    serve_gets(conn, vec![request], ctx).await
+    let mut request = request;
+    match request.base.take() {
+        Some(base) => serve_delta_get(conn, request, &base, ctx).await,
+        None => serve_gets(conn, vec![request], ctx).await,
+    }
+}
+
+/// Serves a `get` whose client holds an older version: its signature is read first (whatever
+/// the answer, so the stream stays in step), then the file is sent as a delta against it when
+/// it is large enough for one to pay, else whole.
+async fn serve_delta_get<S>(
+    conn: &mut Connection<S>,
+    request: Get,
+    base: &DeltaBase,
+    ctx: &SessionContext,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let signature = read_signature(conn, base).await?;
+    let opened_at = SystemTime::now();
+    let started = std::time::Instant::now();
+    let served = async {
+        ctx.need(Permission::Read, "get")?;
+        let sandbox = ctx.sandbox.clone();
+        let (budget, peer) = (Arc::clone(&ctx.resume_budget), ctx.peer);
+        let prepared =
+            off_runtime(move || prepare(&sandbox, request, |bytes| budget.take(peer, bytes)))
+                .await??;
+        match prepared {
+            Prepared::Small { ready, bytes, hash } => {
+                let mut batch = conn.batch();
+                batch.message(&Message::GetReady(ready)).map_err(io)?;
+                if !bytes.is_empty() {
+                    batch.data(0, &bytes).map_err(io)?;
+                }
+                batch
+                    .message(&Message::GetEnd(GetEnd { hash }))
+                    .map_err(io)?;
+                conn.write_batch(batch).await.map_err(io)?;
+                Ok(())
+            }
+            Prepared::Large {
+                path,
+                file,
+                meta,
+                start,
+                hasher,
+            } => {
+                let signature = (meta.len() >= delta::DELTA_MIN).then_some(signature);
+                let send = Send {
+                    file,
+                    meta,
+                    start,
+                    hasher,
+                    opened_at,
+                    signature,
+                };
+                send_large(conn, ctx, &path, send).await
+            }
+        }
+    }
+    .await;
+    match served {
+        Ok(()) => {
+            ctx.metrics.request("get", "ok");
+            ctx.metrics.transfer(TransferKind::Get, started.elapsed());
+            Ok(())
+        }
+        Err(RequestError::Refused(refusal)) => {
+            ctx.metrics.request("get", refusal.code.name());
+            conn.write_message(&Message::Error(refusal)).await.map_err(io)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// Reads the signature that follows a delta `get`; one that is not a signature leaves the
+/// stream out of step, and ends the session with that answer.
+///
+/// # Errors
+/// As above, or the connection failed.
+pub async fn read_signature<S>(
+    conn: &mut Connection<S>,
+    base: &DeltaBase,
+) -> Result<Signature, RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match delta::wire::read_signature(conn, base).await {
+        Ok(signature) => Ok(signature),
+        Err(TransferError::Connection(e)) => Err(e.into()),
+        Err(TransferError::Peer(refusal)) => Err(RequestError::Abandoned(refusal)),
+        Err(e) => Err(RequestError::OutOfStep(Refusal::new(
+            ErrorCode::BadMessage,
+            format!("a get's signature: {e}; the session ends"),
+        ))),
+    }
 }
 
 /// One get, opened and decided on a blocking thread.
@@ -121,8 +221,15 @@ where
                     .await
                     .map_err(io)?;
                 batched = 0;
-                let sent =
-                    send_large(conn, ctx, &path, file, &meta, start, hasher, opened_at).await;
+                let send = Send {
+                    file,
+                    meta,
+                    start,
+                    hasher,
+                    opened_at,
+                    signature: None,
+                };
+                let sent = send_large(conn, ctx, &path, send).await;
                 match sent {
                     Ok(()) => {
                         ctx.metrics.request("get", "ok");
@@ -196,45 +303,72 @@ fn ready_of(meta: &Metadata, start: u64) -> GetReady {
         mode: meta.mode() & 0o7777,
         mtime_ns: crate::transfer::metadata::mtime_ns(meta),
         offset: start,
+        delta: false,
     }
 }
 
-/// Streams a large file: `get_ready`, the data, `get_end`. The hash comes from the cache when
-/// this version of the file was hashed before, and is kept when it was not.
-#[allow(clippy::too_many_arguments)] // One get's facts, as `prepare` found them.
+/// A large file to stream, as `prepare` found it.
+struct Send {
+    file: File,
+    meta: Metadata,
+    start: u64,
+    /// Has seen the bytes before `start`.
+    hasher: Hasher,
+    opened_at: SystemTime,
+    /// The client's base, when the file goes as a delta against it.
+    signature: Option<Signature>,
+}
+
+/// Streams a large file: `get_ready`, the data (plain, or a delta against the client's base),
+/// `get_end`. The hash comes from the cache when this version of the file was hashed before,
+/// and is kept when it was not.
 async fn send_large<S>(
     conn: &mut Connection<S>,
     ctx: &SessionContext,
     path: &str,
-    file: File,
-    meta: &Metadata,
-    start: u64,
-    hasher: Hasher,
-    opened_at: SystemTime,
+    send: Send,
 ) -> Result<(), RequestError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let opened = Fingerprint::of(meta);
+    let Send {
+        file,
+        meta,
+        start,
+        hasher,
+        opened_at,
+        signature,
+    } = send;
+    let opened = Fingerprint::of(&meta);
     let algorithm = hasher.algorithm();
     let size = meta.len();
-    conn.write_message(&Message::GetReady(ready_of(meta, start)))
-        .await?;
+    let mut ready = ready_of(&meta, start);
+    ready.delta = signature.is_some();
+    conn.write_message(&Message::GetReady(ready)).await?;
     let chunk = CHUNK.min(conn.max_data_payload());
     let known = ctx.hashes.lookup(opened, algorithm);
     let cached = known.is_some();
     let how = known.map_or(SendHash::Compute(hasher), SendHash::Known);
-    let sent = chunks::send_file(
-        conn,
-        file,
-        opened,
-        start,
-        size - start,
-        how,
-        chunk,
-        &mut |_| {},
-    )
-    .await;
+    let sent = match signature {
+        Some(signature) => {
+            delta::send::send_delta(conn, file, opened, start, signature, how, chunk, &mut |_| {})
+                .await
+                .map(|sent| sent.hash)
+        }
+        None => {
+            chunks::send_file(
+                conn,
+                file,
+                opened,
+                start,
+                size - start,
+                how,
+                chunk,
+                &mut |_| {},
+            )
+            .await
+        }
+    };
     match sent {
         Ok(hash) => {
             if !cached {

@@ -20,6 +20,8 @@ use crate::protocol::{
 };
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, TransferError};
+use crate::transfer::delta::{self, Signature, receive::Base};
+use std::os::fd::AsFd;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::partial::Partial;
 use crate::transfer::resume::Offer;
@@ -46,13 +48,24 @@ where
     let upload = Upload::open(&ctx.sandbox, request).await?;
     let (upload, offer) = upload.offer().await?;
     let upload = upload.ensure_space(offer.offset).await?;
+    let (upload, base) = if upload.request.delta {
+        upload.sign_base(ctx).await?
+    } else {
+        (upload, None)
+    };
     conn.write_message(&Message::PutReady(PutReady {
         offset: offer.offset,
         prefix_hash: offer.prefix_hash.clone(),
+        base: base.as_ref().map(|(_, signature)| signature.base()),
     }))
     .await?;
-    let start = match conn.read_message().await? {
-        Message::PutStart(PutStart { offset }) if offer.allows(offset) => offset,
+    if let Some((_, signature)) = &base {
+        delta::wire::write_signature(conn, signature).await?;
+    }
+    let (start, use_delta) = match conn.read_message().await? {
+        Message::PutStart(PutStart { offset, delta }) if offer.allows(offset) => {
+            (offset, delta)
+        }
         other => {
             return Err(Refusal::new(
                 ErrorCode::UnexpectedMessage,
@@ -65,7 +78,25 @@ where
             .into());
         }
     };
-    let (upload, ours) = upload.receive(conn, start, offer).await?;
+    let base = match (use_delta, base) {
+        (false, _) => None,
+        (true, Some((base, _))) => Some(base),
+        (true, None) => {
+            return Err(RequestError::OutOfStep(Refusal::new(
+                ErrorCode::UnexpectedMessage,
+                "'put_start' asked for a delta where no base was offered; the session ends",
+            )));
+        }
+    };
+    let (upload, ours) = match upload.receive(conn, start, offer, base).await {
+        Ok(received) => received,
+        Err(RequestError::Refused(refusal)) => {
+            // The data was read to its end: `put_end` is all that is left of this put.
+            expect_put_end(conn).await?;
+            return Err(refusal.into());
+        }
+        Err(other) => return Err(other),
+    };
     let theirs = match conn.read_message().await? {
         Message::PutEnd(PutEnd { hash }) => hash,
         other => {
@@ -135,7 +166,7 @@ where
         }
         Err(other) => return Err(other),
     };
-    let received = upload.receive(conn, 0, Offer::nothing()).await;
+    let received = upload.receive(conn, 0, Offer::nothing(), None).await;
     let (upload, ours) = match received {
         Ok(received) => received,
         Err(RequestError::Refused(refusal)) => {
@@ -409,12 +440,14 @@ impl Upload {
         .into())
     }
 
-    /// Receives the data from `start` to the end; the hash of the whole file as written.
+    /// Receives the data from `start` to the end, plain or as a delta against `base`; the hash
+    /// of the whole file as written.
     async fn receive<S>(
         self,
         conn: &mut Connection<S>,
         start: u64,
         offer: Offer,
+        base: Option<Base>,
     ) -> Result<(Upload, String), RequestError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -424,7 +457,15 @@ impl Upload {
         upload.partial.keep(start)?;
         let writer = upload.partial.writer()?;
         let left = upload.request.size - start;
-        let received = chunks::receive_file(conn, writer, left, hasher, &mut |_| {}).await;
+        let delta = base.is_some();
+        let received = match base {
+            Some(base) => {
+                delta::receive::receive_delta(conn, writer, base, left, hasher, &mut |_| {})
+                    .await
+                    .map(|built| built.hash)
+            }
+            None => chunks::receive_file(conn, writer, left, hasher, &mut |_| {}).await,
+        };
         let path = upload.request.path.clone();
         match received {
             Ok(hash) => Ok((upload, hash)),
@@ -453,11 +494,49 @@ impl Upload {
             ))),
             Err(TransferError::Peer(refusal)) => Err(RequestError::Abandoned(refusal)),
             Err(TransferError::Connection(e)) => Err(e.into()),
+            Err(TransferError::FileChanged) if delta => {
+                // Built partly from another version of the base: nothing of it is kept.
+                upload.discard().await?;
+                Err(Refusal::new(
+                    ErrorCode::Io,
+                    format!("'{path}' changed on the server during the delta; nothing was kept, try again"),
+                )
+                .into())
+            }
             Err(TransferError::FileChanged) => Err(RequestError::OutOfStep(Refusal::new(
                 ErrorCode::BadMessage,
                 format!("put of '{path}' broke off; the session ends"),
             ))),
         }
+    }
+
+    /// The file the put replaces, as a delta's base with its signature: only a regular file
+    /// reached by its own name in the target's directory (never through a symlink), and only
+    /// when both it and the new file are large enough for a delta to pay.
+    async fn sign_base(
+        self,
+        ctx: &SessionContext,
+    ) -> Result<(Upload, Option<(Base, Signature)>), RequestError> {
+        if self.request.size < delta::DELTA_MIN {
+            return Ok((self, None));
+        }
+        let hashes = Arc::clone(&ctx.hashes);
+        let dir = Arc::clone(self.partial.dir());
+        let name = self.target.clone();
+        let signed = off_runtime(move || -> Option<(Base, Signature)> {
+            use rustix::fs::{Mode, OFlags};
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(dir.as_fd(), name.as_str(), flags, Mode::empty()).ok()?;
+            let file = std::fs::File::from(fd);
+            let meta = file.metadata().ok()?;
+            if !meta.is_file() || meta.len() < delta::DELTA_MIN {
+                return None;
+            }
+            let (fingerprint, signature) = delta::wire::sign_base(&file, &hashes).ok()?;
+            Some((Base { file, fingerprint }, signature))
+        })
+        .await?;
+        Ok((self, signed))
     }
 
     /// Puts the partial in place if `ours` (the hash of what was written) is `theirs` (the

@@ -1,0 +1,245 @@
+//! The receiver's side of a delta: the new version is built into the partial from literal
+//! bytes and copies of the base, hashed as it is written, so the whole-file hash proves it
+//! exactly as for a plain transfer.
+//!
+//! Every instruction is checked before it is followed: a copy must lie within the base and
+//! within what is left of the announced size, literal bytes too; a peer that breaks either is
+//! out of step and nothing beyond the partial is ever written. The disk side runs on one
+//! blocking thread fed through a short queue, as in a plain receive.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+use super::{COPY_BYTES, COPY_CHANNEL};
+use crate::connection::{Connection, ConnectionError};
+use crate::protocol::{Frame, Message};
+use crate::transfer::chunks::TransferError;
+use crate::transfer::hash_cache::Fingerprint;
+use crate::transfer::hashing::Hasher;
+
+/// Frames queued between the connection and the disk.
+const QUEUE: usize = 4;
+/// Bytes of the base copied at a time.
+const COPY_BUFFER: usize = 1 << 20;
+
+/// What a delta built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaReceived {
+    /// The hash of the whole file as written (the bytes before the start included).
+    pub hash: String,
+    /// Bytes taken from the base.
+    pub matched: u64,
+}
+
+/// The file a delta is built against: opened once, and its fingerprint then.
+pub struct Base {
+    /// The base, open for reading.
+    pub file: File,
+    /// Its fingerprint when its signature was taken.
+    pub fingerprint: Fingerprint,
+}
+
+enum Piece {
+    Literal(Bytes),
+    Copies(Vec<(u64, u64)>),
+}
+
+/// The disk side: the partial, the base and the hash so far.
+struct Builder {
+    out: File,
+    base: File,
+    hasher: Hasher,
+    buffer: Vec<u8>,
+}
+
+impl Builder {
+    fn apply(&mut self, piece: Piece) -> std::io::Result<()> {
+        match piece {
+            Piece::Literal(bytes) => {
+                self.out.write_all(&bytes)?;
+                self.hasher.update(&bytes);
+            }
+            Piece::Copies(copies) => {
+                for (mut offset, mut len) in copies {
+                    while len > 0 {
+                        let now = usize::try_from(len).map_or(COPY_BUFFER, |l| l.min(COPY_BUFFER));
+                        self.buffer.resize(now, 0);
+                        self.base.read_exact_at(&mut self.buffer, offset)?;
+                        self.out.write_all(&self.buffer)?;
+                        self.hasher.update(&self.buffer);
+                        offset += now as u64;
+                        len -= now as u64;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a delta for `len` bytes (literal frames on channel 0, copies on [`COPY_CHANNEL`]) and
+/// writes the file it describes into `out` (positioned where the delta starts), feeding
+/// `hasher` (which has seen the bytes before). Returns the whole hash and the bytes matched.
+/// A local failure does not desynchronise the stream: the rest of the delta is read and
+/// dropped, then the failure is returned; a base that changed meanwhile (another fingerprint
+/// after the last copy, or shorter than a copy needs) is [`TransferError::FileChanged`].
+///
+/// # Errors
+/// Local I/O, the base changed, the peer's error, an instruction out of bounds or more data
+/// than announced ([`TransferError::Protocol`]), connection errors.
+pub async fn receive_delta<S>(
+    conn: &mut Connection<S>,
+    out: File,
+    base: Base,
+    len: u64,
+    hasher: Hasher,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<DeltaReceived, TransferError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let base_size = base.fingerprint.size;
+    let fingerprint = base.fingerprint;
+    let (queue, mut pieces) = mpsc::channel::<Piece>(QUEUE);
+    let disk = tokio::task::spawn_blocking(move || {
+        let mut builder = Builder {
+            out,
+            base: base.file,
+            hasher,
+            buffer: Vec::new(),
+        };
+        let mut failed: Option<std::io::Error> = None;
+        while let Some(piece) = pieces.blocking_recv() {
+            if failed.is_none()
+                && let Err(e) = builder.apply(piece)
+            {
+                failed = Some(e);
+            }
+        }
+        let changed = match builder.base.metadata() {
+            Ok(now) => Fingerprint::of(&now) != fingerprint,
+            Err(_) => true,
+        };
+        (builder.hasher, failed, changed)
+    });
+    let mut left = len;
+    let mut matched = 0u64;
+    let read: Result<(), TransferError> = async {
+        while left > 0 {
+            let (channel, payload) = match conn.read_frame().await? {
+                Some(Frame::Data { channel, payload }) => (channel, payload),
+                Some(Frame::Message(body)) => {
+                    return Err(match Message::parse(&body) {
+                        Ok(Message::Error(refusal)) => TransferError::Peer(refusal),
+                        Ok(other) => TransferError::Protocol(format!(
+                            "'{}' arrived after {} of the delta's {len} bytes",
+                            other.kind(),
+                            len - left
+                        )),
+                        Err(e) => TransferError::Protocol(e.to_string()),
+                    });
+                }
+                None => return Err(ConnectionError::Closed.into()),
+            };
+            let (piece, covers) = match channel {
+                0 => (Piece::Literal(payload.clone()), payload.len() as u64),
+                COPY_CHANNEL => {
+                    let copies = copies_in(&payload, base_size, left)?;
+                    let covers = copies.iter().map(|(_, n)| n).sum::<u64>();
+                    matched += covers;
+                    (Piece::Copies(copies), covers)
+                }
+                other => {
+                    return Err(TransferError::Protocol(format!(
+                        "a delta's data on channel {other}"
+                    )));
+                }
+            };
+            if covers > left {
+                return Err(TransferError::Protocol(format!(
+                    "a delta covers {covers} bytes where {left} were left of the {len} announced"
+                )));
+            }
+            left -= covers;
+            progress(covers);
+            if queue.send(piece).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(queue);
+    let (hasher, failed, changed) = disk
+        .await
+        .map_err(|e| TransferError::Local(std::io::Error::other(e)))?;
+    read?;
+    match failed {
+        Some(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(TransferError::FileChanged);
+        }
+        Some(e) => return Err(TransferError::Local(e)),
+        None => {}
+    }
+    if changed {
+        return Err(TransferError::FileChanged);
+    }
+    Ok(DeltaReceived {
+        hash: hasher.finish_hex(),
+        matched,
+    })
+}
+
+/// The copy instructions in one frame, each checked: a whole number of them, none empty, each
+/// within the base, all within the `left` bytes still to come.
+fn copies_in(payload: &[u8], base_size: u64, left: u64) -> Result<Vec<(u64, u64)>, TransferError> {
+    if payload.is_empty() || !payload.len().is_multiple_of(COPY_BYTES) {
+        return Err(TransferError::Protocol(format!(
+            "a frame of copies is {} bytes, not a multiple of {COPY_BYTES}",
+            payload.len()
+        )));
+    }
+    let mut total = 0u64;
+    payload
+        .chunks_exact(COPY_BYTES)
+        .map(|copy| {
+            let (offset, len) = copy.split_at(8);
+            let offset = u64::from_le_bytes(offset.try_into().unwrap_or_default());
+            let len = u64::from_le_bytes(len.try_into().unwrap_or_default());
+            let end = offset.checked_add(len).filter(|end| *end <= base_size);
+            total = total.saturating_add(len);
+            if len == 0 || end.is_none() || total > left {
+                return Err(TransferError::Protocol(format!(
+                    "a copy of {len} bytes at {offset} of a {base_size}-byte base, with {left} left"
+                )));
+            }
+            Ok((offset, len))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(offset: u64, len: u64) -> Vec<u8> {
+        [offset.to_le_bytes(), len.to_le_bytes()].concat()
+    }
+
+    #[test]
+    fn copies_beyond_the_base_or_the_file_are_refused() {
+        assert_eq!(copies_in(&copy(10, 20), 100, 50).unwrap(), vec![(10, 20)]);
+        assert!(copies_in(&copy(90, 20), 100, 50).is_err(), "past the base");
+        assert!(copies_in(&copy(u64::MAX, 2), 100, 50).is_err(), "overflow");
+        assert!(copies_in(&copy(0, 60), 100, 50).is_err(), "past the file");
+        assert!(copies_in(&copy(0, 0), 100, 50).is_err(), "empty");
+        assert!(copies_in(&copy(0, 1)[..15], 100, 50).is_err(), "cut short");
+        let two = [copy(0, 30), copy(40, 30)].concat();
+        assert!(copies_in(&two, 100, 50).is_err(), "together past the file");
+    }
+}

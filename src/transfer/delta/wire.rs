@@ -1,0 +1,108 @@
+//! A signature on the wire: announced by a [`DeltaBase`] in a message, its entries then follow
+//! as data frames on channel 0.
+
+use std::fs::File;
+use std::time::SystemTime;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{ENTRY_BYTES, Signature};
+use crate::connection::{Connection, ConnectionError};
+use crate::protocol::{DeltaBase, Frame, Message};
+use crate::transfer::chunks::TransferError;
+use crate::transfer::hash_cache::{Fingerprint, HashCache};
+
+/// Sends a signature's entries (the message announcing it was sent just before).
+///
+/// # Errors
+/// Connection errors.
+pub async fn write_signature<S>(
+    conn: &mut Connection<S>,
+    signature: &Signature,
+) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let bytes = signature.encode();
+    let frame = conn.max_data_payload() / ENTRY_BYTES * ENTRY_BYTES;
+    for piece in bytes.chunks(frame.max(ENTRY_BYTES)) {
+        conn.write_data(0, piece).await?;
+    }
+    Ok(())
+}
+
+/// Reads the entries `base` announced and checks that they add up. A base that cannot be a
+/// signature is refused before anything is read; entries that do not add up after.
+///
+/// # Errors
+/// [`TransferError::Protocol`] for a signature that is not one (the stream is then out of
+/// step), the peer's error, connection errors.
+pub async fn read_signature<S>(
+    conn: &mut Connection<S>,
+    base: &DeltaBase,
+) -> Result<Signature, TransferError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    Signature::check_base(base).map_err(TransferError::Protocol)?;
+    let expected = usize::try_from(base.chunks)
+        .ok()
+        .and_then(|n| n.checked_mul(ENTRY_BYTES))
+        .ok_or_else(|| TransferError::Protocol("a signature too large".into()))?;
+    let mut bytes = Vec::with_capacity(expected.min(1 << 24));
+    while bytes.len() < expected {
+        match conn.read_frame().await? {
+            Some(Frame::Data {
+                channel: 0,
+                payload,
+            }) if bytes.len() + payload.len() <= expected => bytes.extend_from_slice(&payload),
+            Some(Frame::Message(body)) => {
+                return Err(match Message::parse(&body) {
+                    Ok(Message::Error(refusal)) => TransferError::Peer(refusal),
+                    _ => TransferError::Protocol(format!(
+                        "a message arrived after {} of a signature's {expected} bytes",
+                        bytes.len()
+                    )),
+                });
+            }
+            Some(Frame::Data { .. }) => {
+                return Err(TransferError::Protocol(format!(
+                    "a signature of {expected} bytes arrived longer, or on another channel"
+                )));
+            }
+            None => return Err(ConnectionError::Closed.into()),
+        }
+    }
+    Signature::decode(base, &bytes).map_err(TransferError::Protocol)
+}
+
+/// The signature of an open base file: kept from an earlier transfer if this very version was
+/// signed before, else computed (and kept, when it did not change while read). Its fingerprint
+/// comes with it. Runs on a blocking thread.
+///
+/// # Errors
+/// Read errors; [`TransferError::FileChanged`] when it changed while it was read.
+pub fn sign_base(
+    file: &File,
+    cache: &HashCache,
+) -> Result<(Fingerprint, Signature), TransferError> {
+    let meta = file.metadata().map_err(TransferError::Local)?;
+    let fingerprint = Fingerprint::of(&meta);
+    if let Some(signature) = cache.signature(fingerprint) {
+        return Ok((fingerprint, signature));
+    }
+    let started = SystemTime::now();
+    let signature = match Signature::compute(file, meta.len()) {
+        Ok(signature) => signature,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(TransferError::FileChanged);
+        }
+        Err(e) => return Err(TransferError::Local(e)),
+    };
+    let after = file.metadata().map_err(TransferError::Local)?;
+    if Fingerprint::of(&after) != fingerprint {
+        return Err(TransferError::FileChanged);
+    }
+    cache.remember_signature(fingerprint, started, &signature);
+    Ok((fingerprint, signature))
+}

@@ -263,6 +263,7 @@ async fn a_disk_that_fills_gets_a_clear_error_nothing_is_kept_and_the_server_ser
         mtime_ns: 0,
         hash: HashAlgorithm::Blake3,
         whole: false,
+        delta: false,
     }))
     .await
     .unwrap();
@@ -271,14 +272,18 @@ async fn a_disk_that_fills_gets_a_clear_error_nothing_is_kept_and_the_server_ser
         ready,
         Message::PutReady(PutReady {
             offset: 0,
-            prefix_hash: None
+            prefix_hash: None,
+            base: None,
         })
     );
     let filler = pattern(4 << 20, 4);
     std::fs::write(disk.join("filler"), &filler).unwrap();
-    conn.write_message(&Message::PutStart(PutStart { offset: 0 }))
-        .await
-        .unwrap();
+    conn.write_message(&Message::PutStart(PutStart {
+        offset: 0,
+        delta: false,
+    }))
+    .await
+    .unwrap();
     for chunk in body.chunks(256 << 10) {
         conn.write_data(0, chunk).await.unwrap();
     }

@@ -66,6 +66,7 @@ async fn boundary_sizes_round_trip_verified_with_both_hashes() {
                 &local,
                 &remote,
                 algorithm,
+                false,
                 &mut NoProgress,
             )
             .await
@@ -77,7 +78,7 @@ async fn boundary_sizes_round_trip_verified_with_both_hashes() {
                 "{size}"
             );
             let back = work.path().join(format!("out-{size}-{}", algorithm.name()));
-            let down = files::get_file(&mut conn, &remote, &back, algorithm, &mut NoProgress)
+            let down = files::get_file(&mut conn, &remote, &back, algorithm, None, &mut NoProgress)
                 .await
                 .unwrap();
             assert_eq!(down.hash, up.hash);
@@ -437,7 +438,14 @@ async fn an_interrupted_get_resumes_from_the_verified_partial() {
         stop: Some(tx),
     };
     {
-        let transfer = files::get_file(&mut conn, "big", &target, HashAlgorithm::Blake3, &mut stop);
+        let transfer = files::get_file(
+            &mut conn,
+            "big",
+            &target,
+            HashAlgorithm::Blake3,
+            None,
+            &mut stop,
+        );
         tokio::pin!(transfer);
         tokio::select! {
             biased;
@@ -470,6 +478,7 @@ async fn an_interrupted_get_resumes_from_the_verified_partial() {
         "big",
         &target,
         HashAlgorithm::Blake3,
+        None,
         &mut NoProgress,
     )
     .await
@@ -493,6 +502,7 @@ async fn a_partial_that_does_not_match_is_not_trusted() {
         "f",
         &work.path().join("f"),
         HashAlgorithm::Blake3,
+        None,
         &mut NoProgress,
     )
     .await
@@ -520,7 +530,7 @@ async fn an_interrupted_put_resumes_and_says_so() {
     tokio::select! {
         biased;
         _ = rx => {}
-        _ = files::put_file(&mut conn, &hashes, &source, "up.bin", HashAlgorithm::Blake3, &mut stop) => panic!("finished before the interruption"),
+        _ = files::put_file(&mut conn, &hashes, &source, "up.bin", HashAlgorithm::Blake3, false, &mut stop) => panic!("finished before the interruption"),
     }
     drop(conn);
     server.wait_for_active(0).await; // the server noticed, and its partial is closed
@@ -558,6 +568,7 @@ async fn a_tampered_put_is_detected_and_nothing_is_kept() {
         mtime_ns: 0,
         hash: HashAlgorithm::Blake3,
         whole: false,
+        delta: false,
     }))
     .await
     .unwrap();
@@ -565,9 +576,12 @@ async fn a_tampered_put_is_detected_and_nothing_is_kept() {
         conn.read_message().await.unwrap(),
         Message::PutReady(PutReady { offset: 0, .. })
     ));
-    conn.write_message(&Message::PutStart(PutStart { offset: 0 }))
-        .await
-        .unwrap();
+    conn.write_message(&Message::PutStart(PutStart {
+        offset: 0,
+        delta: false,
+    }))
+    .await
+    .unwrap();
     conn.write_data(0, b"evil").await.unwrap();
     // The hash of what the sender meant, not of what arrived.
     let mut meant = ferry::transfer::hashing::Hasher::new(HashAlgorithm::Blake3);
@@ -602,6 +616,7 @@ async fn a_tampered_get_is_detected_and_nothing_is_kept() {
             mode: 0o644,
             mtime_ns: 0,
             offset: 0,
+            delta: false,
         });
         conn.write_message(&ready).await.unwrap();
         conn.write_data(0, b"evil").await.unwrap();
@@ -621,6 +636,7 @@ async fn a_tampered_get_is_detected_and_nothing_is_kept() {
         "x",
         &target,
         HashAlgorithm::Blake3,
+        None,
         &mut NoProgress,
     )
     .await
@@ -659,6 +675,7 @@ async fn nothing_outside_the_root_is_read_or_written() {
             path,
             &work.path().join("out"),
             HashAlgorithm::Blake3,
+            None,
             &mut NoProgress,
         )
         .await
@@ -678,6 +695,7 @@ async fn nothing_outside_the_root_is_read_or_written() {
             &local,
             path,
             HashAlgorithm::Blake3,
+            false,
             &mut NoProgress,
         )
         .await
@@ -718,6 +736,7 @@ async fn reading_needs_read_and_writing_needs_write() {
         "f",
         &work.path().join("f"),
         HashAlgorithm::Blake3,
+        None,
         &mut NoProgress,
     )
     .await
@@ -743,6 +762,7 @@ async fn reading_needs_read_and_writing_needs_write() {
         &work.path().join("local"),
         "up",
         HashAlgorithm::Blake3,
+        false,
         &mut NoProgress,
     )
     .await
@@ -780,6 +800,7 @@ async fn two_clients_putting_the_same_path_never_mix() {
                 &source,
                 "same.bin",
                 HashAlgorithm::Blake3,
+                false,
                 &mut NoProgress,
             )
             .await
@@ -861,6 +882,7 @@ async fn transfers_in_flight_do_not_block_chat() {
                 "big",
                 &target,
                 HashAlgorithm::Blake3,
+                None,
                 &mut NoProgress,
             )
             .await
@@ -907,6 +929,7 @@ async fn a_server_announcing_an_offset_past_the_end_is_a_protocol_error() {
             mode: 0o644,
             mtime_ns: 0,
             offset: held,
+            delta: false,
         });
         conn.write_message(&ready).await.unwrap();
         let _ = conn.read_frame().await;
@@ -920,6 +943,7 @@ async fn a_server_announcing_an_offset_past_the_end_is_a_protocol_error() {
         "x",
         &home.path().join("got"),
         HashAlgorithm::Blake3,
+        None,
         &mut NoProgress,
     )
     .await
@@ -1020,6 +1044,7 @@ async fn a_server_cannot_make_get_r_write_outside_the_target() {
                     mode: 0o644,
                     mtime_ns: 0,
                     offset: 0,
+                    delta: false,
                 });
                 conn.write_message(&ready).await.unwrap();
                 conn.write_data(0, b"evil").await.unwrap();
@@ -1039,10 +1064,14 @@ async fn a_server_cannot_make_get_r_write_outside_the_target() {
         let mut conn = connect_plaintext(addr, home.path()).await;
         let err = ferry::client::tree::get_tree(
             &mut conn,
+            &std::sync::Arc::new(HashCache::in_memory()),
             "t",
             &target,
-            HashAlgorithm::Blake3,
-            ferry::client::files::Check::Never,
+            &ferry::client::tree::TreeOptions {
+                algorithm: HashAlgorithm::Blake3,
+                check: ferry::client::files::Check::Never,
+                delta: false,
+            },
             &mut NoProgress,
         )
         .await
@@ -1108,6 +1137,7 @@ async fn setuid_and_setgid_bits_never_cross() {
         &local,
         "tool",
         HashAlgorithm::Blake3,
+        false,
         &mut NoProgress,
     )
     .await

@@ -305,10 +305,19 @@ async fn mover(
             &source,
             &remote,
             HashAlgorithm::Blake3,
+            false,
             &mut NoProgress,
         )
         .await?;
-        files::get_file(conn, &remote, &back, HashAlgorithm::Blake3, &mut NoProgress).await?;
+        files::get_file(
+            conn,
+            &remote,
+            &back,
+            HashAlgorithm::Blake3,
+            None,
+            &mut NoProgress,
+        )
+        .await?;
         files::remove(conn, &remote).await?;
         if std::fs::read(&back).ok().as_deref() != Some(&body[..]) {
             return Err(ClientError::Protocol("the file came back different".into()));

@@ -56,21 +56,33 @@ async fn the_figures_equal_what_a_known_workload_did() {
     }
     let mut files = dave.files();
     files
-        .put_file(&a, "a.bin", HashAlgorithm::Blake3, &mut NoProgress)
+        .put_file(&a, "a.bin", HashAlgorithm::Blake3, false, &mut NoProgress)
         .await
         .unwrap();
     files
-        .put_file(&b, "b.bin", HashAlgorithm::Blake3, &mut NoProgress)
+        .put_file(&b, "b.bin", HashAlgorithm::Blake3, false, &mut NoProgress)
         .await
         .unwrap();
     let back = dir.path().join("back.bin");
     files
-        .get_file("a.bin", &back, HashAlgorithm::Blake3, &mut NoProgress)
+        .get_file(
+            "a.bin",
+            &back,
+            HashAlgorithm::Blake3,
+            false,
+            &mut NoProgress,
+        )
         .await
         .unwrap();
     assert!(
         files
-            .get_file("nothing", &back, HashAlgorithm::Blake3, &mut NoProgress)
+            .get_file(
+                "nothing",
+                &back,
+                HashAlgorithm::Blake3,
+                false,
+                &mut NoProgress
+            )
             .await
             .is_err()
     );

@@ -32,6 +32,7 @@ async fn send_whole(
         mtime_ns: 1_600_000_000_000_000_000,
         hash: HashAlgorithm::Blake3,
         whole: true,
+        delta: false,
     }))
     .await
     .unwrap();
@@ -181,8 +182,11 @@ async fn trees_of_many_small_files_go_both_ways_whole_and_verified() {
         .put_tree(
             &work.path().join("src"),
             "up",
-            HashAlgorithm::Blake3,
-            ferry::client::files::Check::Never,
+            &ferry::client::tree::TreeOptions {
+                algorithm: HashAlgorithm::Blake3,
+                check: ferry::client::files::Check::Never,
+                delta: false,
+            },
             &mut NoProgress,
         )
         .await
@@ -193,8 +197,11 @@ async fn trees_of_many_small_files_go_both_ways_whole_and_verified() {
         .get_tree(
             "up",
             &work.path().join("back"),
-            HashAlgorithm::Blake3,
-            ferry::client::files::Check::Never,
+            &ferry::client::tree::TreeOptions {
+                algorithm: HashAlgorithm::Blake3,
+                check: ferry::client::files::Check::Never,
+                delta: false,
+            },
             &mut NoProgress,
         )
         .await
@@ -232,13 +239,31 @@ async fn trees_of_many_small_files_go_both_ways_whole_and_verified() {
     let src = work.path().join("src");
     let mut again = client.files();
     let put = again
-        .put_tree(&src, "up", HashAlgorithm::Blake3, check, &mut NoProgress)
+        .put_tree(
+            &src,
+            "up",
+            &ferry::client::tree::TreeOptions {
+                algorithm: HashAlgorithm::Blake3,
+                check,
+                delta: false,
+            },
+            &mut NoProgress,
+        )
         .await
         .unwrap();
     assert_eq!(put.files.len(), changed.len());
     let back = work.path().join("back");
     let got = again
-        .get_tree("up", &back, HashAlgorithm::Blake3, check, &mut NoProgress)
+        .get_tree(
+            "up",
+            &back,
+            &ferry::client::tree::TreeOptions {
+                algorithm: HashAlgorithm::Blake3,
+                check,
+                delta: false,
+            },
+            &mut NoProgress,
+        )
         .await
         .unwrap();
     assert_eq!(got.files.len(), changed.len());
@@ -279,6 +304,7 @@ async fn announce_whole(
         mtime_ns: 0,
         hash: HashAlgorithm::Blake3,
         whole: true,
+        delta: false,
     }))
     .await
     .unwrap();

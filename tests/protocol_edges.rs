@@ -26,6 +26,7 @@ async fn start_put(conn: &mut Connection<BoxedStream>, path: &str, size: u64) {
         mtime_ns: 0,
         hash: HashAlgorithm::Blake3,
         whole: false,
+        delta: false,
     }))
     .await
     .unwrap();
@@ -33,9 +34,12 @@ async fn start_put(conn: &mut Connection<BoxedStream>, path: &str, size: u64) {
         conn.read_message().await.unwrap(),
         Message::PutReady(_)
     ));
-    conn.write_message(&Message::PutStart(PutStart { offset: 0 }))
-        .await
-        .unwrap();
+    conn.write_message(&Message::PutStart(PutStart {
+        offset: 0,
+        delta: false,
+    }))
+    .await
+    .unwrap();
 }
 
 /// The answer the server gives before it closes: an `error`, then the end of the stream.
@@ -181,6 +185,7 @@ async fn a_get_resumes_only_after_a_matching_prefix_within_the_file() {
             hash: HashAlgorithm::Sha256,
             offset,
             prefix_hash,
+            base: None,
         }))
         .await
         .unwrap();

@@ -268,6 +268,7 @@ async fn removing_a_user_ends_its_running_commands_shells_and_transfers() {
         hash: Default::default(),
         offset: 0,
         prefix_hash: None,
+        base: None,
     }))
     .await
     .unwrap();

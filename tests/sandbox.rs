@@ -108,6 +108,7 @@ async fn swapping_a_directory_for_a_symlink_never_lets_a_request_out() {
             "d/f",
             &local,
             HashAlgorithm::Blake3,
+            None,
             &mut NoProgress,
         )
         .await
@@ -124,6 +125,7 @@ async fn swapping_a_directory_for_a_symlink_never_lets_a_request_out() {
             &upload,
             &remote,
             HashAlgorithm::Blake3,
+            false,
             &mut NoProgress,
         )
         .await
@@ -185,6 +187,7 @@ async fn a_fifo_is_refused_at_once_and_the_server_keeps_serving() {
                 "pipe",
                 &local,
                 HashAlgorithm::Blake3,
+                None,
                 &mut NoProgress,
             )
             .await
@@ -229,6 +232,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
             &upload,
             path,
             HashAlgorithm::Blake3,
+            false,
             &mut NoProgress,
         )
         .await
@@ -262,6 +266,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
         &upload,
         "x",
         HashAlgorithm::Blake3,
+        false,
         &mut NoProgress,
     )
     .await
@@ -277,6 +282,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
         &upload,
         "s",
         HashAlgorithm::Blake3,
+        false,
         &mut NoProgress,
     )
     .await
@@ -293,6 +299,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
         &upload,
         "y",
         HashAlgorithm::Blake3,
+        false,
         &mut NoProgress,
     )
     .await
@@ -315,6 +322,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
             &upload,
             &name,
             HashAlgorithm::Blake3,
+            false,
             &mut NoProgress,
         )
         .await
@@ -325,6 +333,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
             &name,
             &local,
             HashAlgorithm::Blake3,
+            None,
             &mut NoProgress,
         )
         .await

@@ -104,6 +104,7 @@ fn walkers_that_never_read_hold_no_blocking_thread() {
                 "small",
                 &work.path().join("small"),
                 HashAlgorithm::Blake3,
+                None,
                 &mut NoProgress,
             ),
         )
@@ -161,6 +162,7 @@ async fn a_trickle_reader_is_cut_off() {
         hash: HashAlgorithm::Blake3,
         offset: 0,
         prefix_hash: None,
+        base: None,
     }))
     .await
     .unwrap();

@@ -88,6 +88,7 @@ async fn a_websocket_session_is_a_ferry_session() {
             mtime_ns: 0,
             hash: Default::default(),
             whole: false,
+            delta: false,
         }),
     )
     .await;

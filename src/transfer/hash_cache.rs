@@ -206,7 +206,12 @@ impl HashCache {
     }
 
     /// Keeps a file's signature, on the same terms as [`HashCache::remember`].
-    pub fn remember_signature(&self, file: Fingerprint, started: SystemTime, signature: &Signature) {
+    pub fn remember_signature(
+        &self,
+        file: Fingerprint,
+        started: SystemTime,
+        signature: &Signature,
+    ) {
         if let Some(signatures) = &self.signatures {
             signatures.remember(file, started, signature);
         }

@@ -171,12 +171,7 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
             let tree = interruptible(async {
                 Ok(client
                     .files()
-                    .get_tree(
-                        path,
-                        &target,
-                        &options.tree(),
-                        &mut progress,
-                    )
+                    .get_tree(path, &target, &options.tree(), &mut progress)
                     .await?)
             })
             .await?;

@@ -141,12 +141,7 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
             let tree = interruptible(async {
                 Ok(client
                     .files()
-                    .put_tree(
-                        &local,
-                        &remote,
-                        &options.tree(),
-                        &mut progress,
-                    )
+                    .put_tree(&local, &remote, &options.tree(), &mut progress)
                     .await?)
             })
             .await?;

@@ -13,10 +13,10 @@ use crate::protocol::{Frame, Get, GetEnd, GetReady, HashAlgorithm, Message};
 use crate::transfer::chunks::{self, TransferError};
 use crate::transfer::delta::{self, Signature, receive::Base};
 use crate::transfer::hash_cache::HashCache;
-use std::sync::Arc;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::partial::Partial;
 use crate::transfer::resume::Offer;
+use std::sync::Arc;
 
 /// Downloads `remote` to `target` through its partial, resuming a verified prefix; with
 /// `delta` (the cache of signatures), as a delta against what `target` holds now.
@@ -132,7 +132,9 @@ fn open_base(target: &Path, hashes: &HashCache) -> Option<(Base, Signature)> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .custom_flags(
+            rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32,
+        )
         .open(target)
         .ok()?;
     let meta = file.metadata().ok()?;

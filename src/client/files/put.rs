@@ -151,20 +151,18 @@ where
     progress.begin(remote, size, start);
     let chunk = CHUNK.min(conn.max_data_payload());
     let sent = match signature {
-        Some(signature) => {
-            delta::send::send_delta(
-                conn,
-                opened.file,
-                opened.fingerprint,
-                start,
-                signature,
-                how,
-                chunk,
-                &mut |n| progress.advance(n),
-            )
-            .await
-            .map(|sent| (sent.hash, sent.matched))
-        }
+        Some(signature) => delta::send::send_delta(
+            conn,
+            opened.file,
+            opened.fingerprint,
+            start,
+            signature,
+            how,
+            chunk,
+            &mut |n| progress.advance(n),
+        )
+        .await
+        .map(|sent| (sent.hash, sent.matched)),
         None => chunks::send_file(
             conn,
             opened.file,

@@ -1,6 +1,5 @@
 //! `get -r`: a listing, then every file asked for ahead of its answer (see the module above).
 
-
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,10 +9,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::received::{Commits, SmallWrites, seal};
 use super::{TreeOptions, TreeReport, in_step};
 use crate::client::ClientError;
+use crate::client::files::Transfer;
 use crate::client::files::{self as client, AskedGet, Progress, join_remote};
 use crate::connection::Connection;
 use crate::protocol::FileKind;
-use crate::client::files::Transfer;
 use crate::transfer::hash_cache::HashCache;
 use crate::transfer::partial::Sealed;
 
@@ -246,4 +245,3 @@ mod depth_tests {
         }
     }
 }
-

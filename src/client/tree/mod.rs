@@ -51,4 +51,3 @@ pub struct TreeReport {
 fn in_step(e: &ClientError) -> bool {
     matches!(e, ClientError::Server(_) | ClientError::Integrity(_))
 }
-

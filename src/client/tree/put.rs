@@ -1,6 +1,5 @@
 //! `put -r`: a walk of the local tree, then its files pipelined (see the module above).
 
-
 use std::collections::{HashMap, VecDeque};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -154,7 +153,17 @@ where
             if failed.is_some() {
                 break;
             }
-            match client::put_file(conn, hashes, &path, &target, algorithm, options.delta, progress).await {
+            match client::put_file(
+                conn,
+                hashes,
+                &path,
+                &target,
+                algorithm,
+                options.delta,
+                progress,
+            )
+            .await
+            {
                 Ok(transfer) => report.files.push((rel, transfer)),
                 Err(e) if in_step(&e) => failed = Some(e),
                 Err(e) => return Err(e),
@@ -211,4 +220,3 @@ where
     }
     Ok(())
 }
-

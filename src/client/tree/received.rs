@@ -1,7 +1,6 @@
 //! Files received by `get -r`, made durable and put in place in batches on blocking threads
 //! while the next ones arrive: small files written together, then committed together.
 
-
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -157,4 +156,3 @@ impl Commits {
         Ok(())
     }
 }
-

@@ -143,12 +143,18 @@ fn samples() -> Vec<Message> {
             hash: HashAlgorithm::Sha256,
             offset: 10,
             prefix_hash: Some("ab".into()),
+            base: Some(crate::protocol::DeltaBase {
+                size: 5000,
+                avg: 1024,
+                chunks: 4,
+            }),
         }),
         Message::GetReady(GetReady {
             size: 100,
             mode: 0o644,
             mtime_ns: -5,
             offset: 10,
+            delta: true,
         }),
         Message::GetEnd(GetEnd { hash: "cd".into() }),
         Message::Put(Put {
@@ -158,12 +164,17 @@ fn samples() -> Vec<Message> {
             mtime_ns: 7,
             hash: HashAlgorithm::Blake3,
             whole: false,
+            delta: true,
         }),
         Message::PutReady(PutReady {
             offset: 0,
             prefix_hash: None,
+            base: None,
         }),
-        Message::PutStart(PutStart { offset: 0 }),
+        Message::PutStart(PutStart {
+            offset: 0,
+            delta: true,
+        }),
         Message::PutEnd(PutEnd { hash: "ef".into() }),
         Message::PutDone(PutDone {
             size: 3,

@@ -14,9 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::connection::{Connection, ConnectionError};
 use crate::metrics::TransferKind;
-use crate::protocol::{
-    DeltaBase, ErrorCode, Get, GetEnd, GetReady, Message, Permission, Refusal,
-};
+use crate::protocol::{DeltaBase, ErrorCode, Get, GetEnd, GetReady, Message, Permission, Refusal};
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
 use crate::transfer::delta::{self, Signature};
@@ -113,7 +111,9 @@ where
         }
         Err(RequestError::Refused(refusal)) => {
             ctx.metrics.request("get", refusal.code.name());
-            conn.write_message(&Message::Error(refusal)).await.map_err(io)
+            conn.write_message(&Message::Error(refusal))
+                .await
+                .map_err(io)
         }
         Err(other) => Err(other),
     }
@@ -350,11 +350,18 @@ where
     let cached = known.is_some();
     let how = known.map_or(SendHash::Compute(hasher), SendHash::Known);
     let sent = match signature {
-        Some(signature) => {
-            delta::send::send_delta(conn, file, opened, start, signature, how, chunk, &mut |_| {})
-                .await
-                .map(|sent| sent.hash)
-        }
+        Some(signature) => delta::send::send_delta(
+            conn,
+            file,
+            opened,
+            start,
+            signature,
+            how,
+            chunk,
+            &mut |_| {},
+        )
+        .await
+        .map(|sent| sent.hash),
         None => {
             chunks::send_file(
                 conn,

@@ -21,11 +21,11 @@ use crate::protocol::{
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, TransferError};
 use crate::transfer::delta::{self, Signature, receive::Base};
-use std::os::fd::AsFd;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::partial::Partial;
 use crate::transfer::resume::Offer;
 use rustix::fs::FileType;
+use std::os::fd::AsFd;
 
 /// Serves one `put`.
 ///
@@ -63,9 +63,7 @@ where
         delta::wire::write_signature(conn, signature).await?;
     }
     let (start, use_delta) = match conn.read_message().await? {
-        Message::PutStart(PutStart { offset, delta }) if offer.allows(offset) => {
-            (offset, delta)
-        }
+        Message::PutStart(PutStart { offset, delta }) if offer.allows(offset) => (offset, delta),
         other => {
             return Err(Refusal::new(
                 ErrorCode::UnexpectedMessage,
@@ -88,15 +86,7 @@ where
             )));
         }
     };
-    let (upload, ours) = match upload.receive(conn, start, offer, base).await {
-        Ok(received) => received,
-        Err(RequestError::Refused(refusal)) => {
-            // The data was read to its end: `put_end` is all that is left of this put.
-            expect_put_end(conn).await?;
-            return Err(refusal.into());
-        }
-        Err(other) => return Err(other),
-    };
+    let (upload, ours) = upload.receive(conn, start, offer, base).await?;
     let theirs = match conn.read_message().await? {
         Message::PutEnd(PutEnd { hash }) => hash,
         other => {

@@ -76,9 +76,8 @@ pub fn chunk_file(
     let mut read_to = 0u64; // file offset after the last byte read
     let mut cut_to = 0u64; // file offset of window[0]
     loop {
-        let want = usize::try_from(len - read_to).map_or(window.len() - held, |left| {
-            left.min(window.len() - held)
-        });
+        let want = usize::try_from(len - read_to)
+            .map_or(window.len() - held, |left| left.min(window.len() - held));
         if want > 0 {
             file.read_exact_at(&mut window[held..held + want], read_to)?;
             held += want;
@@ -111,10 +110,15 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(bytes).unwrap();
         let mut out = Vec::new();
-        chunk_file(&file, bytes.len() as u64, Sizes::new(avg), |offset, chunk| {
-            out.push((offset, chunk.len()));
-            Ok(())
-        })
+        chunk_file(
+            &file,
+            bytes.len() as u64,
+            Sizes::new(avg),
+            |offset, chunk| {
+                out.push((offset, chunk.len()));
+                Ok(())
+            },
+        )
         .unwrap();
         out
     }

@@ -179,10 +179,9 @@ where
                 hasher.update(&bytes[skip..]);
             }
             match index.get(&chunk_hash(bytes)) {
-                Some(&(base_offset, len)) if len as usize == bytes.len() => frames.copy(
-                    base_offset + skip as u64,
-                    (bytes.len() - skip) as u64,
-                ),
+                Some(&(base_offset, len)) if len as usize == bytes.len() => {
+                    frames.copy(base_offset + skip as u64, (bytes.len() - skip) as u64)
+                }
                 _ => frames.literal(&bytes[skip..]),
             }
         });

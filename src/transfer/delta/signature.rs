@@ -39,7 +39,8 @@ impl Signature {
     /// Read errors (`UnexpectedEof` when the file is shorter than `size`).
     pub fn compute(file: &File, size: u64) -> io::Result<Signature> {
         let avg = average_for(size);
-        let mut chunks = Vec::with_capacity(usize::try_from(size / u64::from(avg) + 1).unwrap_or(0));
+        let mut chunks =
+            Vec::with_capacity(usize::try_from(size / u64::from(avg) + 1).unwrap_or(0));
         chunk_file(file, size, Sizes::new(avg), |_, bytes| {
             let len = u32::try_from(bytes.len()).map_err(io::Error::other)?;
             chunks.push((len, chunk_hash(bytes)));
@@ -115,7 +116,9 @@ impl Signature {
             let (len, hash) = entry.split_at(4);
             let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
             if len == 0 || u64::from(len) > max {
-                return Err(format!("a signature's chunk of {len} bytes (at most {max})"));
+                return Err(format!(
+                    "a signature's chunk of {len} bytes (at most {max})"
+                ));
             }
             total += u64::from(len);
             let mut prefix = [0u8; HASH_BYTES];

@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
+use crate::transfer::delta::Signature;
 
 fn big_file(dir: &Path, name: &str) -> Fingerprint {
     let path = dir.join(name);
@@ -92,4 +93,41 @@ fn the_cache_survives_a_restart_and_is_compacted_when_it_grew() {
         Some("now")
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+}
+
+#[test]
+fn a_signature_is_kept_beside_the_hashes_for_exactly_one_version_of_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hash-cache");
+    let file = big_file(dir.path(), "a");
+    let opened = File::open(dir.path().join("a")).unwrap();
+    let signature = Signature::compute(&opened, file.size).unwrap();
+    {
+        let cache = HashCache::open(&path);
+        cache.remember_signature(file, later(), &signature);
+        // Not settled when read: not kept.
+        let fresh = Fingerprint {
+            ino: file.ino + 1,
+            ..file
+        };
+        cache.remember_signature(fresh, SystemTime::now(), &signature);
+        assert_eq!(cache.signature(fresh), None);
+    }
+    // Found again after a restart, only for this version of the file.
+    let cache = HashCache::open(&path);
+    assert_eq!(cache.signature(file), Some(signature));
+    let touched = Fingerprint {
+        ctime_ns: file.ctime_ns + 1,
+        ..file
+    };
+    assert_eq!(cache.signature(touched), None);
+    // A damaged signature file is no signature.
+    let kept = dir.path().join("hash-cache.signatures");
+    for entry in std::fs::read_dir(&kept).unwrap() {
+        let entry = entry.unwrap().path();
+        let mut bytes = std::fs::read(&entry).unwrap();
+        bytes.truncate(bytes.len() - 3);
+        std::fs::write(&entry, bytes).unwrap();
+    }
+    assert_eq!(cache.signature(file), None);
 }

@@ -1,0 +1,465 @@
+//! Delta transfers against a real server: every kind of edit arrives byte-identical with only
+//! what changed on the wire, in both directions; an interrupted delta resumes; a base that
+//! changes under a delta is caught; and a hostile peer's delta or signature is refused without
+//! a panic or a byte written outside the partial.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::{TestServer, WAIT, config_with_user, pattern};
+use ferry::client::files::{self, NoProgress, Transfer};
+use ferry::connection::{BoxedStream, Connection};
+use ferry::protocol::{
+    DeltaBase, ErrorCode, Frame, Get, HashAlgorithm, Message, Put, PutStart, Refusal,
+};
+use ferry::transfer::chunks::{SendHash, TransferError};
+use ferry::transfer::delta::receive::{Base, receive_delta};
+use ferry::transfer::delta::send::send_delta;
+use ferry::transfer::delta::{COPY_CHANNEL, Signature};
+use ferry::transfer::hash_cache::{Fingerprint, HashCache};
+use ferry::transfer::hashing::Hasher;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const BASE_SIZE: usize = 3 << 20;
+
+async fn writer_server() -> (TestServer, String) {
+    let (config, token) = config_with_user("writer", "read,write");
+    (TestServer::start_plaintext(config).await, token.to_string())
+}
+
+async fn session(server: &TestServer, token: &str) -> Connection<BoxedStream> {
+    server
+        .client(Some(token.parse().unwrap()))
+        .await
+        .into_connection()
+}
+
+fn root(server: &TestServer) -> PathBuf {
+    server.dir.path().join("root")
+}
+
+/// The edits a delta must find, each with the most literal bytes it may cost: about two
+/// chunks (8 KiB at most each for a 3 MiB base) around every changed place, plus what is new.
+type Edit = (&'static str, Box<dyn Fn(&[u8]) -> Vec<u8>>, u64);
+
+fn edits() -> Vec<Edit> {
+    const AROUND: u64 = 2 * 8192;
+    vec![
+        (
+            "10 bytes changed in the middle",
+            Box::new(|b: &[u8]| {
+                let mut v = b.to_vec();
+                v[BASE_SIZE / 2..BASE_SIZE / 2 + 10].copy_from_slice(b"0123456789");
+                v
+            }),
+            AROUND + 10,
+        ),
+        (
+            "10 bytes changed in 50 places",
+            Box::new(|b: &[u8]| {
+                let mut v = b.to_vec();
+                for i in 0..50 {
+                    let at = i * (BASE_SIZE / 50) + 777;
+                    v[at..at + 10].copy_from_slice(b"abcdefghij");
+                }
+                v
+            }),
+            50 * (AROUND + 10),
+        ),
+        (
+            "4 KiB inserted at the front",
+            Box::new(|b: &[u8]| [pattern(4096, 99).as_slice(), b].concat()),
+            AROUND + 4096,
+        ),
+        (
+            "64 KiB deleted from the middle",
+            Box::new(|b: &[u8]| [&b[..BASE_SIZE / 3], &b[BASE_SIZE / 3 + 65536..]].concat()),
+            AROUND,
+        ),
+        (
+            "1 MiB appended",
+            Box::new(|b: &[u8]| [b, pattern(1 << 20, 98).as_slice()].concat()),
+            AROUND + (1 << 20),
+        ),
+        (
+            "the last 1 MiB cut",
+            Box::new(|b: &[u8]| b[..BASE_SIZE - (1 << 20)].to_vec()),
+            AROUND,
+        ),
+    ]
+}
+
+fn moved(t: &Transfer) -> u64 {
+    t.size - t.resumed_from - t.matched
+}
+
+#[tokio::test]
+async fn every_kind_of_edit_arrives_identical_with_only_the_change_sent_both_ways() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let hashes = HashCache::in_memory();
+    let base = pattern(BASE_SIZE, 1);
+    let mut conn = session(&server, &token).await;
+    for (i, (name, edit, most)) in edits().into_iter().enumerate() {
+        let new = edit(&base);
+        // put: the server holds the base.
+        let remote = format!("put-{i}.bin");
+        std::fs::write(root(&server).join(&remote), &base).unwrap();
+        let local = work.path().join(format!("new-{i}.bin"));
+        std::fs::write(&local, &new).unwrap();
+        let t = files::put_file(
+            &mut conn,
+            &hashes,
+            &local,
+            &remote,
+            HashAlgorithm::Blake3,
+            true,
+            &mut NoProgress,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            std::fs::read(root(&server).join(&remote)).unwrap(),
+            new,
+            "put: {name}"
+        );
+        assert!(
+            moved(&t) <= most && t.matched > 0,
+            "put: {name}: {} literal bytes (at most {most}), {} matched",
+            moved(&t),
+            t.matched
+        );
+        // get: the client holds the base.
+        std::fs::write(root(&server).join(format!("get-{i}.bin")), &new).unwrap();
+        let target = work.path().join(format!("got-{i}.bin"));
+        std::fs::write(&target, &base).unwrap();
+        let t = files::get_file(
+            &mut conn,
+            &format!("get-{i}.bin"),
+            &target,
+            HashAlgorithm::Sha256,
+            Some(Arc::new(HashCache::in_memory())),
+            &mut NoProgress,
+        )
+        .await
+        .unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), new, "get: {name}");
+        assert!(
+            moved(&t) <= most && t.matched > 0,
+            "get: {name}: {} literal bytes (at most {most})",
+            moved(&t)
+        );
+    }
+    // --whole-file: the same change costs the whole file.
+    let local = work.path().join("new-0.bin");
+    std::fs::write(root(&server).join("whole.bin"), &base).unwrap();
+    let t = files::put_file(
+        &mut conn,
+        &hashes,
+        &local,
+        "whole.bin",
+        HashAlgorithm::Blake3,
+        false,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!((t.matched, moved(&t)), (0, BASE_SIZE as u64));
+}
+
+/// A TCP relay that forwards everything from the client, up to `cut` bytes, and then closes
+/// both ends: a connection lost at an exact point of the exchange.
+async fn cutting_relay(server: std::net::SocketAddr, cut: usize) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let upstream = TcpStream::connect(server).await.unwrap();
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut up_read, mut up_write) = upstream.into_split();
+        let down = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut up_read, &mut client_write).await;
+        });
+        let mut left = cut;
+        let mut buf = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let n = match client_read.read(&mut buf[..left.min(64 * 1024)]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if up_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            left -= n;
+        }
+        let _ = up_write.shutdown().await;
+        down.abort();
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_delta_cut_off_anywhere_resumes_and_ends_identical() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let hashes = HashCache::in_memory();
+    // Old: A + B; new: A + 3 MiB of new bytes + B, so the cut lands in copies or literals
+    // (literal frames are 1 MiB: what a frame cut in half carried is sent again).
+    let a = pattern(1 << 20, 2);
+    let b = pattern(1 << 20, 3);
+    let old = [a.as_slice(), &b].concat();
+    let new = [a.as_slice(), &pattern(3 << 20, 4), &b].concat();
+    let local = work.path().join("new.bin");
+    std::fs::write(&local, &new).unwrap();
+    // Fixed points across the exchange: before the data, in the literal, near its end.
+    for (i, cut) in [2_000usize, 1_500_000, 2_600_000, 3_100_000]
+        .into_iter()
+        .enumerate()
+    {
+        let remote = format!("cut-{i}.bin");
+        std::fs::write(root(&server).join(&remote), &old).unwrap();
+        let mut options = server.options(Some(token.parse().unwrap()));
+        options.server = cutting_relay(server.addr, cut).await.to_string();
+        // The first attempt dies when the relay closes (or the handshake never completes).
+        if let Ok(client) = ferry::client::Client::connect(&options).await {
+            let mut conn = client.into_connection();
+            let attempt = tokio::time::timeout(
+                WAIT,
+                files::put_file(
+                    &mut conn,
+                    &hashes,
+                    &local,
+                    &remote,
+                    HashAlgorithm::Blake3,
+                    true,
+                    &mut NoProgress,
+                ),
+            )
+            .await
+            .expect("a cut connection ends the attempt");
+            assert!(
+                attempt.is_err(),
+                "cut at {cut}: the put cannot have finished"
+            );
+        }
+        assert_eq!(
+            std::fs::read(root(&server).join(&remote)).unwrap(),
+            old,
+            "cut at {cut}: the final name still holds the old version"
+        );
+        let mut conn = session(&server, &token).await;
+        let t = files::put_file(
+            &mut conn,
+            &hashes,
+            &local,
+            &remote,
+            HashAlgorithm::Blake3,
+            true,
+            &mut NoProgress,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            std::fs::read(root(&server).join(&remote)).unwrap(),
+            new,
+            "cut at {cut}"
+        );
+        if cut >= 2_600_000 {
+            assert!(t.resumed_from > 2 << 20, "cut at {cut}: resumed {t:?}");
+        }
+        assert!(moved(&t) <= (3 << 20) + 2 * 8192, "cut at {cut}: {t:?}");
+        assert_eq!(moved(&t) + t.matched + t.resumed_from, new.len() as u64);
+    }
+}
+
+/// Connected ends of an in-memory connection.
+fn pair() -> (
+    Connection<tokio::io::DuplexStream>,
+    Connection<tokio::io::DuplexStream>,
+) {
+    let (a, b) = tokio::io::duplex(1 << 20);
+    (Connection::new(a), Connection::new(b))
+}
+
+fn file_of(path: &Path, bytes: &[u8]) -> std::fs::File {
+    std::fs::write(path, bytes).unwrap();
+    std::fs::File::open(path).unwrap()
+}
+
+#[tokio::test]
+async fn a_base_that_changes_after_it_was_signed_is_caught() {
+    let work = tempfile::tempdir().unwrap();
+    let old = pattern(1 << 20, 5);
+    let mut new = old.clone();
+    new[1000] ^= 1;
+    let base_path = work.path().join("base");
+    let base = file_of(&base_path, &old);
+    let fingerprint = Fingerprint::of(&base.metadata().unwrap());
+    let signature = Signature::compute(&base, old.len() as u64).unwrap();
+    // The base changes (same size, other bytes) before the delta is built from it.
+    let mut changed = old.clone();
+    changed[500_000] ^= 1;
+    std::fs::write(&base_path, &changed).unwrap();
+    let source = file_of(&work.path().join("new"), &new);
+    let source_fp = Fingerprint::of(&source.metadata().unwrap());
+    let out = std::fs::File::create(work.path().join("out")).unwrap();
+    let (mut tx, mut rx) = pair();
+    let mut ignore_sent = |_| {};
+    let mut ignore_received = |_| {};
+    let send = send_delta(
+        &mut tx,
+        source,
+        source_fp,
+        0,
+        signature,
+        SendHash::Compute(Hasher::new(HashAlgorithm::Blake3)),
+        1 << 16,
+        &mut ignore_sent,
+    );
+    let receive = receive_delta(
+        &mut rx,
+        out,
+        Base {
+            file: base,
+            fingerprint,
+        },
+        new.len() as u64,
+        Hasher::new(HashAlgorithm::Blake3),
+        &mut ignore_received,
+    );
+    let (sent, received) = tokio::join!(send, receive);
+    sent.unwrap();
+    assert!(
+        matches!(received, Err(TransferError::FileChanged)),
+        "{received:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hostile_delta_is_refused_and_nothing_outside_the_partial_is_written() {
+    let (server, token) = writer_server().await;
+    let old = pattern(1 << 20, 6);
+    std::fs::write(root(&server).join("target.bin"), &old).unwrap();
+    // Each hostile data frame after a put_start that asked for a delta.
+    let copy = |offset: u64, len: u64| [offset.to_le_bytes(), len.to_le_bytes()].concat();
+    let hostile: Vec<(&str, u8, Vec<u8>)> = vec![
+        ("a copy beyond the base", COPY_CHANNEL, copy(1 << 20, 4096)),
+        ("a copy overflowing", COPY_CHANNEL, copy(u64::MAX - 1, 4096)),
+        (
+            "a copy longer than the file",
+            COPY_CHANNEL,
+            copy(0, (1 << 20) + 1),
+        ),
+        ("a copy cut short", COPY_CHANNEL, vec![0; 15]),
+        ("a literal longer than the file", 0, vec![7; (1 << 20) + 1]),
+        ("a channel no delta uses", 5, vec![1; 16]),
+    ];
+    for (what, channel, payload) in hostile {
+        let mut conn = session(&server, &token).await;
+        conn.write_message(&Message::Put(Put {
+            path: "target.bin".into(),
+            size: 1 << 20,
+            mode: 0o644,
+            mtime_ns: 0,
+            hash: HashAlgorithm::Blake3,
+            whole: false,
+            delta: true,
+        }))
+        .await
+        .unwrap();
+        let base = match conn.read_message().await.unwrap() {
+            Message::PutReady(ready) => ready.base.expect("the server offers its base"),
+            other => panic!("{other:?}"),
+        };
+        let signature = ferry::transfer::delta::wire::read_signature(&mut conn, &base)
+            .await
+            .unwrap();
+        assert_eq!(signature.size, 1 << 20);
+        conn.write_message(&Message::PutStart(PutStart {
+            offset: 0,
+            delta: true,
+        }))
+        .await
+        .unwrap();
+        conn.write_data(channel, &payload).await.unwrap();
+        conn.flush().await.unwrap();
+        match tokio::time::timeout(WAIT, conn.read_message())
+            .await
+            .unwrap()
+        {
+            Ok(Message::Error(Refusal { code, .. })) => {
+                assert_eq!(code, ErrorCode::BadMessage, "{what}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert_eq!(
+            std::fs::read(root(&server).join("target.bin")).unwrap(),
+            old,
+            "{what}"
+        );
+    }
+    // Nothing but the target and partials beside it.
+    for entry in std::fs::read_dir(root(&server)).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            name == "target.bin" || name.contains(".ferry-part"),
+            "{name}"
+        );
+    }
+    // A get whose signature does not add up ends the session with a clear error.
+    let mut conn = session(&server, &token).await;
+    let base = DeltaBase {
+        size: 100_000,
+        avg: 1024,
+        chunks: 2,
+    };
+    conn.write_message(&Message::Get(Get {
+        path: "target.bin".into(),
+        hash: HashAlgorithm::Blake3,
+        offset: 0,
+        prefix_hash: None,
+        base: Some(base),
+    }))
+    .await
+    .unwrap();
+    let mut entries = 1000u32.to_le_bytes().to_vec();
+    entries.extend_from_slice(&[0; 12]);
+    entries.extend_from_slice(&1000u32.to_le_bytes());
+    entries.extend_from_slice(&[1; 12]);
+    conn.write_data(0, &entries).await.unwrap();
+    conn.flush().await.unwrap();
+    match tokio::time::timeout(WAIT, conn.read_message())
+        .await
+        .unwrap()
+    {
+        Ok(Message::Error(Refusal { code, message, .. })) => {
+            assert_eq!(code, ErrorCode::BadMessage);
+            assert!(message.contains("add up"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A signature announced larger than its size can hold is refused before it is read.
+    let mut conn = session(&server, &token).await;
+    conn.write_message(&Message::Get(Get {
+        path: "target.bin".into(),
+        hash: HashAlgorithm::Blake3,
+        offset: 0,
+        prefix_hash: None,
+        base: Some(DeltaBase {
+            size: 4096,
+            avg: 1024,
+            chunks: 1 << 40,
+        }),
+    }))
+    .await
+    .unwrap();
+    match tokio::time::timeout(WAIT, conn.read_frame()).await.unwrap() {
+        Ok(Some(Frame::Message(body))) => {
+            assert!(matches!(Message::parse(&body), Ok(Message::Error(_))))
+        }
+        other => panic!("{other:?}"),
+    }
+}

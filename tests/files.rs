@@ -363,27 +363,68 @@ async fn a_tree_put_goes_through_while_others_hold_the_whole_budget() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn symlinks_in_a_tree_are_refused_clearly() {
+async fn symlinks_in_a_tree_are_copied_as_links_both_ways() {
     let (server, token) = writer_server().await;
     let work = tempfile::tempdir().unwrap();
     let tree = work.path().join("t");
     std::fs::create_dir_all(&tree).unwrap();
     std::fs::write(tree.join("real"), "x").unwrap();
-    std::os::unix::fs::symlink("real", tree.join("link")).unwrap();
+    // Relative, absolute, dangling and leading out of the root: each kept as its text.
+    let links = [
+        ("link", "real"),
+        ("absolute", "/etc/hostname"),
+        ("dangling", "nowhere/at/all"),
+        ("outside", "../../../../etc"),
+    ];
+    for (name, text) in links {
+        std::os::unix::fs::symlink(text, tree.join(name)).unwrap();
+    }
     let mut put = server.ferry("put");
     put.env("FERRY_TOKEN", &token)
         .arg("-r")
         .arg(format!("{}/", tree.display()))
         .arg("t");
     let out = output(put).await;
-    assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("link: not transferred (symlink)"),
-        "{stderr}"
-    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(std::fs::read(root(&server).join("t/real")).unwrap(), b"x");
-    assert!(root(&server).join("t/link").symlink_metadata().is_err());
+    for (name, text) in links {
+        let stored = root(&server).join("t").join(name);
+        assert!(stored.symlink_metadata().unwrap().is_symlink(), "{name}");
+        assert_eq!(
+            std::fs::read_link(&stored).unwrap(),
+            Path::new(text),
+            "{name}"
+        );
+    }
+    // The server never reads through the one that leads out: a get of it is refused.
+    let mut get = server.ferry("get");
+    get.env("FERRY_TOKEN", &token)
+        .arg("t/outside/passwd")
+        .arg(work.path().join("stolen"));
+    let out = output(get).await;
+    assert!(!out.status.success());
+    assert!(!work.path().join("stolen").exists());
+    // And back: a get -r makes the same links here.
+    let back = work.path().join("back");
+    let mut get = server.ferry("get");
+    get.env("FERRY_TOKEN", &token)
+        .arg("-r")
+        .arg("t/")
+        .arg(&back);
+    let out = output(get).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, text) in links {
+        assert_eq!(
+            std::fs::read_link(back.join(name)).unwrap(),
+            Path::new(text),
+            "{name}"
+        );
+    }
 }
 
 /// Waits until no transfer holds `partial` (its writer finished and closed it).
@@ -1028,6 +1069,7 @@ async fn a_server_cannot_make_get_r_write_outside_the_target() {
                 mtime_ns: 0,
                 target: None,
                 not_utf8: false,
+                hard_link_of: None,
             };
             conn.write_message(&Message::ListEntries(ListEntries {
                 entries: vec![entry],
@@ -1068,9 +1110,11 @@ async fn a_server_cannot_make_get_r_write_outside_the_target() {
             "t",
             &target,
             &ferry::client::tree::TreeOptions {
-                algorithm: HashAlgorithm::Blake3,
-                check: ferry::client::files::Check::Never,
                 delta: false,
+                ..ferry::client::tree::TreeOptions::new(
+                    HashAlgorithm::Blake3,
+                    ferry::client::files::Check::Never,
+                )
             },
             &mut NoProgress,
         )

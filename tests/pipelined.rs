@@ -183,9 +183,11 @@ async fn trees_of_many_small_files_go_both_ways_whole_and_verified() {
             &work.path().join("src"),
             "up",
             &ferry::client::tree::TreeOptions {
-                algorithm: HashAlgorithm::Blake3,
-                check: ferry::client::files::Check::Never,
                 delta: false,
+                ..ferry::client::tree::TreeOptions::new(
+                    HashAlgorithm::Blake3,
+                    ferry::client::files::Check::Never,
+                )
             },
             &mut NoProgress,
         )
@@ -198,9 +200,11 @@ async fn trees_of_many_small_files_go_both_ways_whole_and_verified() {
             "up",
             &work.path().join("back"),
             &ferry::client::tree::TreeOptions {
-                algorithm: HashAlgorithm::Blake3,
-                check: ferry::client::files::Check::Never,
                 delta: false,
+                ..ferry::client::tree::TreeOptions::new(
+                    HashAlgorithm::Blake3,
+                    ferry::client::files::Check::Never,
+                )
             },
             &mut NoProgress,
         )
@@ -243,9 +247,8 @@ async fn trees_of_many_small_files_go_both_ways_whole_and_verified() {
             &src,
             "up",
             &ferry::client::tree::TreeOptions {
-                algorithm: HashAlgorithm::Blake3,
-                check,
                 delta: false,
+                ..ferry::client::tree::TreeOptions::new(HashAlgorithm::Blake3, check)
             },
             &mut NoProgress,
         )
@@ -258,9 +261,8 @@ async fn trees_of_many_small_files_go_both_ways_whole_and_verified() {
             "up",
             &back,
             &ferry::client::tree::TreeOptions {
-                algorithm: HashAlgorithm::Blake3,
-                check,
                 delta: false,
+                ..ferry::client::tree::TreeOptions::new(HashAlgorithm::Blake3, check)
             },
             &mut NoProgress,
         )

@@ -109,6 +109,12 @@ pub enum AuditEvent {
         actor: Actor,
         path: String,
     },
+    /// A symbolic link was made (or replaced).
+    Symlink {
+        #[serde(flatten)]
+        actor: Actor,
+        path: String,
+    },
     /// A directory was made.
     Mkdir {
         #[serde(flatten)]
@@ -199,6 +205,7 @@ impl AuditEvent {
             | AuditEvent::Exec { actor, .. }
             | AuditEvent::FileWrite { actor, .. }
             | AuditEvent::Remove { actor, .. }
+            | AuditEvent::Symlink { actor, .. }
             | AuditEvent::Mkdir { actor, .. }
             | AuditEvent::Move { actor, .. }
             | AuditEvent::Refused { actor, .. }
@@ -222,6 +229,7 @@ impl AuditEvent {
             AuditEvent::Exec { .. } => "exec",
             AuditEvent::FileWrite { .. } => "file_write",
             AuditEvent::Remove { .. } => "remove",
+            AuditEvent::Symlink { .. } => "symlink",
             AuditEvent::Mkdir { .. } => "mkdir",
             AuditEvent::Move { .. } => "move",
             AuditEvent::ConfigReload { .. } => "config_reload",

@@ -71,6 +71,9 @@ pub enum ClientError {
     },
     #[error("{0}")]
     Integrity(String),
+    /// A mirror's removals were not approved: nothing was changed.
+    #[error("nothing was changed: the removals were not approved")]
+    Declined,
     #[error(transparent)]
     Connection(#[from] ConnectionError),
     #[error("connection error: {0}")]

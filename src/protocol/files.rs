@@ -38,6 +38,10 @@ pub struct FileEntry {
     /// request can name it, it can be listed but not transferred (a tree copy names it skipped).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub not_utf8: bool,
+    /// In a recursive listing, a file that is a hard link to one listed before it: that one's
+    /// path (so a copy with `-H` can link it rather than copy it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard_link_of: Option<String>,
 }
 
 /// The whole-file hash that proves a transfer. BLAKE3 by default; SHA-256 for peers that have
@@ -242,4 +246,27 @@ pub struct Rename {
 pub struct Remove {
     /// Relative to the served root.
     pub path: String,
+}
+
+/// Client → server: make `path` a symbolic link whose text is `target` (needs `write`),
+/// replacing a file or link already there; with `mtime_ns`, the link's own time is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Symlink {
+    /// Relative to the served root.
+    pub path: String,
+    /// The link's text, kept byte for byte: the server stores it and never follows it.
+    pub target: String,
+    /// The link's own modification time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_ns: Option<i64>,
+}
+
+/// Client → server: make `path` a hard link to the regular file `existing` (both beneath the
+/// root; needs `write`), replacing a file or link already at `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardLink {
+    /// The new name, relative to the served root.
+    pub path: String,
+    /// The file it links to, relative to the served root.
+    pub existing: String,
 }

@@ -18,8 +18,8 @@ use super::chat::{
 };
 use super::exec::{Exec, ExecExit, ExecResize, ExecSignal, ExecStarted};
 use super::files::{
-    Get, GetEnd, GetReady, List, ListDone, ListEntries, Mkdir, Put, PutDone, PutEnd, PutReady,
-    PutStart, Remove, Rename,
+    Get, GetEnd, GetReady, HardLink, List, ListDone, ListEntries, Mkdir, Put, PutDone, PutEnd,
+    PutReady, PutStart, Remove, Rename, Symlink,
 };
 use super::refusal::Refusal;
 use super::session::{Challenge, Goodbye, Hello, Ping, Pong, Proof, Welcome};
@@ -130,7 +130,13 @@ pub enum Message {
     /// Client → server: move `from` to `to` within the root, replacing a file at `to` (needs
     /// `write`).
     Rename(Rename),
-    /// Server → client: a `mkdir`, `rename` or `remove` succeeded.
+    /// Client → server: make a symbolic link (needs `write`).
+    Symlink(Symlink),
+    /// Client → server: make a hard link to a file beneath the root (needs `write`).
+    #[serde(rename = "link")]
+    #[strum(serialize = "link")]
+    HardLink(HardLink),
+    /// Server → client: a `mkdir`, `rename`, `remove`, `symlink` or `link` succeeded.
     Done,
 
     /// Client → server: the server's live figures (needs `admin`).

@@ -68,6 +68,8 @@ fn target_of(request: &Message) -> Option<String> {
         Message::List(list) => Some(list.path.clone()),
         Message::Mkdir(mkdir) => Some(mkdir.path.clone()),
         Message::Remove(remove) => Some(remove.path.clone()),
+        Message::Symlink(link) => Some(format!("{} -> {}", link.path, link.target)),
+        Message::HardLink(link) => Some(format!("{} => {}", link.path, link.existing)),
         Message::Rename(rename) => Some(format!("{} -> {}", rename.from, rename.to)),
         Message::Exec(exec) if exec.shell => Some("(login shell)".into()),
         Message::Exec(exec) => Some(exec.argv.join(" ")),
@@ -78,7 +80,10 @@ fn target_of(request: &Message) -> Option<String> {
 /// Records a refused request in the audit log: every one refused for want of a permission
 /// (someone tried what they may not), and every refused change (put, mkdir, remove, move).
 fn audit_refusal(ctx: &SessionContext, request: &str, target: Option<String>, refusal: &Refusal) {
-    let change = matches!(request, "put" | "mkdir" | "remove" | "rename");
+    let change = matches!(
+        request,
+        "put" | "mkdir" | "remove" | "rename" | "symlink" | "link"
+    );
     if refusal.code != ErrorCode::PermissionDenied && !change {
         return;
     }
@@ -114,7 +119,9 @@ pub fn service_of(request: &Message) -> Service {
         | Message::Put(_)
         | Message::Mkdir(_)
         | Message::Rename(_)
-        | Message::Remove(_) => Service::Files,
+        | Message::Remove(_)
+        | Message::Symlink(_)
+        | Message::HardLink(_) => Service::Files,
         _ => Service::Session,
     }
 }
@@ -176,7 +183,9 @@ where
         | Message::Put(_)
         | Message::Mkdir(_)
         | Message::Rename(_)
-        | Message::Remove(_)) => {
+        | Message::Remove(_)
+        | Message::Symlink(_)
+        | Message::HardLink(_)) => {
             let _slot = match file_request_slot(ctx) {
                 Ok(slot) => slot,
                 Err(refusal) => {
@@ -223,6 +232,8 @@ where
         Message::Mkdir(mkdir) => files::directories::serve_mkdir(conn, mkdir, ctx).await,
         Message::Rename(rename) => files::directories::serve_rename(conn, rename, ctx).await,
         Message::Remove(remove) => files::directories::serve_remove(conn, remove, ctx).await,
+        Message::Symlink(link) => files::links::serve_symlink(conn, link, ctx).await,
+        Message::HardLink(link) => files::links::serve_hard_link(conn, link, ctx).await,
         other => Err(Refusal::new(
             ErrorCode::UnexpectedMessage,
             format!("'{}' is not a file request", other.kind()),

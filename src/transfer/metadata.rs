@@ -25,6 +25,31 @@ pub fn apply_metadata(
     Ok(())
 }
 
+/// Sets the modification time of the symlink `name` in `dir` itself (not of what it points to),
+/// as rsync's `-a` keeps it.
+///
+/// # Errors
+/// I/O errors.
+pub fn set_link_mtime(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &str,
+    mtime_ns: i64,
+) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, Timespec, Timestamps, UTIME_OMIT};
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: mtime_ns.div_euclid(1_000_000_000),
+            tv_nsec: mtime_ns.rem_euclid(1_000_000_000),
+        },
+    };
+    rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
 /// A modification time in ns since the epoch as a `SystemTime`.
 pub fn time_from_ns(ns: i64) -> Option<SystemTime> {
     if ns >= 0 {

@@ -25,12 +25,13 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     let mut client = connect(&args.client, &remotes.iter().collect::<Vec<_>>()).await?;
     let options = &args.options;
     let mut report = Report::new(options, verbose);
+    let tree_options = options.tree()?;
 
     if local.is_some_and(|l| l == "-") {
         let [remote] = &remotes[..] else {
             bail!("only one file can go to stdout (-)");
         };
-        if options.recursive || is_glob(&remote.path) {
+        if options.recursive() || is_glob(&remote.path) {
             bail!("only one file can go to stdout (-), not a tree or a glob");
         }
         let stdout = std::io::stdout()
@@ -78,7 +79,7 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("'{}' is not a valid pattern", remote.path))?;
         let before = paths.len();
         for entry in client.files().list(&dir, false).await? {
-            if glob.matches(&entry.path) && (options.recursive || entry.kind == FileKind::File) {
+            if glob.matches(&entry.path) && (options.recursive() || entry.kind == FileKind::File) {
                 paths.push(join_remote(&dir, &entry.path));
             }
         }
@@ -140,7 +141,7 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
             .await?
             .with_context(|| format!("'{}' does not exist on the server", escape(path)))?;
         if entry.kind == FileKind::Dir {
-            if !options.recursive {
+            if !options.recursive() {
                 bail!("'{}' is a directory; use get -r", escape(path));
             }
             // The directory itself goes into LOCAL (LOCAL/NAME) whether or not LOCAL exists
@@ -171,7 +172,7 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
             let tree = interruptible(async {
                 Ok(client
                     .files()
-                    .get_tree(path, &target, &options.tree(), &mut progress)
+                    .get_tree(path, &target, &tree_options, &mut progress)
                     .await?)
             })
             .await?;

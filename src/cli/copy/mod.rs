@@ -4,6 +4,7 @@
 //! the partial file for the next run to resume.
 
 mod get;
+mod options;
 mod put;
 mod report;
 
@@ -11,68 +12,13 @@ use anyhow::bail;
 use clap::Args;
 
 pub use get::get;
+pub use options::TransferOptions;
 pub use put::put;
 
 use super::ClientArgs;
 use super::address::RemoteArg;
-use ferry::client::files::Check;
-use ferry::client::tree::TreeOptions;
 use ferry::client::{Client, ClientError};
-use ferry::protocol::{ErrorCode, FileEntry, HashAlgorithm, Refusal};
-
-/// Options shared by get and put.
-#[derive(Debug, Args)]
-pub struct TransferOptions {
-    /// Copy whole directory trees.
-    #[arg(short = 'r', long)]
-    pub recursive: bool,
-    /// A JSON summary on stdout (hashes included).
-    #[arg(long)]
-    pub json: bool,
-    /// Verify with SHA-256 instead of BLAKE3.
-    #[arg(long)]
-    pub sha256: bool,
-    /// Skip files whose content is the same on both sides (by hash) rather than by size and
-    /// modification time.
-    #[arg(short = 'c', long)]
-    pub checksum: bool,
-    /// Copy every file, even those already the same on both sides.
-    #[arg(long, conflicts_with = "checksum")]
-    pub always: bool,
-    /// Send changed files whole, not as a delta against the version the target holds.
-    #[arg(short = 'W', long)]
-    pub whole_file: bool,
-}
-
-impl TransferOptions {
-    fn algorithm(&self) -> HashAlgorithm {
-        if self.sha256 {
-            HashAlgorithm::Sha256
-        } else {
-            HashAlgorithm::Blake3
-        }
-    }
-
-    fn delta(&self) -> bool {
-        !self.whole_file
-    }
-
-    fn tree(&self) -> TreeOptions {
-        TreeOptions {
-            algorithm: self.algorithm(),
-            check: self.check(),
-            delta: self.delta(),
-        }
-    }
-
-    fn check(&self) -> Check {
-        match (self.always, self.checksum) {
-            (true, _) => Check::Never,
-            (false, true) => Check::Checksum(self.algorithm()),
-            (false, false) => Check::SizeAndTime,
-        }
-    }
-}
+use ferry::protocol::{ErrorCode, FileEntry, Refusal};
 
 #[derive(Debug, Args)]
 #[command(override_usage = "ferry get [OPTIONS] [HOST[:PORT]:]REMOTE... [LOCAL | -]")]

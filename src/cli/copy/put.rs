@@ -36,6 +36,7 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     let mut client = connect(&args.client, &[&dest]).await?;
     let options = &args.options;
     let mut report = Report::new(options, verbose);
+    let tree_options = options.tree()?;
 
     // Where each source goes: into the destination directory, or to the destination itself.
     let dest_entry = if dest.path.is_empty() {
@@ -94,7 +95,7 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
         let mut progress = BarProgress::new(options.json);
         let meta = std::fs::metadata(&local)
             .with_context(|| format!("{}", escape(&local.display().to_string())))?;
-        let tree = meta.is_dir() && options.recursive;
+        let tree = meta.is_dir() && options.recursive();
         if tree
             && !source.ends_with('/')
             && dest_entry.as_ref().is_some_and(|e| e.kind != FileKind::Dir)
@@ -128,7 +129,7 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
             describe(&mut client, &remote).await?
         };
         if meta.is_dir() {
-            if !options.recursive {
+            if !options.recursive() {
                 bail!("{} is a directory; use put -r", escape(source));
             }
             if held.as_ref().is_some_and(|e| e.kind != FileKind::Dir) {
@@ -138,10 +139,16 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
                     escape(&remote)
                 );
             }
+            let root = remote.trim_matches('/').is_empty() || remote.trim_matches('/') == ".";
+            if options.delete && root && !options.force {
+                bail!(
+                    "--delete onto the server's root would mirror the whole root; add --force if that is what you mean"
+                );
+            }
             let tree = interruptible(async {
                 Ok(client
                     .files()
-                    .put_tree(&local, &remote, &options.tree(), &mut progress)
+                    .put_tree(&local, &remote, &tree_options, &mut progress)
                     .await?)
             })
             .await?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::TransferOptions;
 use crate::cli::units::{count, human_size};
 use ferry::client::files::Transfer;
-use ferry::client::tree::TreeReport;
+use ferry::client::tree::{Change, TreeReport};
 use ferry::safe_text::escape;
 
 /// What became of one file.
@@ -19,6 +19,7 @@ pub(super) enum Outcome {
 
 /// How results are shown: JSON on stdout, a line per file on a terminal, details with -v.
 pub(super) struct Report {
+    dry_run: bool,
     json: bool,
     terminal: bool,
     verbose: u8,
@@ -28,6 +29,7 @@ pub(super) struct Report {
 impl Report {
     pub(super) fn new(options: &TransferOptions, verbose: u8) -> Report {
         Report {
+            dry_run: options.dry_run,
             json: options.json,
             terminal: std::io::stderr().is_terminal(),
             verbose,
@@ -109,6 +111,10 @@ impl Report {
         for (path, why) in &tree.skipped {
             eprintln!("ferry: {}: not transferred ({})", escape(path), escape(why));
         }
+        if self.dry_run {
+            self.planned(from, to, tree);
+            return;
+        }
         let bytes: u64 = tree
             .files
             .iter()
@@ -129,7 +135,8 @@ impl Report {
                 .collect();
             self.lines.push(serde_json::json!({
                 "from": from, "to": to, "dirs": tree.dirs, "files": files, "skipped": skipped,
-                "up_to_date": tree.up_to_date, "bytes": bytes, "bytes_moved": bytes,
+                "up_to_date": tree.up_to_date, "links": tree.links, "removed": tree.removed,
+                "bytes": bytes, "bytes_moved": bytes,
                 "bytes_matched": matched, "seconds": seconds,
             }));
             return;
@@ -146,13 +153,67 @@ impl Report {
             }
         }
         // One summary line, whether or not anything was copied.
+        let mut extra = String::new();
+        if !tree.links.is_empty() {
+            extra += &format!(", {}", count(tree.links.len() as u64, "link", "links"));
+        }
+        if !tree.removed.is_empty() {
+            extra += &format!(", {} removed", tree.removed.len());
+        }
+        if matched > 0 {
+            extra += &format!(", {} matched by delta", human_size(matched));
+        }
         eprintln!(
-            "ferry: {}: {} copied ({}), {} up to date, {}, {seconds:.1} s",
+            "ferry: {}: {} copied ({}), {} up to date, {}{extra}, {seconds:.1} s",
             escape(to),
             count(tree.files.len() as u64, "file", "files"),
             human_size(bytes),
             tree.up_to_date.len(),
             count(tree.dirs, "directory", "directories"),
+        );
+    }
+
+    /// A dry run's plan: one line per change on stdout (rsync's `--itemize-changes` in words),
+    /// or JSON, then a summary on stderr.
+    fn planned(&mut self, from: &str, to: &str, tree: &TreeReport) {
+        if self.json {
+            let changes: Vec<_> = tree
+                .planned
+                .iter()
+                .map(|(path, change, size)| serde_json::json!({"path": path, "change": change.word(), "size": size}))
+                .collect();
+            self.lines.push(serde_json::json!({
+                "from": from, "to": to, "dry_run": true, "changes": changes,
+                "up_to_date": tree.up_to_date,
+            }));
+            return;
+        }
+        for (path, change, size) in &tree.planned {
+            let shown = if path.is_empty() { "." } else { path.as_str() };
+            match change {
+                Change::Create | Change::Update => {
+                    println!(
+                        "{:<8} {} ({})",
+                        change.word(),
+                        escape(shown),
+                        human_size(*size)
+                    );
+                }
+                _ => println!("{:<8} {}", change.word(), escape(shown)),
+            }
+        }
+        let bytes: u64 = tree
+            .planned
+            .iter()
+            .filter(|(_, c, _)| matches!(c, Change::Create | Change::Update))
+            .map(|(_, _, size)| size)
+            .sum();
+        eprintln!(
+            "ferry: {}: dry run: {} to change ({} to send at most), {} up to date; nothing was changed",
+            escape(to),
+            count(tree.planned.len() as u64, "path", "paths"),
+            human_size(bytes),
+            tree.up_to_date.len(),
         );
     }
 

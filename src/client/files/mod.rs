@@ -249,16 +249,33 @@ pub async fn mkdir_all<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    for (path, mode, mtime_ns) in dirs {
-        conn.write_message(&Message::Mkdir(Mkdir {
-            path: path.clone(),
-            mode: *mode,
-            mtime_ns: *mtime_ns,
-        }))
-        .await?;
+    let requests: Vec<Message> = dirs
+        .iter()
+        .map(|(path, mode, mtime_ns)| {
+            Message::Mkdir(Mkdir {
+                path: path.clone(),
+                mode: *mode,
+                mtime_ns: *mtime_ns,
+            })
+        })
+        .collect();
+    all_done(conn, &requests).await
+}
+
+/// Sends every request (each answered `done`) at once and then reads every answer, in order:
+/// one round trip for a tree's removals or links.
+///
+/// # Errors
+/// The first refusal (every answer is still read), or a broken connection.
+pub async fn all_done<S>(conn: &mut Connection<S>, requests: &[Message]) -> Result<(), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    for request in requests {
+        conn.write_message(request).await?;
     }
     let mut first = None;
-    for _ in dirs {
+    for _ in requests {
         match expect_done(conn).await {
             Ok(()) => {}
             Err(e @ ClientError::Server(_)) => {

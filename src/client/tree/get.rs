@@ -6,12 +6,18 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::Change;
+use super::filter::{Filter, IGNORE_FILE};
+use super::links::{HardLinks, RealDirs, hard_link, make_link};
+use super::local::{self, Links};
+use super::plan;
 use super::received::{Commits, SmallWrites, seal};
 use super::{TreeOptions, TreeReport, in_step};
 use crate::client::ClientError;
 use crate::client::files::Transfer;
 use crate::client::files::{self as client, AskedGet, Progress, join_remote};
 use crate::connection::Connection;
+use crate::protocol::FileEntry;
 use crate::protocol::FileKind;
 use crate::transfer::hash_cache::HashCache;
 use crate::transfer::partial::Sealed;
@@ -63,7 +69,8 @@ impl Depth {
     }
 }
 
-/// Downloads the remote directory `remote` into `target` (created if needed).
+/// Downloads the remote directory `remote` into `target` (created if needed), as `options`
+/// say: filtered, mirrored, or only planned.
 ///
 /// # Errors
 /// The first failing file or directory (the files before it, and those already asked for
@@ -81,43 +88,105 @@ where
 {
     let (algorithm, check) = (options.algorithm, options.check);
     let delta = options.delta.then(|| Arc::clone(hashes));
-    let entries = client::list(conn, remote, true).await?;
     let mut report = TreeReport::default();
-    let local_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ClientError::Local { path, source }
-    };
-    std::fs::create_dir_all(target).map_err(local_err(target))?;
-    let mut dirs = Vec::new();
-    let mut wanted = Vec::new();
-    for entry in &entries {
+    let listing = client::list(conn, remote, true).await?;
+    // Every listed path is checked before anything else (a hostile server's too).
+    for entry in &listing {
+        local_path(target, &entry.path)?;
+    }
+    let top = client::describe(conn, remote).await?;
+    let filter = remote_filter(conn, remote, &listing, options).await?;
+    let mut source = vec![FileEntry {
+        path: String::new(),
+        ..top
+    }];
+    for entry in listing {
         if entry.not_utf8 {
             report
                 .skipped
                 .push((entry.path.clone(), "name is not UTF-8 on the server".into()));
+        } else if !filter.excludes_or_parent(&entry.path, entry.kind == FileKind::Dir) {
+            source.push(entry);
+        }
+    }
+    let held = local::walk(target, &Filter::default(), Links::Keep)?;
+    let held: Vec<FileEntry> = held.entries.into_iter().map(|(e, _)| e).collect();
+    let plan = plan::plan(&source, &held, &filter, options.delete);
+    let hard = HardLinks::of(&plan, options.hard_links);
+    report.skipped.extend(plan.skipped.iter().cloned());
+    let (files, dirs, bytes) = plan.removed();
+    if !plan.removals.is_empty()
+        && !options.dry_run
+        && let Some(approve) = options.approve_removals
+        && !approve(&target.display().to_string(), files, dirs, bytes)
+    {
+        return Err(ClientError::Declined);
+    }
+    let mut wanted = Vec::new();
+    for (entry, held) in &plan.files {
+        if hard.is_link(&entry.path) {
             continue;
         }
         let local = local_path(target, &entry.path)?;
-        match entry.kind {
-            FileKind::Dir => {
-                std::fs::create_dir_all(&local).map_err(local_err(&local))?;
-                dirs.push((local, entry.mode, entry.mtime_ns));
-                report.dirs += 1;
-            }
-            FileKind::File => {
-                let remote_path = join_remote(remote, &entry.path);
-                if client::is_same(conn, &remote_path, Some(entry), &local, check).await? {
-                    report.up_to_date.push(entry.path.clone());
-                    continue;
-                }
-                wanted.push((entry.path.clone(), remote_path, local, entry.size));
-            }
-            FileKind::Symlink => report.skipped.push((entry.path.clone(), "symlink".into())),
-            FileKind::Other => report
-                .skipped
-                .push((entry.path.clone(), "not a regular file".into())),
+        let remote_path = join_remote(remote, &entry.path);
+        if client::is_same(conn, &remote_path, Some(entry), &local, check).await? {
+            report.up_to_date.push(entry.path.clone());
+            continue;
         }
+        let change = if held.is_some() {
+            Change::Update
+        } else {
+            Change::Create
+        };
+        wanted.push((entry.path.clone(), remote_path, local, entry.size, change));
     }
+    if options.dry_run {
+        let sizes: Vec<(String, u64, Change)> = wanted
+            .iter()
+            .map(|(rel, _, _, size, change)| (rel.clone(), *size, *change))
+            .collect();
+        report.planned = plan::itemize(&plan, &held, &sizes, &hard);
+        return Ok(report);
+    }
+    let local_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ClientError::Local { path, source }
+    };
+    let mut real = RealDirs::new(target);
+    for removal in &plan.removals {
+        let local = local_path(target, &removal.path)?;
+        real.check_parent(&local)?;
+        let removed = if removal.kind == FileKind::Dir {
+            std::fs::remove_dir(&local)
+        } else {
+            std::fs::remove_file(&local)
+        };
+        removed.map_err(local_err(&local))?;
+        real.forget(&local);
+        report.removed.push(removal.path.clone());
+    }
+    std::fs::create_dir_all(target).map_err(local_err(target))?;
+    let mut dirs = Vec::new();
+    for dir in &plan.dirs {
+        let local = local_path(target, &dir.path)?;
+        real.check_parent(&local)?;
+        match std::fs::create_dir(&local) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && local.is_dir() => {}
+            Err(e) => return Err(local_err(&local)(e)),
+        }
+        if !dir.path.is_empty() {
+            report.dirs += 1;
+        }
+        dirs.push((local, dir.mode, dir.mtime_ns));
+    }
+    for (_, _, local, _, _) in &wanted {
+        real.check_parent(local)?;
+    }
+    let wanted: Vec<(String, String, PathBuf, u64)> = wanted
+        .into_iter()
+        .map(|(rel, remote_path, local, size, _)| (rel, remote_path, local, size))
+        .collect();
     let mut wanted = wanted.into_iter();
     let depth = Depth::for_limit(crate::fd_limit::soft());
     let mut asked: VecDeque<(String, PathBuf, Asked)> = VecDeque::new();
@@ -182,6 +251,18 @@ where
     if let Some(e) = failed {
         return Err(e);
     }
+    for link in &plan.links {
+        let local = local_path(target, &link.path)?;
+        real.check_parent(&local)?;
+        make_link(&local, link).map_err(local_err(&local))?;
+        report.links.push(link.path.clone());
+    }
+    for (path, first) in hard.links() {
+        let (local, original) = (local_path(target, path)?, local_path(target, first)?);
+        real.check_parent(&local)?;
+        hard_link(&original, &local).map_err(local_err(&local))?;
+        report.links.push(path.clone());
+    }
     // Deepest first, so setting a parent's mtime is not undone by a child.
     dirs.sort_by_key(|(path, _, _)| std::cmp::Reverse(path.components().count()));
     for (dir, mode, mtime_ns) in dirs {
@@ -190,6 +271,35 @@ where
             .map_err(local_err(&dir))?;
     }
     Ok(report)
+}
+
+/// The tree's filter: the options' rules, then the source's `.ferryignore` when it has one at
+/// its top (fetched first, small, into memory) and the options read it.
+async fn remote_filter<S>(
+    conn: &mut Connection<S>,
+    remote: &str,
+    listing: &[FileEntry],
+    options: &TreeOptions,
+) -> Result<Filter, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let has_ignore_file = listing
+        .iter()
+        .any(|e| e.path == IGNORE_FILE && e.kind == FileKind::File);
+    if !options.ignore_file || !has_ignore_file {
+        return Ok(options.filter.clone());
+    }
+    let path = join_remote(remote, IGNORE_FILE);
+    client::ask_whole_get(conn, &path, options.algorithm).await?;
+    let (_, got) =
+        client::receive_small_get(conn, &path, options.algorithm, &mut client::NoProgress).await?;
+    let text = String::from_utf8_lossy(&got.bytes);
+    options
+        .filter
+        .clone()
+        .with_ignore_file(&text)
+        .map_err(ClientError::Protocol)
 }
 
 /// A get asked for and not yet answered.

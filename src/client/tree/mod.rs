@@ -1,7 +1,9 @@
-//! Whole trees (`get -r`, `put -r`) as a walk plus single-file transfers, so every file of a
-//! tree is verified on its own. Directories get their mode and mtime last, after their contents
-//! stopped changing them. Symlinks, devices and fifos inside a tree are not transferred: they
-//! are reported in [`TreeReport::skipped`].
+//! Whole trees (`get -r`, `put -r`), rsync's job: both sides listed, a [`plan`] of what
+//! changes (with filters, a mirror's removals and a dry run that stops at the plan), then
+//! single-file transfers, so every file of a tree is verified on its own — as a delta when the
+//! target holds an older version. Symlinks are copied as symlinks (their text byte for byte),
+//! hard links kept with `-H`; devices and fifos are named and skipped ([`TreeReport::skipped`]).
+//! Directories get their mode and mtime last, after their contents stopped changing them.
 //!
 //! Both directions keep the connection full instead of paying a round trip per file: the
 //! server answers requests in order, so the client sends many before it reads the first
@@ -11,11 +13,18 @@
 //! ([`commit_all`]: two `syncfs` per batch instead of two `fsync` per file); the server does
 //! the same with the puts it receives.
 
+pub mod filter;
 mod get;
+pub mod links;
+pub mod local;
+pub mod plan;
 mod put;
 mod received;
 
+pub use filter::{Filter, IGNORE_FILE, Rule};
 pub use get::{GETS_AHEAD, SMALL_GET, get_tree};
+pub use local::Links;
+pub use plan::Delete;
 pub use put::{PUTS_AHEAD, WHOLE_PUT_MAX, put_tree};
 
 use super::ClientError;
@@ -23,7 +32,7 @@ use super::files::{Check, Transfer};
 use crate::protocol::HashAlgorithm;
 
 /// How a tree is copied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TreeOptions {
     /// The whole-file hash that proves each file.
     pub algorithm: HashAlgorithm,
@@ -31,6 +40,70 @@ pub struct TreeOptions {
     pub check: Check,
     /// Files the target holds an older version of are sent as deltas (`--whole-file` off).
     pub delta: bool,
+    /// `--exclude` / `--include` rules.
+    pub filter: Filter,
+    /// The source's `.ferryignore` is read (`--no-ignore` off).
+    pub ignore_file: bool,
+    /// Symlinks copied as links (`-l`) or followed (`--copy-links`, local sources only).
+    pub links: Links,
+    /// Hard links among the tree's files are kept (`-H`).
+    pub hard_links: bool,
+    /// What a mirror removes from the target.
+    pub delete: Delete,
+    /// Only plan: the report lists what would change, and nothing changes on either side.
+    pub dry_run: bool,
+    /// Asked before a mirror removes anything (where, files, directories, bytes); `None` goes
+    /// ahead (the caller asked or was told to).
+    pub approve_removals: Option<fn(&str, u64, u64, u64) -> bool>,
+}
+
+impl TreeOptions {
+    /// A plain copy: deltas on, links kept, nothing removed.
+    pub fn new(algorithm: HashAlgorithm, check: Check) -> Self {
+        TreeOptions {
+            algorithm,
+            check,
+            delta: true,
+            filter: Filter::default(),
+            ignore_file: true,
+            links: Links::Keep,
+            hard_links: false,
+            delete: Delete::Nothing,
+            dry_run: false,
+            approve_removals: None,
+        }
+    }
+}
+
+/// One change a tree copy makes (or, in a dry run, would make).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A file the target lacks.
+    Create,
+    /// A file the target holds another version of (sent as a delta when deltas are on).
+    Update,
+    /// A symlink made or its text changed.
+    Link,
+    /// A hard link to another file of the tree.
+    HardLink,
+    /// A directory made.
+    Mkdir,
+    /// Removed from the target.
+    Delete,
+}
+
+impl Change {
+    /// How a dry run names it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Change::Create => "create",
+            Change::Update => "update",
+            Change::Link => "link",
+            Change::HardLink => "hardlink",
+            Change::Mkdir => "mkdir",
+            Change::Delete => "delete",
+        }
+    }
 }
 
 /// What a tree transfer did.
@@ -40,10 +113,16 @@ pub struct TreeReport {
     pub dirs: u64,
     /// Each file's relative path and transfer.
     pub files: Vec<(String, Transfer)>,
-    /// Relative paths not transferred (symlinks, devices, fifos, non-UTF-8 names), with why.
+    /// Relative paths not transferred (devices, fifos, non-UTF-8 names), with why.
     pub skipped: Vec<(String, String)>,
     /// Relative paths already the same on both sides (by the tree's [`Check`]): not moved.
     pub up_to_date: Vec<String>,
+    /// Symlinks and hard links made.
+    pub links: Vec<String>,
+    /// Paths removed from the target (a mirror's, or what was in the way).
+    pub removed: Vec<String>,
+    /// A dry run's plan: every change it would make, in order, with the size of each file.
+    pub planned: Vec<(String, Change, u64)>,
 }
 
 /// Whether the connection is still in step after `e` (the request was answered whole), so the

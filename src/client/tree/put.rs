@@ -1,16 +1,18 @@
 //! `put -r`: a walk of the local tree, then its files pipelined (see the module above).
 
 use std::collections::{HashMap, VecDeque};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{TreeOptions, TreeReport, in_step};
+use super::filter::{Filter, IGNORE_FILE};
+use super::links::HardLinks;
+use super::{Change, TreeOptions, TreeReport, in_step, local, plan};
 use crate::client::ClientError;
 use crate::client::files::{self as client, Check, Progress, SentPut, join_remote};
 use crate::connection::Connection;
 use crate::protocol::FileEntry;
+use crate::protocol::{ErrorCode, HardLink, Message, Remove, Symlink};
 use crate::transfer::hash_cache::HashCache;
 
 /// Whole puts sent before the first is answered; more than the server holds for one commit
@@ -22,61 +24,8 @@ const SMALL_PUTS_AT_ONCE: usize = 64;
 /// Files up to this size are put `whole` (pipelined, not resumable); larger ones resumably.
 pub const WHOLE_PUT_MAX: u64 = 4 << 20;
 
-/// A local tree, walked before anything is sent.
-#[derive(Default)]
-struct LocalTree {
-    /// Each directory's relative path (`""` the top), mode and mtime.
-    dirs: Vec<(String, u32, i64)>,
-    /// Each regular file's relative path, local path and size.
-    files: Vec<(String, PathBuf, u64)>,
-}
-
-/// Walks `source` (depth first, names sorted), noting what cannot be sent in `report`.
-fn walk(source: &Path, report: &mut TreeReport) -> Result<LocalTree, ClientError> {
-    let local_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ClientError::Local { path, source }
-    };
-    let mut tree = LocalTree::default();
-    let mut pending: Vec<(PathBuf, String)> = vec![(source.to_path_buf(), String::new())];
-    while let Some((dir, rel_dir)) = pending.pop() {
-        let meta = std::fs::metadata(&dir).map_err(local_err(&dir))?;
-        tree.dirs.push((
-            rel_dir.clone(),
-            meta.permissions().mode() & 0o7777,
-            crate::transfer::metadata::mtime_ns(&meta),
-        ));
-        let mut children: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(local_err(&dir))?
-            .filter_map(Result::ok)
-            .collect();
-        children.sort_by_key(std::fs::DirEntry::file_name);
-        for child in children {
-            let Some(name) = child.file_name().to_str().map(str::to_string) else {
-                let shown = child.file_name().to_string_lossy().into_owned();
-                report
-                    .skipped
-                    .push((join_remote(&rel_dir, &shown), "name is not UTF-8".into()));
-                continue;
-            };
-            let rel = join_remote(&rel_dir, &name);
-            let kind = child.file_type().map_err(local_err(&child.path()))?;
-            if kind.is_dir() {
-                pending.push((child.path(), rel));
-            } else if kind.is_file() {
-                let size = child.metadata().map_err(local_err(&child.path()))?.len();
-                tree.files.push((rel, child.path(), size));
-            } else if kind.is_symlink() {
-                report.skipped.push((rel, "symlink".into()));
-            } else {
-                report.skipped.push((rel, "not a regular file".into()));
-            }
-        }
-    }
-    Ok(tree)
-}
-
-/// Uploads the local directory `source` to `remote` (created if needed).
+/// Uploads the local directory `source` to `remote` (created if needed), as `options` say:
+/// filtered, mirrored, or only planned.
 ///
 /// # Errors
 /// The first failing file or directory (the files before it, and those already sent behind
@@ -94,34 +43,89 @@ where
 {
     let (algorithm, check) = (options.algorithm, options.check);
     let mut report = TreeReport::default();
-    let tree = walk(source, &mut report)?;
-    // Parents before children: the walk met them in that order.
-    let made: Vec<(String, Option<u32>, Option<i64>)> = tree
-        .dirs
+    let filter = local_filter(source, options)?;
+    let tree = local::walk(source, &filter, options.links)?;
+    report.skipped.extend(tree.skipped.iter().cloned());
+    let local_paths: HashMap<&str, &PathBuf> = tree
+        .entries
         .iter()
-        .map(|(rel, _, _)| (join_remote(remote, rel), None, None))
+        .map(|(e, p)| (e.path.as_str(), p))
         .collect();
-    client::mkdir_all(conn, &made).await?;
-    report.dirs = tree.dirs.len() as u64 - 1;
-    // What the server already holds, to skip what is the same (one listing, not one per file).
-    let held: HashMap<String, FileEntry> = if check == Check::Never {
-        HashMap::new()
-    } else {
-        client::list(conn, remote, true)
-            .await?
-            .into_iter()
-            .map(|e| (e.path.clone(), e))
-            .collect()
+    let entries: Vec<FileEntry> = tree.entries.iter().map(|(e, _)| e.clone()).collect();
+    // What the server already holds (one listing, not one question per file).
+    let held = match client::list(conn, remote, true).await {
+        Ok(held) => held,
+        Err(ClientError::Server(refusal)) if refusal.code == ErrorCode::NotFound => Vec::new(),
+        Err(e) => return Err(e),
     };
+    let plan = plan::plan(&entries, &held, &filter, options.delete);
+    let hard = HardLinks::of_inodes(&plan, options.hard_links, &tree.inodes);
+    report.skipped.extend(plan.skipped.iter().cloned());
+    let (files, dirs, bytes) = plan.removed();
+    if !plan.removals.is_empty()
+        && !options.dry_run
+        && let Some(approve) = options.approve_removals
+        && !approve(remote, files, dirs, bytes)
+    {
+        return Err(ClientError::Declined);
+    }
     let mut to_send = Vec::new();
-    for (rel, path, size) in tree.files {
-        let target = join_remote(remote, &rel);
-        if client::is_same(conn, &target, held.get(&rel), &path, check).await? {
-            report.up_to_date.push(rel);
+    for (entry, there) in &plan.files {
+        if hard.is_link(&entry.path) {
+            continue;
+        }
+        let target = join_remote(remote, &entry.path);
+        let path = local_paths
+            .get(entry.path.as_str())
+            .map(|p| (*p).clone())
+            .unwrap_or_else(|| source.join(&entry.path));
+        let same = check != Check::Never
+            && client::is_same(conn, &target, there.as_ref(), &path, check).await?;
+        if same {
+            report.up_to_date.push(entry.path.clone());
         } else {
-            to_send.push((rel, path, size, target));
+            let change = if there.is_some() {
+                Change::Update
+            } else {
+                Change::Create
+            };
+            to_send.push((entry.path.clone(), path, entry.size, target, change));
         }
     }
+    if options.dry_run {
+        let sizes: Vec<(String, u64, Change)> = to_send
+            .iter()
+            .map(|(rel, _, size, _, change)| (rel.clone(), *size, *change))
+            .collect();
+        report.planned = plan::itemize(&plan, &held, &sizes, &hard);
+        return Ok(report);
+    }
+    let removals: Vec<Message> = plan
+        .removals
+        .iter()
+        .map(|e| {
+            Message::Remove(Remove {
+                path: join_remote(remote, &e.path),
+            })
+        })
+        .collect();
+    client::all_done(conn, &removals).await?;
+    report
+        .removed
+        .extend(plan.removals.iter().map(|e| e.path.clone()));
+    // Parents before children: the walk met them in that order.
+    let made: Vec<(String, Option<u32>, Option<i64>)> = plan
+        .dirs
+        .iter()
+        .filter(|d| !is_root(&join_remote(remote, &d.path)))
+        .map(|d| (join_remote(remote, &d.path), None, None))
+        .collect();
+    client::mkdir_all(conn, &made).await?;
+    report.dirs = plan.dirs.iter().filter(|d| !d.path.is_empty()).count() as u64;
+    let to_send: Vec<(String, PathBuf, u64, String)> = to_send
+        .into_iter()
+        .map(|(rel, path, size, target, _)| (rel, path, size, target))
+        .collect();
     let mut sent: VecDeque<(String, SentPut)> = VecDeque::new();
     let mut failed: Option<ClientError> = None;
     let mut small: Vec<(String, PathBuf, String)> = Vec::new();
@@ -178,10 +182,33 @@ where
     if let Some(e) = failed {
         return Err(e);
     }
-    let mut finished: Vec<(String, Option<u32>, Option<i64>)> = tree
+    let mut links: Vec<Message> = plan
+        .links
+        .iter()
+        .map(|l| {
+            Message::Symlink(Symlink {
+                path: join_remote(remote, &l.path),
+                target: l.target.clone().unwrap_or_default(),
+                mtime_ns: Some(l.mtime_ns),
+            })
+        })
+        .collect();
+    links.extend(hard.links().map(|(path, first)| {
+        Message::HardLink(HardLink {
+            path: join_remote(remote, path),
+            existing: join_remote(remote, first),
+        })
+    }));
+    client::all_done(conn, &links).await?;
+    report
+        .links
+        .extend(plan.links.iter().map(|l| l.path.clone()));
+    report.links.extend(hard.links().map(|(p, _)| p.clone()));
+    let mut finished: Vec<(String, Option<u32>, Option<i64>)> = plan
         .dirs
-        .into_iter()
-        .map(|(rel, mode, mtime)| (rel, Some(mode), Some(mtime)))
+        .iter()
+        .filter(|d| !is_root(&join_remote(remote, &d.path)))
+        .map(|d| (d.path.clone(), Some(d.mode), Some(d.mtime_ns)))
         .collect();
     // Deepest first, so setting a parent's mtime is not undone by a child.
     finished.sort_by_key(|(rel, _, _)| {
@@ -192,6 +219,27 @@ where
     }
     client::mkdir_all(conn, &finished).await?;
     Ok(report)
+}
+
+/// Whether a remote path names the server's root (which no request may change).
+fn is_root(path: &str) -> bool {
+    path.trim_matches('/').is_empty() || path.trim_matches('/') == "."
+}
+
+/// The tree's filter: the options' rules, then the source's `.ferryignore` when the options
+/// read it and it has one.
+fn local_filter(source: &Path, options: &TreeOptions) -> Result<Filter, ClientError> {
+    let path = source.join(IGNORE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if options.ignore_file => options
+            .filter
+            .clone()
+            .with_ignore_file(&text)
+            .map_err(ClientError::Protocol),
+        Ok(_) => Ok(options.filter.clone()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(options.filter.clone()),
+        Err(e) => Err(ClientError::Local { path, source: e }),
+    }
 }
 
 /// Reads answers to sent puts until at most `keep` are unanswered; a refusal is kept in

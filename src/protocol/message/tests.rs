@@ -135,6 +135,7 @@ fn samples() -> Vec<Message> {
                 mtime_ns: 1_700_000_000_123_456_789,
                 target: Some("x".into()),
                 not_utf8: true,
+                hard_link_of: Some("a".into()),
             }],
         }),
         Message::ListDone(ListDone { count: 1 }),
@@ -186,6 +187,15 @@ fn samples() -> Vec<Message> {
             mtime_ns: None,
         }),
         Message::Remove(Remove { path: "d".into() }),
+        Message::HardLink(crate::protocol::HardLink {
+            path: "b".into(),
+            existing: "a".into(),
+        }),
+        Message::Symlink(crate::protocol::Symlink {
+            path: "l".into(),
+            target: "../x".into(),
+            mtime_ns: Some(5),
+        }),
         Message::Rename(crate::protocol::Rename {
             from: "a".into(),
             to: "b/c".into(),

@@ -2,7 +2,7 @@
 //! directory, or (recursive) the whole tree without following symlinks, streamed in batches.
 //! Partial files of transfers in progress are not listed.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -74,7 +74,13 @@ struct Walk {
     dirs: VecDeque<String>,
     /// The directory being listed: its descriptor, prefix and sorted names not yet described.
     current: Option<(OwnedFd, String, std::vec::IntoIter<std::ffi::CString>)>,
+    /// The first path listed of each file with several hard links (device, inode).
+    inodes: HashMap<(u64, u64), String>,
 }
+
+/// Hard-link groups a listing remembers, at most (beyond, further groups are listed as plain
+/// files: a copy with `-H` then copies them).
+const MAX_LINK_GROUPS: usize = 1 << 20;
 
 impl Walk {
     fn start(
@@ -94,6 +100,7 @@ impl Walk {
                 single: Some(describe(String::new(), &meta, None)),
                 dirs: VecDeque::new(),
                 current: None,
+                inodes: HashMap::new(),
             });
         }
         let base = rustix::fs::openat(
@@ -109,6 +116,7 @@ impl Walk {
             single: None,
             dirs: VecDeque::from([String::new()]),
             current: None,
+            inodes: HashMap::new(),
         })
     }
 
@@ -151,9 +159,16 @@ impl Walk {
             } else {
                 format!("{prefix}/{shown}")
             };
-            let Ok(Some(mut e)) = entry_at(dir.as_fd(), name.as_c_str(), rel.clone()) else {
+            let Ok(Some((mut e, inode))) = entry_at(dir.as_fd(), name.as_c_str(), rel.clone())
+            else {
                 continue;
             };
+            if let Some(inode) = inode.filter(|_| self.recursive) {
+                e.hard_link_of = self.inodes.get(&inode).cloned();
+                if e.hard_link_of.is_none() && self.inodes.len() < MAX_LINK_GROUPS {
+                    self.inodes.insert(inode, rel.clone());
+                }
+            }
             e.not_utf8 = !utf8;
             // A directory no request can name cannot be walked into either: it is listed, and a
             // tree copy names it skipped.
@@ -183,15 +198,17 @@ pub fn escape_invalid_utf8(name: &[u8]) -> String {
     shown
 }
 
-/// Describes `name` in `dir` (not following a symlink), listed as `path`.
+/// Describes `name` in `dir` (not following a symlink), listed as `path`; with its device
+/// and inode when it is a regular file with other hard links.
 fn entry_at(
     dir: BorrowedFd<'_>,
     name: &std::ffi::CStr,
     path: String,
-) -> io::Result<Option<FileEntry>> {
+) -> io::Result<Option<(FileEntry, Option<(u64, u64)>)>> {
     let Some(meta) = lstat_at(dir, name)? else {
         return Ok(None);
     };
+    let inode = (meta.is_file() && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
     let target = if meta.is_symlink() {
         rustix::fs::readlinkat(dir, name, Vec::new())
             .ok()
@@ -199,7 +216,7 @@ fn entry_at(
     } else {
         None
     };
-    Ok(Some(describe(path, &meta, target)))
+    Ok(Some((describe(path, &meta, target), inode)))
 }
 
 /// A listing entry from metadata.
@@ -229,5 +246,6 @@ pub(super) fn describe(
         mtime_ns: crate::transfer::metadata::mtime_ns(meta),
         target,
         not_utf8: false,
+        hard_link_of: None,
     }
 }

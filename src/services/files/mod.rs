@@ -14,6 +14,7 @@ pub mod directories;
 pub mod get;
 pub mod held_budget;
 pub mod held_puts;
+pub mod links;
 pub mod list;
 pub mod put;
 pub mod resume_budget;

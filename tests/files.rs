@@ -1265,3 +1265,63 @@ async fn abandoned_partials_are_swept_and_fresh_or_held_ones_kept() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_server_cannot_make_get_r_write_through_a_link_in_the_target() {
+    use ferry::protocol::{FileEntry, FileKind, Message};
+    let entry = |path: &str, kind| FileEntry {
+        path: path.into(),
+        kind,
+        size: 4,
+        mode: 0o644,
+        mtime_ns: 0,
+        target: None,
+        not_utf8: false,
+        hard_link_of: None,
+    };
+    // A listing that names a file under `a` without `a` itself: where the target holds a link
+    // `a` (made by an earlier get, say), the file would land wherever the link points.
+    let listed = vec![entry("a/authorized_keys", FileKind::File)];
+    let (addr, fake) = fake_server(move |mut conn| async move {
+        for answer in [listed, vec![entry("", FileKind::Dir)]] {
+            if !matches!(conn.read_message().await, Ok(Message::List(_))) {
+                return;
+            }
+            let count = answer.len() as u64;
+            conn.write_message(&Message::ListEntries(ListEntries { entries: answer }))
+                .await
+                .unwrap();
+            conn.write_message(&Message::ListDone(ListDone { count }))
+                .await
+                .unwrap();
+        }
+        // A correct client asks for nothing more.
+        let _ = conn.read_frame().await;
+    })
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let target = home.path().join("target");
+    let elsewhere = home.path().join("elsewhere");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, target.join("a")).unwrap();
+    let mut conn = connect_plaintext(addr, home.path()).await;
+    let err = ferry::client::tree::get_tree(
+        &mut conn,
+        &std::sync::Arc::new(HashCache::in_memory()),
+        "t",
+        &target,
+        &ferry::client::tree::TreeOptions::new(
+            HashAlgorithm::Blake3,
+            ferry::client::files::Check::Never,
+        ),
+        &mut NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Protocol(_)), "{err}");
+    assert!(err.to_string().contains("does not write through"), "{err}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    drop(conn);
+    fake.await.unwrap();
+}

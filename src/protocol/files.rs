@@ -270,3 +270,18 @@ pub struct HardLink {
     /// The file it links to, relative to the served root.
     pub existing: String,
 }
+
+/// Client → server: set the permission bits and/or modification time of the regular file
+/// `path` (needs `write`), never through a symlink: what a copy does to a file whose content is
+/// already the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attrs {
+    /// Relative to the served root.
+    pub path: String,
+    /// Permission bits to set (rwx only, as for `put`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// Modification time to set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_ns: Option<i64>,
+}

@@ -18,8 +18,8 @@ use super::chat::{
 };
 use super::exec::{Exec, ExecExit, ExecResize, ExecSignal, ExecStarted};
 use super::files::{
-    Get, GetEnd, GetReady, HardLink, List, ListDone, ListEntries, Mkdir, Put, PutDone, PutEnd,
-    PutReady, PutStart, Remove, Rename, Symlink,
+    Attrs, Get, GetEnd, GetReady, HardLink, List, ListDone, ListEntries, Mkdir, Put, PutDone,
+    PutEnd, PutReady, PutStart, Remove, Rename, Symlink,
 };
 use super::refusal::Refusal;
 use super::session::{Challenge, Goodbye, Hello, Ping, Pong, Proof, Welcome};
@@ -136,7 +136,9 @@ pub enum Message {
     #[serde(rename = "link")]
     #[strum(serialize = "link")]
     HardLink(HardLink),
-    /// Server → client: a `mkdir`, `rename`, `remove`, `symlink` or `link` succeeded.
+    /// Client → server: set a file's mode and mtime (needs `write`).
+    Attrs(Attrs),
+    /// Server → client: a `mkdir`, `rename`, `remove`, `symlink`, `link` or `attrs` succeeded.
     Done,
 
     /// Client → server: the server's live figures (needs `admin`).

@@ -30,8 +30,9 @@ pub use chat::{
 pub use error_code::ErrorCode;
 pub use exec::{Exec, ExecExit, ExecResize, ExecSignal, ExecStarted, TtySize};
 pub use files::{
-    DeltaBase, FileEntry, FileKind, Get, GetEnd, GetReady, HardLink, HashAlgorithm, List, ListDone,
-    ListEntries, Mkdir, Put, PutDone, PutEnd, PutReady, PutStart, Remove, Rename, Symlink,
+    Attrs, DeltaBase, FileEntry, FileKind, Get, GetEnd, GetReady, HardLink, HashAlgorithm, List,
+    ListDone, ListEntries, Mkdir, Put, PutDone, PutEnd, PutReady, PutStart, Remove, Rename,
+    Symlink,
 };
 pub use frame::{Frame, FrameError};
 pub use message::{Message, MessageError};

@@ -70,6 +70,7 @@ fn target_of(request: &Message) -> Option<String> {
         Message::Remove(remove) => Some(remove.path.clone()),
         Message::Symlink(link) => Some(format!("{} -> {}", link.path, link.target)),
         Message::HardLink(link) => Some(format!("{} => {}", link.path, link.existing)),
+        Message::Attrs(attrs) => Some(attrs.path.clone()),
         Message::Rename(rename) => Some(format!("{} -> {}", rename.from, rename.to)),
         Message::Exec(exec) if exec.shell => Some("(login shell)".into()),
         Message::Exec(exec) => Some(exec.argv.join(" ")),
@@ -82,7 +83,7 @@ fn target_of(request: &Message) -> Option<String> {
 fn audit_refusal(ctx: &SessionContext, request: &str, target: Option<String>, refusal: &Refusal) {
     let change = matches!(
         request,
-        "put" | "mkdir" | "remove" | "rename" | "symlink" | "link"
+        "put" | "mkdir" | "remove" | "rename" | "symlink" | "link" | "attrs"
     );
     if refusal.code != ErrorCode::PermissionDenied && !change {
         return;
@@ -121,7 +122,8 @@ pub fn service_of(request: &Message) -> Service {
         | Message::Rename(_)
         | Message::Remove(_)
         | Message::Symlink(_)
-        | Message::HardLink(_) => Service::Files,
+        | Message::HardLink(_)
+        | Message::Attrs(_) => Service::Files,
         _ => Service::Session,
     }
 }
@@ -185,7 +187,8 @@ where
         | Message::Rename(_)
         | Message::Remove(_)
         | Message::Symlink(_)
-        | Message::HardLink(_)) => {
+        | Message::HardLink(_)
+        | Message::Attrs(_)) => {
             let _slot = match file_request_slot(ctx) {
                 Ok(slot) => slot,
                 Err(refusal) => {
@@ -234,6 +237,7 @@ where
         Message::Remove(remove) => files::directories::serve_remove(conn, remove, ctx).await,
         Message::Symlink(link) => files::links::serve_symlink(conn, link, ctx).await,
         Message::HardLink(link) => files::links::serve_hard_link(conn, link, ctx).await,
+        Message::Attrs(attrs) => files::directories::serve_attrs(conn, attrs, ctx).await,
         other => Err(Refusal::new(
             ErrorCode::UnexpectedMessage,
             format!("'{}' is not a file request", other.kind()),

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::Change;
 use super::filter::{Filter, IGNORE_FILE};
-use super::links::{HardLinks, RealDirs, hard_link, make_link};
+use super::links::{HardLinks, RealDirs, hard_link, make_link, set_attrs};
 use super::local::{self, Links};
 use super::plan;
 use super::received::{Commits, SmallWrites, seal};
+use super::{Change, attrs_differ};
 use super::{TreeOptions, TreeReport, in_step};
 use crate::client::ClientError;
 use crate::client::files::Transfer;
@@ -123,6 +123,7 @@ where
         return Err(ClientError::Declined);
     }
     let mut wanted = Vec::new();
+    let mut attrs = Vec::new();
     for (entry, held) in &plan.files {
         if hard.is_link(&entry.path) {
             continue;
@@ -131,6 +132,9 @@ where
         let remote_path = join_remote(remote, &entry.path);
         if client::is_same(conn, &remote_path, Some(entry), &local, check).await? {
             report.up_to_date.push(entry.path.clone());
+            if held.as_ref().is_some_and(|h| attrs_differ(entry, h)) {
+                attrs.push((entry.path.clone(), local, entry.mode, entry.mtime_ns));
+            }
             continue;
         }
         let change = if held.is_some() {
@@ -141,10 +145,15 @@ where
         wanted.push((entry.path.clone(), remote_path, local, entry.size, change));
     }
     if options.dry_run {
-        let sizes: Vec<(String, u64, Change)> = wanted
+        let mut sizes: Vec<(String, u64, Change)> = wanted
             .iter()
             .map(|(rel, _, _, size, change)| (rel.clone(), *size, *change))
             .collect();
+        sizes.extend(
+            attrs
+                .iter()
+                .map(|(rel, ..)| (rel.clone(), 0, Change::Attrs)),
+        );
         report.planned = plan::itemize(&plan, &held, &sizes, &hard);
         return Ok(report);
     }
@@ -250,6 +259,11 @@ where
     commits.finish(&mut report).await?;
     if let Some(e) = failed {
         return Err(e);
+    }
+    for (rel, local, mode, mtime_ns) in attrs {
+        real.check_parent(&local)?;
+        set_attrs(&local, mode, mtime_ns).map_err(local_err(&local))?;
+        report.attrs.push(rel);
     }
     for link in &plan.links {
         let local = local_path(target, &link.path)?;

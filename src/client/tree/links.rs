@@ -184,3 +184,19 @@ pub fn hard_link(original: &Path, path: &Path) -> std::io::Result<()> {
     }
     placed
 }
+
+/// Sets the mode and mtime of the regular file at `path`, never through a symlink.
+///
+/// # Errors
+/// I/O errors; a link or anything but a file there.
+pub fn set_attrs(path: &Path, mode: u32, mtime_ns: i64) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    crate::transfer::metadata::apply_metadata(&file, Some(mode), Some(mtime_ns))
+}

@@ -88,6 +88,8 @@ pub enum Change {
     HardLink,
     /// A directory made.
     Mkdir,
+    /// A file already the same whose mode or mtime is set.
+    Attrs,
     /// Removed from the target.
     Delete,
 }
@@ -101,6 +103,7 @@ impl Change {
             Change::Link => "link",
             Change::HardLink => "hardlink",
             Change::Mkdir => "mkdir",
+            Change::Attrs => "attrs",
             Change::Delete => "delete",
         }
     }
@@ -119,10 +122,18 @@ pub struct TreeReport {
     pub up_to_date: Vec<String>,
     /// Symlinks and hard links made.
     pub links: Vec<String>,
+    /// Files already the same whose mode or mtime was set.
+    pub attrs: Vec<String>,
     /// Paths removed from the target (a mirror's, or what was in the way).
     pub removed: Vec<String>,
     /// A dry run's plan: every change it would make, in order, with the size of each file.
     pub planned: Vec<(String, Change, u64)>,
+}
+
+/// Whether a file the target holds with the same content needs its mode or mtime set to the
+/// source's (rsync's `-a` keeps both even when no byte moves).
+fn attrs_differ(source: &crate::protocol::FileEntry, held: &crate::protocol::FileEntry) -> bool {
+    source.mode & 0o777 != held.mode & 0o777 || source.mtime_ns != held.mtime_ns
 }
 
 /// Whether the connection is still in step after `e` (the request was answered whole), so the

@@ -7,12 +7,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::filter::{Filter, IGNORE_FILE};
 use super::links::HardLinks;
-use super::{Change, TreeOptions, TreeReport, in_step, local, plan};
+use super::{Change, TreeOptions, TreeReport, attrs_differ, in_step, local, plan};
 use crate::client::ClientError;
 use crate::client::files::{self as client, Check, Progress, SentPut, join_remote};
 use crate::connection::Connection;
 use crate::protocol::FileEntry;
-use crate::protocol::{ErrorCode, HardLink, Message, Remove, Symlink};
+use crate::protocol::{Attrs, ErrorCode, HardLink, Message, Remove, Symlink};
 use crate::transfer::hash_cache::HashCache;
 
 /// Whole puts sent before the first is answered; more than the server holds for one commit
@@ -70,6 +70,7 @@ where
         return Err(ClientError::Declined);
     }
     let mut to_send = Vec::new();
+    let mut attrs = Vec::new();
     for (entry, there) in &plan.files {
         if hard.is_link(&entry.path) {
             continue;
@@ -83,6 +84,9 @@ where
             && client::is_same(conn, &target, there.as_ref(), &path, check).await?;
         if same {
             report.up_to_date.push(entry.path.clone());
+            if there.as_ref().is_some_and(|t| attrs_differ(entry, t)) {
+                attrs.push((entry.path.clone(), target, entry.mode, entry.mtime_ns));
+            }
         } else {
             let change = if there.is_some() {
                 Change::Update
@@ -93,10 +97,15 @@ where
         }
     }
     if options.dry_run {
-        let sizes: Vec<(String, u64, Change)> = to_send
+        let mut sizes: Vec<(String, u64, Change)> = to_send
             .iter()
             .map(|(rel, _, size, _, change)| (rel.clone(), *size, *change))
             .collect();
+        sizes.extend(
+            attrs
+                .iter()
+                .map(|(rel, ..)| (rel.clone(), 0, Change::Attrs)),
+        );
         report.planned = plan::itemize(&plan, &held, &sizes, &hard);
         return Ok(report);
     }
@@ -199,7 +208,15 @@ where
             existing: join_remote(remote, first),
         })
     }));
+    links.extend(attrs.iter().map(|(_, target, mode, mtime_ns)| {
+        Message::Attrs(Attrs {
+            path: target.clone(),
+            mode: Some(*mode),
+            mtime_ns: Some(*mtime_ns),
+        })
+    }));
     client::all_done(conn, &links).await?;
+    report.attrs.extend(attrs.into_iter().map(|(rel, ..)| rel));
     report
         .links
         .extend(plan.links.iter().map(|l| l.path.clone()));

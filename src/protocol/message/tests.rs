@@ -187,6 +187,11 @@ fn samples() -> Vec<Message> {
             mtime_ns: None,
         }),
         Message::Remove(Remove { path: "d".into() }),
+        Message::Attrs(crate::protocol::Attrs {
+            path: "f".into(),
+            mode: Some(0o600),
+            mtime_ns: None,
+        }),
         Message::HardLink(crate::protocol::HardLink {
             path: "b".into(),
             existing: "a".into(),

@@ -1,4 +1,4 @@
-//! `mkdir`, `rename` and `remove`: directories made and names removed only through descriptors beneath
+//! `mkdir`, `rename`, `remove` and `attrs`: directories made and names removed only through descriptors beneath
 //! the root, never through a symlink that leaves it, and never the root itself.
 
 use std::fs::File;
@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::sandbox::{self, Sandbox, io_error};
 use crate::audit::AuditEvent;
 use crate::connection::Connection;
-use crate::protocol::{ErrorCode, Message, Mkdir, Permission, Refusal, Remove, Rename};
+use crate::protocol::{Attrs, ErrorCode, Message, Mkdir, Permission, Refusal, Remove, Rename};
 use crate::services::{RequestError, SessionContext, off_runtime};
 
 /// Serves one `mkdir`: creates a directory and its parents; sets mode and mtime when given.
@@ -109,6 +109,51 @@ fn rename(sandbox: &Sandbox, from: &str, to: &str) -> Result<(), Refusal> {
         ),
         e => io_error(from, &e.into()),
     })
+}
+
+/// Serves one `attrs`: sets a regular file's mode and mtime, reached by its own name (a
+/// symlink there is `bad_path`, anything but a file `not_a_file`).
+///
+/// # Errors
+/// The refusal to answer with, or the connection failed.
+pub async fn serve_attrs<S>(
+    conn: &mut Connection<S>,
+    request: Attrs,
+    ctx: &SessionContext,
+) -> Result<(), RequestError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ctx.need(Permission::Write, "attrs")?;
+    let sandbox = ctx.sandbox.clone();
+    off_runtime(move || {
+        let path = request.path.as_str();
+        let place = sandbox.place(path)?;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(place.dir.as_fd(), &*place.name, flags, Mode::empty())
+            .map_err(|e| match e {
+                rustix::io::Errno::LOOP => Refusal::new(
+                    ErrorCode::BadPath,
+                    format!("'{path}' is a symlink; ferry does not write through symlinks"),
+                ),
+                rustix::io::Errno::NOENT => {
+                    Refusal::new(ErrorCode::NotFound, format!("'{path}' does not exist"))
+                }
+                e => io_error(path, &e.into()),
+            })?;
+        let file = File::from(fd);
+        if !file.metadata().map_err(|e| io_error(path, &e))?.is_file() {
+            return Err(Refusal::new(
+                ErrorCode::NotAFile,
+                format!("'{path}' is not a regular file"),
+            ));
+        }
+        crate::transfer::metadata::apply_metadata(&file, request.mode, request.mtime_ns)
+            .map_err(|e| io_error(path, &e))
+    })
+    .await??;
+    conn.write_message(&Message::Done).await?;
+    Ok(())
 }
 
 /// Serves one `remove`: deletes a file, a symlink (not its target) or an empty directory.

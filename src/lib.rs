@@ -36,6 +36,7 @@ pub mod server;
 pub mod services;
 pub mod shutdown;
 pub mod stall;
+pub mod throttle;
 pub mod tls;
 pub mod token_bucket;
 pub mod transfer;

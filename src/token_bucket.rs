@@ -31,6 +31,17 @@ impl TokenBucket {
         }
     }
 
+    /// The units the bucket (refilled to `now`) holds.
+    pub fn available(&mut self, rate: f64, burst: f64, now: Instant) -> f64 {
+        self.refill(rate, burst, now);
+        self.tokens
+    }
+
+    /// Spends `units` (taken as available: see [`TokenBucket::available`]).
+    pub fn spend(&mut self, units: f64) {
+        self.tokens -= units;
+    }
+
     /// Whether the bucket would be full at `now` (nothing spent is still owed).
     pub fn is_full(&self, rate: f64, burst: f64, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();

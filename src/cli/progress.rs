@@ -1,4 +1,5 @@
-//! The transfer progress bar: drawn on stderr when it is a terminal, absent otherwise.
+//! Transfer progress: a bar per file, or one line for a whole tree (rsync's
+//! `--info=progress2`), drawn on stderr when it is a terminal, absent otherwise.
 
 use std::io::IsTerminal;
 
@@ -47,6 +48,79 @@ impl Progress for BarProgress {
     }
 
     fn end(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// One line for a whole tree: bytes moved of the total, files done of the total, rate, ETA,
+/// and the file in progress.
+pub struct TreeProgress {
+    draw: bool,
+    bar: Option<ProgressBar>,
+    files: u64,
+    done: u64,
+}
+
+impl TreeProgress {
+    /// Draws only if stderr is a terminal and no machine-readable output was asked for.
+    pub fn new(json: bool) -> Self {
+        TreeProgress {
+            draw: !json && std::io::stderr().is_terminal(),
+            bar: None,
+            files: 0,
+            done: 0,
+        }
+    }
+
+    fn show(&self, name: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{}/{} files  {name}", self.done, self.files));
+        }
+    }
+}
+
+impl Progress for TreeProgress {
+    fn plan(&mut self, files: u64, bytes: u64) {
+        self.files = files;
+        if self.draw && files > 0 {
+            let bar = ProgressBar::new(bytes);
+            let style = ProgressStyle::with_template(
+                "{bytes:>10}/{total_bytes} {percent:>3}% {bytes_per_sec:>12} eta {eta:>4}  {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            self.bar = Some(bar);
+        }
+    }
+
+    fn begin(&mut self, name: &str, _size: u64, resumed_from: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(resumed_from);
+        }
+        self.show(&ferry::safe_text::escape(name));
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(bytes);
+        }
+    }
+
+    fn end(&mut self) {
+        self.done += 1;
+        self.show("");
+        if self.done == self.files
+            && let Some(bar) = self.bar.take()
+        {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for TreeProgress {
+    fn drop(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }

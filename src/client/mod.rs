@@ -149,6 +149,16 @@ impl Client {
         &mut self.conn
     }
 
+    /// Holds the session to `rate` bytes a second each way from now on (`--bwlimit`): every
+    /// byte of it, below TLS and framing, goes through a [`Throttled`](crate::throttle::Throttled)
+    /// stream.
+    pub fn limit_bandwidth(&mut self, rate: u64) {
+        let stream = self.conn.get_mut();
+        let (placeholder, _) = tokio::io::duplex(1);
+        let inner = std::mem::replace(stream, Box::new(placeholder));
+        *stream = Box::new(crate::throttle::Throttled::new(inner, rate));
+    }
+
     /// Hands the session's connection to a service peer that needs it whole (chat).
     pub fn into_connection(self) -> Connection<BoxedStream> {
         self.conn

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use super::report::{Outcome, Report};
 use super::{GetArgs, connect, describe, interruptible, split_last};
 use crate::cli::address::{RemoteArg, is_glob};
-use crate::cli::progress::BarProgress;
+use crate::cli::progress::{BarProgress, TreeProgress};
 use ferry::client::files::{base_name, join_remote};
 use ferry::protocol::FileKind;
 use ferry::safe_text::escape;
@@ -24,6 +24,9 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     let remotes: Vec<RemoteArg> = sources.iter().map(|s| RemoteArg::parse(s)).collect();
     let mut client = connect(&args.client, &remotes.iter().collect::<Vec<_>>()).await?;
     let options = &args.options;
+    if let Some(rate) = options.bwlimit {
+        client.limit_bandwidth(rate);
+    }
     let mut report = Report::new(options, verbose);
     let tree_options = options.tree()?;
 
@@ -172,7 +175,12 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
             let tree = interruptible(async {
                 Ok(client
                     .files()
-                    .get_tree(path, &target, &tree_options, &mut progress)
+                    .get_tree(
+                        path,
+                        &target,
+                        &tree_options,
+                        &mut TreeProgress::new(options.json),
+                    )
                     .await?)
             })
             .await?;

@@ -72,9 +72,12 @@ pub struct TransferOptions {
     /// Show what would be copied, updated, linked and deleted, and change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// Show progress (partial files are always kept for a resume).
+    /// Show progress (the default on a terminal; partial files are always kept for a resume).
     #[arg(short = 'P', long = "progress")]
     pub progress: bool,
+    /// At most RATE bytes a second each way: KiB as rsync reads a bare number, or 2M, 1G...
+    #[arg(long, value_name = "RATE", value_parser = ferry::throttle::parse_rate)]
+    pub bwlimit: Option<u64>,
 }
 
 impl TransferOptions {

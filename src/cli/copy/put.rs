@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use super::report::{Outcome, Report};
 use super::{PutArgs, connect, describe, interruptible, split_last};
 use crate::cli::address::RemoteArg;
-use crate::cli::progress::BarProgress;
+use crate::cli::progress::{BarProgress, TreeProgress};
 use ferry::client::files::{Check, join_remote};
 use ferry::protocol::FileKind;
 use ferry::safe_text::escape;
@@ -35,6 +35,9 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     });
     let mut client = connect(&args.client, &[&dest]).await?;
     let options = &args.options;
+    if let Some(rate) = options.bwlimit {
+        client.limit_bandwidth(rate);
+    }
     let mut report = Report::new(options, verbose);
     let tree_options = options.tree()?;
 
@@ -148,7 +151,12 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
             let tree = interruptible(async {
                 Ok(client
                     .files()
-                    .put_tree(&local, &remote, &tree_options, &mut progress)
+                    .put_tree(
+                        &local,
+                        &remote,
+                        &tree_options,
+                        &mut TreeProgress::new(options.json),
+                    )
                     .await?)
             })
             .await?;

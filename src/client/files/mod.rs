@@ -42,6 +42,9 @@ pub struct Transfer {
 
 /// Transfer events, for a progress bar or nothing; the transfer code knows no UI.
 pub trait Progress: Send {
+    /// A tree copy will move `files` files of `bytes` bytes in all (called once, before the
+    /// first file begins).
+    fn plan(&mut self, _files: u64, _bytes: u64) {}
     /// A file of `size` bytes starts, `resumed_from` of them already in place.
     fn begin(&mut self, _name: &str, _size: u64, _resumed_from: u64) {}
     /// `bytes` more were moved.

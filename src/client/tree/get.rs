@@ -192,6 +192,10 @@ where
     for (_, _, local, _, _) in &wanted {
         real.check_parent(local)?;
     }
+    progress.plan(
+        wanted.len() as u64,
+        wanted.iter().map(|(_, _, _, size, _)| size).sum(),
+    );
     let wanted: Vec<(String, String, PathBuf, u64)> = wanted
         .into_iter()
         .map(|(rel, remote_path, local, size, _)| (rel, remote_path, local, size))

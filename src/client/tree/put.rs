@@ -131,6 +131,10 @@ where
         .collect();
     client::mkdir_all(conn, &made).await?;
     report.dirs = plan.dirs.iter().filter(|d| !d.path.is_empty()).count() as u64;
+    progress.plan(
+        to_send.len() as u64,
+        to_send.iter().map(|(_, _, size, _, _)| size).sum(),
+    );
     let to_send: Vec<(String, PathBuf, u64, String)> = to_send
         .into_iter()
         .map(|(rel, path, size, target, _)| (rel, path, size, target))

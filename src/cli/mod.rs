@@ -63,6 +63,9 @@ pub enum Command {
     Get(copy::GetArgs),
     /// Upload files (trees with -r), verified and resumable: put LOCAL... [[HOST:]REMOTE].
     Put(copy::PutArgs),
+    /// Mirror a local directory's contents into a remote one (put -r --delete DIR/), and with
+    /// --watch keep it mirrored as it changes.
+    Sync(copy::SyncArgs),
     /// Create a directory under the server's root.
     Mkdir(files::PathArgs),
     /// Remove a file or an empty directory under the server's root (a tree with -r).
@@ -272,6 +275,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ls(args) => files::ls(args).await,
         Command::Get(args) => copy::get(args, cli.verbose).await,
         Command::Put(args) => copy::put(args, cli.verbose).await,
+        Command::Sync(args) => copy::sync(args, cli.verbose).await,
         Command::Mkdir(args) => files::mkdir(args).await,
         Command::Rm(args) => files::rm(args).await,
         Command::Mv(args) => files::mv(args).await,

@@ -11,6 +11,7 @@ pub mod files;
 mod handles;
 pub mod handshake;
 pub mod tree;
+pub mod watch;
 mod websocket;
 
 use std::path::PathBuf;

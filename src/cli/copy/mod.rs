@@ -7,6 +7,8 @@ mod get;
 mod options;
 mod put;
 mod report;
+mod sync;
+mod watch;
 
 use anyhow::bail;
 use clap::Args;
@@ -14,6 +16,7 @@ use clap::Args;
 pub use get::get;
 pub use options::TransferOptions;
 pub use put::put;
+pub use sync::{SyncArgs, sync};
 
 use super::ClientArgs;
 use super::address::RemoteArg;
@@ -45,6 +48,9 @@ pub struct PutArgs {
     /// Create the remote directory (and its parents) when it does not exist.
     #[arg(short = 'p', long)]
     pub mkdir: bool,
+    /// After copying the tree, follow its changes until Ctrl-C (one local directory, -r).
+    #[arg(short = 'w', long)]
+    pub watch: bool,
     /// Local files (directories with -r; - for stdin), then where they go under the server's
     /// root ([HOST[:PORT]:]PATH) [default: the root, under their own names].
     #[arg(value_name = "PATH", required = true, num_args = 1..)]

@@ -79,6 +79,21 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
     }
     let into_dir = dest_is_dir || sources.len() > 1;
 
+    // Watching starts before the first pass, so a change made during it is not missed.
+    let watcher = if args.watch {
+        let [source] = sources else {
+            bail!("--watch follows one local directory");
+        };
+        if !options.recursive() || !Path::new(source).is_dir() {
+            bail!("--watch follows a directory copied with -r");
+        }
+        (!options.dry_run)
+            .then(|| ferry::client::watch::TreeWatcher::start(Path::new(source)))
+            .transpose()?
+    } else {
+        None
+    };
+    let mut watched = None;
     let mut skipped_any = false;
     let mut made_dest = false;
     for source in sources {
@@ -162,6 +177,7 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
             .await?;
             skipped_any |= !tree.skipped.is_empty();
             report.tree(source, &remote, &tree, started);
+            watched = Some((local.clone(), remote.clone()));
             continue;
         }
         let check = if source == "-" {
@@ -194,7 +210,22 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
         };
         report.file(source, &remote, &outcome, started);
     }
-    Ok(report.finish(skipped_any))
+    let code = report.finish(skipped_any);
+    match (watcher, watched) {
+        (Some(watcher), Some((local, remote))) => {
+            super::watch::follow(
+                &mut client,
+                watcher,
+                &local,
+                &remote,
+                &tree_options,
+                options,
+                verbose,
+            )
+            .await
+        }
+        _ => Ok(code),
+    }
 }
 
 fn local_name(path: &Path) -> anyhow::Result<String> {

@@ -25,7 +25,7 @@ pub use filter::{Filter, IGNORE_FILE, Rule};
 pub use get::{GETS_AHEAD, SMALL_GET, get_tree};
 pub use local::Links;
 pub use plan::Delete;
-pub use put::{PUTS_AHEAD, WHOLE_PUT_MAX, put_tree};
+pub use put::{PUTS_AHEAD, WHOLE_PUT_MAX, local_filter as source_filter, put_tree};
 
 use super::ClientError;
 use super::files::{Check, Transfer};

@@ -249,7 +249,10 @@ fn is_root(path: &str) -> bool {
 
 /// The tree's filter: the options' rules, then the source's `.ferryignore` when the options
 /// read it and it has one.
-fn local_filter(source: &Path, options: &TreeOptions) -> Result<Filter, ClientError> {
+///
+/// # Errors
+/// The ignore file cannot be read or holds an invalid pattern.
+pub fn local_filter(source: &Path, options: &TreeOptions) -> Result<Filter, ClientError> {
     let path = source.join(IGNORE_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) if options.ignore_file => options

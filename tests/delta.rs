@@ -117,6 +117,7 @@ async fn every_kind_of_edit_arrives_identical_with_only_the_change_sent_both_way
             &remote,
             HashAlgorithm::Blake3,
             true,
+            false,
             &mut NoProgress,
         )
         .await
@@ -142,6 +143,7 @@ async fn every_kind_of_edit_arrives_identical_with_only_the_change_sent_both_way
             &target,
             HashAlgorithm::Sha256,
             Some(Arc::new(HashCache::in_memory())),
+            false,
             &mut NoProgress,
         )
         .await
@@ -162,6 +164,7 @@ async fn every_kind_of_edit_arrives_identical_with_only_the_change_sent_both_way
         &local,
         "whole.bin",
         HashAlgorithm::Blake3,
+        false,
         false,
         &mut NoProgress,
     )
@@ -235,6 +238,7 @@ async fn a_delta_cut_off_anywhere_resumes_and_ends_identical() {
                     &remote,
                     HashAlgorithm::Blake3,
                     true,
+                    false,
                     &mut NoProgress,
                 ),
             )
@@ -258,6 +262,7 @@ async fn a_delta_cut_off_anywhere_resumes_and_ends_identical() {
             &remote,
             HashAlgorithm::Blake3,
             true,
+            false,
             &mut NoProgress,
         )
         .await
@@ -317,6 +322,7 @@ async fn a_base_that_changes_after_it_was_signed_is_caught() {
         signature,
         SendHash::Compute(Hasher::new(HashAlgorithm::Blake3)),
         1 << 16,
+        false,
         &mut ignore_sent,
     );
     let receive = receive_delta(
@@ -328,6 +334,7 @@ async fn a_base_that_changes_after_it_was_signed_is_caught() {
         },
         new.len() as u64,
         Hasher::new(HashAlgorithm::Blake3),
+        false,
         &mut ignore_received,
     );
     let (sent, received) = tokio::join!(send, receive);
@@ -367,6 +374,7 @@ async fn a_hostile_delta_is_refused_and_nothing_outside_the_partial_is_written()
             hash: HashAlgorithm::Blake3,
             whole: false,
             delta: true,
+            compress: false,
         }))
         .await
         .unwrap();
@@ -422,6 +430,7 @@ async fn a_hostile_delta_is_refused_and_nothing_outside_the_partial_is_written()
         offset: 0,
         prefix_hash: None,
         base: Some(base),
+        compress: false,
     }))
     .await
     .unwrap();
@@ -453,6 +462,7 @@ async fn a_hostile_delta_is_refused_and_nothing_outside_the_partial_is_written()
             avg: 1024,
             chunks: 1 << 40,
         }),
+        compress: false,
     }))
     .await
     .unwrap();
@@ -462,4 +472,152 @@ async fn a_hostile_delta_is_refused_and_nothing_outside_the_partial_is_written()
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A TCP relay that counts the bytes the client sends.
+async fn counting_relay(
+    server: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&sent);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = TcpStream::connect(server).await.unwrap();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut up_read, mut up_write) = upstream.into_split();
+            let counter = std::sync::Arc::clone(&counter);
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut up_read, &mut client_write).await;
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match client_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    if up_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = up_write.shutdown().await;
+            });
+        }
+    });
+    (addr, sent)
+}
+
+#[tokio::test]
+async fn compressed_blocks_arrive_identical_and_cross_smaller() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let hashes = HashCache::in_memory();
+    // Text-like bytes: zstd takes them to a fraction.
+    let text: Vec<u8> = (0..6_000_000u32)
+        .map(|i| {
+            b"ferry carries chat, commands and files\n"[(i % 39) as usize] ^ ((i / 4001) as u8 & 1)
+        })
+        .collect();
+    let local = work.path().join("text");
+    std::fs::write(&local, &text).unwrap();
+    let (relay, sent) = counting_relay(server.addr).await;
+    let mut options = server.options(Some(token.parse().unwrap()));
+    options.server = relay.to_string();
+    let mut conn = ferry::client::Client::connect(&options)
+        .await
+        .unwrap()
+        .into_connection();
+    let t = files::put_file(
+        &mut conn,
+        &hashes,
+        &local,
+        "text",
+        HashAlgorithm::Blake3,
+        true,
+        true,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.size, text.len() as u64);
+    assert_eq!(std::fs::read(root(&server).join("text")).unwrap(), text);
+    let crossed = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(crossed < text.len() as u64 / 5, "{crossed} bytes crossed");
+    // Back, compressed, and as a compressed delta after an edit.
+    let back = work.path().join("back");
+    files::get_file(
+        &mut conn,
+        "text",
+        &back,
+        HashAlgorithm::Blake3,
+        None,
+        true,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), text);
+    let mut edited = text.clone();
+    edited.splice(3_000_000..3_000_000, pattern(200_000, 9));
+    std::fs::write(&local, &edited).unwrap();
+    let t = files::put_file(
+        &mut conn,
+        &hashes,
+        &local,
+        "text",
+        HashAlgorithm::Blake3,
+        true,
+        true,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap();
+    assert!(t.matched > 5_000_000, "{t:?}");
+    assert_eq!(std::fs::read(root(&server).join("text")).unwrap(), edited);
+}
+
+#[tokio::test]
+async fn a_compressed_block_that_claims_too_much_is_refused() {
+    let (server, token) = writer_server().await;
+    let mut conn = session(&server, &token).await;
+    conn.write_message(&Message::Put(Put {
+        path: "bomb".into(),
+        size: 1000,
+        mode: 0o644,
+        mtime_ns: 0,
+        hash: HashAlgorithm::Blake3,
+        whole: false,
+        delta: false,
+        compress: true,
+    }))
+    .await
+    .unwrap();
+    match conn.read_message().await.unwrap() {
+        Message::PutReady(ready) => assert!(ready.compress),
+        other => panic!("{other:?}"),
+    }
+    conn.write_message(&Message::PutStart(PutStart {
+        offset: 0,
+        delta: false,
+    }))
+    .await
+    .unwrap();
+    // 1 MiB of zeros in a few bytes, for a put of 1,000.
+    let bomb = zstd::bulk::compress(&vec![0u8; 1 << 20], 3).unwrap();
+    conn.write_data(3, &bomb).await.unwrap();
+    conn.flush().await.unwrap();
+    match tokio::time::timeout(WAIT, conn.read_message())
+        .await
+        .unwrap()
+    {
+        Ok(Message::Error(Refusal { code, .. })) => assert_eq!(code, ErrorCode::BadMessage),
+        other => panic!("{other:?}"),
+    }
+    assert!(!root(&server).join("bomb").exists());
 }

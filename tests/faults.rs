@@ -264,6 +264,7 @@ async fn a_disk_that_fills_gets_a_clear_error_nothing_is_kept_and_the_server_ser
         hash: HashAlgorithm::Blake3,
         whole: false,
         delta: false,
+        compress: false,
     }))
     .await
     .unwrap();
@@ -274,6 +275,7 @@ async fn a_disk_that_fills_gets_a_clear_error_nothing_is_kept_and_the_server_ser
             offset: 0,
             prefix_hash: None,
             base: None,
+            compress: false,
         })
     );
     let filler = pattern(4 << 20, 4);

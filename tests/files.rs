@@ -67,6 +67,7 @@ async fn boundary_sizes_round_trip_verified_with_both_hashes() {
                 &remote,
                 algorithm,
                 false,
+                false,
                 &mut NoProgress,
             )
             .await
@@ -78,9 +79,17 @@ async fn boundary_sizes_round_trip_verified_with_both_hashes() {
                 "{size}"
             );
             let back = work.path().join(format!("out-{size}-{}", algorithm.name()));
-            let down = files::get_file(&mut conn, &remote, &back, algorithm, None, &mut NoProgress)
-                .await
-                .unwrap();
+            let down = files::get_file(
+                &mut conn,
+                &remote,
+                &back,
+                algorithm,
+                None,
+                false,
+                &mut NoProgress,
+            )
+            .await
+            .unwrap();
             assert_eq!(down.hash, up.hash);
             assert_eq!(std::fs::read(&back).unwrap(), data, "{size}");
         }
@@ -485,6 +494,7 @@ async fn an_interrupted_get_resumes_from_the_verified_partial() {
             &target,
             HashAlgorithm::Blake3,
             None,
+            false,
             &mut stop,
         );
         tokio::pin!(transfer);
@@ -520,6 +530,7 @@ async fn an_interrupted_get_resumes_from_the_verified_partial() {
         &target,
         HashAlgorithm::Blake3,
         None,
+        false,
         &mut NoProgress,
     )
     .await
@@ -544,6 +555,7 @@ async fn a_partial_that_does_not_match_is_not_trusted() {
         &work.path().join("f"),
         HashAlgorithm::Blake3,
         None,
+        false,
         &mut NoProgress,
     )
     .await
@@ -571,7 +583,7 @@ async fn an_interrupted_put_resumes_and_says_so() {
     tokio::select! {
         biased;
         _ = rx => {}
-        _ = files::put_file(&mut conn, &hashes, &source, "up.bin", HashAlgorithm::Blake3, false, &mut stop) => panic!("finished before the interruption"),
+        _ = files::put_file(&mut conn, &hashes, &source, "up.bin", HashAlgorithm::Blake3, false, false, &mut stop) => panic!("finished before the interruption"),
     }
     drop(conn);
     server.wait_for_active(0).await; // the server noticed, and its partial is closed
@@ -610,6 +622,7 @@ async fn a_tampered_put_is_detected_and_nothing_is_kept() {
         hash: HashAlgorithm::Blake3,
         whole: false,
         delta: false,
+        compress: false,
     }))
     .await
     .unwrap();
@@ -658,6 +671,7 @@ async fn a_tampered_get_is_detected_and_nothing_is_kept() {
             mtime_ns: 0,
             offset: 0,
             delta: false,
+            compress: false,
         });
         conn.write_message(&ready).await.unwrap();
         conn.write_data(0, b"evil").await.unwrap();
@@ -678,6 +692,7 @@ async fn a_tampered_get_is_detected_and_nothing_is_kept() {
         &target,
         HashAlgorithm::Blake3,
         None,
+        false,
         &mut NoProgress,
     )
     .await
@@ -717,6 +732,7 @@ async fn nothing_outside_the_root_is_read_or_written() {
             &work.path().join("out"),
             HashAlgorithm::Blake3,
             None,
+            false,
             &mut NoProgress,
         )
         .await
@@ -736,6 +752,7 @@ async fn nothing_outside_the_root_is_read_or_written() {
             &local,
             path,
             HashAlgorithm::Blake3,
+            false,
             false,
             &mut NoProgress,
         )
@@ -778,6 +795,7 @@ async fn reading_needs_read_and_writing_needs_write() {
         &work.path().join("f"),
         HashAlgorithm::Blake3,
         None,
+        false,
         &mut NoProgress,
     )
     .await
@@ -803,6 +821,7 @@ async fn reading_needs_read_and_writing_needs_write() {
         &work.path().join("local"),
         "up",
         HashAlgorithm::Blake3,
+        false,
         false,
         &mut NoProgress,
     )
@@ -841,6 +860,7 @@ async fn two_clients_putting_the_same_path_never_mix() {
                 &source,
                 "same.bin",
                 HashAlgorithm::Blake3,
+                false,
                 false,
                 &mut NoProgress,
             )
@@ -924,6 +944,7 @@ async fn transfers_in_flight_do_not_block_chat() {
                 &target,
                 HashAlgorithm::Blake3,
                 None,
+                false,
                 &mut NoProgress,
             )
             .await
@@ -971,6 +992,7 @@ async fn a_server_announcing_an_offset_past_the_end_is_a_protocol_error() {
             mtime_ns: 0,
             offset: held,
             delta: false,
+            compress: false,
         });
         conn.write_message(&ready).await.unwrap();
         let _ = conn.read_frame().await;
@@ -985,6 +1007,7 @@ async fn a_server_announcing_an_offset_past_the_end_is_a_protocol_error() {
         &home.path().join("got"),
         HashAlgorithm::Blake3,
         None,
+        false,
         &mut NoProgress,
     )
     .await
@@ -1087,6 +1110,7 @@ async fn a_server_cannot_make_get_r_write_outside_the_target() {
                     mtime_ns: 0,
                     offset: 0,
                     delta: false,
+                    compress: false,
                 });
                 conn.write_message(&ready).await.unwrap();
                 conn.write_data(0, b"evil").await.unwrap();
@@ -1181,6 +1205,7 @@ async fn setuid_and_setgid_bits_never_cross() {
         &local,
         "tool",
         HashAlgorithm::Blake3,
+        false,
         false,
         &mut NoProgress,
     )

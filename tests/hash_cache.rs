@@ -134,7 +134,7 @@ async fn a_file_changed_while_the_server_sends_it_is_refused_cached_or_not() {
         let mut progress = OnFirstBytes(Some(move || touch_one_byte(&changing)));
         let got = client
             .files()
-            .get_file("big", &target, ALGORITHM, false, &mut progress)
+            .get_file("big", &target, ALGORITHM, false, false, &mut progress)
             .await;
         match got {
             Err(ClientError::Server(refusal)) => {
@@ -193,7 +193,7 @@ async fn put_uses_the_clients_cache_and_refuses_a_file_changed_while_it_is_sent(
     let mut progress = OnFirstBytes(Some(move || touch_one_byte(&changing)));
     let sent = client
         .files()
-        .put_file(&big, "big", ALGORITHM, false, &mut progress)
+        .put_file(&big, "big", ALGORITHM, false, false, &mut progress)
         .await;
     match sent {
         Err(ClientError::Local { source, .. }) => {
@@ -268,7 +268,7 @@ async fn get_one(
 ) -> Result<Transfer, ClientError> {
     client
         .files()
-        .get_file(remote, target, ALGORITHM, false, &mut NoProgress)
+        .get_file(remote, target, ALGORITHM, false, false, &mut NoProgress)
         .await
 }
 
@@ -280,6 +280,6 @@ async fn put_one(
 ) -> Result<Transfer, ClientError> {
     client
         .files()
-        .put_file(source, remote, ALGORITHM, false, &mut NoProgress)
+        .put_file(source, remote, ALGORITHM, false, false, &mut NoProgress)
         .await
 }

@@ -306,6 +306,7 @@ async fn mover(
             &remote,
             HashAlgorithm::Blake3,
             false,
+            false,
             &mut NoProgress,
         )
         .await?;
@@ -315,6 +316,7 @@ async fn mover(
             &back,
             HashAlgorithm::Blake3,
             None,
+            false,
             &mut NoProgress,
         )
         .await?;

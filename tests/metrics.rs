@@ -56,11 +56,25 @@ async fn the_figures_equal_what_a_known_workload_did() {
     }
     let mut files = dave.files();
     files
-        .put_file(&a, "a.bin", HashAlgorithm::Blake3, false, &mut NoProgress)
+        .put_file(
+            &a,
+            "a.bin",
+            HashAlgorithm::Blake3,
+            false,
+            false,
+            &mut NoProgress,
+        )
         .await
         .unwrap();
     files
-        .put_file(&b, "b.bin", HashAlgorithm::Blake3, false, &mut NoProgress)
+        .put_file(
+            &b,
+            "b.bin",
+            HashAlgorithm::Blake3,
+            false,
+            false,
+            &mut NoProgress,
+        )
         .await
         .unwrap();
     let back = dir.path().join("back.bin");
@@ -69,6 +83,7 @@ async fn the_figures_equal_what_a_known_workload_did() {
             "a.bin",
             &back,
             HashAlgorithm::Blake3,
+            false,
             false,
             &mut NoProgress,
         )
@@ -80,6 +95,7 @@ async fn the_figures_equal_what_a_known_workload_did() {
                 "nothing",
                 &back,
                 HashAlgorithm::Blake3,
+                false,
                 false,
                 &mut NoProgress
             )

@@ -258,7 +258,7 @@ fn mutate(root: &Path, dice: &mut Dice) {
             std::fs::remove_file(&path).unwrap();
             touch_parent(&path, dice);
         }
-        2 | 3 | 4 if !files.is_empty() => {
+        2..=4 if !files.is_empty() => {
             let path = dice.pick(&files).to_path_buf();
             let mut bytes = std::fs::read(&path).unwrap();
             let at = dice.below(bytes.len() as u64 + 1) as usize;

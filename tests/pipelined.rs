@@ -33,6 +33,7 @@ async fn send_whole(
         hash: HashAlgorithm::Blake3,
         whole: true,
         delta: false,
+        compress: false,
     }))
     .await
     .unwrap();
@@ -307,6 +308,7 @@ async fn announce_whole(
         hash: HashAlgorithm::Blake3,
         whole: true,
         delta: false,
+        compress: false,
     }))
     .await
     .unwrap();

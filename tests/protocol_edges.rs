@@ -27,6 +27,7 @@ async fn start_put(conn: &mut Connection<BoxedStream>, path: &str, size: u64) {
         hash: HashAlgorithm::Blake3,
         whole: false,
         delta: false,
+        compress: false,
     }))
     .await
     .unwrap();
@@ -186,6 +187,7 @@ async fn a_get_resumes_only_after_a_matching_prefix_within_the_file() {
             offset,
             prefix_hash,
             base: None,
+            compress: false,
         }))
         .await
         .unwrap();

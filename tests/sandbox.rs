@@ -109,6 +109,7 @@ async fn swapping_a_directory_for_a_symlink_never_lets_a_request_out() {
             &local,
             HashAlgorithm::Blake3,
             None,
+            false,
             &mut NoProgress,
         )
         .await
@@ -125,6 +126,7 @@ async fn swapping_a_directory_for_a_symlink_never_lets_a_request_out() {
             &upload,
             &remote,
             HashAlgorithm::Blake3,
+            false,
             false,
             &mut NoProgress,
         )
@@ -188,6 +190,7 @@ async fn a_fifo_is_refused_at_once_and_the_server_keeps_serving() {
                 &local,
                 HashAlgorithm::Blake3,
                 None,
+                false,
                 &mut NoProgress,
             )
             .await
@@ -233,6 +236,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
             path,
             HashAlgorithm::Blake3,
             false,
+            false,
             &mut NoProgress,
         )
         .await
@@ -267,6 +271,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
         "x",
         HashAlgorithm::Blake3,
         false,
+        false,
         &mut NoProgress,
     )
     .await
@@ -282,6 +287,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
         &upload,
         "s",
         HashAlgorithm::Blake3,
+        false,
         false,
         &mut NoProgress,
     )
@@ -299,6 +305,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
         &upload,
         "y",
         HashAlgorithm::Blake3,
+        false,
         false,
         &mut NoProgress,
     )
@@ -323,6 +330,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
             &name,
             HashAlgorithm::Blake3,
             false,
+            false,
             &mut NoProgress,
         )
         .await
@@ -334,6 +342,7 @@ async fn partials_cannot_be_named_squatted_or_used_to_write_elsewhere() {
             &local,
             HashAlgorithm::Blake3,
             None,
+            false,
             &mut NoProgress,
         )
         .await

@@ -105,6 +105,7 @@ fn walkers_that_never_read_hold_no_blocking_thread() {
                 &work.path().join("small"),
                 HashAlgorithm::Blake3,
                 None,
+                false,
                 &mut NoProgress,
             ),
         )
@@ -163,6 +164,7 @@ async fn a_trickle_reader_is_cut_off() {
         offset: 0,
         prefix_hash: None,
         base: None,
+        compress: false,
     }))
     .await
     .unwrap();

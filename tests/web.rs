@@ -89,6 +89,7 @@ async fn a_websocket_session_is_a_ferry_session() {
             hash: Default::default(),
             whole: false,
             delta: false,
+            compress: false,
         }),
     )
     .await;

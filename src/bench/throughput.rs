@@ -60,7 +60,14 @@ pub async fn run(
             let started = Instant::now();
             client
                 .files()
-                .put_file(&source, &remote, bench.algorithm, false, &mut NoProgress)
+                .put_file(
+                    &source,
+                    &remote,
+                    bench.algorithm,
+                    false,
+                    false,
+                    &mut NoProgress,
+                )
                 .await?;
             puts.push(megabytes_per_second(bench.size, started.elapsed()));
             let _ = client.close().await;
@@ -71,7 +78,14 @@ pub async fn run(
             let started = Instant::now();
             client
                 .files()
-                .get_file(&remote, &target, bench.algorithm, false, &mut NoProgress)
+                .get_file(
+                    &remote,
+                    &target,
+                    bench.algorithm,
+                    false,
+                    false,
+                    &mut NoProgress,
+                )
                 .await?;
             gets.push(megabytes_per_second(bench.size, started.elapsed()));
             let _ = client.close().await;

@@ -135,10 +135,14 @@ impl Files<'_> {
         target: &Path,
         algorithm: HashAlgorithm,
         delta: bool,
+        compress: bool,
         progress: &mut dyn Progress,
     ) -> Result<Transfer, ClientError> {
         let delta = delta.then(|| std::sync::Arc::clone(&self.hashes));
-        files::get_file(self.conn, remote, target, algorithm, delta, progress).await
+        files::get_file(
+            self.conn, remote, target, algorithm, delta, compress, progress,
+        )
+        .await
     }
 
     /// See [`files::put_file`].
@@ -151,6 +155,7 @@ impl Files<'_> {
         remote: &str,
         algorithm: HashAlgorithm,
         delta: bool,
+        compress: bool,
         progress: &mut dyn Progress,
     ) -> Result<Transfer, ClientError> {
         files::put_file(
@@ -160,6 +165,7 @@ impl Files<'_> {
             remote,
             algorithm,
             delta,
+            compress,
             progress,
         )
         .await

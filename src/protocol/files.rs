@@ -113,6 +113,9 @@ pub struct Get {
     /// base's signature follows the request as data frames (PROTOCOL.md 5.6, "Deltas").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<DeltaBase>,
+    /// The client takes zstd-compressed blocks (channel 3) where they pay.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compress: bool,
 }
 
 /// What a receiver holds of an older version of a file: its size and how its signature was
@@ -142,6 +145,9 @@ pub struct GetReady {
     /// from the base on channel 2.
     #[serde(default, skip_serializing_if = "is_false")]
     pub delta: bool,
+    /// Blocks may come zstd-compressed on channel 3 (the client asked for it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compress: bool,
 }
 
 /// Server → client: the hash of the whole file as sent.
@@ -174,6 +180,9 @@ pub struct Put {
     /// server answers with that file's signature (not with `whole`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub delta: bool,
+    /// The client would send zstd-compressed blocks where they pay (not with `whole`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compress: bool,
 }
 
 /// Server → client: the server holds `offset` bytes of an earlier attempt whose hash is
@@ -188,6 +197,9 @@ pub struct PutReady {
     /// For a `put` with `delta`: the file the server holds, whose signature follows as data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<DeltaBase>,
+    /// For a `put` with `compress`: the server takes compressed blocks on channel 3.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compress: bool,
 }
 
 /// Client → server: data frames follow from `offset` (the server's offset if the prefix

@@ -64,11 +64,18 @@ struct ChunkReader {
     hasher: Option<Hasher>,
     pos: u64,
     left: u64,
+    /// Blocks are compressed where it pays (`-z`, agreed with the peer).
+    compress: bool,
 }
 
+/// A block read, as it goes on the wire: its channel, its payload, and how many bytes of the
+/// file it stands for.
+type Block = (u8, Vec<u8>, usize);
+
 impl ChunkReader {
-    /// Reads and hashes the next chunk into `buf` (a recycled buffer). Runs on a blocking thread.
-    fn next(mut self, mut buf: Vec<u8>, chunk: usize) -> (Self, Result<Vec<u8>, TransferError>) {
+    /// Reads and hashes the next chunk into `buf` (a recycled buffer), compressed when asked
+    /// and it pays. Runs on a blocking thread.
+    fn next(mut self, mut buf: Vec<u8>, chunk: usize) -> (Self, Result<Block, TransferError>) {
         let want = usize::try_from(self.left).map_or(chunk, |l| l.min(chunk));
         buf.resize(want, 0);
         match self.file.read_exact_at(&mut buf, self.pos) {
@@ -78,7 +85,12 @@ impl ChunkReader {
                 }
                 self.pos += want as u64;
                 self.left -= want as u64;
-                (self, Ok(buf))
+                let (channel, payload) = if self.compress {
+                    super::compress::pack(buf)
+                } else {
+                    (0, buf)
+                };
+                (self, Ok((channel, payload, want)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 (self, Err(TransferError::FileChanged))
@@ -92,7 +104,8 @@ fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, TransferError> {
     r.map_err(|e| TransferError::Local(std::io::Error::other(e)))
 }
 
-/// Sends `len` bytes of `file` from `offset` as data frames on channel 0 and returns the hash
+/// Sends `len` bytes of `file` from `offset` as data frames on channel 0 (or, with `compress`,
+/// compressed where it pays on [`super::compress::COMPRESSED_CHANNEL`]) and returns the hash
 /// of the whole file as sent (computed, or the one `hash` knows). `opened` is the file's
 /// fingerprint when it was opened; if it differs once the last byte is sent, the file changed
 /// meanwhile and the send fails rather than announce a hash of bytes no version of it held.
@@ -109,6 +122,7 @@ pub async fn send_file<S>(
     len: u64,
     hash: SendHash,
     chunk: usize,
+    compress: bool,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<String, TransferError>
 where
@@ -123,6 +137,7 @@ where
         hasher,
         pos: offset,
         left: len,
+        compress,
     };
     let finish = move |reader: ChunkReader| -> Result<String, TransferError> {
         let now = reader.file.metadata().map_err(TransferError::Local)?;
@@ -146,7 +161,7 @@ where
     let mut spare = Vec::new();
     while let Some(task) = next.take() {
         let (reader, read) = joined(task.await)?;
-        let buf = read?;
+        let (channel, buf, raw) = read?;
         let finished = if reader.left == 0 {
             Some(reader)
         } else {
@@ -156,9 +171,11 @@ where
             }));
             None
         };
-        conn.write_data(0, &buf).await?;
-        progress(buf.len() as u64);
-        spare = buf;
+        conn.write_data(channel, &buf).await?;
+        progress(raw as u64);
+        if channel == 0 {
+            spare = buf;
+        }
         // One chunk at most between chances for a cancel (Ctrl-C, shutdown) to take effect:
         // when reads keep up, nothing else in this loop would yield.
         tokio::task::yield_now().await;
@@ -179,12 +196,20 @@ struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    /// Writes and hashes one chunk. Runs on a blocking thread.
-    fn write(mut self, bytes: bytes::Bytes) -> (Self, std::io::Result<()>) {
+    /// Writes and hashes one chunk (decompressed first when it came compressed, announced as
+    /// `size` bytes). Runs on a blocking thread.
+    fn write(mut self, bytes: bytes::Bytes, size: Option<usize>) -> (Self, std::io::Result<()>) {
         use std::io::Write;
-        let written = self.file.write_all(&bytes);
+        let unpacked = match size {
+            Some(size) => match super::compress::unpack(&bytes, size) {
+                Ok(raw) => bytes::Bytes::from(raw),
+                Err(e) => return (self, Err(e)),
+            },
+            None => bytes,
+        };
+        let written = self.file.write_all(&unpacked);
         if written.is_ok() {
-            self.hasher.update(&bytes);
+            self.hasher.update(&unpacked);
         }
         (self, written)
     }
@@ -194,7 +219,8 @@ impl ChunkWriter {
 type PendingWrite = JoinHandle<(ChunkWriter, std::io::Result<()>)>;
 
 /// Receives exactly `len` bytes of data frames into `file` (already positioned), feeding
-/// `hasher`; returns the hex hash. A local write failure does not desynchronise the stream: the
+/// `hasher`; returns the hex hash. With `compressed`, blocks may come compressed (see
+/// [`super::compress`]); a block that claims more than is left is out of step. A local write failure does not desynchronise the stream: the
 /// remaining data is read and dropped, then the failure is returned.
 ///
 /// # Errors
@@ -204,6 +230,7 @@ pub async fn receive_file<S>(
     file: File,
     len: u64,
     hasher: Hasher,
+    compressed: bool,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<String, TransferError>
 where
@@ -216,11 +243,19 @@ where
     let mut left = len;
     let received: Result<(), TransferError> = async {
         while left > 0 {
-            let payload = match conn.read_frame().await? {
+            let (payload, size) = match conn.read_frame().await? {
                 Some(Frame::Data {
                     channel: 0,
                     payload,
-                }) => payload,
+                }) => (payload, None),
+                Some(Frame::Data {
+                    channel: super::compress::COMPRESSED_CHANNEL,
+                    payload,
+                }) if compressed => {
+                    let size = super::compress::announced(&payload, left)
+                        .map_err(TransferError::Protocol)?;
+                    (payload, Some(size))
+                }
                 Some(Frame::Data { channel, .. }) => {
                     return Err(TransferError::Protocol(format!(
                         "data on channel {channel}"
@@ -239,7 +274,7 @@ where
                 }
                 None => return Err(ConnectionError::Closed.into()),
             };
-            let n = payload.len() as u64;
+            let n = size.map_or(payload.len(), |size| size) as u64;
             if n > left {
                 return Err(TransferError::Protocol(format!(
                     "{n} bytes arrived where {left} were left of the {len} announced"
@@ -260,7 +295,10 @@ where
             if failed.is_none()
                 && let Some(w) = writer.take()
             {
-                pending = Some((tokio::task::spawn_blocking(move || w.write(payload)), n));
+                pending = Some((
+                    tokio::task::spawn_blocking(move || w.write(payload, size)),
+                    n,
+                ));
             }
         }
         Ok(())

@@ -204,6 +204,7 @@ pub async fn get(args: GetArgs, verbose: u8) -> anyhow::Result<ExitCode> {
                             &target,
                             options.algorithm(),
                             options.delta(),
+                            options.compress,
                             &mut progress,
                         )
                         .await?)

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use ferry::client::files::Check;
-use ferry::client::tree::{Delete, Filter, Links, Rule, TreeOptions};
+use ferry::client::tree::{ApproveRemovals, Delete, Filter, Links, Rule, TreeOptions};
 use ferry::protocol::HashAlgorithm;
 use ferry::safe_text::escape;
 
@@ -39,6 +39,10 @@ pub struct TransferOptions {
     /// Send changed files whole, not as a delta against the version the target holds.
     #[arg(short = 'W', long)]
     pub whole_file: bool,
+    /// Compress file data with zstd where it pays (large files; off by default: on loopback
+    /// and fast links it costs more CPU time than it saves).
+    #[arg(short = 'z', long)]
+    pub compress: bool,
     /// Copy symlinks as symlinks (the default; part of -a and -r).
     #[arg(short = 'l', long, conflicts_with = "copy_links")]
     pub links: bool,
@@ -121,6 +125,7 @@ impl TransferOptions {
         };
         Ok(TreeOptions {
             delta: self.delta(),
+            compress: self.compress,
             filter: self.filter()?,
             ignore_file: !self.no_ignore,
             links: if self.copy_links {
@@ -131,8 +136,7 @@ impl TransferOptions {
             hard_links: self.hard_links,
             delete,
             dry_run: self.dry_run,
-            approve_removals: (!self.force)
-                .then_some(approve_removals as fn(&str, u64, u64, u64) -> bool),
+            approve_removals: (!self.force).then_some(approve_removals as ApproveRemovals),
             ..TreeOptions::new(self.algorithm(), self.check())
         })
     }

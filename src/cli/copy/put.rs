@@ -201,6 +201,7 @@ pub async fn put(args: PutArgs, verbose: u8) -> anyhow::Result<ExitCode> {
                             &remote,
                             options.algorithm(),
                             options.delta(),
+                            options.compress,
                             &mut progress,
                         )
                         .await?)

@@ -82,6 +82,7 @@ where
         offset: size,
         prefix_hash: Some(ours.clone()),
         base: None,
+        compress: false,
     }))
     .await?;
     let ready = match conn.read_message().await? {
@@ -102,6 +103,7 @@ where
         sink,
         theirs - offset,
         Hasher::new(algorithm),
+        false,
         &mut |_| {},
     )
     .await

@@ -19,7 +19,8 @@ use crate::transfer::resume::Offer;
 use std::sync::Arc;
 
 /// Downloads `remote` to `target` through its partial, resuming a verified prefix; with
-/// `delta` (the cache of signatures), as a delta against what `target` holds now.
+/// `delta` (the cache of signatures), as a delta against what `target` holds now; with
+/// `compress`, taking compressed blocks where the server finds they pay.
 ///
 /// # Errors
 /// The server's refusal, a hash mismatch (nothing is kept), local I/O, a broken connection.
@@ -29,12 +30,13 @@ pub async fn get_file<S>(
     target: &Path,
     algorithm: HashAlgorithm,
     delta: Option<Arc<HashCache>>,
+    compress: bool,
     progress: &mut dyn Progress,
 ) -> Result<Transfer, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let asked = ask_get(conn, remote, target, algorithm, delta).await?;
+    let asked = ask_get(conn, remote, target, algorithm, delta, compress).await?;
     let (transfer, verified) = receive_get(conn, asked, progress).await?;
     let (_, finish_at) = crate::transfer::partial::parent_and_name(target);
     let (mode, mtime_ns) = (verified.mode, verified.mtime_ns);
@@ -60,6 +62,8 @@ pub struct AskedGet {
     writer: Option<std::fs::File>,
     /// The older version the target holds, when a delta was asked for against it.
     base: Option<Base>,
+    /// Compressed blocks were asked for.
+    compress: bool,
 }
 
 /// A file received whole and verified, still in its partial: the caller makes it durable and
@@ -85,6 +89,7 @@ pub async fn ask_get<S>(
     target: &Path,
     algorithm: HashAlgorithm,
     delta: Option<Arc<HashCache>>,
+    compress: bool,
 ) -> Result<AskedGet, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -110,6 +115,7 @@ where
         offset: offer.offset,
         prefix_hash: offer.prefix_hash.clone(),
         base: base.as_ref().map(|(_, signature)| signature.base()),
+        compress,
     }))
     .await?;
     if let Some((_, signature)) = &base {
@@ -123,6 +129,7 @@ where
         offer,
         writer,
         base: base.map(|(base, _)| base),
+        compress,
     })
 }
 
@@ -166,6 +173,7 @@ where
         offer,
         writer,
         base,
+        compress,
     } = asked;
     let target = target.as_path();
     let ready = match conn.read_message().await? {
@@ -185,7 +193,13 @@ where
         mtime_ns,
         offset,
         delta,
+        compress: compressed,
     } = ready;
+    if compressed && !compress {
+        return Err(ClientError::Protocol(
+            "the server sent compressed blocks unasked".into(),
+        ));
+    }
     let base = match (delta, base) {
         (false, _) => None,
         (true, Some(base)) => Some(base),
@@ -209,14 +223,18 @@ where
     };
     progress.begin(&remote, size, offset);
     let received = match base {
-        Some(base) => {
-            delta::receive::receive_delta(conn, writer, base, size - offset, hasher, &mut |n| {
-                progress.advance(n)
-            })
-            .await
-            .map(|built| (built.hash, built.matched))
-        }
-        None => chunks::receive_file(conn, writer, size - offset, hasher, &mut |n| {
+        Some(base) => delta::receive::receive_delta(
+            conn,
+            writer,
+            base,
+            size - offset,
+            hasher,
+            compressed,
+            &mut |n| progress.advance(n),
+        )
+        .await
+        .map(|built| (built.hash, built.matched)),
+        None => chunks::receive_file(conn, writer, size - offset, hasher, compressed, &mut |n| {
             progress.advance(n)
         })
         .await
@@ -286,9 +304,14 @@ where
         other => return Err(unexpected(other)),
     };
     progress.begin(remote, size, 0);
-    let received = chunks::receive_file(conn, writer, size, Hasher::new(algorithm), &mut |n| {
-        progress.advance(n)
-    })
+    let received = chunks::receive_file(
+        conn,
+        writer,
+        size,
+        Hasher::new(algorithm),
+        false,
+        &mut |n| progress.advance(n),
+    )
     .await;
     progress.end();
     let ours = received.map_err(|e| transfer_error(Path::new("-"), e))?;
@@ -345,6 +368,7 @@ where
         offset: 0,
         prefix_hash: None,
         base: None,
+        compress: false,
     }))
     .await?;
     Ok(())

@@ -22,7 +22,8 @@ use crate::transfer::hashing::Hasher;
 use crate::transfer::resume;
 
 /// Uploads `source` to `remote`, resuming after the server's verified prefix; with `delta`,
-/// as a delta against the file the server holds there, when it offers one.
+/// as a delta against the file the server holds there, when it offers one; with `compress`,
+/// its blocks compressed where it pays, when the server takes them.
 ///
 /// # Errors
 /// The server's refusal (including `integrity`), local I/O, a broken connection.
@@ -34,6 +35,7 @@ pub async fn put_file<S>(
     remote: &str,
     algorithm: HashAlgorithm,
     delta: bool,
+    compress: bool,
     progress: &mut dyn Progress,
 ) -> Result<Transfer, ClientError>
 where
@@ -58,14 +60,16 @@ where
         hash: algorithm,
         whole: false,
         delta: delta && size >= DELTA_MIN,
+        compress,
     }))
     .await?;
-    let (held, theirs, base) = match conn.read_message().await? {
+    let (held, theirs, base, compress) = match conn.read_message().await? {
         Message::PutReady(PutReady {
             offset,
             prefix_hash,
             base,
-        }) => (offset, prefix_hash, base),
+            compress: taken,
+        }) => (offset, prefix_hash, base, compress && taken),
         other => return Err(unexpected(other)),
     };
     let signature = match base {
@@ -97,7 +101,15 @@ where
         source,
     };
     let (ours, matched) = send_bytes(
-        conn, hashes, opened, start, size, hasher, signature, progress, remote,
+        conn,
+        hashes,
+        opened,
+        start,
+        size,
+        hasher,
+        (signature, compress),
+        progress,
+        remote,
     )
     .await?;
     conn.write_message(&Message::PutEnd(PutEnd { hash: ours.clone() }))
@@ -126,7 +138,8 @@ struct Opened<'a> {
 }
 
 /// Sends bytes `start..size` of the file, hashed as they go or with the hash cache's answer,
-/// plainly or as a delta against `signature`, and returns the whole file's hash and the bytes
+/// plainly or as a delta against `signature` (compressed where it pays with `compress`), and
+/// returns the whole file's hash and the bytes
 /// the server took from its base. If the file cannot be read or changed, the server is told
 /// (an `error`: it waits for bytes that will not come) before the error is returned.
 #[allow(clippy::too_many_arguments)] // The steps of one send; a struct would only rename them.
@@ -137,7 +150,7 @@ async fn send_bytes<S>(
     start: u64,
     size: u64,
     hasher: Hasher,
-    signature: Option<Signature>,
+    (signature, compress): (Option<Signature>, bool),
     progress: &mut dyn Progress,
     remote: &str,
 ) -> Result<(String, u64), ClientError>
@@ -159,6 +172,7 @@ where
             signature,
             how,
             chunk,
+            compress,
             &mut |n| progress.advance(n),
         )
         .await
@@ -171,6 +185,7 @@ where
             size - start,
             how,
             chunk,
+            compress,
             &mut |n| progress.advance(n),
         )
         .await
@@ -244,6 +259,7 @@ where
         hash: algorithm,
         whole: true,
         delta: false,
+        compress: false,
     });
     let opened = Opened {
         file,
@@ -254,7 +270,15 @@ where
     conn.write_message(&put).await?;
     let hasher = Hasher::new(algorithm);
     let (hash, _) = send_bytes(
-        conn, hashes, opened, 0, size, hasher, None, progress, remote,
+        conn,
+        hashes,
+        opened,
+        0,
+        size,
+        hasher,
+        (None, false),
+        progress,
+        remote,
     )
     .await?;
     conn.write_message(&Message::PutEnd(PutEnd { hash: hash.clone() }))
@@ -339,6 +363,7 @@ where
                 hash: algorithm,
                 whole: true,
                 delta: false,
+                compress: false,
             }))
             .map_err(ConnectionError::Io)?;
         let max = conn.max_data_payload();

@@ -217,9 +217,16 @@ where
                     .await
                     .map(|()| Asked::Small(remote_path))
             } else {
-                client::ask_get(conn, &remote_path, &local, algorithm, delta.clone())
-                    .await
-                    .map(Asked::Large)
+                client::ask_get(
+                    conn,
+                    &remote_path,
+                    &local,
+                    algorithm,
+                    delta.clone(),
+                    options.compress,
+                )
+                .await
+                .map(Asked::Large)
             };
             match one {
                 Ok(one) => asked.push_back((rel, local, one)),

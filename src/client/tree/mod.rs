@@ -40,6 +40,8 @@ pub struct TreeOptions {
     pub check: Check,
     /// Files the target holds an older version of are sent as deltas (`--whole-file` off).
     pub delta: bool,
+    /// Large files' blocks go zstd-compressed where it pays (`-z`).
+    pub compress: bool,
     /// `--exclude` / `--include` rules.
     pub filter: Filter,
     /// The source's `.ferryignore` is read (`--no-ignore` off).
@@ -54,8 +56,12 @@ pub struct TreeOptions {
     pub dry_run: bool,
     /// Asked before a mirror removes anything (where, files, directories, bytes); `None` goes
     /// ahead (the caller asked or was told to).
-    pub approve_removals: Option<fn(&str, u64, u64, u64) -> bool>,
+    pub approve_removals: Option<ApproveRemovals>,
 }
+
+/// Asked before a mirror removes anything: the target, then the files, directories and bytes
+/// to remove; `true` goes ahead.
+pub type ApproveRemovals = fn(&str, u64, u64, u64) -> bool;
 
 impl TreeOptions {
     /// A plain copy: deltas on, links kept, nothing removed.
@@ -64,6 +70,7 @@ impl TreeOptions {
             algorithm,
             check,
             delta: true,
+            compress: false,
             filter: Filter::default(),
             ignore_file: true,
             links: Links::Keep,

@@ -177,6 +177,7 @@ where
                 &target,
                 algorithm,
                 options.delta,
+                options.compress,
                 progress,
             )
             .await

@@ -149,6 +149,7 @@ fn samples() -> Vec<Message> {
                 avg: 1024,
                 chunks: 4,
             }),
+            compress: true,
         }),
         Message::GetReady(GetReady {
             size: 100,
@@ -156,6 +157,7 @@ fn samples() -> Vec<Message> {
             mtime_ns: -5,
             offset: 10,
             delta: true,
+            compress: true,
         }),
         Message::GetEnd(GetEnd { hash: "cd".into() }),
         Message::Put(Put {
@@ -166,11 +168,13 @@ fn samples() -> Vec<Message> {
             hash: HashAlgorithm::Blake3,
             whole: false,
             delta: true,
+            compress: false,
         }),
         Message::PutReady(PutReady {
             offset: 0,
             prefix_hash: None,
             base: None,
+            compress: false,
         }),
         Message::PutStart(PutStart {
             offset: 0,

@@ -88,6 +88,7 @@ where
                 meta,
                 start,
                 hasher,
+                compress,
             } => {
                 let signature = (meta.len() >= delta::DELTA_MIN).then_some(signature);
                 let send = Send {
@@ -97,6 +98,7 @@ where
                     hasher,
                     opened_at,
                     signature,
+                    compress,
                 };
                 send_large(conn, ctx, &path, send).await
             }
@@ -157,6 +159,8 @@ enum Prepared {
         meta: Metadata,
         start: u64,
         hasher: Hasher,
+        /// Its blocks go compressed where it pays (the client asked).
+        compress: bool,
     },
 }
 
@@ -216,6 +220,7 @@ where
                 meta,
                 start,
                 hasher,
+                compress,
             }) => {
                 conn.write_batch(std::mem::replace(&mut batch, conn.batch()))
                     .await
@@ -228,6 +233,7 @@ where
                     hasher,
                     opened_at,
                     signature: None,
+                    compress,
                 };
                 let sent = send_large(conn, ctx, &path, send).await;
                 match sent {
@@ -269,6 +275,7 @@ fn prepare(
     may_hash: impl Fn(u64) -> bool,
 ) -> Result<Prepared, Refusal> {
     let path = request.path;
+    let compress = request.compress;
     let (mut file, meta) = sandbox.open_regular(&path)?;
     let offer = request
         .prefix_hash
@@ -284,6 +291,7 @@ fn prepare(
             meta,
             start,
             hasher,
+            compress,
         });
     }
     let (bytes, hash) = read_small(&file, &meta, start, hasher).map_err(|e| match e {
@@ -304,6 +312,7 @@ fn ready_of(meta: &Metadata, start: u64) -> GetReady {
         mtime_ns: crate::transfer::metadata::mtime_ns(meta),
         offset: start,
         delta: false,
+        compress: false,
     }
 }
 
@@ -317,6 +326,8 @@ struct Send {
     opened_at: SystemTime,
     /// The client's base, when the file goes as a delta against it.
     signature: Option<Signature>,
+    /// Blocks go compressed where it pays.
+    compress: bool,
 }
 
 /// Streams a large file: `get_ready`, the data (plain, or a delta against the client's base),
@@ -338,12 +349,14 @@ where
         hasher,
         opened_at,
         signature,
+        compress,
     } = send;
     let opened = Fingerprint::of(&meta);
     let algorithm = hasher.algorithm();
     let size = meta.len();
     let mut ready = ready_of(&meta, start);
     ready.delta = signature.is_some();
+    ready.compress = compress;
     conn.write_message(&Message::GetReady(ready)).await?;
     let chunk = CHUNK.min(conn.max_data_payload());
     let known = ctx.hashes.lookup(opened, algorithm);
@@ -358,6 +371,7 @@ where
             signature,
             how,
             chunk,
+            compress,
             &mut |_| {},
         )
         .await
@@ -371,6 +385,7 @@ where
                 size - start,
                 how,
                 chunk,
+                compress,
                 &mut |_| {},
             )
             .await

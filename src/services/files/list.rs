@@ -198,13 +198,16 @@ pub fn escape_invalid_utf8(name: &[u8]) -> String {
     shown
 }
 
+/// A file's device and inode.
+type Inode = (u64, u64);
+
 /// Describes `name` in `dir` (not following a symlink), listed as `path`; with its device
 /// and inode when it is a regular file with other hard links.
 fn entry_at(
     dir: BorrowedFd<'_>,
     name: &std::ffi::CStr,
     path: String,
-) -> io::Result<Option<(FileEntry, Option<(u64, u64)>)>> {
+) -> io::Result<Option<(FileEntry, Option<Inode>)>> {
     let Some(meta) = lstat_at(dir, name)? else {
         return Ok(None);
     };

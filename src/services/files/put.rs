@@ -53,10 +53,12 @@ where
     } else {
         (upload, None)
     };
+    let compressed = upload.request.compress;
     conn.write_message(&Message::PutReady(PutReady {
         offset: offer.offset,
         prefix_hash: offer.prefix_hash.clone(),
         base: base.as_ref().map(|(_, signature)| signature.base()),
+        compress: compressed,
     }))
     .await?;
     if let Some((_, signature)) = &base {
@@ -86,7 +88,7 @@ where
             )));
         }
     };
-    let (upload, ours) = upload.receive(conn, start, offer, base).await?;
+    let (upload, ours) = upload.receive(conn, start, offer, base, compressed).await?;
     let theirs = match conn.read_message().await? {
         Message::PutEnd(PutEnd { hash }) => hash,
         other => {
@@ -156,7 +158,7 @@ where
         }
         Err(other) => return Err(other),
     };
-    let received = upload.receive(conn, 0, Offer::nothing(), None).await;
+    let received = upload.receive(conn, 0, Offer::nothing(), None, false).await;
     let (upload, ours) = match received {
         Ok(received) => received,
         Err(RequestError::Refused(refusal)) => {
@@ -430,14 +432,16 @@ impl Upload {
         .into())
     }
 
-    /// Receives the data from `start` to the end, plain or as a delta against `base`; the hash
-    /// of the whole file as written.
+    /// Receives the data from `start` to the end, plain or as a delta against `base` (its
+    /// blocks compressed where it pays when `compressed` was agreed); the hash of the whole
+    /// file as written.
     async fn receive<S>(
         self,
         conn: &mut Connection<S>,
         start: u64,
         offer: Offer,
         base: Option<Base>,
+        compressed: bool,
     ) -> Result<(Upload, String), RequestError>
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -449,12 +453,18 @@ impl Upload {
         let left = upload.request.size - start;
         let delta = base.is_some();
         let received = match base {
-            Some(base) => {
-                delta::receive::receive_delta(conn, writer, base, left, hasher, &mut |_| {})
-                    .await
-                    .map(|built| built.hash)
-            }
-            None => chunks::receive_file(conn, writer, left, hasher, &mut |_| {}).await,
+            Some(base) => delta::receive::receive_delta(
+                conn,
+                writer,
+                base,
+                left,
+                hasher,
+                compressed,
+                &mut |_| {},
+            )
+            .await
+            .map(|built| built.hash),
+            None => chunks::receive_file(conn, writer, left, hasher, compressed, &mut |_| {}).await,
         };
         let path = upload.request.path.clone();
         match received {

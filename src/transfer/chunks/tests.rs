@@ -59,6 +59,7 @@ async fn what_arrives_is_what_was_sent_and_both_ends_agree_on_its_hash() {
             len,
             SendHash::Compute(Hasher::new(algorithm)),
             64 * 1024,
+            false,
             &mut count_sent
         ),
         receive_file(
@@ -66,6 +67,7 @@ async fn what_arrives_is_what_was_sent_and_both_ends_agree_on_its_hash() {
             writer,
             len,
             Hasher::new(algorithm),
+            false,
             &mut count_got
         ),
     );
@@ -90,6 +92,7 @@ async fn a_file_shorter_than_announced_is_reported_as_changed() {
         100,
         SendHash::Compute(Hasher::new(HashAlgorithm::Blake3)),
         16,
+        false,
         &mut |_| {},
     )
     .await;
@@ -117,6 +120,7 @@ async fn a_file_whose_fingerprint_moved_during_the_send_is_reported_as_changed()
             len,
             SendHash::Compute(Hasher::new(HashAlgorithm::Blake3)),
             16 * 1024,
+            false,
             &mut ignore_sent
         ),
         receive_file(
@@ -124,6 +128,7 @@ async fn a_file_whose_fingerprint_moved_during_the_send_is_reported_as_changed()
             tempfile::tempfile().unwrap(),
             len,
             Hasher::new(HashAlgorithm::Blake3),
+            false,
             &mut ignore_got
         ),
     );
@@ -146,6 +151,7 @@ async fn a_known_hash_is_announced_without_hashing_the_bytes() {
             len,
             SendHash::Known("what the cache said".into()),
             64 * 1024,
+            false,
             &mut ignore_sent
         ),
         receive_file(
@@ -153,6 +159,7 @@ async fn a_known_hash_is_announced_without_hashing_the_bytes() {
             tempfile::tempfile().unwrap(),
             len,
             Hasher::new(HashAlgorithm::Blake3),
+            false,
             &mut ignore_got
         ),
     );
@@ -174,6 +181,7 @@ async fn more_data_than_announced_or_a_refusal_mid_data_ends_the_receive() {
         tempfile::tempfile().unwrap(),
         4,
         Hasher::new(HashAlgorithm::Blake3),
+        false,
         &mut |_| {},
     )
     .await;
@@ -192,6 +200,7 @@ async fn more_data_than_announced_or_a_refusal_mid_data_ends_the_receive() {
         tempfile::tempfile().unwrap(),
         4,
         Hasher::new(HashAlgorithm::Blake3),
+        false,
         &mut |_| {},
     )
     .await;

@@ -19,6 +19,7 @@ use super::{COPY_BYTES, COPY_CHANNEL};
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{Frame, Message};
 use crate::transfer::chunks::TransferError;
+use crate::transfer::compress::COMPRESSED_CHANNEL;
 use crate::transfer::hash_cache::Fingerprint;
 use crate::transfer::hashing::Hasher;
 
@@ -46,6 +47,8 @@ pub struct Base {
 
 enum Piece {
     Literal(Bytes),
+    /// A compressed literal block and the size it announced.
+    Compressed(Bytes, usize),
     Copies(Vec<(u64, u64)>),
 }
 
@@ -63,6 +66,11 @@ impl Builder {
             Piece::Literal(bytes) => {
                 self.out.write_all(&bytes)?;
                 self.hasher.update(&bytes);
+            }
+            Piece::Compressed(bytes, size) => {
+                let raw = crate::transfer::compress::unpack(&bytes, size)?;
+                self.out.write_all(&raw)?;
+                self.hasher.update(&raw);
             }
             Piece::Copies(copies) => {
                 for (mut offset, mut len) in copies {
@@ -82,7 +90,8 @@ impl Builder {
     }
 }
 
-/// Reads a delta for `len` bytes (literal frames on channel 0, copies on [`COPY_CHANNEL`]) and
+/// Reads a delta for `len` bytes (literal frames on channel 0 — or, with `compressed`,
+/// compressed on [`COMPRESSED_CHANNEL`] — and copies on [`COPY_CHANNEL`]) and
 /// writes the file it describes into `out` (positioned where the delta starts), feeding
 /// `hasher` (which has seen the bytes before). Returns the whole hash and the bytes matched.
 /// A local failure does not desynchronise the stream: the rest of the delta is read and
@@ -98,6 +107,7 @@ pub async fn receive_delta<S>(
     base: Base,
     len: u64,
     hasher: Hasher,
+    compressed: bool,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<DeltaReceived, TransferError>
 where
@@ -148,6 +158,11 @@ where
             };
             let (piece, covers) = match channel {
                 0 => (Piece::Literal(payload.clone()), payload.len() as u64),
+                COMPRESSED_CHANNEL if compressed => {
+                    let size = crate::transfer::compress::announced(&payload, left)
+                        .map_err(TransferError::Protocol)?;
+                    (Piece::Compressed(payload, size), size as u64)
+                }
                 COPY_CHANNEL => {
                     let copies = copies_in(&payload, base_size, left)?;
                     let covers = copies.iter().map(|(_, n)| n).sum::<u64>();

@@ -42,6 +42,8 @@ struct Piece {
 /// `frame` bytes, copies of adjacent base ranges into one copy.
 struct Frames {
     frame: usize,
+    /// Literal frames are compressed where it pays (`-z`).
+    compress: bool,
     literal: Vec<u8>,
     copies: Vec<u8>,
     copies_cover: u64,
@@ -121,8 +123,13 @@ impl Frames {
         }
         let payload = std::mem::replace(&mut self.literal, Vec::with_capacity(self.frame));
         let covers = payload.len() as u64;
+        let (channel, payload) = if self.compress {
+            crate::transfer::compress::pack(payload)
+        } else {
+            (0, payload)
+        };
         self.send(Piece {
-            channel: 0,
+            channel,
             payload,
             covers,
         })
@@ -130,7 +137,8 @@ impl Frames {
 }
 
 /// Sends bytes `start..size` of `file` as a delta against `signature` (literal bytes on
-/// channel 0, copies on channel [`COPY_CHANNEL`]) and returns the whole file's hash (computed
+/// channel 0, or compressed where it pays with `compress`; copies on channel [`COPY_CHANNEL`])
+/// and returns the whole file's hash (computed
 /// in the pass, or the one `hash` knows) and how much was matched. `opened` is the file's
 /// fingerprint when it was opened: if it differs after the pass, the send fails as a plain
 /// send does.
@@ -146,6 +154,7 @@ pub async fn send_delta<S>(
     signature: Signature,
     hash: SendHash,
     frame: usize,
+    compress: bool,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<DeltaSent, TransferError>
 where
@@ -161,6 +170,7 @@ where
         };
         let mut frames = Frames {
             frame,
+            compress,
             literal: Vec::with_capacity(frame),
             copies: Vec::new(),
             copies_cover: 0,

@@ -15,44 +15,8 @@ need iperf3 iperf3
 need rsync rsync
 need ip iproute2
 
-a=ferrya$$ b=ferryb$$
-if ! ip netns add "$a" 2>/dev/null || ! ip netns add "$b" 2>/dev/null; then
-  echo "link: skipped: network namespaces cannot be made here (ip netns add failed; needs root or CAP_SYS_ADMIN)"
-  exit 0
-fi
-link_cleanup() {
-  ip netns pids "$a" 2>/dev/null | xargs -r kill 2>/dev/null || true
-  ip netns pids "$b" 2>/dev/null | xargs -r kill 2>/dev/null || true
-  ip netns del "$a" 2>/dev/null || true
-  ip netns del "$b" 2>/dev/null || true
-  bench_cleanup
-}
-trap link_cleanup EXIT
-in_a() { ip netns exec "$a" "$@"; }
-in_b() { ip netns exec "$b" "$@"; }
-loss=$(python3 -c "print($loss_pct / 100)")
-one_way_ms=$(python3 -c "print($rtt_ms / 2)")
-
-if ip link add va$$ type veth peer name vb$$ 2>/dev/null && ip link set va$$ netns "$a" && ip link set vb$$ netns "$b" \
-  && in_a tc qdisc add dev va$$ root netem delay "${one_way_ms}ms" rate "${rate_mbit}mbit" loss "${loss_pct}%" limit 100000 2>/dev/null \
-  && in_b tc qdisc add dev vb$$ root netem delay "${one_way_ms}ms" rate "${rate_mbit}mbit" loss "${loss_pct}%" limit 100000 2>/dev/null; then
-  how="tc netem on a veth pair"
-  dev_a=va$$ dev_b=vb$$ mtu=1500
-else
-  ip link del va$$ 2>/dev/null || true
-  how="bench/link_emulator.py (this kernel has no tc netem) over tun devices"
-  dev_a=ta$$ dev_b=tb$$ mtu=9000
-  python3 "$(dirname "$0")/link_emulator.py" "$dev_a" "$dev_b" "$((rate_mbit * 1000000))" "$one_way_ms" "$loss" 200 >"$work/emulator.out" 2>&1 &
-  bench_pids+=($!)
-  for _ in $(seq 100); do grep -qs ready "$work/emulator.out" && break; sleep 0.05; done
-  ip link set "$dev_a" netns "$a" && ip link set "$dev_b" netns "$b"
-fi
-in_a ip addr add 10.77.0.1/24 dev "$dev_a"
-in_b ip addr add 10.77.0.2/24 dev "$dev_b"
-in_a ip link set "$dev_a" up mtu "$mtu"
-in_b ip link set "$dev_b" up mtu "$mtu"
-in_a ip link set lo up
-in_b ip link set lo up
+source "$(dirname "$0")/emulated_link.sh"
+emulated_link "$rate_mbit" "$rtt_ms" "$loss_pct" || exit 0
 
 mkdir -p "$work/root" "$work/local"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/root/in.bin"

@@ -20,11 +20,35 @@ use std::sync::Arc;
 
 /// Downloads `remote` to `target` through its partial, resuming a verified prefix; with
 /// `delta` (the cache of signatures), as a delta against what `target` holds now; with
-/// `compress`, taking compressed blocks where the server finds they pay.
+/// `compress`, taking compressed blocks where the server finds they pay. A delta that fails
+/// verification is fetched again whole, once.
 ///
 /// # Errors
 /// The server's refusal, a hash mismatch (nothing is kept), local I/O, a broken connection.
 pub async fn get_file<S>(
+    conn: &mut Connection<S>,
+    remote: &str,
+    target: &Path,
+    algorithm: HashAlgorithm,
+    delta: Option<Arc<HashCache>>,
+    compress: bool,
+    progress: &mut dyn Progress,
+) -> Result<Transfer, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let with_delta = delta.is_some();
+    let got = get_once(conn, remote, target, algorithm, delta, compress, progress).await;
+    match got {
+        Err(e) if with_delta && super::failed_verification(&e) => {
+            get_once(conn, remote, target, algorithm, None, compress, progress).await
+        }
+        other => other,
+    }
+}
+
+/// One attempt of [`get_file`].
+async fn get_once<S>(
     conn: &mut Connection<S>,
     remote: &str,
     target: &Path,
@@ -75,6 +99,13 @@ pub struct VerifiedGet {
     pub mode: u32,
     #[allow(missing_docs)]
     pub mtime_ns: i64,
+}
+
+impl AskedGet {
+    /// Whether it asked for a delta.
+    pub fn is_delta(&self) -> bool {
+        self.base.is_some()
+    }
 }
 
 /// Opens `target`'s partial and sends the `get` for `remote`, offering what the partial holds;
@@ -149,7 +180,15 @@ fn open_base(target: &Path, hashes: &HashCache) -> Option<(Base, Signature)> {
         return None;
     }
     let (fingerprint, signature) = delta::wire::sign_base(&file, hashes).ok()?;
-    Some((Base { file, fingerprint }, signature))
+    let offsets = signature.offsets();
+    Some((
+        Base {
+            file,
+            fingerprint,
+            offsets,
+        },
+        signature,
+    ))
 }
 
 /// Reads the answer to `asked`: the data into its partial, then the server's hash, compared

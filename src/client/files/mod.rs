@@ -40,6 +40,16 @@ pub struct Transfer {
     pub algorithm: HashAlgorithm,
 }
 
+/// Whether `e` says a transfer's bytes did not verify (on either side): the one failure a
+/// delta is retried whole for.
+pub fn failed_verification(e: &ClientError) -> bool {
+    match e {
+        ClientError::Integrity(_) => true,
+        ClientError::Server(refusal) => refusal.code == crate::protocol::ErrorCode::Integrity,
+        _ => false,
+    }
+}
+
 /// Transfer events, for a progress bar or nothing; the transfer code knows no UI.
 pub trait Progress: Send {
     /// A tree copy will move `files` files of `bytes` bytes in all (called once, before the

@@ -16,7 +16,7 @@ use crate::protocol::{
     ErrorCode, HashAlgorithm, Message, Put, PutDone, PutEnd, PutReady, PutStart, Refusal,
 };
 use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
-use crate::transfer::delta::{self, DELTA_MIN, Signature};
+use crate::transfer::delta::{self, DELTA_MIN, RemoteSignature};
 use crate::transfer::hash_cache::{Fingerprint, HashCache};
 use crate::transfer::hashing::Hasher;
 use crate::transfer::resume;
@@ -27,8 +27,40 @@ use crate::transfer::resume;
 ///
 /// # Errors
 /// The server's refusal (including `integrity`), local I/O, a broken connection.
+///
+/// A delta that fails verification (a false chunk match, a base that changed under it) is sent
+/// again whole, once.
 #[allow(clippy::too_many_arguments)] // One upload's facts and choices.
 pub async fn put_file<S>(
+    conn: &mut Connection<S>,
+    hashes: &HashCache,
+    source: &Path,
+    remote: &str,
+    algorithm: HashAlgorithm,
+    delta: bool,
+    compress: bool,
+    progress: &mut dyn Progress,
+) -> Result<Transfer, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let first = put_once(
+        conn, hashes, source, remote, algorithm, delta, compress, progress,
+    )
+    .await;
+    match first {
+        Err(e) if delta && super::failed_verification(&e) => {
+            put_once(
+                conn, hashes, source, remote, algorithm, false, compress, progress,
+            )
+            .await
+        }
+        other => other,
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // As `put_file`.
+async fn put_once<S>(
     conn: &mut Connection<S>,
     hashes: &HashCache,
     source: &Path,
@@ -150,7 +182,7 @@ async fn send_bytes<S>(
     start: u64,
     size: u64,
     hasher: Hasher,
-    (signature, compress): (Option<Signature>, bool),
+    (signature, compress): (Option<RemoteSignature>, bool),
     progress: &mut dyn Progress,
     remote: &str,
 ) -> Result<(String, u64), ClientError>

@@ -207,6 +207,7 @@ where
     let mut received: Vec<(String, Transfer, Sealed, PathBuf)> = Vec::new();
     let mut commits = Commits::default();
     let mut failed: Option<ClientError> = None;
+    let mut again: Vec<(String, PathBuf)> = Vec::new();
     loop {
         while failed.is_none() && asked.len() < depth.gets_ahead {
             let Some((rel, remote_path, local, size)) = wanted.next() else {
@@ -243,11 +244,20 @@ where
                     .map(|(transfer, got)| small.push(rel, local, transfer, got))
             }
             Asked::Large(one) => {
-                client::receive_get(conn, one, progress)
-                    .await
-                    .map(|(transfer, verified)| {
+                let delta = one.is_delta();
+                let got = client::receive_get(conn, one, progress).await;
+                match got {
+                    Ok((transfer, verified)) => {
                         received.push((rel, transfer, seal(verified, &local), local));
-                    })
+                        Ok(())
+                    }
+                    // A delta that did not verify is fetched whole once the pipeline is done.
+                    Err(e) if delta && client::failed_verification(&e) => {
+                        again.push((rel, local));
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
             }
         };
         match outcome {
@@ -270,6 +280,20 @@ where
     commits.finish(&mut report).await?;
     if let Some(e) = failed {
         return Err(e);
+    }
+    for (rel, local) in again {
+        let remote_path = join_remote(remote, &rel);
+        let transfer = client::get_file(
+            conn,
+            &remote_path,
+            &local,
+            algorithm,
+            None,
+            options.compress,
+            progress,
+        )
+        .await?;
+        report.files.push((rel, transfer));
     }
     for (rel, local, mode, mtime_ns) in attrs {
         real.check_parent(&local)?;

@@ -17,7 +17,7 @@ use crate::metrics::TransferKind;
 use crate::protocol::{DeltaBase, ErrorCode, Get, GetEnd, GetReady, Message, Permission, Refusal};
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
-use crate::transfer::delta::{self, Signature};
+use crate::transfer::delta::{self, RemoteSignature};
 use crate::transfer::hash_cache::Fingerprint;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::resume;
@@ -129,7 +129,7 @@ where
 pub async fn read_signature<S>(
     conn: &mut Connection<S>,
     base: &DeltaBase,
-) -> Result<Signature, RequestError>
+) -> Result<RemoteSignature, RequestError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -325,7 +325,7 @@ struct Send {
     hasher: Hasher,
     opened_at: SystemTime,
     /// The client's base, when the file goes as a delta against it.
-    signature: Option<Signature>,
+    signature: Option<RemoteSignature>,
     /// Blocks go compressed where it pays.
     compress: bool,
 }

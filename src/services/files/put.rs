@@ -533,7 +533,15 @@ impl Upload {
                 return None;
             }
             let (fingerprint, signature) = delta::wire::sign_base(&file, &hashes).ok()?;
-            Some((Base { file, fingerprint }, signature))
+            let offsets = signature.offsets();
+            Some((
+                Base {
+                    file,
+                    fingerprint,
+                    offsets,
+                },
+                signature,
+            ))
         })
         .await?;
         Ok((self, signed))

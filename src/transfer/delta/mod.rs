@@ -9,15 +9,23 @@
 //! chunk and every later chunk is found again. The sender then needs one sequential pass over
 //! its file (no rolling window over every byte offset, no whole file in memory: `fast_rsync`
 //! diffs and applies over slices, so a 1 GiB file would need 1 GiB of RAM on each side), and
-//! the receiver copies matched ranges out of its base with ordinary reads. The cost is chunks
+//! the receiver copies matched ranges out of its base with ordinary reads. A signature is only
+//! the chunks' hashes (8 bytes each); the sender names a matched chunk by its place in it, and
+//! the receiver, who cut its base, knows where that chunk lies. The cost is chunks
 //! that change a little more than rsync's blocks around an edit (they are cut by content, at
 //! most four times the average), measured by `bench/delta.sh` against rsync itself.
 //!
 //! The whole-file hash still proves the result: the receiver builds the new version into its
 //! partial from literal bytes and copies of base ranges, hashes what it wrote, and keeps it
 //! only on equality with the sender's hash, exactly as for a plain transfer. A false chunk
-//! match (12-byte BLAKE3 prefixes: 2^-96 a pair) or a base that changed under the copy can
-//! therefore fail a transfer but never make a receiver keep wrong bytes.
+//! match (8-byte BLAKE3 prefixes: about 2^-33 for a 1 GiB file's every pair of chunks) or a
+//! base that changed under the copy can therefore fail a transfer, never make a receiver keep
+//! wrong bytes; the client then sends or fetches that file whole, once.
+//!
+//! Why these sizes: against rsync (`bench/delta.sh`), a signature costs 8 bytes per chunk
+//! and an edit costs about two chunks; chunks of about half the square root of the file's size
+//! keep both within rsync's own costs (its blocks are the square root, its checksums 6–20
+//! bytes each).
 
 pub mod chunker;
 pub mod receive;
@@ -25,13 +33,14 @@ pub mod send;
 pub mod signature;
 pub mod wire;
 
-pub use signature::Signature;
+pub use signature::{RemoteSignature, Signature};
 
 /// Bytes of BLAKE3 kept per chunk in a signature.
-pub const HASH_BYTES: usize = 12;
-/// Bytes of one signature entry: the chunk's length (u32, little-endian) and its hash prefix.
-pub const ENTRY_BYTES: usize = 4 + HASH_BYTES;
-/// Bytes of one copy instruction: base offset and length (u64 each, little-endian).
+pub const HASH_BYTES: usize = 8;
+/// Bytes of one signature entry on the wire: the chunk's hash prefix.
+pub const ENTRY_BYTES: usize = HASH_BYTES;
+/// Bytes of one copy instruction: the first chunk of the base and how many (u64 each,
+/// little-endian).
 pub const COPY_BYTES: usize = 16;
 /// The data channel that carries copy instructions (literal bytes travel on channel 0).
 pub const COPY_CHANNEL: u8 = 2;
@@ -42,11 +51,11 @@ pub const DELTA_MIN: u64 = 64 * 1024;
 /// other side hold.
 pub const MAX_CHUNKS: u64 = 1 << 24;
 
-/// The chunker's average size for a base of `size` bytes: about its square root, as rsync's
-/// block size, so a signature is ~`16·√size` bytes (524 KB for 1 GiB) and an edit resends
-/// about one chunk; a power of two from 1 KiB to 1 MiB.
+/// The chunker's average size for a base of `size` bytes: about half its square root (a power
+/// of two from 1 KiB to 1 MiB), so a signature is about `16·√size` bytes (about 520 KB for
+/// 1 GiB) and an edit resends a chunk or two around it.
 pub fn average_for(size: u64) -> u32 {
-    let root = size.isqrt().max(1);
+    let root = (size.isqrt() / 2).max(1);
     let pow = root.next_power_of_two().clamp(1 << 10, 1 << 20);
     u32::try_from(pow).unwrap_or(1 << 20)
 }

@@ -37,12 +37,15 @@ pub struct DeltaReceived {
     pub matched: u64,
 }
 
-/// The file a delta is built against: opened once, and its fingerprint then.
+/// The file a delta is built against: opened once, its fingerprint then, and where its
+/// chunks start (from its signature: copies name chunks).
 pub struct Base {
     /// The base, open for reading.
     pub file: File,
     /// Its fingerprint when its signature was taken.
     pub fingerprint: Fingerprint,
+    /// Where each chunk starts, and the end (see [`super::Signature::offsets`]).
+    pub offsets: Vec<u64>,
 }
 
 enum Piece {
@@ -113,8 +116,8 @@ pub async fn receive_delta<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let base_size = base.fingerprint.size;
     let fingerprint = base.fingerprint;
+    let offsets = base.offsets;
     let (queue, mut pieces) = mpsc::channel::<Piece>(QUEUE);
     let disk = tokio::task::spawn_blocking(move || {
         let mut builder = Builder {
@@ -164,7 +167,7 @@ where
                     (Piece::Compressed(payload, size), size as u64)
                 }
                 COPY_CHANNEL => {
-                    let copies = copies_in(&payload, base_size, left)?;
+                    let copies = copies_in(&payload, &offsets, left)?;
                     let covers = copies.iter().map(|(_, n)| n).sum::<u64>();
                     matched += covers;
                     (Piece::Copies(copies), covers)
@@ -210,30 +213,39 @@ where
     })
 }
 
-/// The copy instructions in one frame, each checked: a whole number of them, none empty, each
-/// within the base, all within the `left` bytes still to come.
-fn copies_in(payload: &[u8], base_size: u64, left: u64) -> Result<Vec<(u64, u64)>, TransferError> {
+/// The copy instructions in one frame as byte ranges of the base, each checked: a whole number
+/// of them, none empty, each within the base's chunks (`offsets`: where each starts, and the
+/// end), all within the `left` bytes still to come.
+fn copies_in(payload: &[u8], offsets: &[u64], left: u64) -> Result<Vec<(u64, u64)>, TransferError> {
     if payload.is_empty() || !payload.len().is_multiple_of(COPY_BYTES) {
         return Err(TransferError::Protocol(format!(
             "a frame of copies is {} bytes, not a multiple of {COPY_BYTES}",
             payload.len()
         )));
     }
+    let chunks = offsets.len().saturating_sub(1) as u64;
     let mut total = 0u64;
     payload
         .chunks_exact(COPY_BYTES)
         .map(|copy| {
-            let (offset, len) = copy.split_at(8);
-            let offset = u64::from_le_bytes(offset.try_into().unwrap_or_default());
-            let len = u64::from_le_bytes(len.try_into().unwrap_or_default());
-            let end = offset.checked_add(len).filter(|end| *end <= base_size);
-            total = total.saturating_add(len);
-            if len == 0 || end.is_none() || total > left {
-                return Err(TransferError::Protocol(format!(
-                    "a copy of {len} bytes at {offset} of a {base_size}-byte base, with {left} left"
-                )));
+            let (first, count) = copy.split_at(8);
+            let first = u64::from_le_bytes(first.try_into().unwrap_or_default());
+            let count = u64::from_le_bytes(count.try_into().unwrap_or_default());
+            let end = first.checked_add(count).filter(|end| *end <= chunks);
+            let range = end.and_then(|end| {
+                let start = *offsets.get(usize::try_from(first).ok()?)?;
+                let stop = *offsets.get(usize::try_from(end).ok()?)?;
+                Some((start, stop - start))
+            });
+            match range {
+                Some((start, len)) if count > 0 && total + len <= left => {
+                    total += len;
+                    Ok((start, len))
+                }
+                _ => Err(TransferError::Protocol(format!(
+                    "a copy of {count} chunks from chunk {first} of a {chunks}-chunk base, with {left} bytes left"
+                ))),
             }
-            Ok((offset, len))
         })
         .collect()
 }
@@ -242,19 +254,39 @@ fn copies_in(payload: &[u8], base_size: u64, left: u64) -> Result<Vec<(u64, u64)
 mod tests {
     use super::*;
 
-    fn copy(offset: u64, len: u64) -> Vec<u8> {
-        [offset.to_le_bytes(), len.to_le_bytes()].concat()
+    fn copy(first: u64, count: u64) -> Vec<u8> {
+        [first.to_le_bytes(), count.to_le_bytes()].concat()
     }
 
     #[test]
     fn copies_beyond_the_base_or_the_file_are_refused() {
-        assert_eq!(copies_in(&copy(10, 20), 100, 50).unwrap(), vec![(10, 20)]);
-        assert!(copies_in(&copy(90, 20), 100, 50).is_err(), "past the base");
-        assert!(copies_in(&copy(u64::MAX, 2), 100, 50).is_err(), "overflow");
-        assert!(copies_in(&copy(0, 60), 100, 50).is_err(), "past the file");
-        assert!(copies_in(&copy(0, 0), 100, 50).is_err(), "empty");
-        assert!(copies_in(&copy(0, 1)[..15], 100, 50).is_err(), "cut short");
-        let two = [copy(0, 30), copy(40, 30)].concat();
-        assert!(copies_in(&two, 100, 50).is_err(), "together past the file");
+        // Four chunks: 0..10, 10..30, 30..60, 60..100.
+        let offsets = [0, 10, 30, 60, 100];
+        assert_eq!(
+            copies_in(&copy(1, 2), &offsets, 50).unwrap(),
+            vec![(10, 50)]
+        );
+        assert!(
+            copies_in(&copy(3, 2), &offsets, 500).is_err(),
+            "past the base"
+        );
+        assert!(
+            copies_in(&copy(u64::MAX, 2), &offsets, 500).is_err(),
+            "overflow"
+        );
+        assert!(
+            copies_in(&copy(0, 4), &offsets, 50).is_err(),
+            "past the file"
+        );
+        assert!(copies_in(&copy(0, 0), &offsets, 50).is_err(), "empty");
+        assert!(
+            copies_in(&copy(0, 1)[..15], &offsets, 50).is_err(),
+            "cut short"
+        );
+        let two = [copy(0, 2), copy(2, 1)].concat();
+        assert!(
+            copies_in(&two, &offsets, 50).is_err(),
+            "together past the file"
+        );
     }
 }

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use super::chunker::{Sizes, chunk_file};
-use super::signature::{Signature, chunk_hash};
+use super::signature::{RemoteSignature, chunk_hash};
 use super::{COPY_BYTES, COPY_CHANNEL};
 use crate::connection::Connection;
 use crate::transfer::chunks::{SendHash, TransferError};
@@ -39,7 +39,7 @@ struct Piece {
 }
 
 /// Gathers the pass's decisions into frames: adjacent literal bytes into frames of up to
-/// `frame` bytes, copies of adjacent base ranges into one copy.
+/// `frame` bytes, copies of consecutive base chunks into one copy.
 struct Frames {
     frame: usize,
     /// Literal frames are compressed where it pays (`-z`).
@@ -47,7 +47,7 @@ struct Frames {
     literal: Vec<u8>,
     copies: Vec<u8>,
     copies_cover: u64,
-    /// The copy still growing: base offset and length.
+    /// The copy still growing: the base's first chunk and how many.
     copy: Option<(u64, u64)>,
     matched: u64,
     queue: mpsc::Sender<Piece>,
@@ -74,24 +74,25 @@ impl Frames {
         Ok(())
     }
 
-    fn copy(&mut self, offset: u64, len: u64) -> std::io::Result<()> {
+    /// The base's chunk `index` comes next (`len` bytes of the new file).
+    fn copy(&mut self, index: u64, len: u64) -> std::io::Result<()> {
         self.end_literal()?;
         self.matched += len;
         match &mut self.copy {
-            Some((start, grown)) if *start + *grown == offset => *grown += len,
+            Some((first, count)) if *first + *count == index => *count += 1,
             _ => {
                 self.push_copy()?;
-                self.copy = Some((offset, len));
+                self.copy = Some((index, 1));
             }
         }
+        self.copies_cover += len;
         Ok(())
     }
 
     fn push_copy(&mut self) -> std::io::Result<()> {
-        if let Some((offset, len)) = self.copy.take() {
-            self.copies.extend_from_slice(&offset.to_le_bytes());
-            self.copies.extend_from_slice(&len.to_le_bytes());
-            self.copies_cover += len;
+        if let Some((first, count)) = self.copy.take() {
+            self.copies.extend_from_slice(&first.to_le_bytes());
+            self.copies.extend_from_slice(&count.to_le_bytes());
             if self.copies.len() >= COPIES_PER_FRAME * COPY_BYTES {
                 self.flush_copies()?;
             }
@@ -151,7 +152,7 @@ pub async fn send_delta<S>(
     file: File,
     opened: Fingerprint,
     start: u64,
-    signature: Signature,
+    signature: RemoteSignature,
     hash: SendHash,
     frame: usize,
     compress: bool,
@@ -188,10 +189,10 @@ where
             if let Some(hasher) = &mut hasher {
                 hasher.update(&bytes[skip..]);
             }
+            // A chunk that straddles a resumed prefix goes as literal bytes: a copy is of whole
+            // chunks.
             match index.get(&chunk_hash(bytes)) {
-                Some(&(base_offset, len)) if len as usize == bytes.len() => {
-                    frames.copy(base_offset + skip as u64, (bytes.len() - skip) as u64)
-                }
+                Some(&chunk) if skip == 0 => frames.copy(chunk, bytes.len() as u64),
                 _ => frames.literal(&bytes[skip..]),
             }
         });

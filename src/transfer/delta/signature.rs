@@ -1,6 +1,7 @@
-//! A base file's signature: its chunks' lengths and hash prefixes, in order. The receiver
-//! computes it (or finds it in its [`SignatureCache`](crate::transfer::signature_cache)) and
-//! sends it; the sender looks its own chunks up in it.
+//! A base file's signature: its chunks' hash prefixes, in order. The receiver computes it (or
+//! finds it kept beside its hash cache) and sends the hashes; the sender looks its own chunks up
+//! among them and names the ones the base holds by their place in the list, so lengths never
+//! need to cross: the receiver knows its own.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -20,7 +21,7 @@ pub fn chunk_hash(bytes: &[u8]) -> ChunkHash {
     out
 }
 
-/// A base's chunks, as both ends agree to cut it.
+/// A base's chunks as the side that holds it knows them: lengths and hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
     /// The chunker's average size.
@@ -29,6 +30,15 @@ pub struct Signature {
     pub size: u64,
     /// Each chunk's length and hash prefix, in file order.
     pub chunks: Vec<(u32, ChunkHash)>,
+}
+
+/// A base's chunks as the sender sees them: only their hashes, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSignature {
+    /// The chunker's average size (the sender cuts its file the same way).
+    pub avg: u32,
+    /// Each chunk's hash prefix, in file order.
+    pub hashes: Vec<ChunkHash>,
 }
 
 impl Signature {
@@ -58,9 +68,28 @@ impl Signature {
         }
     }
 
-    /// Its entries as sent: per chunk, the length (u32 little-endian) then the hash prefix.
+    /// Its entries as sent: the hash prefixes, in order.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.chunks.len() * ENTRY_BYTES);
+        self.chunks.iter().flat_map(|(_, hash)| *hash).collect()
+    }
+
+    /// Where each chunk starts in the base, and the base's end: `chunks + 1` offsets, so chunks
+    /// `i..j` are bytes `offsets[i]..offsets[j]`.
+    pub fn offsets(&self) -> Vec<u64> {
+        let mut offsets = Vec::with_capacity(self.chunks.len() + 1);
+        let mut at = 0u64;
+        offsets.push(at);
+        for (len, _) in &self.chunks {
+            at += u64::from(*len);
+            offsets.push(at);
+        }
+        offsets
+    }
+
+    /// Its lengths and hashes, as kept beside the hash cache: per chunk the length (u32,
+    /// little-endian) then the hash prefix.
+    pub fn encode_kept(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.chunks.len() * (4 + HASH_BYTES));
         for (len, hash) in &self.chunks {
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(hash);
@@ -68,36 +97,76 @@ impl Signature {
         out
     }
 
-    /// Checks an announced base before any of its entries is read: a valid average, and no
-    /// more entries than its size can hold or [`MAX_CHUNKS`].
+    /// Reads back what [`Signature::encode_kept`] wrote, checking that it adds up: every
+    /// length within the chunker's bounds and all of them summing to the size.
     ///
     /// # Errors
-    /// Why the announcement cannot be a signature.
-    pub fn check_base(base: &DeltaBase) -> Result<(), String> {
-        if !valid_average(base.avg) {
-            return Err(format!(
-                "a signature's average chunk size must be a power of two from 1024 to 1048576, not {}",
-                base.avg
-            ));
+    /// Why the bytes are not that signature.
+    pub fn decode_kept(base: &DeltaBase, bytes: &[u8]) -> Result<Signature, String> {
+        check_base(base)?;
+        let entry = 4 + HASH_BYTES;
+        if Some(bytes.len())
+            != usize::try_from(base.chunks)
+                .ok()
+                .and_then(|n| n.checked_mul(entry))
+        {
+            return Err("a kept signature of the wrong length".into());
         }
-        let min = u64::from(base.avg / 4);
-        let most = (base.size / min + 1).min(MAX_CHUNKS);
-        if base.chunks > most || (base.chunks == 0) != (base.size == 0) {
-            return Err(format!(
-                "a signature of {} chunks cannot describe {} bytes cut at {} on average",
-                base.chunks, base.size, base.avg
-            ));
+        let max = u64::from(base.avg) * 4;
+        let mut total = 0u64;
+        let mut chunks = Vec::with_capacity(bytes.len() / entry);
+        for one in bytes.chunks_exact(entry) {
+            let (len, hash) = one.split_at(4);
+            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
+            if len == 0 || u64::from(len) > max {
+                return Err(format!("a kept chunk of {len} bytes"));
+            }
+            total += u64::from(len);
+            let mut prefix = [0u8; HASH_BYTES];
+            prefix.copy_from_slice(hash);
+            chunks.push((len, prefix));
         }
-        Ok(())
+        if total != base.size {
+            return Err("a kept signature that does not add up".into());
+        }
+        Ok(Signature {
+            avg: base.avg,
+            size: base.size,
+            chunks,
+        })
     }
+}
 
-    /// Reads the entries announced by `base` from `bytes` and checks that they add up: every
-    /// chunk but the last within the chunker's bounds, and their lengths summing to the size.
+/// Checks an announced base before any of its entries is read: a valid average, and no more
+/// entries than its size can hold or [`MAX_CHUNKS`].
+///
+/// # Errors
+/// Why the announcement cannot be a signature.
+pub fn check_base(base: &DeltaBase) -> Result<(), String> {
+    if !valid_average(base.avg) {
+        return Err(format!(
+            "a signature's average chunk size must be a power of two from 1024 to 1048576, not {}",
+            base.avg
+        ));
+    }
+    let min = u64::from(base.avg / 4);
+    let most = (base.size / min + 1).min(MAX_CHUNKS);
+    if base.chunks > most || (base.chunks == 0) != (base.size == 0) {
+        return Err(format!(
+            "a signature of {} chunks cannot describe {} bytes cut at {} on average",
+            base.chunks, base.size, base.avg
+        ));
+    }
+    Ok(())
+}
+
+impl RemoteSignature {
+    /// Reads the entries `base` announced from `bytes` (exactly `chunks` of them).
     ///
     /// # Errors
     /// Why the bytes are not the announced signature.
-    pub fn decode(base: &DeltaBase, bytes: &[u8]) -> Result<Signature, String> {
-        Signature::check_base(base)?;
+    pub fn decode(base: &DeltaBase, bytes: &[u8]) -> Result<RemoteSignature, String> {
+        check_base(base)?;
         let expected = usize::try_from(base.chunks)
             .ok()
             .and_then(|n| n.checked_mul(ENTRY_BYTES))
@@ -109,42 +178,25 @@ impl Signature {
                 bytes.len()
             ));
         }
-        let max = u64::from(base.avg) * 4;
-        let mut chunks = Vec::with_capacity(bytes.len() / ENTRY_BYTES);
-        let mut total = 0u64;
-        for entry in bytes.chunks_exact(ENTRY_BYTES) {
-            let (len, hash) = entry.split_at(4);
-            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
-            if len == 0 || u64::from(len) > max {
-                return Err(format!(
-                    "a signature's chunk of {len} bytes (at most {max})"
-                ));
-            }
-            total += u64::from(len);
-            let mut prefix = [0u8; HASH_BYTES];
-            prefix.copy_from_slice(hash);
-            chunks.push((len, prefix));
-        }
-        if total != base.size {
-            return Err(format!(
-                "a signature's chunks add up to {total} bytes, not the base's {}",
-                base.size
-            ));
-        }
-        Ok(Signature {
+        let hashes = bytes
+            .chunks_exact(ENTRY_BYTES)
+            .map(|one| {
+                let mut prefix = [0u8; HASH_BYTES];
+                prefix.copy_from_slice(one);
+                prefix
+            })
+            .collect();
+        Ok(RemoteSignature {
             avg: base.avg,
-            size: base.size,
-            chunks,
+            hashes,
         })
     }
 
-    /// Where each chunk starts in the base, by hash (the first of equal chunks).
-    pub fn index(&self) -> HashMap<ChunkHash, (u64, u32)> {
-        let mut index = HashMap::with_capacity(self.chunks.len());
-        let mut offset = 0u64;
-        for (len, hash) in &self.chunks {
-            index.entry(*hash).or_insert((offset, *len));
-            offset += u64::from(*len);
+    /// Each hash's place in the list (the first of equal chunks).
+    pub fn index(&self) -> HashMap<ChunkHash, u64> {
+        let mut index = HashMap::with_capacity(self.hashes.len());
+        for (i, hash) in self.hashes.iter().enumerate() {
+            index.entry(*hash).or_insert(i as u64);
         }
         index
     }
@@ -162,49 +214,41 @@ mod tests {
     }
 
     #[test]
-    fn a_signature_round_trips_and_adds_up() {
+    fn a_signature_round_trips_on_the_wire_and_where_it_is_kept() {
         let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let sig = Signature::compute(&file_of(&bytes), bytes.len() as u64).unwrap();
         assert_eq!(sig.avg, 1024);
+        assert_eq!(*sig.offsets().last().unwrap(), 300_000);
+        let remote = RemoteSignature::decode(&sig.base(), &sig.encode()).unwrap();
+        assert_eq!(remote.hashes.len(), sig.chunks.len());
         assert_eq!(
-            sig.chunks.iter().map(|(l, _)| u64::from(*l)).sum::<u64>(),
-            300_000
+            Signature::decode_kept(&sig.base(), &sig.encode_kept()).unwrap(),
+            sig
         );
-        let decoded = Signature::decode(&sig.base(), &sig.encode()).unwrap();
-        assert_eq!(decoded, sig);
     }
 
     #[test]
-    fn signatures_that_do_not_add_up_are_refused() {
+    fn signatures_that_do_not_fit_their_announcement_are_refused() {
         let bytes = vec![5u8; 100_000];
         let sig = Signature::compute(&file_of(&bytes), 100_000).unwrap();
-        let mut wire = sig.encode();
-        // One length changed: the lengths no longer sum to the size.
-        wire[0] ^= 1;
-        assert!(Signature::decode(&sig.base(), &wire).is_err());
         // Fewer bytes than announced.
-        assert!(Signature::decode(&sig.base(), &sig.encode()[16..]).is_err());
-        // A chunk longer than the chunker can make.
-        let huge = DeltaBase {
-            size: 1 << 30,
-            avg: 1024,
-            chunks: 1,
-        };
-        let mut entry = (1u32 << 30).to_le_bytes().to_vec();
-        entry.extend_from_slice(&[0; HASH_BYTES]);
-        assert!(Signature::decode(&huge, &entry).is_err());
+        assert!(RemoteSignature::decode(&sig.base(), &sig.encode()[8..]).is_err());
+        // A kept one whose lengths no longer add up.
+        let mut kept = sig.encode_kept();
+        kept[0] ^= 1;
+        assert!(Signature::decode_kept(&sig.base(), &kept).is_err());
         // More chunks than the size can hold, and an average that is not a power of two.
         let many = DeltaBase {
             size: 1000,
             avg: 1024,
             chunks: 1 << 40,
         };
-        assert!(Signature::check_base(&many).is_err());
+        assert!(check_base(&many).is_err());
         let odd = DeltaBase {
             size: 1000,
             avg: 1000,
             chunks: 1,
         };
-        assert!(Signature::check_base(&odd).is_err());
+        assert!(check_base(&odd).is_err());
     }
 }

@@ -6,7 +6,8 @@ use std::time::SystemTime;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{ENTRY_BYTES, Signature};
+use super::signature::check_base;
+use super::{ENTRY_BYTES, RemoteSignature, Signature};
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{DeltaBase, Frame, Message};
 use crate::transfer::chunks::TransferError;
@@ -31,8 +32,8 @@ where
     Ok(())
 }
 
-/// Reads the entries `base` announced and checks that they add up. A base that cannot be a
-/// signature is refused before anything is read; entries that do not add up after.
+/// Reads the entries `base` announced. A base that cannot be a signature is refused before
+/// anything is read.
 ///
 /// # Errors
 /// [`TransferError::Protocol`] for a signature that is not one (the stream is then out of
@@ -40,11 +41,11 @@ where
 pub async fn read_signature<S>(
     conn: &mut Connection<S>,
     base: &DeltaBase,
-) -> Result<Signature, TransferError>
+) -> Result<RemoteSignature, TransferError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    Signature::check_base(base).map_err(TransferError::Protocol)?;
+    check_base(base).map_err(TransferError::Protocol)?;
     let expected = usize::try_from(base.chunks)
         .ok()
         .and_then(|n| n.checked_mul(ENTRY_BYTES))
@@ -73,7 +74,7 @@ where
             None => return Err(ConnectionError::Closed.into()),
         }
     }
-    Signature::decode(base, &bytes).map_err(TransferError::Protocol)
+    RemoteSignature::decode(base, &bytes).map_err(TransferError::Protocol)
 }
 
 /// The signature of an open base file: kept from an earlier transfer if this very version was

@@ -61,7 +61,7 @@ impl Signatures {
             avg: header.avg,
             chunks: header.chunks,
         };
-        Signature::decode(&base, &bytes[newline + 1..]).ok()
+        Signature::decode_kept(&base, &bytes[newline + 1..]).ok()
     }
 
     /// Keeps `signature` of the file `file`, read from `started` on, if it is large enough and
@@ -79,7 +79,7 @@ impl Signatures {
             return;
         };
         text.push(b'\n');
-        text.extend(signature.encode());
+        text.extend(signature.encode_kept());
         if std::fs::create_dir_all(&self.dir).is_err() {
             return;
         }

@@ -19,7 +19,7 @@ need rsync rsync
 need ip iproute2
 need sshd openssh-server
 case $net in
-  loopback) emulated_link 10000 0 0 || exit 0; ip=127.0.0.1 dev=lo server_ns=in_a ;;
+  loopback) one_namespace || exit 0; ip=127.0.0.1 dev=lo server_ns=in_a ;;
   100mbit) emulated_link 100 10 0 || exit 0; ip=10.77.0.2 dev=$dev_a server_ns=in_b ;;
   wan) emulated_link 1000 50 0.1 || exit 0; ip=10.77.0.2 dev=$dev_a server_ns=in_b ;;
   *) echo "unknown network '$net' (loopback, 100mbit, wan or all)"; exit 2 ;;

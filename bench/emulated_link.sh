@@ -3,6 +3,25 @@
 # kernel has netem, else bench/link_emulator.py over tun devices in user space — and defines
 # in_a / in_b (run a command in either namespace), with 10.77.0.1 in a and 10.77.0.2 in b, and
 # $how (which emulation). Returns 1, saying why, where namespaces cannot be made.
+# one_namespace: just one namespace (`in_a`) with its own loopback, for runs whose counters
+# must see nothing else.
+one_namespace() {
+  a=ferrya$$
+  if ! ip netns add "$a" 2>/dev/null; then
+    echo "link: skipped: network namespaces cannot be made here (ip netns add failed; needs root or CAP_SYS_ADMIN)"
+    return 1
+  fi
+  link_cleanup() {
+    ip netns pids "$a" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    ip netns del "$a" 2>/dev/null || true
+    bench_cleanup
+  }
+  trap link_cleanup EXIT
+  in_a() { ip netns exec "$a" "$@"; }
+  in_a ip link set lo up
+  how="one namespace's own loopback"
+}
+
 emulated_link() {
   local rate_mbit=$1 rtt_ms=$2 loss_pct=$3
   a=ferrya$$ b=ferryb$$

@@ -43,28 +43,7 @@ fn root(server: &TestServer) -> PathBuf {
 /// `renameat2(RENAME_EXCHANGE)`, until the returned flag is set.
 fn start_swapping(root: &Path, outside: &Path) -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
     std::os::unix::fs::symlink(outside, root.join("l")).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let root = root.to_path_buf();
-    let swapper = std::thread::spawn(move || {
-        let dir = std::fs::File::open(&root).unwrap();
-        let mut swaps = 0u64;
-        while !flag.load(Ordering::Relaxed) {
-            rustix::fs::renameat_with(&dir, "d", &dir, "l", rustix::fs::RenameFlags::EXCHANGE)
-                .unwrap();
-            swaps += 1;
-        }
-        // Leave the real directory under its own name.
-        if std::fs::symlink_metadata(root.join("d"))
-            .unwrap()
-            .is_symlink()
-        {
-            rustix::fs::renameat_with(&dir, "d", &dir, "l", rustix::fs::RenameFlags::EXCHANGE)
-                .unwrap();
-        }
-        swaps
-    });
-    (stop, swapper)
+    start_swapping_existing(root)
 }
 
 /// Every name in `dir`, sorted.
@@ -429,4 +408,196 @@ async fn legacy_ftp_get_of_a_fifo_does_not_freeze_the_server() {
         .unwrap()
         .unwrap();
     server.stop().await;
+}
+
+/// Every request through a link the client itself made with `symlink` (one absolute, one
+/// relative, both leading out of the root) is refused, and nothing outside changes; then the
+/// swapping race again, with the link made by `symlink` and requests that write by delta,
+/// set attributes and make links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_made_by_put_never_lead_a_request_out() {
+    use ferry::protocol::{Attrs, ErrorCode, HardLink, Message, Symlink};
+    let (server, token) = writer().await;
+    let root = root(&server);
+    let outside = server.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("f"), vec![b'S'; 100_000]).unwrap();
+    let outside_before = names(&outside);
+    let mut conn = session(&server, &token).await;
+    let absolute = outside.display().to_string();
+    for (name, target) in [("abs", absolute.as_str()), ("rel", "../outside")] {
+        let link = Message::Symlink(Symlink {
+            path: name.into(),
+            target: target.into(),
+            mtime_ns: None,
+        });
+        files::all_done(&mut conn, &[link]).await.unwrap();
+        assert!(root.join(name).symlink_metadata().unwrap().is_symlink());
+    }
+    let work = tempfile::tempdir().unwrap();
+    let upload = work.path().join("upload");
+    std::fs::write(&upload, vec![b'u'; 100_000]).unwrap();
+    std::fs::write(root.join("inside"), b"in").unwrap();
+    for name in ["abs", "rel"] {
+        let refused = |r: Result<_, ferry::client::ClientError>| matches!(r, Err(ferry::client::ClientError::Server(ref refusal)) if refusal.code == ErrorCode::BadPath);
+        let got = files::get_file(
+            &mut conn,
+            &format!("{name}/f"),
+            &work.path().join("got"),
+            HashAlgorithm::Blake3,
+            None,
+            false,
+            &mut NoProgress,
+        )
+        .await;
+        assert!(refused(got.map(|_| ())), "get through {name}");
+        // A delta put whose base would be the file outside.
+        let put = files::put_file(
+            &mut conn,
+            &HashCache::in_memory(),
+            &upload,
+            &format!("{name}/f"),
+            HashAlgorithm::Blake3,
+            true,
+            false,
+            &mut NoProgress,
+        )
+        .await;
+        assert!(refused(put.map(|_| ())), "put through {name}");
+        let requests = [
+            Message::Attrs(Attrs {
+                path: format!("{name}/f"),
+                mode: Some(0o777),
+                mtime_ns: Some(0),
+            }),
+            Message::HardLink(HardLink {
+                path: "stolen".into(),
+                existing: format!("{name}/f"),
+            }),
+            Message::HardLink(HardLink {
+                path: format!("{name}/planted"),
+                existing: "inside".into(),
+            }),
+            Message::Symlink(Symlink {
+                path: format!("{name}/planted-link"),
+                target: "x".into(),
+                mtime_ns: None,
+            }),
+        ];
+        for request in requests {
+            let what = request.kind();
+            let answer = files::all_done(&mut conn, std::slice::from_ref(&request)).await;
+            assert!(refused(answer), "{what} through {name}");
+        }
+        assert!(
+            refused(files::mkdir(&mut conn, &format!("{name}/made"), None, None).await),
+            "mkdir through {name}"
+        );
+        assert!(
+            refused(files::remove(&mut conn, &format!("{name}/f")).await),
+            "remove through {name}"
+        );
+    }
+    assert_eq!(names(&outside), outside_before);
+    assert_eq!(
+        std::fs::read(outside.join("f")).unwrap(),
+        vec![b'S'; 100_000]
+    );
+    let mode = std::fs::metadata(outside.join("f")).unwrap().permissions();
+    assert_ne!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o777
+    );
+    assert!(!root.join("stolen").exists());
+
+    // The race: a real directory and the put-made link exchanged in a loop while deltas,
+    // attributes and links are written through the directory's name.
+    std::fs::remove_file(root.join("abs")).unwrap();
+    let link = Message::Symlink(Symlink {
+        path: "l".into(),
+        target: absolute.clone(),
+        mtime_ns: None,
+    });
+    files::all_done(&mut conn, &[link]).await.unwrap();
+    std::fs::create_dir_all(root.join("d")).unwrap();
+    std::fs::write(root.join("d/f"), vec![b'i'; 100_000]).unwrap();
+    let (stop, swapper) = start_swapping_existing(&root);
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed() < RACE_FOR && i < 500 {
+        let _ = files::put_file(
+            &mut conn,
+            &HashCache::in_memory(),
+            &upload,
+            "d/f",
+            HashAlgorithm::Blake3,
+            true,
+            false,
+            &mut NoProgress,
+        )
+        .await;
+        let requests = [
+            Message::Attrs(Attrs {
+                path: "d/f".into(),
+                mode: Some(0o777),
+                mtime_ns: Some(0),
+            }),
+            Message::HardLink(HardLink {
+                path: format!("d/hard-{i}"),
+                existing: "inside".into(),
+            }),
+            Message::Symlink(Symlink {
+                path: format!("d/soft-{i}"),
+                target: "x".into(),
+                mtime_ns: None,
+            }),
+        ];
+        for request in requests {
+            let _ = files::all_done(&mut conn, std::slice::from_ref(&request)).await;
+        }
+        i += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 100, "only {swaps} swaps");
+    assert_eq!(
+        names(&outside),
+        outside_before,
+        "something was made outside the root"
+    );
+    assert_eq!(
+        std::fs::read(outside.join("f")).unwrap(),
+        vec![b'S'; 100_000]
+    );
+    let mode = std::fs::metadata(outside.join("f")).unwrap().permissions();
+    assert_ne!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o777
+    );
+    server.stop().await;
+}
+
+/// As [`start_swapping`], with `root/l` already there (made by the test through the server).
+fn start_swapping_existing(root: &Path) -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let root = root.to_path_buf();
+    let swapper = std::thread::spawn(move || {
+        let dir = std::fs::File::open(&root).unwrap();
+        let mut swaps = 0u64;
+        while !flag.load(Ordering::Relaxed) {
+            rustix::fs::renameat_with(&dir, "d", &dir, "l", rustix::fs::RenameFlags::EXCHANGE)
+                .unwrap();
+            swaps += 1;
+        }
+        if std::fs::symlink_metadata(root.join("d"))
+            .unwrap()
+            .is_symlink()
+        {
+            rustix::fs::renameat_with(&dir, "d", &dir, "l", rustix::fs::RenameFlags::EXCHANGE)
+                .unwrap();
+        }
+        swaps
+    });
+    (stop, swapper)
 }

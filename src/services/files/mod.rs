@@ -20,3 +20,4 @@ pub mod put;
 pub mod resume_budget;
 pub mod sandbox;
 pub mod sweep;
+mod upload;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every side-by-side benchmark in one run: ping, exec vs ssh, files vs nc/scp/sftp/rsync/sendme (iperf3
-# as the ceiling), a tree of small files, a long fat link, chat vs ngircd, then `ferry bench` (latency percentiles and connections).
-# Takes about 30 minutes on two cores. Usage: bench/all.sh
+# as the ceiling), a tree of small files, a long fat link, chat vs ngircd, deltas and mirrors vs
+# rsync, then `ferry bench` (latency percentiles and connections).
+# Takes about 45 minutes on two cores. Usage: bench/all.sh
 set -euo pipefail
 here=$(dirname "$0")
 "$here/ping.sh"
@@ -10,6 +11,7 @@ here=$(dirname "$0")
 FILES_SINGLE=1 "$here/files.sh" 1024 5 memory
 "$here/chat.sh"
 "$here/web.sh"
+"$here/delta.sh" all 256
 source "$here/lib.sh"
 config=$work/ferry.toml
 export FERRY_TOKEN=$("$ferry" user add bench --allow chat,read,write,exec --config "$config" 2>/dev/null)

@@ -13,26 +13,32 @@ use std::time::Duration;
 
 use common::{TestServer, WAIT, config_with_user, send_signal};
 
-/// Every path under `dir` with its bytes (files) or link text, without following links.
+/// Every path under `dir` with its bytes (files) or link text, without following links, as far
+/// as it can be read while it changes: a name that vanishes between the listing and the read
+/// (the server renaming a partial into place, say) shows as `(changing)`, and partials are
+/// left out.
 fn contents(dir: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(path) = pending.pop() {
-        let meta = std::fs::symlink_metadata(&path).unwrap();
         let rel = path.strip_prefix(dir).unwrap().display().to_string();
-        let what = if meta.file_type().is_symlink() {
-            format!("-> {}", std::fs::read_link(&path).unwrap().display())
-        } else if meta.is_dir() {
-            for child in std::fs::read_dir(&path).unwrap() {
-                pending.push(child.unwrap().path());
-            }
-            "dir".to_string()
-        } else {
-            blake3::hash(&std::fs::read(&path).unwrap())
-                .to_hex()
-                .to_string()
-        };
-        out.insert(rel, what);
+        if rel.contains(".ferry-part") {
+            continue;
+        }
+        let what = (|| -> std::io::Result<String> {
+            let meta = std::fs::symlink_metadata(&path)?;
+            Ok(if meta.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(&path)?.display())
+            } else if meta.is_dir() {
+                for child in std::fs::read_dir(&path)? {
+                    pending.push(child?.path());
+                }
+                "dir".to_string()
+            } else {
+                blake3::hash(&std::fs::read(&path)?).to_hex().to_string()
+            })
+        })();
+        out.insert(rel, what.unwrap_or_else(|_| "(changing)".into()));
     }
     out
 }
@@ -56,6 +62,17 @@ async fn until_mirrored(local: &Path, remote: &Path) {
     }
 }
 
+/// The `sync --watch` process, killed if the test ends early (a failed assertion must not leave
+/// it running, holding its session and the server open).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_watch_follows_edits_bursts_deletes_and_renames() {
     let (config, token) = config_with_user("watcher", "read,write");
@@ -72,9 +89,9 @@ async fn sync_watch_follows_edits_bursts_deletes_and_renames() {
         .arg(&local)
         .arg("mirror")
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+    let mut child = KillOnDrop(cmd.spawn().unwrap());
     // The first pass is done when it says it is watching.
-    let stderr = child.stderr.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
     let (said, mut lines) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
@@ -118,9 +135,10 @@ async fn sync_watch_follows_edits_bursts_deletes_and_renames() {
         "sent again instead of renamed"
     );
 
-    send_signal(child.id(), rustix::process::Signal::INT);
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    send_signal(child.0.id(), rustix::process::Signal::INT);
+    let status = tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || child.0.wait()))
         .await
+        .expect("sync --watch ends on Ctrl-C")
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));

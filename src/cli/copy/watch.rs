@@ -9,13 +9,16 @@ use std::time::Instant;
 
 use ferry::client::files::join_remote;
 use ferry::client::tree::{self, TreeOptions};
-use ferry::client::watch::TreeWatcher;
+use ferry::client::watch::{Batch, TreeWatcher};
 use ferry::client::{Client, ClientError};
 use ferry::safe_text::escape;
 
 use super::TransferOptions;
 use super::report::Report;
 use crate::cli::progress::TreeProgress;
+
+/// How long after a failed pass the next one runs when nothing else changed.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Follows `local`'s changes into `remote` until Ctrl-C (exit 0) or a broken connection.
 ///
@@ -39,63 +42,87 @@ pub(super) async fn follow(
         "ferry: watching {} for changes (Ctrl-C stops)",
         escape(&local.display().to_string())
     );
-    loop {
-        let batch = tokio::select! {
-            batch = watcher.next_batch() => batch,
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
-        };
-        let Some(batch) = batch else {
-            anyhow::bail!(
-                "the watch on {} ended",
-                escape(&local.display().to_string())
-            );
-        };
-        let started = Instant::now();
-        let filter = tree::source_filter(local, &tree_options)?;
-        for (from, to) in &batch.renames {
-            let is_dir = local.join(to).is_dir();
-            if filter.excludes_or_parent(to, is_dir) {
-                continue;
+    // One listener for the whole watch, made before anything else: a Ctrl-C that comes during
+    // a pass is not lost between two waits.
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    let follow = async {
+        // After a pass that failed (a file removed or changed while it was read, mid-burst), the
+        // next one runs after [`RETRY`] even if nothing else changes.
+        let mut retry: Option<tokio::time::Instant> = None;
+        loop {
+            let batch = tokio::select! {
+                batch = watcher.next_batch() => batch,
+                () = until(retry) => Some(Batch::default()),
+            };
+            retry = None;
+            let Some(batch) = batch else {
+                anyhow::bail!(
+                    "the watch on {} ended",
+                    escape(&local.display().to_string())
+                );
+            };
+            let started = Instant::now();
+            let filter = tree::source_filter(local, &tree_options)?;
+            for (from, to) in &batch.renames {
+                let is_dir = local.join(to).is_dir();
+                if filter.excludes_or_parent(to, is_dir) {
+                    continue;
+                }
+                // Best effort: what a rename cannot do (the old name never got there, say), the
+                // pass below does by sending.
+                let to_remote = join_remote(remote, to);
+                if let Some((parent, _)) = to_remote.rsplit_once('/') {
+                    let _ = client.files().mkdir(parent, None, None).await;
+                }
+                match client
+                    .files()
+                    .rename(&join_remote(remote, from), &to_remote)
+                    .await
+                {
+                    Ok(()) | Err(ClientError::Server(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
-            // Best effort: what a rename cannot do (the old name never got there, say), the
-            // pass below does by sending.
-            let to_remote = join_remote(remote, to);
-            if let Some((parent, _)) = to_remote.rsplit_once('/') {
-                let _ = client.files().mkdir(parent, None, None).await;
-            }
-            match client
+            let pass = client
                 .files()
-                .rename(&join_remote(remote, from), &to_remote)
-                .await
-            {
-                Ok(()) | Err(ClientError::Server(_)) => {}
+                .put_tree(
+                    local,
+                    remote,
+                    &tree_options,
+                    &mut TreeProgress::new(options.json),
+                )
+                .await;
+            let mut report = Report::new(options, verbose);
+            match pass {
+                Ok(tree) => {
+                    let shown = local.display().to_string();
+                    report.tree(&shown, remote, &tree, started);
+                    report.finish(false);
+                }
+                // A file that changed while it was sent, a refusal: the next change tries again.
+                Err(
+                    e @ (ClientError::Server(_)
+                    | ClientError::Integrity(_)
+                    | ClientError::Local { .. }),
+                ) => {
+                    eprintln!("ferry: {e}; trying again");
+                    retry = Some(tokio::time::Instant::now() + RETRY);
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        let pass = client
-            .files()
-            .put_tree(
-                local,
-                remote,
-                &tree_options,
-                &mut TreeProgress::new(options.json),
-            )
-            .await;
-        let mut report = Report::new(options, verbose);
-        match pass {
-            Ok(tree) => {
-                let shown = local.display().to_string();
-                report.tree(&shown, remote, &tree, started);
-                report.finish(false);
-            }
-            // A file that changed while it was sent, a refusal: the next change tries again.
-            Err(
-                e
-                @ (ClientError::Server(_) | ClientError::Integrity(_) | ClientError::Local { .. }),
-            ) => {
-                eprintln!("ferry: {e}; trying again at the next change");
-            }
-            Err(e) => return Err(e.into()),
-        }
+    };
+    tokio::select! {
+        followed = follow => followed,
+        _ = &mut stop => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Waits until `at`, or forever when there is no such moment.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

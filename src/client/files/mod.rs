@@ -3,13 +3,12 @@
 
 mod compare;
 mod get;
+mod get_whole;
 mod put;
 
 pub use compare::{Check, is_same};
-pub use get::{
-    AskedGet, SMALL_GET_CAP, SmallGet, VerifiedGet, ask_get, ask_whole_get, get_file,
-    get_to_writer, receive_get, receive_small_get,
-};
+pub use get::{AskedGet, VerifiedGet, ask_get, get_file, receive_get};
+pub use get_whole::{SMALL_GET_CAP, SmallGet, ask_whole_get, get_to_writer, receive_small_get};
 pub use put::{SMALL_PUT_BATCHED, SentPut, put_file, receive_put, send_small_puts, send_whole_put};
 
 use std::path::{Path, PathBuf};

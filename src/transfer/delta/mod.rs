@@ -47,9 +47,10 @@ pub const COPY_CHANNEL: u8 = 2;
 /// Files (new or base) smaller than this are sent whole: a signature's round trip would cost
 /// more than the bytes it could save.
 pub const DELTA_MIN: u64 = 64 * 1024;
-/// Signature entries accepted at most (256 MiB of signature): bounds what a peer can make the
+/// Signature entries accepted at most (16 MiB of signature; a 1 TB base needs about 2^21):
+/// bounds what a peer can make the
 /// other side hold.
-pub const MAX_CHUNKS: u64 = 1 << 24;
+pub const MAX_CHUNKS: u64 = 1 << 21;
 
 /// The chunker's average size for a base of `size` bytes: about half its square root (a power
 /// of two from 1 KiB to 1 MiB), so a signature is about `16·√size` bytes (about 520 KB for

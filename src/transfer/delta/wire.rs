@@ -104,6 +104,12 @@ pub fn sign_base(
     if Fingerprint::of(&after) != fingerprint {
         return Err(TransferError::FileChanged);
     }
+    if signature.chunks.len() as u64 > super::MAX_CHUNKS {
+        // More than a peer takes (a base of several TB): that file goes whole.
+        return Err(TransferError::Protocol(
+            "a base too large for a delta".into(),
+        ));
+    }
     cache.remember_signature(fingerprint, started, &signature);
     Ok((fingerprint, signature))
 }

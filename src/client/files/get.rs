@@ -173,20 +173,7 @@ fn open_base(target: &Path, hashes: &HashCache) -> Option<(Base, Signature)> {
         )
         .open(target)
         .ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() < delta::DELTA_MIN {
-        return None;
-    }
-    let (fingerprint, signature) = delta::wire::sign_base(&file, hashes).ok()?;
-    let offsets = signature.offsets();
-    Some((
-        Base {
-            file,
-            fingerprint,
-            offsets,
-        },
-        signature,
-    ))
+    delta::wire::base_of(file, hashes)
 }
 
 /// Reads the answer to `asked`: the data into its partial, then the server's hash, compared

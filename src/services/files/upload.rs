@@ -169,21 +169,7 @@ impl Upload {
             use rustix::fs::{Mode, OFlags};
             let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
             let fd = rustix::fs::openat(dir.as_fd(), name.as_str(), flags, Mode::empty()).ok()?;
-            let file = std::fs::File::from(fd);
-            let meta = file.metadata().ok()?;
-            if !meta.is_file() || meta.len() < delta::DELTA_MIN {
-                return None;
-            }
-            let (fingerprint, signature) = delta::wire::sign_base(&file, &hashes).ok()?;
-            let offsets = signature.offsets();
-            Some((
-                Base {
-                    file,
-                    fingerprint,
-                    offsets,
-                },
-                signature,
-            ))
+            delta::wire::base_of(std::fs::File::from(fd), &hashes)
         })
         .await?;
         Ok((self, signed))

@@ -113,3 +113,24 @@ pub fn sign_base(
     cache.remember_signature(fingerprint, started, &signature);
     Ok((fingerprint, signature))
 }
+
+/// An opened file as a delta's base, with its signature: only a regular file of at least
+/// [`super::DELTA_MIN`] bytes that can be signed; anything else means no delta (the transfer
+/// goes whole). Both ends open the file their own way (the server beneath its root, never
+/// through a link) and hand it here. Runs on a blocking thread.
+pub fn base_of(file: File, cache: &HashCache) -> Option<(super::receive::Base, Signature)> {
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() < super::DELTA_MIN {
+        return None;
+    }
+    let (fingerprint, signature) = sign_base(&file, cache).ok()?;
+    let offsets = signature.offsets();
+    Some((
+        super::receive::Base {
+            file,
+            fingerprint,
+            offsets,
+        },
+        signature,
+    ))
+}

@@ -441,3 +441,190 @@ async fn recent_room_lines_are_bounded_in_bytes_and_a_member_behind_is_told_what
     drop((tx, rx));
     server.stop().await;
 }
+
+/// A runtime with only 4 blocking threads, as a busy server's pool might be.
+fn few_blocking_threads() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A get of `small` (a few bytes) from `server`, as a fresh client.
+async fn small_get_is_served(server: &TestServer) -> bool {
+    let work = tempfile::tempdir().unwrap();
+    let mut options = server.options(None);
+    options.plaintext = true;
+    let mut conn = Client::connect(&options).await.unwrap().into_connection();
+    let got = tokio::time::timeout(
+        WAIT,
+        files::get_file(
+            &mut conn,
+            "small",
+            &work.path().join("small"),
+            HashAlgorithm::Blake3,
+            None,
+            false,
+            &mut NoProgress,
+        ),
+    )
+    .await;
+    got.is_ok_and(|got| got.is_ok())
+}
+
+/// Runs `test` on [`few_blocking_threads`] and drops the runtime without waiting for blocking
+/// threads still parked (the old code's), so a failure is reported rather than hung.
+fn on_few_blocking_threads(test: impl std::future::Future<Output = bool>, what: &str) {
+    let runtime = few_blocking_threads();
+    let served = runtime.block_on(test);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    assert!(served, "a get is served while {what}");
+}
+
+/// A delta the server sends to a client that never reads it must not hold a blocking thread:
+/// the old pass cut the file on one and parked there when the connection stopped taking frames,
+/// so 8 such clients stopped every other get.
+#[test]
+fn deltas_to_clients_that_never_read_hold_no_blocking_thread() {
+    let test = async {
+        let server = TestServer::start_plaintext(ServerConfig::default()).await;
+        let root = server.dir.path().join("root");
+        std::fs::write(root.join("small"), b"small file").unwrap();
+        // Noise, so no chunk matches the made-up base and all of it goes as literal bytes:
+        // far more than the socket buffers take.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let big: Vec<u8> = (0..32 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(root.join("big"), &big).unwrap();
+        let mut stalled = Vec::new();
+        for _ in 0..8 {
+            // Within the wait: with its blocking threads held, the old server could not even
+            // open the file for the next one.
+            match tokio::time::timeout(WAIT, stalled_get(&server)).await {
+                Ok(conn) => stalled.push(conn),
+                Err(_) => {
+                    drop(stalled);
+                    server.stop().await;
+                    return false;
+                }
+            }
+        }
+        server.wait_for_active(8).await;
+        let served = small_get_is_served(&server).await;
+        drop(stalled);
+        server.stop().await;
+        served
+    };
+    on_few_blocking_threads(test, "deltas wait for clients that do not read");
+}
+
+/// A delta the server receives from a client that stops sending must not hold a blocking
+/// thread either: the old builder waited on one for the next frame.
+#[test]
+fn deltas_from_clients_that_stop_sending_hold_no_blocking_thread() {
+    let test = async {
+        let (config, token) = config_with_user("alice", "read,write");
+        let server = TestServer::start_plaintext(config).await;
+        let root = server.dir.path().join("root");
+        std::fs::write(root.join("small"), b"small file").unwrap();
+        let mut stalled = Vec::new();
+        for n in 0..8 {
+            // Each stalled put is set up within the wait: with its blocking threads held, the
+            // old server could not even sign the next base.
+            let set_up = tokio::time::timeout(WAIT, stalled_put(&server, &token, n)).await;
+            match set_up {
+                Ok(conn) => stalled.push(conn),
+                Err(_) => {
+                    drop(stalled);
+                    server.stop().await;
+                    return false;
+                }
+            }
+        }
+        server.wait_for_active(8).await;
+        let served = small_get_is_served(&server).await;
+        drop(stalled);
+        server.stop().await;
+        served
+    };
+    on_few_blocking_threads(test, "deltas wait for clients that stopped sending");
+}
+
+/// A delta put to `base-{n}` (a file the server holds) that sends one literal frame after
+/// `put_start` and then nothing more.
+async fn stalled_put(
+    server: &TestServer,
+    token: &ferry::auth::token::Token,
+    n: u8,
+) -> Connection<ferry::connection::BoxedStream> {
+    let root = server.dir.path().join("root");
+    let path = format!("base-{n}");
+    std::fs::write(root.join(&path), vec![n; 256 * 1024]).unwrap();
+    let mut options = server.options(Some(token.clone()));
+    options.plaintext = true;
+    let mut conn = Client::connect(&options).await.unwrap().into_connection();
+    conn.write_message(&Message::Put(ferry::protocol::Put {
+        path,
+        size: 1 << 20,
+        mode: 0o644,
+        mtime_ns: 0,
+        hash: HashAlgorithm::Blake3,
+        whole: false,
+        delta: true,
+        compress: false,
+    }))
+    .await
+    .unwrap();
+    let base = match conn.read_message().await.unwrap() {
+        Message::PutReady(ready) => ready.base.expect("a base is offered"),
+        other => panic!("no put_ready: {other:?}"),
+    };
+    ferry::transfer::delta::wire::read_signature(&mut conn, &base)
+        .await
+        .unwrap();
+    conn.write_message(&Message::PutStart(ferry::protocol::PutStart {
+        offset: 0,
+        delta: true,
+    }))
+    .await
+    .unwrap();
+    // A first literal frame, then nothing more.
+    conn.write_data(0, &[1u8; 1000]).await.unwrap();
+    conn.flush().await.unwrap();
+    conn
+}
+
+/// A delta get of `big` against a made-up base whose data is never read past `get_ready`.
+async fn stalled_get(server: &TestServer) -> Connection<TcpStream> {
+    let mut conn = anonymous_from(server.addr, "127.0.0.1").await;
+    conn.write_message(&Message::Get(Get {
+        path: "big".into(),
+        hash: HashAlgorithm::Blake3,
+        offset: 0,
+        prefix_hash: None,
+        base: Some(ferry::protocol::DeltaBase {
+            size: 1 << 20,
+            avg: 1024,
+            chunks: 1,
+        }),
+        compress: false,
+    }))
+    .await
+    .unwrap();
+    conn.write_data(0, &[7u8; 8]).await.unwrap();
+    conn.flush().await.unwrap();
+    // The delta is under way: its answer came, and the data behind it is never read.
+    match conn.read_message().await.unwrap() {
+        Message::GetReady(ready) => assert!(ready.delta, "{ready:?}"),
+        other => panic!("no get_ready: {other:?}"),
+    }
+    conn
+}

@@ -60,6 +60,93 @@ impl Sizes {
     }
 }
 
+/// A file being cut a piece at a time: each [`Chunker::step`] hands out the next chunks, about
+/// a budget's worth, reading the file through the window as it goes, so a caller can cut a file
+/// in several trips to a blocking thread (a sender that waits on its peer between them holds no
+/// thread).
+pub struct Chunker {
+    sizes: Sizes,
+    len: u64,
+    window: Vec<u8>,
+    /// `window[start..held]` is read and not yet cut.
+    start: usize,
+    held: usize,
+    /// File offset after the last byte read.
+    read_to: u64,
+    /// File offset of `window[0]`.
+    window_at: u64,
+    done: bool,
+}
+
+impl Chunker {
+    /// A chunker for the first `len` bytes of a file.
+    pub fn new(len: u64, sizes: Sizes) -> Self {
+        Chunker {
+            sizes,
+            len,
+            window: vec![0u8; WINDOW.max(2 * sizes.max)],
+            start: 0,
+            held: 0,
+            read_to: 0,
+            window_at: 0,
+            done: false,
+        }
+    }
+
+    /// Whether every chunk has been handed out.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    /// Calls `each(offset, bytes)` for the next chunks in order until they add up to `budget`
+    /// bytes at least, or the file ends. Stops at the first error `each` returns.
+    ///
+    /// # Errors
+    /// Read errors; `UnexpectedEof` when the file is shorter than `len`; `each`'s error.
+    pub fn step(
+        &mut self,
+        file: &File,
+        budget: usize,
+        mut each: impl FnMut(u64, &[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut handed = 0usize;
+        while !self.done && handed < budget {
+            if self.held - self.start < self.sizes.max && self.read_to < self.len {
+                self.refill(file)?;
+            }
+            let at_end = self.read_to == self.len;
+            if self.start == self.held && at_end {
+                self.done = true;
+                break;
+            }
+            // After a refill the window holds a largest chunk's worth, or the file's end.
+            let bytes = &self.window[self.start..self.held];
+            let count = self.sizes.first_cut(bytes, at_end).unwrap_or(bytes.len());
+            each(
+                self.window_at + self.start as u64,
+                &self.window[self.start..self.start + count],
+            )?;
+            self.start += count;
+            handed += count;
+        }
+        Ok(())
+    }
+
+    /// Moves what is not yet cut to the window's start and reads behind it as much as fits.
+    fn refill(&mut self, file: &File) -> io::Result<()> {
+        self.window.copy_within(self.start..self.held, 0);
+        self.held -= self.start;
+        self.window_at += self.start as u64;
+        self.start = 0;
+        let room = self.window.len() - self.held;
+        let want = usize::try_from(self.len - self.read_to).map_or(room, |left| left.min(room));
+        file.read_exact_at(&mut self.window[self.held..self.held + want], self.read_to)?;
+        self.held += want;
+        self.read_to += want as u64;
+        Ok(())
+    }
+}
+
 /// Cuts the first `len` bytes of `file` into chunks, calling `each(offset, bytes)` for each in
 /// order. Stops at the first error `each` returns.
 ///
@@ -71,34 +158,7 @@ pub fn chunk_file(
     sizes: Sizes,
     mut each: impl FnMut(u64, &[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut window = vec![0u8; WINDOW.max(2 * sizes.max)];
-    let mut held = 0usize; // bytes at the window's start not yet cut
-    let mut read_to = 0u64; // file offset after the last byte read
-    let mut cut_to = 0u64; // file offset of window[0]
-    loop {
-        let want = usize::try_from(len - read_to)
-            .map_or(window.len() - held, |left| left.min(window.len() - held));
-        if want > 0 {
-            file.read_exact_at(&mut window[held..held + want], read_to)?;
-            held += want;
-            read_to += want as u64;
-        }
-        let at_end = read_to == len;
-        let mut start = 0usize;
-        while start < held {
-            let Some(count) = sizes.first_cut(&window[start..held], at_end) else {
-                break;
-            };
-            each(cut_to + start as u64, &window[start..start + count])?;
-            start += count;
-        }
-        window.copy_within(start..held, 0);
-        held -= start;
-        cut_to += start as u64;
-        if at_end && held == 0 {
-            return Ok(());
-        }
-    }
+    Chunker::new(len, sizes).step(file, usize::MAX, &mut each)
 }
 
 #[cfg(test)]
@@ -146,6 +206,34 @@ mod tests {
                 .map(|c| (c.offset as u64, c.length))
                 .collect();
         assert_eq!(chunks_of(&bytes, avg), expected);
+    }
+
+    #[test]
+    fn steps_cut_where_one_pass_would() {
+        let bytes = noise(20 << 20, 11);
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        let avg = 256 * 1024;
+        let mut chunker = Chunker::new(bytes.len() as u64, Sizes::new(avg));
+        let mut stepped = Vec::new();
+        let mut steps = 0;
+        while !chunker.done() {
+            let before = stepped.len();
+            chunker
+                .step(&file, 1 << 20, |offset, chunk| {
+                    stepped.push((offset, chunk.len()));
+                    Ok(())
+                })
+                .unwrap();
+            let handed: usize = stepped[before..].iter().map(|(_, n)| n).sum();
+            assert!(
+                handed < (1 << 20) + 4 * avg as usize,
+                "a step stays near its budget"
+            );
+            steps += 1;
+        }
+        assert!(steps >= 10, "{steps} steps");
+        assert_eq!(stepped, chunks_of(&bytes, avg));
     }
 
     #[test]

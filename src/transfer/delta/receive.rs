@@ -4,8 +4,9 @@
 //!
 //! Every instruction is checked before it is followed: a copy must lie within the base and
 //! within what is left of the announced size, literal bytes too; a peer that breaks either is
-//! out of step and nothing beyond the partial is ever written. The disk side runs on one
-//! blocking thread fed through a short queue, as in a plain receive.
+//! out of step and nothing beyond the partial is ever written. Each frame's work on the disk is
+//! one trip to a blocking thread, made while the next frame is read (as in a plain receive,
+//! [`crate::transfer::chunks`]): no thread ever waits on the peer.
 
 use std::fs::File;
 use std::io::Write;
@@ -13,7 +14,7 @@ use std::os::unix::fs::FileExt;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::{COPY_BYTES, COPY_CHANNEL};
 use crate::connection::{Connection, ConnectionError};
@@ -23,8 +24,6 @@ use crate::transfer::compress::COMPRESSED_CHANNEL;
 use crate::transfer::hash_cache::Fingerprint;
 use crate::transfer::hashing::Hasher;
 
-/// Frames queued between the connection and the disk.
-const QUEUE: usize = 4;
 /// Bytes of the base copied at a time.
 const COPY_BUFFER: usize = 1 << 20;
 
@@ -55,16 +54,28 @@ enum Piece {
     Copies(Vec<(u64, u64)>),
 }
 
-/// The disk side: the partial, the base and the hash so far.
+/// The disk side: the partial, the base and the hash so far, and the first local failure
+/// (after which the rest of the delta is read and dropped).
 struct Builder {
     out: File,
     base: File,
     hasher: Hasher,
     buffer: Vec<u8>,
+    failed: Option<std::io::Error>,
 }
 
 impl Builder {
-    fn apply(&mut self, piece: Piece) -> std::io::Result<()> {
+    /// One trip to a blocking thread.
+    fn apply(mut self, piece: Piece) -> Self {
+        if self.failed.is_none()
+            && let Err(e) = self.write(piece)
+        {
+            self.failed = Some(e);
+        }
+        self
+    }
+
+    fn write(&mut self, piece: Piece) -> std::io::Result<()> {
         match piece {
             Piece::Literal(bytes) => {
                 self.out.write_all(&bytes)?;
@@ -89,6 +100,33 @@ impl Builder {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// The builder: idle, or on a blocking thread with the frame before.
+struct Disk {
+    idle: Option<Builder>,
+    busy: Option<JoinHandle<Builder>>,
+}
+
+impl Disk {
+    /// The builder, once its last trip is over.
+    async fn builder(&mut self) -> Result<Builder, TransferError> {
+        if let Some(task) = self.busy.take() {
+            return task
+                .await
+                .map_err(|e| TransferError::Local(std::io::Error::other(e)));
+        }
+        self.idle.take().ok_or_else(|| {
+            TransferError::Local(std::io::Error::other("the delta's builder is gone"))
+        })
+    }
+
+    /// Hands `piece` to the builder once it is free (the frame before is written meanwhile).
+    async fn apply(&mut self, piece: Piece) -> Result<(), TransferError> {
+        let builder = self.builder().await?;
+        self.busy = Some(tokio::task::spawn_blocking(move || builder.apply(piece)));
         Ok(())
     }
 }
@@ -118,28 +156,16 @@ where
 {
     let fingerprint = base.fingerprint;
     let offsets = base.offsets;
-    let (queue, mut pieces) = mpsc::channel::<Piece>(QUEUE);
-    let disk = tokio::task::spawn_blocking(move || {
-        let mut builder = Builder {
+    let mut disk = Disk {
+        idle: Some(Builder {
             out,
             base: base.file,
             hasher,
             buffer: Vec::new(),
-        };
-        let mut failed: Option<std::io::Error> = None;
-        while let Some(piece) = pieces.blocking_recv() {
-            if failed.is_none()
-                && let Err(e) = builder.apply(piece)
-            {
-                failed = Some(e);
-            }
-        }
-        let changed = match builder.base.metadata() {
-            Ok(now) => Fingerprint::of(&now) != fingerprint,
-            Err(_) => true,
-        };
-        (builder.hasher, failed, changed)
-    });
+            failed: None,
+        }),
+        busy: None,
+    };
     let mut left = len;
     let mut matched = 0u64;
     let read: Result<(), TransferError> = async {
@@ -185,19 +211,24 @@ where
             }
             left -= covers;
             progress(covers);
-            if queue.send(piece).await.is_err() {
-                break;
-            }
+            disk.apply(piece).await?;
         }
         Ok(())
     }
     .await;
-    drop(queue);
-    let (hasher, failed, changed) = disk
-        .await
-        .map_err(|e| TransferError::Local(std::io::Error::other(e)))?;
+    // The last frame's trip ends before anything is decided (the partial is not touched after).
+    let builder = disk.builder().await?;
     read?;
-    match failed {
+    let (builder, changed) = tokio::task::spawn_blocking(move || {
+        let changed = match builder.base.metadata() {
+            Ok(now) => Fingerprint::of(&now) != fingerprint,
+            Err(_) => true,
+        };
+        (builder, changed)
+    })
+    .await
+    .map_err(|e| TransferError::Local(std::io::Error::other(e)))?;
+    match builder.failed {
         Some(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             return Err(TransferError::FileChanged);
         }
@@ -208,7 +239,7 @@ where
         return Err(TransferError::FileChanged);
     }
     Ok(DeltaReceived {
-        hash: hasher.finish_hex(),
+        hash: builder.hasher.finish_hex(),
         matched,
     })
 }

@@ -2,7 +2,8 @@
 # The whole test suite in one command, on a machine with only a Rust toolchain: installs what
 # the tests need when it is missing (cargo-nextest, the runner that bounds every test's time;
 # python3, tmux and irssi, which some tests drive; rsync, the oracle the mirror tests compare
-# with; redis-server, which the cluster tests start on
+# with; ssh-keygen and ssh-agent (openssh-client), the oracles of key sign-in; redis-server,
+# which the cluster tests start on
 # ports of their own; Chromium and Playwright, which drive the web page), then runs them. Without
 # arguments the suite runs a second time with every in-process test server on the cluster engine
 # (FERRY_TEST_CLUSTER=1, each with a Redis of its own): the single-server suite must pass with and
@@ -15,6 +16,7 @@ command -v python3 >/dev/null 2>&1 || need_apt="$need_apt python3"
 command -v tmux >/dev/null 2>&1 || need_apt="$need_apt tmux"
 command -v irssi >/dev/null 2>&1 || need_apt="$need_apt irssi"
 command -v rsync >/dev/null 2>&1 || need_apt="$need_apt rsync"
+command -v ssh-agent >/dev/null 2>&1 || need_apt="$need_apt openssh-client"
 command -v redis-server >/dev/null 2>&1 || need_apt="$need_apt redis-server"
 # The browser tests launch Debian's Chromium by its path (Playwright cannot download its own).
 [ -x /usr/bin/chromium ] || need_apt="$need_apt chromium"

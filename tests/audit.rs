@@ -530,6 +530,7 @@ async fn a_long_claimed_name_is_kept_short() {
         client: "test".into(),
         user: Some(claimed.clone()),
         nonce: Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()),
+        keys: Vec::new(),
     }))
     .await
     .unwrap();

@@ -181,6 +181,7 @@ async fn the_token_never_crosses_the_wire_and_a_replayed_proof_fails() {
         client: "test".into(),
         user: Some("alice".into()),
         nonce: Some(nonce.clone()),
+        keys: Vec::new(),
     });
     conn.write_message(&hello).await.unwrap();
     let Message::Challenge(Challenge {
@@ -233,6 +234,7 @@ async fn hello_with_a_user_but_no_nonce_is_a_bad_message() {
         client: "test".into(),
         user: Some("alice".into()),
         nonce: None,
+        keys: Vec::new(),
     }))
     .await
     .unwrap();

@@ -109,6 +109,7 @@ async fn client(addr: SocketAddr, home: &std::path::Path) -> Client {
         home: home.to_path_buf(),
         connect_timeout: WAIT,
         accept_new: true,
+        keys: None,
     })
     .await
     .unwrap()

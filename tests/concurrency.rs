@@ -58,6 +58,7 @@ async fn ten_thousand_idle_tls_connections_and_the_server_still_answers() {
         home,
         connect_timeout: common::WAIT,
         accept_new: true,
+        keys: None,
     };
     let base = server.status_kib("VmRSS");
     let mut idle = Vec::with_capacity(N);

@@ -639,6 +639,7 @@ async fn a_fast_writer_and_a_slow_reader_keep_server_memory_flat() {
         home: server.dir.path().join("home"),
         connect_timeout: WAIT,
         accept_new: true,
+        keys: None,
     };
     let client = ferry::client::Client::connect(&options).await.unwrap();
     let (stdout_w, mut stdout_r) = tokio::io::duplex(64 * 1024);

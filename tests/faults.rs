@@ -346,6 +346,7 @@ fn hello_frame() -> Vec<u8> {
         client: "slowloris".repeat(8),
         user: None,
         nonce: None,
+        keys: Vec::new(),
     })
     .to_frame()
 }

@@ -1064,6 +1064,7 @@ async fn connect_plaintext(addr: std::net::SocketAddr, home: &Path) -> Connectio
         home: home.to_path_buf(),
         connect_timeout: common::WAIT,
         accept_new: true,
+        keys: None,
     };
     ferry::client::Client::connect(&options)
         .await

@@ -89,6 +89,7 @@ async fn ten_thousand_clients_mixed_chat_exec_and_files() {
         home: server.dir.path().join("home"),
         connect_timeout: WAIT,
         accept_new: true,
+        keys: None,
     };
     // The baseline is taken once the server has served one session (pin, lazy state).
     Client::connect(&options)

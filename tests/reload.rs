@@ -22,6 +22,7 @@ fn options(server: &ServerProcess, token: Option<&Token>) -> ClientOptions {
         home: server.dir.path().join("client-home"),
         connect_timeout: WAIT,
         accept_new: true,
+        keys: None,
     }
 }
 

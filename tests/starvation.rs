@@ -40,6 +40,7 @@ async fn anonymous_from(server: SocketAddr, from: &str) -> Connection<TcpStream>
         client: "starver".into(),
         user: None,
         nonce: None,
+        keys: Vec::new(),
     }))
     .await
     .unwrap();

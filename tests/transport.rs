@@ -133,6 +133,7 @@ async fn a_non_ferry_server_is_named_as_such() {
         home: home.path().to_path_buf(),
         connect_timeout: WAIT,
         accept_new: true,
+        keys: None,
     };
     let err = Client::connect(&options).await.err().expect("not ferry");
     assert!(matches!(err, ClientError::NotFerry { .. }), "{err}");

@@ -61,6 +61,7 @@ async fn session(server: &TestServer) -> Socket {
             client: "web-test".into(),
             user: None,
             nonce: None,
+            keys: Vec::new(),
         }),
     )
     .await;

@@ -77,6 +77,10 @@ pub enum AuditEvent {
         /// Why it was refused.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         reason: Option<String>,
+        /// The SSH key's fingerprint (`SHA256:...`) for a sign-in with a key, whether it
+        /// succeeded or not; never the key itself.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        key: Option<String>,
     },
     /// A command ran and ended (or could not start).
     Exec {

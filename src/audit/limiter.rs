@@ -144,6 +144,7 @@ mod tests {
             transport: crate::transport::Transport::Tcp,
             ok: false,
             reason: None,
+            key: None,
         }
     }
 

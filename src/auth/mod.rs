@@ -3,6 +3,7 @@
 //! The server-side decision lives in [`Authenticator`]; the wire exchange that feeds it is in
 //! `server::handshake` and its mirror `client::handshake`.
 
+pub mod keys;
 pub mod limiter;
 pub mod scram;
 pub mod token;
@@ -27,7 +28,8 @@ pub struct SessionIdentity {
     pub user: Option<String>,
     /// Its permissions as of the last look (see [`Authenticator::rights_of`]).
     pub permissions: Permissions,
-    /// The stored key the user logged in with, so a rotated token ends the session.
+    /// What the user signed in with, so a rotated token or a removed key ends the session:
+    /// the token's stored key, or the SHA-256 of the public key ([`keys::AuthorizedKey::id`]).
     pub credential: Option<[u8; scram::KEY_LEN]>,
 }
 
@@ -38,6 +40,8 @@ pub struct UserRecord {
     pub permissions: Permissions,
     /// The stored SCRAM credential its token is checked against.
     pub credential: Credential,
+    /// The SSH public keys it may sign in with.
+    pub keys: Vec<keys::AuthorizedKey>,
 }
 
 /// The server's authentication state: users, anonymous rights, failure limiting.
@@ -140,7 +144,10 @@ impl Authenticator {
         match (&identity.user, &identity.credential) {
             (None, _) => Rights::Granted(table.anonymous),
             (Some(name), Some(used)) => match table.users.get(name) {
-                Some(record) if record.credential.stored_key == *used => {
+                Some(record)
+                    if record.credential.stored_key == *used
+                        || record.keys.iter().any(|key| key.id() == *used) =>
+                {
                     Rights::Granted(record.permissions)
                 }
                 _ => Rights::Revoked,

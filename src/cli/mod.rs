@@ -27,6 +27,7 @@ use clap::{Args, Parser, Subcommand};
 use ferry::auth::token::Token;
 use std::io::IsTerminal;
 
+use ferry::client::keys::KeyLogin;
 use ferry::client::{Client, ClientError, ClientOptions, DEFAULT_SERVER};
 
 /// ferry: chat, remote commands and files over TCP, safely and fast.
@@ -115,6 +116,13 @@ pub struct ClientArgs {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// Sign in with an SSH key as this user (when there is no token): through ssh-agent when
+    /// SSH_AUTH_SOCK is set, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa.
+    #[arg(long, env = "FERRY_USER", value_name = "NAME")]
+    pub user: Option<String>,
+    /// Sign in with this private key file (as ssh -i), as --user or the local login name.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
     /// Speak plaintext instead of TLS (the server must run with --plaintext too).
     #[arg(long)]
     pub plaintext: bool,
@@ -122,6 +130,16 @@ pub struct ClientArgs {
     /// terminal to ask on, a new server is always pinned on first use.
     #[arg(long)]
     pub accept_new: bool,
+}
+
+/// The local login name, as ssh takes it: the account of this process's user.
+fn login_name() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|user| user.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_default()
 }
 
 /// `--timeout`-style seconds: positive, at most a year.
@@ -185,6 +203,7 @@ impl ClientArgs {
             .transpose()
             .context("invalid --token / FERRY_TOKEN")?;
         let home = ferry_home()?;
+        let keys = self.key_login();
         let servers: Vec<&str> = match self.server.as_slice() {
             [] => vec![DEFAULT_SERVER],
             many => many.iter().map(String::as_str).collect(),
@@ -198,8 +217,24 @@ impl ClientArgs {
                 home: home.clone(),
                 connect_timeout: CONNECT_TIMEOUT,
                 accept_new: true,
+                keys: keys.clone(),
             })
             .collect())
+    }
+
+    /// Signing in with a key: when a user is named (`--user`, FERRY_USER) or a key file chosen
+    /// (`--identity`, then as the local login name). Without either the session stays
+    /// anonymous, as before: ferry, unlike ssh, has anonymous sessions, and a key lying in
+    /// ~/.ssh must not turn a public chat into a failed sign-in.
+    fn key_login(&self) -> Option<KeyLogin> {
+        let user = self.user.clone().filter(|u| !u.is_empty());
+        if user.is_none() && self.identity.is_none() {
+            return None;
+        }
+        Some(KeyLogin {
+            user: user.unwrap_or_else(login_name),
+            identity: self.identity.clone(),
+        })
     }
 
     /// Connects, asking on the terminal before trusting a server met for the first time (as

@@ -11,6 +11,10 @@ use crate::protocol::{Goodbye, Message, Refusal};
 pub enum ClientError {
     #[error("invalid server address '{0}': expected HOST:PORT")]
     BadAddress(String),
+    /// Signing in with an SSH key cannot go on (no key, an agent that fails, an encrypted key
+    /// without a terminal).
+    #[error("{0}")]
+    Key(String),
     #[error("cannot connect to {server}: {source}")]
     Connect {
         server: String,

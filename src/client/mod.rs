@@ -2,6 +2,7 @@
 //! service through its peer here: [`chat`], [`exec`], [`files`] (and [`tree`] for whole
 //! directories), and [`Client::ping`]. The CLI, the bench and the tests all use this API.
 
+pub mod agent;
 pub mod chat;
 mod connect;
 mod crowd;
@@ -10,6 +11,7 @@ pub mod exec;
 pub mod files;
 mod handles;
 pub mod handshake;
+pub mod keys;
 pub mod tree;
 pub mod watch;
 mod websocket;
@@ -43,8 +45,10 @@ pub struct ClientOptions {
     /// `HOST:PORT`, also the key of the pin store; or `wss://HOST:PORT[/PATH]` (`ws://` in
     /// plaintext) for a server's web door.
     pub server: String,
-    /// The user's token; `None` for an anonymous session.
+    /// The user's token; `None` for an anonymous session (or one signed in with a key).
     pub token: Option<Token>,
+    /// Sign in with an SSH key as this user, when there is no token.
+    pub keys: Option<keys::KeyLogin>,
     /// Ask for a plaintext connection instead of TLS.
     pub plaintext: bool,
     /// FERRY_HOME: holds the pin store.
@@ -55,6 +59,17 @@ pub struct ClientOptions {
     /// an unknown server is [`ClientError::UnknownServer`] and nothing is pinned: the caller
     /// asks the user, as ssh does, and pins with `tls::KnownServers` if they agree.
     pub accept_new: bool,
+}
+
+impl ClientOptions {
+    /// How these options sign in: a token wins over a key.
+    pub fn sign_in(&self) -> handshake::SignIn<'_> {
+        match (&self.token, &self.keys) {
+            (Some(token), _) => handshake::SignIn::Token(token),
+            (None, Some(keys)) => handshake::SignIn::Key(keys),
+            (None, None) => handshake::SignIn::Anonymous,
+        }
+    }
 }
 
 /// What the client learnt while connecting.
@@ -116,7 +131,7 @@ impl Client {
             .map_or_else(|| "plaintext".to_string(), |(fp, _)| fp.clone());
         let mut conn = Connection::new(transport.stream);
         let granted =
-            handshake::client_handshake(&mut conn, options.token.as_ref(), &binding).await?;
+            handshake::client_handshake_as(&mut conn, options.sign_in(), &binding).await?;
         let max_frame = granted.max_frame.clamp(MIN_MAX_FRAME, MAX_MAX_FRAME);
         conn.set_max_frame(max_frame);
         conn.set_peer_max_frame(max_frame);

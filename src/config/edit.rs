@@ -5,6 +5,7 @@ use std::path::Path;
 use toml_edit::{Array, DocumentMut, Item, Table, value};
 
 use super::{ConfigError, ServerConfig};
+use crate::auth::keys::AuthorizedKey;
 use crate::auth::scram::Credential;
 use crate::auth::token::Token;
 use crate::protocol::Permissions;
@@ -20,6 +21,22 @@ use crate::random::random_bytes;
 /// An invalid name, an existing user (a silent rotation would lock out its holder: that is
 /// [`rotate_user`]), an unreadable or invalid file, or a failed write.
 pub fn add_user(path: &Path, name: &str, allow: Permissions) -> Result<Token, ConfigError> {
+    add_user_with_keys(path, name, allow, &[])
+}
+
+/// [`add_user`] with SSH public keys (`authorized_keys` lines) the user may sign in with, in
+/// the same write. The token is still made (tokens work beside keys); a caller that gives keys
+/// may leave it unshown, and `ferry user rotate` makes one to show.
+///
+/// # Errors
+/// As [`add_user`], or a line that is not a key ferry takes.
+pub fn add_user_with_keys(
+    path: &Path,
+    name: &str,
+    allow: Permissions,
+    keys: &[String],
+) -> Result<Token, ConfigError> {
+    let keys = parsed_keys(path, keys)?;
     let token = Token::generate(name)?;
     edit_users(path, |users| {
         if users.contains_key(name) {
@@ -32,10 +49,128 @@ pub fn add_user(path: &Path, name: &str, allow: Permissions) -> Result<Token, Co
         let permissions: Array = allow.to_vec().iter().map(|p| p.name()).collect();
         user.insert("allow", value(permissions));
         user.insert("credential", value(new_credential(&token)));
+        if !keys.is_empty() {
+            user.insert("keys", value(keys.iter().collect::<Array>()));
+        }
         users.insert(name, Item::Table(user));
         Ok(())
     })?;
     Ok(token)
+}
+
+/// Adds SSH public keys to user `name`; a running server takes them at once. A key the user
+/// has already is not added twice.
+///
+/// # Errors
+/// No such user, a line that is not a key ferry takes, an unreadable or invalid file, or a
+/// failed write.
+pub fn add_keys(path: &Path, name: &str, keys: &[String]) -> Result<(), ConfigError> {
+    let keys = parsed_keys(path, keys)?;
+    edit_user_keys(path, name, |held| {
+        for line in &keys {
+            let id = AuthorizedKey::parse(line).map(|k| k.id()).ok();
+            if !held
+                .iter()
+                .any(|h| AuthorizedKey::parse(h).map(|k| k.id()).ok() == id)
+            {
+                held.push(line.clone());
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Removes from user `name` every key that `which` names: its fingerprint (`SHA256:...`), its
+/// comment, or the key itself; returns the lines removed. A running server ends the sessions
+/// signed in with them.
+///
+/// # Errors
+/// No such user, no such key, an unreadable or invalid file, or a failed write.
+pub fn remove_keys(path: &Path, name: &str, which: &str) -> Result<Vec<String>, ConfigError> {
+    let which = which.trim();
+    let wanted = AuthorizedKey::parse(which).ok().map(|k| k.id());
+    let mut removed = Vec::new();
+    edit_user_keys(path, name, |held| {
+        held.retain(|line| {
+            let named = AuthorizedKey::parse(line).is_ok_and(|key| {
+                key.fingerprint() == which
+                    || (!which.is_empty() && key.comment() == which)
+                    || Some(key.id()) == wanted
+            });
+            if named {
+                removed.push(line.clone());
+            }
+            !named
+        });
+        if removed.is_empty() {
+            return Err(invalid(
+                path,
+                format!(
+                    "user '{name}' has no key '{which}' ('ferry user key list {name}' shows them)"
+                ),
+            ));
+        }
+        Ok(())
+    })?;
+    Ok(removed)
+}
+
+/// The keys of user `name` as the config holds them.
+///
+/// # Errors
+/// No such user, an unreadable or invalid file.
+pub fn user_keys(path: &Path, name: &str) -> Result<Vec<AuthorizedKey>, ConfigError> {
+    let config = ServerConfig::load(path, true)?;
+    let user = config
+        .users
+        .get(name)
+        .ok_or_else(|| no_such_user(path, name))?;
+    Ok(user
+        .keys
+        .iter()
+        .filter_map(|line| AuthorizedKey::parse(line).ok())
+        .collect())
+}
+
+/// Each line checked and trimmed, or the first that is not a key.
+fn parsed_keys(path: &Path, keys: &[String]) -> Result<Vec<String>, ConfigError> {
+    keys.iter()
+        .map(|line| {
+            AuthorizedKey::parse(line)
+                .map(|_| line.trim().to_string())
+                .map_err(|e| invalid(path, e))
+        })
+        .collect()
+}
+
+/// Lets `change` edit the `keys` list of user `name`.
+fn edit_user_keys(
+    path: &Path,
+    name: &str,
+    change: impl FnOnce(&mut Vec<String>) -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
+    edit_users(path, |users| {
+        let user = users
+            .get_mut(name)
+            .and_then(Item::as_table_like_mut)
+            .ok_or_else(|| no_such_user(path, name))?;
+        let mut held: Vec<String> = user
+            .get("keys")
+            .and_then(Item::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        change(&mut held)?;
+        if held.is_empty() {
+            user.remove("keys");
+        } else {
+            user.insert("keys", value(held.iter().collect::<Array>()));
+        }
+        Ok(())
+    })
 }
 
 /// Removes user `name`; a running server ends its sessions at their next request.

@@ -20,11 +20,14 @@ use serde::{Deserialize, Serialize};
 pub use audit::AuditConfig;
 pub use chat::{BotConfig, ChatConfig};
 pub use cluster::ClusterConfig;
-pub use edit::{add_user, remove_user, rotate_user};
+pub use edit::{
+    add_keys, add_user, add_user_with_keys, remove_keys, remove_user, rotate_user, user_keys,
+};
 pub use exec::ExecConfig;
 pub use limits::{Limits, MAX_MAX_FRAME};
 pub use metrics::{MetricsConfig, check_metrics_address};
 
+use crate::auth::keys::AuthorizedKey;
 use crate::auth::scram::{BadCredential, Credential};
 use crate::auth::token::validate_user_name;
 use crate::auth::{Accounts, FailurePolicy, UserRecord};
@@ -122,6 +125,10 @@ pub struct UserConfig {
     pub allow: Vec<Permission>,
     /// `scram-sha256:SALT:STOREDKEY:SERVERKEY`, written by `ferry user add`.
     pub credential: String,
+    /// SSH public keys the user may sign in with, one `authorized_keys` line each (`ferry
+    /// user key add`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
 }
 
 /// Why a configuration file cannot be used.
@@ -213,6 +220,9 @@ impl ServerConfig {
             validate_user_name(name).map_err(|e| e.to_string())?;
             Credential::from_config_string(&user.credential)
                 .map_err(|e| format!("users.{name}: {e}"))?;
+            for key in &user.keys {
+                AuthorizedKey::parse(key).map_err(|e| format!("users.{name}.keys: {e}"))?;
+            }
         }
         Ok(())
     }
@@ -236,6 +246,12 @@ impl ServerConfig {
                     UserRecord {
                         permissions: user.allow.iter().copied().collect(),
                         credential: Credential::from_config_string(&user.credential)?,
+                        // Validation refused any key that does not parse.
+                        keys: user
+                            .keys
+                            .iter()
+                            .filter_map(|line| AuthorizedKey::parse(line).ok())
+                            .collect(),
                     },
                 ))
             })

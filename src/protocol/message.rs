@@ -22,7 +22,9 @@ use super::files::{
     PutEnd, PutReady, PutStart, Remove, Rename, Symlink,
 };
 use super::refusal::Refusal;
-use super::session::{Challenge, Goodbye, Hello, Ping, Pong, Proof, Welcome};
+use super::session::{
+    Challenge, Goodbye, Hello, KeyChallenge, KeyProof, Ping, Pong, Proof, Welcome,
+};
 use super::stats::{Stats, StatsReport};
 
 /// Every control message of protocol version 1. Directions and meanings are on the body types.
@@ -38,6 +40,10 @@ pub enum Message {
     Challenge(Challenge),
     /// Client → server: proof that the client holds the token (see `auth::scram`).
     Proof(Proof),
+    /// Server → client: sign in with the offered key `key` over this nonce.
+    KeyChallenge(KeyChallenge),
+    /// Client → server: the key's signature.
+    KeyProof(KeyProof),
     /// Server → client: the session is open.
     Welcome(Welcome),
     /// Client → server: a round-trip probe.

@@ -39,5 +39,5 @@ pub use message::{Message, MessageError};
 pub use permission::{Permission, Permissions};
 pub use preamble::{Mode, Preamble, PreambleError};
 pub use refusal::Refusal;
-pub use session::{Challenge, Goodbye, Hello, Ping, Pong, Proof, Welcome};
+pub use session::{Challenge, Goodbye, Hello, KeyChallenge, KeyProof, Ping, Pong, Proof, Welcome};
 pub use stats::{Sample, Stats, StatsReport};

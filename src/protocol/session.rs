@@ -15,6 +15,11 @@ pub struct Hello {
     /// Base64 client nonce (at least 16 random bytes); required with `user`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// Public keys the client can sign with, each as OpenSSH writes it (`ssh-ed25519
+    /// AAAA...`, no comment): with `user`, the server answers `key_challenge` instead of
+    /// `challenge` and the session signs in with a key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
 }
 
 /// Server → client: the salt of the user's credential and the server's nonce.
@@ -31,6 +36,24 @@ pub struct Challenge {
 pub struct Proof {
     /// Base64 of ClientKey XOR ClientSignature.
     pub proof: String,
+}
+
+/// Server → client: sign the sign-in with the offered key `key` (an index into `hello`'s
+/// `keys`) over the server's nonce (see `auth::keys::signed_message`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyChallenge {
+    /// Base64 server nonce.
+    pub nonce: String,
+    /// Which offered key to sign with.
+    pub key: u32,
+}
+
+/// Client → server: the signature that proves the client holds the key's private half.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyProof {
+    /// Base64 of an SSH signature blob (`string algorithm, string signature`, RFC 4253 6.6;
+    /// RSA as `rsa-sha2-512` or `rsa-sha2-256`).
+    pub signature: String,
 }
 
 /// Server → client: the session is open.

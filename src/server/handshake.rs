@@ -1,5 +1,6 @@
-//! The server's side of the session handshake: `hello`, then for a user `challenge`/`proof`,
-//! then `welcome` or an error. Mirror of `client::handshake`.
+//! The server's side of the session handshake: `hello`, then for a user `challenge`/`proof`
+//! (a token) or `key_challenge`/`key_proof` (an SSH key, `key_sign_in`), then `welcome` or an
+//! error. Mirror of `client::handshake`.
 
 use crate::protocol::{Challenge, Hello, Proof, Welcome};
 use std::net::IpAddr;
@@ -60,6 +61,11 @@ pub struct HandshakeContext<'a> {
 impl HandshakeContext<'_> {
     /// Records how a sign-in ended, in the audit log and the metrics.
     fn signed_in(&self, user: Option<&str>, refused: Option<&str>) {
+        self.signed_in_with(user, refused, None);
+    }
+
+    /// [`Self::signed_in`] for a sign-in with the key of fingerprint `key`.
+    fn signed_in_with(&self, user: Option<&str>, refused: Option<&str>, key: Option<String>) {
         let outcome = match (refused, user) {
             (Some(_), _) => SignInOutcome::Failed,
             (None, Some(_)) => SignInOutcome::Ok,
@@ -71,6 +77,7 @@ impl HandshakeContext<'_> {
             transport: self.transport,
             ok: refused.is_none(),
             reason: refused.map(str::to_string),
+            key,
         });
     }
 }
@@ -95,8 +102,10 @@ pub async fn server_handshake<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let (user, client_nonce) = match conn.read_message().await {
-        Ok(Message::Hello(Hello { user, nonce, .. })) => (user, nonce),
+    let (user, client_nonce, keys) = match conn.read_message().await {
+        Ok(Message::Hello(Hello {
+            user, nonce, keys, ..
+        })) => (user, nonce, keys),
         Ok(other) => {
             let message = format!("expected 'hello', got '{}'", other.kind());
             return refuse(ErrorCode::UnexpectedMessage, message);
@@ -148,6 +157,9 @@ where
         let message = "'hello' with a user needs a 'nonce': 16 to 64 random bytes in base64";
         return refuse(ErrorCode::BadMessage, message);
     };
+    if !keys.is_empty() {
+        return key_sign_in::sign_in(conn, ctx, user, client_nonce, keys, turn).await;
+    }
     // An invalid name is treated as an unknown one: same decoy salt, same delay, same answer.
     let record = validate_user_name(&user)
         .ok()
@@ -203,14 +215,14 @@ where
     }
 }
 
-fn valid_nonce(nonce: &str) -> bool {
+pub(crate) fn valid_nonce(nonce: &str) -> bool {
     nonce.len() <= 128
         && STANDARD
             .decode(nonce)
             .is_ok_and(|bytes| (16..=64).contains(&bytes.len()))
 }
 
-async fn welcome<S>(
+pub(crate) async fn welcome<S>(
     conn: &mut Connection<S>,
     identity: &SessionIdentity,
     ctx: &HandshakeContext<'_>,
@@ -231,9 +243,10 @@ where
     Ok(())
 }
 
-fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, HandshakeError> {
+pub(crate) fn refuse<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, HandshakeError> {
     Err(HandshakeError::Refused(Refusal::new(code, message)))
 }
 
+mod key_sign_in;
 #[cfg(test)]
 mod tests;

@@ -154,6 +154,7 @@ mod tests {
         UserRecord {
             permissions: permissions.iter().copied().collect(),
             credential: Credential::derive(secret, b"salt"),
+            keys: Vec::new(),
         }
     }
 

@@ -220,6 +220,7 @@ impl TestServer {
             home: self.home(),
             connect_timeout: WAIT,
             accept_new: true,
+            keys: None,
         }
     }
 
@@ -366,6 +367,7 @@ pub async fn raw_session(addr: SocketAddr) -> Connection<TcpStream> {
         client: "raw-test".into(),
         user: None,
         nonce: None,
+        keys: Vec::new(),
     }))
     .await
     .unwrap();

@@ -8,12 +8,26 @@ fn samples() -> Vec<Message> {
             client: "ferry/0.1".into(),
             user: Some("alice".into()),
             nonce: Some("bm9uY2U=".into()),
+            keys: Vec::new(),
         }),
         Message::Challenge(Challenge {
             nonce: "a".into(),
             salt: "b".into(),
         }),
         Message::Proof(Proof { proof: "c".into() }),
+        Message::Hello(Hello {
+            client: "ferry/0.1".into(),
+            user: Some("alice".into()),
+            nonce: Some("bm9uY2U=".into()),
+            keys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA".into()],
+        }),
+        Message::KeyChallenge(KeyChallenge {
+            nonce: "a".into(),
+            key: 1,
+        }),
+        Message::KeyProof(KeyProof {
+            signature: "c2ln".into(),
+        }),
         Message::Welcome(Welcome {
             server: "ferry/0.1".into(),
             user: None,
@@ -286,6 +300,7 @@ fn arb_message() -> impl proptest::strategy::Strategy<Value = Message> {
                 nonce: user
                     .as_ref()
                     .map(|_| "bm9uY2Vub25jZW5vbmNlMTY=".to_string()),
+                keys: Vec::new(),
                 user,
             })
         }),

@@ -43,6 +43,7 @@ impl Server {
             UserRecord {
                 permissions: [Permission::Read, Permission::Write].into_iter().collect(),
                 credential: Credential::derive(alice.secret(), &salt),
+                keys: Vec::new(),
             },
         )]);
         let accounts = Accounts {
@@ -199,6 +200,7 @@ async fn a_user_without_a_nonce_and_a_request_before_hello_are_refused() {
             client: "test".into(),
             user: Some("alice".into()),
             nonce: None,
+            keys: Vec::new(),
         }))
         .await
         .unwrap();

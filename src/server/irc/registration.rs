@@ -353,6 +353,7 @@ pub(super) fn record_sign_in(
         transport: Transport::Irc,
         ok: refused.is_none(),
         reason: refused,
+        key: None,
     });
 }
 

@@ -37,7 +37,7 @@ pub fn server_address(server: &str) -> String {
 /// root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteArg {
-    /// `HOST:PORT`, when the argument named a server.
+    /// `HOST[:PORT]` (or a host alias), when the argument named a server.
     pub server: Option<String>,
     /// The path under the server's root (`""` for the root itself).
     pub path: String,
@@ -56,7 +56,7 @@ impl RemoteArg {
                 let inner = RemoteArg::parse(rest);
                 if let Some(server) = inner.server {
                     return RemoteArg {
-                        server: Some(format!("{scheme}{server}")),
+                        server: Some(format!("{scheme}{}", server_address(&server))),
                         path: inner.path,
                     };
                 }
@@ -85,9 +85,13 @@ impl RemoteArg {
             }
             _ => (None, rest),
         };
-        let port = port.unwrap_or(DEFAULT_PORT);
+        // Without a port the host stays as written: it may be a host alias (and
+        // `server_address` gives a plain host the default port).
         RemoteArg {
-            server: Some(format!("{host}:{port}")),
+            server: Some(match port {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            }),
             path: path.to_string(),
         }
     }
@@ -140,23 +144,20 @@ mod tests {
         assert_eq!(RemoteArg::parse(":x"), remote(None, ":x"));
         assert_eq!(
             RemoteArg::parse("box:notes.txt"),
-            remote(Some("box:9999"), "notes.txt")
+            remote(Some("box"), "notes.txt")
         );
-        assert_eq!(RemoteArg::parse("box:"), remote(Some("box:9999"), ""));
+        assert_eq!(RemoteArg::parse("box:"), remote(Some("box"), ""));
         assert_eq!(
             RemoteArg::parse("box:9000:a/b"),
             remote(Some("box:9000"), "a/b")
         );
-        assert_eq!(
-            RemoteArg::parse("box:2024"),
-            remote(Some("box:9999"), "2024")
-        );
+        assert_eq!(RemoteArg::parse("box:2024"), remote(Some("box"), "2024"));
         assert_eq!(RemoteArg::parse("box:2024:"), remote(Some("box:2024"), ""));
         assert_eq!(
             RemoteArg::parse("[::1]:9000:x"),
             remote(Some("[::1]:9000"), "x")
         );
-        assert_eq!(RemoteArg::parse("[::1]:x"), remote(Some("[::1]:9999"), "x"));
+        assert_eq!(RemoteArg::parse("[::1]:x"), remote(Some("[::1]"), "x"));
     }
 
     #[test]

@@ -5,10 +5,12 @@ mod address;
 mod audit;
 mod bench;
 mod chat;
+mod client_args;
 mod copy;
 mod exec;
 mod files;
 mod forget;
+mod hosts;
 mod ping;
 mod progress;
 mod serve;
@@ -19,16 +21,11 @@ mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use ferry::auth::token::Token;
-use std::io::IsTerminal;
-
-use ferry::client::keys::KeyLogin;
-use ferry::client::{Client, ClientError, ClientOptions, DEFAULT_SERVER};
+pub use client_args::ClientArgs;
 
 /// ferry: chat, remote commands and files over TCP, safely and fast.
 #[derive(Debug, Parser)]
@@ -77,6 +74,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Forget the pinned identity of a server (after it was changed on purpose).
     Forget(forget::ForgetArgs),
+    /// List the host aliases of FERRY_HOME/config.toml ([hosts.NAME] blocks: server, user,
+    /// identity, token or token_file, plaintext)
+    Hosts,
     /// Read the server's audit log: sign-ins, commands, file changes, user changes.
     Audit(audit::AuditArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
@@ -91,55 +91,6 @@ impl Command {
     pub fn is_server(&self) -> bool {
         matches!(self, Command::Serve(_))
     }
-}
-
-/// Options every client verb accepts right after the verb.
-#[derive(Debug, Clone, Args)]
-pub struct ClientArgs {
-    /// Server to connect to: HOST[:PORT] (port 9999 when not given), or wss://HOST:PORT for
-    /// its web door. Remote path arguments may name it instead, as HOST:PATH. Only `ferry bench
-    /// chat` takes several, to spread its members over a cluster.
-    #[arg(
-        long,
-        env = "FERRY_SERVER",
-        hide_env_values = true,
-        default_value = DEFAULT_SERVER,
-        value_name = "HOST[:PORT]",
-        action = clap::ArgAction::Append
-    )]
-    pub server: Vec<String>,
-    /// Token from 'ferry user add' (NAME:SECRET); prefer the environment variable.
-    #[arg(
-        long,
-        env = "FERRY_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub token: Option<String>,
-    /// Sign in with an SSH key as this user (when there is no token): through ssh-agent when
-    /// SSH_AUTH_SOCK is set, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa.
-    #[arg(long, env = "FERRY_USER", value_name = "NAME")]
-    pub user: Option<String>,
-    /// Sign in with this private key file (as ssh -i), as --user or the local login name.
-    #[arg(long, value_name = "FILE")]
-    pub identity: Option<PathBuf>,
-    /// Speak plaintext instead of TLS (the server must run with --plaintext too).
-    #[arg(long)]
-    pub plaintext: bool,
-    /// Trust a server met for the first time without asking (pin its identity). Without a
-    /// terminal to ask on, a new server is always pinned on first use.
-    #[arg(long)]
-    pub accept_new: bool,
-}
-
-/// The local login name, as ssh takes it: the account of this process's user.
-fn login_name() -> String {
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|user| user.name)
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_default()
 }
 
 /// `--timeout`-style seconds: positive, at most a year.
@@ -169,99 +120,6 @@ fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
         ));
     }
     Err(format!("'{text}' is not HOST:PORT (e.g. 127.0.0.1:9999)"))
-}
-
-/// Bound on connecting plus the handshake, for every client verb.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-
-impl ClientArgs {
-    /// Resolves the options into what the library needs.
-    ///
-    /// # Errors
-    /// A malformed token or an unusable FERRY_HOME.
-    pub fn options(&self) -> anyhow::Result<ClientOptions> {
-        if self.server.len() > 1 {
-            anyhow::bail!(
-                "--server is given {} times; only 'ferry bench chat' spreads over several servers",
-                self.server.len()
-            );
-        }
-        let mut each = self.options_for_each()?;
-        Ok(each.remove(0))
-    }
-
-    /// One set of options per `--server` given (at least one).
-    ///
-    /// # Errors
-    /// A malformed token or an unusable FERRY_HOME.
-    pub fn options_for_each(&self) -> anyhow::Result<Vec<ClientOptions>> {
-        let token = self
-            .token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .map(str::parse::<Token>)
-            .transpose()
-            .context("invalid --token / FERRY_TOKEN")?;
-        let home = ferry_home()?;
-        let keys = self.key_login();
-        let servers: Vec<&str> = match self.server.as_slice() {
-            [] => vec![DEFAULT_SERVER],
-            many => many.iter().map(String::as_str).collect(),
-        };
-        Ok(servers
-            .into_iter()
-            .map(|server| ClientOptions {
-                server: address::server_address(server),
-                token: token.clone(),
-                plaintext: self.plaintext,
-                home: home.clone(),
-                connect_timeout: CONNECT_TIMEOUT,
-                accept_new: true,
-                keys: keys.clone(),
-            })
-            .collect())
-    }
-
-    /// Signing in with a key: when a user is named (`--user`, FERRY_USER) or a key file chosen
-    /// (`--identity`, then as the local login name). Without either the session stays
-    /// anonymous, as before: ferry, unlike ssh, has anonymous sessions, and a key lying in
-    /// ~/.ssh must not turn a public chat into a failed sign-in.
-    fn key_login(&self) -> Option<KeyLogin> {
-        let user = self.user.clone().filter(|u| !u.is_empty());
-        if user.is_none() && self.identity.is_none() {
-            return None;
-        }
-        Some(KeyLogin {
-            user: user.unwrap_or_else(login_name),
-            identity: self.identity.clone(),
-        })
-    }
-
-    /// Connects, asking on the terminal before trusting a server met for the first time (as
-    /// ssh does); says so when an identity was pinned.
-    ///
-    /// # Errors
-    /// The connection failed, or the user did not trust the server.
-    pub async fn connect(&self) -> anyhow::Result<Client> {
-        let mut options = self.options()?;
-        let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-        options.accept_new = self.accept_new || !terminal;
-        let client = match Client::connect(&options).await {
-            Err(ClientError::UnknownServer { server, presented }) => {
-                if !trust::ask(&server, &presented)? {
-                    anyhow::bail!("not connected: the identity of {server} was not trusted");
-                }
-                let store = ferry::tls::KnownServers::in_home(&options.home);
-                store
-                    .check_or_pin(&server, &presented)
-                    .with_context(|| format!("cannot write {}", store.path().display()))?;
-                Client::connect(&options).await?
-            }
-            other => other?,
-        };
-        report_new_pin(client.info());
-        Ok(client)
-    }
 }
 
 /// FERRY_HOME, or the platform's config directory for ferry (e.g. `~/.config/ferry`).
@@ -316,6 +174,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mv(args) => files::mv(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Forget(args) => forget::run(args),
+        Command::Hosts => hosts::run(),
         Command::Audit(args) => audit::run(args),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod files;
 mod handles;
 pub mod handshake;
+pub mod hosts;
 pub mod keys;
 pub mod tree;
 pub mod watch;

@@ -19,7 +19,7 @@ pub use put::put;
 pub use sync::{SyncArgs, sync};
 
 use super::ClientArgs;
-use super::address::RemoteArg;
+use super::address::{RemoteArg, server_address};
 use ferry::client::{Client, ClientError};
 use ferry::protocol::{ErrorCode, FileEntry, Refusal};
 
@@ -70,7 +70,8 @@ pub(super) fn split_last(paths: &[String]) -> (&[String], Option<&String>) {
 pub(super) async fn connect(client: &ClientArgs, named: &[&RemoteArg]) -> anyhow::Result<Client> {
     let mut servers = named.iter().filter_map(|r| r.server.as_deref());
     let server = servers.next();
-    if let Some(other) = servers.find(|s| Some(*s) != server) {
+    let same = |a: &str, b: &str| a == b || server_address(a) == server_address(b);
+    if let Some(other) = servers.find(|s| !server.is_some_and(|first| same(s, first))) {
         bail!(
             "all remote paths must be on one server; got {} and {}",
             server.unwrap_or_default(),

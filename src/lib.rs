@@ -26,6 +26,7 @@ pub mod client;
 pub mod config;
 pub mod connection;
 pub mod fd_limit;
+pub mod forward;
 pub mod legacy;
 pub mod metrics;
 pub mod per_address;

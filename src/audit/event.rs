@@ -98,6 +98,24 @@ pub enum AuditEvent {
         error: Option<String>,
         duration_ms: u64,
     },
+    /// A forwarded stream ended (or was refused): where it went, bytes each way, how long.
+    Forward {
+        #[serde(flatten)]
+        actor: Actor,
+        /// `connect` (`-L`, `-D`: the server connected out) or `listen` (`-R`: a connection
+        /// arrived at the server's listener).
+        direction: String,
+        /// `HOST:PORT` asked for, or the listener's address.
+        destination: String,
+        /// Bytes from the client to the destination.
+        bytes_up: u64,
+        /// Bytes from the destination to the client.
+        bytes_down: u64,
+        duration_ms: u64,
+        /// Why it was refused or cut.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        error: Option<String>,
+    },
     /// A file was written under its name (after it was verified and made durable).
     FileWrite {
         #[serde(flatten)]
@@ -207,6 +225,7 @@ impl AuditEvent {
         match self {
             AuditEvent::SignIn { actor, .. }
             | AuditEvent::Exec { actor, .. }
+            | AuditEvent::Forward { actor, .. }
             | AuditEvent::FileWrite { actor, .. }
             | AuditEvent::Remove { actor, .. }
             | AuditEvent::Symlink { actor, .. }
@@ -231,6 +250,7 @@ impl AuditEvent {
         match self {
             AuditEvent::SignIn { .. } => "sign_in",
             AuditEvent::Exec { .. } => "exec",
+            AuditEvent::Forward { .. } => "forward",
             AuditEvent::FileWrite { .. } => "file_write",
             AuditEvent::Remove { .. } => "remove",
             AuditEvent::Symlink { .. } => "symlink",

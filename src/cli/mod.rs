@@ -10,6 +10,7 @@ mod copy;
 mod exec;
 mod files;
 mod forget;
+mod forward;
 mod hosts;
 mod ping;
 mod progress;
@@ -74,6 +75,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Forget the pinned identity of a server (after it was changed on purpose).
     Forget(forget::ForgetArgs),
+    /// Forward ports through the server, as ssh -L/-R/-D do; stays up until Ctrl-C
+    Forward(forward::ForwardArgs),
     /// List the host aliases of FERRY_HOME/config.toml ([hosts.NAME] blocks: server, user,
     /// identity, token or token_file, plaintext)
     Hosts,
@@ -174,6 +177,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mv(args) => files::mv(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Forget(args) => forget::run(args),
+        Command::Forward(args) => forward::run(args).await,
         Command::Hosts => hosts::run(),
         Command::Audit(args) => audit::run(args),
         Command::Completions { shell } => {

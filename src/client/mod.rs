@@ -9,6 +9,7 @@ mod crowd;
 mod error;
 pub mod exec;
 pub mod files;
+pub mod forward;
 mod handles;
 pub mod handshake;
 pub mod hosts;

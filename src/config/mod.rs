@@ -9,6 +9,7 @@ mod chat;
 mod cluster;
 mod edit;
 mod exec;
+mod forward;
 mod limits;
 mod metrics;
 
@@ -24,6 +25,7 @@ pub use edit::{
     add_keys, add_user, add_user_with_keys, remove_keys, remove_user, rotate_user, user_keys,
 };
 pub use exec::ExecConfig;
+pub use forward::ForwardConfig;
 pub use limits::{Limits, MAX_MAX_FRAME};
 pub use metrics::{MetricsConfig, check_metrics_address};
 
@@ -49,6 +51,8 @@ pub struct ServerConfig {
     pub chat: ChatConfig,
     /// Remote execution.
     pub exec: ExecConfig,
+    /// Port forwarding: where streams may go.
+    pub forward: ForwardConfig,
     /// What sessions without a token may do.
     pub anonymous: AnonymousConfig,
     /// The web door.
@@ -198,6 +202,7 @@ impl ServerConfig {
         self.limits.validate()?;
         self.chat.validate()?;
         self.exec.validate()?;
+        self.forward.validate()?;
         self.cluster.validate()?;
         self.audit.validate()?;
         self.metrics.validate()?;

@@ -33,16 +33,18 @@ pub enum Service {
     Exec,
     Files,
     Echo,
+    Forward,
 }
 
 impl Service {
     /// Every service, for figures shown even at zero.
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::Session,
         Service::Chat,
         Service::Exec,
         Service::Files,
         Service::Echo,
+        Service::Forward,
     ];
 
     fn index(self) -> usize {
@@ -131,6 +133,7 @@ label_values! {
         Exec => "exec",
         Files => "files",
         Echo => "echo",
+        Forward => "forward",
     }
     Direction { In => "in", Out => "out" }
     TransferKind { Get => "get", Put => "put" }

@@ -21,6 +21,10 @@ use super::files::{
     Attrs, Get, GetEnd, GetReady, HardLink, List, ListDone, ListEntries, Mkdir, Put, PutDone,
     PutEnd, PutReady, PutStart, Remove, Rename, Symlink,
 };
+use super::forward::{
+    Forward, ForwardListen, ForwardReady, ListenReady, ListenRefused, StreamClose, StreamCredit,
+    StreamEof, StreamOpen, StreamOpened, StreamRefused,
+};
 use super::refusal::Refusal;
 use super::session::{
     Challenge, Goodbye, Hello, KeyChallenge, KeyProof, Ping, Pong, Proof, Welcome,
@@ -54,6 +58,29 @@ pub enum Message {
     Error(Refusal),
     /// Server → client: the server is closing this connection (shutdown, idle timeout).
     Goodbye(Goodbye),
+
+    /// Client → server: carry forwarded streams on this session from now on.
+    Forward(Forward),
+    /// Server → client: the session carries streams now.
+    ForwardReady(ForwardReady),
+    /// Either direction: open a stream.
+    StreamOpen(StreamOpen),
+    /// Either direction: the stream is connected.
+    StreamOpened(StreamOpened),
+    /// Either direction: the stream could not be opened.
+    StreamRefused(StreamRefused),
+    /// Either direction: more bytes may be sent on the stream.
+    StreamCredit(StreamCredit),
+    /// Either direction: no more bytes come on the stream from the sender.
+    StreamEof(StreamEof),
+    /// Either direction: the stream is gone.
+    StreamClose(StreamClose),
+    /// Client → server: listen on the server's side (`-R`).
+    ForwardListen(ForwardListen),
+    /// Server → client: the listener listens.
+    ListenReady(ListenReady),
+    /// Server → client: the listener could not be opened.
+    ListenRefused(ListenRefused),
 
     /// Client → server: enter a room (`room`) or a direct conversation (`with`); inside a chat
     /// exchange, move to another room (`nick` may then be omitted to keep the current one).

@@ -12,6 +12,7 @@ pub mod chat;
 pub mod error_code;
 pub mod exec;
 pub mod files;
+pub mod forward;
 pub mod frame;
 pub mod hex;
 pub mod message;
@@ -33,6 +34,10 @@ pub use files::{
     Attrs, DeltaBase, FileEntry, FileKind, Get, GetEnd, GetReady, HardLink, HashAlgorithm, List,
     ListDone, ListEntries, Mkdir, Put, PutDone, PutEnd, PutReady, PutStart, Remove, Rename,
     Symlink,
+};
+pub use forward::{
+    FORWARD_CHANNEL, Forward, ForwardListen, ForwardReady, ListenReady, ListenRefused, StreamClose,
+    StreamCredit, StreamEof, StreamOpen, StreamOpened, StreamRefused,
 };
 pub use frame::{Frame, FrameError};
 pub use message::{Message, MessageError};

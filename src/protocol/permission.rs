@@ -18,16 +18,20 @@ pub enum Permission {
     Exec,
     /// See the server's live figures (`stats`).
     Admin,
+    /// Carry TCP streams through the server (`ferry forward`), where its `[forward]` config
+    /// allows.
+    Forward,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::Chat,
         Permission::Read,
         Permission::Write,
         Permission::Exec,
         Permission::Admin,
+        Permission::Forward,
     ];
 
     /// The wire and config name.
@@ -38,6 +42,7 @@ impl Permission {
             Permission::Write => "write",
             Permission::Exec => "exec",
             Permission::Admin => "admin",
+            Permission::Forward => "forward",
         }
     }
 
@@ -54,7 +59,7 @@ impl fmt::Display for Permission {
 
 /// A permission name that is not one of chat, read, write, exec, admin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown permission '{0}' (expected chat, read, write, exec or admin)")]
+#[error("unknown permission '{0}' (expected chat, read, write, exec, admin or forward)")]
 pub struct UnknownPermission(pub String);
 
 impl FromStr for Permission {

@@ -176,6 +176,9 @@ impl Server {
             stats: ServerStats::new(),
             chat,
             exec: Arc::new(options.config.exec.clone()),
+            forward: Arc::new(crate::services::forward::Forwarding::new(
+                &options.config.forward,
+            )),
             connections_per_address: PerAddress::new(limits.max_connections_per_address),
             handshakes_per_address: PerAddressQueue::new(limits.max_handshakes_per_address),
             file_requests_per_address: PerAddress::new(limits.max_file_requests_per_address),

@@ -82,6 +82,8 @@ pub struct ServerState {
     pub chat: Arc<ChatHub>,
     /// Remote execution settings.
     pub exec: Arc<ExecConfig>,
+    /// Port forwarding's rules and per-user counts.
+    pub forward: Arc<crate::services::forward::Forwarding>,
     /// Connections held per client address.
     pub connections_per_address: Arc<PerAddress>,
     /// Authentications in progress per client address.
@@ -116,6 +118,7 @@ impl ServerState {
             identity,
             chat: Arc::clone(&self.chat),
             exec: Arc::clone(&self.exec),
+            forward: Arc::clone(&self.forward),
             root: Arc::clone(&self.root),
             sandbox: self.sandbox.clone(),
             hashes: Arc::clone(&self.hashes),

@@ -28,6 +28,8 @@ pub struct SessionContext {
     pub chat: Arc<ChatHub>,
     /// Remote execution settings.
     pub exec: Arc<ExecConfig>,
+    /// Where forwarded streams may go, and the streams each user holds.
+    pub forward: Arc<super::forward::Forwarding>,
     /// The directory served: files live under it, commands run in it.
     pub root: Arc<Path>,
     /// The root held open: every file request resolves beneath it.

@@ -9,7 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::files::held_puts::HeldPuts;
 use super::request_error::RequestError;
-use super::{SessionContext, chat, echo, exec, files, stats};
+use super::{SessionContext, chat, echo, exec, files, forward, stats};
 use crate::connection::{Connection, ConnectionError};
 use crate::metrics::{Service, TransferKind};
 use crate::per_address::AddressSlot;
@@ -115,6 +115,7 @@ pub fn service_of(request: &Message) -> Service {
         Message::Ping(_) => Service::Echo,
         Message::ChatJoin(_) => Service::Chat,
         Message::Exec(_) => Service::Exec,
+        Message::Forward(_) => Service::Forward,
         Message::List(_)
         | Message::Get(_)
         | Message::Put(_)
@@ -180,6 +181,7 @@ where
         Message::Stats(request) => stats::serve_stats(conn, request, ctx).await,
         Message::ChatJoin(join) => chat::serve_chat(conn, join, ctx).await,
         Message::Exec(request) => exec::serve_exec(conn, request, ctx).await,
+        Message::Forward(request) => forward::serve_forward(conn, request, ctx).await,
         request @ (Message::List(_)
         | Message::Get(_)
         | Message::Put(_)

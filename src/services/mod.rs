@@ -9,6 +9,7 @@ mod dispatch;
 pub mod echo;
 pub mod exec;
 pub mod files;
+pub mod forward;
 mod request_error;
 pub mod stats;
 

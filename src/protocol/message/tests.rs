@@ -1,5 +1,6 @@
 //! Unit tests of `message`.
 use super::*;
+use crate::protocol::forward::*;
 use crate::protocol::{FileEntry, HashAlgorithm, Permission, TtySize};
 
 fn samples() -> Vec<Message> {
@@ -27,6 +28,48 @@ fn samples() -> Vec<Message> {
         }),
         Message::KeyProof(KeyProof {
             signature: "c2ln".into(),
+        }),
+        Message::Forward(Forward {}),
+        Message::ForwardReady(ForwardReady {
+            window: 262_144,
+            max_streams: 64,
+        }),
+        Message::StreamOpen(StreamOpen {
+            id: 1,
+            host: Some("127.0.0.1".into()),
+            port: Some(5432),
+            listener: None,
+            from: None,
+        }),
+        Message::StreamOpen(StreamOpen {
+            id: 2,
+            host: None,
+            port: None,
+            listener: Some(1),
+            from: Some("127.0.0.1:40000".into()),
+        }),
+        Message::StreamOpened(StreamOpened { id: 1 }),
+        Message::StreamRefused(StreamRefused {
+            id: 1,
+            code: ErrorCode::PermissionDenied,
+            message: "no".into(),
+        }),
+        Message::StreamCredit(StreamCredit {
+            id: 1,
+            bytes: 65536,
+        }),
+        Message::StreamEof(StreamEof { id: 1 }),
+        Message::StreamClose(StreamClose { id: 1 }),
+        Message::ForwardListen(ForwardListen {
+            id: 1,
+            bind: "127.0.0.1".into(),
+            port: 0,
+        }),
+        Message::ListenReady(ListenReady { id: 1, port: 8000 }),
+        Message::ListenRefused(ListenRefused {
+            id: 1,
+            code: ErrorCode::PermissionDenied,
+            message: "no".into(),
         }),
         Message::Welcome(Welcome {
             server: "ferry/0.1".into(),

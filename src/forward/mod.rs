@@ -1,0 +1,22 @@
+//! Port forwarding: many TCP streams carried over one ferry session (PROTOCOL.md 5.7), as
+//! `ssh -L/-R/-D` do.
+//!
+//! - [`mux`]: the streams over one connection, the same at both ends — opened, credited,
+//!   half-closed and closed by messages, their bytes in data frames behind a stream id.
+//! - [`policy`]: the server's rules for where streams may go and where it may listen.
+//! - [`socks`]: the SOCKS5 greeting a `-D` proxy answers before a stream opens.
+//!
+//! The server's side is `services::forward`, the client's `client::forward`.
+
+pub mod mux;
+pub mod policy;
+mod pump;
+pub mod socks;
+
+/// Bytes either side may send on a stream before the other grants more: enough to keep a
+/// loopback stream busy (a credit comes back within tens of microseconds), small enough that
+/// a session's streams together hold little memory (64 streams: 16 MiB at most).
+pub const WINDOW: u32 = 256 * 1024;
+
+/// Bytes read from a socket at a time (one data frame).
+pub const PIECE: usize = 32 * 1024;

@@ -421,28 +421,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         FrameWriter::new(&mut self.reader.inner, self.peer_max_frame)
     }
 
-    /// Borrowed halves, to read and write at once from one task (a forwarding session).
-    /// Bytes already buffered go with the reader; what it buffers and does not return is
-    /// dropped with it, so the session ends after using them.
-    pub fn split_mut(
-        &mut self,
-    ) -> (
-        FrameReader<ReadHalf<&mut S>>,
-        FrameWriter<WriteHalf<&mut S>>,
-    ) {
-        let buf = std::mem::take(&mut self.reader.buf);
-        let max_frame = self.reader.max_frame;
-        let (read, write) = tokio::io::split(&mut self.reader.inner);
-        (
-            FrameReader {
-                inner: read,
-                buf,
-                max_frame,
-            },
-            FrameWriter::new(write, self.peer_max_frame),
-        )
-    }
-
     /// Splits into halves that can be driven from two tasks (chat, exec streams). Bytes already
     /// buffered stay with the reader.
     pub fn split(self) -> (FrameReader<ReadHalf<S>>, FrameWriter<WriteHalf<S>>) {

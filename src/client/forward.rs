@@ -116,7 +116,7 @@ pub async fn run_session(
         ));
     }
     let (reader, writer) = conn.split();
-    let ended = mux.run(reader, writer, side).await;
+    let ended = mux.run_owned(reader, writer, side).await;
     accepting.abort_all();
     match ended {
         Ok(()) => Ok(()),

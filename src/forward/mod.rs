@@ -16,7 +16,7 @@ pub mod socks;
 /// Bytes either side may send on a stream before the other grants more: enough to keep a
 /// loopback stream busy (a credit comes back within tens of microseconds), small enough that
 /// a session's streams together hold little memory (64 streams: 16 MiB at most).
-pub const WINDOW: u32 = 256 * 1024;
+pub const WINDOW: u32 = 1024 * 1024;
 
 /// Bytes read from a socket at a time (one data frame).
-pub const PIECE: usize = 32 * 1024;
+pub const PIECE: usize = 128 * 1024;

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::WINDOW;
 use super::pump::{ToSocket, read_socket, write_socket};
-use crate::connection::{ConnectionError, FrameReader, FrameWriter};
+use crate::connection::{Connection, ConnectionError, FrameReader, FrameWriter};
 use crate::protocol::{
     ErrorCode, FORWARD_CHANNEL, Frame, Message, Refusal, StreamClose, StreamCredit, StreamOpen,
     StreamOpened, StreamRefused,
@@ -93,8 +93,11 @@ pub(super) enum Outgoing {
 /// What stream tasks tell the loop.
 #[allow(missing_docs)] // Each variant says what its fields are.
 pub(super) enum Event {
-    /// Bytes were written to the stream's socket: grant as many again.
-    Wrote { id: u32, bytes: u32 },
+    /// Bytes were written to the stream's socket: grant as many again (`queued`: by the
+    /// writing task, from its queue).
+    Wrote { id: u32, bytes: u32, queued: bool },
+    /// The greeting was written (the loop may write directly now).
+    Greeted { id: u32, bytes: u32 },
     /// The socket's reading ended (`ok`: at its end, `stream_eof` sent).
     ReadEnd { id: u32, sent: u64, ok: bool },
     /// The socket's writing ended (`ok`: shut after the peer's end).
@@ -223,6 +226,10 @@ struct Stream {
     pending: Option<Pending>,
     /// To the writing task, once connected.
     to_socket: Option<mpsc::UnboundedSender<ToSocket>>,
+    /// The socket's writing half, which the loop writes to directly while nothing is queued.
+    writer: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>,
+    /// Bytes handed to the writing task and not yet written.
+    queued: u64,
     /// What we may still send (the reading task takes from it).
     credit: Arc<Semaphore>,
     /// What the peer may still send us.
@@ -244,6 +251,8 @@ impl Stream {
             opened_at: Instant::now(),
             pending: None,
             to_socket: None,
+            writer: None,
+            queued: 0,
             credit: Arc::new(Semaphore::new(WINDOW as usize)),
             may_receive: u64::from(WINDOW),
             unacked: 0,
@@ -300,20 +309,94 @@ impl Mux {
         )
     }
 
-    /// Runs until the connection ends, the peer says goodbye, or [`MuxHandle::finish`]. Every
-    /// stream is dropped then (its sockets closed), and the handle's `ended` resolves.
+    /// Runs on a borrowed connection until it ends, the peer says goodbye, or
+    /// [`MuxHandle::finish`]; every stream is dropped then (its sockets closed), and the
+    /// handle's `ended` resolves. The loop reads the connection and writes what is queued in
+    /// turn: a write waits only for the peer to read, which a ferry peer always does (its
+    /// reading never waits on its writing, see [`Mux::run_owned`]); a peer that stops reading
+    /// is cut off by the session's stall guard.
     ///
     /// # Errors
     /// Why it ended, when not by `finish`.
-    pub async fn run<R, W, S>(
+    pub async fn run<C, S>(self, conn: &mut Connection<C>, side: S) -> Result<(), MuxError>
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+        S: Side,
+    {
+        let Mux {
+            config,
+            mut commands,
+            mut out_rx,
+            handle,
+        } = self;
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let mut state = State {
+            config,
+            side,
+            handle: handle.clone(),
+            streams: HashMap::new(),
+            next_id: if config.client { 1 } else { 2 },
+            events: events_tx,
+            tasks: JoinSet::new(),
+        };
+        let ended = loop {
+            tokio::select! {
+                frame = conn.read_frame() => match frame {
+                    Ok(Some(frame)) => {
+                        if let Err(refusal) = state.frame(frame) {
+                            state.send(Message::Error(refusal.clone()));
+                            break Err(MuxError::Protocol(refusal));
+                        }
+                    }
+                    Ok(None) => break Err(ConnectionError::Closed.into()),
+                    Err(e) => break Err(e.into()),
+                },
+                Some(command) = commands.recv() => match command {
+                    Command::Open { open, socket, greeting, reply } => {
+                        state.open(open, Pending { socket, greeting, reply });
+                    }
+                    Command::Finish(last) => {
+                        if let Some(last) = last {
+                            state.send(last);
+                        }
+                        break Ok(());
+                    }
+                },
+                Some(event) = events.recv() => state.event(event),
+                Some(item) = out_rx.recv() => {
+                    if let Err(e) = write_queued(conn, item, &mut out_rx).await {
+                        break Err(ConnectionError::Io(e).into());
+                    }
+                }
+            }
+        };
+        state.tasks.abort_all();
+        handle.ended.cancel();
+        // What is still queued (a last goodbye, a refusal) goes out, within a bound.
+        let drain = async {
+            while let Ok(item) = out_rx.try_recv() {
+                write_one_to(conn, item).await?;
+            }
+            conn.flush().await
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+        ended
+    }
+
+    /// [`Mux::run`] for a connection it may own: reading and writing run as tasks of their
+    /// own, beside the loop's.
+    ///
+    /// # Errors
+    /// As [`Mux::run`].
+    pub async fn run_owned<R, W, S>(
         self,
         reader: FrameReader<R>,
         writer: FrameWriter<W>,
         side: S,
     ) -> Result<(), MuxError>
     where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
         S: Side,
     {
         let Mux {
@@ -333,25 +416,18 @@ impl Mux {
             events: events_tx,
             tasks: JoinSet::new(),
         };
-        // The connection is read and written in this task, beside the loop (so it may be a
-        // borrowed one), never one waiting for the other.
         let done = CancellationToken::new();
-        let serve = async {
-            let ended = state.serve(frames, commands, events).await;
-            // Every stream's tasks end with the mux: their sockets close.
-            state.tasks.abort_all();
-            handle.ended.cancel();
-            done.cancel();
-            ended
+        let reading = tokio::spawn(read_frames(reader, frames_tx));
+        let writing = {
+            let done = done.clone();
+            tokio::spawn(async move { write_frames(writer, out_rx, &done).await })
         };
-        let read = async {
-            tokio::select! {
-                () = read_frames(reader, frames_tx) => {}
-                () = done.cancelled() => {}
-            }
-        };
-        let write = write_frames(writer, out_rx, &done);
-        let (ended, (), ()) = tokio::join!(serve, read, write);
+        let ended = state.serve(frames, commands, events).await;
+        state.tasks.abort_all();
+        handle.ended.cancel();
+        done.cancel();
+        reading.abort();
+        let _ = writing.await;
         ended
     }
 }
@@ -419,6 +495,30 @@ async fn write_frames<W: AsyncWrite + Unpin>(
             // ended while a peer would not read.
             return done.cancelled().await;
         }
+    }
+}
+
+/// `first` and whatever else is queued now, then a flush.
+async fn write_queued<C: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<C>,
+    first: Outgoing,
+    out: &mut mpsc::UnboundedReceiver<Outgoing>,
+) -> std::io::Result<()> {
+    let mut next = Some(first);
+    while let Some(item) = next {
+        write_one_to(conn, item).await?;
+        next = out.try_recv().ok();
+    }
+    conn.flush().await
+}
+
+async fn write_one_to<C: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<C>,
+    item: Outgoing,
+) -> std::io::Result<()> {
+    match item {
+        Outgoing::Message(message) => conn.write_message(&message).await,
+        Outgoing::Data(payload) => conn.write_data(FORWARD_CHANNEL, &payload).await,
     }
 }
 
@@ -571,8 +671,47 @@ impl<S: Side> State<S> {
         };
         stream.may_receive -= bytes.len() as u64;
         stream.received += bytes.len() as u64;
-        let _ = to_socket.send(ToSocket::Data(bytes));
+        // Straight into the socket when nothing waits before these bytes and it has room; the
+        // rest goes to the writing task, which waits for room.
+        let mut written = 0;
+        if stream.queued == 0
+            && let Some(writer) = &stream.writer
+        {
+            let socket: &TcpStream = writer.as_ref().as_ref();
+            match socket.try_write(&bytes) {
+                Ok(n) => written = n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    self.close(id, false);
+                    self.send(Message::StreamClose(StreamClose { id }));
+                    return Ok(());
+                }
+            }
+        }
+        if written < bytes.len() {
+            stream.queued += (bytes.len() - written) as u64;
+            let _ = to_socket.send(ToSocket::Data(bytes.slice(written..)));
+        }
+        if written > 0 {
+            self.wrote(id, written as u32, false);
+        }
         Ok(())
+    }
+
+    /// `bytes` of stream `id` reached its socket: the peer may send as many again.
+    fn wrote(&mut self, id: u32, bytes: u32, queued: bool) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if queued {
+            stream.queued = stream.queued.saturating_sub(u64::from(bytes));
+        }
+        stream.may_receive += u64::from(bytes);
+        stream.unacked += bytes;
+        if stream.unacked >= WINDOW / 4 {
+            let bytes = std::mem::take(&mut stream.unacked);
+            self.send(Message::StreamCredit(StreamCredit { id, bytes }));
+        }
     }
 
     /// The peer opens a stream: dial in a task, answer when it is done.
@@ -654,8 +793,15 @@ impl<S: Side> State<S> {
         };
         let _ = socket.set_nodelay(true);
         let (read, write) = socket.into_split();
+        let write = Arc::new(write);
         let (to_socket, from_peer) = mpsc::unbounded_channel();
         stream.to_socket = Some(to_socket);
+        // A greeting (a SOCKS reply) goes first, through the task: nothing is written here
+        // before it is.
+        stream.writer = Some(Arc::clone(&write));
+        if let Some(greeting) = &greeting {
+            stream.queued += greeting.len() as u64;
+        }
         let reading = self.tasks.spawn(read_socket(
             id,
             read,
@@ -693,15 +839,10 @@ impl<S: Side> State<S> {
                     }));
                 }
             },
-            Event::Wrote { id, bytes } => {
-                let Some(stream) = self.streams.get_mut(&id) else {
-                    return;
-                };
-                stream.may_receive += u64::from(bytes);
-                stream.unacked += bytes;
-                if stream.unacked >= WINDOW / 8 {
-                    let bytes = std::mem::take(&mut stream.unacked);
-                    self.send(Message::StreamCredit(StreamCredit { id, bytes }));
+            Event::Wrote { id, bytes, queued } => self.wrote(id, bytes, queued),
+            Event::Greeted { id, bytes } => {
+                if let Some(stream) = self.streams.get_mut(&id) {
+                    stream.queued = stream.queued.saturating_sub(u64::from(bytes));
                 }
             }
             Event::ReadEnd { id, sent, ok } => {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -31,10 +31,10 @@ pub(super) async fn read_socket(
 ) {
     let mut sent = 0u64;
     loop {
+        // Read into the spare capacity (never zeroed first), behind the stream id.
         let mut frame = Vec::with_capacity(4 + PIECE);
         frame.extend_from_slice(&id.to_be_bytes());
-        frame.resize(4 + PIECE, 0);
-        let n = match socket.read(&mut frame[4..]).await {
+        let n = match socket.read_buf(&mut frame).await {
             Ok(0) => {
                 let _ = out.send(Outgoing::Message(Message::StreamEof(StreamEof { id })));
                 let _ = events.send(Event::ReadEnd { id, sent, ok: true });
@@ -50,7 +50,6 @@ pub(super) async fn read_socket(
                 return;
             }
         };
-        frame.truncate(4 + n);
         // The peer's grant: wait for it (n is at most PIECE, far below the window).
         let Ok(permits) = credit.acquire_many(n as u32).await else {
             return; // the stream was closed
@@ -63,38 +62,60 @@ pub(super) async fn read_socket(
     }
 }
 
-/// Writes the peer's bytes to the socket, reporting each write; at the peer's end shuts the
-/// socket's writing side (a half-close, passed through).
+/// Writes what the mux could not write at once (the socket was full), reporting each write;
+/// at the peer's end shuts the socket's writing side (a half-close, passed through). The mux
+/// writes directly while nothing is queued here, so most bytes never pass through this task.
 pub(super) async fn write_socket(
     id: u32,
-    mut socket: OwnedWriteHalf,
+    socket: Arc<OwnedWriteHalf>,
     greeting: Option<Vec<u8>>,
     mut from_peer: mpsc::UnboundedReceiver<ToSocket>,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    if let Some(greeting) = greeting
-        && socket.write_all(&greeting).await.is_err()
-    {
-        let _ = events.send(Event::WriteEnd { id, ok: false });
-        return;
+    if let Some(greeting) = greeting {
+        if write_all(&socket, &greeting).await.is_err() {
+            let _ = events.send(Event::WriteEnd { id, ok: false });
+            return;
+        }
+        let _ = events.send(Event::Greeted {
+            id,
+            bytes: greeting.len() as u32,
+        });
     }
     while let Some(piece) = from_peer.recv().await {
         match piece {
             ToSocket::Data(bytes) => {
-                if socket.write_all(&bytes).await.is_err() {
+                if write_all(&socket, &bytes).await.is_err() {
                     let _ = events.send(Event::WriteEnd { id, ok: false });
                     return;
                 }
                 let _ = events.send(Event::Wrote {
                     id,
                     bytes: bytes.len() as u32,
+                    queued: true,
                 });
             }
             ToSocket::Eof => {
-                let ok = socket.shutdown().await.is_ok();
+                let ok = socket2::SockRef::from(socket.as_ref().as_ref())
+                    .shutdown(std::net::Shutdown::Write)
+                    .is_ok();
                 let _ = events.send(Event::WriteEnd { id, ok });
                 return;
             }
         }
     }
+}
+
+/// All of `bytes` into a socket shared with the mux (which writes only while this is idle).
+async fn write_all(socket: &OwnedWriteHalf, mut bytes: &[u8]) -> std::io::Result<()> {
+    let stream: &tokio::net::TcpStream = socket.as_ref();
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

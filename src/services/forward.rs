@@ -126,8 +126,7 @@ where
         slots: HashMap::new(),
         listeners: 0,
     };
-    let (reader, writer) = conn.split_mut();
-    let run = mux.run(reader, writer, side);
+    let run = mux.run(conn, side);
     tokio::pin!(run);
     let reason = tokio::select! {
         _ = &mut run => return Err(RequestError::ClientLeft),

@@ -106,12 +106,16 @@ pub async fn run_session(
         listeners,
         news: news.clone(),
     };
+    // Connections beyond the session's streams wait for one to end, as ssh's channels
+    // would all be carried: none is refused for the limit.
+    let slots = Arc::new(tokio::sync::Semaphore::new(ready.max_streams as usize));
     let mut accepting = tokio::task::JoinSet::new();
     for local in locals {
         accepting.spawn(accept(
             Arc::clone(&local.listener),
             local.kind.clone(),
             handle.clone(),
+            Arc::clone(&slots),
             news.clone(),
         ));
     }
@@ -193,6 +197,7 @@ async fn accept(
     listener: Arc<TcpListener>,
     kind: LocalKind,
     handle: MuxHandle,
+    slots: Arc<tokio::sync::Semaphore>,
     news: mpsc::UnboundedSender<ForwardNews>,
 ) {
     loop {
@@ -200,8 +205,12 @@ async fn accept(
             continue;
         };
         let (kind, handle, news) = (kind.clone(), handle.clone(), news.clone());
+        let slots = Arc::clone(&slots);
         tokio::spawn(async move {
-            let _ = connect_one(socket, from, kind, &handle, &news).await;
+            let Ok(slot) = slots.acquire_owned().await else {
+                return;
+            };
+            let _ = connect_one(socket, from, kind, &handle, slot, &news).await;
         });
     }
 }
@@ -211,6 +220,7 @@ async fn connect_one(
     from: SocketAddr,
     kind: LocalKind,
     handle: &MuxHandle,
+    slot: tokio::sync::OwnedSemaphorePermit,
     news: &mpsc::UnboundedSender<ForwardNews>,
 ) -> std::io::Result<()> {
     let (host, port, greeting) = match kind {
@@ -232,7 +242,7 @@ async fn connect_one(
         listener: None,
         from: Some(from.to_string()),
     };
-    if let Err(failed) = handle.open(open, socket, greeting).await {
+    if let Err(failed) = handle.open_holding(open, socket, greeting, Some(slot)).await {
         let _ = news.send(ForwardNews::StreamRefused {
             target: format!("{host}:{port}"),
             refusal: failed.refusal.clone(),

@@ -14,9 +14,9 @@ mod pump;
 pub mod socks;
 
 /// Bytes either side may send on a stream before the other grants more: enough to keep a
-/// loopback stream busy (a credit comes back within tens of microseconds), small enough that
-/// a session's streams together hold little memory (64 streams: 16 MiB at most).
-pub const WINDOW: u32 = 1024 * 1024;
+/// loopback stream busy (credit comes back long before half of it is used), small enough that
+/// what a session queues for slow sockets stays bounded (64 streams: 32 MiB at most).
+pub const WINDOW: u32 = 512 * 1024;
 
 /// Bytes read from a socket at a time (one data frame).
 pub const PIECE: usize = 128 * 1024;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -125,6 +125,8 @@ type OpenReply = oneshot::Sender<Result<(), OpenFailed>>;
 struct Pending {
     socket: TcpStream,
     greeting: Option<Vec<u8>>,
+    /// Held by the stream while it lives (the opener's own count of open streams).
+    slot: Option<OwnedSemaphorePermit>,
     reply: OpenReply,
 }
 
@@ -133,6 +135,7 @@ enum Command {
         open: StreamOpen,
         socket: TcpStream,
         greeting: Option<Vec<u8>>,
+        slot: Option<OwnedSemaphorePermit>,
         reply: OpenReply,
     },
     Finish(Option<Message>),
@@ -159,12 +162,28 @@ impl MuxHandle {
         socket: TcpStream,
         greeting: Option<Vec<u8>>,
     ) -> Result<(), OpenFailed> {
+        self.open_holding(open, socket, greeting, None).await
+    }
+
+    /// [`MuxHandle::open`], the stream holding `slot` until it ends (so an opener can wait
+    /// for a free one rather than be refused past the limit).
+    ///
+    /// # Errors
+    /// As [`MuxHandle::open`].
+    pub async fn open_holding(
+        &self,
+        open: StreamOpen,
+        socket: TcpStream,
+        greeting: Option<Vec<u8>>,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), OpenFailed> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Open {
                 open,
                 socket,
                 greeting,
+                slot,
                 reply,
             })
             .map_err(|e| {
@@ -224,6 +243,8 @@ struct Stream {
     opened_at: Instant,
     /// Our open, waiting for the peer's answer.
     pending: Option<Pending>,
+    /// The opener's slot, released when the stream goes.
+    slot: Option<OwnedSemaphorePermit>,
     /// To the writing task, once connected.
     to_socket: Option<mpsc::UnboundedSender<ToSocket>>,
     /// The socket's writing half, which the loop writes to directly while nothing is queued.
@@ -250,6 +271,7 @@ impl Stream {
             target,
             opened_at: Instant::now(),
             pending: None,
+            slot: None,
             to_socket: None,
             writer: None,
             queued: 0,
@@ -352,8 +374,8 @@ impl Mux {
                     Err(e) => break Err(e.into()),
                 },
                 Some(command) = commands.recv() => match command {
-                    Command::Open { open, socket, greeting, reply } => {
-                        state.open(open, Pending { socket, greeting, reply });
+                    Command::Open { open, socket, greeting, slot, reply } => {
+                        state.open(open, Pending { socket, greeting, slot, reply });
                     }
                     Command::Finish(last) => {
                         if let Some(last) = last {
@@ -562,8 +584,8 @@ impl<S: Side> State<S> {
                     Some(Err(e)) => return Err(e.into()),
                 },
                 Some(command) = commands.recv() => match command {
-                    Command::Open { open, socket, greeting, reply } => {
-                        self.open(open, Pending { socket, greeting, reply });
+                    Command::Open { open, socket, greeting, slot, reply } => {
+                        self.open(open, Pending { socket, greeting, slot, reply });
                     }
                     Command::Finish(last) => {
                         if let Some(last) = last {
@@ -605,6 +627,7 @@ impl<S: Side> State<S> {
                     return Ok(()); // closed meanwhile
                 };
                 if let Some(pending) = stream.pending.take() {
+                    stream.slot = pending.slot;
                     let _ = pending.reply.send(Ok(()));
                     self.start(id, pending.socket, pending.greeting);
                 }

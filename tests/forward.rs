@@ -361,3 +361,21 @@ async fn connections_beyond_the_session_limit_wait_for_a_stream_to_end() {
         .collect();
     assert!(refusals.is_empty(), "{refusals:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_small_frames_gets_small_pieces() {
+    let echo = echo_server().await;
+    let (mut config, token) = config_with_user("alice", "forward");
+    config.forward.connect = vec![format!("127.0.0.1:{}", echo.port())];
+    // The smallest frames a server may take: a stream's reads must fit in them.
+    config.limits.max_frame_bytes = 64 * 1024;
+    let server = TestServer::start(config).await;
+    let forward = Forwarder::start(
+        &server,
+        &token,
+        &["-L", &format!("0:127.0.0.1:{}", echo.port())],
+    );
+    let local = forward.local_addr("->");
+    let big: Vec<u8> = (0..2 << 20).map(|i| (i % 253) as u8).collect();
+    assert_eq!(round_trip(local, &big).await, big);
+}

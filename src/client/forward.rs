@@ -242,7 +242,10 @@ async fn connect_one(
         listener: None,
         from: Some(from.to_string()),
     };
-    if let Err(failed) = handle.open_holding(open, socket, greeting, Some(slot)).await {
+    if let Err(failed) = handle
+        .open_holding(open, socket, greeting, Some(slot))
+        .await
+    {
         let _ = news.send(ForwardNews::StreamRefused {
             target: format!("{host}:{port}"),
             refusal: failed.refusal.clone(),

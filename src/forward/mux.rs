@@ -20,8 +20,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::WINDOW;
 use super::pump::{ToSocket, read_socket, write_socket};
+use super::{PIECE, WINDOW};
 use crate::connection::{Connection, ConnectionError, FrameReader, FrameWriter};
 use crate::protocol::{
     ErrorCode, FORWARD_CHANNEL, Frame, Message, Refusal, StreamClose, StreamCredit, StreamOpen,
@@ -352,8 +352,10 @@ impl Mux {
             handle,
         } = self;
         let (events_tx, mut events) = mpsc::unbounded_channel();
+        let max_payload = conn.max_data_payload();
         let mut state = State {
             config,
+            piece: PIECE.min(max_payload.saturating_sub(4)).max(1),
             side,
             handle: handle.clone(),
             streams: HashMap::new(),
@@ -429,8 +431,10 @@ impl Mux {
         } = self;
         let (frames_tx, frames) = mpsc::channel(64);
         let (events_tx, events) = mpsc::unbounded_channel();
+        let max_payload = writer.max_data_payload();
         let mut state = State {
             config,
+            piece: PIECE.min(max_payload.saturating_sub(4)).max(1),
             side,
             handle: handle.clone(),
             streams: HashMap::new(),
@@ -556,6 +560,8 @@ async fn write_one<W: AsyncWrite + Unpin>(
 
 struct State<S> {
     config: MuxConfig,
+    /// Bytes a stream reads at a time: [`PIECE`], or less when the peer's frames are smaller.
+    piece: usize,
     side: S,
     handle: MuxHandle,
     streams: HashMap<u32, Stream>,
@@ -827,6 +833,7 @@ impl<S: Side> State<S> {
         }
         let reading = self.tasks.spawn(read_socket(
             id,
+            self.piece,
             read,
             Arc::clone(&stream.credit),
             self.handle.out.clone(),

@@ -8,7 +8,6 @@ use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::PIECE;
 use super::mux::{Event, Outgoing};
 use crate::protocol::{Message, StreamEof};
 
@@ -24,6 +23,7 @@ pub(super) enum ToSocket {
 /// `stream_eof`. Reports how it ended, and the bytes it sent.
 pub(super) async fn read_socket(
     id: u32,
+    piece: usize,
     mut socket: OwnedReadHalf,
     credit: Arc<Semaphore>,
     out: mpsc::UnboundedSender<Outgoing>,
@@ -32,7 +32,7 @@ pub(super) async fn read_socket(
     let mut sent = 0u64;
     loop {
         // Read into the spare capacity (never zeroed first), behind the stream id.
-        let mut frame = Vec::with_capacity(4 + PIECE);
+        let mut frame = Vec::with_capacity(4 + piece);
         frame.extend_from_slice(&id.to_be_bytes());
         let n = match socket.read_buf(&mut frame).await {
             Ok(0) => {

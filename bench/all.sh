@@ -12,6 +12,7 @@ FILES_SINGLE=1 "$here/files.sh" 1024 5 memory
 "$here/chat.sh"
 "$here/web.sh"
 "$here/delta.sh" all 256
+"$here/forward.sh"
 source "$here/lib.sh"
 config=$work/ferry.toml
 export FERRY_TOKEN=$("$ferry" user add bench --allow chat,read,write,exec --config "$config" 2>/dev/null)

@@ -379,3 +379,73 @@ async fn a_server_with_small_frames_gets_small_pieces() {
     let big: Vec<u8> = (0..2 << 20).map(|i| (i % 253) as u8).collect();
     assert_eq!(round_trip(local, &big).await, big);
 }
+
+/// A plaintext server on `listen` with `config`, run until the returned token is cancelled.
+async fn plaintext_server_on(
+    listen: SocketAddr,
+    config: ferry::config::ServerConfig,
+    dir: &std::path::Path,
+) -> (
+    SocketAddr,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<bool>,
+) {
+    let server = ferry::server::Server::bind(ferry::server::ServerOptions {
+        config,
+        listen,
+        root: dir.to_path_buf(),
+        state_dir: dir.join("state"),
+        plaintext: true,
+        web: None,
+        irc: None,
+        metrics: None,
+    })
+    .await
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+    (addr, stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_reconnects_when_the_server_comes_back_and_serves_its_listener_again() {
+    let echo = echo_server().await;
+    let (mut config, token) = config_with_user("alice", "forward");
+    config.forward.connect = vec![format!("127.0.0.1:{}", echo.port())];
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, stop, task) =
+        plaintext_server_on("127.0.0.1:0".parse().unwrap(), config.clone(), dir.path()).await;
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = common::ferry_bin(home.path());
+    cmd.args(["forward", "--plaintext", "--server", &addr.to_string()])
+        .args(["-L", &format!("0:127.0.0.1:{}", echo.port())])
+        .env("FERRY_TOKEN", token.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let forward = Forwarder { child, lines };
+    let local = forward.local_addr("->");
+    assert_eq!(round_trip(local, b"before").await, b"before");
+
+    // The server goes away: the forward says so, and keeps its local listener.
+    stop.cancel();
+    assert!(tokio::time::timeout(WAIT, task).await.unwrap().unwrap());
+    forward.line_with("went away");
+    // The same server back on the same address: the forward connects again by itself.
+    let (_, stop, task) = plaintext_server_on(addr, config, dir.path()).await;
+    forward.line_with("connected again");
+    assert_eq!(round_trip(local, b"after").await, b"after");
+    stop.cancel();
+    let _ = tokio::time::timeout(WAIT, task).await;
+}

@@ -8,10 +8,12 @@
 //!
 //! The server's side is `services::forward`, the client's `client::forward`.
 
+mod link;
 pub mod mux;
 pub mod policy;
 mod pump;
 pub mod socks;
+mod streams;
 
 /// Bytes either side may send on a stream before the other grants more: enough to keep a
 /// loopback stream busy (credit comes back long before half of it is used), small enough that

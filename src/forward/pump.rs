@@ -9,7 +9,6 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::mux::{Event, Outgoing};
-use crate::protocol::{Message, StreamEof};
 
 /// What the mux hands a stream's writing task.
 pub(super) enum ToSocket {
@@ -19,8 +18,8 @@ pub(super) enum ToSocket {
     Eof,
 }
 
-/// Reads the socket and sends what it reads, within the credit; at the socket's end sends
-/// `stream_eof`. Reports how it ended, and the bytes it sent.
+/// Reads the socket and sends what it reads, within the credit; at the socket's end tells
+/// the loop (which sends `stream_eof`). Reports how it ended, and the bytes it sent.
 pub(super) async fn read_socket(
     id: u32,
     piece: usize,
@@ -36,7 +35,7 @@ pub(super) async fn read_socket(
         frame.extend_from_slice(&id.to_be_bytes());
         let n = match socket.read_buf(&mut frame).await {
             Ok(0) => {
-                let _ = out.send(Outgoing::Message(Message::StreamEof(StreamEof { id })));
+                // The loop sends `stream_eof` (after these frames: they are queued already).
                 let _ = events.send(Event::ReadEnd { id, sent, ok: true });
                 return;
             }

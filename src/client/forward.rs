@@ -202,6 +202,8 @@ async fn accept(
 ) {
     loop {
         let Ok((socket, from)) = listener.accept().await else {
+            // Out of descriptors, say: back off a little rather than spin on the error.
+            tokio::time::sleep(crate::forward::ACCEPT_BACKOFF).await;
             continue;
         };
         let (kind, handle, news) = (kind.clone(), handle.clone(), news.clone());

@@ -22,3 +22,6 @@ pub const WINDOW: u32 = 512 * 1024;
 
 /// Bytes read from a socket at a time (one data frame).
 pub const PIECE: usize = 128 * 1024;
+
+/// How long a listener waits after a failed accept (descriptors exhausted) before the next.
+pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);

@@ -342,6 +342,8 @@ async fn listen(id: u32, addr: SocketAddr, handle: MuxHandle) {
             () = handle.ended() => return,
         };
         let Ok((socket, from)) = accepted else {
+            // Out of descriptors, say: back off a little rather than spin on the error.
+            tokio::time::sleep(crate::forward::ACCEPT_BACKOFF).await;
             continue;
         };
         let handle = handle.clone();

@@ -9,9 +9,15 @@ use std::time::{Duration, Instant};
 
 use common::{TestServer, WAIT, config_with_user, output_with_stdin};
 
+/// The login shell these tests run: the account's own (root's bash here) reads the machine's rc
+/// files, and on the CI machine they run a pyenv init whose lock, left behind by a shell killed
+/// mid-init, makes every later login shell wait 60 s.
+const QUIET_SHELL: &str = "/bin/sh";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shell_without_a_terminal_reads_stdin_to_its_end() {
-    let (config, token) = config_with_user("ops", "exec");
+    let (mut config, token) = config_with_user("ops", "exec");
+    config.exec.shell = Some(QUIET_SHELL.into());
     let server = TestServer::start(config).await;
     let mut cmd = server.ferry("shell");
     cmd.env("FERRY_TOKEN", token.to_string());
@@ -26,6 +32,31 @@ async fn shell_without_a_terminal_reads_stdin_to_its_end() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert_eq!(stdout.trim(), "hello-from-shell", "{stderr}");
     assert!(stderr.contains("no pseudo-terminal"), "{stderr}");
+    server.stop().await;
+}
+
+/// `[exec] shell` replaces the account's login shell, with `SHELL` naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_shell_is_the_login_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("fsh");
+    std::fs::write(&script, "#!/bin/sh\necho \"custom $SHELL\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (mut config, token) = config_with_user("ops", "exec");
+    config.exec.shell = Some(script.to_str().unwrap().into());
+    let server = TestServer::start(config).await;
+    let mut cmd = server.ferry("shell");
+    cmd.env("FERRY_TOKEN", token.to_string());
+    let out = tokio::time::timeout(WAIT, output_with_stdin(cmd, ""))
+        .await
+        .expect("ferry shell ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.trim(),
+        format!("custom {}", script.display()),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     server.stop().await;
 }
 

@@ -36,6 +36,9 @@ class Server:
         self.root.mkdir()
         self.home = self.work / "home"
         config = self.work / "config.toml"
+        # The terminal's login shell is /bin/sh, not the account's: root's bash here reads rc files
+        # whose pyenv init, once a shell is killed mid-init, makes every later login shell wait 60 s.
+        config.write_text('[exec]\nshell = "/bin/sh"\n')
         self.tokens = {
             "alice": self.ferry("user", "add", "alice", "--allow", "chat,read,write,exec", "--config", str(config)),
             "reader": self.ferry("user", "add", "reader", "--allow", "chat,read", "--config", str(config)),

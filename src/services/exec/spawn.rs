@@ -80,9 +80,14 @@ pub fn spawn(
             (first.clone(), rest.to_vec(), None)
         }
         Program::LoginShell => {
-            let shell = account
-                .as_ref()
-                .map(|a| a.shell.to_string_lossy().into_owned())
+            let shell = config
+                .shell
+                .clone()
+                .or_else(|| {
+                    account
+                        .as_ref()
+                        .map(|a| a.shell.to_string_lossy().into_owned())
+                })
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "/bin/sh".into());
             let name = shell.rsplit('/').next().unwrap_or("sh").to_string();
@@ -120,7 +125,11 @@ pub(crate) fn environment(
         env.push(("HOME".into(), account.dir.to_string_lossy().into_owned()));
         env.push(("USER".into(), account.name.clone()));
         env.push(("LOGNAME".into(), account.name.clone()));
-        env.push(("SHELL".into(), account.shell.to_string_lossy().into_owned()));
+        let shell = config
+            .shell
+            .clone()
+            .unwrap_or_else(|| account.shell.to_string_lossy().into_owned());
+        env.push(("SHELL".into(), shell));
     }
     env
 }

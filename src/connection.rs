@@ -264,8 +264,22 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// I/O errors; `InvalidInput` if `payload` exceeds [`FrameWriter::max_data_payload`].
     pub async fn write_data(&mut self, channel: u8, payload: &[u8]) -> io::Result<()> {
         let header = data_header_for(channel, payload, self.peer_max_frame)?;
-        self.inner.write_all(&header).await?;
-        self.inner.write_all(payload).await
+        if !self.inner.is_write_vectored() {
+            self.inner.write_all(&header).await?;
+            return self.inner.write_all(payload).await;
+        }
+        // Header and payload in one vectored write: over TLS they share records, where two
+        // writes would send the 6-byte header as a record (and a syscall) of its own.
+        let mut slices = [io::IoSlice::new(&header), io::IoSlice::new(payload)];
+        let mut slices = &mut slices[..];
+        while !slices.is_empty() {
+            let n = self.inner.write_vectored(slices).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            io::IoSlice::advance_slices(&mut slices, n);
+        }
+        Ok(())
     }
 
     /// Writes a frame encoded earlier (one encoding, many recipients); the caller flushes.

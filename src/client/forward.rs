@@ -89,6 +89,7 @@ pub async fn run_session(
     let (mux, handle) = Mux::new(MuxConfig {
         client: true,
         max_streams: ready.max_streams,
+        window: crate::forward::window_from_peer(ready.window),
     });
     let listeners: HashMap<u32, RemoteForward> = remotes
         .iter()

@@ -84,3 +84,91 @@ async fn oversized_writes_are_refused_locally() {
     let err = left.write_data(0, &[0u8; 200]).await.unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
 }
+
+/// Records each write call; vectored, taking at most `cap` bytes a call (a socket's short
+/// writes).
+struct CallRecorder {
+    calls: Vec<usize>,
+    bytes: Vec<u8>,
+    cap: usize,
+}
+
+impl AsyncWrite for CallRecorder {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let mut taken = 0;
+        for buf in bufs {
+            let n = buf.len().min(this.cap - taken);
+            this.bytes.extend_from_slice(&buf[..n]);
+            taken += n;
+        }
+        this.calls.push(taken);
+        std::task::Poll::Ready(Ok(taken))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Over a vectored stream (TLS), a data frame's header and payload go out in one write — they
+/// share TLS records — and a short write resumes exactly where it stopped.
+#[tokio::test]
+async fn a_data_frame_is_one_vectored_write_and_survives_short_writes() {
+    let payload: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+    let mut whole = FrameWriter::new(
+        CallRecorder {
+            calls: Vec::new(),
+            bytes: Vec::new(),
+            cap: usize::MAX,
+        },
+        DEFAULT_MAX_FRAME,
+    );
+    whole.write_data(3, &payload).await.unwrap();
+    assert_eq!(whole.inner.calls, vec![DATA_HEADER_LEN + payload.len()]);
+
+    let mut short = FrameWriter::new(
+        CallRecorder {
+            calls: Vec::new(),
+            bytes: Vec::new(),
+            cap: 4,
+        },
+        DEFAULT_MAX_FRAME,
+    );
+    short.write_data(3, &payload).await.unwrap();
+    assert_eq!(short.inner.bytes, whole.inner.bytes);
+    let mut reader = FrameReader::new(&whole.inner.bytes[..], DEFAULT_MAX_FRAME);
+    match reader.read_frame().await.unwrap() {
+        Some(Frame::Data {
+            channel: 3,
+            payload: got,
+        }) => assert_eq!(&got[..], &payload[..]),
+        other => panic!("{other:?}"),
+    }
+}

@@ -229,6 +229,9 @@ pub struct MuxConfig {
     pub client: bool,
     /// Streams open at once, at most (the peer's beyond are refused).
     pub max_streams: u32,
+    /// Each stream's window, both ways: the server's [`super::WINDOW`], which the client
+    /// learns from `forward_ready` (see [`super::window_from_peer`]).
+    pub window: u32,
 }
 
 /// Why a mux ended.

@@ -11,11 +11,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use super::PIECE;
 use super::mux::{
     Command, Event, MuxConfig, MuxError, MuxHandle, OpenFailed, Pending, Side, StreamSummary,
 };
 use super::pump::{ToSocket, read_socket, write_socket};
-use super::{PIECE, WINDOW};
 use crate::connection::ConnectionError;
 use crate::protocol::{
     ErrorCode, FORWARD_CHANNEL, Frame, Message, Refusal, StreamClose, StreamCredit, StreamOpen,
@@ -53,7 +53,7 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(target: String) -> Stream {
+    fn new(target: String, window: u32) -> Stream {
         Stream {
             target,
             opened_at: Instant::now(),
@@ -62,8 +62,8 @@ impl Stream {
             to_socket: None,
             writer: None,
             queued: 0,
-            credit: Arc::new(Semaphore::new(WINDOW as usize)),
-            may_receive: u64::from(WINDOW),
+            credit: Arc::new(Semaphore::new(window as usize)),
+            may_receive: u64::from(window),
             unacked: 0,
             received: 0,
             sent: 0,
@@ -99,7 +99,11 @@ impl<S: Side> State<S> {
     ) -> State<S> {
         State {
             config,
-            piece: PIECE.min(max_payload.saturating_sub(4)).max(1),
+            // Half a window at most, so a piece always fits the credit a peer can hold.
+            piece: PIECE
+                .min(max_payload.saturating_sub(4))
+                .min(config.window as usize / 2)
+                .max(1),
             side,
             handle,
             streams: HashMap::new(),
@@ -200,7 +204,7 @@ impl<S: Side> State<S> {
             Message::StreamCredit(StreamCredit { id, bytes }) => {
                 if let Some(stream) = self.streams.get(&id) {
                     let held = stream.credit.available_permits();
-                    if held + bytes as usize > (2 * WINDOW) as usize {
+                    if held + bytes as usize > 2 * self.config.window as usize {
                         self.close(id, false);
                         self.send(Message::StreamClose(StreamClose { id }));
                     } else {
@@ -289,7 +293,7 @@ impl<S: Side> State<S> {
         }
         stream.may_receive += u64::from(bytes);
         stream.unacked += bytes;
-        if stream.unacked >= WINDOW / 4 {
+        if stream.unacked >= self.config.window / 4 {
             let bytes = std::mem::take(&mut stream.unacked);
             self.send(Message::StreamCredit(StreamCredit { id, bytes }));
         }
@@ -322,7 +326,8 @@ impl<S: Side> State<S> {
             (_, _, Some(listener)) => format!("listener {listener}"),
             _ => "?".into(),
         };
-        self.streams.insert(id, Stream::new(target));
+        self.streams
+            .insert(id, Stream::new(target, self.config.window));
         let dial = self.side.dial(&open);
         let events = self.events.clone();
         let task = self.tasks.spawn(async move {
@@ -361,7 +366,7 @@ impl<S: Side> State<S> {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             _ => open.from.clone().unwrap_or_default(),
         };
-        let mut stream = Stream::new(target);
+        let mut stream = Stream::new(target, self.config.window);
         stream.pending = Some(pending);
         self.streams.insert(id, stream);
         self.send(Message::StreamOpen(open));

@@ -119,6 +119,7 @@ where
     let (mux, handle) = Mux::new(MuxConfig {
         client: false,
         max_streams,
+        window: WINDOW,
     });
     let side = ServerSide {
         ctx: ctx.clone(),

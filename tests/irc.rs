@@ -754,3 +754,42 @@ async fn ctcp_from_other_doors_reaches_irc_clients_inert() {
     let line = ircy.until("PRIVMSG #harbour").await.expect("the action");
     assert!(line.ends_with(":\u{1}ACTION waves\u{1}"), "{line:?}");
 }
+
+/// `ISON` (irssi's notify list polls it) names who of a list is online through any door,
+/// spelled as they chose, in one 303; `USERHOST` gives `nick=+nick@host`, `-` for an away self.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ison_and_userhost_answer_who_is_online() {
+    let server = irc_server(ServerConfig::default()).await;
+    let (client, mut stream) = irc_client(&server, "ircy", None).await;
+    wait_for(&mut stream, "end of MOTD", |m| {
+        response(m, Response::RPL_ENDOFMOTD)
+    })
+    .await;
+    // A member through the CLI's protocol, online by a nick the IRC side spells otherwise.
+    let cli = native(&server, "harbour", "Rosa").await;
+    client
+        .send(Command::ISON(vec![
+            "ROSA".into(),
+            "nobody".into(),
+            "babyshen".into(),
+            "ircy".into(),
+        ]))
+        .unwrap();
+    let online = wait_for(&mut stream, "303", |m| response(m, Response::RPL_ISON)).await;
+    assert_eq!(online, vec!["ircy", "Rosa babyshen ircy"]);
+    client.send(Command::ISON(vec!["nobody".into()])).unwrap();
+    let online = wait_for(&mut stream, "303", |m| response(m, Response::RPL_ISON)).await;
+    assert_eq!(online, vec!["ircy", ""]);
+
+    client.send(Command::AWAY(Some("lunch".into()))).unwrap();
+    client
+        .send(Command::USERHOST(vec![
+            "ircy".into(),
+            "nobody".into(),
+            "rosa".into(),
+        ]))
+        .unwrap();
+    let hosts = wait_for(&mut stream, "302", |m| response(m, Response::RPL_USERHOST)).await;
+    assert_eq!(hosts, vec!["ircy", "ircy=-ircy@ferry Rosa=+Rosa@ferry"]);
+    drop(cli);
+}

@@ -1,7 +1,7 @@
 //! The commands of a registered client, each turned into what the chat hub does for a native
 //! member: JOIN/PART are joining and leaving rooms, PRIVMSG/NOTICE are lines and direct
 //! messages, NICK a rename, TOPIC a room's topic; NAMES, WHO, WHOIS, LIST and MOTD answer from
-//! the hub. Replies and errors are the numerics the Modern IRC Client Protocol gives.
+//! the hub (ISON and USERHOST too, in `lookups`). Replies and errors are the numerics the Modern IRC Client Protocol gives.
 
 use super::client::{Channel, Client, End};
 use super::line::{self, Out, SERVER};
@@ -46,6 +46,8 @@ impl Client<'_> {
                 None => out.numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"]),
             },
             "LIST" => self.list(out).await,
+            "ISON" => self.ison(p, out).await,
+            "USERHOST" => self.userhost(p, out).await,
             "TOPIC" => match first {
                 Some(channel) => self.topic(channel, p.get(1).copied(), out),
                 None => out.numeric(ERR_NEEDMOREPARAMS, &["TOPIC", "Not enough parameters"]),

@@ -21,6 +21,7 @@ mod commands;
 mod events;
 pub(super) mod fuzz;
 mod line;
+mod lookups;
 mod message;
 mod numeric;
 mod reader;

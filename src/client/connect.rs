@@ -95,16 +95,13 @@ pub(crate) async fn tls_pinned(
 ) -> Result<(TlsStream<TcpStream>, String, PinStatus), ClientError> {
     let home = options.home.as_path();
     let connector = TlsConnector::from(rustls_config::client_config());
-    let mut tls = connector
+    let tls = connector
         .connect(server_name(server), tcp)
         .await
         .map_err(|source| ClientError::Tls {
             server: server.to_string(),
             source,
         })?;
-    tls.get_mut()
-        .1
-        .set_buffer_limit(Some(crate::tls::SEND_BUFFER_LIMIT));
     let cert = tls
         .get_ref()
         .1

@@ -88,13 +88,7 @@ pub(crate) async fn accept_transport(
         Some(acceptor) => {
             tcp.write_all(&Preamble::new(Mode::Tls).encode()).await?;
             match timeout_at(deadline, acceptor.accept(tcp)).await {
-                Ok(tls) => {
-                    let mut tls = tls?;
-                    tls.get_mut()
-                        .1
-                        .set_buffer_limit(Some(crate::tls::SEND_BUFFER_LIMIT));
-                    Ok(Box::new(tls))
-                }
+                Ok(tls) => Ok(Box::new(tls?)),
                 Err(_) => Err(AcceptError::TlsTimeout),
             }
         }

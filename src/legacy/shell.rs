@@ -74,7 +74,11 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
     };
     // The command joins its cgroup before it runs (off the runtime: a migration may wait for
     // an RCU grace period); where it cannot, it runs without one and the tag contains it.
-    let (child, contained) = tokio::task::spawn_blocking(move || {
+    // The guards are made on the blocking thread, with the child: a caller cancelled while it
+    // runs (shutdown) drops this result and the guards with it, which then kill the group and
+    // end the containment; made after the await, they would not exist yet, and `kill_on_drop`
+    // alone reaches only `sh` (a background child outlived a shutdown under load).
+    let (child, group, ending, unused) = tokio::task::spawn_blocking(move || {
         let child = contained.start(|join| {
             let mut sh = make();
             if let Some(join) = join {
@@ -82,26 +86,22 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
             }
             sh.spawn()
         });
-        (child, contained)
+        match child {
+            Ok(child) => {
+                let group = child
+                    .id()
+                    .and_then(|id| i32::try_from(id).ok())
+                    .and_then(Pid::from_raw)
+                    .map(GroupGuard::new);
+                (Ok(child), group, Some(EndOnDrop::new(contained)), None)
+            }
+            Err(e) => (Err(e), None, None, Some(contained)),
+        }
     })
     .await
     .map_err(std::io::Error::other)?;
     let mut len = 0u64;
-    let mut contained = Some(contained);
-    // Nothing the command started outlives it, whatever session it made for itself: the
-    // containment ends on every path, a cancelled caller (shutdown) included.
-    let mut ending = None;
     if let Ok(mut child) = child {
-        // The whole group goes when this request ends, on every path: a cancelled caller
-        // (shutdown) drops this future mid-command, and `kill_on_drop` alone reaches only `sh`.
-        let group = child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .and_then(Pid::from_raw)
-            .map(GroupGuard::new);
-        if let Some(started) = contained.take() {
-            ending = Some(EndOnDrop::new(started));
-        }
         if let Some(stdout) = child.stdout.take() {
             let mut limited = stdout.take(MAX_OUTPUT);
             let copied =
@@ -117,7 +117,7 @@ pub async fn run(command: &str, ctx: &LegacyContext) -> std::io::Result<Output> 
         drop(group);
         let _ = child.wait().await;
     }
-    match (ending, contained) {
+    match (ending, unused) {
         (Some(ending), _) => ending.end_now().await,
         (None, Some(unused)) => {
             let _ = tokio::task::spawn_blocking(move || unused.end()).await;

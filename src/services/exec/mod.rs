@@ -78,16 +78,19 @@ where
     let contained = containment::Containment::get().prepare();
     // Off the runtime: the command joins its cgroup before it runs, and a migration may wait
     // for an RCU grace period.
-    let (spawned, contained) = {
+    let (spawned, _ending) = {
         let (tty, root, exec, user) = (
             request.tty.clone(),
             Arc::clone(&ctx.root),
             Arc::clone(&ctx.exec),
             user.to_string(),
         );
+        // The guard is made here, with the process: a request cancelled while this runs
+        // (shutdown, a revoked user) drops the result, and the guard then ends everything the
+        // command started; made after the await, it would not exist yet.
         off_runtime(move || {
             let spawned = spawn::spawn(program, tty.as_ref(), &root, &exec, &user, &contained);
-            (spawned, contained)
+            (spawned, containment::EndOnDrop::new(contained))
         })
         .await?
     };
@@ -95,14 +98,12 @@ where
         Ok(process) => process,
         Err(refusal) => {
             audit(None, Some(refusal.message.clone()));
-            // Nothing ran, but the prepared cgroup goes.
-            tokio::task::spawn_blocking(move || contained.end());
+            // Nothing ran, but the prepared cgroup goes (as `_ending` drops).
             return Err(refusal.into());
         }
     };
     let _running = ctx.metrics.exec_started();
-    // Whatever happens next, everything the command started ends with it.
-    let _ending = containment::EndOnDrop::new(contained);
+    // Whatever happens next, everything the command started ends with it (`_ending`).
     let pid = process.child.id().unwrap_or_default();
     tracing::info!(user, pid, argv = ?request.argv, tty = request.tty.is_some(), "exec");
     conn.write_message(&Message::ExecStarted(ExecStarted { pid }))

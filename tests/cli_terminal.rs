@@ -209,3 +209,55 @@ async fn chat_on_a_terminal_echoes_own_lines_confirms_nicks_and_leaves_cleanly()
     let last = screen.lines().find(|l| l.contains("EXIT=")).unwrap();
     assert_eq!(last, "EXIT=0", "no prompt left half-drawn:\n{screen}");
 }
+
+/// What a person joining a room with a past sees: the history lines with the time each was
+/// said, a marker where live lines begin, their own line once (the typed copy gives way to the
+/// server's confirmation), and a `/msg` confirmed with its recipient.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_on_a_terminal_shows_history_with_times_then_live_lines_once() {
+    let server = common::TestServer::start_plaintext(ferry::config::ServerConfig::default()).await;
+    let (mut tx, mut rx, _) = ferry::client::chat::join(
+        server.client(None).await.into_connection(),
+        ferry::client::chat::ChatTarget::Room("lobby".into()),
+        "early",
+        false,
+    )
+    .await
+    .unwrap();
+    common::say_acked(&mut tx, &mut rx, "said-before").await;
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(&format!(
+        "FERRY_HOME={} {} chat --server {} --plaintext --nick me; echo EXIT=$?; sleep 60",
+        quoted(home.path()),
+        env!("CARGO_BIN_EXE_ferry"),
+        server.addr
+    ));
+    let screen = tmux.wait_for("live from here").await;
+    let history = screen
+        .lines()
+        .find(|l| l.contains("early: said-before"))
+        .unwrap_or_else(|| panic!("the history line:\n{screen}"));
+    // `[lobby] (2026-12-07 06:45 UTC) early: said-before`
+    let when = history
+        .strip_prefix("[lobby] (")
+        .and_then(|rest| rest.split_once(" UTC) early: said-before"))
+        .map(|(when, _)| when)
+        .unwrap_or_else(|| panic!("no time on the history line: {history}"));
+    assert!(
+        when.len() == 16 && when.as_bytes()[4] == b'-' && when.as_bytes()[13] == b':',
+        "{history}"
+    );
+    tmux.type_line("hello-once");
+    let screen = tmux.wait_for("[lobby] me: hello-once").await;
+    assert_eq!(
+        screen.matches("hello-once").count(),
+        1,
+        "the typed line and its echo both stayed:\n{screen}"
+    );
+    tmux.type_line("/msg early psst-once");
+    let screen = tmux.wait_for("[-> early] me: psst-once").await;
+    assert_eq!(screen.matches("psst-once").count(), 1, "{screen}");
+    tmux.type_line("q");
+    tmux.wait_for("EXIT=").await;
+    drop((tx, rx));
+}

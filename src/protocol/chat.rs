@@ -48,6 +48,10 @@ pub struct ChatJoined {
     /// which case the recent history followed instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<bool>,
+    /// How many `chat_message`s with `history` follow this answer (when history was asked
+    /// for): a client knows where the replay ends and live lines begin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<u32>,
 }
 
 /// Client → server: a line for the room, or for the partner of a direct conversation.
@@ -130,6 +134,10 @@ pub struct ChatMessage {
     /// client passes as `since` to catch up after reconnecting, to any server of the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<String>,
+    /// On a history line: when it was said, RFC 3339 in UTC with milliseconds (as IRC's
+    /// `server-time`), e.g. `2026-12-07T06:45:00.123Z`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
 }
 
 /// Server → client: something happened (a join, a leave, a nick change, a drop).

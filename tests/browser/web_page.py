@@ -7,6 +7,7 @@ what a person would see, cross-checks through the real CLI, saves a screenshot, 
 when every check held (an AssertionError otherwise, with what was seen).
 """
 
+import datetime
 import hashlib
 import os
 import re
@@ -223,6 +224,12 @@ def chat_with_cli(p, server):
     expect(page.page.locator("#chat-place")).to_contain_text("#harbour as alice")
     # History on join, and the member list.
     expect(page.page.locator("#chat-log li.history")).to_contain_text("<deckhand> said before you came")
+    # A history line shows when it was said (exactly, on hover), and a marker ends the history.
+    said = page.page.locator("#chat-log li.history .time").first.get_attribute("title")
+    when = datetime.datetime.fromisoformat(said.replace("Z", "+00:00"))
+    age = (datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()
+    assert -5 < age < 60, f"the history line's time {said} is not when it was said"
+    expect(page.page.locator("#chat-log li.history + li.marker")).to_have_text("history above, live from here")
     expect(page.page.locator("#chat-members")).to_contain_text("deckhand")
     page.page.fill("#chat-input", "hello from the page")
     page.page.press("#chat-input", "Enter")

@@ -106,6 +106,8 @@ export class ChatView {
     this.note(message.room ? `You joined #${message.room}` : `You are talking with ${message.with}`);
     if (message.topic) this.note(`Topic: ${message.topic}`);
     this.members(message.members);
+    // History lines still to come; after the last, a marker says live lines follow.
+    this.replayLeft = message.replayed ?? 0;
     for (const id of ['#chat-input', '#chat-send', '#chat-leave']) $(id).disabled = false;
     $('#chat-input').focus();
     this.rooms().catch(() => {});
@@ -261,14 +263,21 @@ export class ChatView {
 
   line(message) {
     this.show(this.render(message, message.history ? 'history' : ''));
+    if (message.history && this.replayLeft > 0 && --this.replayLeft === 0) {
+      this.show(el('li', { class: 'marker' }, 'history above, live from here'));
+    }
   }
 
   render(message, extra) {
     const direct = message.to !== undefined && message.room === undefined;
     const classes = [direct ? 'direct' : '', extra].filter(Boolean).join(' ');
     const from = message.action ? `* ${message.from}` : direct ? `${message.from} → you` : `<${message.from}>`;
-    return el('li', { class: classes },
-      el('span', { class: 'time' }, clock()), el('span', { class: 'from' }, from), ` ${message.text}`);
+    // A history line carries when it was said; a live one is shown as it arrives.
+    const said = message.at ? new Date(message.at) : null;
+    const time = said && !Number.isNaN(said.getTime())
+      ? el('span', { class: 'time', title: message.at }, clock(said))
+      : el('span', { class: 'time' }, clock());
+    return el('li', { class: classes }, time, el('span', { class: 'from' }, from), ` ${message.text}`);
   }
 
   /// A line of the page's own (help, results of commands), not from the server's notices.

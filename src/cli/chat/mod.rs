@@ -102,6 +102,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
     let session = Session {
         sender,
         printer,
+        replay_left: joined.replayed.unwrap_or(0),
         nick: joined.nick,
         room: joined.room,
         pending: HashMap::new(),

@@ -17,6 +17,8 @@ use ferry::protocol::{
 pub(super) enum Asked {
     /// A line (or an action) for the room: echoed with the nick once the server took it.
     Said { text: String, action: bool },
+    /// A direct message (`/msg`): echoed with its recipient once the server took it.
+    Direct { to: String, text: String },
     /// A new nick: confirmed once taken.
     Nick(String),
     /// `/topic` without text: the answer shows the topic.
@@ -41,6 +43,9 @@ pub(super) struct Session {
     pub(super) pending_joins: usize,
     /// Lines the server refused.
     pub(super) failures: usize,
+    /// History lines still to come after `chat_joined` (its `replayed`): after the last, a
+    /// marker says that live lines follow.
+    pub(super) replay_left: u32,
 }
 
 impl Session {
@@ -123,9 +128,13 @@ impl Session {
                 return Ok(false);
             }
             "/msg" => match rest.split_once(' ') {
-                Some((to, text)) if !text.trim().is_empty() => {
-                    (self.sender.direct(to, text.trim()).await?, Asked::Other)
-                }
+                Some((to, text)) if !text.trim().is_empty() => (
+                    self.sender.direct(to, text.trim()).await?,
+                    Asked::Direct {
+                        to: to.to_string(),
+                        text: text.trim().to_string(),
+                    },
+                ),
                 _ => {
                     self.printer.err("usage: /msg NICK TEXT");
                     return Ok(false);
@@ -161,16 +170,27 @@ impl Session {
                 text,
                 action,
                 history,
+                at,
                 ..
             }) => {
                 let place = Self::place(room.as_ref());
-                let earlier = if history { " (earlier)" } else { "" };
+                let earlier = match (history, at.as_deref()) {
+                    (false, _) => String::new(),
+                    (true, Some(at)) => format!(" ({})", when(at)),
+                    (true, None) => " (earlier)".to_string(),
+                };
                 let said = if action {
                     format!("* {from} {text}")
                 } else {
                     format!("{from}: {text}")
                 };
                 self.printer.out(&format!("{place}{earlier} {said}"));
+                if history && self.replay_left > 0 {
+                    self.replay_left -= 1;
+                    if self.replay_left == 0 {
+                        self.printer.err("--- history above, live from here ---");
+                    }
+                }
             }
             Message::ChatNotice(ChatNotice { room, text }) => {
                 let place = room.map_or_else(|| "[direct]".to_string(), |r| format!("[{r}]"));
@@ -186,6 +206,10 @@ impl Session {
                         format!("{}: {text}", self.nick)
                     };
                     self.printer.out(&format!("{place} {said}"));
+                }
+                Some(Asked::Direct { to, text }) if self.printer.is_terminal() => {
+                    self.printer
+                        .out(&format!("[-> {to}] {}: {text}", self.nick));
                 }
                 Some(Asked::TopicSet(topic)) => {
                     let place = Self::place(self.room.as_ref());
@@ -231,9 +255,11 @@ impl Session {
                 nick,
                 members,
                 topic,
+                replayed,
                 ..
             }) => {
                 self.pending_joins = self.pending_joins.saturating_sub(1);
+                self.replay_left = replayed.unwrap_or(0);
                 let name = room.clone().unwrap_or_default();
                 self.printer.err(&format!(
                     "now in room {name} as {nick}; here: {}",
@@ -247,13 +273,22 @@ impl Session {
             }
             Message::Error(Refusal { message, id, .. }) => {
                 self.failures += 1;
-                match id {
-                    Some(id) => {
-                        self.pending.remove(&id);
+                let lost = match id {
+                    Some(id) => self.pending.remove(&id),
+                    None => {
+                        self.pending_joins = self.pending_joins.saturating_sub(1);
+                        None
                     }
-                    None => self.pending_joins = self.pending_joins.saturating_sub(1),
+                };
+                match lost {
+                    // On a terminal the typed line was erased for its echo: say what was lost.
+                    Some(Asked::Said { text, .. } | Asked::Direct { text, .. })
+                        if self.printer.is_terminal() =>
+                    {
+                        self.printer.err(&format!("not sent: {text}: {message}"));
+                    }
+                    _ => self.printer.err(&message),
                 }
-                self.printer.err(&message);
             }
             Message::Goodbye(Goodbye { reason }) => {
                 anyhow::bail!("server closed the session: {reason}")
@@ -261,6 +296,26 @@ impl Session {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// Whether the server's confirmation of an input line shows it again (a line, `/me`, `/msg`),
+/// so the typed copy may go from a terminal.
+pub(super) fn echoed_on_ack(line: &str) -> bool {
+    let command = line.split_whitespace().next().unwrap_or_default();
+    !line.trim().is_empty()
+        && !is_leave(line)
+        && (!command.starts_with('/') || matches!(command, "/me" | "/msg"))
+}
+
+/// A history line's time, `2026-12-07T06:45:00.123Z` as `2026-12-07 06:45 UTC`; what does not
+/// look like that is shown as it came (the printer escapes it).
+fn when(at: &str) -> String {
+    match (at.get(..10), at.get(11..16)) {
+        (Some(date), Some(time)) if at.as_bytes().get(10) == Some(&b'T') => {
+            format!("{date} {time} UTC")
+        }
+        _ => at.to_string(),
     }
 }
 

@@ -99,6 +99,7 @@ fn samples() -> Vec<Message> {
             members: vec!["alice".into(), "babyshen".into()],
             topic: None,
             recovered: Some(true),
+            replayed: Some(1),
         }),
         Message::ChatSay(ChatSay {
             id: 1,
@@ -129,6 +130,7 @@ fn samples() -> Vec<Message> {
             history: true,
             action: false,
             offset: Some("a1b2:1700000000000-1".into()),
+            at: Some("2026-12-07T06:45:00.123Z".into()),
         }),
         Message::ChatNotice(ChatNotice {
             room: Some("lobby".into()),

@@ -254,6 +254,7 @@ impl Room {
             action: said.action,
             history: false,
             offset: offset.map(|(id, epoch)| id.offset_in(epoch)),
+            at: None,
         });
         let event = self.event(
             origin,
@@ -375,6 +376,7 @@ pub(super) fn history_frame(room: &str, said: &Said, offset: Option<String>) -> 
             action: said.action,
             history: true,
             offset,
+            at: Some(humantime::format_rfc3339_millis(said.at).to_string()),
         })
         .to_frame(),
     )

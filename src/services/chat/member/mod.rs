@@ -131,6 +131,7 @@ impl<'a> Member<'a> {
                 _ => None,
             },
             recovered: joined.recovered,
+            replayed: with_history.then(|| u32::try_from(joined.history.len()).unwrap_or(u32::MAX)),
         }))
         .await?;
         if with_history {

@@ -124,6 +124,7 @@ async fn a_line_said_in_a_room_reaches_the_others_and_is_acked_to_its_sender() {
             history: false,
             action: false,
             offset: None,
+            at: None,
         })
     );
     alice.send(Message::ChatLeave).await;

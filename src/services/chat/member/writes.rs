@@ -143,6 +143,7 @@ impl Member<'_> {
                     action,
                     history: false,
                     offset: None,
+                    at: None,
                 });
                 conn.write_message(&message).await?;
                 self.hub.counters.deliveries.inc();

@@ -4,10 +4,11 @@
 # python3, tmux and irssi, which some tests drive; rsync, the oracle the mirror tests compare
 # with; ssh-keygen and ssh-agent (openssh-client), the oracles of key sign-in; redis-server,
 # which the cluster tests start on
-# ports of their own; Chromium and Playwright, which drive the web page), then runs them. Without
-# arguments the suite runs a second time with every in-process test server on the cluster engine
-# (FERRY_TEST_CLUSTER=1, each with a Redis of its own): the single-server suite must pass with and
-# without it. Arguments go to `cargo nextest run` (one pass).
+# ports of their own; Chromium and Playwright, which drive the web page), then runs them, with every
+# in-process test server on the default chat engine (on disk). Without arguments the suite runs a
+# second time on the cluster engine (FERRY_TEST_CLUSTER=1, each server with a Redis of its own)
+# and the chat suites a third time on the memory engine (FERRY_TEST_ENGINE=memory): the
+# single-server suite must pass on all three. Arguments go to `cargo nextest run` (one pass).
 set -eu
 cd "$(dirname "$0")"
 
@@ -48,3 +49,7 @@ fi
 cargo nextest run
 echo "--- the suite again, every in-process test server on the cluster engine (a Redis of its own)"
 FERRY_TEST_CLUSTER=1 cargo nextest run
+echo "--- the chat suites a third time, every in-process test server keeping lines in memory"
+FERRY_TEST_ENGINE=memory cargo nextest run \
+  -E 'binary(chat) | binary(irc) | binary(starvation) | binary(web) | binary(browser) | binary(cli_terminal) | binary(load)'
+

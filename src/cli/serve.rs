@@ -167,7 +167,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             cluster.name,
             cluster.link.node
         ),
-        None => eprintln!("ferry: chat engine: in memory (this server only)"),
+        None => eprintln!("ferry: chat engine: {}", state.chat.engine_description()),
     }
     eprintln!(
         "ferry: root {}, {users} user(s), anonymous may {}",

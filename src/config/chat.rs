@@ -40,8 +40,24 @@ pub struct ChatConfig {
     pub room_queue: usize,
     /// Direct messages and notices buffered per member; a full queue drops it. Default 256.
     pub member_queue: usize,
+    /// Where a single server keeps its rooms' lines: `disk` (in `STATE/chat/`, synced before
+    /// a line is acknowledged, kept across restarts and after a room empties) or `memory`
+    /// (gone when a room empties or the server stops). A cluster keeps them in Redis.
+    /// Default `disk`.
+    pub store: ChatStore,
     /// The babyshen bot.
     pub bot: BotConfig,
+}
+
+/// Where a single server keeps chat lines (`[chat] store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatStore {
+    /// In the server's state directory, durable.
+    #[default]
+    Disk,
+    /// In memory only.
+    Memory,
 }
 
 impl Default for ChatConfig {
@@ -60,6 +76,7 @@ impl Default for ChatConfig {
             send_timeout_ms: 10_000,
             room_queue: 4096,
             member_queue: 256,
+            store: ChatStore::Disk,
             bot: BotConfig::default(),
         }
     }

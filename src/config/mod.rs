@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use audit::AuditConfig;
-pub use chat::{BotConfig, ChatConfig};
+pub use chat::{BotConfig, ChatConfig, ChatStore};
 pub use cluster::ClusterConfig;
 pub use edit::{
     add_keys, add_user, add_user_with_keys, remove_keys, remove_user, rotate_user, user_keys,

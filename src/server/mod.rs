@@ -97,6 +97,8 @@ pub enum ServerError {
     Audit(std::io::Error),
     #[error(transparent)]
     Cluster(#[from] crate::services::chat::cluster::ClusterError),
+    #[error(transparent)]
+    ChatStore(#[from] crate::services::chat::engine::disk::OpenError),
 }
 
 /// A bound server, ready to [`Server::run`].
@@ -155,7 +157,10 @@ impl Server {
         let sandbox = Sandbox::at(&root).map_err(|_| ServerError::BadRoot(root.clone()))?;
         let limits = &options.config.limits;
         warn_if_descriptors_are_short(limits, crate::fd_limit::soft());
-        let chat = ChatHub::new(options.config.chat.clone());
+        let chat = ChatHub::new(
+            options.config.chat.clone(),
+            chat_engine(&options.config, &options.state_dir)?,
+        );
         let mut metrics = Metrics::new(chat.counters.clone());
         if options.config.cluster.redis.is_some() {
             metrics.clustered();
@@ -386,6 +391,32 @@ impl Server {
         }
         polite
     }
+}
+
+/// Where a single server keeps chat lines (`[chat] store`): on disk in `STATE/chat/` unless
+/// the config says memory. A cluster keeps them in Redis, so its hub's own engine holds
+/// nothing.
+fn chat_engine(
+    config: &crate::config::ServerConfig,
+    state_dir: &Path,
+) -> Result<Arc<dyn crate::services::chat::engine::Engine>, ServerError> {
+    use crate::config::ChatStore;
+    use crate::services::chat::engine::{disk, memory};
+    let chat = &config.chat;
+    if config.cluster.redis.is_some() || chat.store == ChatStore::Memory {
+        return Ok(Arc::new(memory::MemoryEngine::new(
+            chat.history_messages,
+            chat.history_total_bytes,
+        )));
+    }
+    let retention = disk::Retention {
+        entries: config.cluster.history_entries,
+        age_secs: config.cluster.history_age_secs,
+    };
+    Ok(Arc::new(disk::DiskEngine::open(
+        &state_dir.join("chat"),
+        retention,
+    )?))
 }
 
 /// Removes abandoned partial files now and then (at start, then every hour or every

@@ -48,11 +48,34 @@ pub struct TestServer {
     pub redis: Option<redis::RedisServer>,
 }
 
-/// Whether this run puts every test server on the cluster engine (`FERRY_TEST_CLUSTER=1`,
-/// set by `./test.sh` for a second pass of the chat suites): the single-server suite must
-/// pass with and without it.
+/// The chat engine every test server of this run keeps lines in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestEngine {
+    /// On disk in the server's state directory: the single-server default.
+    Disk,
+    /// In memory (`[chat] store = "memory"`).
+    Memory,
+    /// On a Redis of the test server's own (the cluster engine).
+    Cluster,
+}
+
+/// The engine of this run: `FERRY_TEST_ENGINE=disk|memory|cluster` (`FERRY_TEST_CLUSTER=1`
+/// means cluster), set by `./test.sh` for its passes: the single-server suite must pass on all
+/// three.
+pub fn engine_under_test() -> TestEngine {
+    if std::env::var_os("FERRY_TEST_CLUSTER").is_some_and(|v| v == "1") {
+        return TestEngine::Cluster;
+    }
+    match std::env::var("FERRY_TEST_ENGINE").as_deref() {
+        Ok("cluster") => TestEngine::Cluster,
+        Ok("memory") => TestEngine::Memory,
+        _ => TestEngine::Disk,
+    }
+}
+
+/// Whether this run puts every test server on the cluster engine.
 pub fn on_cluster_engine() -> bool {
-    std::env::var_os("FERRY_TEST_CLUSTER").is_some_and(|v| v == "1")
+    engine_under_test() == TestEngine::Cluster
 }
 
 /// Binds a plaintext server whose web and IRC doors are at `web` and `irc`; the error when it
@@ -153,6 +176,9 @@ impl TestServer {
         doors: Doors,
     ) -> TestServer {
         let mut config = config;
+        if engine_under_test() == TestEngine::Memory {
+            config.chat.store = ferry::config::ChatStore::Memory;
+        }
         let redis = (on_cluster_engine() && config.cluster.redis.is_none()).then(|| {
             let redis = redis::RedisServer::start();
             config.cluster.redis = Some(redis.url());

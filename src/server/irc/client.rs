@@ -16,9 +16,9 @@ use super::wire::{Incoming, Wire, WriteFailed};
 use crate::auth::SessionIdentity;
 use crate::server::ServerState;
 use crate::services::CloseReason;
-use crate::services::chat::cluster::record::StreamId;
 use crate::services::chat::flood::FloodGate;
 use crate::services::chat::hub::{Delivery, Participant, Receipt, Room, RoomEvent};
+use crate::services::chat::offset::StreamId;
 
 /// Room events gathered into one write at most.
 const WRITE_BATCH: usize = 64;

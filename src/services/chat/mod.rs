@@ -6,10 +6,12 @@
 
 pub mod bot;
 pub mod cluster;
+pub mod engine;
 pub mod flood;
 pub mod hub;
 pub mod member;
 pub mod names;
+pub mod offset;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 

@@ -25,14 +25,16 @@ mod room_sync;
 
 use super::cluster::Cluster;
 use super::cluster::link::Done;
-use super::cluster::record::{Record, StreamId};
+use super::cluster::record::{Offset, Record, StreamId};
+use super::engine::Engine;
+pub use super::engine::{Confirmed, Kept};
 use super::names;
 use crate::config::ChatConfig;
 use crate::protocol::{ErrorCode, Refusal, RoomInfo};
 pub(crate) use nicks::nick_taken;
 pub use participant::{Delivery, Participant, Receipt};
 pub use room::{DOOR_ENCODINGS, Room, RoomChange, RoomEvent, Said};
-use room::{FrameBudget, HistoryBudget, history_frame};
+use room::{FrameBudget, history_frame};
 
 /// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -56,15 +58,6 @@ pub struct Joined {
     pub after: Option<StreamId>,
     /// Answering a join with `since`: whether every line after it followed.
     pub recovered: Option<bool>,
-}
-
-/// When a change is confirmed to the member that made it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Confirmed {
-    /// Done: answer now.
-    Now,
-    /// Queued for a cluster's Redis: a [`Delivery::Recorded`] follows.
-    Later,
 }
 
 /// What a join asks for besides the room.
@@ -100,7 +93,8 @@ pub struct ChatHub {
     reserved: RwLock<HashMap<String, String>>,
     /// This server's participants by id: where messages from other servers are delivered.
     by_id: RwLock<HashMap<u64, Participant>>,
-    history_budget: Arc<HistoryBudget>,
+    /// Where lines are kept (on one server; a cluster's are in Redis).
+    engine: Arc<dyn Engine>,
     frames_budget: Arc<FrameBudget>,
     next_id: AtomicU64,
     closed: CancellationToken,
@@ -111,18 +105,16 @@ pub struct ChatHub {
 }
 
 impl ChatHub {
-    /// An empty hub; the bot (if enabled) is started by `bot::start`.
-    pub fn new(config: ChatConfig) -> Arc<ChatHub> {
+    /// An empty hub keeping lines in `engine`; the bot (if enabled) is started by
+    /// `bot::start`.
+    pub fn new(config: ChatConfig, engine: Arc<dyn Engine>) -> Arc<ChatHub> {
         Arc::new(ChatHub {
             config: config.clone(),
             rooms: RwLock::default(),
             directory: RwLock::default(),
             reserved: RwLock::default(),
             by_id: RwLock::default(),
-            history_budget: Arc::new(HistoryBudget {
-                used: AtomicUsize::new(0),
-                limit: config.history_total_bytes,
-            }),
+            engine,
             frames_budget: Arc::new(FrameBudget {
                 used: AtomicUsize::new(0),
                 limit: config.memory_bytes,
@@ -163,6 +155,13 @@ impl ChatHub {
                     .await;
         }
         self.closed.cancel();
+        let engine = Arc::clone(&self.engine);
+        let _ = tokio::task::spawn_blocking(move || engine.close()).await;
+    }
+
+    /// Where lines are kept, for `ferry serve`'s banner.
+    pub fn engine_description(&self) -> String {
+        self.engine.describe()
     }
 
     /// Cancelled when the hub closes.
@@ -206,24 +205,35 @@ impl ChatHub {
             break (room, events, list);
         };
         let Some(cluster) = self.cluster() else {
-            let lines: Vec<Said> = lock(&room.history)
-                .iter()
-                .filter_map(|e| e.said.clone())
-                .collect();
-            let history = lines
-                .iter()
-                .map(|said| history_frame(&room.name, said, None))
-                .collect();
-            room.notice(participant.id, RoomChange::Joined(nick.to_string()));
-            return Ok(Joined {
-                events,
-                members: list,
-                history,
-                lines,
-                room,
-                after: None,
-                recovered: None,
-            });
+            return match self.join_here(&room, &options) {
+                Ok((lines, after, recovered)) => {
+                    let epoch = self.engine.epoch();
+                    let history = lines
+                        .iter()
+                        .map(|(id, said)| {
+                            history_frame(&room.name, said, Some(id.offset_in(&epoch)))
+                        })
+                        .collect();
+                    self.notice_in_order(
+                        &room,
+                        participant.id,
+                        RoomChange::Joined(nick.to_string()),
+                    );
+                    Ok(Joined {
+                        events,
+                        members: list,
+                        history,
+                        lines: lines.into_iter().map(|(_, said)| said).collect(),
+                        room,
+                        after,
+                        recovered,
+                    })
+                }
+                Err(refusal) => {
+                    self.leave_here(&room, participant, nick);
+                    Err(refusal)
+                }
+            };
         };
         match self
             .join_everywhere(cluster, &room, participant, nick, &options)
@@ -252,6 +262,39 @@ impl ChatHub {
         }
     }
 
+    /// The single-server half of a join, after the joiner is subscribed: the room's latest
+    /// lines (or those after the client's `since`) from the engine, and the position up to
+    /// which live lines are already among them.
+    #[allow(clippy::type_complexity)]
+    fn join_here(
+        &self,
+        room: &Room,
+        options: &JoinOptions,
+    ) -> Result<(Vec<(StreamId, Said)>, Option<StreamId>, Option<bool>), Refusal> {
+        let recent = self.engine.recent(&room.name, options.history)?;
+        let mut lines = recent.lines;
+        let mut recovered = None;
+        if let Some(since) = &options.since {
+            let epoch = self.engine.epoch();
+            let caught = match Offset::parse(since).filter(|o| o.epoch == epoch) {
+                Some(from) => self
+                    .engine
+                    .since(&room.name, from.id, MAX_CATCH_UP)?
+                    .map(|all| {
+                        all.into_iter()
+                            .filter(|(id, _)| recent.last.is_some_and(|last| *id <= last))
+                            .collect()
+                    }),
+                None => None,
+            };
+            recovered = Some(caught.is_some());
+            if let Some(caught) = caught {
+                lines = caught;
+            }
+        }
+        Ok((lines, recent.last, recovered))
+    }
+
     fn room(&self, name: &str) -> Result<Arc<Room>, Refusal> {
         if let Some(room) = self
             .rooms
@@ -278,13 +321,15 @@ impl ChatHub {
                     name: name.to_string(),
                     events: broadcast::channel(self.config.room_queue).0,
                     members: Mutex::default(),
-                    history: Mutex::default(),
-                    budget: Arc::clone(&self.history_budget),
                     recent: Mutex::default(),
                     frames_budget: Arc::clone(&self.frames_budget),
                     room_bytes: self.config.room_bytes,
                     room_queue: self.config.room_queue,
-                    topic: Mutex::default(),
+                    topic: Mutex::new(if self.cluster().is_some() {
+                        None
+                    } else {
+                        self.engine.topic(name)
+                    }),
                 })
             },
         )))
@@ -299,9 +344,12 @@ impl ChatHub {
             .map(|room| room.nicks())
     }
 
-    /// Bytes of history all rooms hold now.
+    /// Bytes of history held in this server's memory now.
     pub fn history_bytes(&self) -> usize {
-        self.history_budget.used.load(Ordering::Relaxed)
+        if self.cluster().is_some() {
+            return 0;
+        }
+        self.engine.held_bytes()
     }
 
     /// Bytes of recent room frames all rooms keep now.
@@ -356,7 +404,7 @@ impl ChatHub {
             } else {
                 RoomChange::Left(nick.to_string())
             };
-            room.notice(participant.id, change);
+            self.notice_in_order(room, participant.id, change);
         }
     }
 
@@ -381,21 +429,22 @@ impl ChatHub {
         let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
         if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
             rooms.remove(&room.name);
-            if let Some(cluster) = self.cluster() {
-                cluster.unsubscribe(&room.name);
+            match self.cluster() {
+                Some(cluster) => cluster.unsubscribe(&room.name),
+                None => self.engine.room_emptied(&room.name),
             }
         }
     }
 
-    /// Says `text` in `room` as `nick`: at once on one server; in a cluster, once Redis took
-    /// it (then request `id` is confirmed to `participant` with [`Delivery::Recorded`]; with
-    /// no `id`, only a refusal is).
+    /// Says `text` in `room` as `nick`, once the engine (or a cluster's Redis) kept it: at
+    /// once in memory; otherwise request `id` is confirmed to `participant` later, with
+    /// [`Delivery::Recorded`] (with no `id`, only a refusal is).
     ///
     /// # Errors
-    /// A cluster's Redis is unreachable (nothing was sent).
+    /// The engine cannot take the line, or a cluster's Redis is unreachable (nothing was sent).
     pub fn say(
         &self,
-        room: &Room,
+        room: &Arc<Room>,
         participant: &Participant,
         nick: &str,
         text: &str,
@@ -403,14 +452,23 @@ impl ChatHub {
         id: Option<u64>,
     ) -> Result<Confirmed, Refusal> {
         let Some(cluster) = self.cluster() else {
-            room.say(
-                participant.id,
-                nick,
-                text,
+            let said = Said {
+                from: nick.to_string(),
+                text: text.to_string(),
                 action,
-                self.config.history_messages,
+                at: std::time::SystemTime::now(),
+            };
+            return self.engine.append(
+                &room.name,
+                said.clone(),
+                when_kept(
+                    Arc::clone(room),
+                    participant.clone(),
+                    id,
+                    said,
+                    self.engine.epoch(),
+                ),
             );
-            return Ok(Confirmed::Now);
         };
         let record = Record::Say {
             n: cluster.link.node.clone(),
@@ -434,14 +492,21 @@ impl ChatHub {
     /// A cluster's Redis is unreachable (nothing was changed).
     pub fn set_topic(
         &self,
-        room: &Room,
+        room: &Arc<Room>,
         participant: &Participant,
         nick: &str,
         topic: &str,
         id: Option<u64>,
     ) -> Result<Confirmed, Refusal> {
         let Some(cluster) = self.cluster() else {
-            room.set_topic(participant.id, nick, topic);
+            let topic = (!topic.is_empty()).then(|| topic.to_string());
+            lock(&room.topic).clone_from(&topic);
+            self.engine.set_topic(&room.name, topic.as_deref());
+            let change = RoomChange::Topic {
+                by: nick.to_string(),
+                topic,
+            };
+            self.notice_in_order(room, participant.id, change);
             return Ok(Confirmed::Now);
         };
         let record = Record::Topic {
@@ -460,6 +525,14 @@ impl ChatHub {
         // Its setter reads it back at once; the record sets the same on every server.
         *lock(&room.topic) = (!topic.is_empty()).then(|| topic.to_string());
         Ok(Confirmed::Later)
+    }
+
+    /// Tells `room` of `change` (on one server) once the lines said before it are kept, so
+    /// members hear both in the order they happened.
+    pub(super) fn notice_in_order(&self, room: &Arc<Room>, origin: u64, change: RoomChange) {
+        let room = Arc::clone(room);
+        self.engine
+            .in_order(Box::new(move || room.notice(origin, change)));
     }
 
     /// The rooms for `chat_rooms`: this server's, or in a cluster every server's.
@@ -521,6 +594,37 @@ fn outcome(participant: &Participant, id: Option<u64>) -> Done {
             to: participant.clone(),
         },
     }
+}
+
+/// What the hub does once the engine kept a line: the room hears it with its position, and
+/// its sender is told (when the engine confirms later: request `id`, or only a refusal).
+fn when_kept(
+    room: Arc<Room>,
+    participant: Participant,
+    id: Option<u64>,
+    said: Said,
+    epoch: String,
+) -> Kept {
+    Box::new(move |kept, confirmed| {
+        if let Ok(position) = &kept {
+            room.broadcast_line(participant.id, said, Some((*position, &epoch)));
+        }
+        if confirmed == Confirmed::Now {
+            return;
+        }
+        match (id, kept) {
+            (Some(id), kept) => {
+                participant.deliver(Delivery::Recorded {
+                    id,
+                    refused: kept.err().map(|r| r.answering(Some(id))),
+                });
+            }
+            (None, Err(refusal)) => {
+                participant.deliver(Delivery::Refused(refusal));
+            }
+            (None, Ok(_)) => {}
+        }
+    })
 }
 
 /// How `chat_rooms` shows a room.

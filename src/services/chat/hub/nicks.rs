@@ -222,7 +222,8 @@ impl ChatHub {
             members.by_nick.insert(new.to_string(), participant.id);
             drop(members);
             if self.cluster().is_none() {
-                room.notice(
+                self.notice_in_order(
+                    room,
                     participant.id,
                     RoomChange::Renamed {
                         old: old.to_string(),

@@ -9,7 +9,8 @@ use tokio::sync::broadcast;
 
 use super::lock;
 use crate::protocol::{ChatMessage, ChatNotice, Message};
-use crate::services::chat::cluster::record::StreamId;
+pub use crate::services::chat::engine::Said;
+use crate::services::chat::offset::StreamId;
 
 /// A room event as fanned out: the frame is encoded once for every member.
 ///
@@ -112,7 +113,7 @@ impl RoomEvent {
         self.change.as_ref()
     }
 
-    /// In a cluster, the event's position in the room's stream.
+    /// A line's position in the room's history (notices have none).
     pub fn offset(&self) -> Option<StreamId> {
         self.offset
     }
@@ -124,13 +125,6 @@ impl RoomEvent {
             Some(slot) => slot.get_or_init(encode).clone(),
             None => encode(),
         }
-    }
-
-    /// What keeping this event as history costs, in bytes.
-    pub(super) fn history_cost(&self) -> usize {
-        self.said
-            .as_ref()
-            .map_or(0, |said| said.from.len() + said.text.len())
     }
 }
 
@@ -168,13 +162,6 @@ impl Members {
     }
 }
 
-/// History bytes held by all rooms together, against the configured total.
-#[derive(Debug)]
-pub(super) struct HistoryBudget {
-    pub(super) used: AtomicUsize,
-    pub(super) limit: usize,
-}
-
 /// One room.
 #[derive(Debug)]
 pub struct Room {
@@ -182,8 +169,6 @@ pub struct Room {
     pub name: String,
     pub(super) events: broadcast::Sender<Arc<RoomEvent>>,
     pub(super) members: Mutex<Members>,
-    pub(super) history: Mutex<VecDeque<Arc<RoomEvent>>>,
-    pub(super) budget: Arc<HistoryBudget>,
     pub(super) recent: Mutex<RecentFrames>,
     pub(super) frames_budget: Arc<FrameBudget>,
     /// Most bytes of recent frames this room keeps (`chat.room_bytes`).
@@ -196,56 +181,17 @@ pub struct Room {
     pub(super) sync: Mutex<super::room_sync::RoomSync>,
 }
 
-/// A line as the history keeps it, to re-encode for later joiners.
-#[derive(Debug, Clone)]
-pub struct Said {
-    /// The sender's nick.
-    pub from: String,
-    /// The line.
-    pub text: String,
-    /// An action (`/me`).
-    pub action: bool,
-    /// When it was said (IRC's `server-time` on history).
-    pub at: std::time::SystemTime,
-}
-
 impl Drop for Room {
     fn drop(&mut self) {
-        let held: usize = lock(&self.history).iter().map(|e| e.history_cost()).sum();
-        self.budget.used.fetch_sub(held, Ordering::Relaxed);
         let frames = lock(&self.recent).bytes;
         self.frames_budget.used.fetch_sub(frames, Ordering::Relaxed);
     }
 }
 
 impl Room {
-    /// Broadcasts a line (an action with `action`) from `from` and keeps it in the history.
-    pub(super) fn say(
-        &self,
-        origin: u64,
-        from: &str,
-        text: &str,
-        action: bool,
-        history_len: usize,
-    ) {
-        let said = Said {
-            from: from.to_string(),
-            text: text.to_string(),
-            action,
-            at: std::time::SystemTime::now(),
-        };
-        self.broadcast_line(origin, said, None, history_len);
-    }
-
-    /// Broadcasts `said` (in a cluster, at `offset` in the stream, written with `epoch`), and
-    /// keeps it in the history (on one server; a cluster's history is its stream).
-    pub(super) fn broadcast_line(
-        &self,
-        origin: u64,
-        said: Said,
-        offset: Option<(StreamId, &str)>,
-        history_len: usize,
-    ) {
+    /// Broadcasts `said`, at `offset` in the room's history (numbered by the engine that
+    /// kept it, in its `epoch`).
+    pub(super) fn broadcast_line(&self, origin: u64, said: Said, offset: Option<(StreamId, &str)>) {
         let message = Message::ChatMessage(ChatMessage {
             room: Some(self.name.clone()),
             from: said.from.clone(),
@@ -263,23 +209,6 @@ impl Room {
             None,
             offset.map(|o| o.0),
         );
-        if history_len > 0 {
-            let mut history = lock(&self.history);
-            let budget = &self.budget;
-            budget
-                .used
-                .fetch_add(event.history_cost(), Ordering::Relaxed);
-            history.push_back(Arc::clone(&event));
-            // Over either bound, this room gives up its own oldest lines: the total stays
-            // bounded however many rooms fill their history.
-            while history.len() > history_len
-                || (budget.used.load(Ordering::Relaxed) > budget.limit && !history.is_empty())
-            {
-                if let Some(old) = history.pop_front() {
-                    budget.used.fetch_sub(old.history_cost(), Ordering::Relaxed);
-                }
-            }
-        }
         // An error only means no member is listening right now.
         let _ = self.events.send(event);
     }
@@ -340,19 +269,6 @@ impl Room {
     /// The room's topic, if one was set.
     pub fn topic(&self) -> Option<String> {
         lock(&self.topic).clone()
-    }
-
-    /// Sets (or, with an empty one, clears) the topic, and tells the room who did.
-    pub(super) fn set_topic(&self, origin: u64, nick: &str, topic: &str) {
-        let topic = (!topic.is_empty()).then(|| topic.to_string());
-        lock(&self.topic).clone_from(&topic);
-        self.notice(
-            origin,
-            RoomChange::Topic {
-                by: nick.to_string(),
-                topic,
-            },
-        );
     }
 
     /// How many are in the room.

@@ -127,7 +127,7 @@ impl Room {
                     action: a,
                     at: id.time(),
                 };
-                self.broadcast_line(origin, said, Some((id, epoch)), 0);
+                self.broadcast_line(origin, said, Some((id, epoch)));
                 return;
             }
             Record::Join { f, .. } => {

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::super::cluster::record::StreamId;
 use super::super::hub::{ChatHub, JoinOptions, Participant, Room, RoomEvent};
 use super::super::names;
+use super::super::offset::StreamId;
 use crate::protocol::{ChatNotice, ErrorCode, Message, Refusal};
 
 /// Where a member is: in a room, or in a direct conversation.

@@ -22,7 +22,13 @@ fn hub() -> Arc<ChatHub> {
     let mut config = ChatConfig::default();
     config.bot.enabled = false;
     config.send_timeout_ms = 1_000;
-    ChatHub::new(config)
+    ChatHub::new(
+        config,
+        std::sync::Arc::new(crate::services::chat::engine::memory::MemoryEngine::new(
+            20,
+            32 << 20,
+        )),
+    )
 }
 
 /// A member's client end, and its exchange running on the server side.
@@ -98,6 +104,10 @@ async fn join(
     Ok(Client { conn, exchange })
 }
 
+fn ferry_offset_parses(offset: &str) -> bool {
+    crate::services::chat::offset::Offset::parse(offset).is_some()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_line_said_in_a_room_reaches_the_others_and_is_acked_to_its_sender() {
     let hub = hub();
@@ -114,18 +124,27 @@ async fn a_line_said_in_a_room_reaches_the_others_and_is_acked_to_its_sender() {
         }))
         .await;
     assert_eq!(alice.next().await, Message::ChatAck(ChatAck { id: 7 }));
+    let Message::ChatMessage(got) = bob.next_message().await else {
+        panic!("expected the line");
+    };
+    // Every engine gives a line its position in the room (`EPOCH:MS-SEQ`).
+    let offset = got.offset.clone().expect("a live line carries its offset");
+    assert!(
+        ferry_offset_parses(&offset),
+        "an offset as EPOCH:MS-SEQ: {offset}"
+    );
     assert_eq!(
-        bob.next_message().await,
-        Message::ChatMessage(ChatMessage {
+        got,
+        ChatMessage {
             room: Some("lobby".into()),
             from: "alice".into(),
             to: None,
             text: "hello".into(),
             history: false,
             action: false,
-            offset: None,
+            offset: Some(offset),
             at: None,
-        })
+        }
     );
     alice.send(Message::ChatLeave).await;
     assert_eq!(alice.next().await, Message::ChatLeft);
@@ -251,7 +270,13 @@ async fn a_member_that_stops_reading_is_dropped_at_the_send_timeout() {
 async fn a_room_list_fits_one_message_however_many_rooms_and_topics_there_are() {
     let mut config = ChatConfig::default();
     config.bot.enabled = false;
-    let hub = ChatHub::new(config);
+    let hub = ChatHub::new(
+        config,
+        std::sync::Arc::new(crate::services::chat::engine::memory::MemoryEngine::new(
+            20,
+            32 << 20,
+        )),
+    );
     let mut members = Vec::new();
     for i in 0..1000 {
         let nick = format!("m{i}");

@@ -1,0 +1,142 @@
+//! Where a room's lines are kept: the one interface the chat hub calls, and its engines.
+//!
+//! The hub decides who hears what; an engine decides when a line counts as said and where it
+//! is kept. The hub hands each line to [`Engine::append`] with what to do once it is kept
+//! ([`Kept`]: broadcast it with its position, acknowledge it), reads a room's past with
+//! [`Engine::recent`] and [`Engine::since`], and never learns which engine runs. Engines know
+//! nothing of the hub: they see rooms by name and lines as [`Said`]. Anchored on Centrifugo,
+//! whose memory and Redis engines sit behind one interface with history by offset and epoch.
+//!
+//! - [`memory`]: lines in memory, gone when a room empties or the server stops (tests,
+//!   `[chat] store = "memory"`).
+//! - [`disk`]: lines in an embedded store under the server's state directory, acknowledged
+//!   only once synced (the single-server default).
+//!
+//! The Redis engine (`cluster`) still has its own path through the hub; it is the next to move
+//! behind this interface.
+
+pub mod disk;
+pub mod memory;
+
+use std::time::SystemTime;
+
+use super::offset::StreamId;
+use crate::protocol::Refusal;
+
+/// A line as the engines keep it, to re-encode for later joiners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said {
+    /// The sender's nick.
+    pub from: String,
+    /// The line.
+    pub text: String,
+    /// An action (`/me`).
+    pub action: bool,
+    /// When it was said (IRC's `server-time` on history).
+    pub at: SystemTime,
+}
+
+/// When an engine ran [`Kept`]: how the hub confirms the line to its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// Inside [`Engine::append`]: answer now.
+    Now,
+    /// Later, from the engine's own task: a [`Delivery::Recorded`] follows.
+    ///
+    /// [`Delivery::Recorded`]: super::hub::Delivery::Recorded
+    Later,
+}
+
+/// What the hub does once a line is kept (or could not be): called exactly once, in the order
+/// lines were appended, with the line's position or the refusal.
+pub type Kept = Box<dyn FnOnce(Result<StreamId, Refusal>, Confirmed) + Send>;
+
+/// A room's latest lines, and the position of its last line.
+#[derive(Debug, Default)]
+pub struct Recent {
+    /// Oldest first.
+    pub lines: Vec<(StreamId, Said)>,
+    /// The room's last line's position (also when `lines` is empty because none were asked
+    /// for): a joiner skips live lines up to it, which it already has.
+    pub last: Option<StreamId>,
+}
+
+/// Where lines are kept. Every method is quick: an engine that writes to disk does so on its
+/// own thread and confirms through [`Kept`].
+pub trait Engine: Send + Sync + std::fmt::Debug {
+    /// For `ferry serve`'s banner: which engine runs, and where.
+    fn describe(&self) -> String;
+
+    /// The epoch of the data: positions from another epoch say nothing about this one (a
+    /// store that was wiped, a memory engine after a restart).
+    fn epoch(&self) -> String;
+
+    /// Keeps `said` as room `room`'s next line, then runs `kept`.
+    ///
+    /// # Errors
+    /// The engine cannot take it now (its queue is full, its store failed); `kept` was not run.
+    fn append(&self, room: &str, said: Said, kept: Kept) -> Result<Confirmed, Refusal>;
+
+    /// Up to `n` of the room's latest lines, and its last line's position.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    fn recent(&self, room: &str, n: usize) -> Result<Recent, Refusal>;
+
+    /// The room's lines after `after`; `None` when some of them are no longer kept or `max`
+    /// or more follow it (the client is then told it is not recovered).
+    ///
+    /// # Errors
+    /// The store could not be read.
+    fn since(
+        &self,
+        room: &str,
+        after: StreamId,
+        max: usize,
+    ) -> Result<Option<Vec<(StreamId, Said)>>, Refusal>;
+
+    /// Runs `then` once every line appended before it was kept (or refused): the hub's notices
+    /// (joins, leaves, renames, topics) reach members in the order they happened among the
+    /// lines, as a cluster's stream orders them.
+    fn in_order(&self, then: Box<dyn FnOnce() + Send>);
+
+    /// The room's topic as last set, kept as its lines are.
+    fn topic(&self, room: &str) -> Option<String>;
+
+    /// Keeps the room's topic (`None`: cleared).
+    fn set_topic(&self, room: &str, topic: Option<&str>);
+
+    /// Bytes of lines this engine holds in the server's memory (not on disk).
+    fn held_bytes(&self) -> usize;
+
+    /// No member of the room is left on this server: an engine that keeps nothing beyond its
+    /// members may forget the room.
+    fn room_emptied(&self, room: &str);
+
+    /// The server stops: what was taken is kept before this returns.
+    fn close(&self);
+}
+
+/// The next position after `last` for a line kept at `now_ms`: Redis's rule for stream IDs,
+/// so positions stay ordered even when the clock steps back.
+pub fn next_position(last: Option<StreamId>, now_ms: u64) -> StreamId {
+    match last {
+        Some(last) if last.ms >= now_ms => StreamId {
+            ms: last.ms,
+            seq: last.seq + 1,
+        },
+        _ => StreamId { ms: now_ms, seq: 0 },
+    }
+}
+
+/// Now, in ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A fresh epoch: 12 hex digits.
+pub fn new_epoch() -> String {
+    crate::protocol::hex::encode(&crate::random::random_bytes::<6>())
+}

@@ -93,11 +93,12 @@ fn one_line(error: &anyhow::Error) -> String {
 }
 
 /// Logs go to stderr: `RUST_LOG` wins, else `-v` (ferry's debug logs) or `-vv` (everyone's),
-/// else info for the server and warnings for clients. Colour only on a terminal and never with `NO_COLOR`.
+/// else info for the server (warnings from the chat store) and warnings for clients. Colour only on a terminal and never with `NO_COLOR`.
 fn init_logging(verbose: u8, server: bool) {
     let default = match (verbose, server) {
         (0, false) => "warn",
-        (0, true) => "info",
+        // The chat store's own progress (opening, flushing) is not the operator's news.
+        (0, true) => "info,fjall=warn,lsm_tree=warn",
         (1, _) => "warn,ferry=debug",
         _ => "debug,ferry=trace",
     };

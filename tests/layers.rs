@@ -100,3 +100,54 @@ fn the_protocol_is_pure_and_the_lower_layers_stay_below() {
         "auth is given its accounts"
     );
 }
+
+/// The non-test code of every `.rs` file under `src/DIR`, by path.
+fn sources_under(dir: &str) -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(dir);
+    let mut found = Vec::new();
+    let mut pending = vec![root];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path.file_name().is_some_and(|n| n != "tests.rs")
+            {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code = text.split("#[cfg(test)]").next().unwrap().to_string();
+                found.push((path.display().to_string(), code));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_chat_hub_knows_the_engine_interface_and_the_engines_know_no_hub() {
+    let engines = sources_under("services/chat/engine");
+    assert!(
+        engines.len() >= 3,
+        "the interface and two engines: {engines:?}"
+    );
+    for (path, code) in &engines {
+        assert!(
+            !code.contains("hub::") && !code.contains("super::hub") && !code.contains("cluster::"),
+            "{path}: an engine reaches into the hub (or another engine)"
+        );
+    }
+    let hub = sources_under("services/chat/hub");
+    assert!(hub.len() >= 5, "{hub:?}");
+    let mut uses_interface = false;
+    for (path, code) in &hub {
+        for engine in ["engine::disk", "engine::memory", "DiskEngine", "MemoryEngine"] {
+            assert!(
+                !code.contains(engine),
+                "{path}: the hub names an engine ({engine}); it is given one"
+            );
+        }
+        uses_interface |= code.contains("engine::Engine");
+    }
+    // The test sees the real imports (it would pass vacuously on files that say nothing).
+    assert!(uses_interface, "the hub keeps lines through the Engine interface");
+}

@@ -41,9 +41,7 @@ pub struct Said {
 pub enum Confirmed {
     /// Inside [`Engine::append`]: answer now.
     Now,
-    /// Later, from the engine's own task: a [`Delivery::Recorded`] follows.
-    ///
-    /// [`Delivery::Recorded`]: super::hub::Delivery::Recorded
+    /// Later, from the engine's own task: the hub tells the sender then (`Delivery::Recorded`).
     Later,
 }
 

@@ -1,0 +1,260 @@
+//! Chat on one server keeps its word: a line acknowledged by a server on the disk engine (the
+//! default) is in the room's history after the server is killed and started again, once, in
+//! order, at the position it had; and a client's `since` recovers across the restart.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{ServerProcess, WAIT};
+use ferry::client::chat::{ChatReceiver, ChatSender, ChatTarget, join, join_since};
+use ferry::client::{Client, ClientOptions};
+use ferry::protocol::{ChatAck, ChatJoined, ChatMessage, Message};
+
+/// A config with history replayed whole and no flood limit in the way.
+fn config(dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("chat.toml");
+    std::fs::write(
+        &path,
+        "[chat]\nhistory_messages = 10000\nflood_burst = 100000\nflood_per_second = 1000000.0\n",
+    )
+    .unwrap();
+    path
+}
+
+fn options(server: &ServerProcess, home: &std::path::Path) -> ClientOptions {
+    ClientOptions {
+        server: server.addr.to_string(),
+        token: None,
+        plaintext: true,
+        home: home.to_path_buf(),
+        connect_timeout: WAIT,
+        accept_new: true,
+        keys: None,
+    }
+}
+
+async fn member(
+    server: &ServerProcess,
+    home: &std::path::Path,
+    nick: &str,
+) -> (ChatSender, ChatReceiver, ChatJoined) {
+    let client = Client::connect(&options(server, home)).await.unwrap();
+    join(
+        client.into_connection(),
+        ChatTarget::Room("kept".into()),
+        nick,
+        true,
+    )
+    .await
+    .unwrap()
+}
+
+/// The room's whole history as a new joiner gets it: (sender, text, offset), oldest first.
+async fn history(server: &ServerProcess, home: &std::path::Path) -> Vec<(String, String, String)> {
+    let (_tx, mut rx, joined) = member(server, home, "reader").await;
+    let replayed = joined.replayed.expect("chat_joined says how many lines follow");
+    let mut lines = Vec::new();
+    while lines.len() < replayed as usize {
+        let message = tokio::time::timeout(WAIT, rx.next())
+            .await
+            .expect("the history arrives")
+            .unwrap()
+            .expect("the server stays");
+        if let Message::ChatMessage(ChatMessage {
+            from,
+            text,
+            history: true,
+            offset,
+            ..
+        }) = message
+        {
+            lines.push((from, text, offset.expect("a history line has its offset")));
+        }
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_lines_survive_a_kill_and_since_recovers_across_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let config = config(dir.path());
+    let server = ServerProcess::start(&["--plaintext", "--config", config.to_str().unwrap()]);
+    let banner = std::iter::from_fn(|| server.stderr.recv_timeout(WAIT).ok())
+        .find(|l| l.contains("chat engine:"))
+        .expect("serve names its chat engine");
+    assert!(banner.contains("chat engine: on disk in"), "{banner}");
+    let (mut alice, mut alice_rx, _) = member(&server, &home, "alice").await;
+    let (_bob, mut bob_rx, _) = member(&server, &home, "bob").await;
+    common::say_acked(&mut alice, &mut alice_rx, "before the crash").await;
+    let seen = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(Message::ChatMessage(m)) = bob_rx.next().await.unwrap() {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("bob hears alice");
+    let offset = seen.offset.expect("a live line carries its offset");
+    drop((alice, alice_rx, bob_rx));
+
+    let server = server.restart();
+    let lines = history(&server, &home).await;
+    assert_eq!(
+        lines,
+        vec![(
+            "alice".to_string(),
+            "before the crash".to_string(),
+            offset.clone()
+        )],
+        "the acknowledged line is kept, at the position it had"
+    );
+    // Lines said while bob was away reach him when he comes back with his offset, and only
+    // those: the positions go on from where they were.
+    let (mut carol, mut carol_rx, _) = member(&server, &home, "carol").await;
+    common::say_acked(&mut carol, &mut carol_rx, "while bob was away").await;
+    let client = Client::connect(&options(&server, &home)).await.unwrap();
+    let (_bob, mut bob_rx, joined) = join_since(client.into_connection(), "kept", "bob", &offset)
+        .await
+        .unwrap();
+    assert_eq!(joined.recovered, Some(true), "{joined:?}");
+    let caught = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(Message::ChatMessage(m)) = bob_rx.next().await.unwrap() {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("bob catches up");
+    assert_eq!(caught.text, "while bob was away");
+    assert!(caught.history);
+}
+
+/// What one kill round saw: ids sent with their texts, ids acknowledged.
+#[derive(Default)]
+struct Round {
+    sent: HashMap<u64, String>,
+    acked: Vec<u64>,
+}
+
+/// Says up to `max` lines `NICK-SEQ` (SEQ from `*next`) as fast as the server takes them, until
+/// the connection breaks; records what was sent and acknowledged.
+async fn chatter(
+    mut tx: ChatSender,
+    mut rx: ChatReceiver,
+    nick: String,
+    next: u64,
+    max: u64,
+    round: Arc<Mutex<Round>>,
+) -> u64 {
+    let acks = {
+        let round = Arc::clone(&round);
+        tokio::spawn(async move {
+            while let Ok(Some(message)) = rx.next().await {
+                if let Message::ChatAck(ChatAck { id }) = message {
+                    round.lock().unwrap().acked.push(id);
+                }
+            }
+        })
+    };
+    let mut seq = next;
+    while seq < next + max {
+        let text = format!("{nick}-{seq}");
+        // The text is recorded before it leaves: an ack can only follow.
+        let Ok(id) = tx.say(&text).await else { break };
+        round.lock().unwrap().sent.insert(id, text);
+        seq += 1;
+        tokio::task::yield_now().await;
+    }
+    let _ = tokio::time::timeout(WAIT, acks).await;
+    seq
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_kills_while_members_chat_lose_no_acknowledged_line_and_repeat_none() {
+    const KILLS: usize = 50;
+    const MEMBERS: usize = 3;
+    const LINES_PER_ROUND: u64 = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let config = config(dir.path());
+    let mut server = ServerProcess::start(&["--plaintext", "--config", config.to_str().unwrap()]);
+    let mut next = [0u64; MEMBERS];
+    let mut acked_texts: Vec<String> = Vec::new();
+    // A fixed seed: the kill points differ round to round, the same each run.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..KILLS {
+        // Request ids are per connection: one record per member.
+        let rounds: Vec<Arc<Mutex<Round>>> = (0..MEMBERS).map(|_| Arc::default()).collect();
+        let mut tasks = Vec::new();
+        for (m, from) in next.iter().enumerate() {
+            let nick = format!("m{m}");
+            let (tx, rx, _) = member(&server, &home, &nick).await;
+            tasks.push(tokio::spawn(chatter(
+                tx,
+                rx,
+                nick,
+                *from,
+                LINES_PER_ROUND,
+                Arc::clone(&rounds[m]),
+            )));
+        }
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // Killed somewhere between before the first line and after the last.
+        tokio::time::sleep(Duration::from_micros(state % 20_000)).await;
+        server.kill();
+        for (m, task) in tasks.into_iter().enumerate() {
+            next[m] = task.await.unwrap();
+        }
+        for round in &rounds {
+            let round = round.lock().unwrap();
+            acked_texts.extend(round.acked.iter().map(|id| round.sent[id].clone()));
+        }
+        server = server.restart();
+    }
+    let lines = history(&server, &home).await;
+    let texts: Vec<&str> = lines.iter().map(|(_, t, _)| t.as_str()).collect();
+    // Every acknowledged line is there exactly once.
+    for text in &acked_texts {
+        let n = texts.iter().filter(|t| *t == text).count();
+        assert_eq!(n, 1, "acknowledged line '{text}' is in history {n} times");
+    }
+    // No line is there twice, acknowledged or not.
+    let mut unique = texts.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), texts.len(), "a line is in history twice");
+    // Each member's lines in the order said, and positions strictly increasing.
+    for m in 0..MEMBERS {
+        let seqs: Vec<u64> = texts
+            .iter()
+            .filter_map(|t| t.strip_prefix(&format!("m{m}-")))
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "m{m}'s lines out of order: {seqs:?}"
+        );
+    }
+    let positions: Vec<ferry::services::chat::offset::Offset> = lines
+        .iter()
+        .map(|(_, _, o)| ferry::services::chat::offset::Offset::parse(o).unwrap())
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0].id < w[1].id),
+        "positions strictly increase"
+    );
+    assert!(
+        acked_texts.len() >= KILLS,
+        "the rounds acknowledged lines at all ({} acknowledged)",
+        acked_texts.len()
+    );
+}

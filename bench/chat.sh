@@ -7,6 +7,8 @@
 # ngircd runs with penalties off (MaxPenaltyTime = 0) and no per-IP limits, as ferry's flood
 # limit is never reached by this shape either. CPU seconds of the IRC generator and of the server
 # are printed side by side for the IRC rows, so a generator at its limit would show.
+# ferry's own servers keep lines on disk (the default engine: every line synced before it is
+# acknowledged); one more plaintext server keeps them in memory, to show what durability costs.
 # The burst has every member say one line (BURST lines, default CLIENTS); the paced load sends
 # MESSAGES lines at RATE per second.
 # Usage: bench/chat.sh [CLIENTS] [MESSAGES] [RATE] [RUNS] [BURST]
@@ -22,6 +24,8 @@ irc_fanout=$PWD/target/release/examples/irc_fanout
 
 start_ferry tls --irc 127.0.0.1:0
 start_ferry plain --plaintext --irc 127.0.0.1:0
+printf '[chat]\nstore = "memory"\n' >"$work/memory.toml"
+start_ferry memory --plaintext --config "$work/memory.toml"
 irc_of() { grep -o 'IRC door on [0-9.:]*' "$work/$1.log" | cut -d' ' -f4; }
 tls_irc=tls://$(irc_of tls)
 plain_irc=$(irc_of plain)
@@ -77,6 +81,8 @@ for shape in "$rate" 0; do
   for run in $(seq "$runs"); do
     "$ferry" bench --server "$plain" --plaintext --json chat --clients "$clients" --messages "$n" --rate "$shape" \
       | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["results"]["chat"]))' >>"$work/ferry-plain-$shape.jsonl"
+    "$ferry" bench --server "$memory" --plaintext --json chat --clients "$clients" --messages "$n" --rate "$shape" \
+      | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["results"]["chat"]))' >>"$work/ferry-memory-$shape.jsonl"
     "$ferry" bench --server "$tls" --json chat --clients "$clients" --messages "$n" --rate "$shape" \
       | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["results"]["chat"]))' >>"$work/ferry-tls-$shape.jsonl"
     irc_run ngircd "127.0.0.1:$irc_port" "$ngircd_pid" "$shape"
@@ -93,7 +99,7 @@ for shape in (rate, "0"):
     label = f"paced at {rate} lines/s" if shape != "0" else "all lines at once (burst)"
     print(f"== {label}")
     rows = {}
-    for name in ("ferry-plain", "ferry-tls", "ngircd", "ferry-irc-plain", "ferry-irc-tls"):
+    for name in ("ferry-plain", "ferry-memory", "ferry-tls", "ngircd", "ferry-irc-plain", "ferry-irc-tls"):
         runs = load(name, shape)
         med = lambda f: statistics.median(f(r) for r in runs)
         rows[name] = (med(lambda r: r["deliveries_per_second"]), med(lambda r: r["latency"]["p50_ms"]),
@@ -103,10 +109,11 @@ for shape in (rate, "0"):
         if "generator_cpu_s" in runs[0]:
             cpu = f"  cpu: generator {med(lambda r: r['generator_cpu_s']):.1f} s, server {med(lambda r: r['server_cpu_s']):.1f} s"
         print(f"{name:16s} {d:10.0f} deliveries/s  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  delivered {got:.1%} (worst run){cpu}")
+    print(f"ferry-plain (on disk) vs ferry-memory: {rows['ferry-plain'][0] / rows['ferry-memory'][0]:.2f}x deliveries/s, p99 {rows['ferry-plain'][2] / rows['ferry-memory'][2]:.2f}x")
     for name in ("ferry-plain", "ferry-tls", "ferry-irc-plain", "ferry-irc-tls"):
         print(f"{name} vs ngircd: {rows[name][0] / rows['ngircd'][0]:.2f}x deliveries/s, p99 {rows[name][2] / rows['ngircd'][2]:.2f}x of ngircd's")
     with open(f"{work}/chat-{'burst' if shape == '0' else 'paced'}.bars", "w") as bars:
-        for name in ("ngircd", "ferry-plain", "ferry-tls", "ferry-irc-plain", "ferry-irc-tls"):
+        for name in ("ngircd", "ferry-plain", "ferry-memory", "ferry-tls", "ferry-irc-plain", "ferry-irc-tls"):
             print(f"{name.replace('-', ' ')}={rows[name][0]:.0f}", file=bars)
 PY
 chart chat-paced "Chat deliveries, lines paced at $rate/s" deliveries/s ngircd "$work/chat-paced.bars"

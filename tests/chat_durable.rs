@@ -56,7 +56,9 @@ async fn member(
 /// The room's whole history as a new joiner gets it: (sender, text, offset), oldest first.
 async fn history(server: &ServerProcess, home: &std::path::Path) -> Vec<(String, String, String)> {
     let (_tx, mut rx, joined) = member(server, home, "reader").await;
-    let replayed = joined.replayed.expect("chat_joined says how many lines follow");
+    let replayed = joined
+        .replayed
+        .expect("chat_joined says how many lines follow");
     let mut lines = Vec::new();
     while lines.len() < replayed as usize {
         let message = tokio::time::timeout(WAIT, rx.next())

@@ -140,7 +140,12 @@ fn the_chat_hub_knows_the_engine_interface_and_the_engines_know_no_hub() {
     assert!(hub.len() >= 5, "{hub:?}");
     let mut uses_interface = false;
     for (path, code) in &hub {
-        for engine in ["engine::disk", "engine::memory", "DiskEngine", "MemoryEngine"] {
+        for engine in [
+            "engine::disk",
+            "engine::memory",
+            "DiskEngine",
+            "MemoryEngine",
+        ] {
             assert!(
                 !code.contains(engine),
                 "{path}: the hub names an engine ({engine}); it is given one"
@@ -149,5 +154,8 @@ fn the_chat_hub_knows_the_engine_interface_and_the_engines_know_no_hub() {
         uses_interface |= code.contains("engine::Engine");
     }
     // The test sees the real imports (it would pass vacuously on files that say nothing).
-    assert!(uses_interface, "the hub keeps lines through the Engine interface");
+    assert!(
+        uses_interface,
+        "the hub keeps lines through the Engine interface"
+    );
 }

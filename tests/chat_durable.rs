@@ -260,3 +260,57 @@ async fn fifty_kills_while_members_chat_lose_no_acknowledged_line_and_repeat_non
         acked_texts.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_kept_for_someone_signed_out_survives_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let config = config(dir.path());
+    let token = ferry::config::add_user(
+        &config,
+        "bob",
+        ferry::protocol::Permissions::parse_list("chat").unwrap(),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&["--plaintext", "--config", config.to_str().unwrap()]);
+    let (mut alice, mut alice_rx, _) = member(&server, &home, "alice").await;
+    let id = alice.direct("bob", "kept through a crash").await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(Message::ChatAck(ChatAck { id: got })) = alice_rx.next().await.unwrap()
+                && got == id
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("alice's message is acknowledged (kept)");
+    let server = server.restart();
+    let mut options = options(&server, &home);
+    options.token = Some(token);
+    let client = Client::connect(&options).await.unwrap();
+    let (_bob, mut bob_rx, _) = join(
+        client.into_connection(),
+        ChatTarget::Room("kept".into()),
+        "bob",
+        false,
+    )
+    .await
+    .unwrap();
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(Message::ChatMessage(m)) = bob_rx.next().await.unwrap()
+                && m.to.is_some()
+            {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("bob gets what was kept for him");
+    assert_eq!(
+        (got.from.as_str(), got.text.as_str()),
+        ("alice", "kept through a crash")
+    );
+}

@@ -40,6 +40,9 @@ pub struct ChatConfig {
     pub room_queue: usize,
     /// Direct messages and notices buffered per member; a full queue drops it. Default 256.
     pub member_queue: usize,
+    /// Direct messages kept for one configured user while they are signed out, delivered when
+    /// they next join chat (0: a message to someone signed out is refused). Default 100.
+    pub kept_directs: usize,
     /// Where a single server keeps its rooms' lines: `disk` (in `STATE/chat/`, synced before
     /// a line is acknowledged, kept across restarts and after a room empties) or `memory`
     /// (gone when a room empties or the server stops). A cluster keeps them in Redis.
@@ -76,6 +79,7 @@ impl Default for ChatConfig {
             send_timeout_ms: 10_000,
             room_queue: 4096,
             member_queue: 256,
+            kept_directs: 100,
             store: ChatStore::Disk,
             bot: BotConfig::default(),
         }

@@ -149,6 +149,8 @@ async fn serve(
             Delivery::Ack { .. }
             | Delivery::Refused(_)
             | Delivery::Recorded { .. }
+            | Delivery::Kept { .. }
+            | Delivery::Notice(_)
             | Delivery::Ended { .. } => {}
         }
     }

@@ -217,7 +217,11 @@ impl Link {
             ),
             Delivery::Ack { id } => (NodeMessage::Ack { id }, Done::Nothing),
             // Outcomes are for a participant of this server: never forwarded.
-            Delivery::Refused(_) | Delivery::Recorded { .. } | Delivery::Ended { .. } => {
+            Delivery::Refused(_)
+            | Delivery::Recorded { .. }
+            | Delivery::Ended { .. }
+            | Delivery::Kept { .. }
+            | Delivery::Notice(_) => {
                 return false;
             }
         };

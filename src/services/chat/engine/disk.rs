@@ -19,26 +19,24 @@
 //!
 //! Keys: `[room length u16][room][ms u64][seq u64]`, big-endian, so a room's lines are one
 //! contiguous, ordered range. Values: the line as JSON (`f` nick, `t` text, `a` action).
+//! Direct messages kept for a signed-out user are keyed the same way by user name, in their
+//! own partition. The writer is in [`super::disk_writer`].
 
-use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::time::{Duration, SystemTime};
+use std::sync::mpsc::{SyncSender, TrySendError};
 
-use fjall::{Batch, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+use fjall::{PartitionCreateOptions, PartitionHandle, PersistMode};
 use serde::{Deserialize, Serialize};
 
-use super::{Confirmed, Engine, Kept, Recent, Said, new_epoch, next_position, now_ms};
+use super::disk_writer::{Job, Writer};
+use super::{Confirmed, Engine, Kept, KeptDirect, Recent, Said, TakeDirects, new_epoch};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::offset::StreamId;
 
 /// Lines waiting for the writer at most; past it, lines are refused (try again).
 const QUEUE: usize = 65_536;
-
-/// Lines written in one batch (one sync) at most.
-const BATCH: usize = 4096;
 
 /// How long lines are kept: the `[cluster]` history bounds, which bound a Redis stream too.
 #[derive(Debug, Clone, Copy)]
@@ -57,26 +55,13 @@ pub struct OpenError {
     reason: String,
 }
 
+/// A line as the store keeps it (its time is its key's).
 #[derive(Serialize, Deserialize)]
-struct StoredLine {
-    f: String,
-    t: String,
+pub(super) struct StoredLine {
+    pub(super) f: String,
+    pub(super) t: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    a: bool,
-}
-
-enum Job {
-    Line {
-        room: String,
-        said: Said,
-        kept: Kept,
-    },
-    Topic {
-        room: String,
-        topic: Option<String>,
-    },
-    Then(Box<dyn FnOnce() + Send>),
-    Stop,
+    pub(super) a: bool,
 }
 
 /// The handle the hub calls.
@@ -99,14 +84,14 @@ impl std::fmt::Debug for DiskEngine {
 
 const EPOCH_KEY: &[u8] = b"epoch";
 
-fn topic_key(room: &str) -> Vec<u8> {
+pub(super) fn topic_key(room: &str) -> Vec<u8> {
     let mut key = b"topic:".to_vec();
     key.extend_from_slice(room.as_bytes());
     key
 }
 
-/// The first bytes of every key of `room`.
-fn room_prefix(room: &str) -> Vec<u8> {
+/// The first bytes of every key of `room` (or of a user's kept direct messages).
+pub(super) fn room_prefix(room: &str) -> Vec<u8> {
     let len = u16::try_from(room.len()).unwrap_or(u16::MAX);
     let mut key = Vec::with_capacity(2 + room.len() + 16);
     key.extend_from_slice(&len.to_be_bytes());
@@ -114,7 +99,7 @@ fn room_prefix(room: &str) -> Vec<u8> {
     key
 }
 
-fn line_key(room: &str, id: StreamId) -> Vec<u8> {
+pub(super) fn line_key(room: &str, id: StreamId) -> Vec<u8> {
     let mut key = room_prefix(room);
     key.extend_from_slice(&id.ms.to_be_bytes());
     key.extend_from_slice(&id.seq.to_be_bytes());
@@ -122,14 +107,14 @@ fn line_key(room: &str, id: StreamId) -> Vec<u8> {
 }
 
 /// The position a key ends with; `None` for a key that is not a line's.
-fn id_of(key: &[u8]) -> Option<StreamId> {
+pub(super) fn id_of(key: &[u8]) -> Option<StreamId> {
     let tail = key.len().checked_sub(16)?;
     let ms = u64::from_be_bytes(key[tail..tail + 8].try_into().ok()?);
     let seq = u64::from_be_bytes(key[tail + 8..].try_into().ok()?);
     Some(StreamId { ms, seq })
 }
 
-fn decode(key: &[u8], value: &[u8]) -> Option<(StreamId, Said)> {
+pub(super) fn decode(key: &[u8], value: &[u8]) -> Option<(StreamId, Said)> {
     let id = id_of(key)?;
     let line: StoredLine = serde_json::from_slice(value).ok()?;
     Some((
@@ -177,14 +162,17 @@ impl DiskEngine {
             }
         };
         let (jobs, queue) = std::sync::mpsc::sync_channel(QUEUE);
-        let writer = Writer {
+        let directs = keyspace
+            .open_partition("directs", PartitionCreateOptions::default())
+            .map_err(|e| failed(e.to_string()))?;
+        let writer = Writer::new(
             keyspace,
-            lines: lines.clone(),
-            meta: meta.clone(),
-            rooms: HashMap::new(),
+            lines.clone(),
+            meta.clone(),
+            directs,
             retention,
-            path: dir.display().to_string(),
-        };
+            dir.display().to_string(),
+        );
         let writer = std::thread::Builder::new()
             .name("chat-store".into())
             .spawn(move || writer.run(queue))
@@ -325,6 +313,33 @@ impl Engine for DiskEngine {
         });
     }
 
+    fn keep_direct(&self, user: &str, said: Said, limit: usize, kept: KeptDirect) {
+        let job = Job::KeepDirect {
+            user: user.to_string(),
+            said,
+            limit,
+            kept,
+        };
+        if let Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) =
+            self.jobs.try_send(job)
+            && let Job::KeepDirect { kept, .. } = job
+        {
+            kept(Err(Refusal::new(
+                ErrorCode::ServerBusy,
+                "the chat store is behind: the message was not sent; try again",
+            )));
+        }
+    }
+
+    fn take_directs(&self, user: &str, take: TakeDirects) {
+        // Refused only when the store is stopping or overwhelmed: what waits stays for the
+        // next sign-in.
+        let _ = self.jobs.try_send(Job::TakeDirects {
+            user: user.to_string(),
+            take,
+        });
+    }
+
     fn held_bytes(&self) -> usize {
         0
     }
@@ -336,175 +351,6 @@ impl Engine for DiskEngine {
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(writer) = writer {
             let _ = writer.join();
-        }
-    }
-}
-
-/// What the writer does after a batch is synced, in order.
-enum Done {
-    Line(Kept, StreamId),
-    Then(Box<dyn FnOnce() + Send>),
-}
-
-/// What the writer knows of a room it wrote to.
-struct RoomState {
-    last: Option<StreamId>,
-    oldest: Option<StreamId>,
-    count: usize,
-}
-
-/// The writer thread: the only one that writes lines.
-struct Writer {
-    keyspace: Keyspace,
-    lines: PartitionHandle,
-    meta: PartitionHandle,
-    rooms: HashMap<String, RoomState>,
-    retention: Retention,
-    path: String,
-}
-
-impl Writer {
-    fn run(mut self, queue: Receiver<Job>) {
-        let mut jobs = Vec::with_capacity(BATCH);
-        while let Ok(first) = queue.recv() {
-            jobs.push(first);
-            while jobs.len() < BATCH {
-                match queue.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
-            let stop = jobs.iter().any(|job| matches!(job, Job::Stop));
-            self.write(std::mem::take(&mut jobs));
-            if stop {
-                return;
-            }
-        }
-    }
-
-    /// Writes one batch, syncs it, then confirms each line in order, then trims.
-    fn write(&mut self, jobs: Vec<Job>) {
-        let mut batch = self.keyspace.batch();
-        let mut done: Vec<Done> = Vec::with_capacity(jobs.len());
-        let mut touched: Vec<String> = Vec::new();
-        for job in jobs {
-            match job {
-                Job::Line { room, said, kept } => {
-                    let state = self.state(&room);
-                    let id = next_position(state.last, now_ms());
-                    state.last = Some(id);
-                    state.oldest.get_or_insert(id);
-                    state.count += 1;
-                    let value = serde_json::to_vec(&StoredLine {
-                        f: said.from,
-                        t: said.text,
-                        a: said.action,
-                    })
-                    .unwrap_or_default();
-                    batch.insert(&self.lines, line_key(&room, id), value);
-                    if !touched.contains(&room) {
-                        touched.push(room);
-                    }
-                    done.push(Done::Line(kept, id));
-                }
-                Job::Topic { room, topic } => match topic {
-                    Some(topic) => batch.insert(&self.meta, topic_key(&room), topic),
-                    None => batch.remove(&self.meta, topic_key(&room)),
-                },
-                Job::Then(then) => done.push(Done::Then(then)),
-                Job::Stop => {}
-            }
-        }
-        let synced = batch
-            .commit()
-            .and_then(|()| self.keyspace.persist(PersistMode::SyncAll));
-        match synced {
-            Ok(()) => {
-                for done in done {
-                    match done {
-                        Done::Line(kept, id) => kept(Ok(id), Confirmed::Later),
-                        Done::Then(then) => then(),
-                    }
-                }
-                self.trim(&touched);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, path = %self.path, "the chat store could not keep lines");
-                let refusal = Refusal::new(
-                    ErrorCode::Unavailable,
-                    format!(
-                        "the chat store in {} could not keep the line ({e}): it was not sent",
-                        self.path
-                    ),
-                );
-                for done in done {
-                    match done {
-                        Done::Line(kept, _) => kept(Err(refusal.clone()), Confirmed::Later),
-                        Done::Then(then) => then(),
-                    }
-                }
-                // What the store holds is read again on the next line.
-                for room in touched {
-                    self.rooms.remove(&room);
-                }
-            }
-        }
-    }
-
-    /// The room's state, read from the store the first time the writer meets it.
-    fn state(&mut self, room: &str) -> &mut RoomState {
-        if !self.rooms.contains_key(room) {
-            let mut state = RoomState {
-                last: None,
-                oldest: None,
-                count: 0,
-            };
-            for (key, _) in self.lines.prefix(room_prefix(room)).flatten() {
-                let id = id_of(&key);
-                state.oldest = state.oldest.or(id);
-                state.last = id.or(state.last);
-                state.count += 1;
-            }
-            self.rooms.insert(room.to_string(), state);
-        }
-        self.rooms
-            .get_mut(room)
-            .unwrap_or_else(|| unreachable!("inserted above"))
-    }
-
-    /// Deletes the oldest lines of `rooms` beyond the retention bounds.
-    fn trim(&mut self, rooms: &[String]) {
-        let cutoff = SystemTime::now()
-            .checked_sub(Duration::from_secs(self.retention.age_secs))
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
-        let mut batch: Batch = self.keyspace.batch();
-        let mut any = false;
-        for room in rooms {
-            let entries = self.retention.entries;
-            let Some(state) = self.rooms.get_mut(room) else {
-                continue;
-            };
-            let too_old = state.oldest.is_some_and(|oldest| oldest.ms < cutoff);
-            if state.count <= entries && !too_old {
-                continue;
-            }
-            let mut excess = state.count.saturating_sub(entries);
-            state.oldest = None;
-            for (key, _) in self.lines.prefix(room_prefix(room)).flatten() {
-                let Some(id) = id_of(&key) else { continue };
-                if excess == 0 && id.ms >= cutoff {
-                    state.oldest = Some(id);
-                    break;
-                }
-                batch.remove(&self.lines, key);
-                excess = excess.saturating_sub(1);
-                state.count = state.count.saturating_sub(1);
-                any = true;
-            }
-        }
-        if any && let Err(e) = batch.commit() {
-            tracing::warn!(error = %e, "the chat store could not delete old lines");
         }
     }
 }

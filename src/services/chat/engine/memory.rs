@@ -6,7 +6,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::{Confirmed, Engine, Kept, Recent, Said, new_epoch, next_position, now_ms};
+use super::{
+    Confirmed, Engine, Kept, KeptDirect, Recent, Said, TakeDirects, directs_full, new_epoch,
+    next_position, now_ms,
+};
 use crate::protocol::Refusal;
 use crate::services::chat::offset::StreamId;
 
@@ -27,6 +30,8 @@ pub struct MemoryEngine {
     total_limit: usize,
     total_used: AtomicUsize,
     epoch: String,
+    /// Direct messages waiting for configured users who are signed out.
+    directs: Mutex<HashMap<String, VecDeque<Said>>>,
 }
 
 /// What keeping a line costs against the total.
@@ -47,6 +52,7 @@ impl MemoryEngine {
             total_limit: total_bytes,
             total_used: AtomicUsize::new(0),
             epoch: new_epoch(),
+            directs: Mutex::default(),
         }
     }
 
@@ -154,6 +160,24 @@ impl Engine for MemoryEngine {
 
     fn set_topic(&self, room: &str, topic: Option<&str>) {
         lock(&self.room(room)).topic = topic.map(str::to_string);
+    }
+
+    fn keep_direct(&self, user: &str, said: Said, limit: usize, kept: KeptDirect) {
+        let mut directs = lock(&self.directs);
+        let waiting = directs.entry(user.to_string()).or_default();
+        if waiting.len() >= limit {
+            drop(directs);
+            return kept(Err(directs_full(user, limit)));
+        }
+        waiting.push_back(said);
+        let n = waiting.len();
+        drop(directs);
+        kept(Ok(n));
+    }
+
+    fn take_directs(&self, user: &str, take: TakeDirects) {
+        let waiting = lock(&self.directs).remove(user).unwrap_or_default();
+        take(waiting.into());
     }
 
     fn held_bytes(&self) -> usize {

@@ -16,6 +16,7 @@
 //! behind this interface.
 
 pub mod disk;
+mod disk_writer;
 pub mod memory;
 
 use std::time::SystemTime;
@@ -48,6 +49,13 @@ pub enum Confirmed {
 /// What the hub does once a line is kept (or could not be): called exactly once, in the order
 /// lines were appended, with the line's position or the refusal.
 pub type Kept = Box<dyn FnOnce(Result<StreamId, Refusal>, Confirmed) + Send>;
+
+/// What the hub does once a direct message for someone signed out was kept (with how many
+/// now wait for them) or could not be.
+pub type KeptDirect = Box<dyn FnOnce(Result<usize, Refusal>) + Send>;
+
+/// What the hub does with the direct messages kept for someone who just signed in.
+pub type TakeDirects = Box<dyn FnOnce(Vec<Said>) + Send>;
 
 /// A room's latest lines, and the position of its last line.
 #[derive(Debug, Default)]
@@ -104,6 +112,13 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// Keeps the room's topic (`None`: cleared).
     fn set_topic(&self, room: &str, topic: Option<&str>);
 
+    /// Keeps a direct message for configured user `user`, who is not signed in, until they
+    /// next join chat; at most `limit` wait for one user (past it, a clear refusal).
+    fn keep_direct(&self, user: &str, said: Said, limit: usize, kept: KeptDirect);
+
+    /// Hands over, oldest first, and forgets the direct messages kept for `user`.
+    fn take_directs(&self, user: &str, take: TakeDirects);
+
     /// Bytes of lines this engine holds in the server's memory (not on disk).
     fn held_bytes(&self) -> usize;
 
@@ -125,6 +140,16 @@ pub fn next_position(last: Option<StreamId>, now_ms: u64) -> StreamId {
         },
         _ => StreamId { ms: now_ms, seq: 0 },
     }
+}
+
+/// The refusal for a direct message to someone whose kept messages are at the bound.
+pub fn directs_full(user: &str, limit: usize) -> Refusal {
+    Refusal::new(
+        crate::protocol::ErrorCode::ServerBusy,
+        format!(
+            "{user} is not signed in and already has {limit} messages waiting, the most kept: this one was not sent"
+        ),
+    )
 }
 
 /// Now, in ms since the Unix epoch.

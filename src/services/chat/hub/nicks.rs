@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
-use super::{ChatHub, Delivery, Participant, Receipt, Room, RoomChange, lock, names};
+use super::{ChatHub, Delivery, Participant, Receipt, Room, RoomChange, Said, lock, names};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::cluster::link::Done;
 use crate::services::chat::cluster::record::NodeMessage;
@@ -65,6 +65,9 @@ impl ChatHub {
             self.remove_from_directory(&participant, nick);
             self.forget(&participant);
             return Err(refusal);
+        }
+        if let (Some(user), None) = (user, self.cluster()) {
+            self.hand_over_kept(&participant, user);
         }
         Ok((participant, inbox))
     }
@@ -304,7 +307,9 @@ impl ChatHub {
                     },
                 );
             }
-            (Err(refusal), None) => return Err(refusal),
+            (Err(refusal), None) => {
+                return self.keep_direct(from, from_nick, to, text, action, id, refusal);
+            }
         };
         let receipt = Receipt::new(id, from.clone());
         for recipient in recipients {
@@ -317,6 +322,75 @@ impl ChatHub {
             });
         }
         Ok(())
+    }
+
+    /// A direct message to `to`, whom no one online holds: kept by the engine when `to` is a
+    /// configured user's name (they get it when they next join chat, from any door), and the
+    /// sender told so before its ack; otherwise `not_found`.
+    #[allow(clippy::too_many_arguments)]
+    fn keep_direct(
+        &self,
+        from: &Participant,
+        from_nick: &str,
+        to: &str,
+        text: &str,
+        action: bool,
+        id: u64,
+        not_found: Refusal,
+    ) -> Result<(), Refusal> {
+        let user = self
+            .reserved
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&names::skeleton(to))
+            .cloned();
+        let (Some(user), limit @ 1..) = (user, self.config.kept_directs) else {
+            return Err(not_found);
+        };
+        let said = Said {
+            from: from_nick.to_string(),
+            text: text.to_string(),
+            action,
+            at: std::time::SystemTime::now(),
+        };
+        let sender = from.clone();
+        let shown = user.clone();
+        self.engine.keep_direct(
+            &user,
+            said,
+            limit,
+            Box::new(move |kept| match kept {
+                Ok(waiting) => {
+                    sender.deliver(Delivery::Notice(format!(
+                        "{shown} is not signed in: your message is kept and delivered when they next join chat ({waiting} waiting)"
+                    )));
+                    sender.deliver(Delivery::Ack { id });
+                }
+                Err(refusal) => {
+                    sender.deliver(Delivery::Refused(refusal.answering(Some(id))));
+                }
+            }),
+        );
+        Ok(())
+    }
+
+    /// Hands `participant`, who just joined chat as configured user `user`, the direct
+    /// messages kept for that user while they were signed out, oldest first.
+    fn hand_over_kept(&self, participant: &Participant, user: &str) {
+        let participant = participant.clone();
+        self.engine.take_directs(
+            user,
+            Box::new(move |waiting| {
+                for said in waiting {
+                    participant.deliver(Delivery::Kept {
+                        from_nick: said.from,
+                        text: said.text,
+                        action: said.action,
+                        at: said.at,
+                    });
+                }
+            }),
+        );
     }
 
     /// Tells whoever is `to` (here or, in a cluster, anywhere) that `from` opened a direct

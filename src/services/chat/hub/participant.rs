@@ -87,6 +87,21 @@ pub enum Delivery {
         /// Acks the sender once every recipient took it.
         receipt: Option<Receipt>,
     },
+    /// A direct message kept while this participant's user was signed out, handed over now
+    /// that they joined chat.
+    Kept {
+        /// Who sent it (their nick then).
+        from_nick: String,
+        /// The line.
+        text: String,
+        /// An action (`/me`).
+        action: bool,
+        /// When it was sent.
+        at: std::time::SystemTime,
+    },
+    /// Something the server tells this participant (a direct message it sent was kept for
+    /// its signed-out recipient).
+    Notice(String),
     /// `from` opened a direct conversation with this participant.
     Opened {
         /// Who opened it.

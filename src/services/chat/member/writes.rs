@@ -151,6 +151,22 @@ impl Member<'_> {
                 drop(receipt);
                 return Ok(());
             }
+            Delivery::Kept {
+                from_nick,
+                text,
+                action,
+                at,
+            } => Message::ChatMessage(ChatMessage {
+                room: None,
+                from: from_nick,
+                to: Some(self.nick.clone()),
+                text,
+                action,
+                history: true,
+                offset: None,
+                at: Some(humantime::format_rfc3339_millis(at).to_string()),
+            }),
+            Delivery::Notice(text) => Message::ChatNotice(ChatNotice { room: None, text }),
             Delivery::Opened { from_nick, .. } => Message::ChatNotice(ChatNotice {
                 room: None,
                 text: format!("{from_nick} opened a direct conversation with you"),

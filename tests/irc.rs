@@ -924,3 +924,222 @@ async fn a_direct_message_to_someone_signed_out_is_kept_and_reaches_them_on_any_
         "nothing kept is delivered twice: {first:?}"
     );
 }
+
+impl Raw {
+    /// Every line up to and including the first that contains `needle`.
+    async fn lines_until(&mut self, needle: &str) -> Vec<String> {
+        self.lines_until_one(needle, |l| l.contains(needle)).await
+    }
+
+    /// Every line up to and including the first that `last` accepts (`what` names it).
+    async fn lines_until_one(&mut self, what: &str, last: impl Fn(&str) -> bool) -> Vec<String> {
+        let needle = what;
+        let mut lines = Vec::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let mut line = String::new();
+            match tokio::time::timeout_at(deadline, self.reader.read_line(&mut line)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => panic!("closed before {needle:?}: {lines:?}"),
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("no {needle:?} in time: {lines:?}"),
+            }
+            let line = line.trim_end().to_string();
+            let done = last(&line);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// The texts of the PRIVMSGs of the next `chathistory` batch, checking its frame: opened
+    /// and closed with the same id, every line in it tagged with it and with its time. (The
+    /// last parameter may come as a trailing one, `BATCH :-ID`: the same to an IRC parser.)
+    async fn history_page(&mut self) -> Vec<String> {
+        let lines = self
+            .lines_until_one("the batch's end", |l| {
+                l.contains(" BATCH -") || l.contains(" BATCH :-")
+            })
+            .await;
+        let open = lines
+            .iter()
+            .position(|l| l.contains(" BATCH +"))
+            .unwrap_or_else(|| panic!("a batch: {lines:?}"));
+        let id = lines[open].split(" BATCH +").nth(1).unwrap();
+        let id = id.split(' ').next().unwrap().to_string();
+        assert!(
+            lines[open].ends_with(" chathistory #scroll")
+                || lines[open].ends_with(" chathistory :#scroll"),
+            "{}",
+            lines[open]
+        );
+        let end = lines.last().unwrap();
+        assert!(
+            end.ends_with(&format!("BATCH -{id}")) || end.ends_with(&format!("BATCH :-{id}")),
+            "{end}"
+        );
+        lines[open + 1..lines.len() - 1]
+            .iter()
+            .map(|l| {
+                assert!(
+                    l.starts_with(&format!("@batch={id};time=")),
+                    "tagged with the batch and its time: {l}"
+                );
+                l.rsplit(" :").next().unwrap().to_string()
+            })
+            .collect()
+    }
+}
+
+/// Waits (without sleeping) until the clock is past the millisecond of `since`: lines said
+/// after it get a later time.
+fn next_millisecond(since: std::time::SystemTime) {
+    let ms =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    while ms(std::time::SystemTime::now()) <= ms(since) {
+        std::hint::spin_loop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chathistory_pages_back_as_the_spec_s_examples_do() {
+    let server = irc_server(ServerConfig::default()).await;
+    let (mut nat, mut nat_rx) = native(&server, "scroll", "nat").await;
+    for text in ["one", "two", "three", "four", "five"] {
+        next_millisecond(std::time::SystemTime::now());
+        common::say_acked(&mut nat, &mut nat_rx, text).await;
+    }
+    let mut irc = Raw::connect(&server).await;
+    irc.send(
+        b"CAP REQ :server-time batch draft/chathistory\r\nNICK reader\r\nUSER r 0 * :r\r\nCAP END\r\n",
+    )
+    .await;
+    let welcome = irc.lines_until(" 376 ").await;
+    assert!(
+        welcome
+            .iter()
+            .any(|l| l.contains(" 005 ") && l.contains("CHATHISTORY=100")),
+        "ISUPPORT says the page size: {welcome:?}"
+    );
+    // The join replays the history in a batch; each line's time is its reference.
+    irc.send(b"JOIN #scroll\r\n").await;
+    let joined = irc.history_page().await;
+    assert_eq!(joined, ["one", "two", "three", "four", "five"]);
+    irc.send(b"CHATHISTORY LATEST #scroll * 5\r\n").await;
+    let lines = irc
+        .lines_until_one("the batch's end", |l| l.contains(" BATCH :-"))
+        .await;
+    let time_of = |text: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l.ends_with(&format!(" :{text}")))
+            .unwrap();
+        line.split("time=")
+            .nth(1)
+            .unwrap()
+            .split([' ', ';'])
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (one, three, five) = (time_of("one"), time_of("three"), time_of("five"));
+
+    let page = async |irc: &mut Raw, command: String| {
+        irc.send(format!("{command}\r\n").as_bytes()).await;
+        irc.history_page().await
+    };
+    assert_eq!(
+        page(&mut irc, "CHATHISTORY LATEST #scroll * 2".into()).await,
+        ["four", "five"]
+    );
+    assert_eq!(
+        page(
+            &mut irc,
+            format!("CHATHISTORY BEFORE #scroll timestamp={three} 2")
+        )
+        .await,
+        ["one", "two"]
+    );
+    assert_eq!(
+        page(
+            &mut irc,
+            format!("CHATHISTORY AFTER #scroll timestamp={three} 10")
+        )
+        .await,
+        ["four", "five"]
+    );
+    assert_eq!(
+        page(
+            &mut irc,
+            format!("CHATHISTORY AROUND #scroll timestamp={three} 2")
+        )
+        .await,
+        ["two", "three"]
+    );
+    assert_eq!(
+        page(
+            &mut irc,
+            format!("CHATHISTORY BETWEEN #scroll timestamp={one} timestamp={five} 10")
+        )
+        .await,
+        ["two", "three", "four"]
+    );
+    assert_eq!(
+        page(
+            &mut irc,
+            format!("CHATHISTORY BETWEEN #scroll timestamp={five} timestamp={one} 2")
+        )
+        .await,
+        ["three", "four"],
+        "from the later side: the lines just before it"
+    );
+    assert_eq!(
+        page(
+            &mut irc,
+            format!("CHATHISTORY LATEST #scroll timestamp={three} 10")
+        )
+        .await,
+        ["four", "five"]
+    );
+    let empty: [&str; 0] = [];
+    assert_eq!(
+        page(
+            &mut irc,
+            format!("CHATHISTORY BEFORE #scroll timestamp={one} 5")
+        )
+        .await,
+        empty,
+        "nothing before the first: an empty batch"
+    );
+    // Errors, as the spec names them.
+    irc.send(b"CHATHISTORY BEFORE #scroll msgid=abc 5\r\n")
+        .await;
+    irc.until("FAIL CHATHISTORY INVALID_PARAMS BEFORE #scroll")
+        .await
+        .unwrap();
+    irc.send(b"CHATHISTORY LATEST #elsewhere * 5\r\n").await;
+    irc.until("FAIL CHATHISTORY INVALID_TARGET LATEST #elsewhere")
+        .await
+        .unwrap();
+    irc.send(b"CHATHISTORY TARGETS x y 5\r\n").await;
+    irc.until("FAIL CHATHISTORY UNKNOWN_COMMAND TARGETS")
+        .await
+        .unwrap();
+
+    // A client that took none of the caps gets plain lines: no tags, no batch.
+    let mut plain = Raw::register(&server, "plain").await;
+    plain.send(b"JOIN #scroll\r\n").await;
+    plain.until(" 366 ").await.unwrap();
+    // The join's own replay, as plain lines.
+    plain.until(" PRIVMSG #scroll :five").await.unwrap();
+    plain
+        .send(b"CHATHISTORY LATEST #scroll * 1\r\nPING :end\r\n")
+        .await;
+    let lines = plain.lines_until("PONG").await;
+    let said: Vec<&String> = lines.iter().filter(|l| l.contains(" PRIVMSG ")).collect();
+    assert!(
+        said.len() == 1 && said[0].starts_with(":nat!") && said[0].ends_with(" :five"),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("BATCH")), "{lines:?}");
+}

@@ -2,7 +2,8 @@
 //! `LIST`, `END`).
 
 /// The capabilities offered, as `CAP LS` lists them.
-pub(super) const OFFERED: &str = "sasl=PLAIN server-time echo-message message-tags batch";
+pub(super) const OFFERED: &str =
+    "sasl=PLAIN server-time echo-message message-tags batch draft/chathistory";
 
 /// What a client asked for and was granted.
 #[derive(Debug, Clone, Copy, Default)]
@@ -12,6 +13,8 @@ pub(super) struct Caps {
     pub(super) echo_message: bool,
     pub(super) message_tags: bool,
     pub(super) batch: bool,
+    /// `draft/chathistory`: the client may page back with `CHATHISTORY`.
+    pub(super) chathistory: bool,
 }
 
 impl Caps {
@@ -30,6 +33,7 @@ impl Caps {
                 "echo-message" => &mut next.echo_message,
                 "message-tags" => &mut next.message_tags,
                 "batch" => &mut next.batch,
+                "draft/chathistory" => &mut next.chathistory,
                 _ => return false,
             };
             *slot = on;
@@ -46,6 +50,7 @@ impl Caps {
             (self.echo_message, "echo-message"),
             (self.message_tags, "message-tags"),
             (self.batch, "batch"),
+            (self.chathistory, "draft/chathistory"),
         ]
         .iter()
         .filter(|(on, _)| *on)

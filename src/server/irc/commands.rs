@@ -47,6 +47,7 @@ impl Client<'_> {
             },
             "LIST" => self.list(out).await,
             "ISON" => self.ison(p, out).await,
+            "CHATHISTORY" => self.chathistory(p, out).await,
             "USERHOST" => self.userhost(p, out).await,
             "TOPIC" => match first {
                 Some(channel) => self.topic(channel, p.get(1).copied(), out),

@@ -108,9 +108,14 @@ impl Client<'_> {
     /// A room's recent lines after a JOIN: in a `chathistory` batch when the client took
     /// `batch` (each line with its time when it took `server-time`), else as plain lines.
     pub(super) fn replay(&mut self, channel: &str, lines: &[Said], out: &mut Out) {
-        if lines.is_empty() {
-            return;
+        if !lines.is_empty() {
+            self.history_batch(channel, lines, out);
         }
+    }
+
+    /// `lines` in one `chathistory` batch (when the client took `batch`; an empty one too,
+    /// which is how `CHATHISTORY` says "nothing").
+    pub(super) fn history_batch(&mut self, channel: &str, lines: &[Said], out: &mut Out) {
         let id = self.caps.batch.then(|| {
             self.next_id += 1;
             format!("history{}", self.next_id)

@@ -16,6 +16,7 @@
 //!   and its rooms see it PART "dropped: not reading".
 
 mod caps;
+mod chathistory;
 mod client;
 mod commands;
 mod events;

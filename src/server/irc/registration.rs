@@ -394,6 +394,8 @@ fn greet(out: &mut super::line::Out, state: &ServerState) {
         "CHANMODES=,,,".to_string(),
         "MAXTARGETS=4".to_string(),
         "UTF8ONLY".to_string(),
+        format!("CHATHISTORY={}", super::chathistory::MAX_PAGE),
+        "MSGREFTYPES=timestamp".to_string(),
     ];
     let mut params: Vec<&str> = tokens.iter().map(String::as_str).collect();
     params.push("are supported by this server");

@@ -20,6 +20,7 @@ pub mod link;
 pub mod presence;
 pub mod record;
 pub mod script;
+pub mod scrollback;
 pub mod subscriber;
 
 use std::sync::{Arc, RwLock};

@@ -297,6 +297,49 @@ impl Engine for DiskEngine {
         }
     }
 
+    fn older(
+        &self,
+        room: &str,
+        before_ms: u64,
+        n: usize,
+    ) -> Result<Vec<(StreamId, Said)>, Refusal> {
+        let start = line_key(room, StreamId { ms: 0, seq: 0 });
+        let end = line_key(
+            room,
+            StreamId {
+                ms: before_ms,
+                seq: 0,
+            },
+        );
+        let mut found = Vec::new();
+        for item in self.lines.range(start..end).rev().take(n) {
+            let (key, value) = item.map_err(|e| self.read_failed(&e))?;
+            found.extend(decode(&key, &value));
+        }
+        found.reverse();
+        Ok(found)
+    }
+
+    fn newer(&self, room: &str, after_ms: u64, n: usize) -> Result<Vec<(StreamId, Said)>, Refusal> {
+        let Some(from) = after_ms.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let start = line_key(room, StreamId { ms: from, seq: 0 });
+        let end = line_key(
+            room,
+            StreamId {
+                ms: u64::MAX,
+                seq: u64::MAX,
+            },
+        );
+        let mut found = Vec::new();
+        for item in self.lines.range(start..=end).take(n) {
+            let (key, value) = item.map_err(|e| self.read_failed(&e))?;
+            found.extend(decode(&key, &value));
+        }
+        Ok(found)
+    }
+
     fn topic(&self, room: &str) -> Option<String> {
         self.meta
             .get(topic_key(room))

@@ -148,6 +148,42 @@ impl Engine for MemoryEngine {
         Ok((found.len() < max).then_some(found))
     }
 
+    fn older(
+        &self,
+        room: &str,
+        before_ms: u64,
+        n: usize,
+    ) -> Result<Vec<(StreamId, Said)>, Refusal> {
+        let Some(lines) = self.existing(room) else {
+            return Ok(Vec::new());
+        };
+        let lines = lock(&lines);
+        let mut found: Vec<(StreamId, Said)> = lines
+            .lines
+            .iter()
+            .rev()
+            .filter(|(id, _)| id.ms < before_ms)
+            .take(n)
+            .cloned()
+            .collect();
+        found.reverse();
+        Ok(found)
+    }
+
+    fn newer(&self, room: &str, after_ms: u64, n: usize) -> Result<Vec<(StreamId, Said)>, Refusal> {
+        let Some(lines) = self.existing(room) else {
+            return Ok(Vec::new());
+        };
+        let lines = lock(&lines);
+        Ok(lines
+            .lines
+            .iter()
+            .filter(|(id, _)| id.ms > after_ms)
+            .take(n)
+            .cloned()
+            .collect())
+    }
+
     fn in_order(&self, then: Box<dyn FnOnce() + Send>) {
         // Lines are kept inside `append`: every earlier one already was.
         then();

@@ -106,6 +106,20 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// lines, as a cluster's stream orders them.
     fn in_order(&self, then: Box<dyn FnOnce() + Send>);
 
+    /// Up to `n` of the room's latest lines said before `before_ms` (ms since the Unix
+    /// epoch), oldest first: a page of scrollback (IRC's `CHATHISTORY`).
+    ///
+    /// # Errors
+    /// The store could not be read.
+    fn older(&self, room: &str, before_ms: u64, n: usize)
+    -> Result<Vec<(StreamId, Said)>, Refusal>;
+
+    /// Up to `n` of the room's earliest lines said after `after_ms`, oldest first.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    fn newer(&self, room: &str, after_ms: u64, n: usize) -> Result<Vec<(StreamId, Said)>, Refusal>;
+
     /// The room's topic as last set, kept as its lines are.
     fn topic(&self, room: &str) -> Option<String>;
 

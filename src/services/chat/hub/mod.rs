@@ -22,6 +22,7 @@ mod nicks;
 mod participant;
 mod room;
 mod room_sync;
+mod scrollback;
 
 use super::cluster::Cluster;
 use super::cluster::link::Done;
@@ -35,6 +36,7 @@ pub(crate) use nicks::nick_taken;
 pub use participant::{Delivery, Participant, Receipt};
 pub use room::{DOOR_ENCODINGS, Room, RoomChange, RoomEvent, Said};
 use room::{FrameBudget, history_frame};
+pub use scrollback::Page;
 
 /// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

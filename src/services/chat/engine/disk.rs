@@ -72,6 +72,8 @@ pub struct DiskEngine {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     epoch: String,
     path: PathBuf,
+    /// Held while the engine lives: the store is this process's.
+    _lock: std::fs::File,
 }
 
 impl std::fmt::Debug for DiskEngine {
@@ -140,6 +142,12 @@ impl DiskEngine {
             reason,
         };
         std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+        // fjall assumes one process: a second server on the same state directory is refused
+        // here, before it opens the store. The lock goes with the process, however it ends.
+        let lock =
+            std::fs::File::create(dir.join("ferry.lock")).map_err(|e| failed(e.to_string()))?;
+        lock.try_lock()
+            .map_err(|_| failed("another ferry server uses this state directory".into()))?;
         let keyspace = fjall::Config::new(dir)
             .flush_workers(1)
             .compaction_workers(1)
@@ -184,6 +192,7 @@ impl DiskEngine {
             writer: Mutex::new(Some(writer)),
             epoch,
             path: dir.to_path_buf(),
+            _lock: lock,
         })
     }
 
@@ -395,5 +404,30 @@ impl Engine for DiskEngine {
         if let Some(writer) = writer {
             let _ = writer.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_engine_on_the_same_directory_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention {
+            entries: 10,
+            age_secs: 60,
+        };
+        let first = DiskEngine::open(dir.path(), retention).unwrap();
+        let second = DiskEngine::open(dir.path(), retention).unwrap_err();
+        assert!(
+            second
+                .to_string()
+                .contains("another ferry server uses this state directory"),
+            "{second}"
+        );
+        first.close();
+        drop(first);
+        DiskEngine::open(dir.path(), retention).expect("free again once the first is gone");
     }
 }

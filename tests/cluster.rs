@@ -924,3 +924,55 @@ async fn a_server_cut_from_redis_rejoins_without_a_second_member_of_a_taken_nick
     let nicks = who(&mut watcher, &mut watcher_rx).await;
     assert_eq!(nicks.iter().filter(|n| *n == "vic").count(), 1, "{nicks:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_kept_on_one_server_is_handed_over_by_another() {
+    let mut cluster = Cluster::start_with(0, "", "");
+    let token = ferry::config::add_user(
+        &cluster.config.path().join("config.toml"),
+        "erin",
+        ferry::protocol::Permissions::parse_list("chat").unwrap(),
+    )
+    .unwrap();
+    cluster.add_server();
+    cluster.add_server();
+    let (mut alice, mut alice_rx, _) = cluster.member(0, "hall", "alice").await;
+    let id = alice.direct("erin", "kept in redis").await.unwrap();
+    expect(&mut alice_rx, "told it was kept", |m| {
+        matches!(m, Message::ChatNotice(n) if n.text.starts_with("erin is not signed in: your message is kept"))
+    })
+    .await;
+    expect(&mut alice_rx, "the ack", acked(id)).await;
+    let erin = Client::connect(&ClientOptions {
+        server: cluster.addr(1).to_string(),
+        token: Some(token),
+        plaintext: true,
+        home: cluster.home.path().to_path_buf(),
+        connect_timeout: WAIT,
+        accept_new: true,
+        keys: None,
+    })
+    .await
+    .unwrap();
+    let (_tx, mut erin_rx, _) = erin
+        .chat(ChatTarget::Room("hall".into()), "erin", false)
+        .await
+        .unwrap();
+    let kept = expect(&mut erin_rx, "what was kept for erin", |m| {
+        matches!(m, Message::ChatMessage(ChatMessage { to: Some(_), .. }))
+    })
+    .await;
+    let Message::ChatMessage(kept) = kept else {
+        unreachable!()
+    };
+    assert_eq!(
+        (kept.from.as_str(), kept.text.as_str()),
+        ("alice", "kept in redis")
+    );
+    assert!(kept.history && kept.at.is_some(), "{kept:?}");
+    assert_eq!(
+        cluster.redis.command("EXISTS ferry:kept:erin").trim(),
+        ":0",
+        "handed over once: nothing kept any more"
+    );
+}

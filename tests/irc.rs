@@ -817,10 +817,6 @@ fn config_with_users(names: &[&str], kept_directs: usize) -> (ServerConfig, Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_message_to_someone_signed_out_is_kept_and_reaches_them_on_any_door() {
-    if common::on_cluster_engine() {
-        // Kept direct messages are a single server's for now (not yet in Redis).
-        return;
-    }
     let (config, tokens) = config_with_users(&["bob", "dave"], 2);
     let server = irc_server(config).await;
 

@@ -260,13 +260,29 @@ elseif op == 'find' then
   return redis.call('HGET', P .. 'nicks', ARGV[4])
 
 elseif op == 'route' then
-  -- skeleton, message, sender's node: published to the holder's server as "PID MESSAGE"; 0
-  -- when no one holds the nick (or its server is not listening)
+  -- skeleton, message, sender's node[, user, most kept, kept JSON]: published to the holder's
+  -- server as "PID MESSAGE"; 0 when no one holds the nick (or its server is not listening).
+  -- With a user (the nick is a configured user's name), a message no one holds the nick for
+  -- is kept for that user instead: 'kept N' (N now wait), or 'full' at the bound. The kept
+  -- JSON gains "ms", Redis's time, as when it was sent.
   if fenced(ARGV[6]) then return redis.error_reply(FENCED) end
   local held = redis.call('HGET', P .. 'nicks', ARGV[4])
-  if not held then return 0 end
+  if not held then
+    if not ARGV[7] or ARGV[7] == '' then return 0 end
+    local kept = P .. 'kept:' .. ARGV[7]
+    if redis.call('LLEN', kept) >= tonumber(ARGV[8]) then return 'full' end
+    local json = string.sub(ARGV[9], 1, -2) .. ',"ms":' .. now_ms() .. '}'
+    return 'kept ' .. redis.call('RPUSH', kept, json)
+  end
   local parts = split(held)
   return redis.call('PUBLISH', P .. 'node:' .. parts[1], parts[2] .. ' ' .. ARGV[5])
+
+elseif op == 'take' then
+  -- user: the direct messages kept for them, oldest first, forgotten as they are handed over
+  local kept = P .. 'kept:' .. ARGV[4]
+  local all = redis.call('LRANGE', kept, 0, -1)
+  redis.call('DEL', kept)
+  return all
 
 elseif op == 'heartbeat' then
   -- node, name, timeout ms: 'fenced' (and no heartbeat) when the others reaped this server

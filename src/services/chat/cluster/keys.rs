@@ -13,6 +13,7 @@
 //! | `ferry:room:R:members` | hash | nick → `NODE PID` |
 //! | `ferry:room:R:topic` | string | the topic |
 //! | `ferry:bot` | string, expiring | the node holding the bot |
+//! | `ferry:kept:USER` | list | direct messages kept for a signed-out user (`{"f","t","a","ms"}`) |
 //!
 //! Channels: `ferry:room:R` carries each record as `ID JSON` the moment it is appended;
 //! `ferry:node:ID` carries `PID JSON` messages for that server's participants.

@@ -42,6 +42,8 @@ pub enum Done {
     },
     /// A direct message routed by nick: refuse request `id` with `not_found` when no one holds
     /// `nick` (the recipient's server acks it otherwise).
+    /// When it was kept for the signed-out user `nick` names, the sender is told so and acked;
+    /// at that user's bound, refused.
     Routed {
         /// Who sent the message.
         to: Participant,
@@ -49,6 +51,8 @@ pub enum Done {
         id: u64,
         /// The recipient's nick.
         nick: String,
+        /// The user it is kept for when they are signed out, and the most kept for one user.
+        keep: Option<(String, usize)>,
     },
     /// Keep the receipt until Redis took the message.
     Hold(#[allow(dead_code)] Receipt),
@@ -344,7 +348,21 @@ fn finish(link: &Link, done: Done, answer: Result<Value, ()>) {
                 to.deliver(Delivery::Refused(refusal));
             }
         }
-        Done::Routed { to, id, nick } => match answer {
+        Done::Routed { to, id, nick, keep } => match answer {
+            Ok(Value::BulkString(kept)) if kept.starts_with(b"kept ") => {
+                let waiting = String::from_utf8_lossy(&kept[5..]).into_owned();
+                let user = keep.map_or(nick, |(user, _)| user);
+                to.deliver(Delivery::Notice(
+                    crate::services::chat::engine::kept_notice(&user, &waiting),
+                ));
+                to.deliver(Delivery::Ack { id });
+            }
+            Ok(Value::BulkString(full)) if full == b"full" => {
+                let (user, most) = keep.unwrap_or((nick, 0));
+                to.deliver(Delivery::Refused(
+                    crate::services::chat::engine::directs_full(&user, most).answering(Some(id)),
+                ));
+            }
             Ok(Value::Int(0)) => {
                 to.deliver(Delivery::Refused(
                     Refusal::new(

@@ -233,7 +233,8 @@ impl Cluster {
     }
 
     /// Sends `message` to whoever holds `nick`, on their server; `done` learns whether someone
-    /// did.
+    /// did. With `keep` (the configured user `nick` names, the most kept for them, and the
+    /// message as kept), a message no one holds the nick for is kept in Redis for that user.
     ///
     /// # Errors
     /// Redis is unreachable.
@@ -242,14 +243,37 @@ impl Cluster {
         nick: &str,
         message: record::NodeMessage,
         done: link::Done,
+        keep: Option<(&str, usize, &record::KeptDirect)>,
     ) -> Result<(), Refusal> {
-        self.link.send(
-            self.link.op(
-                "route",
-                &[&names::skeleton(nick), &message.to_json(), &self.link.node],
-            ),
-            done,
-        )
+        let (skeleton, json) = (names::skeleton(nick), message.to_json());
+        let mut args = vec![skeleton.as_str(), json.as_str(), self.link.node.as_str()];
+        let kept = keep.map(|(user, most, kept)| {
+            (
+                user.to_string(),
+                most.to_string(),
+                serde_json::to_string(kept).unwrap_or_default(),
+            )
+        });
+        if let Some((user, most, json)) = &kept {
+            args.extend([user.as_str(), most.as_str(), json.as_str()]);
+        }
+        self.link.send(self.link.op("route", &args), done)
+    }
+
+    /// Hands over, oldest first, and forgets the direct messages kept in Redis for `user`.
+    ///
+    /// # Errors
+    /// Redis is unreachable (they stay kept).
+    pub async fn take_kept(&self, user: &str) -> Result<Vec<record::KeptDirect>, Refusal> {
+        let answer = self.link.ask(self.link.op("take", &[user])).await?;
+        Ok(match answer {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(text)
+                .filter_map(|json| serde_json::from_str(&json).ok())
+                .collect(),
+            _ => Vec::new(),
+        })
     }
 
     /// Tells the subscriber Redis stopped answering.

@@ -95,6 +95,19 @@ pub enum NodeMessage {
     Ack { id: u64 },
 }
 
+/// A direct message kept in Redis for a signed-out user (`ferry:kept:USER`); `ms` is added
+/// by the script (Redis's time when it was kept).
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptDirect {
+    pub f: String,
+    pub t: String,
+    #[serde(default)]
+    pub a: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
+}
+
 impl NodeMessage {
     /// As JSON.
     pub fn to_json(&self) -> String {

@@ -166,6 +166,14 @@ pub fn directs_full(user: &str, limit: usize) -> Refusal {
     )
 }
 
+/// What the sender of a direct message kept for signed-out `user` is told (`waiting`: how
+/// many wait for them now).
+pub fn kept_notice(user: &str, waiting: &str) -> String {
+    format!(
+        "{user} is not signed in: your message is kept and delivered when they next join chat ({waiting} waiting)"
+    )
+}
+
 /// Now, in ms since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()

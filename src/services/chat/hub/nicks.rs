@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::{ChatHub, Delivery, Participant, Receipt, Room, RoomChange, Said, lock, names};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::cluster::link::Done;
-use crate::services::chat::cluster::record::NodeMessage;
+use crate::services::chat::cluster::record::{KeptDirect, NodeMessage};
 
 /// The refusal for a nick someone else holds (possibly under a look-alike spelling).
 pub(crate) fn nick_taken(wanted: &str, holder: &str) -> Refusal {
@@ -66,8 +66,8 @@ impl ChatHub {
             self.forget(&participant);
             return Err(refusal);
         }
-        if let (Some(user), None) = (user, self.cluster()) {
-            self.hand_over_kept(&participant, user);
+        if let Some(user) = user {
+            self.hand_over_kept(&participant, user).await;
         }
         Ok((participant, inbox))
     }
@@ -290,6 +290,13 @@ impl ChatHub {
         let recipients = match (self.lookup(to), self.cluster()) {
             (Ok(recipients), _) => recipients,
             (Err(_), Some(cluster)) => {
+                let keep = self.user_named(to).filter(|_| self.config.kept_directs > 0);
+                let kept = KeptDirect {
+                    f: from_nick.to_string(),
+                    t: text.to_string(),
+                    a: action,
+                    ms: None,
+                };
                 return cluster.route(
                     to,
                     NodeMessage::Direct {
@@ -304,7 +311,10 @@ impl ChatHub {
                         to: from.clone(),
                         id,
                         nick: to.to_string(),
+                        keep: keep.clone().map(|user| (user, self.config.kept_directs)),
                     },
+                    keep.as_deref()
+                        .map(|user| (user, self.config.kept_directs, &kept)),
                 );
             }
             (Err(refusal), None) => {
@@ -338,13 +348,7 @@ impl ChatHub {
         id: u64,
         not_found: Refusal,
     ) -> Result<(), Refusal> {
-        let user = self
-            .reserved
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&names::skeleton(to))
-            .cloned();
-        let (Some(user), limit @ 1..) = (user, self.config.kept_directs) else {
+        let (Some(user), limit @ 1..) = (self.user_named(to), self.config.kept_directs) else {
             return Err(not_found);
         };
         let said = Said {
@@ -361,9 +365,9 @@ impl ChatHub {
             limit,
             Box::new(move |kept| match kept {
                 Ok(waiting) => {
-                    sender.deliver(Delivery::Notice(format!(
-                        "{shown} is not signed in: your message is kept and delivered when they next join chat ({waiting} waiting)"
-                    )));
+                    sender.deliver(Delivery::Notice(
+                        crate::services::chat::engine::kept_notice(&shown, &waiting.to_string()),
+                    ));
                     sender.deliver(Delivery::Ack { id });
                 }
                 Err(refusal) => {
@@ -374,9 +378,32 @@ impl ChatHub {
         Ok(())
     }
 
+    /// The configured user whose name `nick` is (by skeleton), if any.
+    fn user_named(&self, nick: &str) -> Option<String> {
+        self.reserved
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&names::skeleton(nick))
+            .cloned()
+    }
+
     /// Hands `participant`, who just joined chat as configured user `user`, the direct
-    /// messages kept for that user while they were signed out, oldest first.
-    fn hand_over_kept(&self, participant: &Participant, user: &str) {
+    /// messages kept for that user while they were signed out (by the engine, or in a
+    /// cluster by Redis), oldest first.
+    async fn hand_over_kept(&self, participant: &Participant, user: &str) {
+        if let Some(cluster) = self.cluster() {
+            // Redis unreachable: they stay kept for the next sign-in.
+            for kept in cluster.take_kept(user).await.unwrap_or_default() {
+                participant.deliver(Delivery::Kept {
+                    from_nick: kept.f,
+                    text: kept.t,
+                    action: kept.a,
+                    at: std::time::UNIX_EPOCH
+                        + std::time::Duration::from_millis(kept.ms.unwrap_or(0)),
+                });
+            }
+            return;
+        }
         let participant = participant.clone();
         self.engine.take_directs(
             user,
@@ -427,6 +454,7 @@ impl ChatHub {
                         f: from_nick.to_string(),
                     },
                     Done::Nothing,
+                    None,
                 )
             }
         }

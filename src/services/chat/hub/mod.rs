@@ -18,6 +18,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 mod cluster_side;
+mod engine_side;
+mod kept_directs;
 mod nicks;
 mod participant;
 mod room;
@@ -26,7 +28,7 @@ mod scrollback;
 
 use super::cluster::Cluster;
 use super::cluster::link::Done;
-use super::cluster::record::{Offset, Record, StreamId};
+use super::cluster::record::{Record, StreamId};
 use super::engine::Engine;
 pub use super::engine::{Confirmed, Kept};
 use super::names;
@@ -264,39 +266,6 @@ impl ChatHub {
         }
     }
 
-    /// The single-server half of a join, after the joiner is subscribed: the room's latest
-    /// lines (or those after the client's `since`) from the engine, and the position up to
-    /// which live lines are already among them.
-    #[allow(clippy::type_complexity)]
-    fn join_here(
-        &self,
-        room: &Room,
-        options: &JoinOptions,
-    ) -> Result<(Vec<(StreamId, Said)>, Option<StreamId>, Option<bool>), Refusal> {
-        let recent = self.engine.recent(&room.name, options.history)?;
-        let mut lines = recent.lines;
-        let mut recovered = None;
-        if let Some(since) = &options.since {
-            let epoch = self.engine.epoch();
-            let caught = match Offset::parse(since).filter(|o| o.epoch == epoch) {
-                Some(from) => self
-                    .engine
-                    .since(&room.name, from.id, MAX_CATCH_UP)?
-                    .map(|all| {
-                        all.into_iter()
-                            .filter(|(id, _)| recent.last.is_some_and(|last| *id <= last))
-                            .collect()
-                    }),
-                None => None,
-            };
-            recovered = Some(caught.is_some());
-            if let Some(caught) = caught {
-                lines = caught;
-            }
-        }
-        Ok((lines, recent.last, recovered))
-    }
-
     fn room(&self, name: &str) -> Result<Arc<Room>, Refusal> {
         if let Some(room) = self
             .rooms
@@ -463,7 +432,7 @@ impl ChatHub {
             return self.engine.append(
                 &room.name,
                 said.clone(),
-                when_kept(
+                engine_side::when_kept(
                     Arc::clone(room),
                     participant.clone(),
                     id,
@@ -529,14 +498,6 @@ impl ChatHub {
         Ok(Confirmed::Later)
     }
 
-    /// Tells `room` of `change` (on one server) once the lines said before it are kept, so
-    /// members hear both in the order they happened.
-    pub(super) fn notice_in_order(&self, room: &Arc<Room>, origin: u64, change: RoomChange) {
-        let room = Arc::clone(room);
-        self.engine
-            .in_order(Box::new(move || room.notice(origin, change)));
-    }
-
     /// The rooms for `chat_rooms`: this server's, or in a cluster every server's.
     ///
     /// # Errors
@@ -596,37 +557,6 @@ fn outcome(participant: &Participant, id: Option<u64>) -> Done {
             to: participant.clone(),
         },
     }
-}
-
-/// What the hub does once the engine kept a line: the room hears it with its position, and
-/// its sender is told (when the engine confirms later: request `id`, or only a refusal).
-fn when_kept(
-    room: Arc<Room>,
-    participant: Participant,
-    id: Option<u64>,
-    said: Said,
-    epoch: String,
-) -> Kept {
-    Box::new(move |kept, confirmed| {
-        if let Ok(position) = &kept {
-            room.broadcast_line(participant.id, said, Some((*position, &epoch)));
-        }
-        if confirmed == Confirmed::Now {
-            return;
-        }
-        match (id, kept) {
-            (Some(id), kept) => {
-                participant.deliver(Delivery::Recorded {
-                    id,
-                    refused: kept.err().map(|r| r.answering(Some(id))),
-                });
-            }
-            (None, Err(refusal)) => {
-                participant.deliver(Delivery::Refused(refusal));
-            }
-            (None, Ok(_)) => {}
-        }
-    })
 }
 
 /// How `chat_rooms` shows a room.

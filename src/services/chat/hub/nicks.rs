@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
-use super::{ChatHub, Delivery, Participant, Receipt, Room, RoomChange, Said, lock, names};
+use super::{ChatHub, Delivery, Participant, Receipt, Room, RoomChange, lock, names};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::cluster::link::Done;
 use crate::services::chat::cluster::record::{KeptDirect, NodeMessage};
@@ -332,92 +332,6 @@ impl ChatHub {
             });
         }
         Ok(())
-    }
-
-    /// A direct message to `to`, whom no one online holds: kept by the engine when `to` is a
-    /// configured user's name (they get it when they next join chat, from any door), and the
-    /// sender told so before its ack; otherwise `not_found`.
-    #[allow(clippy::too_many_arguments)]
-    fn keep_direct(
-        &self,
-        from: &Participant,
-        from_nick: &str,
-        to: &str,
-        text: &str,
-        action: bool,
-        id: u64,
-        not_found: Refusal,
-    ) -> Result<(), Refusal> {
-        let (Some(user), limit @ 1..) = (self.user_named(to), self.config.kept_directs) else {
-            return Err(not_found);
-        };
-        let said = Said {
-            from: from_nick.to_string(),
-            text: text.to_string(),
-            action,
-            at: std::time::SystemTime::now(),
-        };
-        let sender = from.clone();
-        let shown = user.clone();
-        self.engine.keep_direct(
-            &user,
-            said,
-            limit,
-            Box::new(move |kept| match kept {
-                Ok(waiting) => {
-                    sender.deliver(Delivery::Notice(
-                        crate::services::chat::engine::kept_notice(&shown, &waiting.to_string()),
-                    ));
-                    sender.deliver(Delivery::Ack { id });
-                }
-                Err(refusal) => {
-                    sender.deliver(Delivery::Refused(refusal.answering(Some(id))));
-                }
-            }),
-        );
-        Ok(())
-    }
-
-    /// The configured user whose name `nick` is (by skeleton), if any.
-    fn user_named(&self, nick: &str) -> Option<String> {
-        self.reserved
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&names::skeleton(nick))
-            .cloned()
-    }
-
-    /// Hands `participant`, who just joined chat as configured user `user`, the direct
-    /// messages kept for that user while they were signed out (by the engine, or in a
-    /// cluster by Redis), oldest first.
-    async fn hand_over_kept(&self, participant: &Participant, user: &str) {
-        if let Some(cluster) = self.cluster() {
-            // Redis unreachable: they stay kept for the next sign-in.
-            for kept in cluster.take_kept(user).await.unwrap_or_default() {
-                participant.deliver(Delivery::Kept {
-                    from_nick: kept.f,
-                    text: kept.t,
-                    action: kept.a,
-                    at: std::time::UNIX_EPOCH
-                        + std::time::Duration::from_millis(kept.ms.unwrap_or(0)),
-                });
-            }
-            return;
-        }
-        let participant = participant.clone();
-        self.engine.take_directs(
-            user,
-            Box::new(move |waiting| {
-                for said in waiting {
-                    participant.deliver(Delivery::Kept {
-                        from_nick: said.from,
-                        text: said.text,
-                        action: said.action,
-                        at: said.at,
-                    });
-                }
-            }),
-        );
     }
 
     /// Tells whoever is `to` (here or, in a cluster, anywhere) that `from` opened a direct

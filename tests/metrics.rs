@@ -215,12 +215,15 @@ async fn the_figures_equal_what_a_known_workload_did() {
 #[tokio::test]
 async fn the_endpoint_refuses_a_non_loopback_address_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
+    // Each server its own state: two servers never share one (the chat store is locked).
+    let servers = std::sync::atomic::AtomicUsize::new(0);
     let bind = |config: ServerConfig, metrics: &str| {
+        let n = servers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ferry::server::Server::bind(ferry::server::ServerOptions {
             config,
             listen: "127.0.0.1:0".parse().unwrap(),
             root: dir.path().to_path_buf(),
-            state_dir: dir.path().join("state"),
+            state_dir: dir.path().join(format!("state-{n}")),
             plaintext: true,
             web: None,
             irc: None,

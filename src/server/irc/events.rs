@@ -77,12 +77,14 @@ impl Client<'_> {
                 // Confirmed to the sender once written (see `Client::run`).
                 self.receipts.extend(receipt);
             }
-            Delivery::Kept {
-                from_nick,
-                text,
-                action,
-                at,
-            } => out.said(None, at, &from_nick, &self.nick, &text, action),
+            Delivery::Kept(said) => out.said(
+                None,
+                said.at,
+                &said.from,
+                &self.nick,
+                &said.text,
+                said.action,
+            ),
             Delivery::Notice(text) => out.server("NOTICE", &[&self.nick, &text]),
             Delivery::Opened { from_nick, .. } => out.server(
                 "NOTICE",

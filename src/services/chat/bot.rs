@@ -149,7 +149,7 @@ async fn serve(
             Delivery::Ack { .. }
             | Delivery::Refused(_)
             | Delivery::Recorded { .. }
-            | Delivery::Kept { .. }
+            | Delivery::Kept(_)
             | Delivery::Notice(_)
             | Delivery::Ended { .. } => {}
         }

@@ -224,7 +224,7 @@ impl Link {
             Delivery::Refused(_)
             | Delivery::Recorded { .. }
             | Delivery::Ended { .. }
-            | Delivery::Kept { .. }
+            | Delivery::Kept(_)
             | Delivery::Notice(_) => {
                 return false;
             }

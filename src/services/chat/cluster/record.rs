@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::super::engine::Said;
 pub use super::super::offset::{Offset, StreamId};
 
 fn is_false(b: &bool) -> bool {
@@ -106,6 +107,33 @@ pub struct KeptDirect {
     pub a: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ms: Option<u64>,
+}
+
+impl Record {
+    /// The line this record is, at stream position `id` (when it is one).
+    pub fn into_said(self, id: StreamId) -> Option<Said> {
+        match self {
+            Record::Say { f, t, a, .. } => Some(Said {
+                from: f,
+                text: t,
+                action: a,
+                at: id.time(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl KeptDirect {
+    /// The message as a line, said when Redis kept it.
+    pub fn into_said(self) -> Said {
+        Said {
+            from: self.f,
+            text: self.t,
+            action: self.a,
+            at: std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.ms.unwrap_or(0)),
+        }
+    }
 }
 
 impl NodeMessage {

@@ -101,6 +101,17 @@ pub(super) fn room_prefix(room: &str) -> Vec<u8> {
     key
 }
 
+/// The greatest key a line of `room` can have: the end of its range.
+pub(super) fn last_key(room: &str) -> Vec<u8> {
+    line_key(
+        room,
+        StreamId {
+            ms: u64::MAX,
+            seq: u64::MAX,
+        },
+    )
+}
+
 pub(super) fn line_key(room: &str, id: StreamId) -> Vec<u8> {
     let mut key = room_prefix(room);
     key.extend_from_slice(&id.ms.to_be_bytes());
@@ -273,13 +284,7 @@ impl Engine for DiskEngine {
         if id_of(&oldest).is_none_or(|oldest| oldest > after) {
             return Ok(None);
         }
-        let end = line_key(
-            room,
-            StreamId {
-                ms: u64::MAX,
-                seq: u64::MAX,
-            },
-        );
+        let end = last_key(room);
         let mut found = Vec::new();
         for item in self
             .lines
@@ -334,13 +339,7 @@ impl Engine for DiskEngine {
             return Ok(Vec::new());
         };
         let start = line_key(room, StreamId { ms: from, seq: 0 });
-        let end = line_key(
-            room,
-            StreamId {
-                ms: u64::MAX,
-                seq: u64::MAX,
-            },
-        );
+        let end = last_key(room);
         let mut found = Vec::new();
         for item in self.lines.range(start..=end).take(n) {
             let (key, value) = item.map_err(|e| self.read_failed(&e))?;

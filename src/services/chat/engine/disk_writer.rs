@@ -76,6 +76,22 @@ pub(super) struct Writer {
     path: String,
 }
 
+/// How many keys start with `prefix` in `partition`, and the last one's position: a room's
+/// lines, or a user's kept messages.
+fn count_and_last(
+    partition: &PartitionHandle,
+    prefix: Vec<u8>,
+) -> (usize, Option<StreamId>, Option<StreamId>) {
+    let (mut count, mut first, mut last) = (0, None, None);
+    for (key, _) in partition.prefix(prefix).flatten() {
+        let id = id_of(&key);
+        first = first.or(id);
+        last = id.or(last);
+        count += 1;
+    }
+    (count, first, last)
+}
+
 fn stored(said: Said) -> Vec<u8> {
     serde_json::to_vec(&StoredLine {
         f: said.from,
@@ -186,12 +202,7 @@ impl Writer {
         let (count, last) = match pending.directs.get(&user) {
             Some(known) => *known,
             None => {
-                let mut count = 0;
-                let mut last = None;
-                for (key, _) in self.directs.prefix(room_prefix(&user)).flatten() {
-                    count += 1;
-                    last = id_of(&key);
-                }
+                let (count, _, last) = count_and_last(&self.directs, room_prefix(&user));
                 (count, last)
             }
         };
@@ -276,17 +287,12 @@ impl Writer {
     /// The room's state, read from the store the first time the writer meets it.
     fn state(&mut self, room: &str) -> &mut RoomState {
         if !self.rooms.contains_key(room) {
-            let mut state = RoomState {
-                last: None,
-                oldest: None,
-                count: 0,
+            let (count, oldest, last) = count_and_last(&self.lines, room_prefix(room));
+            let state = RoomState {
+                last,
+                oldest,
+                count,
             };
-            for (key, _) in self.lines.prefix(room_prefix(room)).flatten() {
-                let id = id_of(&key);
-                state.oldest = state.oldest.or(id);
-                state.last = id.or(state.last);
-                state.count += 1;
-            }
             self.rooms.insert(room.to_string(), state);
         }
         self.rooms

@@ -8,7 +8,7 @@ use super::room::REMOTE;
 use super::{ChatHub, JoinOptions, Participant, Room, RoomChange, Said, lock};
 use crate::protocol::Refusal;
 use crate::services::chat::cluster::Cluster;
-use crate::services::chat::cluster::record::{Offset, Record, StreamId};
+use crate::services::chat::cluster::record::{Offset, StreamId};
 
 use super::MAX_CATCH_UP;
 
@@ -54,18 +54,7 @@ impl ChatHub {
         }
         let lines = lines
             .into_iter()
-            .filter_map(|(id, record)| match record {
-                Record::Say { f, t, a, .. } => Some((
-                    id,
-                    Said {
-                        from: f,
-                        text: t,
-                        action: a,
-                        at: id.time(),
-                    },
-                )),
-                _ => None,
-            })
+            .filter_map(|(id, record)| Some((id, record.into_said(id)?)))
             .collect();
         Ok((joined.id, joined.members, lines, recovered))
     }

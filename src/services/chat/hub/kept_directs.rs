@@ -65,13 +65,7 @@ impl ChatHub {
         if let Some(cluster) = self.cluster() {
             // Redis unreachable: they stay kept for the next sign-in.
             for kept in cluster.take_kept(user).await.unwrap_or_default() {
-                participant.deliver(Delivery::Kept {
-                    from_nick: kept.f,
-                    text: kept.t,
-                    action: kept.a,
-                    at: std::time::UNIX_EPOCH
-                        + std::time::Duration::from_millis(kept.ms.unwrap_or(0)),
-                });
+                participant.deliver(Delivery::Kept(kept.into_said()));
             }
             return;
         }
@@ -80,12 +74,7 @@ impl ChatHub {
             user,
             Box::new(move |waiting| {
                 for said in waiting {
-                    participant.deliver(Delivery::Kept {
-                        from_nick: said.from,
-                        text: said.text,
-                        action: said.action,
-                        at: said.at,
-                    });
+                    participant.deliver(Delivery::Kept(said));
                 }
             }),
         );

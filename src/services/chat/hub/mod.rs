@@ -296,11 +296,8 @@ impl ChatHub {
                     frames_budget: Arc::clone(&self.frames_budget),
                     room_bytes: self.config.room_bytes,
                     room_queue: self.config.room_queue,
-                    topic: Mutex::new(if self.cluster().is_some() {
-                        None
-                    } else {
-                        self.engine.topic(name)
-                    }),
+                    // In a cluster the engine holds nothing: the room's seed sets it.
+                    topic: Mutex::new(self.engine.topic(name)),
                 })
             },
         )))
@@ -317,9 +314,7 @@ impl ChatHub {
 
     /// Bytes of history held in this server's memory now.
     pub fn history_bytes(&self) -> usize {
-        if self.cluster().is_some() {
-            return 0;
-        }
+        // In a cluster the engine holds nothing: the history is in Redis.
         self.engine.held_bytes()
     }
 

@@ -89,16 +89,7 @@ pub enum Delivery {
     },
     /// A direct message kept while this participant's user was signed out, handed over now
     /// that they joined chat.
-    Kept {
-        /// Who sent it (their nick then).
-        from_nick: String,
-        /// The line.
-        text: String,
-        /// An action (`/me`).
-        action: bool,
-        /// When it was sent.
-        at: std::time::SystemTime,
-    },
+    Kept(super::Said),
     /// Something the server tells this participant (a direct message it sent was kept for
     /// its signed-out recipient).
     Notice(String),

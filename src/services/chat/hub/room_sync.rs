@@ -6,7 +6,7 @@
 //! it always line up.
 
 use super::lock;
-use super::room::{REMOTE, Room, RoomChange, Said};
+use super::room::{REMOTE, Room, RoomChange};
 use crate::services::chat::cluster::record::{Record, StreamId};
 
 /// How far a room has followed its stream.
@@ -120,14 +120,10 @@ impl Room {
         // records; the records only move other servers' members.
         let origin = if here { pid } else { REMOTE };
         let change = match record {
-            Record::Say { f, t, a, .. } => {
-                let said = Said {
-                    from: f,
-                    text: t,
-                    action: a,
-                    at: id.time(),
-                };
-                self.broadcast_line(origin, said, Some((id, epoch)));
+            record @ Record::Say { .. } => {
+                if let Some(said) = record.into_said(id) {
+                    self.broadcast_line(origin, said, Some((id, epoch)));
+                }
                 return;
             }
             Record::Join { f, .. } => {

@@ -90,17 +90,6 @@ impl ChatHub {
 fn said_lines(records: Vec<(StreamId, Record)>) -> Vec<(StreamId, Said)> {
     records
         .into_iter()
-        .filter_map(|(id, record)| match record {
-            Record::Say { f, t, a, .. } => Some((
-                id,
-                Said {
-                    from: f,
-                    text: t,
-                    action: a,
-                    at: id.time(),
-                },
-            )),
-            _ => None,
-        })
+        .filter_map(|(id, record)| Some((id, record.into_said(id)?)))
         .collect()
 }

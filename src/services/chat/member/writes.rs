@@ -151,20 +151,15 @@ impl Member<'_> {
                 drop(receipt);
                 return Ok(());
             }
-            Delivery::Kept {
-                from_nick,
-                text,
-                action,
-                at,
-            } => Message::ChatMessage(ChatMessage {
+            Delivery::Kept(said) => Message::ChatMessage(ChatMessage {
                 room: None,
-                from: from_nick,
+                from: said.from,
                 to: Some(self.nick.clone()),
-                text,
-                action,
+                text: said.text,
+                action: said.action,
                 history: true,
                 offset: None,
-                at: Some(humantime::format_rfc3339_millis(at).to_string()),
+                at: Some(humantime::format_rfc3339_millis(said.at).to_string()),
             }),
             Delivery::Notice(text) => Message::ChatNotice(ChatNotice { room: None, text }),
             Delivery::Opened { from_nick, .. } => Message::ChatNotice(ChatNotice {

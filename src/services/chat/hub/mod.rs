@@ -218,11 +218,10 @@ impl ChatHub {
                             history_frame(&room.name, said, Some(id.offset_in(&epoch)))
                         })
                         .collect();
-                    self.notice_in_order(
-                        &room,
-                        participant.id,
-                        RoomChange::Joined(nick.to_string()),
-                    );
+                    // At once, not after pending lines: a notice delayed past a later joiner's
+                    // arrival would tell that joiner of a member its list already holds. The
+                    // joiner has said nothing yet, so none of its own lines can come first.
+                    room.notice(participant.id, RoomChange::Joined(nick.to_string()));
                     Ok(Joined {
                         events,
                         members: list,

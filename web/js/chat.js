@@ -32,7 +32,8 @@ export class ChatView {
     $('#chat-nick').value = account.welcome.user ?? `web${Math.floor(100 + Math.random() * 900)}`;
     $('#chat-join-form').addEventListener('submit', (event) => {
       event.preventDefault();
-      this.join({ room: $('#chat-room').value.trim() }).catch((e) => this.refused(e));
+      const nick = $('#chat-nick').value.trim();
+      this.join({ room: $('#chat-room').value.trim() }, nick).catch((e) => this.refused(e));
     });
     $('#chat-say-form').addEventListener('submit', (event) => {
       event.preventDefault();
@@ -55,14 +56,18 @@ export class ChatView {
     this.session?.close();
   }
 
-  /// Joins `{room}` or `{with}`: opens the session first when there is none.
-  async join(target) {
+  /// Joins `{room}` or `{with}`: opens the session first when there is none. Only the join
+  /// form names a nick (the one typed beside it); a `/join` inside a session sends none, so the
+  /// server keeps the session's nick — a `/nick` still waiting for its ack must not be undone
+  /// by a join sent right after it with the nick the page showed before.
+  async join(target, nick = undefined) {
     if (!this.session) {
       this.session = await this.account.open();
       this.read(this.session);
+      nick ??= $('#chat-nick').value.trim();
     }
     const joined = new Promise((resolve, reject) => this.joins.push({ resolve, reject }));
-    this.session.send({ type: 'chat_join', ...target, nick: $('#chat-nick').value.trim(), history: true });
+    this.session.send({ type: 'chat_join', ...target, ...(nick ? { nick } : {}), history: true });
     await joined;
   }
 

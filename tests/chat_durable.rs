@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{ServerProcess, WAIT};
 use ferry::client::chat::{ChatReceiver, ChatSender, ChatTarget, join, join_since};
 use ferry::client::{Client, ClientOptions};
-use ferry::protocol::{ChatAck, ChatJoined, ChatMessage, Message};
+use ferry::protocol::{ChatAck, ChatJoined, ChatMessage, ErrorCode, Message, Refusal};
 
 /// A config with history replayed whole and no flood limit in the way.
 fn config(dir: &std::path::Path) -> PathBuf {
@@ -313,4 +313,102 @@ async fn a_direct_message_kept_for_someone_signed_out_survives_a_kill() {
         (got.from.as_str(), got.text.as_str()),
         ("alice", "kept through a crash")
     );
+}
+
+/// Says `text` and waits for its answer: `Ok` when acknowledged, the refusal otherwise.
+async fn say(tx: &mut ChatSender, rx: &mut ChatReceiver, text: &str) -> Result<(), Refusal> {
+    let id = tx.say(text).await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match rx.next().await.unwrap().expect("the server stays") {
+                Message::ChatAck(ChatAck { id: acked }) if acked == id => return Ok(()),
+                Message::Error(refusal) if refusal.id == Some(id) => return Err(refusal),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the line is answered")
+}
+
+/// Fills the disk `dir` is on with a file `filler` until it takes no more.
+fn fill(dir: &std::path::Path) {
+    use std::io::Write;
+    let mut filler = std::fs::File::create(dir.join("filler")).unwrap();
+    let block = vec![0x5a; 64 << 10];
+    loop {
+        match filler.write(&block) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(28) => break,
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+    // What is left is smaller than a page; a flush takes it.
+    let _ = filler.write(&block[..4096]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_lines_clearly_loses_none_acknowledged_and_chat_resumes_with_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let config = config(dir.path());
+    let server = ServerProcess::start_with_chat_store_on_tmpfs(
+        "16m",
+        &["--plaintext", "--config", config.to_str().unwrap()],
+    );
+    let store = server.chat_store_seen_from_here();
+    let (mut alice, mut alice_rx, _) = member(&server, &home, "alice").await;
+    let (_bob, mut bob_rx, _) = member(&server, &home, "bob").await;
+    let mut acked = vec!["before the disk filled".to_string()];
+    say(&mut alice, &mut alice_rx, &acked[0]).await.unwrap();
+
+    fill(&store);
+    // A line may still fit in a page the store's files had begun; within a few, one is refused.
+    let refusal = loop {
+        let text = format!("while full {}", acked.len());
+        match say(&mut alice, &mut alice_rx, &text).await {
+            Ok(()) => acked.push(text),
+            Err(refusal) => break refusal,
+        }
+        assert!(acked.len() < 1000, "a full disk took 1,000 lines");
+    };
+    assert_eq!(refusal.code, ErrorCode::Unavailable, "{refusal:?}");
+    assert!(refusal.message.contains("the disk is full"), "{}", refusal.message);
+    assert!(
+        refusal.message.contains("could not keep the line") && refusal.message.contains("not sent"),
+        "{}",
+        refusal.message
+    );
+    // Still refused while the disk stays full: nothing is acknowledged that is not kept.
+    let again = say(&mut alice, &mut alice_rx, "still full").await;
+    assert!(again.is_err(), "a line was acknowledged on a full disk");
+
+    std::fs::remove_file(store.join("filler")).unwrap();
+    // With space back, chat resumes: the next line is kept and acknowledged.
+    acked.push("space is back".to_string());
+    say(&mut alice, &mut alice_rx, "space is back")
+        .await
+        .expect("chat resumes when space is back");
+
+    // Bob heard every acknowledged line once, in order, and no refused one.
+    let mut heard = Vec::new();
+    while heard.last() != Some(&"space is back".to_string()) {
+        let message = tokio::time::timeout(WAIT, bob_rx.next())
+            .await
+            .expect("bob hears the room")
+            .unwrap()
+            .expect("the server stays");
+        if let Message::ChatMessage(m) = message {
+            heard.push(m.text);
+        }
+    }
+    assert_eq!(heard, acked, "what bob heard");
+    // And the store holds exactly them, in order.
+    let kept: Vec<String> = history(&server, &home)
+        .await
+        .into_iter()
+        .map(|(_, text, _)| text)
+        .collect();
+    assert_eq!(kept, acked, "what the store kept");
 }

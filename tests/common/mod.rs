@@ -434,6 +434,29 @@ struct Launch {
     env: Vec<(String, String)>,
 }
 
+impl Launch {
+    /// The server in a user and mount namespace of its own, with a tmpfs of `size` on `at`.
+    fn on_tmpfs(size: &str, at: &Path, extra: &[&str]) -> Launch {
+        Launch {
+            wrapper: [
+                "unshare",
+                "--user",
+                "--map-root-user",
+                "--mount",
+                "sh",
+                "-c",
+                &format!("mount -t tmpfs -o size={size} ferry-test-disk \"$0\" && exec \"$@\""),
+                at.to_str().unwrap(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+        }
+    }
+}
+
 impl ServerProcess {
     /// Starts `ferry serve --listen 127.0.0.1:0` with `extra` arguments and waits for its
     /// "listening on" line.
@@ -463,23 +486,19 @@ impl ServerProcess {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("disk");
         std::fs::create_dir(&root).unwrap();
-        let launch = Launch {
-            wrapper: [
-                "unshare",
-                "--user",
-                "--map-root-user",
-                "--mount",
-                "sh",
-                "-c",
-                &format!("mount -t tmpfs -o size={size} ferry-test-disk \"$0\" && exec \"$@\""),
-                root.to_str().unwrap(),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-        };
+        let launch = Launch::on_tmpfs(size, &root, extra);
+        Self::launch(dir, root, launch)
+    }
+
+    /// As [`ServerProcess::start_on_tmpfs`], with the chat store (`STATE/chat`) on the small
+    /// disk instead of the root; see [`ServerProcess::chat_store_seen_from_here`]. The tmpfs
+    /// goes with the server: this one is not restarted.
+    pub fn start_with_chat_store_on_tmpfs(size: &str, extra: &[&str]) -> ServerProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("state").join("chat");
+        std::fs::create_dir_all(&store).unwrap();
+        let launch = Launch::on_tmpfs(size, &store, extra);
+        let root = dir.path().to_path_buf();
         Self::launch(dir, root, launch)
     }
 
@@ -503,8 +522,16 @@ impl ServerProcess {
 
     /// The server's root as this process sees it: through the server's own mount namespace.
     pub fn root_seen_from_here(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/root", self.pid()))
-            .join(self.root.strip_prefix("/").unwrap())
+        self.seen_from_here(&self.root)
+    }
+
+    /// The server's chat store (`STATE/chat`) as this process sees it.
+    pub fn chat_store_seen_from_here(&self) -> PathBuf {
+        self.seen_from_here(&self.dir.path().join("state").join("chat"))
+    }
+
+    fn seen_from_here(&self, path: &Path) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.pid())).join(path.strip_prefix("/").unwrap())
     }
 
     /// Kills the server at once (SIGKILL: no goodbye, no clean-up).

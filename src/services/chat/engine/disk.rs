@@ -17,19 +17,20 @@
 //! are deleted after the acknowledgements, in batches that need no sync (a deleted line that
 //! comes back after a crash is deleted again).
 //!
-//! Keys: `[room length u16][room][ms u64][seq u64]`, big-endian, so a room's lines are one
-//! contiguous, ordered range. Values: the line as JSON (`f` nick, `t` text, `a` action).
-//! Direct messages kept for a signed-out user are keyed the same way by user name, in their
-//! own partition. The writer is in [`super::disk_writer`].
+//! The store's layout and handles are in [`super::disk_store`], the writer in
+//! [`super::disk_writer`]. A full disk refuses lines clearly and, once space is back, chat
+//! resumes: the writer opens the store again (see `disk_store`).
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
-use fjall::{PartitionCreateOptions, PartitionHandle, PersistMode};
-use serde::{Deserialize, Serialize};
+use fjall::PersistMode;
 
+use super::disk_store::{
+    EPOCH_KEY, SharedStore, Store, decode, id_of, last_key, line_key, room_prefix, topic_key,
+};
 use super::disk_writer::{Job, Writer};
 use super::{Confirmed, Engine, Kept, KeptDirect, Recent, Said, TakeDirects, new_epoch};
 use crate::protocol::{ErrorCode, Refusal};
@@ -55,19 +56,9 @@ pub struct OpenError {
     reason: String,
 }
 
-/// A line as the store keeps it (its time is its key's).
-#[derive(Serialize, Deserialize)]
-pub(super) struct StoredLine {
-    pub(super) f: String,
-    pub(super) t: String,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub(super) a: bool,
-}
-
 /// The handle the hub calls.
 pub struct DiskEngine {
-    lines: PartitionHandle,
-    meta: PartitionHandle,
+    store: Arc<SharedStore>,
     jobs: SyncSender<Job>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     epoch: String,
@@ -82,63 +73,6 @@ impl std::fmt::Debug for DiskEngine {
             .field("path", &self.path)
             .finish()
     }
-}
-
-const EPOCH_KEY: &[u8] = b"epoch";
-
-pub(super) fn topic_key(room: &str) -> Vec<u8> {
-    let mut key = b"topic:".to_vec();
-    key.extend_from_slice(room.as_bytes());
-    key
-}
-
-/// The first bytes of every key of `room` (or of a user's kept direct messages).
-pub(super) fn room_prefix(room: &str) -> Vec<u8> {
-    let len = u16::try_from(room.len()).unwrap_or(u16::MAX);
-    let mut key = Vec::with_capacity(2 + room.len() + 16);
-    key.extend_from_slice(&len.to_be_bytes());
-    key.extend_from_slice(room.as_bytes());
-    key
-}
-
-/// The greatest key a line of `room` can have: the end of its range.
-pub(super) fn last_key(room: &str) -> Vec<u8> {
-    line_key(
-        room,
-        StreamId {
-            ms: u64::MAX,
-            seq: u64::MAX,
-        },
-    )
-}
-
-pub(super) fn line_key(room: &str, id: StreamId) -> Vec<u8> {
-    let mut key = room_prefix(room);
-    key.extend_from_slice(&id.ms.to_be_bytes());
-    key.extend_from_slice(&id.seq.to_be_bytes());
-    key
-}
-
-/// The position a key ends with; `None` for a key that is not a line's.
-pub(super) fn id_of(key: &[u8]) -> Option<StreamId> {
-    let tail = key.len().checked_sub(16)?;
-    let ms = u64::from_be_bytes(key[tail..tail + 8].try_into().ok()?);
-    let seq = u64::from_be_bytes(key[tail + 8..].try_into().ok()?);
-    Some(StreamId { ms, seq })
-}
-
-pub(super) fn decode(key: &[u8], value: &[u8]) -> Option<(StreamId, Said)> {
-    let id = id_of(key)?;
-    let line: StoredLine = serde_json::from_slice(value).ok()?;
-    Some((
-        id,
-        Said {
-            from: line.f,
-            text: line.t,
-            action: line.a,
-            at: id.time(),
-        },
-    ))
 }
 
 impl DiskEngine {
@@ -159,52 +93,54 @@ impl DiskEngine {
             std::fs::File::create(dir.join("ferry.lock")).map_err(|e| failed(e.to_string()))?;
         lock.try_lock()
             .map_err(|_| failed("another ferry server uses this state directory".into()))?;
-        let keyspace = fjall::Config::new(dir)
-            .flush_workers(1)
-            .compaction_workers(1)
-            .open()
-            .map_err(|e| failed(e.to_string()))?;
-        let lines = keyspace
-            .open_partition("lines", PartitionCreateOptions::default())
-            .map_err(|e| failed(e.to_string()))?;
-        let meta = keyspace
-            .open_partition("meta", PartitionCreateOptions::default())
-            .map_err(|e| failed(e.to_string()))?;
-        let epoch = match meta.get(EPOCH_KEY).map_err(|e| failed(e.to_string()))? {
-            Some(epoch) => String::from_utf8_lossy(&epoch).into_owned(),
-            None => {
-                let epoch = new_epoch();
-                meta.insert(EPOCH_KEY, epoch.as_bytes())
-                    .and_then(|()| keyspace.persist(PersistMode::SyncAll))
-                    .map_err(|e| failed(e.to_string()))?;
-                epoch
+        let store = SharedStore::open(dir).map_err(|e| failed(e.to_string()))?;
+        let epoch = {
+            let current = store.get();
+            let Some(Store { keyspace, meta, .. }) = current.as_ref() else {
+                return Err(failed("the store did not open".into()));
+            };
+            match meta.get(EPOCH_KEY).map_err(|e| failed(e.to_string()))? {
+                Some(epoch) => String::from_utf8_lossy(&epoch).into_owned(),
+                None => {
+                    let epoch = new_epoch();
+                    meta.insert(EPOCH_KEY, epoch.as_bytes())
+                        .and_then(|()| keyspace.persist(PersistMode::SyncAll))
+                        .map_err(|e| failed(e.to_string()))?;
+                    epoch
+                }
             }
         };
+        let store = Arc::new(store);
         let (jobs, queue) = std::sync::mpsc::sync_channel(QUEUE);
-        let directs = keyspace
-            .open_partition("directs", PartitionCreateOptions::default())
-            .map_err(|e| failed(e.to_string()))?;
-        let writer = Writer::new(
-            keyspace,
-            lines.clone(),
-            meta.clone(),
-            directs,
-            retention,
-            dir.display().to_string(),
-        );
+        let writer = Writer::new(Arc::clone(&store), retention, dir.display().to_string());
         let writer = std::thread::Builder::new()
             .name("chat-store".into())
             .spawn(move || writer.run(queue))
             .map_err(|e| failed(e.to_string()))?;
         Ok(DiskEngine {
-            lines,
-            meta,
+            store,
             jobs,
             writer: Mutex::new(Some(writer)),
             epoch,
             path: dir.to_path_buf(),
             _lock: lock,
         })
+    }
+
+    /// Runs `read` on the store's current instance; a clear refusal while there is none (it
+    /// failed to open again after a failed write, and is tried again on the next line).
+    fn reading<T>(&self, read: impl FnOnce(&Store) -> Result<T, Refusal>) -> Result<T, Refusal> {
+        let current = self.store.get();
+        match current.as_ref() {
+            Some(store) => read(store),
+            None => Err(Refusal::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the chat store in {} is being opened again after a failed write; try again",
+                    self.path.display()
+                ),
+            )),
+        }
     }
 
     fn read_failed(&self, e: &fjall::Error) -> Refusal {
@@ -250,22 +186,24 @@ impl Engine for DiskEngine {
     }
 
     fn recent(&self, room: &str, n: usize) -> Result<Recent, Refusal> {
-        let mut lines = Vec::new();
-        let mut last = None;
-        for item in self.lines.prefix(room_prefix(room)).rev() {
-            let (key, value) = item.map_err(|e| self.read_failed(&e))?;
-            if last.is_none() {
-                last = id_of(&key);
+        self.reading(|store| {
+            let mut lines = Vec::new();
+            let mut last = None;
+            for item in store.lines.prefix(room_prefix(room)).rev() {
+                let (key, value) = item.map_err(|e| self.read_failed(&e))?;
+                if last.is_none() {
+                    last = id_of(&key);
+                }
+                if lines.len() >= n {
+                    break;
+                }
+                if let Some(line) = decode(&key, &value) {
+                    lines.push(line);
+                }
             }
-            if lines.len() >= n {
-                break;
-            }
-            if let Some(line) = decode(&key, &value) {
-                lines.push(line);
-            }
-        }
-        lines.reverse();
-        Ok(Recent { lines, last })
+            lines.reverse();
+            Ok(Recent { lines, last })
+        })
     }
 
     fn since(
@@ -274,31 +212,32 @@ impl Engine for DiskEngine {
         after: StreamId,
         max: usize,
     ) -> Result<Option<Vec<(StreamId, Said)>>, Refusal> {
-        let prefix = room_prefix(room);
-        let oldest = match self.lines.prefix(&prefix).next() {
-            Some(item) => item.map_err(|e| self.read_failed(&e))?.0,
-            None => return Ok(None),
-        };
-        // Complete only when nothing after `after` was deleted: the oldest line kept is not
-        // newer than it (deletion only ever takes the oldest).
-        if id_of(&oldest).is_none_or(|oldest| oldest > after) {
-            return Ok(None);
-        }
-        let end = last_key(room);
-        let mut found = Vec::new();
-        for item in self
-            .lines
-            .range::<Vec<u8>, _>((Bound::Excluded(line_key(room, after)), Bound::Included(end)))
-        {
-            let (key, value) = item.map_err(|e| self.read_failed(&e))?;
-            if found.len() + 1 >= max {
+        self.reading(|store| {
+            let oldest = match store.lines.prefix(room_prefix(room)).next() {
+                Some(item) => item.map_err(|e| self.read_failed(&e))?.0,
+                None => return Ok(None),
+            };
+            // Complete only when nothing after `after` was deleted: the oldest line kept is not
+            // newer than it (deletion only ever takes the oldest).
+            if id_of(&oldest).is_none_or(|oldest| oldest > after) {
                 return Ok(None);
             }
-            if let Some(line) = decode(&key, &value) {
-                found.push(line);
+            let range = (
+                Bound::Excluded(line_key(room, after)),
+                Bound::Included(last_key(room)),
+            );
+            let mut found = Vec::new();
+            for item in store.lines.range::<Vec<u8>, _>(range) {
+                let (key, value) = item.map_err(|e| self.read_failed(&e))?;
+                if found.len() + 1 >= max {
+                    return Ok(None);
+                }
+                if let Some(line) = decode(&key, &value) {
+                    found.push(line);
+                }
             }
-        }
-        Ok(Some(found))
+            Ok(Some(found))
+        })
     }
 
     fn in_order(&self, then: Box<dyn FnOnce() + Send>) {
@@ -325,13 +264,15 @@ impl Engine for DiskEngine {
                 seq: 0,
             },
         );
-        let mut found = Vec::new();
-        for item in self.lines.range(start..end).rev().take(n) {
-            let (key, value) = item.map_err(|e| self.read_failed(&e))?;
-            found.extend(decode(&key, &value));
-        }
-        found.reverse();
-        Ok(found)
+        self.reading(|store| {
+            let mut found = Vec::new();
+            for item in store.lines.range(start..end).rev().take(n) {
+                let (key, value) = item.map_err(|e| self.read_failed(&e))?;
+                found.extend(decode(&key, &value));
+            }
+            found.reverse();
+            Ok(found)
+        })
     }
 
     fn newer(&self, room: &str, after_ms: u64, n: usize) -> Result<Vec<(StreamId, Said)>, Refusal> {
@@ -340,20 +281,20 @@ impl Engine for DiskEngine {
         };
         let start = line_key(room, StreamId { ms: from, seq: 0 });
         let end = last_key(room);
-        let mut found = Vec::new();
-        for item in self.lines.range(start..=end).take(n) {
-            let (key, value) = item.map_err(|e| self.read_failed(&e))?;
-            found.extend(decode(&key, &value));
-        }
-        Ok(found)
+        self.reading(|store| {
+            let mut found = Vec::new();
+            for item in store.lines.range(start..=end).take(n) {
+                let (key, value) = item.map_err(|e| self.read_failed(&e))?;
+                found.extend(decode(&key, &value));
+            }
+            Ok(found)
+        })
     }
 
     fn topic(&self, room: &str) -> Option<String> {
-        self.meta
-            .get(topic_key(room))
-            .ok()
-            .flatten()
-            .map(|t| String::from_utf8_lossy(&t).into_owned())
+        let current = self.store.get();
+        let topic = current.as_ref()?.meta.get(topic_key(room)).ok()??;
+        Some(String::from_utf8_lossy(&topic).into_owned())
     }
 
     fn set_topic(&self, room: &str, topic: Option<&str>) {

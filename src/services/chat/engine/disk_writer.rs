@@ -2,20 +2,31 @@
 //! waiting, writes them as one batch, syncs the journal once, and only then confirms each, in
 //! order (group commit). Taking a user's kept direct messages first syncs what came before it,
 //! so a message kept just before its recipient signs in is handed over, never left behind.
+//!
+//! A failed sync (a full disk) refuses that batch's lines and poisons fjall's keyspace. The
+//! next batch first opens the store again; what the failed batch wrote is then deleted before
+//! anything else is written, because the journal may still hold it whole (the rest of a
+//! buffered write goes out when the old instance is dropped). So a refused line never comes
+//! back, and chat resumes as soon as the disk takes lines again.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, SystemTime};
 
-use fjall::{Batch, Keyspace, PartitionHandle, PersistMode};
+use fjall::{Batch, PartitionHandle, PersistMode};
 
-use super::disk::{Retention, StoredLine, decode, id_of, line_key, room_prefix, topic_key};
+use super::disk::Retention;
+use super::disk_store::{SharedStore, Store, decode, id_of, line_key, room_prefix, stored, topic_key};
 use super::{Confirmed, Kept, KeptDirect, Said, TakeDirects, directs_full, next_position, now_ms};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::offset::StreamId;
 
 /// Jobs written in one batch (one sync) at most.
 const BATCH: usize = 4096;
+
+/// A disk with less than this free is called full when a sync fails.
+const FULL_BELOW: u64 = 1 << 20;
 
 /// What the engine's handle asks of the writer.
 pub(super) enum Job {
@@ -63,17 +74,26 @@ struct Pending {
     touched: Vec<String>,
     /// Direct messages kept in this batch, per user: how many wait now, and the last key.
     directs: HashMap<String, (usize, Option<StreamId>)>,
+    /// The keys of lines and of kept direct messages this batch writes.
+    written: Unkept,
+}
+
+/// Keys written by batches whose sync failed: deleted once the store is open again.
+#[derive(Default)]
+struct Unkept {
+    lines: Vec<Vec<u8>>,
+    directs: Vec<Vec<u8>>,
 }
 
 /// The writer thread's state.
 pub(super) struct Writer {
-    keyspace: Keyspace,
-    lines: PartitionHandle,
-    meta: PartitionHandle,
-    directs: PartitionHandle,
+    store: Arc<SharedStore>,
     rooms: HashMap<String, RoomState>,
     retention: Retention,
     path: String,
+    /// Why the last sync failed, until the store is open again and takes writes.
+    broken: Option<String>,
+    unkept: Unkept,
 }
 
 /// How many keys start with `prefix` in `partition`, and the last one's position: a room's
@@ -92,32 +112,21 @@ fn count_and_last(
     (count, first, last)
 }
 
-fn stored(said: Said) -> Vec<u8> {
-    serde_json::to_vec(&StoredLine {
-        f: said.from,
-        t: said.text,
-        a: said.action,
-    })
-    .unwrap_or_default()
+/// A batch that syncs the journal before it touches the memtables: when the sync fails,
+/// nothing of it becomes readable.
+fn durable_batch(store: &Store) -> Batch {
+    store.keyspace.batch().durability(Some(PersistMode::SyncAll))
 }
 
 impl Writer {
-    pub(super) fn new(
-        keyspace: Keyspace,
-        lines: PartitionHandle,
-        meta: PartitionHandle,
-        directs: PartitionHandle,
-        retention: Retention,
-        path: String,
-    ) -> Writer {
+    pub(super) fn new(store: Arc<SharedStore>, retention: Retention, path: String) -> Writer {
         Writer {
-            keyspace,
-            lines,
-            meta,
-            directs,
+            store,
             rooms: HashMap::new(),
             retention,
             path,
+            broken: None,
+            unkept: Unkept::default(),
         }
     }
 
@@ -140,37 +149,51 @@ impl Writer {
         }
     }
 
-    fn pending(&self) -> Pending {
+    fn pending(store: &Store) -> Pending {
         Pending {
-            batch: self.keyspace.batch(),
+            batch: durable_batch(store),
             done: Vec::new(),
             touched: Vec::new(),
             directs: HashMap::new(),
+            written: Unkept::default(),
         }
     }
 
-    /// Writes one batch of jobs: syncs, then confirms each in order, then trims.
+    /// Writes one batch of jobs: syncs, then confirms each in order, then trims. A store
+    /// broken by a failed sync is first opened again; while it cannot be, every job is refused.
     fn write(&mut self, jobs: Vec<Job>) {
-        let mut pending = self.pending();
+        if self.broken.is_some() {
+            self.recover();
+        }
+        let shared = Arc::clone(&self.store);
+        let current = shared.get();
+        let store = match (current.as_ref(), &self.broken) {
+            (Some(store), None) => store,
+            (_, broken) => {
+                let reason = broken.clone().unwrap_or_else(|| "it is not open".into());
+                return self.refuse(jobs, &reason);
+            }
+        };
+        let mut pending = Self::pending(store);
         for job in jobs {
             match job {
                 Job::Line { room, said, kept } => {
-                    let state = self.state(&room);
+                    let state = self.state(store, &room);
                     let id = next_position(state.last, now_ms());
                     state.last = Some(id);
                     state.oldest.get_or_insert(id);
                     state.count += 1;
-                    pending
-                        .batch
-                        .insert(&self.lines, line_key(&room, id), stored(said));
+                    let key = line_key(&room, id);
+                    pending.written.lines.push(key.clone());
+                    pending.batch.insert(&store.lines, key, stored(said));
                     if !pending.touched.contains(&room) {
                         pending.touched.push(room);
                     }
                     pending.done.push(Done::Line(kept, id));
                 }
                 Job::Topic { room, topic } => match topic {
-                    Some(topic) => pending.batch.insert(&self.meta, topic_key(&room), topic),
-                    None => pending.batch.remove(&self.meta, topic_key(&room)),
+                    Some(topic) => pending.batch.insert(&store.meta, topic_key(&room), topic),
+                    None => pending.batch.remove(&store.meta, topic_key(&room)),
                 },
                 Job::Then(then) => pending.done.push(Done::Then(then)),
                 Job::KeepDirect {
@@ -178,21 +201,75 @@ impl Writer {
                     said,
                     limit,
                     kept,
-                } => self.keep_direct(&mut pending, user, said, limit, kept),
+                } => Self::keep_direct(store, &mut pending, user, said, limit, kept),
                 Job::TakeDirects { user, take } => {
                     // What came before is synced first: a message kept just now is handed over.
-                    let before = std::mem::replace(&mut pending, self.pending());
-                    self.sync(before);
-                    take(self.take_directs(&user));
+                    let before = std::mem::replace(&mut pending, Self::pending(store));
+                    self.sync(store, before);
+                    take(self.take_directs(store, &user));
                 }
                 Job::Stop => {}
             }
         }
-        self.sync(pending);
+        self.sync(store, pending);
+    }
+
+    /// Opens the store again after a failed sync and deletes what the failed batches wrote;
+    /// the store stays broken if either fails.
+    fn recover(&mut self) {
+        let reopened = self.store.reopen().and_then(|()| {
+            let current = self.store.get();
+            let Some(store) = current.as_ref() else {
+                return Ok(());
+            };
+            let mut batch = durable_batch(store);
+            for key in &self.unkept.lines {
+                batch.remove(&store.lines, key.clone());
+            }
+            for key in &self.unkept.directs {
+                batch.remove(&store.directs, key.clone());
+            }
+            batch.commit()
+        });
+        match reopened {
+            Ok(()) => {
+                tracing::info!(path = %self.path, "the chat store takes lines again");
+                self.broken = None;
+                self.unkept = Unkept::default();
+            }
+            Err(e) => self.broken = Some(e.to_string()),
+        }
+        // What the store holds is read again.
+        self.rooms.clear();
+    }
+
+    /// Answers every job with the store's failure: lines and direct messages are refused,
+    /// notices go out, nothing is handed over (it stays for the next sign-in).
+    fn refuse(&self, jobs: Vec<Job>, reason: &str) {
+        let refusal = self.not_kept(reason);
+        for job in jobs {
+            match job {
+                Job::Line { kept, .. } => kept(Err(refusal.clone()), Confirmed::Later),
+                Job::KeepDirect { kept, .. } => kept(Err(refusal.clone())),
+                Job::Then(then) => then(),
+                Job::TakeDirects { take, .. } => take(Vec::new()),
+                Job::Topic { .. } | Job::Stop => {}
+            }
+        }
+    }
+
+    fn not_kept(&self, reason: &str) -> Refusal {
+        Refusal::new(
+            ErrorCode::Unavailable,
+            format!(
+                "the chat store in {} could not keep the line ({reason}): it was not sent",
+                self.path
+            ),
+        )
     }
 
     fn keep_direct(
-        &self,
+        store: &Store,
         pending: &mut Pending,
         user: String,
         said: Said,
@@ -202,7 +279,7 @@ impl Writer {
         let (count, last) = match pending.directs.get(&user) {
             Some(known) => *known,
             None => {
-                let (count, _, last) = count_and_last(&self.directs, room_prefix(&user));
+                let (count, _, last) = count_and_last(&store.directs, room_prefix(&user));
                 (count, last)
             }
         };
@@ -210,84 +287,97 @@ impl Writer {
             return kept(Err(directs_full(&user, limit)));
         }
         let id = next_position(last, now_ms());
-        pending
-            .batch
-            .insert(&self.directs, line_key(&user, id), stored(said));
+        let key = line_key(&user, id);
+        pending.written.directs.push(key.clone());
+        pending.batch.insert(&store.directs, key, stored(said));
         pending.directs.insert(user, (count + 1, Some(id)));
         pending.done.push(Done::Direct(kept, count + 1));
     }
 
-    /// Reads and deletes what waits for `user` (synced before it is handed over).
-    fn take_directs(&mut self, user: &str) -> Vec<Said> {
-        let mut batch = self.keyspace.batch();
+    /// Reads and deletes what waits for `user`, handed over only once the deletion is synced:
+    /// when it cannot be, the messages stay for the next sign-in rather than come twice.
+    fn take_directs(&mut self, store: &Store, user: &str) -> Vec<Said> {
+        if self.broken.is_some() {
+            return Vec::new();
+        }
+        let mut batch = durable_batch(store);
         let mut found = Vec::new();
-        for (key, value) in self.directs.prefix(room_prefix(user)).flatten() {
+        for (key, value) in store.directs.prefix(room_prefix(user)).flatten() {
             if let Some((_, said)) = decode(&key, &value) {
                 found.push(said);
             }
-            batch.remove(&self.directs, key);
+            batch.remove(&store.directs, key);
         }
         if found.is_empty() {
             return found;
         }
-        let deleted = batch
-            .commit()
-            .and_then(|()| self.keyspace.persist(PersistMode::SyncAll));
-        if let Err(e) = deleted {
-            // Handed over anyway: kept again, they would be delivered twice.
-            tracing::warn!(error = %e, "the chat store could not forget delivered direct messages");
+        if let Err(e) = batch.commit() {
+            tracing::error!(error = %e, path = %self.path, "the chat store could not hand over kept direct messages");
+            self.broken = Some(e.to_string());
+            return Vec::new();
         }
         found
     }
 
     /// Syncs one batch, then confirms its jobs in order, then trims the rooms it wrote to.
-    fn sync(&mut self, pending: Pending) {
+    fn sync(&mut self, store: &Store, pending: Pending) {
         if pending.done.is_empty() && pending.batch.is_empty() {
             return;
         }
-        let synced = pending
-            .batch
-            .commit()
-            .and_then(|()| self.keyspace.persist(PersistMode::SyncAll));
-        match synced {
+        if let Some(reason) = &self.broken {
+            // An earlier part of this round failed: nothing more is written until reopened.
+            let refusal = self.not_kept(reason);
+            return Self::answer(pending.done, &Err(refusal));
+        }
+        match pending.batch.commit() {
             Ok(()) => {
-                for done in pending.done {
-                    match done {
-                        Done::Line(kept, id) => kept(Ok(id), Confirmed::Later),
-                        Done::Then(then) => then(),
-                        Done::Direct(kept, n) => kept(Ok(n)),
-                    }
-                }
-                self.trim(&pending.touched);
+                Self::answer(pending.done, &Ok(()));
+                self.trim(store, &pending.touched);
             }
             Err(e) => {
-                tracing::error!(error = %e, path = %self.path, "the chat store could not keep lines");
-                let refusal = Refusal::new(
-                    ErrorCode::Unavailable,
-                    format!(
-                        "the chat store in {} could not keep the line ({e}): it was not sent",
-                        self.path
-                    ),
-                );
-                for done in pending.done {
-                    match done {
-                        Done::Line(kept, _) => kept(Err(refusal.clone()), Confirmed::Later),
-                        Done::Then(then) => then(),
-                        Done::Direct(kept, _) => kept(Err(refusal.clone())),
-                    }
-                }
-                // What the store holds is read again on the next line.
-                for room in pending.touched {
-                    self.rooms.remove(&room);
-                }
+                let reason = match e {
+                    // fjall says only "Poisoned" for a failed sync; the likeliest cause is
+                    // told from the disk itself.
+                    fjall::Error::Poisoned => self.why_not_synced(),
+                    e => e.to_string(),
+                };
+                tracing::error!(reason, path = %self.path, "the chat store could not keep lines");
+                Self::answer(pending.done, &Err(self.not_kept(&reason)));
+                self.broken = Some(reason);
+                self.unkept.lines.extend(pending.written.lines);
+                self.unkept.directs.extend(pending.written.directs);
+                self.rooms.clear();
+            }
+        }
+    }
+
+    /// Why a sync failed, as far as the disk tells: full, or a write error.
+    fn why_not_synced(&self) -> String {
+        match rustix::fs::statvfs(self.path.as_str()) {
+            Ok(disk) if disk.f_bavail.saturating_mul(disk.f_frsize) < FULL_BELOW => {
+                "the disk is full".to_string()
+            }
+            _ => "the disk refused the write".to_string(),
+        }
+    }
+
+    /// Runs what follows a batch, in order: confirmations, or refusals.
+    fn answer(done: Vec<Done>, synced: &Result<(), Refusal>) {
+        for done in done {
+            match (done, synced) {
+                (Done::Line(kept, id), Ok(())) => kept(Ok(id), Confirmed::Later),
+                (Done::Line(kept, _), Err(refusal)) => kept(Err(refusal.clone()), Confirmed::Later),
+                (Done::Then(then), _) => then(),
+                (Done::Direct(kept, n), Ok(())) => kept(Ok(n)),
+                (Done::Direct(kept, _), Err(refusal)) => kept(Err(refusal.clone())),
             }
         }
     }
 
     /// The room's state, read from the store the first time the writer meets it.
-    fn state(&mut self, room: &str) -> &mut RoomState {
+    fn state(&mut self, store: &Store, room: &str) -> &mut RoomState {
         if !self.rooms.contains_key(room) {
-            let (count, oldest, last) = count_and_last(&self.lines, room_prefix(room));
+            let (count, oldest, last) = count_and_last(&store.lines, room_prefix(room));
             let state = RoomState {
                 last,
                 oldest,
@@ -302,12 +392,12 @@ impl Writer {
 
     /// Deletes the oldest lines of `rooms` beyond the retention bounds, in a batch that needs
     /// no sync (a deleted line that comes back after a crash is deleted again).
-    fn trim(&mut self, rooms: &[String]) {
+    fn trim(&mut self, store: &Store, rooms: &[String]) {
         let cutoff = SystemTime::now()
             .checked_sub(Duration::from_secs(self.retention.age_secs))
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
-        let mut batch = self.keyspace.batch();
+        let mut batch = store.keyspace.batch();
         for room in rooms {
             let entries = self.retention.entries;
             let Some(state) = self.rooms.get_mut(room) else {
@@ -319,13 +409,13 @@ impl Writer {
             }
             let mut excess = state.count.saturating_sub(entries);
             state.oldest = None;
-            for (key, _) in self.lines.prefix(room_prefix(room)).flatten() {
+            for (key, _) in store.lines.prefix(room_prefix(room)).flatten() {
                 let Some(id) = id_of(&key) else { continue };
                 if excess == 0 && id.ms >= cutoff {
                     state.oldest = Some(id);
                     break;
                 }
-                batch.remove(&self.lines, key);
+                batch.remove(&store.lines, key);
                 excess = excess.saturating_sub(1);
                 state.count = state.count.saturating_sub(1);
             }

@@ -42,10 +42,19 @@ async fn member(
     home: &std::path::Path,
     nick: &str,
 ) -> (ChatSender, ChatReceiver, ChatJoined) {
+    member_of(server, home, "kept", nick).await
+}
+
+async fn member_of(
+    server: &ServerProcess,
+    home: &std::path::Path,
+    room: &str,
+    nick: &str,
+) -> (ChatSender, ChatReceiver, ChatJoined) {
     let client = Client::connect(&options(server, home)).await.unwrap();
     join(
         client.into_connection(),
-        ChatTarget::Room("kept".into()),
+        ChatTarget::Room(room.into()),
         nick,
         true,
     )
@@ -55,7 +64,16 @@ async fn member(
 
 /// The room's whole history as a new joiner gets it: (sender, text, offset), oldest first.
 async fn history(server: &ServerProcess, home: &std::path::Path) -> Vec<(String, String, String)> {
-    let (_tx, mut rx, joined) = member(server, home, "reader").await;
+    history_of(server, home, "kept").await
+}
+
+/// A room's whole history: (sender, text, offset), oldest first.
+async fn history_of(
+    server: &ServerProcess,
+    home: &std::path::Path,
+    room: &str,
+) -> Vec<(String, String, String)> {
+    let (_tx, mut rx, joined) = member_of(server, home, room, "reader").await;
     let replayed = joined
         .replayed
         .expect("chat_joined says how many lines follow");
@@ -374,7 +392,11 @@ async fn a_full_disk_refuses_lines_clearly_loses_none_acknowledged_and_chat_resu
         assert!(acked.len() < 1000, "a full disk took 1,000 lines");
     };
     assert_eq!(refusal.code, ErrorCode::Unavailable, "{refusal:?}");
-    assert!(refusal.message.contains("the disk is full"), "{}", refusal.message);
+    assert!(
+        refusal.message.contains("the disk is full"),
+        "{}",
+        refusal.message
+    );
     assert!(
         refusal.message.contains("could not keep the line") && refusal.message.contains("not sent"),
         "{}",
@@ -411,4 +433,79 @@ async fn a_full_disk_refuses_lines_clearly_loses_none_acknowledged_and_chat_resu
         .map(|(_, text, _)| text)
         .collect();
     assert_eq!(kept, acked, "what the store kept");
+}
+
+/// Says `n` lines of about 100 bytes in `room`, each acknowledged; returns their texts.
+async fn say_lines(
+    server: &ServerProcess,
+    home: &std::path::Path,
+    room: &str,
+    from: usize,
+    n: usize,
+) -> Vec<String> {
+    let (mut tx, mut rx, _) = member_of(server, home, room, &format!("{room}-talker")).await;
+    let mut said = Vec::new();
+    for i in from..from + n {
+        let text = format!("{room}-{i:04} {}", "x".repeat(90));
+        common::say_acked(&mut tx, &mut rx, &text).await;
+        said.push(text);
+    }
+    said
+}
+
+fn texts(lines: Vec<(String, String, String)>) -> Vec<String> {
+    lines.into_iter().map(|(_, text, _)| text).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_byte_bound_the_oldest_lines_of_all_rooms_go_first_across_a_restart() {
+    const BOUND: usize = 40_000;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let config = dir.path().join("chat.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[chat]\nhistory_messages = 10000\nflood_burst = 100000\nflood_per_second = 1000000.0\nstore_bytes = {BOUND}\n"
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&["--plaintext", "--config", config.to_str().unwrap()]);
+    // About 26 kB in room a, then as much in room b: together past the bound.
+    let a = say_lines(&server, &home, "a", 0, 200).await;
+    let b = say_lines(&server, &home, "b", 0, 200).await;
+    let kept_a = texts(history_of(&server, &home, "a").await);
+    let kept_b = texts(history_of(&server, &home, "b").await);
+    assert_eq!(kept_b, b, "room b, the newer, is whole");
+    assert!(
+        !kept_a.is_empty() && kept_a.len() < a.len() && a.ends_with(&kept_a),
+        "room a keeps its newest lines only: {} of {}",
+        kept_a.len(),
+        a.len()
+    );
+    let bytes = |lines: &[String]| lines.iter().map(String::len).sum::<usize>();
+    assert!(bytes(&kept_a) + bytes(&kept_b) <= BOUND);
+
+    // After a restart the store still knows what each room holds: room b speaking again
+    // first deletes what is left of room a, the oldest.
+    let server = server.restart();
+    let more_b = say_lines(&server, &home, "b", 200, 200).await;
+    let kept_a = texts(history_of(&server, &home, "a").await);
+    let kept_b = texts(history_of(&server, &home, "b").await);
+    assert!(
+        kept_a.is_empty(),
+        "room a's lines were the oldest: {} left",
+        kept_a.len()
+    );
+    let all_b: Vec<String> = b.into_iter().chain(more_b).collect();
+    assert!(
+        !kept_b.is_empty() && all_b.ends_with(&kept_b),
+        "room b keeps its newest lines"
+    );
+    assert!(bytes(&kept_b) <= BOUND);
+    assert!(
+        bytes(&kept_b) >= BOUND / 2,
+        "no more is deleted than the bound needs: {} bytes kept",
+        bytes(&kept_b)
+    );
 }

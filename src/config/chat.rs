@@ -48,6 +48,9 @@ pub struct ChatConfig {
     /// (gone when a room empties or the server stops). A cluster keeps them in Redis.
     /// Default `disk`.
     pub store: ChatStore,
+    /// Bytes of lines the disk store keeps across all rooms (as written, before
+    /// compression); past it, the oldest lines of all rooms are deleted first. Default 1 GiB.
+    pub store_bytes: u64,
     /// The babyshen bot.
     pub bot: BotConfig,
 }
@@ -81,6 +84,7 @@ impl Default for ChatConfig {
             member_queue: 256,
             kept_directs: 100,
             store: ChatStore::Disk,
+            store_bytes: 1 << 30,
             bot: BotConfig::default(),
         }
     }

@@ -412,6 +412,7 @@ fn chat_engine(
     let retention = disk::Retention {
         entries: config.cluster.history_entries,
         age_secs: config.cluster.history_age_secs,
+        bytes: chat.store_bytes,
     };
     Ok(Arc::new(disk::DiskEngine::open(
         &state_dir.join("chat"),

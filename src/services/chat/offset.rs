@@ -17,6 +17,14 @@ pub struct StreamId {
 }
 
 impl StreamId {
+    /// Before every position.
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+    /// After every position.
+    pub const MAX: StreamId = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
+
     /// Parses `MS-SEQ`.
     pub fn parse(text: &str) -> Option<StreamId> {
         let (ms, seq) = text.split_once('-')?;

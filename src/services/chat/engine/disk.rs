@@ -39,14 +39,7 @@ use crate::services::chat::offset::StreamId;
 /// Lines waiting for the writer at most; past it, lines are refused (try again).
 const QUEUE: usize = 65_536;
 
-/// How long lines are kept: the `[cluster]` history bounds, which bound a Redis stream too.
-#[derive(Debug, Clone, Copy)]
-pub struct Retention {
-    /// Lines per room.
-    pub entries: usize,
-    /// Age of a line, in seconds.
-    pub age_secs: u64,
-}
+pub use super::disk_retention::Retention;
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -256,7 +249,7 @@ impl Engine for DiskEngine {
         before_ms: u64,
         n: usize,
     ) -> Result<Vec<(StreamId, Said)>, Refusal> {
-        let start = line_key(room, StreamId { ms: 0, seq: 0 });
+        let start = line_key(room, StreamId::MIN);
         let end = line_key(
             room,
             StreamId {
@@ -357,6 +350,7 @@ mod tests {
         let retention = Retention {
             entries: 10,
             age_secs: 60,
+            bytes: 1 << 20,
         };
         let first = DiskEngine::open(dir.path(), retention).unwrap();
         let second = DiskEngine::open(dir.path(), retention).unwrap_err();

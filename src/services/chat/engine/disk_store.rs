@@ -114,13 +114,7 @@ pub(super) fn room_prefix(room: &str) -> Vec<u8> {
 
 /// The greatest key a line of `room` can have: the end of its range.
 pub(super) fn last_key(room: &str) -> Vec<u8> {
-    line_key(
-        room,
-        StreamId {
-            ms: u64::MAX,
-            seq: u64::MAX,
-        },
-    )
+    line_key(room, StreamId::MAX)
 }
 
 pub(super) fn line_key(room: &str, id: StreamId) -> Vec<u8> {
@@ -128,6 +122,14 @@ pub(super) fn line_key(room: &str, id: StreamId) -> Vec<u8> {
     key.extend_from_slice(&id.ms.to_be_bytes());
     key.extend_from_slice(&id.seq.to_be_bytes());
     key
+}
+
+/// The room (or user) a line's key belongs to; `None` for a key that is not a line's.
+pub(super) fn room_of(key: &[u8]) -> Option<&str> {
+    let len = usize::from(u16::from_be_bytes(key.get(..2)?.try_into().ok()?));
+    let room = key.get(2..2 + len)?;
+    (key.len() == 2 + len + 16).then_some(())?;
+    std::str::from_utf8(room).ok()
 }
 
 /// The position a key ends with; `None` for a key that is not a line's.

@@ -12,12 +12,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, SystemTime};
 
 use fjall::{Batch, PartitionHandle, PersistMode};
 
-use super::disk::Retention;
-use super::disk_store::{SharedStore, Store, decode, id_of, line_key, room_prefix, stored, topic_key};
+use super::disk_retention::{Retention, Rooms};
+use super::disk_store::{
+    SharedStore, Store, decode, id_of, line_key, room_prefix, stored, topic_key,
+};
 use super::{Confirmed, Kept, KeptDirect, Said, TakeDirects, directs_full, next_position, now_ms};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::offset::StreamId;
@@ -60,13 +61,6 @@ enum Done {
     Direct(KeptDirect, usize),
 }
 
-/// What the writer knows of a room it wrote to.
-struct RoomState {
-    last: Option<StreamId>,
-    oldest: Option<StreamId>,
-    count: usize,
-}
-
 /// One batch being gathered.
 struct Pending {
     batch: Batch,
@@ -88,7 +82,8 @@ struct Unkept {
 /// The writer thread's state.
 pub(super) struct Writer {
     store: Arc<SharedStore>,
-    rooms: HashMap<String, RoomState>,
+    /// What the store holds per room; read in one pass before the first write.
+    rooms: Option<Rooms>,
     retention: Retention,
     path: String,
     /// Why the last sync failed, until the store is open again and takes writes.
@@ -115,14 +110,17 @@ fn count_and_last(
 /// A batch that syncs the journal before it touches the memtables: when the sync fails,
 /// nothing of it becomes readable.
 fn durable_batch(store: &Store) -> Batch {
-    store.keyspace.batch().durability(Some(PersistMode::SyncAll))
+    store
+        .keyspace
+        .batch()
+        .durability(Some(PersistMode::SyncAll))
 }
 
 impl Writer {
     pub(super) fn new(store: Arc<SharedStore>, retention: Retention, path: String) -> Writer {
         Writer {
             store,
-            rooms: HashMap::new(),
+            rooms: None,
             retention,
             path,
             broken: None,
@@ -178,14 +176,13 @@ impl Writer {
         for job in jobs {
             match job {
                 Job::Line { room, said, kept } => {
-                    let state = self.state(store, &room);
-                    let id = next_position(state.last, now_ms());
-                    state.last = Some(id);
-                    state.oldest.get_or_insert(id);
-                    state.count += 1;
+                    let rooms = self.rooms.get_or_insert_with(|| Rooms::scan(store));
+                    let id = next_position(rooms.state(&room).last, now_ms());
                     let key = line_key(&room, id);
+                    let value = stored(said);
+                    rooms.added(&room, id, (key.len() + value.len()) as u64);
                     pending.written.lines.push(key.clone());
-                    pending.batch.insert(&store.lines, key, stored(said));
+                    pending.batch.insert(&store.lines, key, value);
                     if !pending.touched.contains(&room) {
                         pending.touched.push(room);
                     }
@@ -240,7 +237,7 @@ impl Writer {
             Err(e) => self.broken = Some(e.to_string()),
         }
         // What the store holds is read again.
-        self.rooms.clear();
+        self.rooms = None;
     }
 
     /// Answers every job with the store's failure: lines and direct messages are refused,
@@ -332,7 +329,9 @@ impl Writer {
         match pending.batch.commit() {
             Ok(()) => {
                 Self::answer(pending.done, &Ok(()));
-                self.trim(store, &pending.touched);
+                if let Some(rooms) = &mut self.rooms {
+                    rooms.trim(store, &pending.touched, &self.retention);
+                }
             }
             Err(e) => {
                 let reason = match e {
@@ -346,7 +345,7 @@ impl Writer {
                 self.broken = Some(reason);
                 self.unkept.lines.extend(pending.written.lines);
                 self.unkept.directs.extend(pending.written.directs);
-                self.rooms.clear();
+                self.rooms = None;
             }
         }
     }
@@ -371,59 +370,6 @@ impl Writer {
                 (Done::Direct(kept, n), Ok(())) => kept(Ok(n)),
                 (Done::Direct(kept, _), Err(refusal)) => kept(Err(refusal.clone())),
             }
-        }
-    }
-
-    /// The room's state, read from the store the first time the writer meets it.
-    fn state(&mut self, store: &Store, room: &str) -> &mut RoomState {
-        if !self.rooms.contains_key(room) {
-            let (count, oldest, last) = count_and_last(&store.lines, room_prefix(room));
-            let state = RoomState {
-                last,
-                oldest,
-                count,
-            };
-            self.rooms.insert(room.to_string(), state);
-        }
-        self.rooms
-            .get_mut(room)
-            .unwrap_or_else(|| unreachable!("inserted above"))
-    }
-
-    /// Deletes the oldest lines of `rooms` beyond the retention bounds, in a batch that needs
-    /// no sync (a deleted line that comes back after a crash is deleted again).
-    fn trim(&mut self, store: &Store, rooms: &[String]) {
-        let cutoff = SystemTime::now()
-            .checked_sub(Duration::from_secs(self.retention.age_secs))
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
-        let mut batch = store.keyspace.batch();
-        for room in rooms {
-            let entries = self.retention.entries;
-            let Some(state) = self.rooms.get_mut(room) else {
-                continue;
-            };
-            let too_old = state.oldest.is_some_and(|oldest| oldest.ms < cutoff);
-            if state.count <= entries && !too_old {
-                continue;
-            }
-            let mut excess = state.count.saturating_sub(entries);
-            state.oldest = None;
-            for (key, _) in store.lines.prefix(room_prefix(room)).flatten() {
-                let Some(id) = id_of(&key) else { continue };
-                if excess == 0 && id.ms >= cutoff {
-                    state.oldest = Some(id);
-                    break;
-                }
-                batch.remove(&store.lines, key);
-                excess = excess.saturating_sub(1);
-                state.count = state.count.saturating_sub(1);
-            }
-        }
-        if !batch.is_empty()
-            && let Err(e) = batch.commit()
-        {
-            tracing::warn!(error = %e, "the chat store could not delete old lines");
         }
     }
 }

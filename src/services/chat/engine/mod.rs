@@ -16,6 +16,7 @@
 //! behind this interface.
 
 pub mod disk;
+mod disk_retention;
 mod disk_store;
 mod disk_writer;
 pub mod memory;

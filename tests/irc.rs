@@ -1139,3 +1139,81 @@ async fn chathistory_pages_back_as_the_spec_s_examples_do() {
     );
     assert!(!lines.iter().any(|l| l.contains("BATCH")), "{lines:?}");
 }
+
+/// What a person sees in irssi: a room's history replayed on join, each line at the time it
+/// was said (irssi's `show_server_time`, seconds shown), not at the time it arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irssi_shows_a_room_s_history_at_the_times_it_was_said() {
+    if std::process::Command::new("irssi")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "skipped: irssi is not installed here (./test.sh installs it: apt-get install irssi)"
+        );
+        return;
+    }
+    let server = irc_server(ServerConfig::default()).await;
+    let (mut tx, mut rx) = native(&server, "log", "scribe").await;
+    common::say_acked(&mut tx, &mut rx, "said before irssi came").await;
+    // When the server says it was said, as a native joiner is told.
+    let client = server.client(None).await;
+    let (_reader, mut reader_rx, _) = join(
+        client.into_connection(),
+        ChatTarget::Room("log".into()),
+        "reader",
+        true,
+    )
+    .await
+    .unwrap();
+    let Message::ChatMessage(line) = next_line(
+        &mut reader_rx,
+        |m| matches!(m, Message::ChatMessage(m) if m.history),
+    )
+    .await
+    else {
+        unreachable!()
+    };
+    let at = line.at.expect("a history line has its time");
+    let said = &at[11..19];
+    // irssi joins in a later second than the line was said: its own join line shows that one.
+    let second =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let after = second(std::time::SystemTime::now());
+    while second(std::time::SystemTime::now()) == after {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("startup"),
+        "/set timestamp_format %H:%M:%S\n/set show_server_time on\n",
+    )
+    .unwrap();
+    let port = server.irc_addr.unwrap().port();
+    let tmux = common::tmux::Tmux::start(&format!(
+        "TZ=UTC irssi --home='{}' -c 127.0.0.1 -p {port} -n irssiuser",
+        home.path().display()
+    ));
+    tmux.wait_for("End of /MOTD").await;
+    tmux.type_line("/join #log");
+    let screen = tmux.wait_for("said before irssi came").await;
+    let shown = |text: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("no line with {text:?}:\n{screen}"))
+            .to_string()
+    };
+    let history = shown("said before irssi came");
+    assert!(
+        history.starts_with(&format!("{said} < scribe> said before irssi came")),
+        "the history line shows when it was said ({said}):\n{screen}"
+    );
+    let joined = shown("has joined #log");
+    assert!(
+        !joined.starts_with(said),
+        "the join happened in a later second than the line:\n{screen}"
+    );
+    tmux.type_line("/quit");
+}

@@ -665,3 +665,23 @@ async fn the_default_nick_is_the_token_s_user_and_a_taken_one_gets_a_number() {
         "{stderr}"
     );
 }
+
+/// `printf 'q\n' | ferry chat --room R` prints the room's recent history, whole, before it
+/// leaves: the lines `chat_joined` promised are awaited, however fast the `q` comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_piped_q_leaves_after_the_whole_history_is_printed() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    let (mut tx, mut rx, _) = member(&server, "log", "scribe").await;
+    for i in 0..20 {
+        common::say_acked(&mut tx, &mut rx, &format!("history line {i}")).await;
+    }
+    let out = chat_via_binary(&server, &["--room", "log", "--nick", "reader"], "q\n").await;
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for i in 0..20 {
+        assert!(
+            stdout.contains(&format!("scribe: history line {i}\n")),
+            "line {i} missing:\n{stdout}"
+        );
+    }
+}

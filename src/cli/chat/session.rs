@@ -59,7 +59,10 @@ impl Session {
         let interrupted = tokio::signal::ctrl_c();
         tokio::pin!(interrupted);
         loop {
-            if input_done && self.pending.is_empty() && self.pending_joins == 0 {
+            // Leaving waits for what was asked and for the history `chat_joined` promised, so
+            // `printf 'q\n' | ferry chat --room R` prints the room's recent lines whole.
+            let answered = self.pending.is_empty() && self.pending_joins == 0;
+            if input_done && answered && self.replay_left == 0 {
                 break;
             }
             tokio::select! {

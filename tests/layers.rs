@@ -159,3 +159,36 @@ fn the_chat_hub_knows_the_engine_interface_and_the_engines_know_no_hub() {
         "the hub keeps lines through the Engine interface"
     );
 }
+
+/// The Redis engine hands records and events to the chat it serves through its `Host`
+/// interface, which the hub implements: no file of the engine names the hub, and the shared
+/// words (a participant and what it is delivered) belong to neither.
+#[test]
+fn the_redis_engine_reaches_the_hub_only_through_its_host_interface() {
+    let cluster = sources_under("services/chat/cluster");
+    assert!(cluster.len() >= 8, "{cluster:?}");
+    let mut uses_host = false;
+    for (path, code) in &cluster {
+        assert!(
+            !code.contains("hub::") && !code.contains("super::hub") && !code.contains("ChatHub"),
+            "{path}: the Redis engine reaches into the hub"
+        );
+        uses_host |= code.contains("dyn Host");
+    }
+    assert!(uses_host, "the engine's tasks hold the hub as a Host");
+    let hub = sources_under("services/chat/hub");
+    assert!(
+        hub.iter()
+            .any(|(_, code)| code.contains("impl Host for ChatHub")),
+        "the hub implements the engine's Host interface"
+    );
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/services/chat/participant.rs");
+    let code = std::fs::read_to_string(&shared).unwrap();
+    assert!(
+        code.contains("pub struct Participant")
+            && !code.contains("hub::")
+            && !code.contains("cluster::"),
+        "{}: a participant is reached without naming the hub or an engine",
+        shared.display()
+    );
+}

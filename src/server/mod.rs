@@ -205,7 +205,9 @@ impl Server {
                 .node
                 .clone()
                 .unwrap_or_else(|| default_node_name(listener.local_addr().ok()));
-            Cluster::start(&state.chat, &options.config.cluster, name).await?;
+            let chat = &options.config.chat;
+            let limits = (chat.room_bytes, chat.memory_bytes);
+            Cluster::start(state.chat.clone(), &options.config.cluster, limits, name).await?;
         }
         chat::bot::start(&state.chat).await;
         let web = match options.web {

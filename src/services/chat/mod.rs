@@ -12,6 +12,7 @@ pub mod hub;
 pub mod member;
 pub mod names;
 pub mod offset;
+pub mod participant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 

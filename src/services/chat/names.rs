@@ -1,6 +1,7 @@
 //! Naming rules for nicks and rooms, shared by the server (which enforces them) and the client
 //! (which derives a default nick).
 
+use crate::protocol::{ErrorCode, Refusal};
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
@@ -117,6 +118,16 @@ impl From<NameError> for crate::protocol::Refusal {
     fn from(e: NameError) -> Self {
         crate::protocol::Refusal::new(crate::protocol::ErrorCode::InvalidName, e.to_string())
     }
+}
+
+/// The refusal for a nick someone else holds (possibly under a look-alike spelling).
+pub fn nick_taken(wanted: &str, holder: &str) -> Refusal {
+    let message = if wanted == holder {
+        format!("the nick '{wanted}' is already used by someone online")
+    } else {
+        format!("the nick '{wanted}' is too much like '{holder}', which someone online uses")
+    };
+    Refusal::new(ErrorCode::NickInUse, message)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::record::NodeMessage;
 use super::script::{self, Retention};
 use crate::protocol::{ErrorCode, Refusal};
-use crate::services::chat::hub::{Delivery, Participant, Receipt};
+use crate::services::chat::participant::{Delivery, Participant, Receipt, Relay};
 
 /// Operations waiting to be sent at most; past it changes are refused, as with Redis away.
 const QUEUE: usize = 65_536;
@@ -192,7 +192,7 @@ impl Link {
     }
 
     /// Sends `delivery` to participant `pid` on server `node`, on that server's channel.
-    pub fn forward(&self, node: &str, pid: u64, delivery: Delivery) -> bool {
+    pub fn send_to(&self, node: &str, pid: u64, delivery: Delivery) -> bool {
         let (message, done) = match delivery {
             Delivery::Direct {
                 from,
@@ -380,5 +380,11 @@ fn finish(link: &Link, done: Done, answer: Result<Value, ()>) {
         Done::Reply(tx) => {
             let _ = tx.send(answer);
         }
+    }
+}
+
+impl Relay for Link {
+    fn forward(&self, node: &str, pid: u64, delivery: Delivery) -> bool {
+        self.send_to(node, pid, delivery)
     }
 }

@@ -15,6 +15,7 @@
 //! [`presence`] (heartbeat, reaping, the bot's lease), [`record`] (the JSON), [`keys`],
 //! [`script`].
 
+pub mod host;
 pub mod keys;
 pub mod link;
 pub mod presence;
@@ -29,10 +30,10 @@ use std::time::Duration;
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use super::hub::ChatHub;
 use super::names;
 use crate::config::ClusterConfig;
 use crate::protocol::{ErrorCode, Refusal, RoomInfo};
+use host::Host;
 use link::Link;
 use record::{Record, StreamId};
 use script::Retention;
@@ -102,13 +103,15 @@ pub struct ClusterJoin {
 }
 
 impl Cluster {
-    /// Connects to Redis, registers this server, and starts the engine's tasks for `hub`.
+    /// Connects to Redis, registers this server, and starts the engine's tasks for `host`
+    /// (the hub), whose rooms keep at most `room_bytes` each and `total_bytes` together.
     ///
     /// # Errors
     /// A bad URL, or Redis not answering.
     pub async fn start(
-        hub: &Arc<ChatHub>,
+        host: Arc<dyn Host>,
         config: &ClusterConfig,
+        (room_bytes, total_bytes): (usize, usize),
         name: String,
     ) -> Result<Arc<Cluster>, ClusterError> {
         let url = config.redis.clone().unwrap_or_default();
@@ -142,8 +145,8 @@ impl Cluster {
         let retention = Retention {
             entries: config.history_entries,
             age_ms: config.history_age_secs.saturating_mul(1000),
-            room_bytes: hub.config.room_bytes,
-            total_bytes: hub.config.memory_bytes,
+            room_bytes,
+            total_bytes,
         };
         let link = Link::start(
             conn,
@@ -151,7 +154,7 @@ impl Cluster {
             shown.clone(),
             retention,
             timeout,
-            hub.closed().clone(),
+            host.closed().clone(),
         );
         let (control, control_rx) = mpsc::unbounded_channel();
         let cluster = Arc::new(Cluster {
@@ -161,14 +164,14 @@ impl Cluster {
             control,
             config: config.clone(),
         });
-        hub.attach_cluster(Arc::clone(&cluster));
+        host.attach(Arc::clone(&cluster));
         let (first_tx, first_rx) = oneshot::channel();
         tokio::spawn(subscriber::run(
             client,
-            Arc::downgrade(hub),
+            Arc::downgrade(&host),
             control_rx,
             timeout,
-            hub.closed().clone(),
+            host.closed().clone(),
             Some(first_tx),
         ));
         match first_rx.await {
@@ -176,8 +179,13 @@ impl Cluster {
             Ok(Err(reason)) => return Err(unreachable(reason)),
             Err(_) => return Err(unreachable("the engine stopped".into())),
         }
-        tokio::spawn(presence::run(Arc::downgrade(hub), config.clone()));
+        tokio::spawn(presence::run(Arc::downgrade(&host), config.clone()));
         Ok(cluster)
+    }
+
+    /// What carries deliveries to participants on other servers.
+    pub fn relay(&self) -> Arc<dyn crate::services::chat::participant::Relay> {
+        Arc::clone(&self.link) as Arc<dyn crate::services::chat::participant::Relay>
     }
 
     /// The data's epoch (see [`record::Offset`]).
@@ -408,7 +416,7 @@ impl Cluster {
             ))
             .await?;
         match text(&answer) {
-            Some(holder) => Err(super::hub::nick_taken(nick, &holder)),
+            Some(holder) => Err(super::names::nick_taken(nick, &holder)),
             None => Ok(()),
         }
     }
@@ -456,7 +464,7 @@ impl Cluster {
         args.extend(rooms.iter().map(String::as_str));
         let answer = self.link.ask(self.link.op("nick", &args)).await?;
         match text(&answer) {
-            Some(holder) => Err(super::hub::nick_taken(new, &holder)),
+            Some(holder) => Err(super::names::nick_taken(new, &holder)),
             None => Ok(()),
         }
     }
@@ -502,8 +510,8 @@ impl Cluster {
 
     /// Makes Redis hold what this server holds: its nicks and room members (after an outage,
     /// or after others reaped it). Returns nicks someone else took meanwhile.
-    pub(super) async fn reconcile(&self, hub: &ChatHub) -> Result<Vec<String>, Refusal> {
-        let state = hub.local_state();
+    pub(super) async fn reconcile(&self, host: &dyn Host) -> Result<Vec<String>, Refusal> {
+        let state = host.local_state();
         let answer = self
             .link
             .ask_while_down(self.link.op(

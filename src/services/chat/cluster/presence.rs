@@ -8,25 +8,27 @@ use std::sync::Weak;
 
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::host::Host;
 use crate::config::ClusterConfig;
-use crate::services::chat::hub::ChatHub;
 
 /// Runs until the hub closes.
-pub async fn run(hub: Weak<ChatHub>, config: ClusterConfig) {
+pub async fn run(host: Weak<dyn Host>, config: ClusterConfig) {
     let mut tick = tokio::time::interval(config.heartbeat());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut up_since: Option<Instant> = None;
     loop {
-        let closed = match hub.upgrade() {
-            Some(hub) => hub.closed().clone(),
+        let closed = match host.upgrade() {
+            Some(host) => host.closed().clone(),
             None => return,
         };
         tokio::select! {
             _ = closed.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let Some(hub) = hub.upgrade() else { return };
-        let Some(cluster) = hub.cluster() else { return };
+        let Some(host) = host.upgrade() else { return };
+        let Some(cluster) = host.cluster() else {
+            return;
+        };
         let link = &cluster.link;
         if !link.is_up() {
             up_since = None;

@@ -1,6 +1,6 @@
 //! The subscriber: one pub/sub connection per server that receives every record of the rooms
 //! this server has members in, and the messages for its participants, and hands them to the
-//! hub. It also watches Redis: when the connection drops it tells the rooms, reconnects with
+//! hub (through [`Host`]). It also watches Redis: when the connection drops it tells the rooms, reconnects with
 //! backoff, makes Redis agree with what this server holds (`reconcile`), reads back from each
 //! room's stream what it missed, and tells the rooms chat is back.
 
@@ -12,9 +12,9 @@ use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::host::Host;
 use super::keys;
 use super::record::{NodeMessage, Record, StreamId, split_payload};
-use crate::services::chat::hub::ChatHub;
 
 /// What the hub asks of the subscriber.
 pub enum Control {
@@ -30,7 +30,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Runs until the hub closes. `first` is told once whether the first connection succeeded.
 pub async fn run(
     client: redis::Client,
-    hub: Weak<ChatHub>,
+    host: Weak<dyn Host>,
     mut control: mpsc::UnboundedReceiver<Control>,
     timeout: Duration,
     closed: CancellationToken,
@@ -71,7 +71,7 @@ pub async fn run(
                 continue;
             }
         };
-        let Some(strong) = hub.upgrade() else { return };
+        let Some(strong) = host.upgrade() else { return };
         let (mut sink, mut stream) = pubsub.split();
         let ready = tokio::time::timeout(timeout * 4, resume(&strong, &mut sink)).await;
         match ready {
@@ -100,7 +100,7 @@ pub async fn run(
         if let Some(first) = first.take() {
             let _ = first.send(Ok(()));
         }
-        strong.cluster_state_changed(true);
+        strong.engine_state_changed(true);
         let Some(link) = strong.cluster().map(|c| Arc::clone(&c.link)) else {
             return;
         };
@@ -111,8 +111,8 @@ pub async fn run(
                 () = link.lost.notified() => break,
                 message = stream.next() => {
                     let Some(message) = message else { break };
-                    let Some(hub) = hub.upgrade() else { return };
-                    dispatch(&hub, message.get_channel_name(), message.get_payload_bytes());
+                    let Some(host) = host.upgrade() else { return };
+                    dispatch(host.as_ref(), message.get_channel_name(), message.get_payload_bytes());
                 }
                 ctl = control.recv() => match ctl {
                     Some(Control::Subscribe(room, tx)) => {
@@ -128,34 +128,37 @@ pub async fn run(
                 },
             }
         }
-        let Some(hub) = hub.upgrade() else { return };
+        let Some(host) = host.upgrade() else { return };
         tracing::warn!("the chat engine lost Redis; lines are refused until it is back");
-        hub.cluster_state_changed(false);
+        host.engine_state_changed(false);
     }
 }
 
 /// After (re)connecting: subscribe this server's channel and every room's, make Redis hold
 /// what this server holds, and read back what each room missed.
-async fn resume(hub: &Arc<ChatHub>, sink: &mut redis::aio::PubSubSink) -> Result<(), String> {
-    let Some(cluster) = hub.cluster() else {
+async fn resume(host: &Arc<dyn Host>, sink: &mut redis::aio::PubSubSink) -> Result<(), String> {
+    let Some(cluster) = host.cluster() else {
         return Err("no cluster".into());
     };
     let link = &cluster.link;
     sink.subscribe(keys::node_channel(&link.node))
         .await
         .map_err(|e| e.to_string())?;
-    let rooms = hub.rooms_for_catch_up();
+    let rooms = host.rooms_to_catch_up();
     for room in &rooms {
-        sink.subscribe(keys::room_channel(&room.name))
+        sink.subscribe(keys::room_channel(room.name()))
             .await
             .map_err(|e| e.to_string())?;
     }
     cluster.refresh_epoch().await.map_err(|r| r.message)?;
-    let lost = cluster.reconcile(hub).await.map_err(|r| r.message)?;
+    let lost = cluster
+        .reconcile(host.as_ref())
+        .await
+        .map_err(|r| r.message)?;
     for nick in lost {
         // Never two members under one nick: the one here, cut off meanwhile, goes.
         tracing::warn!(nick = %crate::safe_text::escape(&nick), "another server took this nick while this server was cut off: its member here is signed off");
-        hub.evict(
+        host.evict(
             &nick,
             &crate::services::request_error::CloseReason::Superseded.to_string(),
         );
@@ -169,7 +172,7 @@ async fn resume(hub: &Arc<ChatHub>, sink: &mut redis::aio::PubSubSink) -> Result
             let answer = link
                 .ask_while_down(link.op(
                     "since",
-                    &[&room.name, &after.to_string(), &CATCH_UP_BATCH.to_string()],
+                    &[room.name(), &after.to_string(), &CATCH_UP_BATCH.to_string()],
                 ))
                 .await
                 .map_err(|r| r.message)?;
@@ -192,8 +195,7 @@ async fn resume(hub: &Arc<ChatHub>, sink: &mut redis::aio::PubSubSink) -> Result
 const CATCH_UP_BATCH: usize = 1000;
 
 /// Hands one published message to the hub.
-fn dispatch(hub: &ChatHub, channel: &str, payload: &[u8]) {
-    let Some(cluster) = hub.cluster() else { return };
+fn dispatch(host: &dyn Host, channel: &str, payload: &[u8]) {
     let Some((head, json)) = split_payload(payload) else {
         return;
     };
@@ -203,9 +205,7 @@ fn dispatch(hub: &ChatHub, channel: &str, payload: &[u8]) {
             tracing::debug!(channel, "an unreadable record");
             return;
         };
-        if let Some(room) = hub.room_named(room) {
-            room.apply(&cluster.link.node, &cluster.epoch(), id, record);
-        }
+        host.apply(room, id, record);
     } else {
         let (Ok(pid), Ok(message)) = (
             head.parse::<u64>(),
@@ -213,7 +213,7 @@ fn dispatch(hub: &ChatHub, channel: &str, payload: &[u8]) {
         ) else {
             return;
         };
-        hub.deliver_from_node(pid, message);
+        host.deliver(pid, message);
     }
 }
 

@@ -8,6 +8,8 @@ use super::room::REMOTE;
 use super::{ChatHub, JoinOptions, Participant, Room, RoomChange, Said, lock};
 use crate::protocol::Refusal;
 use crate::services::chat::cluster::Cluster;
+use crate::services::chat::cluster::host::{CatchingUp, Host};
+use crate::services::chat::cluster::record::{NodeMessage, Record};
 use crate::services::chat::cluster::record::{Offset, StreamId};
 
 use super::MAX_CATCH_UP;
@@ -60,7 +62,7 @@ impl ChatHub {
     }
 
     /// This server's room `name`, if it has members here.
-    pub(crate) fn room_named(&self, name: &str) -> Option<Arc<Room>> {
+    pub(super) fn room_named(&self, name: &str) -> Option<Arc<Room>> {
         self.rooms
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -79,7 +81,7 @@ impl ChatHub {
     }
 
     /// Every room here, each holding live records back until it has read back what it missed.
-    pub(crate) fn rooms_for_catch_up(&self) -> Vec<Arc<Room>> {
+    fn rooms_for_catch_up(&self) -> Vec<Arc<Room>> {
         let rooms = self.rooms_here();
         for room in &rooms {
             room.begin_catch_up();
@@ -88,7 +90,7 @@ impl ChatHub {
     }
 
     /// Redis became unreachable, or answers again: every room here is told (once per change).
-    pub(crate) fn cluster_state_changed(&self, up: bool) {
+    fn cluster_state_changed(&self, up: bool) {
         let Some(cluster) = self.cluster() else {
             return;
         };
@@ -103,7 +105,7 @@ impl ChatHub {
 
     /// What this server holds, for the cluster's reconciliation: its nicks and its members of
     /// each room.
-    pub(crate) fn local_state(&self) -> serde_json::Value {
+    fn local_state(&self) -> serde_json::Value {
         let nicks: Vec<serde_json::Value> = self
             .directory
             .read()
@@ -127,5 +129,62 @@ impl ChatHub {
             })
             .collect();
         serde_json::json!({ "nicks": nicks, "rooms": rooms })
+    }
+}
+
+impl Host for ChatHub {
+    fn cluster(&self) -> Option<&Arc<Cluster>> {
+        ChatHub::cluster(self)
+    }
+
+    fn attach(&self, cluster: Arc<Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    fn closed(&self) -> &tokio_util::sync::CancellationToken {
+        ChatHub::closed(self)
+    }
+
+    fn engine_state_changed(&self, up: bool) {
+        self.cluster_state_changed(up);
+    }
+
+    fn rooms_to_catch_up(&self) -> Vec<Arc<dyn CatchingUp>> {
+        self.rooms_for_catch_up()
+            .into_iter()
+            .map(|room| room as Arc<dyn CatchingUp>)
+            .collect()
+    }
+
+    fn apply(&self, room: &str, id: StreamId, record: Record) {
+        if let (Some(cluster), Some(room)) = (ChatHub::cluster(self), self.room_named(room)) {
+            room.apply(&cluster.link.node, &cluster.epoch(), id, record);
+        }
+    }
+
+    fn deliver(&self, pid: u64, message: NodeMessage) {
+        self.deliver_from_node(pid, message);
+    }
+
+    fn evict(&self, nick: &str, reason: &str) {
+        ChatHub::evict(self, nick, reason);
+    }
+
+    fn local_state(&self) -> serde_json::Value {
+        ChatHub::local_state(self)
+    }
+}
+
+impl CatchingUp for Room {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn applied(&self) -> Option<StreamId> {
+        Room::applied(self)
+    }
+
+    fn catch_up(&self, node: &str, epoch: &str, entries: Vec<(StreamId, Record)>, done: bool) {
+        Room::catch_up(self, node, epoch, entries, done);
     }
 }

@@ -21,7 +21,6 @@ mod cluster_side;
 mod engine_side;
 mod kept_directs;
 mod nicks;
-mod participant;
 mod room;
 mod room_sync;
 mod scrollback;
@@ -32,10 +31,9 @@ use super::cluster::record::{Record, StreamId};
 use super::engine::Engine;
 pub use super::engine::{Confirmed, Kept};
 use super::names;
+pub use super::participant::{Delivery, Participant, Receipt};
 use crate::config::ChatConfig;
 use crate::protocol::{ErrorCode, Refusal, RoomInfo};
-pub(crate) use nicks::nick_taken;
-pub use participant::{Delivery, Participant, Receipt};
 pub use room::{DOOR_ENCODINGS, Room, RoomChange, RoomEvent, Said};
 use room::{FrameBudget, history_frame};
 pub use scrollback::Page;
@@ -128,11 +126,6 @@ impl ChatHub {
             cluster: OnceLock::new(),
             counters: ChatCounters::default(),
         })
-    }
-
-    /// Puts chat on the cluster engine (once, at start).
-    pub(super) fn attach_cluster(&self, cluster: Arc<Cluster>) {
-        let _ = self.cluster.set(cluster);
     }
 
     /// Members of all rooms now (a member of two rooms counts twice).

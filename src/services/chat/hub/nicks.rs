@@ -10,16 +10,7 @@ use super::{ChatHub, Delivery, Participant, Receipt, Room, RoomChange, lock, nam
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::cluster::link::Done;
 use crate::services::chat::cluster::record::{KeptDirect, NodeMessage};
-
-/// The refusal for a nick someone else holds (possibly under a look-alike spelling).
-pub(crate) fn nick_taken(wanted: &str, holder: &str) -> Refusal {
-    let message = if wanted == holder {
-        format!("the nick '{wanted}' is already used by someone online")
-    } else {
-        format!("the nick '{wanted}' is too much like '{holder}', which someone online uses")
-    };
-    Refusal::new(ErrorCode::NickInUse, message)
-}
+use crate::services::chat::names::nick_taken;
 
 impl ChatHub {
     /// Reserves the configured users' names: a nick that looks like one of them (by its
@@ -382,7 +373,7 @@ impl ChatHub {
         let recipient = self.local_participant(pid);
         let delivery = match message {
             NodeMessage::Direct { n, p, f, t, a, ack } => {
-                let from = Participant::remote(&n, p, &cluster.link);
+                let from = Participant::remote(&n, p, cluster.relay());
                 Delivery::Direct {
                     receipt: ack.map(|id| Receipt::new(id, from.clone())),
                     from,
@@ -392,7 +383,7 @@ impl ChatHub {
                 }
             }
             NodeMessage::Opened { n, p, f } => Delivery::Opened {
-                from: Participant::remote(&n, p, &cluster.link),
+                from: Participant::remote(&n, p, cluster.relay()),
                 from_nick: f,
             },
             NodeMessage::Ack { id } => Delivery::Ack { id },

@@ -1,13 +1,21 @@
 //! A participant as others reach it — its inbox and its kick switch, or, for a participant on
-//! another server of a cluster, that server's channel — and what arrives there.
+//! another server of a cluster, that server's channel — and what arrives there. Shared words
+//! of the hub, the doors and the Redis engine: none of them owns it, so none imports another
+//! to reach a participant.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::engine::Said;
 use crate::protocol::Refusal;
-use crate::services::chat::cluster::link::Link;
+
+/// Carries deliveries to participants on other servers (the Redis engine's link).
+pub trait Relay: Send + Sync + std::fmt::Debug {
+    /// Sends `delivery` to participant `pid` of server `node`; whether it went.
+    fn forward(&self, node: &str, pid: u64, delivery: Delivery) -> bool;
+}
 
 /// One chat participant as others can reach it: a human session or the bot.
 #[derive(Debug, Clone)]
@@ -16,7 +24,7 @@ pub struct Participant {
     /// so a member skips its own.
     pub id: u64,
     route: Route,
-    pub(super) kick: CancellationToken,
+    pub(crate) kick: CancellationToken,
 }
 
 #[derive(Debug, Clone)]
@@ -24,12 +32,15 @@ enum Route {
     /// On this server: its inbox.
     Local(mpsc::Sender<Delivery>),
     /// On server `node` of the cluster, reached through Redis.
-    Remote { node: Arc<str>, link: Arc<Link> },
+    Remote {
+        node: Arc<str>,
+        relay: Arc<dyn Relay>,
+    },
 }
 
 impl Participant {
     /// A participant of this server, reached through `inbox`.
-    pub(super) fn local(id: u64, inbox: mpsc::Sender<Delivery>) -> Participant {
+    pub(crate) fn local(id: u64, inbox: mpsc::Sender<Delivery>) -> Participant {
         Participant {
             id,
             route: Route::Local(inbox),
@@ -38,12 +49,12 @@ impl Participant {
     }
 
     /// Participant `id` of cluster server `node`.
-    pub(crate) fn remote(node: &str, id: u64, link: &Arc<Link>) -> Participant {
+    pub(crate) fn remote(node: &str, id: u64, relay: Arc<dyn Relay>) -> Participant {
         Participant {
             id,
             route: Route::Remote {
                 node: Arc::from(node),
-                link: Arc::clone(link),
+                relay,
             },
             kick: CancellationToken::new(),
         }
@@ -61,7 +72,7 @@ impl Participant {
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             },
-            Route::Remote { node, link } => link.forward(node, self.id, delivery),
+            Route::Remote { node, relay } => relay.forward(node, self.id, delivery),
         }
     }
 
@@ -89,7 +100,7 @@ pub enum Delivery {
     },
     /// A direct message kept while this participant's user was signed out, handed over now
     /// that they joined chat.
-    Kept(super::Said),
+    Kept(Said),
     /// Something the server tells this participant (a direct message it sent was kept for
     /// its signed-out recipient).
     Notice(String),
@@ -111,7 +122,7 @@ pub enum Delivery {
     Refused(Refusal),
     /// A line or topic this participant gave a cluster's Redis was recorded (`refused: None`:
     /// ack request `id`) or not. Exactly one follows each change confirmed
-    /// [`Later`](super::Confirmed::Later).
+    /// [`Later`](super::engine::Confirmed::Later).
     Recorded {
         /// The request's id.
         id: u64,

@@ -17,8 +17,7 @@ use crate::auth::SessionIdentity;
 use crate::server::ServerState;
 use crate::services::CloseReason;
 use crate::services::chat::flood::FloodGate;
-use crate::services::chat::hub::{Delivery, Participant, Receipt, Room, RoomEvent};
-use crate::services::chat::offset::StreamId;
+use crate::services::chat::hub::{Delivery, JoinMark, Participant, Receipt, Room, RoomEvent};
 
 /// Room events gathered into one write at most.
 const WRITE_BATCH: usize = 64;
@@ -29,8 +28,8 @@ pub(super) struct Channel {
     pub(super) name: String,
     pub(super) room: Arc<Room>,
     pub(super) events: broadcast::Receiver<Arc<RoomEvent>>,
-    /// In a cluster, the join's position: events up to it are skipped (see `Joined`).
-    pub(super) after: Option<StreamId>,
+    /// Where the join stands: events before it are skipped (see `Joined`).
+    pub(super) mark: JoinMark,
 }
 
 /// How a client's time ended.
@@ -169,8 +168,7 @@ impl<'a> Client<'a> {
         while let Some(event) = next.take() {
             match event {
                 Ok(event) => {
-                    let after = self.channels[i].after;
-                    let seen = after.is_some_and(|a| event.offset().is_some_and(|o| o <= a));
+                    let seen = event.before(self.channels[i].mark);
                     if !seen {
                         self.room_event(&name, &event, out);
                     }

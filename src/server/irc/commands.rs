@@ -126,7 +126,7 @@ impl Client<'_> {
                         name: name.to_string(),
                         room: joined.room,
                         events: joined.events,
-                        after: joined.after,
+                        mark: joined.mark,
                     });
                 }
                 Err(refusal) => {

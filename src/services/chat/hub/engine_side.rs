@@ -46,11 +46,19 @@ impl ChatHub {
     }
 
     /// Tells `room` of `change` (on one server) once the lines said before it are kept, so
-    /// members hear both in the order they happened.
-    pub(super) fn notice_in_order(&self, room: &Arc<Room>, origin: u64, change: RoomChange) {
+    /// members hear both in the order they happened; `joins` is the room's count of joins when
+    /// the change happened, so a member who joined meanwhile is not told of it.
+    pub(super) fn notice_in_order(
+        &self,
+        room: &Arc<Room>,
+        origin: u64,
+        change: RoomChange,
+        joins: u64,
+    ) {
         let room = Arc::clone(room);
-        self.engine
-            .in_order(Box::new(move || room.notice(origin, change)));
+        self.engine.in_order(Box::new(move || {
+            room.notice_after_joins(origin, change, joins);
+        }));
     }
 }
 

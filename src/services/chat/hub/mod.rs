@@ -13,13 +13,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::metrics::ChatCounters;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use bytes::Bytes;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 mod cluster_side;
 mod engine_side;
 mod kept_directs;
+mod membership;
 mod nicks;
 mod room;
 mod room_sync;
@@ -27,48 +26,21 @@ mod scrollback;
 
 use super::cluster::Cluster;
 use super::cluster::link::Done;
-use super::cluster::record::{Record, StreamId};
+use super::cluster::record::Record;
 use super::engine::Engine;
 pub use super::engine::{Confirmed, Kept};
 use super::names;
 pub use super::participant::{Delivery, Participant, Receipt};
 use crate::config::ChatConfig;
-use crate::protocol::{ErrorCode, Refusal, RoomInfo};
-pub use room::{DOOR_ENCODINGS, Room, RoomChange, RoomEvent, Said};
+use crate::protocol::{Refusal, RoomInfo};
+pub use membership::{JoinOptions, Joined};
+pub use room::{DOOR_ENCODINGS, JoinMark, Room, RoomChange, RoomEvent, Said};
 use room::{FrameBudget, history_frame};
 pub use scrollback::Page;
 
 /// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// What a member receives when it joins a room.
-pub struct Joined {
-    /// The room joined.
-    pub room: Arc<Room>,
-    /// Its broadcast ring, from now on.
-    pub events: broadcast::Receiver<Arc<RoomEvent>>,
-    /// Its members, the joiner included.
-    pub members: Vec<String>,
-    /// Recent messages, already encoded with `history: true`.
-    pub history: Vec<Bytes>,
-    /// The same recent messages as lines, for doors that encode their own (IRC).
-    pub lines: Vec<Said>,
-    /// In a cluster: the join's position in the room's stream. Room events up to it are
-    /// already in `history` (or were before the join): the member skips them.
-    pub after: Option<StreamId>,
-    /// Answering a join with `since`: whether every line after it followed.
-    pub recovered: Option<bool>,
-}
-
-/// What a join asks for besides the room.
-#[derive(Debug, Clone, Default)]
-pub struct JoinOptions {
-    /// Recent lines to replay.
-    pub history: usize,
-    /// In a cluster: replay every line after this offset instead.
-    pub since: Option<String>,
 }
 
 /// Records (lines and changes) a join with `since` reads back at most; further behind, the
@@ -166,135 +138,6 @@ impl ChatHub {
         &self.closed
     }
 
-    /// Adds `participant` as `nick` to room `name`, creating the room if needed, and announces
-    /// it. The member list and the subscription are taken together, so no event is missed (in a
-    /// cluster: the join's position in the stream says which events the history holds).
-    ///
-    /// # Errors
-    /// An invalid room name, `nick` already in the room, or a cluster's Redis unreachable.
-    pub async fn join_room(
-        &self,
-        name: &str,
-        participant: &Participant,
-        nick: &str,
-        options: JoinOptions,
-    ) -> Result<Joined, Refusal> {
-        names::validate("room", name, self.config.max_room_chars)?;
-        let (room, events, list) = loop {
-            let room = self.room(name)?;
-            let mut members = lock(&room.members);
-            if members.closed {
-                // The last member left between lookup and lock: finish its removal, retry.
-                drop(members);
-                self.remove_room(&room);
-                continue;
-            }
-            if members.by_nick.contains_key(nick) {
-                return Err(Refusal::new(
-                    ErrorCode::NickInUse,
-                    format!("the nick '{nick}' is already used in room '{name}'"),
-                ));
-            }
-            members.by_nick.insert(nick.to_string(), participant.id);
-            let events = room.events.subscribe();
-            let list = members.by_nick.keys().cloned().collect();
-            drop(members);
-            break (room, events, list);
-        };
-        let Some(cluster) = self.cluster() else {
-            return match self.join_here(&room, &options) {
-                Ok((lines, after, recovered)) => {
-                    let epoch = self.engine.epoch();
-                    let history = lines
-                        .iter()
-                        .map(|(id, said)| {
-                            history_frame(&room.name, said, Some(id.offset_in(&epoch)))
-                        })
-                        .collect();
-                    // At once, not after pending lines: a notice delayed past a later joiner's
-                    // arrival would tell that joiner of a member its list already holds. The
-                    // joiner has said nothing yet, so none of its own lines can come first.
-                    room.notice(participant.id, RoomChange::Joined(nick.to_string()));
-                    Ok(Joined {
-                        events,
-                        members: list,
-                        history,
-                        lines: lines.into_iter().map(|(_, said)| said).collect(),
-                        room,
-                        after,
-                        recovered,
-                    })
-                }
-                Err(refusal) => {
-                    self.leave_here(&room, participant, nick);
-                    Err(refusal)
-                }
-            };
-        };
-        match self
-            .join_everywhere(cluster, &room, participant, nick, &options)
-            .await
-        {
-            Ok((after, members, lines, recovered)) => {
-                let epoch = cluster.epoch();
-                let history = lines
-                    .iter()
-                    .map(|(id, said)| history_frame(&room.name, said, Some(id.offset_in(&epoch))))
-                    .collect();
-                Ok(Joined {
-                    events,
-                    members,
-                    history,
-                    lines: lines.into_iter().map(|(_, said)| said).collect(),
-                    room,
-                    after: Some(after),
-                    recovered,
-                })
-            }
-            Err(refusal) => {
-                self.leave_here(&room, participant, nick);
-                Err(refusal)
-            }
-        }
-    }
-
-    fn room(&self, name: &str) -> Result<Arc<Room>, Refusal> {
-        if let Some(room) = self
-            .rooms
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
-            return Ok(Arc::clone(room));
-        }
-        let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
-        if !rooms.contains_key(name) && rooms.len() >= self.config.max_rooms {
-            return Err(Refusal::new(
-                ErrorCode::ServerBusy,
-                format!(
-                    "the server already holds {} rooms, its limit; join an existing room",
-                    self.config.max_rooms
-                ),
-            ));
-        }
-        Ok(Arc::clone(rooms.entry(name.to_string()).or_insert_with(
-            || {
-                Arc::new(Room {
-                    sync: Mutex::default(),
-                    name: name.to_string(),
-                    events: broadcast::channel(self.config.room_queue).0,
-                    members: Mutex::default(),
-                    recent: Mutex::default(),
-                    frames_budget: Arc::clone(&self.frames_budget),
-                    room_bytes: self.config.room_bytes,
-                    room_queue: self.config.room_queue,
-                    // In a cluster the engine holds nothing: the room's seed sets it.
-                    topic: Mutex::new(self.engine.topic(name)),
-                })
-            },
-        )))
-    }
-
     /// The nicks in room `name`, if it exists.
     pub fn nicks_in(&self, name: &str) -> Option<Vec<String>> {
         self.rooms
@@ -318,80 +161,6 @@ impl ChatHub {
     /// Rooms that exist now.
     pub fn room_count(&self) -> usize {
         self.rooms.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Removes `nick` from `room`, telling the room why (`dropped` for not reading); removes
-    /// the room when it is empty (of this server's members).
-    pub fn leave_room(
-        &self,
-        room: &Arc<Room>,
-        participant: &Participant,
-        nick: &str,
-        dropped: bool,
-    ) {
-        if dropped {
-            self.counters.members_dropped.inc();
-        }
-        let now_empty = self.leave_here(room, participant, nick);
-        if let Some(cluster) = self.cluster() {
-            let record = Record::Leave {
-                n: cluster.link.node.clone(),
-                p: participant.id,
-                f: nick.to_string(),
-                dropped,
-                gone: false,
-            };
-            let pid = participant.id.to_string();
-            // Redis away: the reconciliation when it is back removes the member there.
-            let _ = cluster.link.send(
-                cluster.link.op(
-                    "leave",
-                    &[
-                        &room.name,
-                        &cluster.link.node,
-                        &pid,
-                        nick,
-                        &record.to_json(),
-                    ],
-                ),
-                Done::Nothing,
-            );
-        } else if !now_empty {
-            let change = if dropped {
-                RoomChange::Dropped(nick.to_string())
-            } else {
-                RoomChange::Left(nick.to_string())
-            };
-            self.notice_in_order(room, participant.id, change);
-        }
-    }
-
-    /// Removes `nick` from this server's view of `room`, and the room when no member of this
-    /// server is left in it; returns whether it was.
-    fn leave_here(&self, room: &Arc<Room>, participant: &Participant, nick: &str) -> bool {
-        let now_empty = {
-            let mut members = lock(&room.members);
-            if members.by_nick.get(nick) == Some(&participant.id) {
-                members.by_nick.remove(nick);
-            }
-            members.closed = members.none_here();
-            members.closed
-        };
-        if now_empty {
-            self.remove_room(room);
-        }
-        now_empty
-    }
-
-    fn remove_room(&self, room: &Arc<Room>) {
-        let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
-        if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
-            rooms.remove(&room.name);
-            match self.cluster() {
-                Some(cluster) => cluster.unsubscribe(&room.name),
-                None => self.engine.room_emptied(&room.name),
-            }
-        }
     }
 
     /// Says `text` in `room` as `nick`, once the engine (or a cluster's Redis) kept it: at
@@ -464,7 +233,8 @@ impl ChatHub {
                 by: nick.to_string(),
                 topic,
             };
-            self.notice_in_order(room, participant.id, change);
+            let joins = lock(&room.members).joins;
+            self.notice_in_order(room, participant.id, change, joins);
             return Ok(Confirmed::Now);
         };
         let record = Record::Topic {
@@ -554,3 +324,6 @@ pub fn room_info(room: &Room) -> RoomInfo {
         topic: room.topic(),
     }
 }
+
+#[cfg(test)]
+mod tests;

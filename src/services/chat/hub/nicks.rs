@@ -214,6 +214,7 @@ impl ChatHub {
             let mut members = lock(&room.members);
             members.by_nick.remove(old);
             members.by_nick.insert(new.to_string(), participant.id);
+            let joins = members.joins;
             drop(members);
             if self.cluster().is_none() {
                 self.notice_in_order(
@@ -223,6 +224,7 @@ impl ChatHub {
                         old: old.to_string(),
                         new: new.to_string(),
                     },
+                    joins,
                 );
             }
         }

@@ -31,9 +31,21 @@ pub struct RoomEvent {
     pub(super) change: Option<RoomChange>,
     /// In a cluster, the event's position in the room's stream.
     pub(super) offset: Option<StreamId>,
+    /// For a notice that waited behind pending lines: the room's joins when its change
+    /// happened (members who joined later skip it); otherwise `u64::MAX`.
+    pub(super) joins: u64,
     /// The event as a door that speaks another protocol encodes it, once for all its members
     /// in the room, in up to [`DOOR_ENCODINGS`] variants (IRC: with and without `server-time`).
     door_encodings: [OnceLock<Bytes>; DOOR_ENCODINGS],
+}
+
+/// Where a member's join stands among a room's events (see [`RoomEvent::before`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JoinMark {
+    /// The position up to which live lines are already in its history.
+    pub after: Option<StreamId>,
+    /// Its join's number among the room's joins.
+    pub number: u64,
 }
 
 /// Variants of an event another door may keep encoded (see [`RoomEvent::encoded_for_door`]).
@@ -118,6 +130,18 @@ impl RoomEvent {
         self.offset
     }
 
+    /// Whether the event happened before the member's join (`mark` from its [`Joined`]):
+    /// a line its history already holds, or a change its member list already shows. Every
+    /// door skips these.
+    ///
+    /// [`Joined`]: super::Joined
+    pub fn before(&self, mark: JoinMark) -> bool {
+        let in_history = mark
+            .after
+            .is_some_and(|after| self.offset.is_some_and(|o| o <= after));
+        in_history || self.joins < mark.number
+    }
+
     /// The event in another door's words, variant `variant` (below [`DOOR_ENCODINGS`]):
     /// encoded by the first member that needs it, shared by the rest, as the native frame is.
     pub fn encoded_for_door(&self, variant: usize, encode: impl FnOnce() -> Bytes) -> Bytes {
@@ -153,6 +177,10 @@ pub(super) struct Members {
     /// Set when the last member of this server left and the room is being removed: joiners
     /// retry.
     pub(super) closed: bool,
+    /// Joins so far: each joiner's number is the count with its own join. A notice that waits
+    /// behind pending lines carries the count when its change happened, and members who joined
+    /// after it skip it (their member list already says what it would tell).
+    pub(super) joins: u64,
 }
 
 impl Members {
@@ -208,6 +236,7 @@ impl Room {
             Some(said),
             None,
             offset.map(|o| o.0),
+            u64::MAX,
         );
         // An error only means no member is listening right now.
         let _ = self.events.send(event);
@@ -218,13 +247,29 @@ impl Room {
     }
 
     pub(super) fn notice_at(&self, origin: u64, change: RoomChange, offset: Option<StreamId>) {
+        self.send_notice(origin, change, offset, u64::MAX);
+    }
+
+    /// A notice of a change that happened when the room had seen `joins` joins: members who
+    /// joined after skip it.
+    pub(super) fn notice_after_joins(&self, origin: u64, change: RoomChange, joins: u64) {
+        self.send_notice(origin, change, None, joins);
+    }
+
+    fn send_notice(&self, origin: u64, change: RoomChange, offset: Option<StreamId>, joins: u64) {
         let message = Message::ChatNotice(ChatNotice {
             room: Some(self.name.clone()),
             text: change.text(),
         });
-        let _ =
-            self.events
-                .send(self.event(origin, message.to_frame(), None, Some(change), offset));
+        let event = self.event(
+            origin,
+            message.to_frame(),
+            None,
+            Some(change),
+            offset,
+            joins,
+        );
+        let _ = self.events.send(event);
     }
 
     /// An event whose frame the room's store of recent frames owns. The store gives back its
@@ -238,6 +283,7 @@ impl Room {
         said: Option<Said>,
         change: Option<RoomChange>,
         offset: Option<StreamId>,
+        joins: u64,
     ) -> Arc<RoomEvent> {
         let frame = Arc::new(Bytes::from(frame));
         let event = Arc::new(RoomEvent {
@@ -246,6 +292,7 @@ impl Room {
             said,
             change,
             offset,
+            joins,
             door_encodings: Default::default(),
         });
         let budget = &self.frames_budget;

@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::super::hub::{ChatHub, JoinOptions, Participant, Room, RoomEvent};
+use super::super::hub::{ChatHub, JoinMark, JoinOptions, Participant, Room, RoomEvent};
 use super::super::names;
-use super::super::offset::StreamId;
 use crate::protocol::{ChatNotice, ErrorCode, Message, Refusal};
 
 /// Where a member is: in a room, or in a direct conversation.
@@ -14,8 +13,8 @@ pub(super) enum Place {
     Room {
         room: Arc<Room>,
         events: broadcast::Receiver<Arc<RoomEvent>>,
-        /// In a cluster, the join's position: events up to it are skipped (see `Joined`).
-        after: Option<StreamId>,
+        /// Where the join stands: events before it are skipped (see `Joined`).
+        mark: JoinMark,
     },
     Direct {
         with: String,
@@ -57,7 +56,7 @@ pub(super) async fn enter(
                 Place::Room {
                     room: joined.room,
                     events: joined.events,
-                    after: joined.after,
+                    mark: joined.mark,
                 },
                 Entered {
                     members: joined.members,

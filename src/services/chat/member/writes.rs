@@ -5,7 +5,7 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast;
 
-use super::super::hub::Delivery;
+use super::super::hub::{Delivery, JoinMark};
 use super::place::{Place, skipped_notice};
 use super::{Ending, Member, Step, WRITE_BATCH};
 use crate::connection::{Connection, ConnectionError};
@@ -31,13 +31,12 @@ impl Member<'_> {
                 let mut written = 0;
                 let mut gone = 0u64;
                 let mut next = Some(event);
-                let after = match &self.place {
-                    Place::Room { after, .. } => *after,
-                    _ => None,
+                let mark = match &self.place {
+                    Place::Room { mark, .. } => *mark,
+                    _ => JoinMark::default(),
                 };
                 while let Some(event) = next.take() {
-                    let seen =
-                        after.is_some_and(|after| event.offset().is_some_and(|o| o <= after));
+                    let seen = event.before(mark);
                     if event.origin != self.participant.id && !seen {
                         // Bytes given back under the room's memory bounds: skipped, as a lag.
                         match event.frame() {

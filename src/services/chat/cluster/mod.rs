@@ -13,7 +13,8 @@
 //!
 //! Files: [`link`] (the ordered queue of changes), [`subscriber`] (what comes back),
 //! [`presence`] (heartbeat, reaping, the bot's lease), [`record`] (the JSON), [`keys`],
-//! [`script`].
+//! [`script`], [`host`] (what the engine needs of the chat it serves: the hub implements it,
+//! so no file here names the hub).
 
 pub mod host;
 pub mod keys;

@@ -73,7 +73,10 @@ async fn history_of(
     home: &std::path::Path,
     room: &str,
 ) -> Vec<(String, String, String)> {
-    let (_tx, mut rx, joined) = member_of(server, home, room, "reader").await;
+    // A nick of its own each time: the last reader's leave may not be done yet.
+    static READERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = READERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (_tx, mut rx, joined) = member_of(server, home, room, &format!("reader{n}")).await;
     let replayed = joined
         .replayed
         .expect("chat_joined says how many lines follow");

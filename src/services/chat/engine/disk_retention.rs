@@ -7,7 +7,8 @@
 //! starts (about 0.3 s for a million lines, while the first lines wait), then keeps them as it
 //! writes and deletes: no later write needs to read a room to know where it ends.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, SystemTime};
 
 use fjall::Batch;
@@ -109,23 +110,31 @@ impl Rooms {
         }
         if self.bytes > retention.bytes {
             let target = retention.bytes - retention.bytes / 10;
+            // Rooms by their oldest line, oldest first: built once, each room put back with
+            // its new oldest line after giving up its head, so a store of many rooms is not
+            // sorted again for every room it passes through.
+            let mut heads: BinaryHeap<Reverse<(StreamId, String)>> = self
+                .rooms
+                .iter()
+                .filter_map(|(name, state)| Some(Reverse((state.oldest?, name.clone()))))
+                .collect();
             while self.bytes > target {
-                // The room whose oldest line is the oldest, and the next room's oldest.
-                let mut heads: Vec<(StreamId, &String)> = self
-                    .rooms
-                    .iter()
-                    .filter_map(|(name, state)| Some((state.oldest?, name)))
-                    .collect();
-                heads.sort_unstable();
-                let Some((_, room)) = heads.first() else {
+                let Some(Reverse((_, room))) = heads.pop() else {
                     break;
                 };
-                let room = (*room).clone();
-                let next = heads.get(1).map(|(id, _)| *id);
-
+                let next = heads.peek().map_or(StreamId::MAX, |Reverse((id, _))| *id);
                 let over = self.bytes - target;
-                let shed = Some((next.unwrap_or(StreamId::MAX), over));
-                self.delete_oldest(store, &mut batch, &room, 0, StreamId::MIN, shed);
+                self.delete_oldest(
+                    store,
+                    &mut batch,
+                    &room,
+                    0,
+                    StreamId::MIN,
+                    Some((next, over)),
+                );
+                if let Some(oldest) = self.rooms.get(&room).and_then(|state| state.oldest) {
+                    heads.push(Reverse((oldest, room)));
+                }
             }
         }
         if !batch.is_empty()

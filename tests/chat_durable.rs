@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{ServerProcess, WAIT};
 use ferry::client::chat::{ChatReceiver, ChatSender, ChatTarget, join, join_since};
 use ferry::client::{Client, ClientOptions};
-use ferry::protocol::{ChatAck, ChatJoined, ChatMessage, ErrorCode, Message, Refusal};
+use ferry::protocol::{ChatAck, ChatJoined, ChatMessage, ErrorCode, Message};
 
 /// A config with history replayed whole and no flood limit in the way.
 fn config(dir: &std::path::Path) -> PathBuf {
@@ -336,22 +336,6 @@ async fn a_direct_message_kept_for_someone_signed_out_survives_a_kill() {
     );
 }
 
-/// Says `text` and waits for its answer: `Ok` when acknowledged, the refusal otherwise.
-async fn say(tx: &mut ChatSender, rx: &mut ChatReceiver, text: &str) -> Result<(), Refusal> {
-    let id = tx.say(text).await.unwrap();
-    tokio::time::timeout(WAIT, async {
-        loop {
-            match rx.next().await.unwrap().expect("the server stays") {
-                Message::ChatAck(ChatAck { id: acked }) if acked == id => return Ok(()),
-                Message::Error(refusal) if refusal.id == Some(id) => return Err(refusal),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the line is answered")
-}
-
 /// Fills the disk `dir` is on with a file `filler` until it takes no more.
 fn fill(dir: &std::path::Path) {
     use std::io::Write;
@@ -382,13 +366,15 @@ async fn a_full_disk_refuses_lines_clearly_loses_none_acknowledged_and_chat_resu
     let (mut alice, mut alice_rx, _) = member(&server, &home, "alice").await;
     let (_bob, mut bob_rx, _) = member(&server, &home, "bob").await;
     let mut acked = vec!["before the disk filled".to_string()];
-    say(&mut alice, &mut alice_rx, &acked[0]).await.unwrap();
+    common::say_answered(&mut alice, &mut alice_rx, &acked[0])
+        .await
+        .unwrap();
 
     fill(&store);
     // A line may still fit in a page the store's files had begun; within a few, one is refused.
     let refusal = loop {
         let text = format!("while full {}", acked.len());
-        match say(&mut alice, &mut alice_rx, &text).await {
+        match common::say_answered(&mut alice, &mut alice_rx, &text).await {
             Ok(()) => acked.push(text),
             Err(refusal) => break refusal,
         }
@@ -406,13 +392,13 @@ async fn a_full_disk_refuses_lines_clearly_loses_none_acknowledged_and_chat_resu
         refusal.message
     );
     // Still refused while the disk stays full: nothing is acknowledged that is not kept.
-    let again = say(&mut alice, &mut alice_rx, "still full").await;
+    let again = common::say_answered(&mut alice, &mut alice_rx, "still full").await;
     assert!(again.is_err(), "a line was acknowledged on a full disk");
 
     std::fs::remove_file(store.join("filler")).unwrap();
     // With space back, chat resumes: the next line is kept and acknowledged.
     acked.push("space is back".to_string());
-    say(&mut alice, &mut alice_rx, "space is back")
+    common::say_answered(&mut alice, &mut alice_rx, "space is back")
         .await
         .expect("chat resumes when space is back");
 

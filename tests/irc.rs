@@ -584,18 +584,22 @@ impl Drop for CliMember {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn irssi_in_a_terminal_chats_with_a_cli_member() {
-    if std::process::Command::new("irssi")
+/// irssi is there, or the test says how to get it (`./test.sh` installs it): a test of what
+/// irssi shows never passes without irssi.
+fn irssi_is_installed() {
+    let found = std::process::Command::new("irssi")
         .arg("--version")
         .output()
-        .is_err()
-    {
-        eprintln!(
-            "skipped: irssi is not installed here (./test.sh installs it: apt-get install irssi)"
-        );
-        return;
-    }
+        .is_ok_and(|out| out.status.success());
+    assert!(
+        found,
+        "the irssi tests need irssi: run ./test.sh, which installs it (apt-get install irssi)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irssi_in_a_terminal_chats_with_a_cli_member() {
+    irssi_is_installed();
     let server = common::ServerProcess::start(&["--plaintext", "--irc", "127.0.0.1:0"]);
     let irc = server
         .startup
@@ -1144,16 +1148,7 @@ async fn chathistory_pages_back_as_the_spec_s_examples_do() {
 /// was said (irssi's `show_server_time`, seconds shown), not at the time it arrived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn irssi_shows_a_room_s_history_at_the_times_it_was_said() {
-    if std::process::Command::new("irssi")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!(
-            "skipped: irssi is not installed here (./test.sh installs it: apt-get install irssi)"
-        );
-        return;
-    }
+    irssi_is_installed();
     let server = irc_server(ServerConfig::default()).await;
     let (mut tx, mut rx) = native(&server, "log", "scribe").await;
     common::say_acked(&mut tx, &mut rx, "said before irssi came").await;

@@ -647,18 +647,29 @@ pub async fn say_acked(
     rx: &mut ferry::client::chat::ChatReceiver,
     text: &str,
 ) {
+    if let Err(refusal) = say_answered(tx, rx, text).await {
+        panic!("the line is acked, not refused: {refusal:?}");
+    }
+}
+
+/// Says `text` and waits for its answer: `Ok` when acknowledged, the refusal otherwise.
+pub async fn say_answered(
+    tx: &mut ferry::client::chat::ChatSender,
+    rx: &mut ferry::client::chat::ChatReceiver,
+    text: &str,
+) -> Result<(), ferry::protocol::Refusal> {
     let id = tx.say(text).await.unwrap();
     tokio::time::timeout(WAIT, async {
         loop {
-            if let Some(Message::ChatAck(ChatAck { id: acked })) = rx.next().await.unwrap()
-                && acked == id
-            {
-                return;
+            match rx.next().await.unwrap().expect("the server stays") {
+                Message::ChatAck(ChatAck { id: acked }) if acked == id => return Ok(()),
+                Message::Error(refusal) if refusal.id == Some(id) => return Err(refusal),
+                _ => {}
             }
         }
     })
     .await
-    .expect("the line is acked");
+    .expect("the line is answered")
 }
 
 /// Makes a FIFO at `path` (a name no transfer may freeze on).

@@ -143,8 +143,12 @@ fn the_chat_hub_knows_the_engine_interface_and_the_engines_know_no_hub() {
         for engine in [
             "engine::disk",
             "engine::memory",
+            "engine::one_server",
             "DiskEngine",
             "MemoryEngine",
+            "OneServer",
+            "cluster::",
+            "Cluster",
         ] {
             assert!(
                 !code.contains(engine),
@@ -158,6 +162,17 @@ fn the_chat_hub_knows_the_engine_interface_and_the_engines_know_no_hub() {
         uses_interface,
         "the hub keeps lines through the Engine interface"
     );
+    // Which engine runs is decided where the server is put together, nowhere in chat.
+    let chat = sources_under("services/chat");
+    for (path, code) in &chat {
+        if path.contains("/cluster/") || path.contains("/engine/") {
+            continue;
+        }
+        assert!(
+            !code.contains(".cluster()") && !code.contains("cluster::Cluster"),
+            "{path}: chat takes the Redis engine's own path"
+        );
+    }
 }
 
 /// The Redis engine hands records and events to the chat it serves through its `Host`
@@ -181,6 +196,12 @@ fn the_redis_engine_reaches_the_hub_only_through_its_host_interface() {
         hub.iter()
             .any(|(_, code)| code.contains("impl Host for ChatHub")),
         "the hub implements the engine's Host interface"
+    );
+    assert!(
+        cluster
+            .iter()
+            .any(|(_, code)| code.contains("impl Engine for Cluster")),
+        "the Redis engine is an implementation of the hub's one Engine interface"
     );
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/services/chat/participant.rs");
     let code = std::fs::read_to_string(&shared).unwrap();

@@ -160,15 +160,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "ferry: legacy {spec}: listening on {bound} (the seed's protocol: no TLS, no auth)"
         );
     }
-    match state.chat.cluster() {
-        Some(cluster) => eprintln!(
-            "ferry: chat engine: Redis at {} (cluster node {}, id {}; files and exec stay on this server)",
-            cluster.link.redis(),
-            cluster.name,
-            cluster.link.node
-        ),
-        None => eprintln!("ferry: chat engine: {}", state.chat.engine_description()),
-    }
+    eprintln!("ferry: chat engine: {}", state.chat.engine_description());
     eprintln!(
         "ferry: root {}, {users} user(s), anonymous may {}",
         state.root.display(),

@@ -38,6 +38,8 @@ use crate::metrics::Metrics;
 use crate::per_address::{PerAddress, PerAddressQueue};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::cluster::Cluster;
+use crate::services::chat::engine::Engine;
+use crate::services::chat::engine::one_server::OneServer;
 use crate::services::chat::{self, hub::ChatHub};
 use crate::services::files::held_budget::HeldBudget;
 use crate::services::files::sandbox::Sandbox;
@@ -157,10 +159,28 @@ impl Server {
         let sandbox = Sandbox::at(&root).map_err(|_| ServerError::BadRoot(root.clone()))?;
         let limits = &options.config.limits;
         warn_if_descriptors_are_short(limits, crate::fd_limit::soft());
-        let chat = ChatHub::new(
-            options.config.chat.clone(),
-            chat_engine(&options.config, &options.state_dir)?,
-        );
+        let cluster = match &options.config.cluster.redis {
+            Some(_) => {
+                let name = options
+                    .config
+                    .cluster
+                    .node
+                    .clone()
+                    .unwrap_or_else(|| default_node_name(listener.local_addr().ok()));
+                let chat = &options.config.chat;
+                let limits = (chat.room_bytes, chat.memory_bytes);
+                Some(Cluster::connect(&options.config.cluster, limits, name).await?)
+            }
+            None => None,
+        };
+        let engine: Arc<dyn Engine> = match &cluster {
+            Some(cluster) => Arc::clone(cluster) as Arc<dyn Engine>,
+            None => Arc::new(OneServer::new(chat_store(
+                &options.config,
+                &options.state_dir,
+            )?)),
+        };
+        let chat = ChatHub::new(options.config.chat.clone(), engine);
         let mut metrics = Metrics::new(chat.counters.clone());
         if options.config.cluster.redis.is_some() {
             metrics.clustered();
@@ -198,16 +218,8 @@ impl Server {
         state
             .chat
             .reserve_user_names(options.config.users.keys().map(String::as_str));
-        if options.config.cluster.redis.is_some() {
-            let name = options
-                .config
-                .cluster
-                .node
-                .clone()
-                .unwrap_or_else(|| default_node_name(listener.local_addr().ok()));
-            let chat = &options.config.chat;
-            let limits = (chat.room_bytes, chat.memory_bytes);
-            Cluster::start(state.chat.clone(), &options.config.cluster, limits, name).await?;
+        if let Some(cluster) = &cluster {
+            cluster.serve(state.chat.clone()).await?;
         }
         chat::bot::start(&state.chat).await;
         let web = match options.web {
@@ -396,16 +408,15 @@ impl Server {
 }
 
 /// Where a single server keeps chat lines (`[chat] store`): on disk in `STATE/chat/` unless
-/// the config says memory. A cluster keeps them in Redis, so its hub's own engine holds
-/// nothing.
-fn chat_engine(
+/// the config says memory. (A cluster keeps them in Redis.)
+fn chat_store(
     config: &crate::config::ServerConfig,
     state_dir: &Path,
-) -> Result<Arc<dyn crate::services::chat::engine::Engine>, ServerError> {
+) -> Result<Arc<dyn crate::services::chat::engine::store::LineStore>, ServerError> {
     use crate::config::ChatStore;
     use crate::services::chat::engine::{disk, memory};
     let chat = &config.chat;
-    if config.cluster.redis.is_some() || chat.store == ChatStore::Memory {
+    if chat.store == ChatStore::Memory {
         return Ok(Arc::new(memory::MemoryEngine::new(
             chat.history_messages,
             chat.history_total_bytes,

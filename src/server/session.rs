@@ -130,12 +130,13 @@ pub(crate) async fn serve_stream(
     // Until `welcome`, frames are small: an anonymous peer cannot make the server hold a
     // large buffer before it has even said who it is.
     conn.set_max_frame(HANDSHAKE_MAX_FRAME);
+    let node = state.chat.server_name();
     let ctx = HandshakeContext {
         auth: &state.auth,
         peer: peer.ip(),
         binding: &state.binding,
         max_frame: limits.max_frame_bytes,
-        node: state.chat.cluster().map(|c| c.name.as_str()),
+        node: node.as_deref(),
         handshakes: &state.handshakes_per_address,
         anonymous_slots: &state.anonymous_slots,
         transport,

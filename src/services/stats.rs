@@ -41,7 +41,7 @@ pub fn figures(metrics: &Metrics, chat: &ChatHub, audit: &AuditLog, resume_hashe
     metrics.render(&Snapshot {
         chat_rooms: i64::try_from(chat.room_count()).unwrap_or(i64::MAX),
         chat_members: i64::try_from(chat.member_count()).unwrap_or(i64::MAX),
-        cluster_up: chat.cluster().map(|cluster| cluster.link.is_up()),
+        cluster_up: chat.engine_reachable(),
         audit_dropped: audit.dropped(),
         audit_kept_over_budget: audit.kept_over_budget(),
         resume_hashed_bytes: resume_hashed,

@@ -35,10 +35,7 @@ pub async fn start(hub: &Arc<ChatHub>) {
                     }
                 }
                 None => {
-                    let Some(wait) = hub
-                        .upgrade()
-                        .and_then(|h| h.cluster().map(|c| c.config().heartbeat()))
-                    else {
+                    let Some(wait) = hub.upgrade().and_then(|h| h.engine().bot_renewal()) else {
                         return;
                     };
                     tokio::select! {
@@ -62,30 +59,15 @@ async fn take_over(
     hub: &ChatHub,
     config: &BotConfig,
 ) -> Option<(Participant, mpsc::Receiver<Delivery>)> {
-    if !holds_lease(hub).await {
+    if !hub.engine().hold_bot().await {
         return None;
     }
     let (me, inbox) = hub.register_unchecked(&config.nick);
-    if let Some(cluster) = hub.cluster()
-        && cluster.claim(me.id, &config.nick, true).await.is_err()
-    {
+    if hub.engine().claim(me.id, &config.nick, true).await.is_err() {
         hub.unregister(&me, &config.nick);
         return None;
     }
     Some((me, inbox))
-}
-
-/// Whether this server holds the bot's lease (taking or renewing it).
-async fn holds_lease(hub: &ChatHub) -> bool {
-    let Some(cluster) = hub.cluster() else {
-        return true;
-    };
-    let link = &cluster.link;
-    let timeout = cluster.config().node_timeout_ms.to_string();
-    matches!(
-        link.ask(link.op("lease", &[&link.node, &timeout])).await,
-        Ok(redis::Value::Int(1))
-    )
 }
 
 /// Answers what reaches the bot until the hub closes or (in a cluster) the lease is lost.
@@ -97,7 +79,7 @@ async fn serve(
 ) {
     let Some(strong) = hub.upgrade() else { return };
     let closed = strong.closed().clone();
-    let renew = strong.cluster().map(|c| c.config().heartbeat());
+    let renew = strong.engine().bot_renewal();
     drop(strong);
     let mut tick = renew.map(tokio::time::interval);
     loop {
@@ -105,7 +87,7 @@ async fn serve(
             _ = closed.cancelled() => return,
             _ = async { tick.as_mut().expect("only with a lease").tick().await }, if tick.is_some() => {
                 let Some(hub) = hub.upgrade() else { return };
-                if !holds_lease(&hub).await {
+                if !hub.engine().hold_bot().await {
                     tracing::info!("this server no longer holds the bot");
                     return;
                 }

@@ -13,10 +13,11 @@
 //!
 //! Files: [`link`] (the ordered queue of changes), [`subscriber`] (what comes back),
 //! [`presence`] (heartbeat, reaping, the bot's lease), [`record`] (the JSON), [`keys`],
-//! [`script`], [`host`] (what the engine needs of the chat it serves: the hub implements it,
-//! so no file here names the hub).
+//! [`script`], [`engine`] (the engine behind the hub's interface); what the engine needs of the
+//! chat it serves is `engine::host::Host`, which the hub implements, so no file here names the
+//! hub.
 
-pub mod host;
+pub mod engine;
 pub mod keys;
 pub mod link;
 pub mod presence;
@@ -25,16 +26,18 @@ pub mod script;
 pub mod scrollback;
 pub mod subscriber;
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
+use super::engine::host::Host;
 use super::names;
 use crate::config::ClusterConfig;
 use crate::protocol::{ErrorCode, Refusal, RoomInfo};
-use host::Host;
 use link::Link;
 use record::{Record, StreamId};
 use script::Retention;
@@ -69,7 +72,19 @@ pub struct Cluster {
     pub name: String,
     epoch: RwLock<String>,
     control: mpsc::UnboundedSender<Control>,
+    /// What the subscriber starts with, until [`Cluster::serve`] starts it.
+    starting: Mutex<Option<Starting>>,
+    /// Rooms whose channel this server listens to.
+    subscribed: Mutex<HashSet<String>>,
     config: ClusterConfig,
+    /// Cancelled when the server stops: the engine's tasks end.
+    stopped: CancellationToken,
+}
+
+/// What [`Cluster::serve`] starts the subscriber with.
+struct Starting {
+    client: redis::Client,
+    control: mpsc::UnboundedReceiver<Control>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -104,13 +119,12 @@ pub struct ClusterJoin {
 }
 
 impl Cluster {
-    /// Connects to Redis, registers this server, and starts the engine's tasks for `host`
-    /// (the hub), whose rooms keep at most `room_bytes` each and `total_bytes` together.
+    /// Connects to Redis as this server (`name`), whose rooms keep at most `room_bytes` each
+    /// and `total_bytes` together; [`Cluster::serve`] then starts its tasks for the hub.
     ///
     /// # Errors
     /// A bad URL, or Redis not answering.
-    pub async fn start(
-        host: Arc<dyn Host>,
+    pub async fn connect(
         config: &ClusterConfig,
         (room_bytes, total_bytes): (usize, usize),
         name: String,
@@ -149,30 +163,57 @@ impl Cluster {
             room_bytes,
             total_bytes,
         };
+        let stopped = CancellationToken::new();
         let link = Link::start(
             conn,
             node,
             shown.clone(),
             retention,
             timeout,
-            host.closed().clone(),
+            stopped.clone(),
         );
         let (control, control_rx) = mpsc::unbounded_channel();
-        let cluster = Arc::new(Cluster {
+        Ok(Arc::new(Cluster {
             link,
             name,
             epoch: RwLock::default(),
             control,
+            starting: Mutex::new(Some(Starting {
+                client,
+                control: control_rx,
+            })),
+            subscribed: Mutex::default(),
             config: config.clone(),
-        });
-        host.attach(Arc::clone(&cluster));
+            stopped,
+        }))
+    }
+
+    /// Starts the engine's tasks (the subscriber, presence) for `host`, the hub this engine
+    /// serves, once the subscriber is connected.
+    ///
+    /// # Errors
+    /// Redis not answering the subscriber.
+    pub async fn serve(self: &Arc<Self>, host: Arc<dyn Host>) -> Result<(), ClusterError> {
+        let unreachable = |reason: String| ClusterError::Unreachable {
+            url: self.link.redis().to_string(),
+            reason,
+        };
+        let Some(starting) = self
+            .starting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return Ok(());
+        };
         let (first_tx, first_rx) = oneshot::channel();
         tokio::spawn(subscriber::run(
-            client,
+            starting.client,
+            Arc::downgrade(self),
             Arc::downgrade(&host),
-            control_rx,
-            timeout,
-            host.closed().clone(),
+            starting.control,
+            self.config.request_timeout(),
+            self.stopped.clone(),
             Some(first_tx),
         ));
         match first_rx.await {
@@ -180,8 +221,12 @@ impl Cluster {
             Ok(Err(reason)) => return Err(unreachable(reason)),
             Err(_) => return Err(unreachable("the engine stopped".into())),
         }
-        tokio::spawn(presence::run(Arc::downgrade(&host), config.clone()));
-        Ok(cluster)
+        tokio::spawn(presence::run(
+            Arc::downgrade(self),
+            self.config.clone(),
+            self.stopped.clone(),
+        ));
+        Ok(())
     }
 
     /// What carries deliveries to participants on other servers.
@@ -219,11 +264,15 @@ impl Cluster {
         &self.config
     }
 
-    /// Asks the subscriber to listen to room `room`.
+    /// Asks the subscriber to listen to room `room`, unless it already does (the room has
+    /// members here).
     ///
     /// # Errors
     /// Redis is unreachable.
     pub(super) async fn subscribe(&self, room: &str) -> Result<(), Refusal> {
+        if lock(&self.subscribed).contains(room) {
+            return Ok(());
+        }
         let (tx, rx) = oneshot::channel();
         if self
             .control
@@ -233,11 +282,15 @@ impl Cluster {
         {
             return Err(self.link.unreachable());
         }
+        lock(&self.subscribed).insert(room.to_string());
         Ok(())
     }
 
-    /// Tells the subscriber the room has no member here any more.
+    /// Tells the subscriber the room has no member here any more. Under the set's lock, so a
+    /// join that follows (the hub makes the room anew only after this) subscribes again.
     pub(super) fn unsubscribe(&self, room: &str) {
+        let mut subscribed = lock(&self.subscribed);
+        subscribed.remove(room);
         let _ = self.control.send(Control::Unsubscribe(room.to_string()));
     }
 
@@ -267,22 +320,6 @@ impl Cluster {
             args.extend([user.as_str(), most.as_str(), json.as_str()]);
         }
         self.link.send(self.link.op("route", &args), done)
-    }
-
-    /// Hands over, oldest first, and forgets the direct messages kept in Redis for `user`.
-    ///
-    /// # Errors
-    /// Redis is unreachable (they stay kept).
-    pub async fn take_kept(&self, user: &str) -> Result<Vec<record::KeptDirect>, Refusal> {
-        let answer = self.link.ask(self.link.op("take", &[user])).await?;
-        Ok(match answer {
-            Value::Array(items) => items
-                .iter()
-                .filter_map(text)
-                .filter_map(|json| serde_json::from_str(&json).ok())
-                .collect(),
-            _ => Vec::new(),
-        })
     }
 
     /// Tells the subscriber Redis stopped answering.
@@ -530,6 +567,27 @@ impl Cluster {
             _ => Vec::new(),
         })
     }
+}
+
+/// Hands over, oldest first, and forgets the direct messages kept in Redis for `user`.
+///
+/// # Errors
+/// Redis is unreachable (they stay kept).
+async fn take_kept(link: &Link, user: &str) -> Result<Vec<record::KeptDirect>, Refusal> {
+    let answer = link.ask(link.op("take", &[user])).await?;
+    Ok(match answer {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(text)
+            .filter_map(|json| serde_json::from_str(&json).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn internal(what: &str) -> Refusal {

@@ -7,26 +7,22 @@
 use std::sync::Weak;
 
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
-use super::host::Host;
+use super::Cluster;
 use crate::config::ClusterConfig;
 
-/// Runs until the hub closes.
-pub async fn run(host: Weak<dyn Host>, config: ClusterConfig) {
+/// Runs until the server stops (`stopped`).
+pub async fn run(cluster: Weak<Cluster>, config: ClusterConfig, stopped: CancellationToken) {
     let mut tick = tokio::time::interval(config.heartbeat());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut up_since: Option<Instant> = None;
     loop {
-        let closed = match host.upgrade() {
-            Some(host) => host.closed().clone(),
-            None => return,
-        };
         tokio::select! {
-            _ = closed.cancelled() => return,
+            _ = stopped.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let Some(host) = host.upgrade() else { return };
-        let Some(cluster) = host.cluster() else {
+        let Some(cluster) = cluster.upgrade() else {
             return;
         };
         let link = &cluster.link;

@@ -4,73 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use super::super::engine::Said;
+pub use super::super::engine::record::Record;
 pub use super::super::offset::{Offset, StreamId};
+use super::super::participant::{Delivery, Participant, Receipt, Relay};
 
 fn is_false(b: &bool) -> bool {
     !*b
-}
-
-/// A change to a room, as its stream keeps it. `n` is the server (node) and `p` the
-/// participant on it that caused it, `f` the nick, `t` the text (a line, a new nick, a topic),
-/// `a` an action. One-letter names: each line crosses Redis once per server.
-#[allow(missing_docs)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "k", rename_all = "lowercase")]
-pub enum Record {
-    /// A line.
-    Say {
-        n: String,
-        p: u64,
-        f: String,
-        t: String,
-        #[serde(default, skip_serializing_if = "is_false")]
-        a: bool,
-    },
-    /// `f` entered.
-    Join { n: String, p: u64, f: String },
-    /// `f` left: by choice, `dropped` for not reading, or `gone` with its server.
-    Leave {
-        n: String,
-        p: u64,
-        f: String,
-        #[serde(default, skip_serializing_if = "is_false")]
-        dropped: bool,
-        #[serde(default, skip_serializing_if = "is_false")]
-        gone: bool,
-    },
-    /// `f` is now `t`.
-    Nick {
-        n: String,
-        p: u64,
-        f: String,
-        t: String,
-    },
-    /// `f` set the topic to `t` (`None`: cleared it).
-    Topic {
-        n: String,
-        p: u64,
-        f: String,
-        t: Option<String>,
-    },
-}
-
-impl Record {
-    /// The record's server and participant.
-    pub fn origin(&self) -> (&str, u64) {
-        match self {
-            Record::Say { n, p, .. }
-            | Record::Join { n, p, .. }
-            | Record::Leave { n, p, .. }
-            | Record::Nick { n, p, .. }
-            | Record::Topic { n, p, .. } => (n, *p),
-        }
-    }
-
-    /// As JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
 }
 
 /// A message for one participant on one server; the fields as in [`Record`].
@@ -109,21 +51,6 @@ pub struct KeptDirect {
     pub ms: Option<u64>,
 }
 
-impl Record {
-    /// The line this record is, at stream position `id` (when it is one).
-    pub fn into_said(self, id: StreamId) -> Option<Said> {
-        match self {
-            Record::Say { f, t, a, .. } => Some(Said {
-                from: f,
-                text: t,
-                action: a,
-                at: id.time(),
-            }),
-            _ => None,
-        }
-    }
-}
-
 impl KeptDirect {
     /// The message as a line, said when Redis kept it.
     pub fn into_said(self) -> Said {
@@ -140,6 +67,28 @@ impl NodeMessage {
     /// As JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// What its recipient here is handed; a sender on another server is reached through
+    /// `relay`.
+    pub fn into_delivery(self, relay: &Arc<dyn Relay>) -> Delivery {
+        match self {
+            NodeMessage::Direct { n, p, f, t, a, ack } => {
+                let from = Participant::remote(&n, p, Arc::clone(relay));
+                Delivery::Direct {
+                    receipt: ack.map(|id| Receipt::new(id, from.clone())),
+                    from,
+                    from_nick: f,
+                    text: t,
+                    action: a,
+                }
+            }
+            NodeMessage::Opened { n, p, f } => Delivery::Opened {
+                from: Participant::remote(&n, p, Arc::clone(relay)),
+                from_nick: f,
+            },
+            NodeMessage::Ack { id } => Delivery::Ack { id },
+        }
     }
 }
 

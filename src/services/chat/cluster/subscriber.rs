@@ -12,9 +12,10 @@ use redis::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::host::Host;
+use super::Cluster;
 use super::keys;
 use super::record::{NodeMessage, Record, StreamId, split_payload};
+use crate::services::chat::engine::host::Host;
 
 /// What the hub asks of the subscriber.
 pub enum Control {
@@ -30,6 +31,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Runs until the hub closes. `first` is told once whether the first connection succeeded.
 pub async fn run(
     client: redis::Client,
+    cluster: Weak<Cluster>,
     host: Weak<dyn Host>,
     mut control: mpsc::UnboundedReceiver<Control>,
     timeout: Duration,
@@ -71,9 +73,11 @@ pub async fn run(
                 continue;
             }
         };
-        let Some(strong) = host.upgrade() else { return };
+        let (Some(strong), Some(engine)) = (host.upgrade(), cluster.upgrade()) else {
+            return;
+        };
         let (mut sink, mut stream) = pubsub.split();
-        let ready = tokio::time::timeout(timeout * 4, resume(&strong, &mut sink)).await;
+        let ready = tokio::time::timeout(timeout * 4, resume(&engine, &strong, &mut sink)).await;
         match ready {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -100,19 +104,19 @@ pub async fn run(
         if let Some(first) = first.take() {
             let _ = first.send(Ok(()));
         }
-        strong.engine_state_changed(true);
-        let Some(link) = strong.cluster().map(|c| Arc::clone(&c.link)) else {
-            return;
-        };
-        drop(strong);
+        if engine.link.set_up(true) {
+            strong.engine_state_changed(true);
+        }
+        let link = Arc::clone(&engine.link);
+        drop((strong, engine));
         loop {
             tokio::select! {
                 _ = closed.cancelled() => return,
                 () = link.lost.notified() => break,
                 message = stream.next() => {
                     let Some(message) = message else { break };
-                    let Some(host) = host.upgrade() else { return };
-                    dispatch(host.as_ref(), message.get_channel_name(), message.get_payload_bytes());
+                    let (Some(host), Some(engine)) = (host.upgrade(), cluster.upgrade()) else { return };
+                    dispatch(&engine, host.as_ref(), message.get_channel_name(), message.get_payload_bytes());
                 }
                 ctl = control.recv() => match ctl {
                     Some(Control::Subscribe(room, tx)) => {
@@ -130,16 +134,19 @@ pub async fn run(
         }
         let Some(host) = host.upgrade() else { return };
         tracing::warn!("the chat engine lost Redis; lines are refused until it is back");
-        host.engine_state_changed(false);
+        if link.set_up(false) {
+            host.engine_state_changed(false);
+        }
     }
 }
 
 /// After (re)connecting: subscribe this server's channel and every room's, make Redis hold
 /// what this server holds, and read back what each room missed.
-async fn resume(host: &Arc<dyn Host>, sink: &mut redis::aio::PubSubSink) -> Result<(), String> {
-    let Some(cluster) = host.cluster() else {
-        return Err("no cluster".into());
-    };
+async fn resume(
+    cluster: &Cluster,
+    host: &Arc<dyn Host>,
+    sink: &mut redis::aio::PubSubSink,
+) -> Result<(), String> {
     let link = &cluster.link;
     sink.subscribe(keys::node_channel(&link.node))
         .await
@@ -195,7 +202,7 @@ async fn resume(host: &Arc<dyn Host>, sink: &mut redis::aio::PubSubSink) -> Resu
 const CATCH_UP_BATCH: usize = 1000;
 
 /// Hands one published message to the hub.
-fn dispatch(host: &dyn Host, channel: &str, payload: &[u8]) {
+fn dispatch(cluster: &Cluster, host: &dyn Host, channel: &str, payload: &[u8]) {
     let Some((head, json)) = split_payload(payload) else {
         return;
     };
@@ -205,7 +212,7 @@ fn dispatch(host: &dyn Host, channel: &str, payload: &[u8]) {
             tracing::debug!(channel, "an unreadable record");
             return;
         };
-        host.apply(room, id, record);
+        host.apply(room, &cluster.link.node, &cluster.epoch(), id, record);
     } else {
         let (Ok(pid), Ok(message)) = (
             head.parse::<u64>(),
@@ -213,7 +220,7 @@ fn dispatch(host: &dyn Host, channel: &str, payload: &[u8]) {
         ) else {
             return;
         };
-        host.deliver(pid, message);
+        host.deliver(pid, message.into_delivery(&cluster.relay()));
     }
 }
 

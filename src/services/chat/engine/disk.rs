@@ -32,7 +32,8 @@ use super::disk_store::{
     EPOCH_KEY, SharedStore, Store, decode, id_of, last_key, line_key, room_prefix, topic_key,
 };
 use super::disk_writer::{Job, Writer};
-use super::{Confirmed, Engine, Kept, KeptDirect, Recent, Said, TakeDirects, new_epoch};
+use super::store::LineStore;
+use super::{Confirmed, Kept, KeptDirect, Recent, Said, TakeDirects, new_epoch};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::offset::StreamId;
 
@@ -147,7 +148,7 @@ impl DiskEngine {
     }
 }
 
-impl Engine for DiskEngine {
+impl LineStore for DiskEngine {
     fn describe(&self) -> String {
         format!(
             "on disk in {} (this server only; every line is synced before it is acknowledged)",

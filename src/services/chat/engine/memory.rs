@@ -6,9 +6,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::store::LineStore;
 use super::{
-    Confirmed, Engine, Kept, KeptDirect, Recent, Said, TakeDirects, directs_full, new_epoch,
-    next_position, now_ms,
+    Confirmed, Kept, KeptDirect, Recent, Said, TakeDirects, directs_full, new_epoch, next_position,
+    now_ms,
 };
 use crate::protocol::Refusal;
 use crate::services::chat::offset::StreamId;
@@ -78,7 +79,7 @@ impl MemoryEngine {
     }
 }
 
-impl Engine for MemoryEngine {
+impl LineStore for MemoryEngine {
     fn describe(&self) -> String {
         "in memory (this server only; history is lost when a room empties or the server stops)"
             .to_string()

@@ -1,30 +1,36 @@
-//! Where a room's lines are kept: the one interface the chat hub calls, and its engines.
+//! Where chat is kept and carried: the one interface the chat hub calls, and its engines.
 //!
-//! The hub decides who hears what; an engine decides when a line counts as said and where it
-//! is kept. The hub hands each line to [`Engine::append`] with what to do once it is kept
-//! ([`Kept`]: broadcast it with its position, acknowledge it), reads a room's past with
-//! [`Engine::recent`] and [`Engine::since`], and never learns which engine runs. Engines know
-//! nothing of the hub: they see rooms by name and lines as [`Said`]. Anchored on Centrifugo,
-//! whose memory and Redis engines sit behind one interface with history by offset and epoch.
+//! The hub decides who on this server hears what; an engine decides when a line counts as
+//! said, where it is kept, and how far it travels. The hub hands each line to
+//! [`Engine::say`] with what to do once it is kept ([`Kept`]: broadcast it with its position,
+//! acknowledge it), each change with what to tell its own members ([`Tell`]), reads a room's
+//! past through [`Engine::join`], [`Engine::older`] and [`Engine::newer`], and never learns
+//! which engine runs. Engines know nothing of the hub: they see rooms by name, participants as
+//! [`Participant`] and lines as [`Said`]. Anchored on Centrifugo, whose memory and Redis
+//! engines sit behind one interface with history by offset and epoch.
 //!
-//! - [`memory`]: lines in memory, gone when a room empties or the server stops (tests,
-//!   `[chat] store = "memory"`).
-//! - [`disk`]: lines in an embedded store under the server's state directory, acknowledged
-//!   only once synced (the single-server default).
-//!
-//! The Redis engine (`cluster`) still has its own path through the hub; it is the next to move
-//! behind this interface.
+//! - [`one_server`]: one server's chat, its lines in a [`store::LineStore`]:
+//!   - [`memory`]: lines in memory, gone when a room empties or the server stops (tests,
+//!     `[chat] store = "memory"`);
+//!   - [`disk`]: lines in an embedded store under the server's state directory, acknowledged
+//!     only once synced (the single-server default).
+//! - `cluster`: several servers on one Redis, which keeps the lines and carries every change.
 
 pub mod disk;
 mod disk_retention;
 mod disk_store;
 mod disk_writer;
+pub mod host;
 pub mod memory;
+pub mod one_server;
+pub mod record;
+pub mod store;
 
 use std::time::SystemTime;
 
 use super::offset::StreamId;
-use crate::protocol::Refusal;
+use super::participant::Participant;
+use crate::protocol::{Refusal, RoomInfo};
 
 /// A line as the engines keep it, to re-encode for later joiners.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,78 +75,243 @@ pub struct Recent {
     pub last: Option<StreamId>,
 }
 
-/// Where lines are kept. Every method is quick: an engine that writes to disk does so on its
-/// own thread and confirms through [`Kept`].
+/// Records (lines and changes) a join with `since` reads back at most; further behind, the
+/// client is told it is not recovered and gets the recent history.
+pub const MAX_CATCH_UP: usize = 1000;
+
+/// A future an engine answers with later (Redis), or at once (one server).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The hub telling this server's members of a change (a join, a leave, a rename, a topic).
+pub type Tell = Box<dyn FnOnce() + Send>;
+
+/// What a join asks for besides the room.
+#[derive(Debug, Clone, Default)]
+pub struct JoinOptions {
+    /// Recent lines to replay.
+    pub history: usize,
+    /// Replay every line after this offset instead (`since` recovery).
+    pub since: Option<String>,
+}
+
+/// A room's past as a joiner gets it.
+#[derive(Debug, Default)]
+pub struct Past {
+    /// The latest lines (or those after the joiner's offset), oldest first.
+    pub lines: Vec<(StreamId, Said)>,
+    /// The position of the last event the join already accounts for: the joiner skips live
+    /// lines up to it.
+    pub last: Option<StreamId>,
+    /// Answering a join with `since`: whether every line after it followed.
+    pub recovered: Option<bool>,
+    /// On an engine that spans servers: the room as its stream had it at the join.
+    pub everywhere: Option<Everywhere>,
+}
+
+/// A room as an engine that spans servers had it at a join: what the hub's room starts from.
+#[derive(Debug, Default)]
+pub struct Everywhere {
+    /// This server's name in the engine (its members are this server's own).
+    pub node: String,
+    /// The room's members on every server, the joiner included, sorted.
+    pub members: Vec<String>,
+    /// The room's topic.
+    pub topic: Option<String>,
+}
+
+/// Something for a participant no one on this server holds the nick of.
+pub enum Routed {
+    /// A direct message; with `keep` (the configured user the nick names, the most kept for
+    /// them) it is kept for that user when no one holds the nick anywhere.
+    Direct {
+        /// Its sender.
+        from: Participant,
+        /// The sender's nick.
+        from_nick: String,
+        /// The line.
+        text: String,
+        /// An action (`/me`).
+        action: bool,
+        /// The sender's request, acked once delivered or kept.
+        id: u64,
+        /// The user it is kept for when no one holds the nick, and the most kept for them.
+        keep: Option<(String, usize)>,
+    },
+    /// `from` opened a direct conversation.
+    Opened {
+        /// Who opened it.
+        from: Participant,
+        /// Their nick.
+        from_nick: String,
+    },
+}
+
+/// The one interface the chat hub calls. On one server ([`one_server::OneServer`] over a
+/// [`store::LineStore`]) nicks, rooms and their changes live in the hub and only lines go to the
+/// store; the Redis engine (`cluster`) also claims nicks across servers, reaches participants
+/// on other servers, and carries every change of a room through the room's stream back to
+/// every server's rooms (as [`record::Record`]s, through the hub as its [`host::Host`]). So the hub hands each change both ways: what
+/// to record, and what to tell its own members ([`Tell`]), which an engine that carries the
+/// change itself drops.
 pub trait Engine: Send + Sync + std::fmt::Debug {
     /// For `ferry serve`'s banner: which engine runs, and where.
     fn describe(&self) -> String;
 
-    /// The epoch of the data: positions from another epoch say nothing about this one (a
-    /// store that was wiped, a memory engine after a restart).
+    /// The epoch of the data: positions from another epoch say nothing about this one.
     fn epoch(&self) -> String;
 
-    /// Keeps `said` as room `room`'s next line, then runs `kept`.
-    ///
-    /// # Errors
-    /// The engine cannot take it now (its queue is full, its store failed); `kept` was not run.
-    fn append(&self, room: &str, said: Said, kept: Kept) -> Result<Confirmed, Refusal>;
+    /// Bytes of lines this engine holds in the server's memory (not on disk, not in Redis).
+    fn held_bytes(&self) -> usize;
 
-    /// Up to `n` of the room's latest lines, and its last line's position.
-    ///
-    /// # Errors
-    /// The store could not be read.
-    fn recent(&self, room: &str, n: usize) -> Result<Recent, Refusal>;
+    /// This server's name among the servers chat spans (`None`: it is the only one).
+    fn server_name(&self) -> Option<String>;
 
-    /// The room's lines after `after`; `None` when some of them are no longer kept or `max`
-    /// or more follow it (the client is then told it is not recovered).
+    /// Whether what the engine needs beyond this server answers (`None`: it needs nothing).
+    fn reachable(&self) -> Option<bool>;
+
+    /// Claims `nick` for participant `pid` beyond this server (`force`: the bot, whose
+    /// lease decides); the hub has already checked its own directory.
     ///
     /// # Errors
-    /// The store could not be read.
-    fn since(
+    /// Someone on another server holds it (or one like it), or the engine is unreachable.
+    fn claim<'a>(
+        &'a self,
+        pid: u64,
+        nick: &'a str,
+        force: bool,
+    ) -> BoxFuture<'a, Result<(), Refusal>>;
+
+    /// Gives `nick` up (if `pid` still holds it).
+    fn release(&self, pid: u64, nick: &str);
+
+    /// Renames participant `pid` from `old` to `new`, in its `rooms`, beyond this server.
+    ///
+    /// # Errors
+    /// Someone on another server holds `new`, or the engine is unreachable.
+    fn rename<'a>(
+        &'a self,
+        pid: u64,
+        old: &'a str,
+        new: &'a str,
+        rooms: &'a [String],
+    ) -> BoxFuture<'a, Result<(), Refusal>>;
+
+    /// Who holds `nick` beyond this server (as they spell it), if anyone.
+    ///
+    /// # Errors
+    /// The engine is unreachable.
+    fn find<'a>(&'a self, nick: &'a str) -> BoxFuture<'a, Result<Option<String>, Refusal>>;
+
+    /// Carries `routed` to whoever holds `to` beyond this server, or keeps a direct message
+    /// for the user it names; the sender is told what became of it.
+    ///
+    /// # Errors
+    /// No one holds `to` and it is not kept (`not_online`), the recipient's kept messages are
+    /// at their bound, or the engine is unreachable.
+    fn route(&self, to: &str, routed: Routed, not_online: Refusal) -> Result<(), Refusal>;
+
+    /// Hands over, oldest first, and forgets the direct messages kept for `user`.
+    fn take_directs(&self, user: &str, take: TakeDirects);
+
+    /// Enters `nick` (participant `pid`) in room `room` and reads its past; the hub has
+    /// already entered it in its own room.
+    ///
+    /// # Errors
+    /// The store could not be read, another server's member holds the nick in the room, or
+    /// the engine is unreachable.
+    fn join<'a>(
+        &'a self,
+        room: &'a str,
+        pid: u64,
+        nick: &'a str,
+        options: &'a JoinOptions,
+    ) -> BoxFuture<'a, Result<Past, Refusal>>;
+
+    /// Keeps `said`, a line `origin` said in `room`, then runs `kept` (which tells this
+    /// server's members and confirms it); an engine that carries lines through its stream
+    /// drops `kept` and confirms request `id` to `origin` itself.
+    ///
+    /// # Errors
+    /// The engine cannot take it now (nothing was sent).
+    fn say(
         &self,
         room: &str,
-        after: StreamId,
-        max: usize,
-    ) -> Result<Option<Vec<(StreamId, Said)>>, Refusal>;
+        origin: &Participant,
+        said: Said,
+        id: Option<u64>,
+        kept: Kept,
+    ) -> Result<Confirmed, Refusal>;
 
-    /// Runs `then` once every line appended before it was kept (or refused): the hub's notices
-    /// (joins, leaves, renames, topics) reach members in the order they happened among the
-    /// lines, as a cluster's stream orders them.
-    fn in_order(&self, then: Box<dyn FnOnce() + Send>);
+    /// Keeps `room`'s topic as `by` (participant `origin`) set it (`None`: cleared); later
+    /// confirmations go to `origin` for request `id`.
+    ///
+    /// # Errors
+    /// The engine is unreachable (nothing was changed).
+    fn set_topic(
+        &self,
+        room: &str,
+        origin: &Participant,
+        by: &str,
+        topic: Option<&str>,
+        id: Option<u64>,
+    ) -> Result<Confirmed, Refusal>;
+
+    /// `nick` (participant `pid`) left `room` (`dropped`: for not reading).
+    fn leave(&self, room: &str, pid: u64, nick: &str, dropped: bool);
+
+    /// Runs `tell` at once, unless the change already reaches this server's members through
+    /// the engine's stream (then drops it).
+    fn tell_now(&self, tell: Tell);
+
+    /// Runs `tell` once every line said before it was kept (members hear a change in the order
+    /// it happened among the lines), unless the change reaches them through the engine's
+    /// stream, in that order already (then drops it).
+    fn tell_in_order(&self, tell: Tell);
+
+    /// The room's topic as last kept, for a room this server starts to hold.
+    fn topic(&self, room: &str) -> Option<String>;
+
+    /// No member of the room is left on this server.
+    fn room_emptied(&self, room: &str);
+
+    /// Every room with members anywhere, when the engine spans servers (`None`: the hub's
+    /// own rooms are all of them).
+    ///
+    /// # Errors
+    /// The engine is unreachable.
+    fn rooms(&self) -> BoxFuture<'_, Result<Option<Vec<RoomInfo>>, Refusal>>;
 
     /// Up to `n` of the room's latest lines said before `before_ms` (ms since the Unix
     /// epoch), oldest first: a page of scrollback (IRC's `CHATHISTORY`).
     ///
     /// # Errors
     /// The store could not be read.
-    fn older(&self, room: &str, before_ms: u64, n: usize)
-    -> Result<Vec<(StreamId, Said)>, Refusal>;
+    fn older<'a>(
+        &'a self,
+        room: &'a str,
+        before_ms: u64,
+        n: usize,
+    ) -> BoxFuture<'a, Result<Vec<(StreamId, Said)>, Refusal>>;
 
     /// Up to `n` of the room's earliest lines said after `after_ms`, oldest first.
     ///
     /// # Errors
     /// The store could not be read.
-    fn newer(&self, room: &str, after_ms: u64, n: usize) -> Result<Vec<(StreamId, Said)>, Refusal>;
+    fn newer<'a>(
+        &'a self,
+        room: &'a str,
+        after_ms: u64,
+        n: usize,
+    ) -> BoxFuture<'a, Result<Vec<(StreamId, Said)>, Refusal>>;
 
-    /// The room's topic as last set, kept as its lines are.
-    fn topic(&self, room: &str) -> Option<String>;
+    /// Whether this server may hold the bot now (taking or renewing its lease).
+    fn hold_bot(&self) -> BoxFuture<'_, bool>;
 
-    /// Keeps the room's topic (`None`: cleared).
-    fn set_topic(&self, room: &str, topic: Option<&str>);
+    /// How often the bot's lease is renewed, when there is one.
+    fn bot_renewal(&self) -> Option<std::time::Duration>;
 
-    /// Keeps a direct message for configured user `user`, who is not signed in, until they
-    /// next join chat; at most `limit` wait for one user (past it, a clear refusal).
-    fn keep_direct(&self, user: &str, said: Said, limit: usize, kept: KeptDirect);
-
-    /// Hands over, oldest first, and forgets the direct messages kept for `user`.
-    fn take_directs(&self, user: &str, take: TakeDirects);
-
-    /// Bytes of lines this engine holds in the server's memory (not on disk).
-    fn held_bytes(&self) -> usize;
-
-    /// No member of the room is left on this server: an engine that keeps nothing beyond its
-    /// members may forget the room.
-    fn room_emptied(&self, room: &str);
+    /// The server stops: this server's members leave every room beyond it at once.
+    fn depart(&self) -> BoxFuture<'_, ()>;
 
     /// The server stops: what was taken is kept before this returns.
     fn close(&self);

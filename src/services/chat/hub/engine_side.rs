@@ -1,53 +1,16 @@
-//! The hub's side of the engine that keeps a single server's lines: the engine half of a
-//! join (history, or what followed a client's offset), the notices that wait for the lines
-//! before them, and what happens once a line is kept.
+//! The hub's side of the engine: the notices that wait for the lines before them, and what
+//! happens once a line is kept.
 
 use std::sync::Arc;
 
-use super::{
-    ChatHub, Delivery, JoinOptions, Kept, MAX_CATCH_UP, Participant, Room, RoomChange, Said,
-};
-use crate::protocol::Refusal;
+use super::{ChatHub, Delivery, Kept, Participant, Room, RoomChange, Said};
 use crate::services::chat::engine::Confirmed;
-use crate::services::chat::offset::{Offset, StreamId};
 
 impl ChatHub {
-    /// The single-server half of a join, after the joiner is subscribed: the room's latest
-    /// lines (or those after the client's `since`) from the engine, and the position up to
-    /// which live lines are already among them.
-    #[allow(clippy::type_complexity)]
-    pub(super) fn join_here(
-        &self,
-        room: &Room,
-        options: &JoinOptions,
-    ) -> Result<(Vec<(StreamId, Said)>, Option<StreamId>, Option<bool>), Refusal> {
-        let recent = self.engine.recent(&room.name, options.history)?;
-        let mut lines = recent.lines;
-        let mut recovered = None;
-        if let Some(since) = &options.since {
-            let epoch = self.engine.epoch();
-            let caught = match Offset::parse(since).filter(|o| o.epoch == epoch) {
-                Some(from) => self
-                    .engine
-                    .since(&room.name, from.id, MAX_CATCH_UP)?
-                    .map(|all| {
-                        all.into_iter()
-                            .filter(|(id, _)| recent.last.is_some_and(|last| *id <= last))
-                            .collect()
-                    }),
-                None => None,
-            };
-            recovered = Some(caught.is_some());
-            if let Some(caught) = caught {
-                lines = caught;
-            }
-        }
-        Ok((lines, recent.last, recovered))
-    }
-
-    /// Tells `room` of `change` (on one server) once the lines said before it are kept, so
-    /// members hear both in the order they happened; `joins` is the room's count of joins when
-    /// the change happened, so a member who joined meanwhile is not told of it.
+    /// Tells `room` of `change` once the lines said before it are kept, so members hear both
+    /// in the order they happened (an engine whose stream carries the change tells them
+    /// itself); `joins` is the room's count of joins when the change happened, so a member who
+    /// joined meanwhile is not told of it.
     pub(super) fn notice_in_order(
         &self,
         room: &Arc<Room>,
@@ -56,7 +19,7 @@ impl ChatHub {
         joins: u64,
     ) {
         let room = Arc::clone(room);
-        self.engine.in_order(Box::new(move || {
+        self.engine.tell_in_order(Box::new(move || {
             room.notice_after_joins(origin, change, joins);
         }));
     }

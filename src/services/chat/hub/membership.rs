@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::{
-    ChatHub, Done, JoinMark, Participant, Record, Room, RoomChange, RoomEvent, Said, history_frame,
+    ChatHub, JoinMark, JoinOptions, Participant, Room, RoomChange, RoomEvent, Said, history_frame,
     lock, names,
 };
 use crate::protocol::{ErrorCode, Refusal};
@@ -30,15 +30,6 @@ pub struct Joined {
     pub mark: JoinMark,
     /// Answering a join with `since`: whether every line after it followed.
     pub recovered: Option<bool>,
-}
-
-/// What a join asks for besides the room.
-#[derive(Debug, Clone, Default)]
-pub struct JoinOptions {
-    /// Recent lines to replay.
-    pub history: usize,
-    /// In a cluster: replay every line after this offset instead.
-    pub since: Option<String>,
 }
 
 impl ChatHub {
@@ -79,64 +70,59 @@ impl ChatHub {
             drop(members);
             break (room, events, list, number);
         };
-        let Some(cluster) = self.cluster() else {
-            return match self.join_here(&room, &options) {
-                Ok((lines, after, recovered)) => {
-                    let epoch = self.engine.epoch();
-                    let history = lines
-                        .iter()
-                        .map(|(id, said)| {
-                            history_frame(&room.name, said, Some(id.offset_in(&epoch)))
-                        })
-                        .collect();
-                    // At once, not after pending lines: a notice delayed past a later joiner's
-                    // arrival would tell that joiner of a member its list already holds. The
-                    // joiner has said nothing yet, so none of its own lines can come first.
-                    room.notice(participant.id, RoomChange::Joined(nick.to_string()));
-                    Ok(Joined {
-                        events,
-                        members: list,
-                        history,
-                        lines: lines.into_iter().map(|(_, said)| said).collect(),
-                        room,
-                        mark: JoinMark { after, number },
-                        recovered,
-                    })
-                }
-                Err(refusal) => {
-                    self.leave_here(&room, participant, nick);
-                    Err(refusal)
-                }
-            };
-        };
-        match self
-            .join_everywhere(cluster, &room, participant, nick, &options)
+        let past = match self
+            .engine
+            .join(&room.name, participant.id, nick, &options)
             .await
         {
-            Ok((after, members, lines, recovered)) => {
-                let epoch = cluster.epoch();
-                let history = lines
-                    .iter()
-                    .map(|(id, said)| history_frame(&room.name, said, Some(id.offset_in(&epoch))))
-                    .collect();
-                Ok(Joined {
-                    events,
-                    members,
-                    history,
-                    lines: lines.into_iter().map(|(_, said)| said).collect(),
-                    room,
-                    mark: JoinMark {
-                        after: Some(after),
-                        number,
-                    },
-                    recovered,
-                })
-            }
+            Ok(past) => past,
             Err(refusal) => {
                 self.leave_here(&room, participant, nick);
-                Err(refusal)
+                return Err(refusal);
             }
-        }
+        };
+        let epoch = self.engine.epoch();
+        let members = match past.everywhere {
+            // The room as the engine's stream had it at the join: its records follow from there.
+            Some(everywhere) => {
+                if let Some(at) = past.last {
+                    room.seed(
+                        &everywhere.node,
+                        &epoch,
+                        at,
+                        &everywhere.members,
+                        everywhere.topic,
+                    );
+                }
+                everywhere.members
+            }
+            None => list,
+        };
+        let history = past
+            .lines
+            .iter()
+            .map(|(id, said)| history_frame(&room.name, said, Some(id.offset_in(&epoch))))
+            .collect();
+        // At once, not after pending lines: a notice delayed past a later joiner's arrival
+        // would tell that joiner of a member its list already holds. The joiner has said
+        // nothing yet, so none of its own lines can come first.
+        let told = Arc::clone(&room);
+        let (pid, joined) = (participant.id, nick.to_string());
+        self.engine.tell_now(Box::new(move || {
+            told.notice(pid, RoomChange::Joined(joined));
+        }));
+        Ok(Joined {
+            events,
+            members,
+            history,
+            lines: past.lines.into_iter().map(|(_, said)| said).collect(),
+            room,
+            mark: JoinMark {
+                after: past.last,
+                number,
+            },
+            recovered: past.recovered,
+        })
     }
 
     fn room(&self, name: &str) -> Result<Arc<Room>, Refusal> {
@@ -169,7 +155,7 @@ impl ChatHub {
                     frames_budget: Arc::clone(&self.frames_budget),
                     room_bytes: self.config.room_bytes,
                     room_queue: self.config.room_queue,
-                    // In a cluster the engine holds nothing: the room's seed sets it.
+                    // In a cluster the room's seed sets it.
                     topic: Mutex::new(self.engine.topic(name)),
                 })
             },
@@ -189,30 +175,8 @@ impl ChatHub {
             self.counters.members_dropped.inc();
         }
         let (now_empty, joins) = self.leave_here(room, participant, nick);
-        if let Some(cluster) = self.cluster() {
-            let record = Record::Leave {
-                n: cluster.link.node.clone(),
-                p: participant.id,
-                f: nick.to_string(),
-                dropped,
-                gone: false,
-            };
-            let pid = participant.id.to_string();
-            // Redis away: the reconciliation when it is back removes the member there.
-            let _ = cluster.link.send(
-                cluster.link.op(
-                    "leave",
-                    &[
-                        &room.name,
-                        &cluster.link.node,
-                        &pid,
-                        nick,
-                        &record.to_json(),
-                    ],
-                ),
-                Done::Nothing,
-            );
-        } else if !now_empty {
+        self.engine.leave(&room.name, participant.id, nick, dropped);
+        if !now_empty {
             let change = if dropped {
                 RoomChange::Dropped(nick.to_string())
             } else {
@@ -243,10 +207,7 @@ impl ChatHub {
         let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
         if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
             rooms.remove(&room.name);
-            match self.cluster() {
-                Some(cluster) => cluster.unsubscribe(&room.name),
-                None => self.engine.room_emptied(&room.name),
-            }
+            self.engine.room_emptied(&room.name);
         }
     }
 }

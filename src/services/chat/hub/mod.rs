@@ -11,12 +11,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::metrics::ChatCounters;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
-mod cluster_side;
 mod engine_side;
+mod host_side;
 mod kept_directs;
 mod membership;
 mod nicks;
@@ -24,16 +24,13 @@ mod room;
 mod room_sync;
 mod scrollback;
 
-use super::cluster::Cluster;
-use super::cluster::link::Done;
-use super::cluster::record::Record;
 use super::engine::Engine;
-pub use super::engine::{Confirmed, Kept};
+pub use super::engine::{Confirmed, JoinOptions, Kept, MAX_CATCH_UP};
 use super::names;
 pub use super::participant::{Delivery, Participant, Receipt};
 use crate::config::ChatConfig;
 use crate::protocol::{Refusal, RoomInfo};
-pub use membership::{JoinOptions, Joined};
+pub use membership::Joined;
 pub use room::{DOOR_ENCODINGS, JoinMark, Room, RoomChange, RoomEvent, Said};
 use room::{FrameBudget, history_frame};
 pub use scrollback::Page;
@@ -42,10 +39,6 @@ pub use scrollback::Page;
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
-
-/// Records (lines and changes) a join with `since` reads back at most; further behind, the
-/// client is told it is not recovered and gets the recent history.
-pub const MAX_CATCH_UP: usize = 1000;
 
 /// Characters of a topic shown in a room list (`/topic` shows it whole).
 pub const LISTED_TOPIC_CHARS: usize = 80;
@@ -67,13 +60,11 @@ pub struct ChatHub {
     reserved: RwLock<HashMap<String, String>>,
     /// This server's participants by id: where messages from other servers are delivered.
     by_id: RwLock<HashMap<u64, Participant>>,
-    /// Where lines are kept (on one server; a cluster's are in Redis).
+    /// Where lines are kept, and how far chat reaches (this server, or a cluster's).
     engine: Arc<dyn Engine>,
     frames_budget: Arc<FrameBudget>,
     next_id: AtomicU64,
     closed: CancellationToken,
-    /// The cluster engine, when chat spans several servers.
-    cluster: OnceLock<Arc<Cluster>>,
     /// Deliveries, skipped lines and dropped members, as the server's metrics show them.
     pub counters: ChatCounters,
 }
@@ -95,7 +86,6 @@ impl ChatHub {
             }),
             next_id: AtomicU64::new(1),
             closed: CancellationToken::new(),
-            cluster: OnceLock::new(),
             counters: ChatCounters::default(),
         })
     }
@@ -108,21 +98,25 @@ impl ChatHub {
             .unwrap_or(0)
     }
 
-    /// The cluster engine, when chat spans several servers.
-    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
-        self.cluster.get()
+    /// The engine: where lines are kept and how far chat reaches.
+    pub(in crate::services::chat) fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
     }
 
-    /// Stops the hub's own tasks (the bot, a cluster engine's) when the server stops. In a
-    /// cluster, this server's members first leave every room at once (the others are told
-    /// `NICK left`), rather than when its heartbeat lapses.
+    /// This server's name among the servers chat spans (`None`: it is the only one).
+    pub fn server_name(&self) -> Option<String> {
+        self.engine.server_name()
+    }
+
+    /// Whether what the engine needs beyond this server answers (`None`: it needs nothing).
+    pub fn engine_reachable(&self) -> Option<bool> {
+        self.engine.reachable()
+    }
+
+    /// Stops the hub's own tasks (the bot, the engine's) when the server stops. In a cluster,
+    /// this server's members first leave every room at once (the engine's `depart`).
     pub async fn close(&self) {
-        if let Some(cluster) = self.cluster() {
-            let depart = cluster.link.op("depart", &[&cluster.link.node]);
-            let _ =
-                tokio::time::timeout(cluster.config().request_timeout(), cluster.link.ask(depart))
-                    .await;
-        }
+        self.engine.depart().await;
         self.closed.cancel();
         let engine = Arc::clone(&self.engine);
         let _ = tokio::task::spawn_blocking(move || engine.close()).await;
@@ -149,7 +143,6 @@ impl ChatHub {
 
     /// Bytes of history held in this server's memory now.
     pub fn history_bytes(&self) -> usize {
-        // In a cluster the engine holds nothing: the history is in Redis.
         self.engine.held_bytes()
     }
 
@@ -163,12 +156,12 @@ impl ChatHub {
         self.rooms.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Says `text` in `room` as `nick`, once the engine (or a cluster's Redis) kept it: at
-    /// once in memory; otherwise request `id` is confirmed to `participant` later, with
+    /// Says `text` in `room` as `nick`, once the engine kept it: confirmed at once in memory;
+    /// otherwise request `id` is confirmed to `participant` later, with
     /// [`Delivery::Recorded`] (with no `id`, only a refusal is).
     ///
     /// # Errors
-    /// The engine cannot take the line, or a cluster's Redis is unreachable (nothing was sent).
+    /// The engine cannot take the line (nothing was sent).
     pub fn say(
         &self,
         room: &Arc<Room>,
@@ -178,45 +171,26 @@ impl ChatHub {
         action: bool,
         id: Option<u64>,
     ) -> Result<Confirmed, Refusal> {
-        let Some(cluster) = self.cluster() else {
-            let said = Said {
-                from: nick.to_string(),
-                text: text.to_string(),
-                action,
-                at: std::time::SystemTime::now(),
-            };
-            return self.engine.append(
-                &room.name,
-                said.clone(),
-                engine_side::when_kept(
-                    Arc::clone(room),
-                    participant.clone(),
-                    id,
-                    said,
-                    self.engine.epoch(),
-                ),
-            );
+        let said = Said {
+            from: nick.to_string(),
+            text: text.to_string(),
+            action,
+            at: std::time::SystemTime::now(),
         };
-        let record = Record::Say {
-            n: cluster.link.node.clone(),
-            p: participant.id,
-            f: nick.to_string(),
-            t: text.to_string(),
-            a: action,
-        };
-        cluster.link.send(
-            cluster
-                .link
-                .op("say", &[&room.name, &record.to_json(), &cluster.link.node]),
-            outcome(participant, id),
-        )?;
-        Ok(Confirmed::Later)
+        let kept = engine_side::when_kept(
+            Arc::clone(room),
+            participant.clone(),
+            id,
+            said.clone(),
+            self.engine.epoch(),
+        );
+        self.engine.say(&room.name, participant, said, id, kept)
     }
 
     /// Sets (or, with an empty one, clears) `room`'s topic as `nick`, and tells the room.
     ///
     /// # Errors
-    /// A cluster's Redis is unreachable (nothing was changed).
+    /// The engine cannot take it (nothing was changed).
     pub fn set_topic(
         &self,
         room: &Arc<Room>,
@@ -225,45 +199,29 @@ impl ChatHub {
         topic: &str,
         id: Option<u64>,
     ) -> Result<Confirmed, Refusal> {
-        let Some(cluster) = self.cluster() else {
-            let topic = (!topic.is_empty()).then(|| topic.to_string());
-            lock(&room.topic).clone_from(&topic);
-            self.engine.set_topic(&room.name, topic.as_deref());
-            let change = RoomChange::Topic {
-                by: nick.to_string(),
-                topic,
-            };
-            let joins = lock(&room.members).joins;
-            self.notice_in_order(room, participant.id, change, joins);
-            return Ok(Confirmed::Now);
+        let topic = (!topic.is_empty()).then(|| topic.to_string());
+        let confirmed =
+            self.engine
+                .set_topic(&room.name, participant, nick, topic.as_deref(), id)?;
+        // Its setter reads it back at once; in a cluster the record sets the same everywhere.
+        lock(&room.topic).clone_from(&topic);
+        let change = RoomChange::Topic {
+            by: nick.to_string(),
+            topic,
         };
-        let record = Record::Topic {
-            n: cluster.link.node.clone(),
-            p: participant.id,
-            f: nick.to_string(),
-            t: (!topic.is_empty()).then(|| topic.to_string()),
-        };
-        cluster.link.send(
-            cluster.link.op(
-                "topic",
-                &[&room.name, &record.to_json(), topic, &cluster.link.node],
-            ),
-            outcome(participant, id),
-        )?;
-        // Its setter reads it back at once; the record sets the same on every server.
-        *lock(&room.topic) = (!topic.is_empty()).then(|| topic.to_string());
-        Ok(Confirmed::Later)
+        let joins = lock(&room.members).joins;
+        self.notice_in_order(room, participant.id, change, joins);
+        Ok(confirmed)
     }
 
     /// The rooms for `chat_rooms`: this server's, or in a cluster every server's.
     ///
     /// # Errors
-    /// A cluster's Redis is unreachable.
+    /// The engine is unreachable.
     pub async fn list_rooms(&self) -> Result<Vec<RoomInfo>, Refusal> {
-        let Some(cluster) = self.cluster() else {
+        let Some(mut list) = self.engine.rooms().await? else {
             return Ok(self.rooms());
         };
-        let mut list = cluster.rooms().await?;
         for info in &mut list {
             info.topic = info
                 .topic
@@ -300,19 +258,6 @@ impl ChatHub {
             bytes <= LISTED_ROOMS_BYTES
         });
         list
-    }
-}
-
-/// What to tell `participant` when Redis took (or did not take) its request `id`.
-fn outcome(participant: &Participant, id: Option<u64>) -> Done {
-    match id {
-        Some(id) => Done::Recorded {
-            to: participant.clone(),
-            id,
-        },
-        None => Done::RefusedOnly {
-            to: participant.clone(),
-        },
     }
 }
 

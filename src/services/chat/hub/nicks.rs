@@ -8,8 +8,7 @@ use tokio::sync::mpsc;
 
 use super::{ChatHub, Delivery, Participant, Receipt, Room, RoomChange, lock, names};
 use crate::protocol::{ErrorCode, Refusal};
-use crate::services::chat::cluster::link::Done;
-use crate::services::chat::cluster::record::{KeptDirect, NodeMessage};
+use crate::services::chat::engine::Routed;
 use crate::services::chat::names::nick_taken;
 
 impl ChatHub {
@@ -50,15 +49,13 @@ impl ChatHub {
                 }
             }
         }
-        if let Some(cluster) = self.cluster()
-            && let Err(refusal) = cluster.claim(participant.id, nick, false).await
-        {
+        if let Err(refusal) = self.engine.claim(participant.id, nick, false).await {
             self.remove_from_directory(&participant, nick);
             self.forget(&participant);
             return Err(refusal);
         }
         if let Some(user) = user {
-            self.hand_over_kept(&participant, user).await;
+            self.hand_over_kept(&participant, user);
         }
         Ok((participant, inbox))
     }
@@ -103,9 +100,7 @@ impl ChatHub {
     pub fn unregister(&self, participant: &Participant, nick: &str) {
         self.remove_from_directory(participant, nick);
         self.forget(participant);
-        if let Some(cluster) = self.cluster() {
-            cluster.release(participant.id, nick);
-        }
+        self.engine.release(participant.id, nick);
     }
 
     fn remove_from_directory(&self, participant: &Participant, nick: &str) {
@@ -191,10 +186,8 @@ impl ChatHub {
         {
             return Err(nick_taken(new, taken));
         }
-        if let Some(cluster) = self.cluster() {
-            let names: Vec<String> = rooms.iter().map(|r| r.name.clone()).collect();
-            cluster.rename(participant.id, old, new, &names).await?;
-        }
+        let names: Vec<String> = rooms.iter().map(|r| r.name.clone()).collect();
+        self.engine.rename(participant.id, old, new, &names).await?;
         {
             let mut directory = self.directory.write().unwrap_or_else(|e| e.into_inner());
             if let Some((taken, holder)) = directory.get(&new_key)
@@ -216,17 +209,15 @@ impl ChatHub {
             members.by_nick.insert(new.to_string(), participant.id);
             let joins = members.joins;
             drop(members);
-            if self.cluster().is_none() {
-                self.notice_in_order(
-                    room,
-                    participant.id,
-                    RoomChange::Renamed {
-                        old: old.to_string(),
-                        new: new.to_string(),
-                    },
-                    joins,
-                );
-            }
+            self.notice_in_order(
+                room,
+                participant.id,
+                RoomChange::Renamed {
+                    old: old.to_string(),
+                    new: new.to_string(),
+                },
+                joins,
+            );
         }
         Ok(())
     }
@@ -245,10 +236,7 @@ impl ChatHub {
         {
             return Ok(held.clone());
         }
-        let found = match self.cluster() {
-            Some(cluster) => cluster.find(nick).await?,
-            None => None,
-        };
+        let found = self.engine.find(nick).await?;
         found.ok_or_else(|| not_online(nick))
     }
 
@@ -280,38 +268,22 @@ impl ChatHub {
         action: bool,
         id: u64,
     ) -> Result<(), Refusal> {
-        let recipients = match (self.lookup(to), self.cluster()) {
-            (Ok(recipients), _) => recipients,
-            (Err(_), Some(cluster)) => {
-                let keep = self.user_named(to).filter(|_| self.config.kept_directs > 0);
-                let kept = KeptDirect {
-                    f: from_nick.to_string(),
-                    t: text.to_string(),
-                    a: action,
-                    ms: None,
+        let recipients = match self.lookup(to) {
+            Ok(recipients) => recipients,
+            Err(not_online) => {
+                let keep = self
+                    .user_named(to)
+                    .filter(|_| self.config.kept_directs > 0)
+                    .map(|user| (user, self.config.kept_directs));
+                let routed = Routed::Direct {
+                    from: from.clone(),
+                    from_nick: from_nick.to_string(),
+                    text: text.to_string(),
+                    action,
+                    id,
+                    keep,
                 };
-                return cluster.route(
-                    to,
-                    NodeMessage::Direct {
-                        n: cluster.link.node.clone(),
-                        p: from.id,
-                        f: from_nick.to_string(),
-                        t: text.to_string(),
-                        a: action,
-                        ack: Some(id),
-                    },
-                    Done::Routed {
-                        to: from.clone(),
-                        id,
-                        nick: to.to_string(),
-                        keep: keep.clone().map(|user| (user, self.config.kept_directs)),
-                    },
-                    keep.as_deref()
-                        .map(|user| (user, self.config.kept_directs, &kept)),
-                );
-            }
-            (Err(refusal), None) => {
-                return self.keep_direct(from, from_nick, to, text, action, id, refusal);
+                return self.engine.route(to, routed, not_online);
             }
         };
         let receipt = Receipt::new(id, from.clone());
@@ -348,52 +320,14 @@ impl ChatHub {
                 }
                 Ok(())
             }
-            Err(refusal) => {
-                let Some(cluster) = self.cluster() else {
-                    return Err(refusal);
-                };
+            Err(not_online) => {
                 self.find(to).await?;
-                cluster.route(
-                    to,
-                    NodeMessage::Opened {
-                        n: cluster.link.node.clone(),
-                        p: from.id,
-                        f: from_nick.to_string(),
-                    },
-                    Done::Nothing,
-                    None,
-                )
+                let routed = Routed::Opened {
+                    from: from.clone(),
+                    from_nick: from_nick.to_string(),
+                };
+                self.engine.route(to, routed, not_online)
             }
-        }
-    }
-
-    /// A message from another server for this server's participant `pid`.
-    pub(crate) fn deliver_from_node(&self, pid: u64, message: NodeMessage) {
-        let Some(cluster) = self.cluster() else {
-            return;
-        };
-        let recipient = self.local_participant(pid);
-        let delivery = match message {
-            NodeMessage::Direct { n, p, f, t, a, ack } => {
-                let from = Participant::remote(&n, p, cluster.relay());
-                Delivery::Direct {
-                    receipt: ack.map(|id| Receipt::new(id, from.clone())),
-                    from,
-                    from_nick: f,
-                    text: t,
-                    action: a,
-                }
-            }
-            NodeMessage::Opened { n, p, f } => Delivery::Opened {
-                from: Participant::remote(&n, p, cluster.relay()),
-                from_nick: f,
-            },
-            NodeMessage::Ack { id } => Delivery::Ack { id },
-        };
-        // A recipient that is gone drops the delivery, and with it the receipt: its sender
-        // is acked, as on one server.
-        if let Some(recipient) = recipient {
-            recipient.deliver(delivery);
         }
     }
 }

@@ -7,7 +7,8 @@
 
 use super::lock;
 use super::room::{REMOTE, Room, RoomChange};
-use crate::services::chat::cluster::record::{Record, StreamId};
+use crate::services::chat::engine::record::Record;
+use crate::services::chat::offset::StreamId;
 
 /// How far a room has followed its stream.
 #[derive(Debug)]

@@ -5,8 +5,6 @@
 
 use super::{ChatHub, Said};
 use crate::protocol::Refusal;
-use crate::services::chat::cluster::record::Record;
-use crate::services::chat::offset::StreamId;
 
 /// Which page (times in ms since the Unix epoch; every page is oldest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,26 +30,28 @@ impl ChatHub {
     /// The engine could not be read (a cluster's Redis unreachable).
     pub async fn scrollback(&self, room: &str, page: Page) -> Result<Vec<Said>, Refusal> {
         let found = match page {
-            Page::Latest(n) => self.older(room, u64::MAX, n).await?,
+            Page::Latest(n) => self.engine.older(room, u64::MAX, n).await?,
             Page::LatestAfter(at, n) => {
-                let latest = self.older(room, u64::MAX, n).await?;
+                let latest = self.engine.older(room, u64::MAX, n).await?;
                 latest.into_iter().filter(|(id, _)| id.ms > at).collect()
             }
-            Page::Before(at, n) => self.older(room, at, n).await?,
-            Page::After(at, n) => self.newer(room, at, n).await?,
+            Page::Before(at, n) => self.engine.older(room, at, n).await?,
+            Page::After(at, n) => self.engine.newer(room, at, n).await?,
             Page::Around(at, n) => {
-                let mut found = self.older(room, at, n / 2).await?;
+                let mut found = self.engine.older(room, at, n / 2).await?;
                 let rest = n - found.len();
-                found.extend(self.newer(room, at.saturating_sub(1), rest).await?);
+                found.extend(self.engine.newer(room, at.saturating_sub(1), rest).await?);
                 found
             }
             Page::Between(from, to, n) if from <= to => self
+                .engine
                 .newer(room, from, n)
                 .await?
                 .into_iter()
                 .filter(|(id, _)| id.ms < to)
                 .collect(),
             Page::Between(from, to, n) => self
+                .engine
                 .older(room, from, n)
                 .await?
                 .into_iter()
@@ -60,36 +60,4 @@ impl ChatHub {
         };
         Ok(found.into_iter().map(|(_, said)| said).collect())
     }
-
-    async fn older(
-        &self,
-        room: &str,
-        before_ms: u64,
-        n: usize,
-    ) -> Result<Vec<(StreamId, Said)>, Refusal> {
-        match self.cluster() {
-            Some(cluster) => Ok(said_lines(cluster.older(room, before_ms, n).await?)),
-            None => self.engine.older(room, before_ms, n),
-        }
-    }
-
-    async fn newer(
-        &self,
-        room: &str,
-        after_ms: u64,
-        n: usize,
-    ) -> Result<Vec<(StreamId, Said)>, Refusal> {
-        match self.cluster() {
-            Some(cluster) => Ok(said_lines(cluster.newer(room, after_ms, n).await?)),
-            None => self.engine.newer(room, after_ms, n),
-        }
-    }
-}
-
-/// A stream's line records as lines.
-fn said_lines(records: Vec<(StreamId, Record)>) -> Vec<(StreamId, Said)> {
-    records
-        .into_iter()
-        .filter_map(|(id, record)| Some((id, record.into_said(id)?)))
-        .collect()
 }

@@ -9,12 +9,12 @@ use super::{ChatHub, JoinOptions, Joined, Participant, RoomChange};
 use crate::config::ChatConfig;
 use crate::protocol::Refusal;
 use crate::services::chat::engine::memory::MemoryEngine;
-use crate::services::chat::engine::{
-    Confirmed, Engine, Kept, KeptDirect, Recent, Said, TakeDirects,
-};
+use crate::services::chat::engine::one_server::OneServer;
+use crate::services::chat::engine::store::LineStore;
+use crate::services::chat::engine::{Confirmed, Kept, KeptDirect, Recent, Said, TakeDirects};
 use crate::services::chat::offset::StreamId;
 
-/// The memory engine, except that what waits for pending lines ([`Engine::in_order`]) waits
+/// The memory store, except that what waits for pending lines ([`LineStore::in_order`]) waits
 /// until the test releases it, as if a line were still being synced.
 struct Held {
     inner: MemoryEngine,
@@ -36,7 +36,7 @@ impl Held {
     }
 }
 
-impl Engine for Held {
+impl LineStore for Held {
     fn describe(&self) -> String {
         self.inner.describe()
     }
@@ -127,7 +127,8 @@ async fn a_held_notice_reaches_those_who_were_there_and_not_who_joined_meanwhile
     });
     let mut config = ChatConfig::default();
     config.bot.enabled = false;
-    let hub = ChatHub::new(config, Arc::clone(&engine) as Arc<dyn Engine>);
+    let store = Arc::clone(&engine) as Arc<dyn LineStore>;
+    let hub = ChatHub::new(config, Arc::new(OneServer::new(store)));
     let (_alice, mut alice) = member(&hub, 1, "alice").await;
     let (bob, _) = member(&hub, 2, "bob").await;
     // Bob leaves and alice renames while lines are pending: both notices wait.

@@ -22,13 +22,7 @@ fn hub() -> Arc<ChatHub> {
     let mut config = ChatConfig::default();
     config.bot.enabled = false;
     config.send_timeout_ms = 1_000;
-    ChatHub::new(
-        config,
-        std::sync::Arc::new(crate::services::chat::engine::memory::MemoryEngine::new(
-            20,
-            32 << 20,
-        )),
-    )
+    ChatHub::new(config, in_memory())
 }
 
 /// A member's client end, and its exchange running on the server side.
@@ -270,13 +264,7 @@ async fn a_member_that_stops_reading_is_dropped_at_the_send_timeout() {
 async fn a_room_list_fits_one_message_however_many_rooms_and_topics_there_are() {
     let mut config = ChatConfig::default();
     config.bot.enabled = false;
-    let hub = ChatHub::new(
-        config,
-        std::sync::Arc::new(crate::services::chat::engine::memory::MemoryEngine::new(
-            20,
-            32 << 20,
-        )),
-    );
+    let hub = ChatHub::new(config, in_memory());
     let mut members = Vec::new();
     for i in 0..1000 {
         let nick = format!("m{i}");
@@ -311,4 +299,13 @@ async fn a_room_list_fits_one_message_however_many_rooms_and_topics_there_are() 
             .iter()
             .all(|r| r.topic.as_ref().unwrap().chars().count() == 80)
     );
+}
+
+/// One server's engine keeping lines in memory.
+fn in_memory() -> std::sync::Arc<crate::services::chat::engine::one_server::OneServer> {
+    use crate::services::chat::engine::{memory::MemoryEngine, one_server::OneServer};
+    std::sync::Arc::new(OneServer::new(std::sync::Arc::new(MemoryEngine::new(
+        20,
+        32 << 20,
+    ))))
 }

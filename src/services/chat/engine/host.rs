@@ -1,33 +1,27 @@
-//! What the Redis engine needs of the chat it carries, as an interface. The hub implements
-//! it; the engine's tasks (the subscriber, the presence loop, reconciliation) hand records and
-//! events to it through these calls and never name the hub's types, so the engine and the hub
-//! no longer import each other. A room being caught up is reached through [`CatchingUp`].
+//! What an engine whose stream carries every change to every server (Redis) needs of the
+//! chat it serves, as an interface. The hub implements it; the engine's tasks (the subscriber,
+//! the presence loop, reconciliation) hand records and events to it through these calls and
+//! never name the hub's types, so the engine and the hub do not import each other. A room
+//! being caught up is reached through [`CatchingUp`].
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
-use super::Cluster;
-use super::record::{NodeMessage, Record};
+use super::record::Record;
 use crate::services::chat::offset::StreamId;
+use crate::services::chat::participant::Delivery;
 
-/// The chat a Redis engine serves.
+/// The chat an engine that carries changes serves.
 pub trait Host: Send + Sync + 'static {
-    /// The engine, once attached.
-    fn cluster(&self) -> Option<&Arc<Cluster>>;
-    /// Attaches the engine (once, at start).
-    fn attach(&self, cluster: Arc<Cluster>);
-    /// Cancelled when the server stops.
-    fn closed(&self) -> &CancellationToken;
     /// Redis became unreachable (`false`) or answers again (`true`).
     fn engine_state_changed(&self, up: bool);
     /// Every room with members here, each holding live records back until it has read back
     /// what it missed.
     fn rooms_to_catch_up(&self) -> Vec<Arc<dyn CatchingUp>>;
-    /// A record published in `room`'s stream at `id`.
-    fn apply(&self, room: &str, id: StreamId, record: Record);
-    /// A message for participant `pid` of this server.
-    fn deliver(&self, pid: u64, message: NodeMessage);
+    /// A record published in `room`'s stream at `id` (of data epoch `epoch`; records made by
+    /// this server name it `node`).
+    fn apply(&self, room: &str, node: &str, epoch: &str, id: StreamId, record: Record);
+    /// A delivery from another server for participant `pid` of this server.
+    fn deliver(&self, pid: u64, delivery: Delivery);
     /// Ends the session holding `nick` here, telling it `reason`.
     fn evict(&self, nick: &str, reason: &str);
     /// What this server holds, for reconciliation: its nicks and its members of each room.

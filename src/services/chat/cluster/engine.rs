@@ -149,7 +149,9 @@ impl Engine for Cluster {
         let link = Arc::clone(&self.link);
         let user = user.to_string();
         tokio::spawn(async move {
-            let kept = super::take_kept(&link, &user).await.unwrap_or_default();
+            let kept = super::nicks::take_kept(&link, &user)
+                .await
+                .unwrap_or_default();
             take(kept.into_iter().map(KeptDirect::into_said).collect());
         });
     }

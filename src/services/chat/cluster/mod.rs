@@ -12,7 +12,8 @@
 //! rooms stay the local fan-out: this module only decides what enters them.
 //!
 //! Files: [`link`] (the ordered queue of changes), [`subscriber`] (what comes back),
-//! [`presence`] (heartbeat, reaping, the bot's lease), [`record`] (the JSON), [`keys`],
+//! [`presence`] (heartbeat, reaping, the bot's lease), `rooms` (joins, read-backs, the room
+//! list), `nicks` (claims and routing), [`record`] (the JSON), [`keys`],
 //! [`script`], [`engine`] (the engine behind the hub's interface); what the engine needs of the
 //! chat it serves is `engine::host::Host`, which the hub implements, so no file here names the
 //! hub.
@@ -20,11 +21,15 @@
 pub mod engine;
 pub mod keys;
 pub mod link;
+mod nicks;
 pub mod presence;
 pub mod record;
+mod rooms;
 pub mod script;
 pub mod scrollback;
 pub mod subscriber;
+
+pub use rooms::ClusterJoin;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
@@ -37,9 +42,8 @@ use tokio_util::sync::CancellationToken;
 use super::engine::host::Host;
 use super::names;
 use crate::config::ClusterConfig;
-use crate::protocol::{ErrorCode, Refusal, RoomInfo};
+use crate::protocol::{ErrorCode, Refusal};
 use link::Link;
-use record::{Record, StreamId};
 use script::Retention;
 use subscriber::Control;
 
@@ -104,18 +108,6 @@ pub fn without_password(url: &str) -> String {
         }
         _ => url.to_string(),
     }
-}
-
-/// What joining a room through the engine returned.
-pub struct ClusterJoin {
-    /// The join record's ID.
-    pub id: StreamId,
-    /// Members of the room then, everywhere.
-    pub members: Vec<String>,
-    /// Its topic then.
-    pub topic: Option<String>,
-    /// Lines before the join, oldest first, at most the history asked for.
-    pub lines: Vec<(StreamId, Record)>,
 }
 
 impl Cluster {
@@ -294,256 +286,9 @@ impl Cluster {
         let _ = self.control.send(Control::Unsubscribe(room.to_string()));
     }
 
-    /// Sends `message` to whoever holds `nick`, on their server; `done` learns whether someone
-    /// did. With `keep` (the configured user `nick` names, the most kept for them, and the
-    /// message as kept), a message no one holds the nick for is kept in Redis for that user.
-    ///
-    /// # Errors
-    /// Redis is unreachable.
-    pub(super) fn route(
-        &self,
-        nick: &str,
-        message: record::NodeMessage,
-        done: link::Done,
-        keep: Option<(&str, usize, &record::KeptDirect)>,
-    ) -> Result<(), Refusal> {
-        let (skeleton, json) = (names::skeleton(nick), message.to_json());
-        let mut args = vec![skeleton.as_str(), json.as_str(), self.link.node.as_str()];
-        let kept = keep.map(|(user, most, kept)| {
-            (
-                user.to_string(),
-                most.to_string(),
-                serde_json::to_string(kept).unwrap_or_default(),
-            )
-        });
-        if let Some((user, most, json)) = &kept {
-            args.extend([user.as_str(), most.as_str(), json.as_str()]);
-        }
-        self.link.send(self.link.op("route", &args), done)
-    }
-
     /// Tells the subscriber Redis stopped answering.
     pub(super) fn reset(&self) {
         self.link.lost.notify_waiters();
-    }
-
-    /// Enters `nick` (participant `pid`) in room `room` everywhere.
-    ///
-    /// # Errors
-    /// Redis is unreachable, or another server's member holds the nick in the room.
-    pub async fn join(
-        &self,
-        room: &str,
-        pid: u64,
-        nick: &str,
-        history: usize,
-    ) -> Result<ClusterJoin, Refusal> {
-        let record = Record::Join {
-            n: self.link.node.clone(),
-            p: pid,
-            f: nick.to_string(),
-        };
-        // Notices share the stream with lines: scan past some of them for the history.
-        let scan = (history * 4 + 1).to_string();
-        let answer = self
-            .link
-            .ask(self.link.op(
-                "join",
-                &[
-                    room,
-                    &self.link.node,
-                    &pid.to_string(),
-                    nick,
-                    &record.to_json(),
-                    &scan,
-                ],
-            ))
-            .await?;
-        let Value::Array(parts) = answer else {
-            return Err(internal("join"));
-        };
-        if text(parts.first().unwrap_or(&Value::Nil)).as_deref() != Some("ok") {
-            return Err(Refusal::new(
-                ErrorCode::NickInUse,
-                format!("the nick '{nick}' is already used in room '{room}'"),
-            ));
-        }
-        let id = parts
-            .get(1)
-            .and_then(text)
-            .and_then(|t| StreamId::parse(&t))
-            .ok_or_else(|| internal("join"))?;
-        let mut members: Vec<String> = match parts.get(2) {
-            Some(Value::Array(m)) => m.iter().filter_map(text).collect(),
-            _ => Vec::new(),
-        };
-        members.sort();
-        let topic = parts.get(3).and_then(text).filter(|t| !t.is_empty());
-        let mut lines: Vec<(StreamId, Record)> = match parts.get(4) {
-            Some(Value::Array(entries)) => entries
-                .iter()
-                .filter_map(subscriber::parse_entry)
-                .filter(|(_, r)| matches!(r, Record::Say { .. }))
-                .take(history)
-                .collect(),
-            _ => Vec::new(),
-        };
-        lines.reverse();
-        Ok(ClusterJoin {
-            id,
-            members,
-            topic,
-            lines,
-        })
-    }
-
-    /// The lines of room `room` after `after`; `None` when some of them are no longer kept, or
-    /// when `max` records or more follow it.
-    ///
-    /// # Errors
-    /// Redis is unreachable.
-    pub async fn lines_since(
-        &self,
-        room: &str,
-        after: StreamId,
-        max: usize,
-    ) -> Result<Option<Vec<(StreamId, Record)>>, Refusal> {
-        let answer = self
-            .link
-            .ask(
-                self.link
-                    .op("since", &[room, &after.to_string(), &max.to_string()]),
-            )
-            .await?;
-        let (oldest, entries) = subscriber::parse_since(&answer);
-        if entries.len() >= max {
-            return Ok(None);
-        }
-        // XTRIM only ever removes the oldest entries: when the oldest kept one is not newer
-        // than `after`, everything after `after` is still there. Otherwise some of it may
-        // have been trimmed (or the stream expired), and the client is told so.
-        let complete = oldest.is_some_and(|oldest| oldest <= after);
-        if !complete {
-            return Ok(None);
-        }
-        Ok(Some(
-            entries
-                .into_iter()
-                .filter(|(_, r)| matches!(r, Record::Say { .. }))
-                .collect(),
-        ))
-    }
-
-    /// Claims `nick` for participant `pid` across servers (`force` for the bot, whose lease
-    /// decides).
-    ///
-    /// # Errors
-    /// Someone on another server holds it (or one like it), or Redis is unreachable.
-    pub async fn claim(&self, pid: u64, nick: &str, force: bool) -> Result<(), Refusal> {
-        let answer = self
-            .link
-            .ask(self.link.op(
-                "claim",
-                &[
-                    &self.link.node,
-                    &pid.to_string(),
-                    &names::skeleton(nick),
-                    nick,
-                    if force { "1" } else { "0" },
-                ],
-            ))
-            .await?;
-        match text(&answer) {
-            Some(holder) => Err(super::names::nick_taken(nick, &holder)),
-            None => Ok(()),
-        }
-    }
-
-    /// Gives `nick` up (if `pid` still holds it).
-    pub fn release(&self, pid: u64, nick: &str) {
-        let _ = self.link.send(
-            self.link.op(
-                "release",
-                &[&self.link.node, &pid.to_string(), &names::skeleton(nick)],
-            ),
-            link::Done::Nothing,
-        );
-    }
-
-    /// Renames `old` to `new` for participant `pid`, in its `rooms`, everywhere.
-    ///
-    /// # Errors
-    /// Someone on another server holds `new` (or one like it), or Redis is unreachable.
-    pub async fn rename(
-        &self,
-        pid: u64,
-        old: &str,
-        new: &str,
-        rooms: &[String],
-    ) -> Result<(), Refusal> {
-        let record = Record::Nick {
-            n: self.link.node.clone(),
-            p: pid,
-            f: old.to_string(),
-            t: new.to_string(),
-        }
-        .to_json();
-        let (pid, old_skel, new_skel) =
-            (pid.to_string(), names::skeleton(old), names::skeleton(new));
-        let mut args: Vec<&str> = vec![
-            &self.link.node,
-            &pid,
-            &old_skel,
-            &new_skel,
-            old,
-            new,
-            &record,
-        ];
-        args.extend(rooms.iter().map(String::as_str));
-        let answer = self.link.ask(self.link.op("nick", &args)).await?;
-        match text(&answer) {
-            Some(holder) => Err(super::names::nick_taken(new, &holder)),
-            None => Ok(()),
-        }
-    }
-
-    /// Who holds `nick` anywhere (their nick as they spell it), if anyone.
-    ///
-    /// # Errors
-    /// Redis is unreachable.
-    pub async fn find(&self, nick: &str) -> Result<Option<String>, Refusal> {
-        let answer = self
-            .link
-            .ask(self.link.op("find", &[&names::skeleton(nick)]))
-            .await?;
-        Ok(text(&answer).and_then(|held| held.splitn(3, ' ').nth(2).map(str::to_string)))
-    }
-
-    /// Every room with members anywhere, sorted by name.
-    ///
-    /// # Errors
-    /// Redis is unreachable.
-    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, Refusal> {
-        let answer = self.link.ask(self.link.op("rooms", &[])).await?;
-        let Value::Array(rows) = answer else {
-            return Ok(Vec::new());
-        };
-        let mut rooms: Vec<RoomInfo> = rows
-            .iter()
-            .filter_map(|row| match row {
-                Value::Array(cols) => Some(RoomInfo {
-                    room: text(cols.first()?)?,
-                    members: match cols.get(1)? {
-                        Value::Int(n) => u64::try_from(*n).unwrap_or(0),
-                        _ => 0,
-                    },
-                    topic: cols.get(2).and_then(text).filter(|t| !t.is_empty()),
-                }),
-                _ => None,
-            })
-            .collect();
-        rooms.sort_by(|a, b| a.room.cmp(&b.room));
-        Ok(rooms)
     }
 
     /// Makes Redis hold what this server holds: its nicks and room members (after an outage,
@@ -567,22 +312,6 @@ impl Cluster {
             _ => Vec::new(),
         })
     }
-}
-
-/// Hands over, oldest first, and forgets the direct messages kept in Redis for `user`.
-///
-/// # Errors
-/// Redis is unreachable (they stay kept).
-async fn take_kept(link: &Link, user: &str) -> Result<Vec<record::KeptDirect>, Refusal> {
-    let answer = link.ask(link.op("take", &[user])).await?;
-    Ok(match answer {
-        Value::Array(items) => items
-            .iter()
-            .filter_map(text)
-            .filter_map(|json| serde_json::from_str(&json).ok())
-            .collect(),
-        _ => Vec::new(),
-    })
 }
 
 /// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.

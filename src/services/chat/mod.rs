@@ -14,12 +14,20 @@ pub mod names;
 pub mod offset;
 pub mod participant;
 
+use std::sync::{Mutex, MutexGuard};
+
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{CloseReason, RequestError, SessionContext};
 use crate::connection::Connection;
 use crate::protocol::{ChatJoin, ErrorCode, Permission, Refusal};
 use member::{JoinRequest, Member};
+
+/// Locks a std mutex, recovering from a panic elsewhere rather than spreading it (chat's
+/// locks guard maps and counters that stay consistent between statements).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Serves a chat exchange opened by `chat_join`. Returns when the member leaves (the session
 /// goes on).

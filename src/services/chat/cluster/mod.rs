@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::engine::host::Host;
-use super::names;
+use super::{lock, names};
 use crate::config::ClusterConfig;
 use crate::protocol::{ErrorCode, Refusal};
 use link::Link;
@@ -312,11 +312,6 @@ impl Cluster {
             _ => Vec::new(),
         })
     }
-}
-
-/// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn internal(what: &str) -> Refusal {

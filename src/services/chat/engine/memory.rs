@@ -12,6 +12,7 @@ use super::{
     now_ms,
 };
 use crate::protocol::Refusal;
+use crate::services::chat::lock;
 use crate::services::chat::offset::StreamId;
 
 /// One room's lines.
@@ -38,10 +39,6 @@ pub struct MemoryEngine {
 /// What keeping a line costs against the total.
 fn cost(said: &Said) -> usize {
     said.from.len() + said.text.len()
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl MemoryEngine {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::metrics::ChatCounters;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
@@ -35,10 +35,7 @@ pub use room::{DOOR_ENCODINGS, JoinMark, Room, RoomChange, RoomEvent, Said};
 use room::{FrameBudget, history_frame};
 pub use scrollback::Page;
 
-/// Locks a std mutex, recovering from a panic elsewhere rather than spreading it.
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use super::lock;
 
 /// Characters of a topic shown in a room list (`/topic` shows it whole).
 pub const LISTED_TOPIC_CHARS: usize = 80;

@@ -394,6 +394,16 @@ async fn a_full_disk_refuses_lines_clearly_loses_none_acknowledged_and_chat_resu
     // Still refused while the disk stays full: nothing is acknowledged that is not kept.
     let again = common::say_answered(&mut alice, &mut alice_rx, "still full").await;
     assert!(again.is_err(), "a line was acknowledged on a full disk");
+    // A topic is refused as clearly, and the room keeps the topic it had.
+    let id = alice.topic(Some("set on a full disk")).await.unwrap();
+    let refused = common::answered(&mut alice_rx, id)
+        .await
+        .expect_err("a topic was acknowledged on a full disk");
+    assert!(
+        refused.message.contains("could not keep the topic") && refused.message.contains("not set"),
+        "{}",
+        refused.message
+    );
 
     std::fs::remove_file(store.join("filler")).unwrap();
     // With space back, chat resumes: the next line is kept and acknowledged.
@@ -402,7 +412,7 @@ async fn a_full_disk_refuses_lines_clearly_loses_none_acknowledged_and_chat_resu
         .await
         .expect("chat resumes when space is back");
 
-    // Bob heard every acknowledged line once, in order, and no refused one.
+    // Bob heard every acknowledged line once, in order, and no refused one, nor the topic.
     let mut heard = Vec::new();
     while heard.last() != Some(&"space is back".to_string()) {
         let message = tokio::time::timeout(WAIT, bob_rx.next())
@@ -410,11 +420,28 @@ async fn a_full_disk_refuses_lines_clearly_loses_none_acknowledged_and_chat_resu
             .expect("bob hears the room")
             .unwrap()
             .expect("the server stays");
-        if let Message::ChatMessage(m) = message {
-            heard.push(m.text);
+        match message {
+            Message::ChatMessage(m) => heard.push(m.text),
+            Message::ChatNotice(n) => assert!(!n.text.contains("full disk"), "{}", n.text),
+            _ => {}
         }
     }
     assert_eq!(heard, acked, "what bob heard");
+    let id = alice.topic(None).await.unwrap();
+    let rooms = loop {
+        let message = tokio::time::timeout(WAIT, alice_rx.next())
+            .await
+            .expect("alice's topic is answered")
+            .unwrap()
+            .expect("the server stays");
+        if let Message::ChatRooms(rooms) = message
+            && rooms.id == id
+        {
+            break rooms.rooms;
+        }
+    };
+    assert_eq!(rooms.len(), 1, "{rooms:?}");
+    assert_eq!(rooms[0].topic, None, "the refused topic was taken back");
     // And the store holds exactly them, in order.
     let kept: Vec<String> = history(&server, &home)
         .await

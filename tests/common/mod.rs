@@ -659,6 +659,14 @@ pub async fn say_answered(
     text: &str,
 ) -> Result<(), ferry::protocol::Refusal> {
     let id = tx.say(text).await.unwrap();
+    answered(rx, id).await
+}
+
+/// Waits for the server's answer to request `id`: its ack, or its refusal.
+pub async fn answered(
+    rx: &mut ferry::client::chat::ChatReceiver,
+    id: u64,
+) -> Result<(), ferry::protocol::Refusal> {
     tokio::time::timeout(WAIT, async {
         loop {
             match rx.next().await.unwrap().expect("the server stays") {
@@ -669,7 +677,7 @@ pub async fn say_answered(
         }
     })
     .await
-    .expect("the line is answered")
+    .expect("the request is answered")
 }
 
 /// Makes a FIFO at `path` (a name no transfer may freeze on).

@@ -39,6 +39,21 @@ enum Route {
 }
 
 impl Participant {
+    /// Tells this participant what became of a change it made that was confirmed
+    /// [`Later`](super::engine::Confirmed::Later): kept (`refused: None`; request `id` is
+    /// acked) or not. Without an `id`, only a refusal is told.
+    pub fn confirm(&self, id: Option<u64>, refused: Option<Refusal>) {
+        let delivery = match (id, refused) {
+            (Some(id), refused) => Delivery::Recorded {
+                id,
+                refused: refused.map(|r| r.answering(Some(id))),
+            },
+            (None, Some(refusal)) => Delivery::Refused(refusal),
+            (None, None) => return,
+        };
+        self.deliver(delivery);
+    }
+
     /// A participant of this server, reached through `inbox`.
     pub(crate) fn local(id: u64, inbox: mpsc::Sender<Delivery>) -> Participant {
         Participant {

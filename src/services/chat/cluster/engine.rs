@@ -12,7 +12,7 @@ use super::record::{KeptDirect, NodeMessage, Record};
 use crate::protocol::{Refusal, RoomInfo};
 use crate::services::chat::engine::{
     BoxFuture, Confirmed, Engine, Everywhere, JoinOptions, Kept, MAX_CATCH_UP, Past, Routed, Said,
-    TakeDirects, Tell,
+    Settled, TakeDirects, Tell,
 };
 use crate::services::chat::offset::{Offset, StreamId};
 use crate::services::chat::participant::Participant;
@@ -228,6 +228,7 @@ impl Engine for Cluster {
         by: &str,
         topic: Option<&str>,
         id: Option<u64>,
+        _: Settled,
     ) -> Result<Confirmed, Refusal> {
         let record = Record::Topic {
             n: self.link.node.clone(),

@@ -33,7 +33,7 @@ use super::disk_store::{
 };
 use super::disk_writer::{Job, Writer};
 use super::store::LineStore;
-use super::{Confirmed, Kept, KeptDirect, Recent, Said, TakeDirects, new_epoch};
+use super::{Confirmed, Kept, KeptDirect, KeptTopic, Recent, Said, TakeDirects, new_epoch};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::offset::StreamId;
 
@@ -291,12 +291,24 @@ impl LineStore for DiskEngine {
         Some(String::from_utf8_lossy(&topic).into_owned())
     }
 
-    fn set_topic(&self, room: &str, topic: Option<&str>) {
-        // A topic lost to a full queue is the one thing not kept; the room shows it meanwhile.
-        let _ = self.jobs.try_send(Job::Topic {
+    fn set_topic(
+        &self,
+        room: &str,
+        topic: Option<&str>,
+        kept: KeptTopic,
+    ) -> Result<Confirmed, Refusal> {
+        let job = Job::Topic {
             room: room.to_string(),
             topic: topic.map(str::to_string),
-        });
+            kept,
+        };
+        self.jobs.try_send(job).map_err(|_| {
+            Refusal::new(
+                ErrorCode::ServerBusy,
+                "the chat store is behind: the topic was not set; try again",
+            )
+        })?;
+        Ok(Confirmed::Later)
     }
 
     fn keep_direct(&self, user: &str, said: Said, limit: usize, kept: KeptDirect) {

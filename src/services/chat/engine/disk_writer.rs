@@ -19,7 +19,9 @@ use super::disk_retention::{Retention, Rooms};
 use super::disk_store::{
     SharedStore, Store, decode, id_of, line_key, room_prefix, stored, topic_key,
 };
-use super::{Confirmed, Kept, KeptDirect, Said, TakeDirects, directs_full, next_position, now_ms};
+use super::{
+    Confirmed, Kept, KeptDirect, KeptTopic, Said, TakeDirects, directs_full, next_position, now_ms,
+};
 use crate::protocol::{ErrorCode, Refusal};
 use crate::services::chat::offset::StreamId;
 
@@ -39,6 +41,7 @@ pub(super) enum Job {
     Topic {
         room: String,
         topic: Option<String>,
+        kept: KeptTopic,
     },
     Then(Box<dyn FnOnce() + Send>),
     KeepDirect {
@@ -57,6 +60,7 @@ pub(super) enum Job {
 /// What the writer does after a batch is synced, in order.
 enum Done {
     Line(Kept, StreamId),
+    Topic(KeptTopic),
     Then(Box<dyn FnOnce() + Send>),
     Direct(KeptDirect, usize),
 }
@@ -72,11 +76,14 @@ struct Pending {
     written: Unkept,
 }
 
-/// Keys written by batches whose sync failed: deleted once the store is open again.
+/// Keys written by batches whose sync failed: deleted (a topic: set back to what it was) once
+/// the store is open again.
 #[derive(Default)]
 struct Unkept {
     lines: Vec<Vec<u8>>,
     directs: Vec<Vec<u8>>,
+    /// A topic's key and its value before the failed batch.
+    topics: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 /// The writer thread's state.
@@ -188,10 +195,16 @@ impl Writer {
                     }
                     pending.done.push(Done::Line(kept, id));
                 }
-                Job::Topic { room, topic } => match topic {
-                    Some(topic) => pending.batch.insert(&store.meta, topic_key(&room), topic),
-                    None => pending.batch.remove(&store.meta, topic_key(&room)),
-                },
+                Job::Topic { room, topic, kept } => {
+                    let key = topic_key(&room);
+                    let before = store.meta.get(&key).ok().flatten().map(|v| v.to_vec());
+                    pending.written.topics.push((key.clone(), before));
+                    match topic {
+                        Some(topic) => pending.batch.insert(&store.meta, key, topic),
+                        None => pending.batch.remove(&store.meta, key),
+                    }
+                    pending.done.push(Done::Topic(kept));
+                }
                 Job::Then(then) => pending.done.push(Done::Then(then)),
                 Job::KeepDirect {
                     user,
@@ -226,6 +239,14 @@ impl Writer {
             for key in &self.unkept.directs {
                 batch.remove(&store.directs, key.clone());
             }
+            // The earliest value last: a topic set twice in failed batches goes back to what
+            // it was before both.
+            for (key, before) in self.unkept.topics.iter().rev() {
+                match before {
+                    Some(value) => batch.insert(&store.meta, key.clone(), value.clone()),
+                    None => batch.remove(&store.meta, key.clone()),
+                }
+            }
             batch.commit()
         });
         match reopened {
@@ -240,29 +261,20 @@ impl Writer {
         self.rooms = None;
     }
 
-    /// Answers every job with the store's failure: lines and direct messages are refused,
-    /// notices go out, nothing is handed over (it stays for the next sign-in).
+    /// Answers every job with the store's failure: lines, topics and direct messages are
+    /// refused, notices go out, nothing is handed over (it stays for the next sign-in).
     fn refuse(&self, jobs: Vec<Job>, reason: &str) {
-        let refusal = self.not_kept(reason);
+        let refusal = NotKept::new(&self.path, reason);
         for job in jobs {
             match job {
-                Job::Line { kept, .. } => kept(Err(refusal.clone()), Confirmed::Later),
-                Job::KeepDirect { kept, .. } => kept(Err(refusal.clone())),
+                Job::Line { kept, .. } => kept(Err(refusal.line.clone()), Confirmed::Later),
+                Job::Topic { kept, .. } => kept(Err(refusal.topic.clone()), Confirmed::Later),
+                Job::KeepDirect { kept, .. } => kept(Err(refusal.line.clone())),
                 Job::Then(then) => then(),
                 Job::TakeDirects { take, .. } => take(Vec::new()),
-                Job::Topic { .. } | Job::Stop => {}
+                Job::Stop => {}
             }
         }
-    }
-
-    fn not_kept(&self, reason: &str) -> Refusal {
-        Refusal::new(
-            ErrorCode::Unavailable,
-            format!(
-                "the chat store in {} could not keep the line ({reason}): it was not sent",
-                self.path
-            ),
-        )
     }
 
     fn keep_direct(
@@ -323,12 +335,11 @@ impl Writer {
         }
         if let Some(reason) = &self.broken {
             // An earlier part of this round failed: nothing more is written until reopened.
-            let refusal = self.not_kept(reason);
-            return Self::answer(pending.done, &Err(refusal));
+            return Self::answer(pending.done, Err(&NotKept::new(&self.path, reason)));
         }
         match pending.batch.commit() {
             Ok(()) => {
-                Self::answer(pending.done, &Ok(()));
+                Self::answer(pending.done, Ok(()));
                 if let Some(rooms) = &mut self.rooms {
                     rooms.trim(store, &pending.touched, &self.retention);
                 }
@@ -341,10 +352,11 @@ impl Writer {
                     e => e.to_string(),
                 };
                 tracing::error!(reason, path = %self.path, "the chat store could not keep lines");
-                Self::answer(pending.done, &Err(self.not_kept(&reason)));
+                Self::answer(pending.done, Err(&NotKept::new(&self.path, &reason)));
                 self.broken = Some(reason);
                 self.unkept.lines.extend(pending.written.lines);
                 self.unkept.directs.extend(pending.written.directs);
+                self.unkept.topics.extend(pending.written.topics);
                 self.rooms = None;
             }
         }
@@ -361,15 +373,40 @@ impl Writer {
     }
 
     /// Runs what follows a batch, in order: confirmations, or refusals.
-    fn answer(done: Vec<Done>, synced: &Result<(), Refusal>) {
+    fn answer(done: Vec<Done>, synced: Result<(), &NotKept>) {
         for done in done {
             match (done, synced) {
                 (Done::Line(kept, id), Ok(())) => kept(Ok(id), Confirmed::Later),
-                (Done::Line(kept, _), Err(refusal)) => kept(Err(refusal.clone()), Confirmed::Later),
+                (Done::Line(kept, _), Err(no)) => kept(Err(no.line.clone()), Confirmed::Later),
+                (Done::Topic(kept), Ok(())) => kept(Ok(()), Confirmed::Later),
+                (Done::Topic(kept), Err(no)) => kept(Err(no.topic.clone()), Confirmed::Later),
                 (Done::Then(then), _) => then(),
                 (Done::Direct(kept, n), Ok(())) => kept(Ok(n)),
-                (Done::Direct(kept, _), Err(refusal)) => kept(Err(refusal.clone())),
+                (Done::Direct(kept, _), Err(no)) => kept(Err(no.line.clone())),
             }
+        }
+    }
+}
+
+/// The refusals for what a failed store could not keep: a line (or a direct message), a topic.
+struct NotKept {
+    line: Refusal,
+    topic: Refusal,
+}
+
+impl NotKept {
+    fn new(path: &str, reason: &str) -> NotKept {
+        let refusal = |what: &str, not: &str| {
+            Refusal::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the chat store in {path} could not keep the {what} ({reason}): it was not {not}"
+                ),
+            )
+        };
+        NotKept {
+            line: refusal("line", "sent"),
+            topic: refusal("topic", "set"),
         }
     }
 }

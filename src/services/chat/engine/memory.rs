@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::store::LineStore;
 use super::{
-    Confirmed, Kept, KeptDirect, Recent, Said, TakeDirects, directs_full, new_epoch, next_position,
-    now_ms,
+    Confirmed, Kept, KeptDirect, KeptTopic, Recent, Said, TakeDirects, directs_full, new_epoch,
+    next_position, now_ms,
 };
 use crate::protocol::Refusal;
 use crate::services::chat::lock;
@@ -192,8 +192,15 @@ impl LineStore for MemoryEngine {
             .and_then(|lines| lock(&lines).topic.clone())
     }
 
-    fn set_topic(&self, room: &str, topic: Option<&str>) {
+    fn set_topic(
+        &self,
+        room: &str,
+        topic: Option<&str>,
+        kept: KeptTopic,
+    ) -> Result<Confirmed, Refusal> {
         lock(&self.room(room)).topic = topic.map(str::to_string);
+        kept(Ok(()), Confirmed::Now);
+        Ok(Confirmed::Now)
     }
 
     fn keep_direct(&self, user: &str, said: Said, limit: usize, kept: KeptDirect) {

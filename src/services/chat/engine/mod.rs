@@ -62,6 +62,12 @@ pub type Kept = Box<dyn FnOnce(Result<StreamId, Refusal>, Confirmed) + Send>;
 /// now wait for them) or could not be.
 pub type KeptDirect = Box<dyn FnOnce(Result<usize, Refusal>) + Send>;
 
+/// What the hub does once a topic was kept (or could not be), confirmed now or later.
+pub type KeptTopic = Box<dyn FnOnce(Result<(), Refusal>, Confirmed) + Send>;
+
+/// The hub told whether a change was kept: it tells the room, or takes the change back.
+pub type Settled = Box<dyn FnOnce(bool) + Send>;
+
 /// What the hub does with the direct messages kept for someone who just signed in.
 pub type TakeDirects = Box<dyn FnOnce(Vec<Said>) + Send>;
 
@@ -243,10 +249,13 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     ) -> Result<Confirmed, Refusal>;
 
     /// Keeps `room`'s topic as `by` (participant `origin`) set it (`None`: cleared); later
-    /// confirmations go to `origin` for request `id`.
+    /// confirmations go to `origin` for request `id`. `settled` is told, in order among the
+    /// lines, whether it was kept (the hub then tells its members, or takes the topic back);
+    /// an engine whose stream carries the change drops it.
     ///
     /// # Errors
-    /// The engine is unreachable (nothing was changed).
+    /// The engine cannot take it now (nothing was changed).
+    #[allow(clippy::too_many_arguments)]
     fn set_topic(
         &self,
         room: &str,
@@ -254,6 +263,7 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
         by: &str,
         topic: Option<&str>,
         id: Option<u64>,
+        settled: Settled,
     ) -> Result<Confirmed, Refusal>;
 
     /// `nick` (participant `pid`) left `room` (`dropped`: for not reading).

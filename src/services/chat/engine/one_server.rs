@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::store::LineStore;
 use super::{
-    BoxFuture, Confirmed, Engine, JoinOptions, Kept, MAX_CATCH_UP, Past, Routed, Said, TakeDirects,
-    Tell, kept_notice,
+    BoxFuture, Confirmed, Engine, JoinOptions, Kept, MAX_CATCH_UP, Past, Routed, Said, Settled,
+    TakeDirects, Tell, kept_notice,
 };
 use crate::protocol::{Refusal, RoomInfo};
 use crate::services::chat::offset::{Offset, StreamId};
@@ -141,13 +141,23 @@ impl Engine for OneServer {
     fn set_topic(
         &self,
         room: &str,
-        _: &Participant,
+        origin: &Participant,
         _: &str,
         topic: Option<&str>,
-        _: Option<u64>,
+        id: Option<u64>,
+        settled: Settled,
     ) -> Result<Confirmed, Refusal> {
-        self.store.set_topic(room, topic);
-        Ok(Confirmed::Now)
+        let origin = origin.clone();
+        self.store.set_topic(
+            room,
+            topic,
+            Box::new(move |kept, confirmed| {
+                settled(kept.is_ok());
+                if confirmed == Confirmed::Later {
+                    origin.confirm(id, kept.err());
+                }
+            }),
+        )
     }
 
     fn leave(&self, _: &str, _: u64, _: &str, _: bool) {}

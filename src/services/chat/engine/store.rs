@@ -4,7 +4,7 @@
 //! thread and confirms through [`Kept`].
 
 use super::super::offset::StreamId;
-use super::{Confirmed, Kept, KeptDirect, Recent, Said, TakeDirects};
+use super::{Confirmed, Kept, KeptDirect, KeptTopic, Recent, Said, TakeDirects};
 use crate::protocol::Refusal;
 
 /// Where one server's lines are kept.
@@ -62,8 +62,16 @@ pub trait LineStore: Send + Sync + std::fmt::Debug {
     /// The room's topic as last set, kept as its lines are.
     fn topic(&self, room: &str) -> Option<String>;
 
-    /// Keeps the room's topic (`None`: cleared).
-    fn set_topic(&self, room: &str, topic: Option<&str>);
+    /// Keeps the room's topic (`None`: cleared), then runs `kept`, in order among the lines.
+    ///
+    /// # Errors
+    /// The store cannot take it now; `kept` was not run.
+    fn set_topic(
+        &self,
+        room: &str,
+        topic: Option<&str>,
+        kept: KeptTopic,
+    ) -> Result<Confirmed, Refusal>;
 
     /// Keeps a direct message for configured user `user`, who is not signed in, until they
     /// next join chat; at most `limit` wait for one user (past it, a clear refusal).

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{ChatHub, Delivery, Kept, Participant, Room, RoomChange, Said};
+use super::{ChatHub, Kept, Participant, Room, RoomChange, Said};
 use crate::services::chat::engine::Confirmed;
 
 impl ChatHub {
@@ -38,20 +38,8 @@ pub(super) fn when_kept(
         if let Ok(position) = &kept {
             room.broadcast_line(participant.id, said, Some((*position, &epoch)));
         }
-        if confirmed == Confirmed::Now {
-            return;
-        }
-        match (id, kept) {
-            (Some(id), kept) => {
-                participant.deliver(Delivery::Recorded {
-                    id,
-                    refused: kept.err().map(|r| r.answering(Some(id))),
-                });
-            }
-            (None, Err(refusal)) => {
-                participant.deliver(Delivery::Refused(refusal));
-            }
-            (None, Ok(_)) => {}
+        if confirmed == Confirmed::Later {
+            participant.confirm(id, kept.err());
         }
     })
 }

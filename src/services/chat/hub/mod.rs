@@ -25,6 +25,7 @@ mod room_sync;
 mod scrollback;
 
 use super::engine::Engine;
+use super::engine::Settled;
 pub use super::engine::{Confirmed, JoinOptions, Kept, MAX_CATCH_UP};
 use super::names;
 pub use super::participant::{Delivery, Participant, Receipt};
@@ -197,18 +198,30 @@ impl ChatHub {
         id: Option<u64>,
     ) -> Result<Confirmed, Refusal> {
         let topic = (!topic.is_empty()).then(|| topic.to_string());
-        let confirmed =
-            self.engine
-                .set_topic(&room.name, participant, nick, topic.as_deref(), id)?;
-        // Its setter reads it back at once; in a cluster the record sets the same everywhere.
-        lock(&room.topic).clone_from(&topic);
+        // Its setter reads it back at once (in a cluster the record sets the same everywhere);
+        // the room hears of it once it is kept, and a topic not kept is taken back.
+        let before = std::mem::replace(&mut *lock(&room.topic), topic.clone());
+        let refused_now = before.clone();
+        let joins = lock(&room.members).joins;
+        let (told, origin, set) = (Arc::clone(room), participant.id, topic.clone());
         let change = RoomChange::Topic {
             by: nick.to_string(),
-            topic,
+            topic: topic.clone(),
         };
-        let joins = lock(&room.members).joins;
-        self.notice_in_order(room, participant.id, change, joins);
-        Ok(confirmed)
+        let settled: Settled = Box::new(move |kept| {
+            if kept {
+                told.notice_after_joins(origin, change, joins);
+            } else {
+                take_back(&told, &set, before);
+            }
+        });
+        let answer =
+            self.engine
+                .set_topic(&room.name, participant, nick, topic.as_deref(), id, settled);
+        if answer.is_err() {
+            take_back(room, &topic, refused_now);
+        }
+        answer
     }
 
     /// The rooms for `chat_rooms`: this server's, or in a cluster every server's.
@@ -255,6 +268,15 @@ impl ChatHub {
             bytes <= LISTED_ROOMS_BYTES
         });
         list
+    }
+}
+
+/// Sets `room`'s topic back to `before` when it still shows `set`, a topic that was not kept
+/// (one set since stays).
+fn take_back(room: &Room, set: &Option<String>, before: Option<String>) {
+    let mut now = lock(&room.topic);
+    if *now == *set {
+        *now = before;
     }
 }
 

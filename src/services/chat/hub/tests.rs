@@ -11,7 +11,9 @@ use crate::protocol::Refusal;
 use crate::services::chat::engine::memory::MemoryEngine;
 use crate::services::chat::engine::one_server::OneServer;
 use crate::services::chat::engine::store::LineStore;
-use crate::services::chat::engine::{Confirmed, Kept, KeptDirect, Recent, Said, TakeDirects};
+use crate::services::chat::engine::{
+    Confirmed, Kept, KeptDirect, KeptTopic, Recent, Said, TakeDirects,
+};
 use crate::services::chat::offset::StreamId;
 
 /// The memory store, except that what waits for pending lines ([`LineStore::in_order`]) waits
@@ -74,8 +76,13 @@ impl LineStore for Held {
     fn topic(&self, room: &str) -> Option<String> {
         self.inner.topic(room)
     }
-    fn set_topic(&self, room: &str, topic: Option<&str>) {
-        self.inner.set_topic(room, topic);
+    fn set_topic(
+        &self,
+        room: &str,
+        topic: Option<&str>,
+        kept: KeptTopic,
+    ) -> Result<Confirmed, Refusal> {
+        self.inner.set_topic(room, topic, kept)
     }
     fn keep_direct(&self, user: &str, said: Said, limit: usize, kept: KeptDirect) {
         self.inner.keep_direct(user, said, limit, kept);

@@ -79,7 +79,9 @@ impl KnownServers {
                     .create(true)
                     .append(true)
                     .open(&self.path)?;
-                writeln!(file, "{server} {fingerprint}")?;
+                // One write of the whole line: clients pinning at once each append whole
+                // lines (`writeln!` writes its pieces one by one, which others interleave).
+                file.write_all(format!("{server} {fingerprint}\n").as_bytes())?;
                 Ok(PinStatus::NewlyPinned)
             }
         }
@@ -141,5 +143,42 @@ mod tests {
             store.check_or_pin("h:1", "sha256:cc").unwrap(),
             PinStatus::NewlyPinned
         );
+    }
+
+    /// Many clients meeting the same server at once (`ferry exec` run in parallel) each pin it:
+    /// every one must then find its own fingerprint, never a line two writers interleaved.
+    #[test]
+    fn clients_pinning_at_once_each_find_the_pin_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let store = KnownServers::in_home(&home);
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        let server = format!("127.0.0.1:{}", 40000 + i);
+                        let fingerprint = format!("sha256:{i:064x}");
+                        let status = store.check_or_pin(&server, &fingerprint).unwrap();
+                        assert!(
+                            !matches!(status, PinStatus::Changed { .. }),
+                            "thread {t}: {server}: {status:?}"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let text = fs::read_to_string(home.join(KNOWN_SERVERS_FILE)).unwrap();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            assert!(
+                fields.len() == 2
+                    && fields[0].starts_with("127.0.0.1:")
+                    && fields[1].starts_with("sha256:"),
+                "an interleaved pin: {line:?}"
+            );
+        }
     }
 }

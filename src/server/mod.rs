@@ -3,6 +3,7 @@
 //! handshake run inside the spawned task, so a slow client never stalls an accept.
 
 mod accept;
+mod chat_engine;
 mod door;
 pub mod handshake;
 mod irc;
@@ -37,9 +38,6 @@ use crate::config::{Limits, ServerConfig};
 use crate::metrics::Metrics;
 use crate::per_address::{PerAddress, PerAddressQueue};
 use crate::protocol::{ErrorCode, Refusal};
-use crate::services::chat::cluster::Cluster;
-use crate::services::chat::engine::Engine;
-use crate::services::chat::engine::one_server::OneServer;
 use crate::services::chat::{self, hub::ChatHub};
 use crate::services::files::held_budget::HeldBudget;
 use crate::services::files::sandbox::Sandbox;
@@ -159,27 +157,12 @@ impl Server {
         let sandbox = Sandbox::at(&root).map_err(|_| ServerError::BadRoot(root.clone()))?;
         let limits = &options.config.limits;
         warn_if_descriptors_are_short(limits, crate::fd_limit::soft());
-        let cluster = match &options.config.cluster.redis {
-            Some(_) => {
-                let name = options
-                    .config
-                    .cluster
-                    .node
-                    .clone()
-                    .unwrap_or_else(|| default_node_name(listener.local_addr().ok()));
-                let chat = &options.config.chat;
-                let limits = (chat.room_bytes, chat.memory_bytes);
-                Some(Cluster::connect(&options.config.cluster, limits, name).await?)
-            }
-            None => None,
-        };
-        let engine: Arc<dyn Engine> = match &cluster {
-            Some(cluster) => Arc::clone(cluster) as Arc<dyn Engine>,
-            None => Arc::new(OneServer::new(chat_store(
-                &options.config,
-                &options.state_dir,
-            )?)),
-        };
+        let (engine, cluster) = chat_engine::open(
+            &options.config,
+            &options.state_dir,
+            listener.local_addr().ok(),
+        )
+        .await?;
         let chat = ChatHub::new(options.config.chat.clone(), engine);
         let mut metrics = Metrics::new(chat.counters.clone());
         if options.config.cluster.redis.is_some() {
@@ -407,34 +390,6 @@ impl Server {
     }
 }
 
-/// Where a single server keeps chat lines (`[chat] store`): on disk in `STATE/chat/` unless
-/// the config says memory. (A cluster keeps them in Redis.)
-fn chat_store(
-    config: &crate::config::ServerConfig,
-    state_dir: &Path,
-) -> Result<Arc<dyn crate::services::chat::engine::store::LineStore>, ServerError> {
-    use crate::config::ChatStore;
-    use crate::services::chat::engine::{disk, memory};
-    let chat = &config.chat;
-    if chat.store == ChatStore::Memory {
-        return Ok(Arc::new(memory::MemoryEngine::new(
-            chat.history_messages,
-            chat.history_total_bytes,
-        )));
-    }
-    let retention = disk::Retention {
-        entries: config.cluster.history_entries,
-        age_secs: config.cluster.history_age_secs,
-        bytes: chat.store_bytes,
-    };
-    Ok(Arc::new(disk::DiskEngine::open(
-        &state_dir.join("chat"),
-        retention,
-    )?))
-}
-
-/// Removes abandoned partial files now and then (at start, then every hour or every
-/// `max_age`, whichever is sooner) until `stop`.
 /// The server's hash cache, kept in its state folder (created if needed; in plaintext mode
 /// nothing else may have created it). Without a writable folder it lives in memory.
 fn hash_cache_in(state_dir: &Path) -> HashCache {
@@ -444,6 +399,8 @@ fn hash_cache_in(state_dir: &Path) -> HashCache {
     }
 }
 
+/// Removes abandoned partial files now and then (at start, then every hour or every
+/// `max_age`, whichever is sooner) until `stop`.
 async fn sweep_partials_until(sandbox: Sandbox, max_age: Duration, stop: CancellationToken) {
     let every = max_age.clamp(Duration::from_secs(1), Duration::from_secs(3600));
     loop {
@@ -460,18 +417,6 @@ async fn sweep_partials_until(sandbox: Sandbox, max_age: Duration, stop: Cancell
             () = stop.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-    }
-}
-
-/// A cluster node's name when the config gives none: the machine's host name and the port.
-fn default_node_name(addr: Option<SocketAddr>) -> String {
-    let host = rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned();
-    match addr {
-        Some(addr) => format!("{host}:{}", addr.port()),
-        None => host,
     }
 }
 

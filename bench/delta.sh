@@ -6,13 +6,15 @@
 #   --delete by both, and `ferry sync --watch` timed from the last write to the last arrival.
 # Each network is its own pair of namespaces: loopback is one namespace's own `lo` (so the
 # counters see only this run), the links are bench/emulated_link.sh's.
-# Usage: bench/delta.sh [loopback|100mbit|wan|all] [SIZE_MIB]   (default: all 1024)
+# Each edit is sent ROUNDS times by each tool, the tools taking turns; the medians are printed.
+# Usage: bench/delta.sh [loopback|100mbit|wan|all] [SIZE_MIB] [ROUNDS]   (default: all 1024 3)
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/emulated_link.sh"
 net=${1:-all}
 size_mib=${2:-1024}
+rounds=${3:-3}
 if [ "$net" = all ]; then
-  for n in loopback 100mbit wan; do "$0" "$n" "$size_mib"; done
+  for n in loopback 100mbit wan; do "$0" "$n" "$size_mib" "$rounds"; done
   exit 0
 fi
 need rsync rsync
@@ -75,6 +77,12 @@ def cut(f):
 for name, fn in [("10B-middle", middle), ("1MiB-in-100", scattered), ("4KiB-front", insert),
                  ("64MiB-append", append), ("64MiB-cut", cut)]:
     edit(name, fn)
+# The next sync of a file that keeps changing: 10 more bytes changed in the 10B-middle version.
+again = os.path.join(work, "new-10B-again.bin")
+os.system(f"cp --reflink=auto '{work}/new-10B-middle.bin' '{again}'")
+with open(again, "r+b") as f:
+    f.seek(size * 3 // 4); f.write(b"9876543210")
+os.utime(again, (1_700_000_100, 1_700_000_100))
 os.utime(old, (1_600_000_000, 1_600_000_000))
 PY
 
@@ -86,6 +94,15 @@ run() {
   local edit=$1 tool=$2
   shift 2
   cp -p --reflink=auto "$work/old.bin" "$root/target.bin"
+  # 10B-again starts from the 10B-middle version as each tool would have left it: ferry's
+  # from its own delta (it kept that version's signature as it built it), rsync's a copy (it
+  # keeps nothing between runs).
+  if [ "$edit" = 10B-again ]; then
+    case $tool in
+      rsync) cp -p --reflink=auto "$work/new-10B-middle.bin" "$root/target.bin" ;;
+      *) in_a "$ferry" put --server "$ip:7410" "$work/new-10B-middle.bin" target.bin >/dev/null 2>&1 ;;
+    esac
+  fi
   sync
   local before after started ended
   before=$(counter)
@@ -99,19 +116,24 @@ run() {
   [ "$dev" = lo ] && bytes=$((bytes / 2))
   echo "$edit $tool $(python3 -c "print(f'{$ended - $started:.2f}')") $bytes" | tee -a "$results"
 }
-for edit in 10B-middle 1MiB-in-100 4KiB-front 64MiB-append 64MiB-cut; do
-  new=$work/new-$edit.bin
-  run "$edit" ferry "$ferry" put --server "$ip:7410" "$new" target.bin
-  run "$edit" ferry-W "$ferry" put --server "$ip:7410" --whole-file "$new" target.bin
-  run "$edit" rsync rsync -a -e "ssh -p 7411 $ssh_opts" "$new" "$ip:$root/target.bin"
+for _ in $(seq "$rounds"); do
+  for edit in 10B-middle 1MiB-in-100 4KiB-front 64MiB-append 64MiB-cut 10B-again; do
+    new=$work/new-$edit.bin
+    run "$edit" ferry "$ferry" put --server "$ip:7410" "$new" target.bin
+    run "$edit" ferry-W "$ferry" put --server "$ip:7410" --whole-file "$new" target.bin
+    run "$edit" rsync rsync -a -e "ssh -p 7411 $ssh_opts" "$new" "$ip:$root/target.bin"
+  done
 done
 python3 - "$results" "$net" "$size_mib" <<'PY'
-import sys
-rows = {}
+import statistics, sys
+runs = {}
 for line in open(sys.argv[1]):
     edit, tool, secs, wire = line.split()
-    rows.setdefault(edit, {})[tool] = (float(secs), int(wire))
+    runs.setdefault(edit, {}).setdefault(tool, []).append((float(secs), int(wire)))
+rows = {edit: {tool: (statistics.median(s for s, _ in r), int(statistics.median(w for _, w in r)))
+               for tool, r in tools.items()} for edit, tools in runs.items()}
 net = sys.argv[2]
+print(f"\nmedians of {min(len(r) for t in runs.values() for r in t.values())} runs")
 print(f"\n{'edit':14s} {'ferry s':>8s} {'rsync s':>8s} {'-W s':>7s} {'ferry bytes':>12s} {'rsync bytes':>12s} {'-W bytes':>12s}  bytes/rsync  s/rsync  s/-W")
 with open(sys.argv[1] + ".bars", "w") as bars:
     for edit, r in rows.items():

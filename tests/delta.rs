@@ -15,6 +15,7 @@ use ferry::protocol::{
     DeltaBase, ErrorCode, Frame, Get, HashAlgorithm, Message, Put, PutStart, Refusal,
 };
 use ferry::transfer::chunks::{SendHash, TransferError};
+use ferry::transfer::delta::cut::Cut;
 use ferry::transfer::delta::receive::{Base, receive_delta};
 use ferry::transfer::delta::send::send_delta;
 use ferry::transfer::delta::{COPY_CHANNEL, RemoteSignature, Signature};
@@ -307,7 +308,6 @@ async fn a_base_that_changes_after_it_was_signed_is_caught() {
     let base = file_of(&base_path, &old);
     let fingerprint = Fingerprint::of(&base.metadata().unwrap());
     let signature = Signature::compute(&base, old.len() as u64).unwrap();
-    let offsets = signature.offsets();
     let remote_signature = RemoteSignature::decode(&signature.base(), &signature.encode()).unwrap();
     // The base changes (same size, other bytes) before the delta is built from it.
     let mut changed = old.clone();
@@ -319,8 +319,16 @@ async fn a_base_that_changes_after_it_was_signed_is_caught() {
     let (mut tx, mut rx) = pair();
     let mut ignore_sent = |_| {};
     let mut ignore_received = |_| {};
+    let cut = Cut::start(
+        &source,
+        new.len() as u64,
+        remote_signature.avg,
+        Some(HashAlgorithm::Blake3),
+    )
+    .unwrap();
     let send = send_delta(
         &mut tx,
+        cut,
         source,
         source_fp,
         0,
@@ -333,11 +341,8 @@ async fn a_base_that_changes_after_it_was_signed_is_caught() {
     let receive = receive_delta(
         &mut rx,
         out,
-        Base {
-            file: base,
-            fingerprint,
-            offsets,
-        },
+        Base::new(base, fingerprint, &signature),
+        0,
         new.len() as u64,
         Hasher::new(HashAlgorithm::Blake3),
         false,
@@ -381,6 +386,7 @@ async fn a_hostile_delta_is_refused_and_nothing_outside_the_partial_is_written()
             hash: HashAlgorithm::Blake3,
             whole: false,
             delta: true,
+            avg: None,
             compress: false,
         }))
         .await
@@ -600,6 +606,7 @@ async fn a_compressed_block_that_claims_too_much_is_refused() {
         hash: HashAlgorithm::Blake3,
         whole: false,
         delta: false,
+        avg: None,
         compress: true,
     }))
     .await
@@ -678,4 +685,86 @@ async fn a_delta_that_does_not_verify_is_sent_again_whole() {
         "the whole resend put B in place"
     );
     assert_eq!(t.matched, 0, "{t:?}");
+}
+
+#[tokio::test]
+async fn a_file_built_from_a_delta_keeps_its_signature_for_the_next_one() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let base = pattern(BASE_SIZE, 3);
+    std::fs::write(root(&server).join("kept.bin"), &base).unwrap();
+    // An edit in place, one inserted near the front and a new tail: copies and literal runs.
+    let mut new = base.clone();
+    new[BASE_SIZE / 2] ^= 1;
+    new.splice(1000..1000, pattern(3000, 4));
+    new.extend(pattern(100_000, 5));
+    let local = work.path().join("new.bin");
+    std::fs::write(&local, &new).unwrap();
+    let mut conn = session(&server, &token).await;
+    let t = files::put_file(
+        &mut conn,
+        &HashCache::in_memory(),
+        &local,
+        "kept.bin",
+        HashAlgorithm::Blake3,
+        true,
+        false,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap();
+    assert!(t.matched > 0, "a delta was sent");
+    // What the server kept for the file it built is what signing that file would give, at
+    // the average the client asked for, under the file's fingerprint as it is now.
+    let placed = std::fs::File::open(root(&server).join("kept.bin")).unwrap();
+    let fingerprint = Fingerprint::of(&placed.metadata().unwrap());
+    let cache = HashCache::open(&server.dir.path().join("state").join("hash-cache"));
+    let kept = cache
+        .signature(fingerprint)
+        .expect("the built file's signature is kept");
+    assert_eq!(
+        kept.avg,
+        ferry::transfer::delta::average_for(new.len() as u64)
+    );
+    assert_eq!(
+        kept,
+        Signature::compute_at(&placed, new.len() as u64, kept.avg).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn the_server_signs_at_the_average_the_put_names() {
+    let (server, token) = writer_server().await;
+    std::fs::write(root(&server).join("avg.bin"), pattern(1 << 20, 8)).unwrap();
+    for (asked, expected) in [
+        (Some(4096), 4096),
+        (Some(65536), 65536),
+        // Not a power of two, or none named: the server's own choice for a 1 MiB base.
+        (Some(5000), ferry::transfer::delta::average_for(1 << 20)),
+        (None, ferry::transfer::delta::average_for(1 << 20)),
+    ] {
+        let mut conn = session(&server, &token).await;
+        conn.write_message(&Message::Put(Put {
+            path: "avg.bin".into(),
+            size: 1 << 20,
+            mode: 0o644,
+            mtime_ns: 0,
+            hash: HashAlgorithm::Blake3,
+            whole: false,
+            delta: true,
+            avg: asked,
+            compress: false,
+        }))
+        .await
+        .unwrap();
+        let base = match conn.read_message().await.unwrap() {
+            Message::PutReady(ready) => ready.base.expect("the server offers its base"),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(base.avg, expected, "asked for {asked:?}");
+        let signature = ferry::transfer::delta::wire::read_signature(&mut conn, &base)
+            .await
+            .unwrap();
+        assert_eq!(signature.avg, expected);
+    }
 }

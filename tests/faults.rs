@@ -264,6 +264,7 @@ async fn a_disk_that_fills_gets_a_clear_error_nothing_is_kept_and_the_server_ser
         hash: HashAlgorithm::Blake3,
         whole: false,
         delta: false,
+        avg: None,
         compress: false,
     }))
     .await

@@ -622,6 +622,7 @@ async fn a_tampered_put_is_detected_and_nothing_is_kept() {
         hash: HashAlgorithm::Blake3,
         whole: false,
         delta: false,
+        avg: None,
         compress: false,
     }))
     .await

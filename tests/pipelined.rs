@@ -33,6 +33,7 @@ async fn send_whole(
         hash: HashAlgorithm::Blake3,
         whole: true,
         delta: false,
+        avg: None,
         compress: false,
     }))
     .await
@@ -308,6 +309,7 @@ async fn announce_whole(
         hash: HashAlgorithm::Blake3,
         whole: true,
         delta: false,
+        avg: None,
         compress: false,
     }))
     .await

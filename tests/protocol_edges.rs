@@ -27,6 +27,7 @@ async fn start_put(conn: &mut Connection<BoxedStream>, path: &str, size: u64) {
         hash: HashAlgorithm::Blake3,
         whole: false,
         delta: false,
+        avg: None,
         compress: false,
     }))
     .await

@@ -583,6 +583,7 @@ async fn stalled_put(
         hash: HashAlgorithm::Blake3,
         whole: false,
         delta: true,
+        avg: None,
         compress: false,
     }))
     .await

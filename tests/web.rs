@@ -90,6 +90,7 @@ async fn a_websocket_session_is_a_ferry_session() {
             hash: Default::default(),
             whole: false,
             delta: false,
+            avg: None,
             compress: false,
         }),
     )

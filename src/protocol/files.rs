@@ -180,6 +180,10 @@ pub struct Put {
     /// server answers with that file's signature (not with `whole`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub delta: bool,
+    /// With `delta`: the average chunk size the client cuts its file at (it starts at once);
+    /// the server signs its base at the same average when it is a valid one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg: Option<u32>,
     /// The client would send zstd-compressed blocks where they pay (not with `whole`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub compress: bool,

@@ -205,6 +205,18 @@ impl HashCache {
         self.signatures.as_ref()?.lookup(file)
     }
 
+    /// Keeps the signature of a file this side just built from a delta and put in place
+    /// (`file` is its fingerprint there), without waiting for it to settle: a stale signature
+    /// can only make the next delta match less, never make wrong bytes kept (the whole-file
+    /// hash decides), while a hash must never be stale.
+    pub fn keep_built_signature(&self, file: Fingerprint, signature: &Signature) {
+        if let Some(signatures) = &self.signatures
+            && file.size >= MIN_SIZE
+        {
+            signatures.keep(file, signature);
+        }
+    }
+
     /// Keeps a file's signature, on the same terms as [`HashCache::remember`].
     pub fn remember_signature(
         &self,

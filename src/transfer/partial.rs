@@ -231,7 +231,7 @@ impl Partial {
         target: &str,
         mode: Option<u32>,
         mtime_ns: Option<i64>,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<std::fs::Metadata> {
         apply_metadata(&self.file, mode, mtime_ns)?;
         self.file.sync_all()?;
         if !self.still_named()? {
@@ -242,7 +242,8 @@ impl Partial {
         rustix::fs::renameat(self.dir.as_fd(), &*self.name, self.dir.as_fd(), target)?;
         // The rename is durable once the directory is.
         let _ = rustix::fs::fsync(self.dir.as_fd());
-        Ok(())
+        // What the file is now, under its name (the rename changed its ctime).
+        self.file.metadata()
     }
 
     /// Hands a verified partial over to be made durable and renamed together with others

@@ -11,7 +11,7 @@ use crate::connection::Connection;
 use crate::protocol::{Get, GetEnd, GetReady, HashAlgorithm, Message};
 use crate::transfer::chunks::{self, TransferError};
 use crate::transfer::delta::{self, Signature, receive::Base};
-use crate::transfer::hash_cache::HashCache;
+use crate::transfer::hash_cache::{Fingerprint, HashCache};
 use crate::transfer::partial::Partial;
 use crate::transfer::resume::Offer;
 use std::sync::Arc;
@@ -63,9 +63,13 @@ where
     let (_, finish_at) = crate::transfer::partial::parent_and_name(target);
     let (mode, mtime_ns) = (verified.mode, verified.mtime_ns);
     blocking(move || {
-        verified
+        let placed = verified
             .partial
-            .finish(&finish_at, Some(mode), Some(mtime_ns))
+            .finish(&finish_at, Some(mode), Some(mtime_ns))?;
+        if let Some((hashes, signature)) = verified.built {
+            hashes.keep_built_signature(Fingerprint::of(&placed), &signature);
+        }
+        Ok::<_, std::io::Error>(())
     })
     .await?
     .map_err(local(target))?;
@@ -86,6 +90,8 @@ pub struct AskedGet {
     base: Option<Base>,
     /// Compressed blocks were asked for.
     compress: bool,
+    /// Where a delta's new file keeps its signature.
+    hashes: Option<Arc<HashCache>>,
 }
 
 /// A file received whole and verified, still in its partial: the caller makes it durable and
@@ -97,6 +103,9 @@ pub struct VerifiedGet {
     pub mode: u32,
     #[allow(missing_docs)]
     pub mtime_ns: i64,
+    /// A delta's new file's signature, derived as it was built, and the cache to keep it in
+    /// once the file is in place.
+    pub built: Option<(Arc<HashCache>, Signature)>,
 }
 
 impl AskedGet {
@@ -124,6 +133,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let opened_at = target.to_path_buf();
+    let hashes = delta.clone();
     let (partial, offer, writer, base) = blocking(move || -> std::io::Result<_> {
         let mut partial = Partial::open(&opened_at)?;
         let offer = Offer::of(&mut partial, algorithm, u64::MAX);
@@ -159,6 +169,7 @@ where
         writer,
         base: base.map(|(base, _)| base),
         compress,
+        hashes,
     })
 }
 
@@ -173,7 +184,7 @@ fn open_base(target: &Path, hashes: &HashCache) -> Option<(Base, Signature)> {
         )
         .open(target)
         .ok()?;
-    delta::wire::base_of(file, hashes)
+    delta::wire::base_of(file, hashes, None)
 }
 
 /// Reads the answer to `asked`: the data into its partial, then the server's hash, compared
@@ -198,6 +209,7 @@ where
         writer,
         base,
         compress,
+        hashes,
     } = asked;
     let target = target.as_path();
     let ready = match conn.read_message().await? {
@@ -251,21 +263,22 @@ where
             conn,
             writer,
             base,
+            offset,
             size - offset,
             hasher,
             compressed,
             &mut |n| progress.advance(n),
         )
         .await
-        .map(|built| (built.hash, built.matched)),
+        .map(|built| (built.hash, built.matched, built.signature)),
         None => chunks::receive_file(conn, writer, size - offset, hasher, compressed, &mut |n| {
             progress.advance(n)
         })
         .await
-        .map(|hash| (hash, 0)),
+        .map(|hash| (hash, 0, None)),
     };
     progress.end();
-    let (ours, matched) = match received {
+    let (ours, matched, signature) = match received {
         Ok(received) => received,
         Err(TransferError::FileChanged) => {
             // Built partly from another version of the base: nothing of it is kept.
@@ -302,6 +315,7 @@ where
             partial,
             mode,
             mtime_ns,
+            built: hashes.zip(signature),
         },
     ))
 }

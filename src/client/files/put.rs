@@ -16,7 +16,7 @@ use crate::protocol::{
     ErrorCode, HashAlgorithm, Message, Put, PutDone, PutEnd, PutReady, PutStart, Refusal,
 };
 use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
-use crate::transfer::delta::{self, DELTA_MIN, RemoteSignature};
+use crate::transfer::delta::{self, DELTA_MIN, RemoteSignature, cut::Cut};
 use crate::transfer::hash_cache::{Fingerprint, HashCache};
 use crate::transfer::hashing::Hasher;
 use crate::transfer::resume;
@@ -84,6 +84,10 @@ where
     let size = meta.len();
     let opened = Fingerprint::of(&meta);
     let opened_at = SystemTime::now();
+    let delta = delta && size >= DELTA_MIN;
+    let avg = delta::average_for(size);
+    let known = hashes.lookup(opened, algorithm);
+    let to_hash = known.is_none().then_some(algorithm);
     conn.write_message(&Message::Put(Put {
         path: remote.to_string(),
         size,
@@ -91,10 +95,17 @@ where
         mtime_ns: crate::transfer::metadata::mtime_ns(&meta),
         hash: algorithm,
         whole: false,
-        delta: delta && size >= DELTA_MIN,
+        delta,
+        avg: delta.then_some(avg),
         compress,
     }))
     .await?;
+    // While the server signs its copy, this side cuts its own (dropped, it stops, when the
+    // server holds no base).
+    let cut = match delta {
+        true => Some(Cut::start(&file, size, avg, to_hash).map_err(local(source))?),
+        false => None,
+    };
     let (held, theirs, base, compress) = match conn.read_message().await? {
         Message::PutReady(PutReady {
             offset,
@@ -121,9 +132,20 @@ where
     .await?;
     // Nothing left to send, or everything: a delta would only cost the pass.
     let signature = signature.filter(|_| start < size);
+    let delta = match signature {
+        Some(signature) => {
+            // A server that signed at another average than asked: cut again at its average.
+            let cut = match cut {
+                Some(cut) if cut.avg() == signature.avg => cut,
+                _ => Cut::start(&file, size, signature.avg, to_hash).map_err(local(source))?,
+            };
+            Some((signature, cut))
+        }
+        None => None,
+    };
     conn.write_message(&Message::PutStart(PutStart {
         offset: start,
-        delta: signature.is_some(),
+        delta: delta.is_some(),
     }))
     .await?;
     let opened = Opened {
@@ -138,8 +160,8 @@ where
         opened,
         start,
         size,
-        hasher,
-        (signature, compress),
+        (hasher, known),
+        (delta, compress),
         progress,
         remote,
     )
@@ -181,8 +203,8 @@ async fn send_bytes<S>(
     opened: Opened<'_>,
     start: u64,
     size: u64,
-    hasher: Hasher,
-    (signature, compress): (Option<RemoteSignature>, bool),
+    (hasher, known): (Hasher, Option<String>),
+    (delta, compress): (Option<(RemoteSignature, Cut)>, bool),
     progress: &mut dyn Progress,
     remote: &str,
 ) -> Result<(String, u64), ClientError>
@@ -190,14 +212,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let algorithm = hasher.algorithm();
-    let known = hashes.lookup(opened.fingerprint, algorithm);
     let cached = known.is_some();
     let how = known.map_or(SendHash::Compute(hasher), SendHash::Known);
     progress.begin(remote, size, start);
     let chunk = CHUNK.min(conn.max_data_payload());
-    let sent = match signature {
-        Some(signature) => delta::send::send_delta(
+    let sent = match delta {
+        Some((signature, cut)) => delta::send::send_delta(
             conn,
+            cut,
             opened.file,
             opened.fingerprint,
             start,
@@ -291,6 +313,7 @@ where
         hash: algorithm,
         whole: true,
         delta: false,
+        avg: None,
         compress: false,
     });
     let opened = Opened {
@@ -301,13 +324,14 @@ where
     };
     conn.write_message(&put).await?;
     let hasher = Hasher::new(algorithm);
+    let known = hashes.lookup(opened.fingerprint, algorithm);
     let (hash, _) = send_bytes(
         conn,
         hashes,
         opened,
         0,
         size,
-        hasher,
+        (hasher, known),
         (None, false),
         progress,
         remote,
@@ -395,6 +419,7 @@ where
                 hash: algorithm,
                 whole: true,
                 delta: false,
+                avg: None,
                 compress: false,
             }))
             .map_err(ConnectionError::Io)?;

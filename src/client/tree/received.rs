@@ -101,6 +101,7 @@ pub(super) fn seal(verified: VerifiedGet, local: &Path) -> Sealed {
         partial,
         mode,
         mtime_ns,
+        ..
     } = verified;
     partial.seal(&name, Some(mode), Some(mtime_ns))
 }

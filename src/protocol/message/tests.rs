@@ -227,6 +227,7 @@ fn samples() -> Vec<Message> {
             hash: HashAlgorithm::Blake3,
             whole: false,
             delta: true,
+            avg: Some(4096),
             compress: false,
         }),
         Message::PutReady(PutReady {

@@ -17,7 +17,7 @@ use crate::metrics::TransferKind;
 use crate::protocol::{DeltaBase, ErrorCode, Get, GetEnd, GetReady, Message, Permission, Refusal};
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
-use crate::transfer::delta::{self, RemoteSignature};
+use crate::transfer::delta::{self, RemoteSignature, cut::Cut};
 use crate::transfer::hash_cache::Fingerprint;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::resume;
@@ -363,19 +363,25 @@ where
     let cached = known.is_some();
     let how = known.map_or(SendHash::Compute(hasher), SendHash::Known);
     let sent = match signature {
-        Some(signature) => delta::send::send_delta(
-            conn,
-            file,
-            opened,
-            start,
-            signature,
-            how,
-            chunk,
-            compress,
-            &mut |_| {},
-        )
-        .await
-        .map(|sent| sent.hash),
+        Some(signature) => {
+            match Cut::start(&file, size, signature.avg, (!cached).then_some(algorithm)) {
+                Ok(cut) => delta::send::send_delta(
+                    conn,
+                    cut,
+                    file,
+                    opened,
+                    start,
+                    signature,
+                    how,
+                    chunk,
+                    compress,
+                    &mut |_| {},
+                )
+                .await
+                .map(|sent| sent.hash),
+                Err(e) => Err(TransferError::Local(e)),
+            }
+        }
         None => {
             chunks::send_file(
                 conn,

@@ -94,7 +94,7 @@ where
     };
     let size = upload.request.size;
     let path = upload.request.path.clone();
-    upload.finish(&ours, &theirs).await?;
+    upload.finish(&ours, &theirs, &ctx.hashes).await?;
     let done = PutDone { size, hash: ours };
     audit_write(ctx, path, &done);
     conn.write_message(&Message::PutDone(done)).await?;
@@ -166,7 +166,7 @@ where
     let path = upload.request.path.clone();
     if ours != theirs {
         held.commit(conn, ctx).await?;
-        return upload.finish(&ours, &theirs).await;
+        return upload.finish(&ours, &theirs, &ctx.hashes).await;
     }
     if held.is_full() {
         held.commit_in_background(conn, ctx).await?;
@@ -175,6 +175,7 @@ where
         request,
         target,
         partial,
+        ..
     } = upload;
     let sealed = partial.seal(&target, Some(request.mode), Some(request.mtime_ns));
     held.hold(

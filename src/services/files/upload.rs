@@ -16,6 +16,7 @@ use crate::protocol::{ErrorCode, Put, Refusal};
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, TransferError};
 use crate::transfer::delta::{self, Signature, receive::Base};
+use crate::transfer::hash_cache::{Fingerprint, HashCache};
 use crate::transfer::partial::Partial;
 use crate::transfer::resume::Offer;
 
@@ -25,6 +26,9 @@ pub(super) struct Upload {
     /// The final name, in the partial's directory.
     pub(super) target: String,
     pub(super) partial: Partial,
+    /// The new file's signature, when a delta built it from its first byte: kept once the file
+    /// is in place.
+    built: Option<Signature>,
 }
 
 impl Upload {
@@ -37,6 +41,7 @@ impl Upload {
             request,
             target,
             partial,
+            built: None,
         })
     }
 
@@ -99,13 +104,17 @@ impl Upload {
                 conn,
                 writer,
                 base,
+                start,
                 left,
                 hasher,
                 compressed,
                 &mut |_| {},
             )
             .await
-            .map(|built| built.hash),
+            .map(|received| {
+                upload.built = received.signature;
+                received.hash
+            }),
             None => chunks::receive_file(conn, writer, left, hasher, compressed, &mut |_| {}).await,
         };
         let path = upload.request.path.clone();
@@ -165,11 +174,12 @@ impl Upload {
         let hashes = Arc::clone(&ctx.hashes);
         let dir = Arc::clone(self.partial.dir());
         let name = self.target.clone();
+        let avg = self.request.avg;
         let signed = off_runtime(move || -> Option<(Base, Signature)> {
             use rustix::fs::{Mode, OFlags};
             let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
             let fd = rustix::fs::openat(dir.as_fd(), name.as_str(), flags, Mode::empty()).ok()?;
-            delta::wire::base_of(std::fs::File::from(fd), &hashes)
+            delta::wire::base_of(std::fs::File::from(fd), &hashes, avg)
         })
         .await?;
         Ok((self, signed))
@@ -177,7 +187,13 @@ impl Upload {
 
     /// Puts the partial in place if `ours` (the hash of what was written) is `theirs` (the
     /// client's); else nothing is kept.
-    pub(super) async fn finish(self, ours: &str, theirs: &str) -> Result<(), RequestError> {
+    /// A delta's new file keeps the signature derived while it was built.
+    pub(super) async fn finish(
+        self,
+        ours: &str,
+        theirs: &str,
+        hashes: &Arc<HashCache>,
+    ) -> Result<(), RequestError> {
         let path = self.request.path.clone();
         if ours != theirs {
             let algorithm = self.request.hash.name();
@@ -192,11 +208,19 @@ impl Upload {
             request,
             target,
             partial,
+            built,
         } = self;
         let (mode, mtime) = (request.mode, request.mtime_ns);
-        off_runtime(move || partial.finish(&target, Some(mode), Some(mtime)))
-            .await?
-            .map_err(|e| Refusal::new(ErrorCode::Io, format!("cannot finish '{path}': {e}")))?;
+        let hashes = Arc::clone(hashes);
+        off_runtime(move || {
+            let placed = partial.finish(&target, Some(mode), Some(mtime))?;
+            if let Some(signature) = built {
+                hashes.keep_built_signature(Fingerprint::of(&placed), &signature);
+            }
+            Ok::<_, io::Error>(())
+        })
+        .await?
+        .map_err(|e| Refusal::new(ErrorCode::Io, format!("cannot finish '{path}': {e}")))?;
         Ok(())
     }
 

@@ -45,7 +45,7 @@ impl Sizes {
 
     /// The length of the first chunk of `bytes`; `None` when `bytes` may be cut later than
     /// its end (it is shorter than the largest chunk and more of the file follows).
-    fn first_cut(&self, bytes: &[u8], at_end: bool) -> Option<usize> {
+    pub(super) fn first_cut(&self, bytes: &[u8], at_end: bool) -> Option<usize> {
         let (_, count) = cut(
             bytes,
             self.min,

@@ -15,6 +15,16 @@
 //! that change a little more than rsync's blocks around an edit (they are cut by content, at
 //! most four times the average), measured by `bench/delta.sh` against rsync itself.
 //!
+//! Where the time goes, and why the steps overlap: the receiver reads its whole base to sign it,
+//! the sender its whole new version to cut it, and the receiver writes the whole new version
+//! (copied from its base where it can) and makes it durable. The sender names the average it
+//! cuts at in its request and starts cutting at once ([`cut`]), so the two reads run together,
+//! one per core; copies go out batch by batch, so the receiver builds while the rest is cut;
+//! the receiver hashes what it builds on a second thread
+//! ([`crate::transfer::hash_behind`]) and syncs it as it grows. And a file built from a delta
+//! keeps the signature derived while it was built ([`built`]): the next delta against it, the
+//! next sync of a file that keeps changing, does not read it to sign it at all.
+//!
 //! The whole-file hash still proves the result: the receiver builds the new version into its
 //! partial from literal bytes and copies of base ranges, hashes what it wrote, and keeps it
 //! only on equality with the sender's hash, exactly as for a plain transfer. A false chunk
@@ -27,7 +37,9 @@
 //! keep both within rsync's own costs (its blocks are the square root, its checksums 6–20
 //! bytes each).
 
+pub mod built;
 pub mod chunker;
+pub mod cut;
 pub mod receive;
 pub mod send;
 pub mod signature;

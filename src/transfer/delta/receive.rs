@@ -16,13 +16,17 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
-use super::{COPY_BYTES, COPY_CHANNEL};
+use super::built::BuiltSignature;
+use super::signature::ChunkHash;
+use super::{COPY_BYTES, COPY_CHANNEL, Signature};
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{Frame, Message};
 use crate::transfer::chunks::TransferError;
 use crate::transfer::compress::COMPRESSED_CHANNEL;
+use crate::transfer::hash_behind::HashBehind;
 use crate::transfer::hash_cache::Fingerprint;
 use crate::transfer::hashing::Hasher;
+use crate::transfer::writeback::Writeback;
 
 /// Bytes of the base copied at a time.
 const COPY_BUFFER: usize = 1 << 20;
@@ -34,6 +38,9 @@ pub struct DeltaReceived {
     pub hash: String,
     /// Bytes taken from the base.
     pub matched: u64,
+    /// The new file's signature, derived as it was built (only for a delta from its first
+    /// byte): kept, the next delta against this file need not read it to sign it.
+    pub signature: Option<Signature>,
 }
 
 /// The file a delta is built against: opened once, its fingerprint then, and where its
@@ -45,13 +52,41 @@ pub struct Base {
     pub fingerprint: Fingerprint,
     /// Where each chunk starts, and the end (see [`super::Signature::offsets`]).
     pub offsets: Vec<u64>,
+    /// Each chunk's length and hash (its signature's entries).
+    pub chunks: Vec<(u32, ChunkHash)>,
+    /// The average it was cut at.
+    pub avg: u32,
+}
+
+impl Base {
+    /// `file` as a base whose signature (taken when its fingerprint was `fingerprint`) is
+    /// `signature`.
+    pub fn new(file: File, fingerprint: Fingerprint, signature: &Signature) -> Self {
+        Base {
+            file,
+            fingerprint,
+            offsets: signature.offsets(),
+            chunks: signature.chunks.clone(),
+            avg: signature.avg,
+        }
+    }
 }
 
 enum Piece {
     Literal(Bytes),
     /// A compressed literal block and the size it announced.
     Compressed(Bytes, usize),
-    Copies(Vec<(u64, u64)>),
+    Copies(Vec<Copy>),
+}
+
+/// One copy instruction, checked: the base's chunks `first..first + count`, which are its bytes
+/// `start..start + len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Copy {
+    first: usize,
+    count: usize,
+    start: u64,
+    len: u64,
 }
 
 /// The disk side: the partial, the base and the hash so far, and the first local failure
@@ -59,8 +94,10 @@ enum Piece {
 struct Builder {
     out: File,
     base: File,
-    hasher: Hasher,
-    buffer: Vec<u8>,
+    /// Hashes what was written on a thread of its own (copying and hashing then overlap).
+    hash: HashBehind,
+    /// The new file's signature so far, and the base's entries it takes copies from.
+    built: Option<(BuiltSignature, Vec<(u32, ChunkHash)>)>,
     failed: Option<std::io::Error>,
 }
 
@@ -79,21 +116,32 @@ impl Builder {
         match piece {
             Piece::Literal(bytes) => {
                 self.out.write_all(&bytes)?;
-                self.hasher.update(&bytes);
+                if let Some((built, _)) = &mut self.built {
+                    built.literal(&bytes);
+                }
+                self.hash.arrived(bytes);
             }
             Piece::Compressed(bytes, size) => {
                 let raw = crate::transfer::compress::unpack(&bytes, size)?;
                 self.out.write_all(&raw)?;
-                self.hasher.update(&raw);
+                if let Some((built, _)) = &mut self.built {
+                    built.literal(&raw);
+                }
+                self.hash.copied(raw);
             }
             Piece::Copies(copies) => {
-                for (mut offset, mut len) in copies {
+                for copy in copies {
+                    if let Some((built, chunks)) = &mut self.built {
+                        built.copy(&chunks[copy.first..copy.first + copy.count]);
+                    }
+                    let (mut offset, mut len) = (copy.start, copy.len);
                     while len > 0 {
                         let now = usize::try_from(len).map_or(COPY_BUFFER, |l| l.min(COPY_BUFFER));
-                        self.buffer.resize(now, 0);
-                        self.base.read_exact_at(&mut self.buffer, offset)?;
-                        self.out.write_all(&self.buffer)?;
-                        self.hasher.update(&self.buffer);
+                        let mut buffer = self.hash.buffer();
+                        buffer.resize(now, 0);
+                        self.base.read_exact_at(&mut buffer, offset)?;
+                        self.out.write_all(&buffer)?;
+                        self.hash.copied(buffer);
                         offset += now as u64;
                         len -= now as u64;
                     }
@@ -104,37 +152,48 @@ impl Builder {
     }
 }
 
-/// The builder: idle, or on a blocking thread with the frame before.
+/// The builder: idle, or on a blocking thread with the frame before (which covers
+/// `in_flight` bytes of the new file); the partial synced in the background as it grows, as in
+/// a plain receive ([`Writeback`]).
 struct Disk {
     idle: Option<Builder>,
     busy: Option<JoinHandle<Builder>>,
+    in_flight: u64,
+    writeback: Writeback,
 }
 
 impl Disk {
     /// The builder, once its last trip is over.
     async fn builder(&mut self) -> Result<Builder, TransferError> {
         if let Some(task) = self.busy.take() {
-            return task
+            let builder = task
                 .await
-                .map_err(|e| TransferError::Local(std::io::Error::other(e)));
+                .map_err(|e| TransferError::Local(std::io::Error::other(e)))?;
+            if builder.failed.is_none() {
+                self.writeback.wrote(self.in_flight).await;
+            }
+            return Ok(builder);
         }
         self.idle.take().ok_or_else(|| {
             TransferError::Local(std::io::Error::other("the delta's builder is gone"))
         })
     }
 
-    /// Hands `piece` to the builder once it is free (the frame before is written meanwhile).
-    async fn apply(&mut self, piece: Piece) -> Result<(), TransferError> {
+    /// Hands `piece` (`covers` bytes of the new file) to the builder once it is free (the
+    /// frame before is written meanwhile).
+    async fn apply(&mut self, piece: Piece, covers: u64) -> Result<(), TransferError> {
         let builder = self.builder().await?;
+        self.in_flight = covers;
         self.busy = Some(tokio::task::spawn_blocking(move || builder.apply(piece)));
         Ok(())
     }
 }
 
-/// Reads a delta for `len` bytes (literal frames on channel 0 — or, with `compressed`,
-/// compressed on [`COMPRESSED_CHANNEL`] — and copies on [`COPY_CHANNEL`]) and
-/// writes the file it describes into `out` (positioned where the delta starts), feeding
-/// `hasher` (which has seen the bytes before). Returns the whole hash and the bytes matched.
+/// Reads a delta for `len` bytes from `start` on (literal frames on channel 0 — or, with
+/// `compressed`, compressed on [`COMPRESSED_CHANNEL`] — and copies on [`COPY_CHANNEL`]) and
+/// writes the file it describes into `out` (positioned at `start`), feeding `hasher` (which
+/// has seen the bytes before). Returns the whole hash, the bytes matched and, for a delta from
+/// the file's start, the new file's signature.
 /// A local failure does not desynchronise the stream: the rest of the delta is read and
 /// dropped, then the failure is returned; a base that changed meanwhile (another fingerprint
 /// after the last copy, or shorter than a copy needs) is [`TransferError::FileChanged`].
@@ -142,10 +201,12 @@ impl Disk {
 /// # Errors
 /// Local I/O, the base changed, the peer's error, an instruction out of bounds or more data
 /// than announced ([`TransferError::Protocol`]), connection errors.
+#[allow(clippy::too_many_arguments)] // One receive's facts, as for `receive_file`.
 pub async fn receive_delta<S>(
     conn: &mut Connection<S>,
     out: File,
     base: Base,
+    start: u64,
     len: u64,
     hasher: Hasher,
     compressed: bool,
@@ -156,15 +217,20 @@ where
 {
     let fingerprint = base.fingerprint;
     let offsets = base.offsets;
+    let built = (start == 0).then(|| (BuiltSignature::new(base.avg), base.chunks));
+    let writeback = Writeback::of(&out, len);
+    let hash = HashBehind::start(hasher).map_err(TransferError::Local)?;
     let mut disk = Disk {
         idle: Some(Builder {
             out,
             base: base.file,
-            hasher,
-            buffer: Vec::new(),
+            hash,
+            built,
             failed: None,
         }),
         busy: None,
+        in_flight: 0,
+        writeback,
     };
     let mut left = len;
     let mut matched = 0u64;
@@ -194,7 +260,7 @@ where
                 }
                 COPY_CHANNEL => {
                     let copies = copies_in(&payload, &offsets, left)?;
-                    let covers = copies.iter().map(|(_, n)| n).sum::<u64>();
+                    let covers = copies.iter().map(|copy| copy.len).sum::<u64>();
                     matched += covers;
                     (Piece::Copies(copies), covers)
                 }
@@ -211,14 +277,18 @@ where
             }
             left -= covers;
             progress(covers);
-            disk.apply(piece).await?;
+            disk.apply(piece, covers).await?;
         }
         Ok(())
     }
     .await;
     // The last frame's trip ends before anything is decided (the partial is not touched after).
-    let builder = disk.builder().await?;
+    let mut builder = disk.builder().await?;
+    let synced = disk.writeback.finish().await;
     read?;
+    if let Err(e) = synced {
+        builder.failed.get_or_insert(e);
+    }
     let (builder, changed) = tokio::task::spawn_blocking(move || {
         let changed = match builder.base.metadata() {
             Ok(now) => Fingerprint::of(&now) != fingerprint,
@@ -238,16 +308,21 @@ where
     if changed {
         return Err(TransferError::FileChanged);
     }
+    let signature = builder
+        .built
+        .and_then(|(built, _)| built.finish(start + len));
+    let hash = builder.hash.finish().map_err(TransferError::Local)?;
     Ok(DeltaReceived {
-        hash: builder.hasher.finish_hex(),
+        hash: hash.finish_hex(),
         matched,
+        signature,
     })
 }
 
 /// The copy instructions in one frame as byte ranges of the base, each checked: a whole number
 /// of them, none empty, each within the base's chunks (`offsets`: where each starts, and the
 /// end), all within the `left` bytes still to come.
-fn copies_in(payload: &[u8], offsets: &[u64], left: u64) -> Result<Vec<(u64, u64)>, TransferError> {
+fn copies_in(payload: &[u8], offsets: &[u64], left: u64) -> Result<Vec<Copy>, TransferError> {
     if payload.is_empty() || !payload.len().is_multiple_of(COPY_BYTES) {
         return Err(TransferError::Protocol(format!(
             "a frame of copies is {} bytes, not a multiple of {COPY_BYTES}",
@@ -264,14 +339,21 @@ fn copies_in(payload: &[u8], offsets: &[u64], left: u64) -> Result<Vec<(u64, u64
             let count = u64::from_le_bytes(count.try_into().unwrap_or_default());
             let end = first.checked_add(count).filter(|end| *end <= chunks);
             let range = end.and_then(|end| {
-                let start = *offsets.get(usize::try_from(first).ok()?)?;
-                let stop = *offsets.get(usize::try_from(end).ok()?)?;
-                Some((start, stop - start))
+                let first = usize::try_from(first).ok()?;
+                let end = usize::try_from(end).ok()?;
+                let start = *offsets.get(first)?;
+                let stop = *offsets.get(end)?;
+                Some(Copy {
+                    first,
+                    count: end - first,
+                    start,
+                    len: stop - start,
+                })
             });
             match range {
-                Some((start, len)) if count > 0 && total + len <= left => {
-                    total += len;
-                    Ok((start, len))
+                Some(copy) if count > 0 && total + copy.len <= left => {
+                    total += copy.len;
+                    Ok(copy)
                 }
                 _ => Err(TransferError::Protocol(format!(
                     "a copy of {count} chunks from chunk {first} of a {chunks}-chunk base, with {left} bytes left"
@@ -295,7 +377,12 @@ mod tests {
         let offsets = [0, 10, 30, 60, 100];
         assert_eq!(
             copies_in(&copy(1, 2), &offsets, 50).unwrap(),
-            vec![(10, 50)]
+            vec![Copy {
+                first: 1,
+                count: 2,
+                start: 10,
+                len: 50
+            }]
         );
         assert!(
             copies_in(&copy(3, 2), &offsets, 500).is_err(),

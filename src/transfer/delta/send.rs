@@ -1,29 +1,29 @@
-//! The sender's side of a delta: one pass over the new file, cut as the receiver cut its base;
-//! each chunk the base holds becomes a copy instruction, every other one literal bytes.
+//! The sender's side of a delta: the new file's chunks (its [`Cut`], made at the average the
+//! receiver signed its base with, often while it signed) turned into frames: each chunk the
+//! base holds becomes a copy instruction, every other one literal bytes.
 //!
-//! The pass is cut in steps of about a megabyte, each one trip to a blocking thread that only
-//! reads, cuts and hashes and then returns its frames: while the connection sends one step's
-//! frames the next step runs, so disk, hashing and socket overlap as in a plain send
-//! ([`crate::transfer::chunks::send_file`]), and a peer that stops reading holds no thread,
-//! only the pass's own state.
+//! Each batch of the cut (about a megabyte of the file) is one trip to a blocking thread that
+//! looks its chunks up and reads back the literal ones, then returns its frames: while the
+//! connection sends one batch's frames the next one runs, so disk, cutting and socket overlap
+//! as in a plain send ([`crate::transfer::chunks::send_file`]), and a peer that stops reading
+//! holds no thread, only the pass's own state.
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinHandle;
 
-use super::chunker::{Chunker, Sizes};
-use super::signature::{ChunkHash, RemoteSignature, chunk_hash};
+use super::cut::{Cut, CutChunk};
+use super::signature::{ChunkHash, RemoteSignature};
 use super::{COPY_BYTES, COPY_CHANNEL};
 use crate::connection::Connection;
-use crate::transfer::chunks::{CHUNK, SendHash, TransferError};
+use crate::transfer::chunks::{SendHash, TransferError};
 use crate::transfer::hash_cache::Fingerprint;
-use crate::transfer::hashing::Hasher;
 
 /// Copy instructions sent in one frame, at most.
 const COPIES_PER_FRAME: usize = 4096;
-/// Bytes of the new file one step cuts, about (and at most a largest chunk more).
-const STEP: usize = CHUNK;
 
 /// What a delta sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,108 +136,86 @@ impl Frames {
     }
 }
 
-/// The pass over the new file, carried from one step to the next.
+/// The pass over the cut, carried from one batch of chunks to the next.
 struct Pass {
     file: File,
-    opened: Fingerprint,
     start: u64,
-    chunker: Chunker,
     index: HashMap<ChunkHash, u64>,
-    /// Hashes the bytes from `start` on (none when the hash is known).
-    hasher: Option<Hasher>,
-    known: Option<String>,
+    /// Literal bytes read back from the file.
+    buffer: Vec<u8>,
     frames: Frames,
 }
 
-/// What one step produced: frames to send, and at the end what the delta sent.
-struct Step {
-    pieces: Vec<Piece>,
-    sent: Option<DeltaSent>,
-}
-
 impl Pass {
-    /// One trip to a blocking thread: the next chunks cut, hashed and turned into frames; at
-    /// the end the last frames, the file's fingerprint checked and the hash.
-    fn step(mut self) -> (Self, Result<Step, TransferError>) {
-        let step = self.cut();
-        (self, step)
+    /// One trip to a blocking thread: a batch of chunks turned into frames, the ones the base
+    /// lacks read back from the file (the cut read them once; the page cache usually still
+    /// holds them).
+    fn step(mut self, batch: &[CutChunk]) -> (Self, Result<Vec<Piece>, TransferError>) {
+        let pieces = self.frames_of(batch);
+        (self, pieces)
     }
 
-    fn cut(&mut self) -> Result<Step, TransferError> {
-        let Pass {
-            file,
-            start,
-            chunker,
-            index,
-            hasher,
-            frames,
-            ..
-        } = self;
-        let start = *start;
-        let cut = chunker.step(file, STEP, |offset, bytes| {
-            let end = offset + bytes.len() as u64;
-            if end <= start {
-                return Ok(());
-            }
-            // The part from `start` on (a chunk may straddle a resumed prefix).
-            let skip = usize::try_from(start.saturating_sub(offset)).unwrap_or(0);
-            if let Some(hasher) = hasher.as_mut() {
-                hasher.update(&bytes[skip..]);
+    fn frames_of(&mut self, batch: &[CutChunk]) -> Result<Vec<Piece>, TransferError> {
+        for chunk in batch {
+            let len = u64::from(chunk.len);
+            let end = chunk.offset + len;
+            if end <= self.start {
+                continue;
             }
             // A chunk that straddles a resumed prefix goes as literal bytes: a copy is of whole
             // chunks.
-            match index.get(&chunk_hash(bytes)) {
-                Some(&chunk) if skip == 0 => frames.copy(chunk, bytes.len() as u64),
-                _ => frames.literal(&bytes[skip..]),
+            let from = chunk.offset.max(self.start);
+            match self.index.get(&chunk.hash) {
+                Some(&base_chunk) if from == chunk.offset => self.frames.copy(base_chunk, len),
+                _ => {
+                    self.buffer
+                        .resize(usize::try_from(end - from).unwrap_or(0), 0);
+                    self.file
+                        .read_exact_at(&mut self.buffer, from)
+                        .map_err(read_error)?;
+                    self.frames.literal(&self.buffer);
+                }
             }
-            Ok(())
-        });
-        match cut {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(TransferError::FileChanged);
-            }
-            Err(e) => return Err(TransferError::Local(e)),
         }
-        if !self.chunker.done() {
-            return Ok(Step {
-                pieces: std::mem::take(&mut self.frames.ready),
-                sent: None,
-            });
-        }
-        self.frames.end_literal();
+        // Copies go out with each batch rather than when a literal ends them: the receiver
+        // builds from its base while the rest of the file is still being cut.
         self.frames.end_copies();
-        let now = self.file.metadata().map_err(TransferError::Local)?;
-        if Fingerprint::of(&now) != self.opened {
-            return Err(TransferError::FileChanged);
-        }
-        let hash = match (self.hasher.take(), self.known.take()) {
-            (Some(hasher), _) => hasher.finish_hex(),
-            (None, Some(hash)) => hash,
-            (None, None) => return Err(TransferError::Protocol("no hash to send".into())),
-        };
-        Ok(Step {
-            pieces: std::mem::take(&mut self.frames.ready),
-            sent: Some(DeltaSent {
-                hash,
-                matched: self.frames.matched,
-            }),
-        })
+        Ok(std::mem::take(&mut self.frames.ready))
     }
 }
 
-/// Sends bytes `start..size` of `file` as a delta against `signature` (literal bytes on
-/// channel 0, or compressed where it pays with `compress`; copies on channel [`COPY_CHANNEL`])
-/// and returns the whole file's hash (computed
-/// in the pass, or the one `hash` knows) and how much was matched. `opened` is the file's
-/// fingerprint when it was opened: if it differs after the pass, the send fails as a plain
-/// send does.
+/// A read that came up short means the file shrank: it changed while it was sent.
+fn read_error(e: std::io::Error) -> TransferError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        TransferError::FileChanged
+    } else {
+        TransferError::Local(e)
+    }
+}
+
+type Busy = JoinHandle<(Pass, Result<Vec<Piece>, TransferError>)>;
+
+async fn joined(task: Busy) -> Result<(Pass, Vec<Piece>), TransferError> {
+    let (pass, pieces) = task
+        .await
+        .map_err(|e| TransferError::Local(std::io::Error::other(e)))?;
+    Ok((pass, pieces?))
+}
+
+/// Sends bytes `start..` of `file` as a delta against `signature`, from `cut` (the file's cut
+/// at the signature's average, started with the whole file's hash unless `hash` knows it):
+/// literal bytes on channel 0 (or compressed where it pays with `compress`), copies on channel
+/// [`COPY_CHANNEL`]. Returns the whole file's hash and how much was matched. `opened` is the
+/// file's fingerprint when it was opened: if it differs after the pass, the send fails as a
+/// plain send does.
 ///
 /// # Errors
-/// [`TransferError::FileChanged`], local read errors, connection errors.
+/// [`TransferError::FileChanged`], local read errors, connection errors; a cut at another
+/// average than the signature's is [`TransferError::Protocol`].
 #[allow(clippy::too_many_arguments)] // One send's facts, as for `send_file`.
 pub async fn send_delta<S>(
     conn: &mut Connection<S>,
+    mut cut: Cut,
     file: File,
     opened: Fingerprint,
     start: u64,
@@ -250,18 +228,18 @@ pub async fn send_delta<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (hasher, known) = match hash {
-        SendHash::Compute(hasher) => (Some(hasher), None),
-        SendHash::Known(hash) => (None, Some(hash)),
-    };
-    let pass = Pass {
+    if cut.avg() != signature.avg {
+        return Err(TransferError::Protocol(format!(
+            "the file was cut at an average of {} bytes, the signature at {}",
+            cut.avg(),
+            signature.avg
+        )));
+    }
+    let mut idle = Some(Pass {
         file,
-        opened,
         start,
-        chunker: Chunker::new(opened.size, Sizes::new(signature.avg)),
         index: HashMap::new(),
-        hasher,
-        known,
+        buffer: Vec::new(),
         frames: Frames {
             frame,
             compress,
@@ -272,32 +250,63 @@ where
             matched: 0,
             ready: Vec::new(),
         },
-    };
-    // The index is built on the first trip too (2^21 entries at most).
-    let mut task = tokio::task::spawn_blocking(move || {
-        let mut pass = pass;
-        pass.index = signature.index();
-        pass.step()
     });
-    loop {
-        let (pass, step) = task
-            .await
-            .map_err(|e| TransferError::Local(std::io::Error::other(e)))?;
-        let Step { pieces, sent } = step?;
-        match sent {
-            None => {
-                // The next step runs while this one's frames go out; a write that fails leaves
-                // it to finish its read on its own.
-                task = tokio::task::spawn_blocking(move || pass.step());
-                write_pieces(conn, pieces, progress).await?;
+    let mut busy: Option<Busy> = None;
+    let mut signature = Some(signature);
+    // Each batch is one trip to a blocking thread, made while the frames of the one before are
+    // sent.
+    while let Some(batch) = cut.next().await {
+        let (pass, pieces) = match busy.take() {
+            Some(task) => joined(task).await?,
+            None => (pass_of(&mut idle)?, Vec::new()),
+        };
+        // The index is built on the first trip (2^21 entries at most).
+        let signature = signature.take();
+        busy = Some(tokio::task::spawn_blocking(move || {
+            let mut pass = pass;
+            if let Some(signature) = signature {
+                pass.index = signature.index();
             }
-            Some(sent) => {
-                write_pieces(conn, pieces, progress).await?;
-                conn.flush().await?;
-                return Ok(sent);
-            }
-        }
+            pass.step(&batch)
+        }));
+        write_pieces(conn, pieces, progress).await?;
     }
+    let mut pass = match busy.take() {
+        Some(task) => {
+            let (pass, pieces) = joined(task).await?;
+            write_pieces(conn, pieces, progress).await?;
+            pass
+        }
+        None => pass_of(&mut idle)?,
+    };
+    let computed = cut.finish().await.map_err(read_error)?;
+    pass.frames.end_literal();
+    pass.frames.end_copies();
+    let pieces = std::mem::take(&mut pass.frames.ready);
+    write_pieces(conn, pieces, progress).await?;
+    let now = pass.file.metadata().map_err(TransferError::Local)?;
+    if Fingerprint::of(&now) != opened {
+        return Err(TransferError::FileChanged);
+    }
+    let hash = match (hash, computed) {
+        (SendHash::Known(hash), _) => hash,
+        (SendHash::Compute(_), Some(hash)) => hash,
+        (SendHash::Compute(_), None) => {
+            return Err(TransferError::Protocol(
+                "the file was cut without its hash".into(),
+            ));
+        }
+    };
+    conn.flush().await?;
+    Ok(DeltaSent {
+        hash,
+        matched: pass.frames.matched,
+    })
+}
+
+fn pass_of(idle: &mut Option<Pass>) -> Result<Pass, TransferError> {
+    idle.take()
+        .ok_or_else(|| TransferError::Local(std::io::Error::other("the delta's pass is gone")))
 }
 
 async fn write_pieces<S>(

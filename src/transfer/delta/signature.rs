@@ -48,7 +48,15 @@ impl Signature {
     /// # Errors
     /// Read errors (`UnexpectedEof` when the file is shorter than `size`).
     pub fn compute(file: &File, size: u64) -> io::Result<Signature> {
-        let avg = average_for(size);
+        Signature::compute_at(file, size, average_for(size))
+    }
+
+    /// Cuts and hashes the first `size` bytes of `file` at average `avg` (one
+    /// [`valid_average`] accepts). Runs on a blocking thread.
+    ///
+    /// # Errors
+    /// Read errors (`UnexpectedEof` when the file is shorter than `size`).
+    pub fn compute_at(file: &File, size: u64, avg: u32) -> io::Result<Signature> {
         let mut chunks =
             Vec::with_capacity(usize::try_from(size / u64::from(avg) + 1).unwrap_or(0));
         chunk_file(file, size, Sizes::new(avg), |_, bytes| {

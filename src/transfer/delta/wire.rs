@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::signature::check_base;
-use super::{ENTRY_BYTES, RemoteSignature, Signature};
+use super::{ENTRY_BYTES, RemoteSignature, Signature, average_for, valid_average};
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{DeltaBase, Frame, Message};
 use crate::transfer::chunks::TransferError;
@@ -77,23 +77,28 @@ where
     RemoteSignature::decode(base, &bytes).map_err(TransferError::Protocol)
 }
 
-/// The signature of an open base file: kept from an earlier transfer if this very version was
-/// signed before, else computed (and kept, when it did not change while read). Its fingerprint
-/// comes with it. Runs on a blocking thread.
+/// The signature of an open base file at average `avg` (the peer's choice when it named a valid
+/// one, else this side's for the base's size): kept from an earlier transfer if this very
+/// version was signed at that average before, else computed (and kept, when it did not change
+/// while read). Its fingerprint comes with it. Runs on a blocking thread.
 ///
 /// # Errors
 /// Read errors; [`TransferError::FileChanged`] when it changed while it was read.
 pub fn sign_base(
     file: &File,
     cache: &HashCache,
+    avg: Option<u32>,
 ) -> Result<(Fingerprint, Signature), TransferError> {
     let meta = file.metadata().map_err(TransferError::Local)?;
     let fingerprint = Fingerprint::of(&meta);
-    if let Some(signature) = cache.signature(fingerprint) {
+    let avg = avg
+        .filter(|avg| valid_average(*avg))
+        .unwrap_or_else(|| average_for(meta.len()));
+    if let Some(signature) = cache.signature(fingerprint).filter(|kept| kept.avg == avg) {
         return Ok((fingerprint, signature));
     }
     let started = SystemTime::now();
-    let signature = match Signature::compute(file, meta.len()) {
+    let signature = match Signature::compute_at(file, meta.len(), avg) {
         Ok(signature) => signature,
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             return Err(TransferError::FileChanged);
@@ -117,20 +122,20 @@ pub fn sign_base(
 /// An opened file as a delta's base, with its signature: only a regular file of at least
 /// [`super::DELTA_MIN`] bytes that can be signed; anything else means no delta (the transfer
 /// goes whole). Both ends open the file their own way (the server beneath its root, never
-/// through a link) and hand it here. Runs on a blocking thread.
-pub fn base_of(file: File, cache: &HashCache) -> Option<(super::receive::Base, Signature)> {
+/// through a link) and hand it here, with the average the sender asked for if it did. Runs on a
+/// blocking thread.
+pub fn base_of(
+    file: File,
+    cache: &HashCache,
+    avg: Option<u32>,
+) -> Option<(super::receive::Base, Signature)> {
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() < super::DELTA_MIN {
         return None;
     }
-    let (fingerprint, signature) = sign_base(&file, cache).ok()?;
-    let offsets = signature.offsets();
+    let (fingerprint, signature) = sign_base(&file, cache, avg).ok()?;
     Some((
-        super::receive::Base {
-            file,
-            fingerprint,
-            offsets,
-        },
+        super::receive::Base::new(file, fingerprint, &signature),
         signature,
     ))
 }

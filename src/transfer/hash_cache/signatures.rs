@@ -67,7 +67,15 @@ impl Signatures {
     /// Keeps `signature` of the file `file`, read from `started` on, if it is large enough and
     /// had settled by then (the caller checked it did not change while read).
     pub(super) fn remember(&self, file: Fingerprint, started: SystemTime, signature: &Signature) {
-        if file.size < MIN_SIZE || !file.settled_before(started) || signature.size != file.size {
+        if file.size < MIN_SIZE || !file.settled_before(started) {
+            return;
+        }
+        self.keep(file, signature);
+    }
+
+    /// Keeps `signature` of the file `file` (when it is of that size), whatever its age.
+    pub(super) fn keep(&self, file: Fingerprint, signature: &Signature) {
+        if signature.size != file.size {
             return;
         }
         let header = Header {

@@ -1,0 +1,210 @@
+//! The sender's cut of its new file, made on a blocking thread of its own from the moment the
+//! transfer is asked for, not once the receiver's signature has arrived.
+//!
+//! Why ahead: the receiver must read its whole base to sign it and the sender its whole new
+//! version to cut it, and neither needs the other to do so once both use the same average
+//! chunk size (the sender names it in its request). Cut one after the other, as rsync's
+//! generator and sender do, a delta of a large file costs both reads in turn; cut at once they
+//! overlap, each side on its own core. The cut hands out its chunks (place, length, hash) in
+//! batches as it goes, so once the signature is here the sender turns the chunks cut so far
+//! into copies and literal bytes while the rest is still being cut.
+//!
+//! The whole file's hash, when it is not known, is computed by a second thread reading the
+//! file on its own: it does not depend on the cuts, and on the cutting thread it would add a
+//! sixth to the time the sender's pass takes (examples/delta_costs.rs measures each step).
+//!
+//! A cut that is not wanted after all (the receiver holds no base, or signed with another
+//! average) is dropped: it stops within a step.
+
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::chunker::{Chunker, Sizes};
+use super::signature::{ChunkHash, chunk_hash};
+use crate::protocol::HashAlgorithm;
+use crate::transfer::hashing::Hasher;
+
+/// Bytes of the file one batch of chunks covers, about.
+const BATCH: usize = 1 << 20;
+
+/// One chunk of the new file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CutChunk {
+    /// Where it starts in the file.
+    pub offset: u64,
+    /// Its length.
+    pub len: u32,
+    /// Its hash prefix, as a signature holds it.
+    pub hash: ChunkHash,
+}
+
+/// A cut under way on its own blocking thread.
+pub struct Cut {
+    avg: u32,
+    batches: mpsc::UnboundedReceiver<Vec<CutChunk>>,
+    stop: Arc<AtomicBool>,
+    ended: Option<JoinHandle<io::Result<()>>>,
+    hashed: Option<JoinHandle<io::Result<String>>>,
+}
+
+impl Cut {
+    /// Starts cutting the first `len` bytes of `file` at average `avg` (see
+    /// [`super::valid_average`]); with `hash`, the whole file is hashed beside.
+    ///
+    /// # Errors
+    /// The file's descriptor could not be duplicated for the threads.
+    pub fn start(file: &File, len: u64, avg: u32, hash: Option<HashAlgorithm>) -> io::Result<Cut> {
+        let file = file.try_clone()?;
+        let (tx, batches) = mpsc::unbounded_channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let hashed = match hash {
+            Some(algorithm) => {
+                let reading = file.try_clone()?;
+                let stopped = Arc::clone(&stop);
+                Some(tokio::task::spawn_blocking(move || {
+                    hash_file(&reading, len, Hasher::new(algorithm), &stopped)
+                }))
+            }
+            None => None,
+        };
+        let stopped = Arc::clone(&stop);
+        let ended = tokio::task::spawn_blocking(move || cut_file(&file, len, avg, &tx, &stopped));
+        Ok(Cut {
+            avg,
+            batches,
+            stop,
+            ended: Some(ended),
+            hashed,
+        })
+    }
+
+    /// The average it cuts at.
+    pub fn avg(&self) -> u32 {
+        self.avg
+    }
+
+    /// The next batch of chunks in file order; `None` once all were handed out (then
+    /// [`Cut::finish`] says how the cut ended).
+    pub async fn next(&mut self) -> Option<Vec<CutChunk>> {
+        self.batches.recv().await
+    }
+
+    /// How the cut ended: the whole file's hash when it was asked for.
+    ///
+    /// # Errors
+    /// Read errors (`UnexpectedEof` when the file became shorter than its length).
+    pub async fn finish(mut self) -> io::Result<Option<String>> {
+        let ended = self.ended.take();
+        let hashed = self.hashed.take();
+        match ended {
+            Some(ended) => ended.await.map_err(io::Error::other)??,
+            None => return Err(io::Error::other("the cut was already finished")),
+        }
+        match hashed {
+            Some(hashed) => Ok(Some(hashed.await.map_err(io::Error::other)??)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The cut itself, on a blocking thread: batches sent until the file ends, `stop` is set or no
+/// one listens any more.
+fn cut_file(
+    file: &File,
+    len: u64,
+    avg: u32,
+    tx: &mpsc::UnboundedSender<Vec<CutChunk>>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let mut chunker = Chunker::new(len, Sizes::new(avg));
+    while !chunker.done() {
+        if stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("the cut was stopped"));
+        }
+        let mut batch = Vec::new();
+        chunker.step(file, BATCH, |offset, bytes| {
+            batch.push(CutChunk {
+                offset,
+                len: u32::try_from(bytes.len()).map_err(io::Error::other)?,
+                hash: chunk_hash(bytes),
+            });
+            Ok(())
+        })?;
+        if !batch.is_empty() && tx.send(batch).is_err() {
+            return Err(io::Error::other("no one takes the cut any more"));
+        }
+    }
+    Ok(())
+}
+
+/// The whole file's hash, on a blocking thread of its own, until `stop` is set.
+fn hash_file(file: &File, len: u64, mut hasher: Hasher, stop: &AtomicBool) -> io::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let mut block = vec![0u8; BATCH];
+    let mut at = 0u64;
+    while at < len {
+        if stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("the cut was stopped"));
+        }
+        let now = usize::try_from(len - at).map_or(BATCH, |left| left.min(BATCH));
+        file.read_exact_at(&mut block[..now], at)?;
+        hasher.update(&block[..now]);
+        at += now as u64;
+    }
+    Ok(hasher.finish_hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[tokio::test]
+    async fn a_cut_hands_out_every_chunk_in_order_and_the_files_hash() {
+        let bytes: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        let mut cut =
+            Cut::start(&file, bytes.len() as u64, 4096, Some(HashAlgorithm::Blake3)).unwrap();
+        let mut chunks = Vec::new();
+        while let Some(batch) = cut.next().await {
+            chunks.extend(batch);
+        }
+        let hash = cut.finish().await.unwrap();
+        let mut at = 0u64;
+        for chunk in &chunks {
+            assert_eq!(chunk.offset, at);
+            let end = at as usize + chunk.len as usize;
+            assert_eq!(chunk.hash, chunk_hash(&bytes[at as usize..end]));
+            at = end as u64;
+        }
+        assert_eq!(at, bytes.len() as u64);
+        assert!(chunks.len() > 100, "{} chunks", chunks.len());
+        assert_eq!(hash, Some(blake3::hash(&bytes).to_hex().to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_cut_stops() {
+        let file = tempfile::tempfile().unwrap();
+        file.set_len(64 << 20).unwrap();
+        let mut cut = Cut::start(&file, 64 << 20, 1024, None).unwrap();
+        let _first = cut.next().await;
+        let ended = cut.ended.take().unwrap();
+        drop(cut);
+        let error = ended.await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("stopped") || error.to_string().contains("no one"));
+    }
+}

@@ -149,6 +149,18 @@ print("targets: bytes within 1.5x rsync's; seconds at most 0.5x rsync's" +
 PY
 chart "delta-$net" "${size_mib} MiB file edits sent again, $net: seconds" s "" "$results.bars"
 
+# The least any tool that reads, hashes, builds and syncs as ferry does could take here, each
+# step measured alone (examples/delta_costs.rs), beside half of rsync's median.
+TMPDIR=$work/local cargo run --release --quiet --example delta_costs -- "$size_mib" --json >"$work/limit.json"
+python3 - "$work/limit.json" "$results" <<'PY'
+import json, statistics, sys
+limit = json.load(open(sys.argv[1]))
+rsync = [float(l.split()[2]) for l in open(sys.argv[2]) if l.split()[:2] == ["10B-middle", "rsync"]]
+half = statistics.median(rsync) / 2
+print(f"the least a delta of a base not signed before can take here (CPU {limit['cpu']:.2f} s on every core, "
+      f"durable write {limit['durable']:.2f} s): {limit['limit']:.2f} s; half of rsync's 10B-middle: {half:.2f} s")
+PY
+
 [ "$net" = loopback ] || exit 0
 
 # A tree of 10,100 files (100 directories of 101), 10 changed by a few bytes and 10 deleted,

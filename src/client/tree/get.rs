@@ -227,7 +227,7 @@ where
                     options.compress,
                 )
                 .await
-                .map(Asked::Large)
+                .map(|one| Asked::Large(Box::new(one)))
             };
             match one {
                 Ok(one) => asked.push_back((rel, local, one)),
@@ -245,7 +245,7 @@ where
             }
             Asked::Large(one) => {
                 let delta = one.is_delta();
-                let got = client::receive_get(conn, one, progress).await;
+                let got = client::receive_get(conn, *one, progress).await;
                 match got {
                     Ok((transfer, verified)) => {
                         received.push((rel, transfer, seal(verified, &local), local));
@@ -355,8 +355,8 @@ where
 enum Asked {
     /// A small file, received into memory (its remote path).
     Small(String),
-    /// A larger one, received into its partial.
-    Large(AskedGet),
+    /// A larger one, received into its partial (boxed: it is many times a small one's size).
+    Large(Box<AskedGet>),
 }
 
 /// Where a listed entry goes under `target`. The path comes from the server, so it gets the

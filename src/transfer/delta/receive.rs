@@ -23,13 +23,18 @@ use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{Frame, Message};
 use crate::transfer::chunks::TransferError;
 use crate::transfer::compress::COMPRESSED_CHANNEL;
-use crate::transfer::hash_behind::HashBehind;
+use crate::transfer::hash_behind::hashing_beside;
 use crate::transfer::hash_cache::Fingerprint;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::writeback::Writeback;
 
 /// Bytes of the base copied at a time.
 const COPY_BUFFER: usize = 1 << 20;
+/// Bytes a piece of copies must hold to be hashed on a second thread (one thread started per
+/// such piece costs tens of microseconds; hashing a megabyte, hundreds).
+const HASH_BESIDE_FROM: u64 = 2 * COPY_BUFFER as u64;
+/// Bytes copied at a time when hashed beside: small enough that the hash keeps a block behind.
+const BESIDE_BLOCK: usize = 256 << 10;
 
 /// What a delta built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,8 +99,7 @@ struct Copy {
 struct Builder {
     out: File,
     base: File,
-    /// Hashes what was written on a thread of its own (copying and hashing then overlap).
-    hash: HashBehind,
+    hasher: Hasher,
     /// The new file's signature so far, and the base's entries it takes copies from.
     built: Option<(BuiltSignature, Vec<(u32, ChunkHash)>)>,
     failed: Option<std::io::Error>,
@@ -113,42 +117,63 @@ impl Builder {
     }
 
     fn write(&mut self, piece: Piece) -> std::io::Result<()> {
-        match piece {
-            Piece::Literal(bytes) => {
-                self.out.write_all(&bytes)?;
-                if let Some((built, _)) = &mut self.built {
-                    built.literal(&bytes);
-                }
-                self.hash.arrived(bytes);
-            }
-            Piece::Compressed(bytes, size) => {
-                let raw = crate::transfer::compress::unpack(&bytes, size)?;
-                self.out.write_all(&raw)?;
-                if let Some((built, _)) = &mut self.built {
-                    built.literal(&raw);
-                }
-                self.hash.copied(raw);
-            }
-            Piece::Copies(copies) => {
-                for copy in copies {
-                    if let Some((built, chunks)) = &mut self.built {
-                        built.copy(&chunks[copy.first..copy.first + copy.count]);
-                    }
-                    let (mut offset, mut len) = (copy.start, copy.len);
-                    while len > 0 {
-                        let now = usize::try_from(len).map_or(COPY_BUFFER, |l| l.min(COPY_BUFFER));
-                        let mut buffer = self.hash.buffer();
-                        buffer.resize(now, 0);
-                        self.base.read_exact_at(&mut buffer, offset)?;
-                        self.out.write_all(&buffer)?;
-                        self.hash.copied(buffer);
-                        offset += now as u64;
-                        len -= now as u64;
-                    }
-                }
-            }
+        let literal = match piece {
+            Piece::Literal(bytes) => bytes.to_vec(),
+            Piece::Compressed(bytes, size) => crate::transfer::compress::unpack(&bytes, size)?,
+            Piece::Copies(copies) => return self.copy(copies),
+        };
+        self.out.write_all(&literal)?;
+        self.hasher.update(&literal);
+        if let Some((built, _)) = &mut self.built {
+            built.literal(&literal);
         }
         Ok(())
+    }
+
+    /// Copies ranges of the base into the file; a large piece is hashed on a second thread
+    /// beside the copying ([`hashing_beside`]).
+    fn copy(&mut self, copies: Vec<Copy>) -> std::io::Result<()> {
+        let Builder {
+            out,
+            base,
+            hasher,
+            built,
+            ..
+        } = self;
+        if let Some((built, chunks)) = built {
+            for copy in &copies {
+                built.copy(&chunks[copy.first..copy.first + copy.count]);
+            }
+        }
+        let total: u64 = copies.iter().map(|copy| copy.len).sum();
+        let mut copy_all = |block: usize, beside: &mut dyn FnMut(Vec<u8>) -> Vec<u8>| {
+            let mut buffer = Vec::new();
+            for copy in &copies {
+                let (mut offset, mut len) = (copy.start, copy.len);
+                while len > 0 {
+                    let now = usize::try_from(len).map_or(block, |l| l.min(block));
+                    buffer.resize(now, 0);
+                    base.read_exact_at(&mut buffer, offset)?;
+                    out.write_all(&buffer)?;
+                    buffer = beside(buffer);
+                    offset += now as u64;
+                    len -= now as u64;
+                }
+            }
+            Ok(())
+        };
+        if total < HASH_BESIDE_FROM {
+            return copy_all(COPY_BUFFER, &mut |buffer| {
+                hasher.update(&buffer);
+                buffer
+            });
+        }
+        hashing_beside(hasher, |beside| {
+            copy_all(BESIDE_BLOCK, &mut |buffer| {
+                beside.hash(buffer);
+                beside.buffer()
+            })
+        })
     }
 }
 
@@ -219,12 +244,11 @@ where
     let offsets = base.offsets;
     let built = (start == 0).then(|| (BuiltSignature::new(base.avg), base.chunks));
     let writeback = Writeback::of(&out, len);
-    let hash = HashBehind::start(hasher).map_err(TransferError::Local)?;
     let mut disk = Disk {
         idle: Some(Builder {
             out,
             base: base.file,
-            hash,
+            hasher,
             built,
             failed: None,
         }),
@@ -311,9 +335,8 @@ where
     let signature = builder
         .built
         .and_then(|(built, _)| built.finish(start + len));
-    let hash = builder.hash.finish().map_err(TransferError::Local)?;
     Ok(DeltaReceived {
-        hash: hash.finish_hex(),
+        hash: builder.hasher.finish_hex(),
         matched,
         signature,
     })

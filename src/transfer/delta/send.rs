@@ -24,6 +24,10 @@ use crate::transfer::hash_cache::Fingerprint;
 
 /// Copy instructions sent in one frame, at most.
 const COPIES_PER_FRAME: usize = 4096;
+/// Bytes of the file the copies held back may stand for before they go out anyway: the
+/// receiver builds while the rest is cut, in pieces large enough to copy and hash on two
+/// threads.
+const COPIES_FLUSH: u64 = 8 << 20;
 
 /// What a delta sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,9 +181,11 @@ impl Pass {
                 }
             }
         }
-        // Copies go out with each batch rather than when a literal ends them: the receiver
+        // Copies go out every few megabytes rather than when a literal ends them: the receiver
         // builds from its base while the rest of the file is still being cut.
-        self.frames.end_copies();
+        if self.frames.copies_cover >= COPIES_FLUSH {
+            self.frames.end_copies();
+        }
         Ok(std::mem::take(&mut self.frames.ready))
     }
 }

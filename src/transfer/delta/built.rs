@@ -41,7 +41,9 @@ impl BuiltSignature {
     /// The base's chunks `chunks` come next.
     pub fn copy(&mut self, chunks: &[(u32, ChunkHash)]) {
         self.end_run();
-        self.chunks.extend_from_slice(chunks);
+        if !self.full() {
+            self.chunks.extend_from_slice(chunks);
+        }
     }
 
     /// Literal bytes come next.
@@ -61,11 +63,18 @@ impl BuiltSignature {
     pub fn finish(mut self, size: u64) -> Option<Signature> {
         self.end_run();
         let total: u64 = self.chunks.iter().map(|(len, _)| u64::from(*len)).sum();
-        (total == size && self.chunks.len() as u64 <= super::MAX_CHUNKS).then_some(Signature {
+        (total == size && !self.full()).then_some(Signature {
             avg: self.avg,
             size,
             chunks: self.chunks,
         })
+    }
+
+    /// Whether it still has room: past [`super::MAX_CHUNKS`] it holds nothing more (a file
+    /// that many chunks is not worth a kept signature, and a peer may not make this side hold
+    /// more).
+    fn full(&self) -> bool {
+        self.chunks.len() as u64 > super::MAX_CHUNKS
     }
 
     /// Cuts what is left of a literal run: it ends at one of the sender's cuts.
@@ -85,8 +94,10 @@ impl BuiltSignature {
             .unwrap_or(bytes.len())
             .max(1);
         let chunk = &bytes[..len];
-        self.chunks
-            .push((u32::try_from(len).unwrap_or(u32::MAX), chunk_hash(chunk)));
+        if !self.full() {
+            self.chunks
+                .push((u32::try_from(len).unwrap_or(u32::MAX), chunk_hash(chunk)));
+        }
         self.at += len;
     }
 }

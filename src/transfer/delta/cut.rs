@@ -43,10 +43,16 @@ pub struct CutChunk {
     pub hash: ChunkHash,
 }
 
-/// A cut under way on its own blocking thread.
+/// Chunks the cut may hold ready, at most, before the sender takes them (a few MiB of
+/// records; a large file at ferry's own average fits whole: 1 GiB is about 65,000 chunks).
+const AHEAD: usize = 1 << 18;
+
+/// A cut under way: a task that cuts the file a batch per trip to a blocking thread and hands
+/// the batches over through a bounded channel, so a sender whose peer stops reading holds
+/// neither a thread (the task waits for room without one) nor more than [`AHEAD`] chunks.
 pub struct Cut {
     avg: u32,
-    batches: mpsc::UnboundedReceiver<Vec<CutChunk>>,
+    batches: mpsc::Receiver<Vec<CutChunk>>,
     stop: Arc<AtomicBool>,
     ended: Option<JoinHandle<io::Result<()>>>,
     hashed: Option<JoinHandle<io::Result<String>>>,
@@ -60,7 +66,9 @@ impl Cut {
     /// The file's descriptor could not be duplicated for the threads.
     pub fn start(file: &File, len: u64, avg: u32, hash: Option<HashAlgorithm>) -> io::Result<Cut> {
         let file = file.try_clone()?;
-        let (tx, batches) = mpsc::unbounded_channel();
+        // Batches of about a megabyte each hold about BATCH / avg chunks.
+        let room = (AHEAD / (BATCH / avg as usize).max(1)).max(2);
+        let (tx, batches) = mpsc::channel(room);
         let stop = Arc::new(AtomicBool::new(false));
         let hashed = match hash {
             Some(algorithm) => {
@@ -73,7 +81,7 @@ impl Cut {
             None => None,
         };
         let stopped = Arc::clone(&stop);
-        let ended = tokio::task::spawn_blocking(move || cut_file(&file, len, avg, &tx, &stopped));
+        let ended = tokio::spawn(cut_file(file, len, avg, tx, stopped));
         Ok(Cut {
             avg,
             batches,
@@ -114,34 +122,44 @@ impl Cut {
 
 impl Drop for Cut {
     fn drop(&mut self) {
+        // The hashing thread stops at its next block; the cutting task when its next batch
+        // finds no one listening.
         self.stop.store(true, Ordering::Relaxed);
     }
 }
 
-/// The cut itself, on a blocking thread: batches sent until the file ends, `stop` is set or no
-/// one listens any more.
-fn cut_file(
-    file: &File,
+/// The cut itself: batches cut on blocking threads, one trip each, and sent until the file
+/// ends or no one listens any more.
+async fn cut_file(
+    file: File,
     len: u64,
     avg: u32,
-    tx: &mpsc::UnboundedSender<Vec<CutChunk>>,
-    stop: &AtomicBool,
+    tx: mpsc::Sender<Vec<CutChunk>>,
+    stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
-    let mut chunker = Chunker::new(len, Sizes::new(avg));
-    while !chunker.done() {
+    let mut state = (file, Chunker::new(len, Sizes::new(avg)));
+    while !state.1.done() {
         if stop.load(Ordering::Relaxed) {
             return Err(io::Error::other("the cut was stopped"));
         }
-        let mut batch = Vec::new();
-        chunker.step(file, BATCH, |offset, bytes| {
-            batch.push(CutChunk {
-                offset,
-                len: u32::try_from(bytes.len()).map_err(io::Error::other)?,
-                hash: chunk_hash(bytes),
+        let (next, batch) = tokio::task::spawn_blocking(move || {
+            let (file, mut chunker) = state;
+            let mut batch = Vec::new();
+            let cut = chunker.step(&file, BATCH, |offset, bytes| {
+                batch.push(CutChunk {
+                    offset,
+                    len: u32::try_from(bytes.len()).map_err(io::Error::other)?,
+                    hash: chunk_hash(bytes),
+                });
+                Ok(())
             });
-            Ok(())
-        })?;
-        if !batch.is_empty() && tx.send(batch).is_err() {
+            ((file, chunker), cut.map(|()| batch))
+        })
+        .await
+        .map_err(io::Error::other)?;
+        state = next;
+        let batch = batch?;
+        if !batch.is_empty() && tx.send(batch).await.is_err() {
             return Err(io::Error::other("no one takes the cut any more"));
         }
     }

@@ -91,8 +91,10 @@ pub fn sign_base(
 ) -> Result<(Fingerprint, Signature), TransferError> {
     let meta = file.metadata().map_err(TransferError::Local)?;
     let fingerprint = Fingerprint::of(&meta);
+    // A peer's average only if the chunks it could make stay within what a signature may hold
+    // (a tiny average for a huge base would have this side hold millions of entries).
     let avg = avg
-        .filter(|avg| valid_average(*avg))
+        .filter(|avg| valid_average(*avg) && meta.len() / u64::from(avg / 4) < super::MAX_CHUNKS)
         .unwrap_or_else(|| average_for(meta.len()));
     if let Some(signature) = cache.signature(fingerprint).filter(|kept| kept.avg == avg) {
         return Ok((fingerprint, signature));

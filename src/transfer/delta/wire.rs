@@ -91,11 +91,7 @@ pub fn sign_base(
 ) -> Result<(Fingerprint, Signature), TransferError> {
     let meta = file.metadata().map_err(TransferError::Local)?;
     let fingerprint = Fingerprint::of(&meta);
-    // A peer's average only if the chunks it could make stay within what a signature may hold
-    // (a tiny average for a huge base would have this side hold millions of entries).
-    let avg = avg
-        .filter(|avg| valid_average(*avg) && meta.len() / u64::from(avg / 4) < super::MAX_CHUNKS)
-        .unwrap_or_else(|| average_for(meta.len()));
+    let avg = average_to_sign_at(avg, meta.len());
     if let Some(signature) = cache.signature(fingerprint).filter(|kept| kept.avg == avg) {
         return Ok((fingerprint, signature));
     }
@@ -121,6 +117,15 @@ pub fn sign_base(
     Ok((fingerprint, signature))
 }
 
+/// The average a base of `size` bytes is signed at: the peer's `asked` one only if it is valid
+/// and the chunks it could make stay within what a signature may hold (a tiny average for a
+/// huge base would have this side hold millions of entries); else this side's own choice.
+pub fn average_to_sign_at(asked: Option<u32>, size: u64) -> u32 {
+    asked
+        .filter(|avg| valid_average(*avg) && size / u64::from(avg / 4) < super::MAX_CHUNKS)
+        .unwrap_or_else(|| average_for(size))
+}
+
 /// An opened file as a delta's base, with its signature: only a regular file of at least
 /// [`super::DELTA_MIN`] bytes that can be signed; anything else means no delta (the transfer
 /// goes whole). Both ends open the file their own way (the server beneath its root, never
@@ -140,4 +145,31 @@ pub fn base_of(
         super::receive::Base::new(file, fingerprint, &signature),
         signature,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_average_is_taken_only_while_the_signature_stays_bounded() {
+        assert_eq!(average_to_sign_at(Some(4096), 1 << 30), 4096);
+        assert_eq!(average_to_sign_at(Some(1 << 20), 1 << 20), 1 << 20);
+        // Not a power of two, or none asked: this side's choice.
+        assert_eq!(
+            average_to_sign_at(Some(5000), 1 << 30),
+            average_for(1 << 30)
+        );
+        assert_eq!(average_to_sign_at(None, 1 << 30), average_for(1 << 30));
+        // 1 KiB chunks (256 bytes at least) of a 1 TiB base: billions of entries. Refused.
+        assert_eq!(
+            average_to_sign_at(Some(1024), 1 << 40),
+            average_for(1 << 40)
+        );
+        assert_eq!(
+            average_to_sign_at(Some(1024), 512 << 20),
+            average_for(512 << 20)
+        );
+        assert_eq!(average_to_sign_at(Some(1024), (512 << 20) - 1), 1024);
+    }
 }

@@ -141,7 +141,12 @@ where
             };
             Some((signature, cut))
         }
-        None => None,
+        None => {
+            // No base to send a delta against: the cut stops (it would read the file twice
+            // more beside the plain send).
+            drop(cut);
+            None
+        }
     };
     conn.write_message(&Message::PutStart(PutStart {
         offset: start,

@@ -5,11 +5,13 @@ mod compare;
 mod get;
 mod get_whole;
 mod put;
+mod put_whole;
 
 pub use compare::{Check, is_same};
 pub use get::{AskedGet, VerifiedGet, ask_get, get_file, receive_get};
 pub use get_whole::{SMALL_GET_CAP, SmallGet, ask_whole_get, get_to_writer, receive_small_get};
-pub use put::{SMALL_PUT_BATCHED, SentPut, put_file, receive_put, send_small_puts, send_whole_put};
+pub use put::put_file;
+pub use put_whole::{SMALL_PUT_BATCHED, SentPut, receive_put, send_small_puts, send_whole_put};
 
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@ pub mod chunks;
 pub mod compress;
 pub mod delta;
 pub mod dir_at;
-pub mod hash_behind;
+pub mod hash_beside;
 pub mod hash_cache;
 pub mod hashing;
 pub mod metadata;

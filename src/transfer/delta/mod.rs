@@ -21,7 +21,7 @@
 //! cuts at in its request and starts cutting at once ([`cut`]), so the two reads run together,
 //! one per core; copies go out batch by batch, so the receiver builds while the rest is cut;
 //! the receiver hashes what it builds on a second thread
-//! ([`crate::transfer::hash_behind`]) and syncs it as it grows. And a file built from a delta
+//! ([`crate::transfer::hash_beside`]) and syncs it as it grows. And a file built from a delta
 //! keeps the signature derived while it was built ([`built`]): the next delta against it, the
 //! next sync of a file that keeps changing, does not read it to sign it at all.
 //!

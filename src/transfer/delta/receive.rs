@@ -23,7 +23,7 @@ use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{Frame, Message};
 use crate::transfer::chunks::TransferError;
 use crate::transfer::compress::COMPRESSED_CHANNEL;
-use crate::transfer::hash_behind::hashing_beside;
+use crate::transfer::hash_beside::hashing_beside;
 use crate::transfer::hash_cache::Fingerprint;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::writeback::Writeback;
@@ -117,15 +117,21 @@ impl Builder {
     }
 
     fn write(&mut self, piece: Piece) -> std::io::Result<()> {
-        let literal = match piece {
-            Piece::Literal(bytes) => bytes.to_vec(),
-            Piece::Compressed(bytes, size) => crate::transfer::compress::unpack(&bytes, size)?,
-            Piece::Copies(copies) => return self.copy(copies),
-        };
-        self.out.write_all(&literal)?;
-        self.hasher.update(&literal);
+        match piece {
+            Piece::Literal(bytes) => self.literal(&bytes),
+            Piece::Compressed(bytes, size) => {
+                self.literal(&crate::transfer::compress::unpack(&bytes, size)?)
+            }
+            Piece::Copies(copies) => self.copy(copies),
+        }
+    }
+
+    /// Writes literal bytes as they arrived (no copy of them is made).
+    fn literal(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(bytes)?;
+        self.hasher.update(bytes);
         if let Some((built, _)) = &mut self.built {
-            built.literal(&literal);
+            built.literal(bytes);
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use common::{TestServer, WAIT, config_with_user, pattern};
 use ferry::client::files::{self, NoProgress, Transfer};
 use ferry::connection::{BoxedStream, Connection};
 use ferry::protocol::{
-    DeltaBase, ErrorCode, Frame, Get, HashAlgorithm, Message, Put, PutStart, Refusal,
+    ChunkHashing, DeltaBase, ErrorCode, Frame, Get, HashAlgorithm, Message, Put, PutStart, Refusal,
 };
 use ferry::transfer::chunks::{SendHash, TransferError};
 use ferry::transfer::delta::cut::Cut;
@@ -323,6 +323,7 @@ async fn a_base_that_changes_after_it_was_signed_is_caught() {
         &source,
         new.len() as u64,
         remote_signature.avg,
+        remote_signature.hashing,
         Some(HashAlgorithm::Blake3),
     )
     .unwrap();
@@ -387,6 +388,7 @@ async fn a_hostile_delta_is_refused_and_nothing_outside_the_partial_is_written()
             whole: false,
             delta: true,
             avg: None,
+            chunk_hash: None,
             compress: false,
         }))
         .await
@@ -436,6 +438,7 @@ async fn a_hostile_delta_is_refused_and_nothing_outside_the_partial_is_written()
         size: 100_000,
         avg: 1024,
         chunks: 3,
+        chunk_hash: Default::default(),
     };
     conn.write_message(&Message::Get(Get {
         path: "target.bin".into(),
@@ -473,6 +476,7 @@ async fn a_hostile_delta_is_refused_and_nothing_outside_the_partial_is_written()
             size: 4096,
             avg: 1024,
             chunks: 1 << 40,
+            chunk_hash: Default::default(),
         }),
         compress: false,
     }))
@@ -607,6 +611,7 @@ async fn a_compressed_block_that_claims_too_much_is_refused() {
         whole: false,
         delta: false,
         avg: None,
+        chunk_hash: None,
         compress: true,
     }))
     .await
@@ -726,9 +731,10 @@ async fn a_file_built_from_a_delta_keeps_its_signature_for_the_next_one() {
         kept.avg,
         ferry::transfer::delta::average_for(new.len() as u64)
     );
+    assert_eq!(kept.hashing, ChunkHashing::Xxh3, "as the client asked");
     assert_eq!(
         kept,
-        Signature::compute_at(&placed, new.len() as u64, kept.avg).unwrap()
+        Signature::compute_at(&placed, new.len() as u64, kept.avg, kept.hashing).unwrap()
     );
 }
 
@@ -753,6 +759,7 @@ async fn the_server_signs_at_the_average_the_put_names() {
             whole: false,
             delta: true,
             avg: asked,
+            chunk_hash: None,
             compress: false,
         }))
         .await
@@ -766,5 +773,102 @@ async fn the_server_signs_at_the_average_the_put_names() {
             .await
             .unwrap();
         assert_eq!(signature.avg, expected);
+    }
+}
+
+/// A put names how it hashes its chunks and the server signs the same way; a put that names
+/// none (an older client) gets BLAKE3, as before XXH3 was named. A get's base says how it was
+/// hashed and the server cuts the same way: an older client's BLAKE3 base still finds its
+/// chunks.
+#[tokio::test]
+async fn chunks_are_hashed_as_the_peer_names_and_blake3_when_it_names_none() {
+    let (server, token) = writer_server().await;
+    let old = pattern(1 << 20, 12);
+    std::fs::write(root(&server).join("h.bin"), &old).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let base_file = file_of(&local.path().join("base.bin"), &old);
+    for (asked, expected) in [
+        (Some(ChunkHashing::Xxh3), ChunkHashing::Xxh3),
+        (Some(ChunkHashing::Blake3), ChunkHashing::Blake3),
+        (None, ChunkHashing::Blake3),
+    ] {
+        let mut conn = session(&server, &token).await;
+        conn.write_message(&Message::Put(Put {
+            path: "h.bin".into(),
+            size: 1 << 20,
+            mode: 0o644,
+            mtime_ns: 0,
+            hash: HashAlgorithm::Blake3,
+            whole: false,
+            delta: true,
+            avg: Some(4096),
+            chunk_hash: asked,
+            compress: false,
+        }))
+        .await
+        .unwrap();
+        let base = match conn.read_message().await.unwrap() {
+            Message::PutReady(ready) => ready.base.expect("the server offers its base"),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(base.chunk_hash, expected, "asked for {asked:?}");
+        let signature = ferry::transfer::delta::wire::read_signature(&mut conn, &base)
+            .await
+            .unwrap();
+        let ours = Signature::compute_at(&base_file, 1 << 20, 4096, expected).unwrap();
+        let entries: Vec<_> = ours.chunks.iter().map(|(_, hash)| *hash).collect();
+        assert_eq!(signature.hashes, entries, "asked for {asked:?}");
+    }
+    // A get against a base signed with each: the file comes back as a delta that copies.
+    let mut new = old.clone();
+    new[500_000] ^= 1;
+    std::fs::write(root(&server).join("h.bin"), &new).unwrap();
+    for hashing in [ChunkHashing::Blake3, ChunkHashing::Xxh3] {
+        let signature = Signature::compute_at(&base_file, 1 << 20, 4096, hashing).unwrap();
+        let mut conn = session(&server, &token).await;
+        conn.write_message(&Message::Get(Get {
+            path: "h.bin".into(),
+            hash: HashAlgorithm::Blake3,
+            offset: 0,
+            prefix_hash: None,
+            base: Some(signature.base()),
+            compress: false,
+        }))
+        .await
+        .unwrap();
+        ferry::transfer::delta::wire::write_signature(&mut conn, &signature)
+            .await
+            .unwrap();
+        conn.flush().await.unwrap();
+        match conn.read_message().await.unwrap() {
+            Message::GetReady(ready) => assert!(ready.delta, "{hashing:?}"),
+            other => panic!("{other:?}"),
+        }
+        let (mut literal, mut copied) = (0usize, 0u64);
+        loop {
+            match conn.read_frame().await.unwrap().unwrap() {
+                Frame::Data {
+                    channel: 0,
+                    payload,
+                } => literal += payload.len(),
+                Frame::Data {
+                    channel: COPY_CHANNEL,
+                    payload,
+                } => {
+                    for copy in payload.chunks_exact(16) {
+                        copied += u64::from_le_bytes(copy[8..].try_into().unwrap());
+                    }
+                }
+                Frame::Message(body) => match Message::parse(&body).unwrap() {
+                    Message::GetEnd(_) => break,
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            copied > 200 && literal < 64 * 1024,
+            "{hashing:?}: {copied} chunks copied, {literal} literal bytes"
+        );
     }
 }

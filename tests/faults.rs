@@ -265,6 +265,7 @@ async fn a_disk_that_fills_gets_a_clear_error_nothing_is_kept_and_the_server_ser
         whole: false,
         delta: false,
         avg: None,
+        chunk_hash: None,
         compress: false,
     }))
     .await

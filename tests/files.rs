@@ -623,6 +623,7 @@ async fn a_tampered_put_is_detected_and_nothing_is_kept() {
         whole: false,
         delta: false,
         avg: None,
+        chunk_hash: None,
         compress: false,
     }))
     .await

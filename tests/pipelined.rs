@@ -34,6 +34,7 @@ async fn send_whole(
         whole: true,
         delta: false,
         avg: None,
+        chunk_hash: None,
         compress: false,
     }))
     .await
@@ -310,6 +311,7 @@ async fn announce_whole(
         whole: true,
         delta: false,
         avg: None,
+        chunk_hash: None,
         compress: false,
     }))
     .await

@@ -28,6 +28,7 @@ async fn start_put(conn: &mut Connection<BoxedStream>, path: &str, size: u64) {
         whole: false,
         delta: false,
         avg: None,
+        chunk_hash: None,
         compress: false,
     }))
     .await

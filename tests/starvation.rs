@@ -584,6 +584,7 @@ async fn stalled_put(
         whole: false,
         delta: true,
         avg: None,
+        chunk_hash: None,
         compress: false,
     }))
     .await
@@ -619,6 +620,7 @@ async fn stalled_get(server: &TestServer) -> Connection<TcpStream> {
             size: 1 << 20,
             avg: 1024,
             chunks: 1,
+            chunk_hash: Default::default(),
         }),
         compress: false,
     }))

@@ -91,6 +91,7 @@ async fn a_websocket_session_is_a_ferry_session() {
             whole: false,
             delta: false,
             avg: None,
+            chunk_hash: None,
             compress: false,
         }),
     )

@@ -66,6 +66,27 @@ impl HashAlgorithm {
     }
 }
 
+/// How a delta's chunks are hashed in a signature (8 bytes of the hash each). BLAKE3 when a
+/// peer names none (the first peers that spoke deltas); XXH3-64 is what ferry asks for now: a
+/// chunk match only chooses which bytes to copy, the whole-file hash proves the result, so
+/// the chunk hash needs speed, not collision resistance (rsync's block checksums are XXH3 too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkHashing {
+    #[default]
+    /// The first 8 bytes of BLAKE3.
+    Blake3,
+    /// XXH3-64, little-endian.
+    Xxh3,
+}
+
+impl ChunkHashing {
+    /// Whether it is what a peer that names none means.
+    pub fn is_default(&self) -> bool {
+        *self == ChunkHashing::Blake3
+    }
+}
+
 /// Client → server: list a directory (or describe a file), optionally the whole tree; with
 /// `itself`, only the entry describing `path` itself (like `ls -d`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +149,9 @@ pub struct DeltaBase {
     pub avg: u32,
     /// Entries in the signature.
     pub chunks: u64,
+    /// How its chunks are hashed (BLAKE3 when not named).
+    #[serde(default, skip_serializing_if = "ChunkHashing::is_default")]
+    pub chunk_hash: ChunkHashing,
 }
 
 /// Server → client: data frames follow from `offset` to `size`, then `get_end`.
@@ -184,6 +208,10 @@ pub struct Put {
     /// the server signs its base at the same average when it is a valid one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg: Option<u32>,
+    /// With `delta`: how the client hashes its chunks (it starts at once); the server signs its
+    /// base the same way when it knows the name, else with BLAKE3 (and says which in `base`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_hash: Option<ChunkHashing>,
     /// The client would send zstd-compressed blocks where they pay (not with `whole`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub compress: bool,

@@ -8,7 +8,7 @@ use super::{Progress, Transfer, blocking, local, transfer_error};
 use crate::client::ClientError;
 use crate::client::error::unexpected;
 use crate::connection::Connection;
-use crate::protocol::{Get, GetEnd, GetReady, HashAlgorithm, Message};
+use crate::protocol::{ChunkHashing, Get, GetEnd, GetReady, HashAlgorithm, Message};
 use crate::transfer::chunks::{self, TransferError};
 use crate::transfer::delta::{self, Signature, receive::Base};
 use crate::transfer::hash_cache::{Fingerprint, HashCache};
@@ -184,7 +184,7 @@ fn open_base(target: &Path, hashes: &HashCache) -> Option<(Base, Signature)> {
         )
         .open(target)
         .ok()?;
-    delta::wire::base_of(file, hashes, None)
+    delta::wire::base_of(file, hashes, None, ChunkHashing::Xxh3)
 }
 
 /// Reads the answer to `asked`: the data into its partial, then the server's hash, compared

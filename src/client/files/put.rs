@@ -12,7 +12,8 @@ use crate::client::ClientError;
 use crate::client::error::unexpected;
 use crate::connection::Connection;
 use crate::protocol::{
-    ErrorCode, HashAlgorithm, Message, Put, PutDone, PutEnd, PutReady, PutStart, Refusal,
+    ChunkHashing, ErrorCode, HashAlgorithm, Message, Put, PutDone, PutEnd, PutReady, PutStart,
+    Refusal,
 };
 use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
 use crate::transfer::delta::{self, DELTA_MIN, RemoteSignature, cut::Cut};
@@ -96,13 +97,16 @@ where
         whole: false,
         delta,
         avg: delta.then_some(avg),
+        chunk_hash: delta.then_some(ChunkHashing::Xxh3),
         compress,
     }))
     .await?;
     // While the server signs its copy, this side cuts its own (dropped, it stops, when the
     // server holds no base).
     let cut = match delta {
-        true => Some(Cut::start(&file, size, avg, to_hash).map_err(local(source))?),
+        true => {
+            Some(Cut::start(&file, size, avg, ChunkHashing::Xxh3, to_hash).map_err(local(source))?)
+        }
         false => None,
     };
     let (held, theirs, base, compress) = match conn.read_message().await? {
@@ -133,10 +137,12 @@ where
     let signature = signature.filter(|_| start < size);
     let delta = match signature {
         Some(signature) => {
-            // A server that signed at another average than asked: cut again at its average.
+            // A server that signed at another average, or hashed its chunks another way (an
+            // older one: BLAKE3), than asked: cut again as it did.
             let cut = match cut {
-                Some(cut) if cut.avg() == signature.avg => cut,
-                _ => Cut::start(&file, size, signature.avg, to_hash).map_err(local(source))?,
+                Some(cut) if cut.fits(signature.avg, signature.hashing) => cut,
+                _ => Cut::start(&file, size, signature.avg, signature.hashing, to_hash)
+                    .map_err(local(source))?,
             };
             Some((signature, cut))
         }

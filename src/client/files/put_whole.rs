@@ -69,6 +69,7 @@ where
         whole: true,
         delta: false,
         avg: None,
+        chunk_hash: None,
         compress: false,
     });
     let opened = Opened {
@@ -175,6 +176,7 @@ where
                 whole: true,
                 delta: false,
                 avg: None,
+                chunk_hash: None,
                 compress: false,
             }))
             .map_err(ConnectionError::Io)?;

@@ -207,6 +207,7 @@ fn samples() -> Vec<Message> {
                 size: 5000,
                 avg: 1024,
                 chunks: 4,
+                chunk_hash: Default::default(),
             }),
             compress: true,
         }),
@@ -228,6 +229,7 @@ fn samples() -> Vec<Message> {
             whole: false,
             delta: true,
             avg: Some(4096),
+            chunk_hash: None,
             compress: false,
         }),
         Message::PutReady(PutReady {

@@ -364,7 +364,8 @@ where
     let how = known.map_or(SendHash::Compute(hasher), SendHash::Known);
     let sent = match signature {
         Some(signature) => {
-            match Cut::start(&file, size, signature.avg, (!cached).then_some(algorithm)) {
+            let whole = (!cached).then_some(algorithm);
+            match Cut::start(&file, size, signature.avg, signature.hashing, whole) {
                 Ok(cut) => delta::send::send_delta(
                     conn,
                     cut,

@@ -175,11 +175,13 @@ impl Upload {
         let dir = Arc::clone(self.partial.dir());
         let name = self.target.clone();
         let avg = self.request.avg;
+        // A client that names no chunk hash is one that knows only BLAKE3.
+        let hashing = self.request.chunk_hash.unwrap_or_default();
         let signed = off_runtime(move || -> Option<(Base, Signature)> {
             use rustix::fs::{Mode, OFlags};
             let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
             let fd = rustix::fs::openat(dir.as_fd(), name.as_str(), flags, Mode::empty()).ok()?;
-            delta::wire::base_of(std::fs::File::from(fd), &hashes, avg)
+            delta::wire::base_of(std::fs::File::from(fd), &hashes, avg, hashing)
         })
         .await?;
         Ok((self, signed))

@@ -15,11 +15,13 @@
 
 use super::chunker::Sizes;
 use super::signature::{ChunkHash, Signature, chunk_hash};
+use crate::protocol::ChunkHashing;
 
 /// A new file's signature being derived from its delta.
 pub struct BuiltSignature {
     sizes: Sizes,
     avg: u32,
+    hashing: ChunkHashing,
     chunks: Vec<(u32, ChunkHash)>,
     /// Literal bytes of the current run not yet cut: `pending[at..]`.
     pending: Vec<u8>,
@@ -27,11 +29,13 @@ pub struct BuiltSignature {
 }
 
 impl BuiltSignature {
-    /// A signature at the base's average `avg`, for a file built from its first byte.
-    pub fn new(avg: u32) -> Self {
+    /// A signature cut and hashed as the base's (`avg`, `hashing`), for a file built from its
+    /// first byte.
+    pub fn new(avg: u32, hashing: ChunkHashing) -> Self {
         BuiltSignature {
             sizes: Sizes::new(avg),
             avg,
+            hashing,
             chunks: Vec::new(),
             pending: Vec::new(),
             at: 0,
@@ -65,6 +69,7 @@ impl BuiltSignature {
         let total: u64 = self.chunks.iter().map(|(len, _)| u64::from(*len)).sum();
         (total == size && !self.full()).then_some(Signature {
             avg: self.avg,
+            hashing: self.hashing,
             size,
             chunks: self.chunks,
         })
@@ -95,8 +100,10 @@ impl BuiltSignature {
             .max(1);
         let chunk = &bytes[..len];
         if !self.full() {
-            self.chunks
-                .push((u32::try_from(len).unwrap_or(u32::MAX), chunk_hash(chunk)));
+            self.chunks.push((
+                u32::try_from(len).unwrap_or(u32::MAX),
+                chunk_hash(self.hashing, chunk),
+            ));
         }
         self.at += len;
     }
@@ -122,7 +129,7 @@ mod tests {
     fn signature_of(bytes: &[u8], avg: u32) -> Signature {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(bytes).unwrap();
-        Signature::compute_at(&file, bytes.len() as u64, avg).unwrap()
+        Signature::compute_at(&file, bytes.len() as u64, avg, ChunkHashing::Xxh3).unwrap()
     }
 
     #[test]
@@ -144,7 +151,7 @@ mod tests {
             .enumerate()
             .map(|(i, (_, hash))| (*hash, i))
             .collect();
-        let mut built = BuiltSignature::new(avg);
+        let mut built = BuiltSignature::new(avg, ChunkHashing::Xxh3);
         let mut at = 0usize;
         let mut literal = Vec::new();
         let mut copies = 0;
@@ -172,7 +179,7 @@ mod tests {
 
     #[test]
     fn chunks_that_do_not_add_up_give_no_signature() {
-        let mut built = BuiltSignature::new(1024);
+        let mut built = BuiltSignature::new(1024, ChunkHashing::Xxh3);
         built.literal(&[1u8; 5000]);
         assert!(built.finish(4999).is_none());
     }

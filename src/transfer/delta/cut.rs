@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::chunker::{Chunker, Sizes};
 use super::signature::{ChunkHash, chunk_hash};
-use crate::protocol::HashAlgorithm;
+use crate::protocol::{ChunkHashing, HashAlgorithm};
 use crate::transfer::hashing::Hasher;
 
 /// Bytes of the file one batch of chunks covers, about.
@@ -52,6 +52,7 @@ const AHEAD: usize = 1 << 18;
 /// neither a thread (the task waits for room without one) nor more than [`AHEAD`] chunks.
 pub struct Cut {
     avg: u32,
+    hashing: ChunkHashing,
     batches: mpsc::Receiver<Vec<CutChunk>>,
     stop: Arc<AtomicBool>,
     ended: Option<JoinHandle<io::Result<()>>>,
@@ -60,11 +61,18 @@ pub struct Cut {
 
 impl Cut {
     /// Starts cutting the first `len` bytes of `file` at average `avg` (see
-    /// [`super::valid_average`]); with `hash`, the whole file is hashed beside.
+    /// [`super::valid_average`]), hashing the chunks as `hashing` says; with `hash`, the whole
+    /// file is hashed beside.
     ///
     /// # Errors
     /// The file's descriptor could not be duplicated for the threads.
-    pub fn start(file: &File, len: u64, avg: u32, hash: Option<HashAlgorithm>) -> io::Result<Cut> {
+    pub fn start(
+        file: &File,
+        len: u64,
+        avg: u32,
+        hashing: ChunkHashing,
+        hash: Option<HashAlgorithm>,
+    ) -> io::Result<Cut> {
         let file = file.try_clone()?;
         // Batches of about a megabyte each hold about BATCH / avg chunks.
         let room = (AHEAD / (BATCH / avg as usize).max(1)).max(2);
@@ -81,9 +89,10 @@ impl Cut {
             None => None,
         };
         let stopped = Arc::clone(&stop);
-        let ended = tokio::spawn(cut_file(file, len, avg, tx, stopped));
+        let ended = tokio::spawn(cut_file(file, (len, avg, hashing), tx, stopped));
         Ok(Cut {
             avg,
+            hashing,
             batches,
             stop,
             ended: Some(ended),
@@ -94,6 +103,17 @@ impl Cut {
     /// The average it cuts at.
     pub fn avg(&self) -> u32 {
         self.avg
+    }
+
+    /// How it hashes the chunks.
+    pub fn hashing(&self) -> ChunkHashing {
+        self.hashing
+    }
+
+    /// Whether its chunks can be looked up in a signature cut at `avg` and hashed as
+    /// `hashing` (else the file must be cut again).
+    pub fn fits(&self, avg: u32, hashing: ChunkHashing) -> bool {
+        self.avg == avg && self.hashing == hashing
     }
 
     /// The next batch of chunks in file order; `None` once all were handed out (then
@@ -128,12 +148,11 @@ impl Drop for Cut {
     }
 }
 
-/// The cut itself: batches cut on blocking threads, one trip each, and sent until the file
-/// ends or no one listens any more.
+/// The cut itself: the first `len` bytes cut at `avg` and hashed as `hashing`, in batches cut
+/// on blocking threads, one trip each, and sent until the file ends or no one listens any more.
 async fn cut_file(
     file: File,
-    len: u64,
-    avg: u32,
+    (len, avg, hashing): (u64, u32, ChunkHashing),
     tx: mpsc::Sender<Vec<CutChunk>>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
@@ -149,7 +168,7 @@ async fn cut_file(
                 batch.push(CutChunk {
                     offset,
                     len: u32::try_from(bytes.len()).map_err(io::Error::other)?,
-                    hash: chunk_hash(bytes),
+                    hash: chunk_hash(hashing, bytes),
                 });
                 Ok(())
             });
@@ -195,8 +214,14 @@ mod tests {
             .collect();
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&bytes).unwrap();
-        let mut cut =
-            Cut::start(&file, bytes.len() as u64, 4096, Some(HashAlgorithm::Blake3)).unwrap();
+        let mut cut = Cut::start(
+            &file,
+            bytes.len() as u64,
+            4096,
+            ChunkHashing::Xxh3,
+            Some(HashAlgorithm::Blake3),
+        )
+        .unwrap();
         let mut chunks = Vec::new();
         while let Some(batch) = cut.next().await {
             chunks.extend(batch);
@@ -206,7 +231,10 @@ mod tests {
         for chunk in &chunks {
             assert_eq!(chunk.offset, at);
             let end = at as usize + chunk.len as usize;
-            assert_eq!(chunk.hash, chunk_hash(&bytes[at as usize..end]));
+            assert_eq!(
+                chunk.hash,
+                chunk_hash(ChunkHashing::Xxh3, &bytes[at as usize..end])
+            );
             at = end as u64;
         }
         assert_eq!(at, bytes.len() as u64);
@@ -218,7 +246,7 @@ mod tests {
     async fn a_dropped_cut_stops() {
         let file = tempfile::tempfile().unwrap();
         file.set_len(64 << 20).unwrap();
-        let mut cut = Cut::start(&file, 64 << 20, 1024, None).unwrap();
+        let mut cut = Cut::start(&file, 64 << 20, 1024, ChunkHashing::Xxh3, None).unwrap();
         let _first = cut.next().await;
         let ended = cut.ended.take().unwrap();
         drop(cut);

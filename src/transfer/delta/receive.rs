@@ -20,7 +20,7 @@ use super::built::BuiltSignature;
 use super::signature::ChunkHash;
 use super::{COPY_BYTES, COPY_CHANNEL, Signature};
 use crate::connection::{Connection, ConnectionError};
-use crate::protocol::{Frame, Message};
+use crate::protocol::{ChunkHashing, Frame, Message};
 use crate::transfer::chunks::TransferError;
 use crate::transfer::compress::COMPRESSED_CHANNEL;
 use crate::transfer::hash_beside::hashing_beside;
@@ -61,6 +61,8 @@ pub struct Base {
     pub chunks: Vec<(u32, ChunkHash)>,
     /// The average it was cut at.
     pub avg: u32,
+    /// How its chunks were hashed.
+    pub hashing: ChunkHashing,
 }
 
 impl Base {
@@ -73,6 +75,7 @@ impl Base {
             offsets: signature.offsets(),
             chunks: signature.chunks.clone(),
             avg: signature.avg,
+            hashing: signature.hashing,
         }
     }
 }
@@ -248,7 +251,7 @@ where
 {
     let fingerprint = base.fingerprint;
     let offsets = base.offsets;
-    let built = (start == 0).then(|| (BuiltSignature::new(base.avg), base.chunks));
+    let built = (start == 0).then(|| (BuiltSignature::new(base.avg, base.hashing), base.chunks));
     let writeback = Writeback::of(&out, len);
     let mut disk = Disk {
         idle: Some(Builder {

@@ -234,11 +234,13 @@ pub async fn send_delta<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if cut.avg() != signature.avg {
+    if !cut.fits(signature.avg, signature.hashing) {
         return Err(TransferError::Protocol(format!(
-            "the file was cut at an average of {} bytes, the signature at {}",
+            "the file was cut at an average of {} bytes ({:?}), the signature at {} ({:?})",
             cut.avg(),
-            signature.avg
+            cut.hashing(),
+            signature.avg,
+            signature.hashing
         )));
     }
     let mut idle = Some(Pass {

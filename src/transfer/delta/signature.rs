@@ -9,16 +9,21 @@ use std::io;
 
 use super::chunker::{Sizes, chunk_file};
 use super::{ENTRY_BYTES, HASH_BYTES, MAX_CHUNKS, average_for, valid_average};
-use crate::protocol::DeltaBase;
+use crate::protocol::{ChunkHashing, DeltaBase};
 
 /// One chunk's hash prefix.
 pub type ChunkHash = [u8; HASH_BYTES];
 
-/// The hash prefix of a chunk's bytes.
-pub fn chunk_hash(bytes: &[u8]) -> ChunkHash {
-    let mut out = [0u8; HASH_BYTES];
-    out.copy_from_slice(&blake3::hash(bytes).as_bytes()[..HASH_BYTES]);
-    out
+/// The hash prefix of a chunk's bytes, hashed as `hashing` says.
+pub fn chunk_hash(hashing: ChunkHashing, bytes: &[u8]) -> ChunkHash {
+    match hashing {
+        ChunkHashing::Xxh3 => xxhash_rust::xxh3::xxh3_64(bytes).to_le_bytes(),
+        ChunkHashing::Blake3 => {
+            let mut out = [0u8; HASH_BYTES];
+            out.copy_from_slice(&blake3::hash(bytes).as_bytes()[..HASH_BYTES]);
+            out
+        }
+    }
 }
 
 /// A base's chunks as the side that holds it knows them: lengths and hashes.
@@ -26,6 +31,8 @@ pub fn chunk_hash(bytes: &[u8]) -> ChunkHash {
 pub struct Signature {
     /// The chunker's average size.
     pub avg: u32,
+    /// How its chunks are hashed.
+    pub hashing: ChunkHashing,
     /// The base's size (the chunks' lengths add up to it).
     pub size: u64,
     /// Each chunk's length and hash prefix, in file order.
@@ -37,6 +44,8 @@ pub struct Signature {
 pub struct RemoteSignature {
     /// The chunker's average size (the sender cuts its file the same way).
     pub avg: u32,
+    /// How its chunks are hashed (the sender hashes its own the same way).
+    pub hashing: ChunkHashing,
     /// Each chunk's hash prefix, in file order.
     pub hashes: Vec<ChunkHash>,
 }
@@ -48,23 +57,33 @@ impl Signature {
     /// # Errors
     /// Read errors (`UnexpectedEof` when the file is shorter than `size`).
     pub fn compute(file: &File, size: u64) -> io::Result<Signature> {
-        Signature::compute_at(file, size, average_for(size))
+        Signature::compute_at(file, size, average_for(size), ChunkHashing::Xxh3)
     }
 
-    /// Cuts and hashes the first `size` bytes of `file` at average `avg` (one
-    /// [`valid_average`] accepts). Runs on a blocking thread.
+    /// Cuts the first `size` bytes of `file` at average `avg` (one [`valid_average`]
+    /// accepts) and hashes the chunks as `hashing` says. Runs on a blocking thread.
     ///
     /// # Errors
     /// Read errors (`UnexpectedEof` when the file is shorter than `size`).
-    pub fn compute_at(file: &File, size: u64, avg: u32) -> io::Result<Signature> {
+    pub fn compute_at(
+        file: &File,
+        size: u64,
+        avg: u32,
+        hashing: ChunkHashing,
+    ) -> io::Result<Signature> {
         let mut chunks =
             Vec::with_capacity(usize::try_from(size / u64::from(avg) + 1).unwrap_or(0));
         chunk_file(file, size, Sizes::new(avg), |_, bytes| {
             let len = u32::try_from(bytes.len()).map_err(io::Error::other)?;
-            chunks.push((len, chunk_hash(bytes)));
+            chunks.push((len, chunk_hash(hashing, bytes)));
             Ok(())
         })?;
-        Ok(Signature { avg, size, chunks })
+        Ok(Signature {
+            avg,
+            hashing,
+            size,
+            chunks,
+        })
     }
 
     /// What announces it on the wire.
@@ -73,6 +92,7 @@ impl Signature {
             size: self.size,
             avg: self.avg,
             chunks: self.chunks.len() as u64,
+            chunk_hash: self.hashing,
         }
     }
 
@@ -139,6 +159,7 @@ impl Signature {
         }
         Ok(Signature {
             avg: base.avg,
+            hashing: base.chunk_hash,
             size: base.size,
             chunks,
         })
@@ -196,6 +217,7 @@ impl RemoteSignature {
             .collect();
         Ok(RemoteSignature {
             avg: base.avg,
+            hashing: base.chunk_hash,
             hashes,
         })
     }
@@ -250,12 +272,14 @@ mod tests {
             size: 1000,
             avg: 1024,
             chunks: 1 << 40,
+            chunk_hash: ChunkHashing::Xxh3,
         };
         assert!(check_base(&many).is_err());
         let odd = DeltaBase {
             size: 1000,
             avg: 1000,
             chunks: 1,
+            chunk_hash: ChunkHashing::Xxh3,
         };
         assert!(check_base(&odd).is_err());
     }

@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::signature::check_base;
 use super::{ENTRY_BYTES, RemoteSignature, Signature, average_for, valid_average};
 use crate::connection::{Connection, ConnectionError};
-use crate::protocol::{DeltaBase, Frame, Message};
+use crate::protocol::{ChunkHashing, DeltaBase, Frame, Message};
 use crate::transfer::chunks::TransferError;
 use crate::transfer::hash_cache::{Fingerprint, HashCache};
 
@@ -78,8 +78,8 @@ where
 }
 
 /// The signature of an open base file at average `avg` (the peer's choice when it named a valid
-/// one, else this side's for the base's size): kept from an earlier transfer if this very
-/// version was signed at that average before, else computed (and kept, when it did not change
+/// one, else this side's for the base's size), its chunks hashed as `hashing` says: kept from
+/// an earlier transfer if this very version was signed that way before, else computed (and kept, when it did not change
 /// while read). Its fingerprint comes with it. Runs on a blocking thread.
 ///
 /// # Errors
@@ -88,15 +88,19 @@ pub fn sign_base(
     file: &File,
     cache: &HashCache,
     avg: Option<u32>,
+    hashing: ChunkHashing,
 ) -> Result<(Fingerprint, Signature), TransferError> {
     let meta = file.metadata().map_err(TransferError::Local)?;
     let fingerprint = Fingerprint::of(&meta);
     let avg = average_to_sign_at(avg, meta.len());
-    if let Some(signature) = cache.signature(fingerprint).filter(|kept| kept.avg == avg) {
+    if let Some(signature) = cache
+        .signature(fingerprint)
+        .filter(|kept| kept.avg == avg && kept.hashing == hashing)
+    {
         return Ok((fingerprint, signature));
     }
     let started = SystemTime::now();
-    let signature = match Signature::compute_at(file, meta.len(), avg) {
+    let signature = match Signature::compute_at(file, meta.len(), avg, hashing) {
         Ok(signature) => signature,
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             return Err(TransferError::FileChanged);
@@ -129,18 +133,19 @@ pub fn average_to_sign_at(asked: Option<u32>, size: u64) -> u32 {
 /// An opened file as a delta's base, with its signature: only a regular file of at least
 /// [`super::DELTA_MIN`] bytes that can be signed; anything else means no delta (the transfer
 /// goes whole). Both ends open the file their own way (the server beneath its root, never
-/// through a link) and hand it here, with the average the sender asked for if it did. Runs on a
-/// blocking thread.
+/// through a link) and hand it here, with the average the sender asked for if it did and how
+/// the chunks are hashed. Runs on a blocking thread.
 pub fn base_of(
     file: File,
     cache: &HashCache,
     avg: Option<u32>,
+    hashing: ChunkHashing,
 ) -> Option<(super::receive::Base, Signature)> {
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() < super::DELTA_MIN {
         return None;
     }
-    let (fingerprint, signature) = sign_base(&file, cache, avg).ok()?;
+    let (fingerprint, signature) = sign_base(&file, cache, avg, hashing).ok()?;
     Some((
         super::receive::Base::new(file, fingerprint, &signature),
         signature,

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::{Fingerprint, MIN_SIZE};
-use crate::protocol::DeltaBase;
+use crate::protocol::{ChunkHashing, DeltaBase};
 use crate::transfer::delta::Signature;
 
 /// Signatures kept at most; beyond, the oldest make room.
@@ -28,6 +28,9 @@ struct Header {
     file: Fingerprint,
     avg: u32,
     chunks: u64,
+    /// Signatures kept before XXH3 have no name: BLAKE3.
+    #[serde(default)]
+    hashing: ChunkHashing,
 }
 
 /// The folder of signatures.
@@ -60,6 +63,7 @@ impl Signatures {
             size: file.size,
             avg: header.avg,
             chunks: header.chunks,
+            chunk_hash: header.hashing,
         };
         Signature::decode_kept(&base, &bytes[newline + 1..]).ok()
     }
@@ -82,6 +86,7 @@ impl Signatures {
             file,
             avg: signature.avg,
             chunks: signature.chunks.len() as u64,
+            hashing: signature.hashing,
         };
         let Ok(mut text) = serde_json::to_vec(&header) else {
             return;

@@ -225,6 +225,7 @@ async fn made_up_resume_offers_cannot_make_the_server_hash_without_bound() {
             offset: size - 1,
             prefix_hash: Some("0".repeat(64)),
             base: None,
+            signing: None,
             compress: false,
         }))
         .await

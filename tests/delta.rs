@@ -12,7 +12,8 @@ use common::{TestServer, WAIT, config_with_user, pattern};
 use ferry::client::files::{self, NoProgress, Transfer};
 use ferry::connection::{BoxedStream, Connection};
 use ferry::protocol::{
-    ChunkHashing, DeltaBase, ErrorCode, Frame, Get, HashAlgorithm, Message, Put, PutStart, Refusal,
+    BaseSigned, ChunkHashing, DeltaBase, ErrorCode, Frame, Get, HashAlgorithm, Message, Put,
+    PutStart, Refusal, Signing,
 };
 use ferry::transfer::chunks::{SendHash, TransferError};
 use ferry::transfer::delta::cut::Cut;
@@ -446,6 +447,7 @@ async fn a_hostile_delta_is_refused_and_nothing_outside_the_partial_is_written()
         offset: 0,
         prefix_hash: None,
         base: Some(base),
+        signing: None,
         compress: false,
     }))
     .await
@@ -478,6 +480,7 @@ async fn a_hostile_delta_is_refused_and_nothing_outside_the_partial_is_written()
             chunks: 1 << 40,
             chunk_hash: Default::default(),
         }),
+        signing: None,
         compress: false,
     }))
     .await
@@ -832,6 +835,7 @@ async fn chunks_are_hashed_as_the_peer_names_and_blake3_when_it_names_none() {
             offset: 0,
             prefix_hash: None,
             base: Some(signature.base()),
+            signing: None,
             compress: false,
         }))
         .await
@@ -840,35 +844,173 @@ async fn chunks_are_hashed_as_the_peer_names_and_blake3_when_it_names_none() {
             .await
             .unwrap();
         conn.flush().await.unwrap();
-        match conn.read_message().await.unwrap() {
-            Message::GetReady(ready) => assert!(ready.delta, "{hashing:?}"),
-            other => panic!("{other:?}"),
-        }
-        let (mut literal, mut copied) = (0usize, 0u64);
-        loop {
-            match conn.read_frame().await.unwrap().unwrap() {
-                Frame::Data {
-                    channel: 0,
-                    payload,
-                } => literal += payload.len(),
-                Frame::Data {
-                    channel: COPY_CHANNEL,
-                    payload,
-                } => {
-                    for copy in payload.chunks_exact(16) {
-                        copied += u64::from_le_bytes(copy[8..].try_into().unwrap());
-                    }
-                }
-                Frame::Message(body) => match Message::parse(&body).unwrap() {
-                    Message::GetEnd(_) => break,
-                    other => panic!("{other:?}"),
-                },
-                other => panic!("{other:?}"),
-            }
-        }
+        let (delta, literal, copied) = read_get_answer(&mut conn).await;
+        assert!(delta, "{hashing:?}");
         assert!(
             copied > 200 && literal < 64 * 1024,
             "{hashing:?}: {copied} chunks copied, {literal} literal bytes"
         );
+    }
+}
+
+/// Reads a get's answer: whether it is a delta, its literal bytes and the chunks it copies.
+async fn read_get_answer(conn: &mut Connection<BoxedStream>) -> (bool, usize, u64) {
+    let delta = match tokio::time::timeout(WAIT, conn.read_message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        Message::GetReady(ready) => ready.delta,
+        other => panic!("{other:?}"),
+    };
+    let (mut literal, mut copied) = (0usize, 0u64);
+    loop {
+        match conn.read_frame().await.unwrap().unwrap() {
+            Frame::Data {
+                channel: 0,
+                payload,
+            } => literal += payload.len(),
+            Frame::Data {
+                channel: COPY_CHANNEL,
+                payload,
+            } => {
+                for copy in payload.chunks_exact(16) {
+                    copied += u64::from_le_bytes(copy[8..].try_into().unwrap());
+                }
+            }
+            Frame::Message(body) => match Message::parse(&body).unwrap() {
+                Message::GetEnd(_) => break,
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+    (delta, literal, copied)
+}
+
+/// Sends a get that names its base before it is signed (`signing`), then `base_signed` with
+/// `signature` (or none).
+async fn get_signing_first(
+    conn: &mut Connection<BoxedStream>,
+    path: &str,
+    signing: Signing,
+    signature: Option<&Signature>,
+) {
+    conn.write_message(&Message::Get(Get {
+        path: path.into(),
+        hash: HashAlgorithm::Blake3,
+        offset: 0,
+        prefix_hash: None,
+        base: None,
+        signing: Some(signing),
+        compress: false,
+    }))
+    .await
+    .unwrap();
+    conn.write_message(&Message::BaseSigned(BaseSigned {
+        base: signature.map(Signature::base),
+    }))
+    .await
+    .unwrap();
+    if let Some(signature) = signature {
+        ferry::transfer::delta::wire::write_signature(conn, signature)
+            .await
+            .unwrap();
+    }
+    conn.flush().await.unwrap();
+}
+
+/// A get may name its base before the client has signed it, so that the server cuts its file
+/// while the client signs: the signature then comes with `base_signed`, signed as announced or
+/// otherwise (the server cuts again), or not at all (the file comes whole). A refused get still
+/// reads past it, and anything else in its place ends the session.
+#[tokio::test]
+async fn a_get_can_name_its_base_before_it_is_signed() {
+    let (server, token) = writer_server().await;
+    let old = pattern(1 << 20, 13);
+    let mut new = old.clone();
+    new[700_000] ^= 1;
+    std::fs::write(root(&server).join("s.bin"), &new).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let base_file = file_of(&local.path().join("base.bin"), &old);
+    let signing = Signing {
+        size: 1 << 20,
+        avg: 4096,
+        chunk_hash: ChunkHashing::Xxh3,
+    };
+    for (avg, hashing) in [(4096, ChunkHashing::Xxh3), (8192, ChunkHashing::Blake3)] {
+        let signature = Signature::compute_at(&base_file, 1 << 20, avg, hashing).unwrap();
+        let mut conn = session(&server, &token).await;
+        get_signing_first(&mut conn, "s.bin", signing, Some(&signature)).await;
+        let (delta, literal, copied) = read_get_answer(&mut conn).await;
+        assert!(delta, "signed at {avg} with {hashing:?}");
+        assert!(
+            copied > 100 && literal < 64 * 1024,
+            "signed at {avg} with {hashing:?}: {copied} chunks copied, {literal} literal bytes"
+        );
+    }
+    // Not signed after all: the whole file.
+    let mut conn = session(&server, &token).await;
+    get_signing_first(&mut conn, "s.bin", signing, None).await;
+    assert_eq!(read_get_answer(&mut conn).await, (false, 1 << 20, 0));
+    // A refused get reads past what follows it: the next request is answered in step.
+    get_signing_first(&mut conn, "missing.bin", signing, None).await;
+    conn.write_message(&Message::Ping(ferry::protocol::Ping { seq: 7 }))
+        .await
+        .unwrap();
+    conn.flush().await.unwrap();
+    match conn.read_message().await.unwrap() {
+        Message::Error(Refusal { code, .. }) => assert_eq!(code, ErrorCode::NotFound),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        conn.read_message().await.unwrap(),
+        Message::Pong(ferry::protocol::Pong { seq: 7, .. })
+    ));
+    // Anything but `base_signed` where it is due, or both ways of naming a base at once:
+    // a clear error, and the session ends.
+    let mut conn = session(&server, &token).await;
+    conn.write_message(&Message::Get(Get {
+        path: "s.bin".into(),
+        hash: HashAlgorithm::Blake3,
+        offset: 0,
+        prefix_hash: None,
+        base: None,
+        signing: Some(signing),
+        compress: false,
+    }))
+    .await
+    .unwrap();
+    conn.write_message(&Message::Ping(ferry::protocol::Ping { seq: 1 }))
+        .await
+        .unwrap();
+    conn.flush().await.unwrap();
+    match conn.read_message().await.unwrap() {
+        Message::Error(Refusal { code, message, .. }) => {
+            assert_eq!(code, ErrorCode::UnexpectedMessage);
+            assert!(message.contains("base_signed"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let signature = Signature::compute_at(&base_file, 1 << 20, 4096, ChunkHashing::Xxh3).unwrap();
+    let mut conn = session(&server, &token).await;
+    conn.write_message(&Message::Get(Get {
+        path: "s.bin".into(),
+        hash: HashAlgorithm::Blake3,
+        offset: 0,
+        prefix_hash: None,
+        base: Some(signature.base()),
+        signing: Some(signing),
+        compress: false,
+    }))
+    .await
+    .unwrap();
+    conn.flush().await.unwrap();
+    match conn.read_message().await.unwrap() {
+        Message::Error(Refusal { code, message, .. }) => {
+            assert_eq!(code, ErrorCode::BadMessage);
+            assert!(message.contains("signing"), "{message}");
+        }
+        other => panic!("{other:?}"),
     }
 }

@@ -189,6 +189,7 @@ async fn a_get_resumes_only_after_a_matching_prefix_within_the_file() {
             offset,
             prefix_hash,
             base: None,
+            signing: None,
             compress: false,
         }))
         .await

@@ -270,6 +270,7 @@ async fn removing_a_user_ends_its_running_commands_shells_and_transfers() {
         offset: 0,
         prefix_hash: None,
         base: None,
+        signing: None,
         compress: false,
     }))
     .await

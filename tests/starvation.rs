@@ -165,6 +165,7 @@ async fn a_trickle_reader_is_cut_off() {
         offset: 0,
         prefix_hash: None,
         base: None,
+        signing: None,
         compress: false,
     }))
     .await
@@ -622,6 +623,7 @@ async fn stalled_get(server: &TestServer) -> Connection<TcpStream> {
             chunks: 1,
             chunk_hash: Default::default(),
         }),
+        signing: None,
         compress: false,
     }))
     .await

@@ -134,6 +134,11 @@ pub struct Get {
     /// base's signature follows the request as data frames (PROTOCOL.md 5.6, "Deltas").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<DeltaBase>,
+    /// The client holds an older version and asks for a delta, but is still signing it: the
+    /// server cuts its file meanwhile, and `base_signed` follows with the signature (not with
+    /// `base`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing: Option<Signing>,
     /// The client takes zstd-compressed blocks (channel 3) where they pay.
     #[serde(default, skip_serializing_if = "is_false")]
     pub compress: bool,
@@ -152,6 +157,37 @@ pub struct DeltaBase {
     /// How its chunks are hashed (BLAKE3 when not named).
     #[serde(default, skip_serializing_if = "ChunkHashing::is_default")]
     pub chunk_hash: ChunkHashing,
+}
+
+impl Get {
+    /// Whether it asks for a delta: a signature follows it (now or with `base_signed`).
+    pub fn asks_delta(&self) -> bool {
+        self.base.is_some() || self.signing.is_some()
+    }
+}
+
+/// What a `get` says of a base its client is still signing: its size and how it is cut and
+/// hashed, so that the server can cut its own file the same way while the client signs (the two
+/// reads overlap, as a `put` that names `avg` makes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signing {
+    /// The base file's size.
+    pub size: u64,
+    /// The average chunk size it is cut at.
+    pub avg: u32,
+    /// How its chunks are hashed (BLAKE3 when not named).
+    #[serde(default, skip_serializing_if = "ChunkHashing::is_default")]
+    pub chunk_hash: ChunkHashing,
+}
+
+/// Client → server, after a `get` with `signing`: the base is signed, and its signature (the
+/// entries `base` announces) follows as data frames on channel 0; without `base`, it could not
+/// be signed after all (it changed while read), and the file comes whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseSigned {
+    /// The signature's announcement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<DeltaBase>,
 }
 
 /// Server → client: data frames follow from `offset` to `size`, then `get_end`.

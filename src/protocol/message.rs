@@ -18,8 +18,8 @@ use super::chat::{
 };
 use super::exec::{Exec, ExecExit, ExecResize, ExecSignal, ExecStarted};
 use super::files::{
-    Attrs, Get, GetEnd, GetReady, HardLink, List, ListDone, ListEntries, Mkdir, Put, PutDone,
-    PutEnd, PutReady, PutStart, Remove, Rename, Symlink,
+    Attrs, BaseSigned, Get, GetEnd, GetReady, HardLink, List, ListDone, ListEntries, Mkdir, Put,
+    PutDone, PutEnd, PutReady, PutStart, Remove, Rename, Symlink,
 };
 use super::forward::{
     Forward, ForwardListen, ForwardReady, ListenReady, ListenRefused, StreamClose, StreamCredit,
@@ -139,6 +139,8 @@ pub enum Message {
     /// Client → server: send a file. With `offset` and `prefix_hash`, the client holds the first
     /// `offset` bytes already and the server resumes there if they match its own.
     Get(Get),
+    /// Client → server, after a `get` with `signing`: the base's signature follows.
+    BaseSigned(BaseSigned),
     /// Server → client: data frames follow from `offset` to `size`, then `get_end`.
     GetReady(GetReady),
     /// Server → client: the hash of the whole file as sent.

@@ -31,9 +31,9 @@ pub use chat::{
 pub use error_code::ErrorCode;
 pub use exec::{Exec, ExecExit, ExecResize, ExecSignal, ExecStarted, TtySize};
 pub use files::{
-    Attrs, ChunkHashing, DeltaBase, FileEntry, FileKind, Get, GetEnd, GetReady, HardLink,
-    HashAlgorithm, List, ListDone, ListEntries, Mkdir, Put, PutDone, PutEnd, PutReady, PutStart,
-    Remove, Rename, Symlink,
+    Attrs, BaseSigned, ChunkHashing, DeltaBase, FileEntry, FileKind, Get, GetEnd, GetReady,
+    HardLink, HashAlgorithm, List, ListDone, ListEntries, Mkdir, Put, PutDone, PutEnd, PutReady,
+    PutStart, Remove, Rename, Signing, Symlink,
 };
 pub use forward::{
     FORWARD_CHANNEL, Forward, ForwardListen, ForwardReady, ListenReady, ListenRefused, StreamClose,

@@ -263,7 +263,7 @@ async fn request_loop(
         after_exec = matches!(request, Message::Exec(_));
         service.set(services::service_of(&request));
         if let Message::Get(first) = &request
-            && first.base.is_none()
+            && !first.asks_delta()
         {
             let Message::Get(first) = request else {
                 unreachable!("matched just above")
@@ -273,7 +273,7 @@ async fn request_loop(
             while gets.len() < GETS_AT_ONCE {
                 match tokio::time::timeout(Duration::ZERO, conn.read_message()).await {
                     // A delta get's signature follows it: it is served on its own.
-                    Ok(Ok(Message::Get(get))) if get.base.is_none() => gets.push(get),
+                    Ok(Ok(Message::Get(get))) if !get.asks_delta() => gets.push(get),
                     Ok(other) => {
                         ahead = Some(other);
                         break;

@@ -201,11 +201,9 @@ where
                         held.commit(conn, ctx).await?;
                         files::put::skip_whole_put(conn, put.size).await?;
                     }
-                    if let Message::Get(get) = &request
-                        && let Some(base) = &get.base
-                    {
-                        // Its signature follows: read past it so the refusal is in step.
-                        files::get::read_signature(conn, base).await?;
+                    if let Message::Get(get) = &request {
+                        // A signature may follow: read past it so the refusal is in step.
+                        files::get_delta::skip_signature(conn, get).await?;
                     }
                     return Err(refusal.into());
                 }

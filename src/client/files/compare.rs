@@ -82,6 +82,7 @@ where
         offset: size,
         prefix_hash: Some(ours.clone()),
         base: None,
+        signing: None,
         compress: false,
     }))
     .await?;

@@ -8,7 +8,9 @@ use super::{Progress, Transfer, blocking, local, transfer_error};
 use crate::client::ClientError;
 use crate::client::error::unexpected;
 use crate::connection::Connection;
-use crate::protocol::{ChunkHashing, Get, GetEnd, GetReady, HashAlgorithm, Message};
+use crate::protocol::{
+    BaseSigned, ChunkHashing, Get, GetEnd, GetReady, HashAlgorithm, Message, Signing,
+};
 use crate::transfer::chunks::{self, TransferError};
 use crate::transfer::delta::{self, Signature, receive::Base};
 use crate::transfer::hash_cache::{Fingerprint, HashCache};
@@ -148,18 +150,63 @@ where
     })
     .await?
     .map_err(local(target))?;
+    let (base, signing) = match base {
+        Some(OpenedBase::Signed(base, signature)) => (Some((base, signature)), None),
+        Some(OpenedBase::Unsigned(file)) => (None, Some(file)),
+        None => (None, None),
+    };
+    let size_of = |file: &std::fs::File| file.metadata().map(|meta| meta.len());
+    let announce = match &signing {
+        Some(file) => {
+            let size = size_of(file).map_err(local(target))?;
+            Some(Signing {
+                size,
+                avg: delta::average_for(size),
+                chunk_hash: ChunkHashing::Xxh3,
+            })
+        }
+        None => None,
+    };
     conn.write_message(&Message::Get(Get {
         path: remote.to_string(),
         hash: algorithm,
         offset: offer.offset,
         prefix_hash: offer.prefix_hash.clone(),
         base: base.as_ref().map(|(_, signature)| signature.base()),
+        signing: announce,
         compress,
     }))
     .await?;
-    if let Some((_, signature)) = &base {
-        delta::wire::write_signature(conn, signature).await?;
-    }
+    let base = match (base, signing.zip(announce).zip(hashes.clone())) {
+        (Some((base, signature)), _) => {
+            delta::wire::write_signature(conn, &signature).await?;
+            Some(base)
+        }
+        (None, Some(((file, announce), hashes))) => {
+            // The server cuts its file while this side signs: the request must be on its way.
+            conn.flush().await?;
+            let signed = blocking(move || {
+                let signed =
+                    delta::wire::sign_base(&file, &hashes, Some(announce.avg), announce.chunk_hash);
+                signed.ok().map(|(fingerprint, signature)| {
+                    (Base::new(file, fingerprint, &signature), signature)
+                })
+            })
+            .await?;
+            conn.write_message(&Message::BaseSigned(BaseSigned {
+                base: signed.as_ref().map(|(_, signature)| signature.base()),
+            }))
+            .await?;
+            match signed {
+                Some((base, signature)) => {
+                    delta::wire::write_signature(conn, &signature).await?;
+                    Some(base)
+                }
+                None => None,
+            }
+        }
+        (None, None) => None,
+    };
     Ok(AskedGet {
         remote: remote.to_string(),
         target: target.to_path_buf(),
@@ -167,15 +214,24 @@ where
         partial,
         offer,
         writer,
-        base: base.map(|(base, _)| base),
+        base,
         compress,
         hashes,
     })
 }
 
-/// The file at `target` as a delta's base, with its signature: a regular file large enough
-/// for a delta to pay. Anything else (nothing there, a link, a read error) means no delta.
-fn open_base(target: &Path, hashes: &HashCache) -> Option<(Base, Signature)> {
+/// What `target` holds as a delta's base.
+enum OpenedBase {
+    /// Its signature was kept (this very version was signed or built before, at whatever
+    /// average and chunk hash: the server cuts its file the way the base says).
+    Signed(Base, Signature),
+    /// It must be signed: after the request goes, so the server cuts its file meanwhile.
+    Unsigned(std::fs::File),
+}
+
+/// The file at `target` as a delta's base: a regular file large enough for a delta to pay.
+/// Anything else (nothing there, a link, a read error) means no delta.
+fn open_base(target: &Path, hashes: &HashCache) -> Option<OpenedBase> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -184,7 +240,15 @@ fn open_base(target: &Path, hashes: &HashCache) -> Option<(Base, Signature)> {
         )
         .open(target)
         .ok()?;
-    delta::wire::base_of(file, hashes, None, ChunkHashing::Xxh3)
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() < delta::DELTA_MIN {
+        return None;
+    }
+    let fingerprint = Fingerprint::of(&meta);
+    Some(match hashes.signature(fingerprint) {
+        Some(kept) => OpenedBase::Signed(Base::new(file, fingerprint, &kept), kept),
+        None => OpenedBase::Unsigned(file),
+    })
 }
 
 /// Reads the answer to `asked`: the data into its partial, then the server's hash, compared

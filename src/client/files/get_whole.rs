@@ -99,6 +99,7 @@ where
         offset: 0,
         prefix_hash: None,
         base: None,
+        signing: None,
         compress: false,
     }))
     .await?;

@@ -209,8 +209,31 @@ fn samples() -> Vec<Message> {
                 chunks: 4,
                 chunk_hash: Default::default(),
             }),
+            signing: None,
             compress: true,
         }),
+        Message::Get(Get {
+            path: "g".into(),
+            hash: HashAlgorithm::Blake3,
+            offset: 0,
+            prefix_hash: None,
+            base: None,
+            signing: Some(crate::protocol::Signing {
+                size: 5000,
+                avg: 1024,
+                chunk_hash: crate::protocol::ChunkHashing::Xxh3,
+            }),
+            compress: false,
+        }),
+        Message::BaseSigned(crate::protocol::BaseSigned {
+            base: Some(crate::protocol::DeltaBase {
+                size: 5000,
+                avg: 1024,
+                chunks: 4,
+                chunk_hash: crate::protocol::ChunkHashing::Xxh3,
+            }),
+        }),
+        Message::BaseSigned(crate::protocol::BaseSigned { base: None }),
         Message::GetReady(GetReady {
             size: 100,
             mode: 0o644,
@@ -229,7 +252,7 @@ fn samples() -> Vec<Message> {
             whole: false,
             delta: true,
             avg: Some(4096),
-            chunk_hash: None,
+            chunk_hash: Some(crate::protocol::ChunkHashing::Xxh3),
             compress: false,
         }),
         Message::PutReady(PutReady {

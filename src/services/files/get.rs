@@ -12,9 +12,10 @@ use std::time::SystemTime;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::get_delta::{Announced, serve_delta_get};
 use crate::connection::{Connection, ConnectionError};
 use crate::metrics::TransferKind;
-use crate::protocol::{DeltaBase, ErrorCode, Get, GetEnd, GetReady, Message, Permission, Refusal};
+use crate::protocol::{ErrorCode, Get, GetEnd, GetReady, Message, Permission, Refusal};
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, CHUNK, SendHash, TransferError};
 use crate::transfer::delta::{self, RemoteSignature, cut::Cut};
@@ -41,111 +42,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut request = request;
-    match request.base.take() {
-        Some(base) => serve_delta_get(conn, request, &base, ctx).await,
+    match Announced::of(&mut request)? {
         None => serve_gets(conn, vec![request], ctx).await,
-    }
-}
-
-/// Serves a `get` whose client holds an older version: its signature is read first (whatever
-/// the answer, so the stream stays in step), then the file is sent as a delta against it when
-/// it is large enough for one to pay, else whole.
-async fn serve_delta_get<S>(
-    conn: &mut Connection<S>,
-    request: Get,
-    base: &DeltaBase,
-    ctx: &SessionContext,
-) -> Result<(), RequestError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let signature = read_signature(conn, base).await?;
-    let opened_at = SystemTime::now();
-    let started = std::time::Instant::now();
-    let served = async {
-        ctx.need(Permission::Read, "get")?;
-        let sandbox = ctx.sandbox.clone();
-        let (budget, peer) = (Arc::clone(&ctx.resume_budget), ctx.peer);
-        let prepared =
-            off_runtime(move || prepare(&sandbox, request, |bytes| budget.take(peer, bytes)))
-                .await??;
-        match prepared {
-            Prepared::Small { ready, bytes, hash } => {
-                let mut batch = conn.batch();
-                batch.message(&Message::GetReady(ready)).map_err(io)?;
-                if !bytes.is_empty() {
-                    batch.data(0, &bytes).map_err(io)?;
-                }
-                batch
-                    .message(&Message::GetEnd(GetEnd { hash }))
-                    .map_err(io)?;
-                conn.write_batch(batch).await.map_err(io)?;
-                Ok(())
-            }
-            Prepared::Large {
-                path,
-                file,
-                meta,
-                start,
-                hasher,
-                compress,
-            } => {
-                let signature = (meta.len() >= delta::DELTA_MIN).then_some(signature);
-                let send = Send {
-                    file,
-                    meta,
-                    start,
-                    hasher,
-                    opened_at,
-                    signature,
-                    compress,
-                };
-                send_large(conn, ctx, &path, send).await
-            }
-        }
-    }
-    .await;
-    match served {
-        Ok(()) => {
-            ctx.metrics.request("get", "ok");
-            ctx.metrics.transfer(TransferKind::Get, started.elapsed());
-            Ok(())
-        }
-        Err(RequestError::Refused(refusal)) => {
-            ctx.metrics.request("get", refusal.code.name());
-            conn.write_message(&Message::Error(refusal))
-                .await
-                .map_err(io)
-        }
-        Err(other) => Err(other),
-    }
-}
-
-/// Reads the signature that follows a delta `get`; one that is not a signature leaves the
-/// stream out of step, and ends the session with that answer.
-///
-/// # Errors
-/// As above, or the connection failed.
-pub async fn read_signature<S>(
-    conn: &mut Connection<S>,
-    base: &DeltaBase,
-) -> Result<RemoteSignature, RequestError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    match delta::wire::read_signature(conn, base).await {
-        Ok(signature) => Ok(signature),
-        Err(TransferError::Connection(e)) => Err(e.into()),
-        Err(TransferError::Peer(refusal)) => Err(RequestError::Abandoned(refusal)),
-        Err(e) => Err(RequestError::OutOfStep(Refusal::new(
-            ErrorCode::BadMessage,
-            format!("a get's signature: {e}; the session ends"),
-        ))),
+        Some(announced) => serve_delta_get(conn, request, announced, ctx).await,
     }
 }
 
 /// One get, opened and decided on a blocking thread.
-enum Prepared {
+pub(super) enum Prepared {
     /// Read whole already: the answer is ready.
     Small {
         ready: GetReady,
@@ -233,6 +137,7 @@ where
                     hasher,
                     opened_at,
                     signature: None,
+                    cut: None,
                     compress,
                 };
                 let sent = send_large(conn, ctx, &path, send).await;
@@ -262,14 +167,14 @@ where
     Ok(())
 }
 
-fn io(e: std::io::Error) -> RequestError {
+pub(super) fn io(e: std::io::Error) -> RequestError {
     ConnectionError::Io(e).into()
 }
 
 /// Opens one get's file beneath the root and decides where to start; reads it whole when what
 /// is left to send is small. A resume offer is checked only when `may_hash` grants the hashing
 /// it costs (`resume_budget`); otherwise the get starts from the beginning.
-fn prepare(
+pub(super) fn prepare(
     sandbox: &super::sandbox::Sandbox,
     request: Get,
     may_hash: impl Fn(u64) -> bool,
@@ -317,23 +222,26 @@ fn ready_of(meta: &Metadata, start: u64) -> GetReady {
 }
 
 /// A large file to stream, as `prepare` found it.
-struct Send {
-    file: File,
-    meta: Metadata,
-    start: u64,
+pub(super) struct Send {
+    pub(super) file: File,
+    pub(super) meta: Metadata,
+    pub(super) start: u64,
     /// Has seen the bytes before `start`.
-    hasher: Hasher,
-    opened_at: SystemTime,
+    pub(super) hasher: Hasher,
+    pub(super) opened_at: SystemTime,
     /// The client's base, when the file goes as a delta against it.
-    signature: Option<RemoteSignature>,
+    pub(super) signature: Option<RemoteSignature>,
+    /// The file's cut, started while the client was still signing its base (used when it fits
+    /// the signature that came).
+    pub(super) cut: Option<Cut>,
     /// Blocks go compressed where it pays.
-    compress: bool,
+    pub(super) compress: bool,
 }
 
 /// Streams a large file: `get_ready`, the data (plain, or a delta against the client's base),
 /// `get_end`. The hash comes from the cache when this version of the file was hashed before,
 /// and is kept when it was not.
-async fn send_large<S>(
+pub(super) async fn send_large<S>(
     conn: &mut Connection<S>,
     ctx: &SessionContext,
     path: &str,
@@ -349,6 +257,7 @@ where
         hasher,
         opened_at,
         signature,
+        cut,
         compress,
     } = send;
     let opened = Fingerprint::of(&meta);
@@ -365,7 +274,14 @@ where
     let sent = match signature {
         Some(signature) => {
             let whole = (!cached).then_some(algorithm);
-            match Cut::start(&file, size, signature.avg, signature.hashing, whole) {
+            let fits = |cut: &Cut| {
+                cut.fits(signature.avg, signature.hashing) && cut.hashes_whole() != cached
+            };
+            let cut = match cut {
+                Some(cut) if fits(&cut) => Ok(cut),
+                _ => Cut::start(&file, size, signature.avg, signature.hashing, whole),
+            };
+            match cut {
                 Ok(cut) => delta::send::send_delta(
                     conn,
                     cut,

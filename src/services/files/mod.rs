@@ -12,6 +12,7 @@
 
 pub mod directories;
 pub mod get;
+pub mod get_delta;
 pub mod held_budget;
 pub mod held_puts;
 pub mod links;

@@ -110,6 +110,11 @@ impl Cut {
         self.hashing
     }
 
+    /// Whether it hashes the whole file beside.
+    pub fn hashes_whole(&self) -> bool {
+        self.hashed.is_some()
+    }
+
     /// Whether its chunks can be looked up in a signature cut at `avg` and hashed as
     /// `hashing` (else the file must be cut again).
     pub fn fits(&self, avg: u32, hashing: ChunkHashing) -> bool {

@@ -1014,3 +1014,46 @@ async fn a_get_can_name_its_base_before_it_is_signed() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A tree fetched with `get -r` keeps, for each file it built from a delta, the signature
+/// derived while building it, under the file's fingerprint once it is in place (as a single
+/// get does): the next delta against that file does not read it to sign it.
+#[tokio::test]
+async fn a_tree_get_keeps_the_signatures_of_the_files_it_built_from_deltas() {
+    let (server, token) = writer_server().await;
+    let old = pattern(2 << 20, 21);
+    let mut new = old.clone();
+    new[1 << 20] ^= 1;
+    std::fs::create_dir_all(root(&server).join("t")).unwrap();
+    std::fs::write(root(&server).join("t/big.bin"), &new).unwrap();
+    std::fs::write(root(&server).join("t/small.txt"), b"small").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("t");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join("big.bin"), &old).unwrap();
+    let hashes = Arc::new(HashCache::open(&work.path().join("hash-cache")));
+    let mut conn = session(&server, &token).await;
+    let options = ferry::client::tree::TreeOptions::new(
+        HashAlgorithm::Blake3,
+        ferry::client::files::Check::Never,
+    );
+    let report =
+        ferry::client::tree::get_tree(&mut conn, &hashes, "t", &local, &options, &mut NoProgress)
+            .await
+            .unwrap();
+    let (_, big) = report
+        .files
+        .iter()
+        .find(|(rel, _)| rel == "big.bin")
+        .expect("big.bin was fetched");
+    assert!(big.matched > 0, "big.bin came as a delta");
+    assert_eq!(std::fs::read(local.join("big.bin")).unwrap(), new);
+    let placed = std::fs::File::open(local.join("big.bin")).unwrap();
+    let kept = hashes
+        .signature(Fingerprint::of(&placed.metadata().unwrap()))
+        .expect("the built file's signature is kept");
+    assert_eq!(
+        kept,
+        Signature::compute_at(&placed, new.len() as u64, kept.avg, kept.hashing).unwrap()
+    );
+}

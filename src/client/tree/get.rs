@@ -10,17 +10,15 @@ use super::filter::{Filter, IGNORE_FILE};
 use super::links::{HardLinks, RealDirs, hard_link, make_link, set_attrs};
 use super::local::{self, Links};
 use super::plan;
-use super::received::{Commits, SmallWrites, seal};
+use super::received::{Commits, Received, SmallWrites, seal};
 use super::{Change, attrs_differ};
 use super::{TreeOptions, TreeReport, in_step};
 use crate::client::ClientError;
-use crate::client::files::Transfer;
 use crate::client::files::{self as client, AskedGet, Progress, join_remote};
 use crate::connection::Connection;
 use crate::protocol::FileEntry;
 use crate::protocol::FileKind;
 use crate::transfer::hash_cache::HashCache;
-use crate::transfer::partial::Sealed;
 
 /// Gets asked before the first is answered (each holds its partial open), at most.
 pub const GETS_AHEAD: usize = 64;
@@ -204,7 +202,7 @@ where
     let depth = Depth::for_limit(crate::fd_limit::soft());
     let mut asked: VecDeque<(String, PathBuf, Asked)> = VecDeque::new();
     let mut small = SmallWrites::new(depth.small_writes);
-    let mut received: Vec<(String, Transfer, Sealed, PathBuf)> = Vec::new();
+    let mut received: Vec<Received> = Vec::new();
     let mut commits = Commits::default();
     let mut failed: Option<ClientError> = None;
     let mut again: Vec<(String, PathBuf)> = Vec::new();
@@ -248,7 +246,7 @@ where
                 let got = client::receive_get(conn, *one, progress).await;
                 match got {
                     Ok((transfer, verified)) => {
-                        received.push((rel, transfer, seal(verified, &local), local));
+                        received.push(seal(rel, transfer, verified, local));
                         Ok(())
                     }
                     // A delta that did not verify is fetched whole once the pipeline is done.

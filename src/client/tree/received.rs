@@ -3,14 +3,27 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::TreeReport;
 use super::get::SMALL_WRITE_BYTES;
 use crate::client::ClientError;
 use crate::client::files::{SmallGet, Transfer, VerifiedGet};
+use crate::transfer::delta::Signature;
+use crate::transfer::hash_cache::{Fingerprint, HashCache};
 use crate::transfer::partial::{Sealed, commit_all, open_dir, parent_and_name, write_whole};
+
+/// A received file waiting for its commit.
+pub(super) struct Received {
+    rel: String,
+    transfer: Transfer,
+    sealed: Sealed,
+    local: PathBuf,
+    /// For a file built from a delta: the signature derived as it was built, kept once the file
+    /// is in place (the next delta against it need not read it to sign it).
+    built: Option<(Arc<HashCache>, Signature)>,
+}
 
 /// Small files received into memory, written to their partials together in one trip to a
 /// blocking thread, while the next ones arrive.
@@ -22,7 +35,7 @@ pub(super) struct SmallWrites {
     running: Option<tokio::task::JoinHandle<WrittenSmall>>,
 }
 
-type WrittenSmall = Result<Vec<(String, Transfer, Sealed, PathBuf)>, ClientError>;
+type WrittenSmall = Result<Vec<Received>, ClientError>;
 
 impl SmallWrites {
     pub(super) fn new(most: usize) -> Self {
@@ -84,7 +97,13 @@ fn write_small(files: Vec<(String, PathBuf, Transfer, SmallGet)>) -> WrittenSmal
                 write_whole(dir, &name, &got.bytes, Some(got.mode), Some(got.mtime_ns))
             })();
             match written {
-                Ok(sealed) => Ok((rel, transfer, sealed, local)),
+                Ok(sealed) => Ok(Received {
+                    rel,
+                    transfer,
+                    sealed,
+                    local,
+                    built: None,
+                }),
                 Err(source) => Err(ClientError::Local {
                     path: local,
                     source,
@@ -95,15 +114,26 @@ fn write_small(files: Vec<(String, PathBuf, Transfer, SmallGet)>) -> WrittenSmal
 }
 
 /// A verified partial with the server's mode and mtime, waiting for a commit.
-pub(super) fn seal(verified: VerifiedGet, local: &Path) -> Sealed {
-    let (_, name) = parent_and_name(local);
+pub(super) fn seal(
+    rel: String,
+    transfer: Transfer,
+    verified: VerifiedGet,
+    local: PathBuf,
+) -> Received {
+    let (_, name) = parent_and_name(&local);
     let VerifiedGet {
         partial,
         mode,
         mtime_ns,
-        ..
+        built,
     } = verified;
-    partial.seal(&name, Some(mode), Some(mtime_ns))
+    Received {
+        rel,
+        transfer,
+        sealed: partial.seal(&name, Some(mode), Some(mtime_ns)),
+        local,
+        built,
+    }
 }
 
 /// Received files being made durable and renamed into place on a blocking thread while the
@@ -123,21 +153,36 @@ impl Commits {
     /// Starts committing `received` (after the running commit, if any, is done).
     pub(super) async fn start(
         &mut self,
-        received: &mut Vec<(String, Transfer, Sealed, PathBuf)>,
+        received: &mut Vec<Received>,
         report: &mut TreeReport,
     ) -> Result<(), ClientError> {
         self.finish(report).await?;
         if received.is_empty() {
             return Ok(());
         }
-        let (sealed, rest): (Vec<Sealed>, Vec<(String, Transfer, PathBuf)>) = received
-            .drain(..)
-            .map(|(rel, transfer, sealed, local)| (sealed, (rel, transfer, local)))
-            .unzip();
-        self.running = Some((
-            tokio::task::spawn_blocking(move || commit_all(sealed)),
-            rest,
-        ));
+        let mut sealed = Vec::with_capacity(received.len());
+        let mut built = Vec::with_capacity(received.len());
+        let mut rest = Vec::with_capacity(received.len());
+        for one in received.drain(..) {
+            sealed.push(one.sealed);
+            built.push(one.built);
+            rest.push((one.rel, one.transfer, one.local));
+        }
+        let commit = move || {
+            let placed = commit_all(sealed);
+            placed
+                .into_iter()
+                .zip(built)
+                .map(|(placed, built)| {
+                    let placed = placed?;
+                    if let Some((hashes, signature)) = built {
+                        hashes.keep_built_signature(Fingerprint::of(&placed), &signature);
+                    }
+                    Ok(())
+                })
+                .collect()
+        };
+        self.running = Some((tokio::task::spawn_blocking(commit), rest));
         Ok(())
     }
 

@@ -290,7 +290,9 @@ fn commit_held(sandbox: &Sandbox, held: Vec<(Held, String)>) -> Vec<Result<(), R
     }
     for (result, (at, path)) in commit_all(sealed).into_iter().zip(paths) {
         results[at] = Some(
-            result.map_err(|e| Refusal::new(ErrorCode::Io, format!("cannot finish '{path}': {e}"))),
+            result
+                .map(|_| ())
+                .map_err(|e| Refusal::new(ErrorCode::Io, format!("cannot finish '{path}': {e}"))),
         );
     }
     results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()

@@ -3,6 +3,7 @@
 //! descriptor-relative file operations. Below `client` and `services`, above `connection`.
 
 pub mod chunks;
+pub mod commit;
 pub mod compress;
 pub mod delta;
 pub mod dir_at;

@@ -10,7 +10,7 @@
 //! answer. `get -r` asks for up to [`GETS_AHEAD`] files ahead; `put -r` sends small files as
 //! `whole` puts (request, bytes and `put_end` back to back), up to [`PUTS_AHEAD`] unanswered,
 //! and larger ones with the resumable exchange. Received files are made durable in batches
-//! ([`commit_all`]: two `syncfs` per batch instead of two `fsync` per file); the server does
+//! ([`commit_all`](crate::transfer::commit::commit_all): two `syncfs` per batch instead of two `fsync` per file); the server does
 //! the same with the puts it receives.
 
 pub mod filter;

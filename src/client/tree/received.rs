@@ -10,9 +10,10 @@ use super::TreeReport;
 use super::get::SMALL_WRITE_BYTES;
 use crate::client::ClientError;
 use crate::client::files::{SmallGet, Transfer, VerifiedGet};
+use crate::transfer::commit::{Sealed, commit_all, write_whole};
 use crate::transfer::delta::Signature;
 use crate::transfer::hash_cache::{Fingerprint, HashCache};
-use crate::transfer::partial::{Sealed, commit_all, open_dir, parent_and_name, write_whole};
+use crate::transfer::partial::{open_dir, parent_and_name};
 
 /// A received file waiting for its commit.
 pub(super) struct Received {
@@ -130,7 +131,7 @@ pub(super) fn seal(
     Received {
         rel,
         transfer,
-        sealed: partial.seal(&name, Some(mode), Some(mtime_ns)),
+        sealed: Sealed::partial(partial, &name, Some(mode), Some(mtime_ns)),
         local,
         built,
     }

@@ -24,7 +24,7 @@ use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{ErrorCode, Message, PutDone, Refusal};
 use crate::services::RequestError;
 use crate::services::SessionContext;
-use crate::transfer::partial::{Sealed, commit_all, write_whole};
+use crate::transfer::commit::{Sealed, commit_all, write_whole};
 
 /// Files held at most before a commit: bounds the descriptors a session holds (each sealed
 /// partial stays open and locked until it is renamed, each small file from its creation to

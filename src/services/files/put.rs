@@ -16,6 +16,7 @@ use crate::protocol::{
     ErrorCode, Frame, Message, Permission, Put, PutDone, PutEnd, PutReady, PutStart, Refusal,
 };
 use crate::services::{RequestError, SessionContext};
+use crate::transfer::commit::Sealed;
 use crate::transfer::delta;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::resume::Offer;
@@ -177,7 +178,7 @@ where
         partial,
         ..
     } = upload;
-    let sealed = partial.seal(&target, Some(request.mode), Some(request.mtime_ns));
+    let sealed = Sealed::partial(partial, &target, Some(request.mode), Some(request.mtime_ns));
     held.hold(
         conn,
         ctx,

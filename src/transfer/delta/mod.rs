@@ -17,9 +17,10 @@
 //!
 //! Where the time goes, and why the steps overlap: the receiver reads its whole base to sign it,
 //! the sender its whole new version to cut it, and the receiver writes the whole new version
-//! (copied from its base where it can) and makes it durable. The sender names the average it
-//! cuts at in its request and starts cutting at once ([`cut`]), so the two reads run together,
-//! one per core; copies go out batch by batch, so the receiver builds while the rest is cut;
+//! (copied from its base where it can) and makes it durable. Whoever asks names the average
+//! and the chunk hash in its request — a `put`'s client for the cut it starts at once
+//! ([`cut`]), a `get`'s client for the signature it is about to compute (`signing`) — so the
+//! two reads run together, one per core, in both directions; copies go out batch by batch, so the receiver builds while the rest is cut;
 //! the receiver hashes what it builds on a second thread
 //! ([`crate::transfer::hash_beside`]) and syncs it as it grows. And a file built from a delta
 //! keeps the signature derived while it was built ([`built`]): the next delta against it, the

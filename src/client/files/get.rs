@@ -145,67 +145,35 @@ where
         } else {
             None
         };
-        let base = delta.and_then(|hashes| open_base(&opened_at, &hashes));
+        let base = delta.and_then(|hashes| open_base(&opened_at, hashes));
         Ok((partial, offer, writer, base))
     })
     .await?
     .map_err(local(target))?;
-    let (base, signing) = match base {
-        Some(OpenedBase::Signed(base, signature)) => (Some((base, signature)), None),
-        Some(OpenedBase::Unsigned(file)) => (None, Some(file)),
+    let (kept, signing) = match &base {
+        Some(OpenedBase::Signed(_, signature)) => (Some(signature.base()), None),
+        Some(OpenedBase::Unsigned { size, .. }) => (None, Some(signing_for(*size))),
         None => (None, None),
-    };
-    let size_of = |file: &std::fs::File| file.metadata().map(|meta| meta.len());
-    let announce = match &signing {
-        Some(file) => {
-            let size = size_of(file).map_err(local(target))?;
-            Some(Signing {
-                size,
-                avg: delta::average_for(size),
-                chunk_hash: ChunkHashing::Xxh3,
-            })
-        }
-        None => None,
     };
     conn.write_message(&Message::Get(Get {
         path: remote.to_string(),
         hash: algorithm,
         offset: offer.offset,
         prefix_hash: offer.prefix_hash.clone(),
-        base: base.as_ref().map(|(_, signature)| signature.base()),
-        signing: announce,
+        base: kept,
+        signing,
         compress,
     }))
     .await?;
-    let base = match (base, signing.zip(announce).zip(hashes.clone())) {
-        (Some((base, signature)), _) => {
+    let base = match base {
+        Some(OpenedBase::Signed(base, signature)) => {
             delta::wire::write_signature(conn, &signature).await?;
             Some(base)
         }
-        (None, Some(((file, announce), hashes))) => {
-            // The server cuts its file while this side signs: the request must be on its way.
-            conn.flush().await?;
-            let signed = blocking(move || {
-                let signed =
-                    delta::wire::sign_base(&file, &hashes, Some(announce.avg), announce.chunk_hash);
-                signed.ok().map(|(fingerprint, signature)| {
-                    (Base::new(file, fingerprint, &signature), signature)
-                })
-            })
-            .await?;
-            conn.write_message(&Message::BaseSigned(BaseSigned {
-                base: signed.as_ref().map(|(_, signature)| signature.base()),
-            }))
-            .await?;
-            match signed {
-                Some((base, signature)) => {
-                    delta::wire::write_signature(conn, &signature).await?;
-                    Some(base)
-                }
-                None => None,
-            }
+        Some(OpenedBase::Unsigned { file, size, hashes }) => {
+            sign_after_asking(conn, file, &signing_for(size), hashes).await?
         }
-        (None, None) => None,
+        None => None,
     };
     Ok(AskedGet {
         remote: remote.to_string(),
@@ -226,12 +194,62 @@ enum OpenedBase {
     /// average and chunk hash: the server cuts its file the way the base says).
     Signed(Base, Signature),
     /// It must be signed: after the request goes, so the server cuts its file meanwhile.
-    Unsigned(std::fs::File),
+    Unsigned {
+        file: std::fs::File,
+        size: u64,
+        /// Where its signature is kept once computed.
+        hashes: Arc<HashCache>,
+    },
+}
+
+/// How this side will sign a base of `size` bytes: at the average it would choose, with XXH3.
+fn signing_for(size: u64) -> Signing {
+    Signing {
+        size,
+        avg: delta::average_for(size),
+        chunk_hash: ChunkHashing::Xxh3,
+    }
+}
+
+/// Signs `file` as `signing` announced, once the `get` is on its way (the server cuts its file
+/// meanwhile), and sends `base_signed` with the signature; `None`, and a `base_signed` without
+/// a base, when the file changed while it was read.
+///
+/// # Errors
+/// A broken connection, or the blocking thread failed.
+async fn sign_after_asking<S>(
+    conn: &mut Connection<S>,
+    file: std::fs::File,
+    signing: &Signing,
+    hashes: Arc<HashCache>,
+) -> Result<Option<Base>, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    conn.flush().await?;
+    let (avg, hashing) = (signing.avg, signing.chunk_hash);
+    let signed = blocking(move || {
+        let (fingerprint, signature) =
+            delta::wire::sign_base(&file, &hashes, Some(avg), hashing).ok()?;
+        Some((Base::new(file, fingerprint, &signature), signature))
+    })
+    .await?;
+    conn.write_message(&Message::BaseSigned(BaseSigned {
+        base: signed.as_ref().map(|(_, signature)| signature.base()),
+    }))
+    .await?;
+    match signed {
+        Some((base, signature)) => {
+            delta::wire::write_signature(conn, &signature).await?;
+            Ok(Some(base))
+        }
+        None => Ok(None),
+    }
 }
 
 /// The file at `target` as a delta's base: a regular file large enough for a delta to pay.
 /// Anything else (nothing there, a link, a read error) means no delta.
-fn open_base(target: &Path, hashes: &HashCache) -> Option<OpenedBase> {
+fn open_base(target: &Path, hashes: Arc<HashCache>) -> Option<OpenedBase> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -247,7 +265,11 @@ fn open_base(target: &Path, hashes: &HashCache) -> Option<OpenedBase> {
     let fingerprint = Fingerprint::of(&meta);
     Some(match hashes.signature(fingerprint) {
         Some(kept) => OpenedBase::Signed(Base::new(file, fingerprint, &kept), kept),
-        None => OpenedBase::Unsigned(file),
+        None => OpenedBase::Unsigned {
+            file,
+            size: meta.len(),
+            hashes,
+        },
     })
 }
 

@@ -109,13 +109,7 @@ where
             Ok(Prepared::Small { ready, bytes, hash }) => {
                 ctx.metrics.request("get", "ok");
                 ctx.metrics.transfer(TransferKind::Get, started.elapsed());
-                batch.message(&Message::GetReady(ready)).map_err(io)?;
-                if !bytes.is_empty() {
-                    batch.data(0, &bytes).map_err(io)?;
-                }
-                batch
-                    .message(&Message::GetEnd(GetEnd { hash }))
-                    .map_err(io)?;
+                batch_small(&mut batch, ready, &bytes, hash)?;
                 batched += bytes.len();
             }
             Ok(Prepared::Large {
@@ -165,6 +159,23 @@ where
     }
     conn.write_batch(batch).await.map_err(io)?;
     Ok(())
+}
+
+/// Adds a small file's whole answer to `batch`: `get_ready`, its bytes, `get_end`.
+///
+/// # Errors
+/// A frame larger than the peer takes.
+pub(super) fn batch_small(
+    batch: &mut crate::connection::FrameBatch,
+    ready: GetReady,
+    bytes: &[u8],
+    hash: String,
+) -> Result<(), RequestError> {
+    batch.message(&Message::GetReady(ready)).map_err(io)?;
+    if !bytes.is_empty() {
+        batch.data(0, bytes).map_err(io)?;
+    }
+    batch.message(&Message::GetEnd(GetEnd { hash })).map_err(io)
 }
 
 pub(super) fn io(e: std::io::Error) -> RequestError {

@@ -17,12 +17,11 @@ use std::time::{Instant, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::get::{Prepared, Send, io, prepare, send_large};
+use super::get::{Prepared, Send, batch_small, io, prepare, send_large};
 use crate::connection::{Connection, ConnectionError};
 use crate::metrics::TransferKind;
 use crate::protocol::{
-    BaseSigned, DeltaBase, ErrorCode, Get, GetEnd, HashAlgorithm, Message, Permission, Refusal,
-    Signing,
+    BaseSigned, DeltaBase, ErrorCode, Get, HashAlgorithm, Message, Permission, Refusal, Signing,
 };
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::TransferError;
@@ -102,13 +101,7 @@ where
         match prepared? {
             Prepared::Small { ready, bytes, hash } => {
                 let mut batch = conn.batch();
-                batch.message(&Message::GetReady(ready)).map_err(io)?;
-                if !bytes.is_empty() {
-                    batch.data(0, &bytes).map_err(io)?;
-                }
-                batch
-                    .message(&Message::GetEnd(GetEnd { hash }))
-                    .map_err(io)?;
+                batch_small(&mut batch, ready, &bytes, hash)?;
                 conn.write_batch(batch).await.map_err(io)?;
                 Ok(())
             }

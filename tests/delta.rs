@@ -1057,3 +1057,152 @@ async fn a_tree_get_keeps_the_signatures_of_the_files_it_built_from_deltas() {
         Signature::compute_at(&placed, new.len() as u64, kept.avg, kept.hashing).unwrap()
     );
 }
+
+/// Polls `held` until it holds or [`WAIT`] passes (no event says a file reached a size).
+async fn eventually(held: impl Fn() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if held() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    held()
+}
+
+/// While a put's base is signed and the client works out its delta, the server copies the
+/// base into the partial, so the disk starts before the delta names anything. A delta that
+/// then breaks off leaves the partial holding only what it named (a resume is offered nothing
+/// else), and the put resumes from there.
+#[tokio::test]
+async fn a_put_fills_its_partial_from_the_base_ahead_of_the_delta() {
+    let (server, token) = writer_server().await;
+    let old = pattern(BASE_SIZE, 21);
+    std::fs::write(root(&server).join("ahead.bin"), &old).unwrap();
+    let partial = root(&server).join(".ahead.bin.ferry-part");
+    let mut conn = session(&server, &token).await;
+    let avg = 16384;
+    conn.write_message(&Message::Put(Put {
+        path: "ahead.bin".into(),
+        size: old.len() as u64,
+        mode: 0o644,
+        mtime_ns: 0,
+        hash: HashAlgorithm::Blake3,
+        whole: false,
+        delta: true,
+        avg: Some(avg),
+        chunk_hash: Some(ChunkHashing::Xxh3),
+        compress: false,
+    }))
+    .await
+    .unwrap();
+    let base = match conn.read_message().await.unwrap() {
+        Message::PutReady(ready) => ready.base.expect("the server offers its base"),
+        other => panic!("{other:?}"),
+    };
+    let signature = ferry::transfer::delta::wire::read_signature(&mut conn, &base)
+        .await
+        .unwrap();
+    assert_eq!(signature.avg, avg);
+    // Nothing of the delta has been sent: the partial comes to hold the base all the same.
+    assert!(
+        eventually(|| std::fs::read(&partial).is_ok_and(|held| held == old)).await,
+        "the partial never held the base ahead of the delta"
+    );
+    // The delta names the base's first chunks in place, then the session breaks off.
+    let work = tempfile::tempdir().unwrap();
+    let ours = Signature::compute_at(
+        &file_of(&work.path().join("old.bin"), &old),
+        old.len() as u64,
+        avg,
+        ChunkHashing::Xxh3,
+    )
+    .unwrap();
+    let named = 10;
+    let covered: u64 = ours.chunks[..named]
+        .iter()
+        .map(|(len, _)| u64::from(*len))
+        .sum();
+    conn.write_message(&Message::PutStart(PutStart {
+        offset: 0,
+        delta: true,
+    }))
+    .await
+    .unwrap();
+    let copy = [0u64.to_le_bytes(), (named as u64).to_le_bytes()].concat();
+    conn.write_data(COPY_CHANNEL, &copy).await.unwrap();
+    conn.flush().await.unwrap();
+    drop(conn);
+    server.wait_for_active(0).await;
+    let held = std::fs::read(&partial).unwrap();
+    assert_eq!(
+        held.len() as u64,
+        covered,
+        "the partial keeps what the delta named, and nothing filled beyond it"
+    );
+    assert!(held == old[..covered as usize]);
+    // The put resumes from what was named and ends identical.
+    let mut new = old.clone();
+    new[BASE_SIZE / 2..BASE_SIZE / 2 + 10].copy_from_slice(b"0123456789");
+    let local = work.path().join("new.bin");
+    std::fs::write(&local, &new).unwrap();
+    let mut conn = session(&server, &token).await;
+    let t = files::put_file(
+        &mut conn,
+        &HashCache::in_memory(),
+        &local,
+        "ahead.bin",
+        HashAlgorithm::Blake3,
+        true,
+        false,
+        &mut NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.resumed_from, covered);
+    assert!(std::fs::read(root(&server).join("ahead.bin")).unwrap() == new);
+    assert!(!partial.exists());
+}
+
+/// A get copies its base into the partial while it signs it and the server cuts, so the
+/// delta finds it written; a base longer than the new file is cut back to the new size.
+#[tokio::test]
+async fn a_get_fills_its_partial_from_the_base_ahead_of_the_delta() {
+    let (server, token) = writer_server().await;
+    let work = tempfile::tempdir().unwrap();
+    let old = pattern(BASE_SIZE, 22);
+    // The server's version: 10 bytes changed, the last 64 KiB cut.
+    let mut new = old[..BASE_SIZE - 65536].to_vec();
+    new[1000..1010].copy_from_slice(b"0123456789");
+    std::fs::write(root(&server).join("ahead.bin"), &new).unwrap();
+    let target = work.path().join("ahead.bin");
+    std::fs::write(&target, &old).unwrap();
+    let partial = ferry::transfer::partial::partial_path(&target);
+    let mut conn = session(&server, &token).await;
+    let asked = files::ask_get(
+        &mut conn,
+        "ahead.bin",
+        &target,
+        HashAlgorithm::Blake3,
+        Some(Arc::new(HashCache::in_memory())),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(asked.is_delta());
+    // The answer is not read yet: the partial comes to hold the base all the same.
+    assert!(
+        eventually(|| std::fs::read(&partial).is_ok_and(|held| held == old)).await,
+        "the partial never held the base ahead of the delta"
+    );
+    let (t, verified) = files::receive_get(&mut conn, asked, &mut NoProgress)
+        .await
+        .unwrap();
+    assert!(t.matched > 0 && t.size == new.len() as u64, "{t:?}");
+    assert!(std::fs::read(&partial).unwrap() == new);
+    verified
+        .partial
+        .finish("ahead.bin", Some(verified.mode), Some(verified.mtime_ns))
+        .unwrap();
+    assert!(std::fs::read(&target).unwrap() == new);
+}

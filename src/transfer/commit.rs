@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::dir_at::identity_at;
 use super::metadata::apply_metadata;
 use super::partial::Partial;
+use super::replaced::Replaced;
 use super::unnamed::Unnamed;
 
 /// A verified file waiting to be made durable and given its name together with others: a
@@ -152,6 +153,8 @@ pub fn commit_all(sealed: Vec<Sealed>) -> Vec<std::io::Result<std::fs::Metadata>
     let first_dev = applied
         .iter()
         .find_map(|a| a.as_ref().ok().map(|(dev, _)| *dev));
+    // Files the renames replace are freed after the batch, off its path (see [`Replaced`]).
+    let mut replaced = Replaced::default();
     let results: Vec<std::io::Result<std::fs::Metadata>> = sealed
         .iter()
         .zip(&applied)
@@ -175,6 +178,7 @@ pub fn commit_all(sealed: Vec<Sealed>) -> Vec<std::io::Result<std::fs::Metadata>
                             "the partial file was replaced while it was written; nothing was kept",
                         ));
                     }
+                    replaced.hold(&partial.dir, &s.target);
                     rustix::fs::renameat(
                         partial.dir.as_fd(),
                         &*partial.name,
@@ -187,6 +191,7 @@ pub fn commit_all(sealed: Vec<Sealed>) -> Vec<std::io::Result<std::fs::Metadata>
         })
         .collect();
     let _ = rustix::fs::syncfs(first.staged.dir());
+    replaced.close_in_background();
     // Names in directories of another file system were not covered by that sync.
     for ((s, result), applied) in sealed.iter().zip(&results).zip(&applied) {
         let dev = applied.as_ref().ok().map(|(dev, _)| *dev);

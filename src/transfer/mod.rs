@@ -12,6 +12,7 @@ pub mod hash_cache;
 pub mod hashing;
 pub mod metadata;
 pub mod partial;
+pub mod replaced;
 pub mod resume;
 pub mod unnamed;
 pub mod writeback;

@@ -26,6 +26,7 @@ use rustix::io::Errno;
 use super::dir_at::{identity_at, remove_at};
 use super::hashing::Hasher;
 use super::metadata::apply_metadata;
+use super::replaced::Replaced;
 use crate::protocol::HashAlgorithm;
 use crate::random::random_bytes;
 
@@ -238,9 +239,12 @@ impl Partial {
                 "the partial file was replaced while it was written; nothing was kept",
             ));
         }
+        let mut replaced = Replaced::default();
+        replaced.hold(&self.dir, target);
         rustix::fs::renameat(self.dir.as_fd(), &*self.name, self.dir.as_fd(), target)?;
         // The rename is durable once the directory is.
         let _ = rustix::fs::fsync(self.dir.as_fd());
+        replaced.close_in_background();
         // What the file is now, under its name (the rename changed its ctime).
         self.file.metadata()
     }

@@ -12,7 +12,7 @@ use crate::protocol::{
     BaseSigned, ChunkHashing, Get, GetEnd, GetReady, HashAlgorithm, Message, Signing,
 };
 use crate::transfer::chunks::{self, TransferError};
-use crate::transfer::delta::{self, Signature, receive::Base};
+use crate::transfer::delta::{self, Signature, prefill::Prefill, receive::Base};
 use crate::transfer::hash_cache::{Fingerprint, HashCache};
 use crate::transfer::partial::Partial;
 use crate::transfer::resume::Offer;
@@ -146,6 +146,12 @@ where
             None
         };
         let base = delta.and_then(|hashes| open_base(&opened_at, hashes));
+        // With nothing to resume, the base goes into the partial while it is signed and the
+        // server cuts (the delta then finds most of it written).
+        let base = match (base, &writer) {
+            (Some(base), Some(writer)) => Some(base.filling(writer)),
+            (base, _) => base,
+        };
         Ok((partial, offer, writer, base))
     })
     .await?
@@ -170,9 +176,14 @@ where
             delta::wire::write_signature(conn, &signature).await?;
             Some(base)
         }
-        Some(OpenedBase::Unsigned { file, size, hashes }) => {
-            sign_after_asking(conn, file, &signing_for(size), hashes).await?
-        }
+        Some(OpenedBase::Unsigned {
+            file,
+            size,
+            hashes,
+            prefill,
+        }) => sign_after_asking(conn, file, &signing_for(size), hashes)
+            .await?
+            .map(|base| base.filling(prefill)),
         None => None,
     };
     Ok(AskedGet {
@@ -199,6 +210,8 @@ enum OpenedBase {
         size: u64,
         /// Where its signature is kept once computed.
         hashes: Arc<HashCache>,
+        /// It is being copied into the partial meanwhile.
+        prefill: Option<Prefill>,
     },
 }
 
@@ -269,8 +282,30 @@ fn open_base(target: &Path, hashes: Arc<HashCache>) -> Option<OpenedBase> {
             file,
             size: meta.len(),
             hashes,
+            prefill: None,
         },
     })
+}
+
+impl OpenedBase {
+    /// The same base, copied into `writer` (the empty partial) from now on, when it is large
+    /// enough ([`Prefill`]).
+    fn filling(self, writer: &std::fs::File) -> Self {
+        match self {
+            OpenedBase::Signed(base, signature) => {
+                let prefill = Prefill::ahead_of_signing(&base.file, writer, u64::MAX);
+                OpenedBase::Signed(base.filling(prefill), signature)
+            }
+            OpenedBase::Unsigned {
+                file, size, hashes, ..
+            } => OpenedBase::Unsigned {
+                prefill: Prefill::ahead_of_signing(&file, writer, u64::MAX),
+                file,
+                size,
+                hashes,
+            },
+        }
+    }
 }
 
 /// Reads the answer to `asked`: the data into its partial, then the server's hash, compared

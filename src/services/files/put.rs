@@ -43,7 +43,7 @@ where
     let (upload, offer) = upload.offer().await?;
     let upload = upload.ensure_space(offer.offset).await?;
     let (upload, base) = if upload.request.delta {
-        upload.sign_base(ctx).await?
+        upload.sign_base(ctx, offer.offset == 0).await?
     } else {
         (upload, None)
     };

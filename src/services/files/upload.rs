@@ -15,7 +15,7 @@ use crate::connection::Connection;
 use crate::protocol::{ErrorCode, Put, Refusal};
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, TransferError};
-use crate::transfer::delta::{self, Signature, receive::Base};
+use crate::transfer::delta::{self, Signature, prefill::Prefill, receive::Base};
 use crate::transfer::hash_cache::{Fingerprint, HashCache};
 use crate::transfer::partial::Partial;
 use crate::transfer::resume::Offer;
@@ -95,7 +95,11 @@ impl Upload {
     {
         let mut upload = self;
         let hasher = offer.hasher_for(start, upload.request.hash);
-        upload.partial.keep(start)?;
+        // A partial being filled ahead was empty and is written at explicit offsets: it is
+        // not cut back under the filling.
+        if base.as_ref().is_none_or(|base| base.prefill.is_none()) {
+            upload.partial.keep(start)?;
+        }
         let writer = upload.partial.writer()?;
         let left = upload.request.size - start;
         let delta = base.is_some();
@@ -163,10 +167,14 @@ impl Upload {
 
     /// The file the put replaces, as a delta's base with its signature: only a regular file
     /// reached by its own name in the target's directory (never through a symlink), and only
-    /// when both it and the new file are large enough for a delta to pay.
+    /// when both it and the new file are large enough for a delta to pay. With `fill_ahead`
+    /// (nothing held to resume) the base is copied into the empty partial while it is signed
+    /// ([`Prefill`]), so the bytes a delta keeps in place are on their way to the disk before
+    /// the delta names them.
     pub(super) async fn sign_base(
         self,
         ctx: &SessionContext,
+        fill_ahead: bool,
     ) -> Result<(Upload, Option<(Base, Signature)>), RequestError> {
         if self.request.size < delta::DELTA_MIN {
             return Ok((self, None));
@@ -175,13 +183,18 @@ impl Upload {
         let dir = Arc::clone(self.partial.dir());
         let name = self.target.clone();
         let avg = self.request.avg;
+        let size = self.request.size;
+        let out = fill_ahead.then(|| self.partial.writer().ok()).flatten();
         // A client that names no chunk hash is one that knows only BLAKE3.
         let hashing = self.request.chunk_hash.unwrap_or_default();
         let signed = off_runtime(move || -> Option<(Base, Signature)> {
             use rustix::fs::{Mode, OFlags};
             let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
             let fd = rustix::fs::openat(dir.as_fd(), name.as_str(), flags, Mode::empty()).ok()?;
-            delta::wire::base_of(std::fs::File::from(fd), &hashes, avg, hashing)
+            let file = std::fs::File::from(fd);
+            let prefill = out.and_then(|out| Prefill::ahead_of_signing(&file, &out, size));
+            let (base, signature) = delta::wire::base_of(file, &hashes, avg, hashing)?;
+            Some((base.filling(prefill), signature))
         })
         .await?;
         Ok((self, signed))

@@ -43,9 +43,11 @@
 //! keep both within rsync's own costs (its blocks are the square root, its checksums 6–20
 //! bytes each).
 
+pub mod build;
 pub mod built;
 pub mod chunker;
 pub mod cut;
+pub mod prefill;
 pub mod receive;
 pub mod send;
 pub mod signature;

@@ -9,32 +9,22 @@
 //! [`crate::transfer::chunks`]): no thread ever waits on the peer.
 
 use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::FileExt;
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
+use super::build::{Builder, Copy, Piece};
 use super::built::BuiltSignature;
+use super::prefill::Prefill;
 use super::signature::ChunkHash;
 use super::{COPY_BYTES, COPY_CHANNEL, Signature};
 use crate::connection::{Connection, ConnectionError};
 use crate::protocol::{ChunkHashing, Frame, Message};
 use crate::transfer::chunks::TransferError;
 use crate::transfer::compress::COMPRESSED_CHANNEL;
-use crate::transfer::hash_beside::hashing_beside;
 use crate::transfer::hash_cache::Fingerprint;
 use crate::transfer::hashing::Hasher;
 use crate::transfer::writeback::Writeback;
-
-/// Bytes of the base copied at a time.
-const COPY_BUFFER: usize = 1 << 20;
-/// Bytes a piece of copies must hold to be hashed on a second thread (one thread started per
-/// such piece costs tens of microseconds; hashing a megabyte, hundreds).
-const HASH_BESIDE_FROM: u64 = 2 * COPY_BUFFER as u64;
-/// Bytes copied at a time when hashed beside: small enough that the hash keeps a block behind.
-const BESIDE_BLOCK: usize = 256 << 10;
 
 /// What a delta built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +53,8 @@ pub struct Base {
     pub avg: u32,
     /// How its chunks were hashed.
     pub hashing: ChunkHashing,
+    /// The base being copied into the (empty) partial ahead of the delta, if it is.
+    pub prefill: Option<Prefill>,
 }
 
 impl Base {
@@ -76,113 +68,15 @@ impl Base {
             chunks: signature.chunks.clone(),
             avg: signature.avg,
             hashing: signature.hashing,
+            prefill: None,
         }
     }
-}
 
-enum Piece {
-    Literal(Bytes),
-    /// A compressed literal block and the size it announced.
-    Compressed(Bytes, usize),
-    Copies(Vec<Copy>),
-}
-
-/// One copy instruction, checked: the base's chunks `first..first + count`, which are its bytes
-/// `start..start + len`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Copy {
-    first: usize,
-    count: usize,
-    start: u64,
-    len: u64,
-}
-
-/// The disk side: the partial, the base and the hash so far, and the first local failure
-/// (after which the rest of the delta is read and dropped).
-struct Builder {
-    out: File,
-    base: File,
-    hasher: Hasher,
-    /// The new file's signature so far, and the base's entries it takes copies from.
-    built: Option<(BuiltSignature, Vec<(u32, ChunkHash)>)>,
-    failed: Option<std::io::Error>,
-}
-
-impl Builder {
-    /// One trip to a blocking thread.
-    fn apply(mut self, piece: Piece) -> Self {
-        if self.failed.is_none()
-            && let Err(e) = self.write(piece)
-        {
-            self.failed = Some(e);
-        }
+    /// The same base, being copied into the partial ahead of the delta by `prefill`.
+    #[must_use]
+    pub fn filling(mut self, prefill: Option<Prefill>) -> Self {
+        self.prefill = prefill;
         self
-    }
-
-    fn write(&mut self, piece: Piece) -> std::io::Result<()> {
-        match piece {
-            Piece::Literal(bytes) => self.literal(&bytes),
-            Piece::Compressed(bytes, size) => {
-                self.literal(&crate::transfer::compress::unpack(&bytes, size)?)
-            }
-            Piece::Copies(copies) => self.copy(copies),
-        }
-    }
-
-    /// Writes literal bytes as they arrived (no copy of them is made).
-    fn literal(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.out.write_all(bytes)?;
-        self.hasher.update(bytes);
-        if let Some((built, _)) = &mut self.built {
-            built.literal(bytes);
-        }
-        Ok(())
-    }
-
-    /// Copies ranges of the base into the file; a large piece is hashed on a second thread
-    /// beside the copying ([`hashing_beside`]).
-    fn copy(&mut self, copies: Vec<Copy>) -> std::io::Result<()> {
-        let Builder {
-            out,
-            base,
-            hasher,
-            built,
-            ..
-        } = self;
-        if let Some((built, chunks)) = built {
-            for copy in &copies {
-                built.copy(&chunks[copy.first..copy.first + copy.count]);
-            }
-        }
-        let total: u64 = copies.iter().map(|copy| copy.len).sum();
-        let mut copy_all = |block: usize, beside: &mut dyn FnMut(Vec<u8>) -> Vec<u8>| {
-            let mut buffer = Vec::new();
-            for copy in &copies {
-                let (mut offset, mut len) = (copy.start, copy.len);
-                while len > 0 {
-                    let now = usize::try_from(len).map_or(block, |l| l.min(block));
-                    buffer.resize(now, 0);
-                    base.read_exact_at(&mut buffer, offset)?;
-                    out.write_all(&buffer)?;
-                    buffer = beside(buffer);
-                    offset += now as u64;
-                    len -= now as u64;
-                }
-            }
-            Ok(())
-        };
-        if total < HASH_BESIDE_FROM {
-            return copy_all(COPY_BUFFER, &mut |buffer| {
-                hasher.update(&buffer);
-                buffer
-            });
-        }
-        hashing_beside(hasher, |beside| {
-            copy_all(BESIDE_BLOCK, &mut |buffer| {
-                beside.hash(buffer);
-                beside.buffer()
-            })
-        })
     }
 }
 
@@ -257,7 +151,9 @@ where
         idle: Some(Builder {
             out,
             base: base.file,
+            at: start,
             hasher,
+            prefill: base.prefill,
             built,
             failed: None,
         }),
@@ -316,13 +212,12 @@ where
     }
     .await;
     // The last frame's trip ends before anything is decided (the partial is not touched after).
-    let mut builder = disk.builder().await?;
+    let builder = disk.builder().await?;
     let synced = disk.writeback.finish().await;
-    read?;
-    if let Err(e) = synced {
-        builder.failed.get_or_insert(e);
-    }
-    let (builder, changed) = tokio::task::spawn_blocking(move || {
+    // What was filled ahead is ended (and cut back to what the delta named) whatever happened.
+    let (mut builder, changed) = tokio::task::spawn_blocking(move || {
+        let mut builder = builder;
+        builder.end_prefill();
         let changed = match builder.base.metadata() {
             Ok(now) => Fingerprint::of(&now) != fingerprint,
             Err(_) => true,
@@ -331,6 +226,10 @@ where
     })
     .await
     .map_err(|e| TransferError::Local(std::io::Error::other(e)))?;
+    read?;
+    if let Err(e) = synced {
+        builder.failed.get_or_insert(e);
+    }
     match builder.failed {
         Some(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             return Err(TransferError::FileChanged);

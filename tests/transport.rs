@@ -154,3 +154,66 @@ async fn a_client_of_another_protocol_version_is_told_the_versions() {
         "{text}"
     );
 }
+
+/// The client's TLS hello goes right behind its preamble, before the server has answered (one
+/// round trip less), and an answer that refuses is still read and named.
+#[tokio::test]
+async fn the_tls_hello_follows_the_preamble_without_waiting_for_the_answer() {
+    use ferry::connection::FrameWriter;
+    use ferry::protocol::{Message, Mode, Preamble};
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let options = ferry::client::ClientOptions {
+        server: addr.to_string(),
+        token: None,
+        plaintext: false,
+        home: home.path().to_path_buf(),
+        connect_timeout: WAIT,
+        accept_new: true,
+        keys: None,
+    };
+    let client = tokio::spawn(async move { Client::connect(&options).await.err() });
+    let (mut tcp, _) = listener.accept().await.unwrap();
+    // Nothing answered yet: the preamble, then a TLS handshake record.
+    let mut first = [0u8; 9];
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut first))
+        .await
+        .expect("the TLS hello waited for the preamble's answer")
+        .unwrap();
+    assert_eq!(first[..8], Preamble::new(Mode::Tls).encode()[..]);
+    assert_eq!(
+        first[8], 0x16,
+        "a TLS handshake record follows the preamble"
+    );
+    // Refused now (as a server at its connection limit does): the client reads why.
+    tcp.write_all(&Preamble::new(Mode::Refused).encode())
+        .await
+        .unwrap();
+    let mut frames = FrameWriter::new(&mut tcp, ferry::protocol::frame::MIN_MAX_FRAME);
+    frames
+        .write_message(&Message::Error(Refusal::new(
+            ErrorCode::ServerBusy,
+            "too many connections",
+        )))
+        .await
+        .unwrap();
+    frames.flush().await.unwrap();
+    tcp.shutdown().await.unwrap();
+    read_to_close(&mut tcp).await;
+    let err = client.await.unwrap().expect("refused");
+    assert!(
+        matches!(
+            err,
+            ClientError::Refused {
+                refusal: Refusal {
+                    code: ErrorCode::ServerBusy,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

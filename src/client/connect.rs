@@ -7,6 +7,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use super::preamble_answer::{Answer, AnswerFirst};
 use super::{ClientError, ClientOptions};
 use crate::connection::{BoxedStream, FrameReader};
 use crate::protocol::frame::MIN_MAX_FRAME;
@@ -22,7 +23,9 @@ pub(crate) struct Transport {
 
 /// Sends the preamble for the wanted transport, reads the answer, and sets up TLS with a pin
 /// check against `home`'s pin store. Nothing but the preamble and the TLS handshake is sent
-/// before the pin is confirmed.
+/// before the pin is confirmed. With TLS, the handshake starts right behind the preamble and
+/// the answer is read in front of the server's first TLS bytes ([`AnswerFirst`]): one round
+/// trip less.
 ///
 /// # Errors
 /// A refusal, a non-ferry peer, a version mismatch, a TLS failure or a changed identity.
@@ -31,27 +34,84 @@ pub(crate) async fn connect_transport(
     server: &str,
     options: &ClientOptions,
 ) -> Result<Transport, ClientError> {
-    let plaintext = options.plaintext;
-    let wanted = if plaintext {
+    let wanted = if options.plaintext {
         Mode::Plaintext
     } else {
         Mode::Tls
     };
     tcp.write_all(&Preamble::new(wanted).encode()).await?;
-    let mut bytes = [0u8; PREAMBLE_LEN];
-    tcp.read_exact(&mut bytes)
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
-                ClientError::NotFerry {
-                    server: server.to_string(),
+    if options.plaintext {
+        let mut bytes = [0u8; PREAMBLE_LEN];
+        let answer = match tcp.read_exact(&mut bytes).await {
+            Ok(_) => Answer::of(&bytes),
+            Err(e) => return Err(unanswered(e, server)),
+        };
+        return Ok(Transport {
+            stream: Box::new(check_answer(answer, wanted, tcp, server).await?),
+            tls: None,
+        });
+    }
+    let connector = TlsConnector::from(rustls_config::client_config());
+    let handshake = connector
+        .connect(server_name(server), AnswerFirst::new(tcp))
+        .into_fallible()
+        .await;
+    let tls = match handshake {
+        Ok(tls) => tls,
+        Err((source, answered)) => {
+            return Err(match answered.answer() {
+                Answer::Short => unanswered(source, server),
+                Answer::Ferry(p) if p.version == PROTOCOL_VERSION && p.mode == Mode::Tls => {
+                    ClientError::Tls {
+                        server: server.to_string(),
+                        source,
+                    }
                 }
+                answer => match check_answer(answer, wanted, answered.into_inner(), server).await {
+                    Err(e) => e,
+                    Ok(_) => ClientError::Tls {
+                        server: server.to_string(),
+                        source,
+                    },
+                },
+            });
+        }
+    };
+    let (presented, status) = check_pin(&tls, server, options)?;
+    Ok(Transport {
+        stream: Box::new(tls),
+        tls: Some((presented, status)),
+    })
+}
+
+/// The connection ended or failed before the server's 8-byte answer was in.
+fn unanswered(e: std::io::Error, server: &str) -> ClientError {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
+            ClientError::NotFerry {
+                server: server.to_string(),
             }
-            _ => ClientError::Io(e),
-        })?;
-    let answer = Preamble::decode(&bytes).map_err(|_| ClientError::NotFerry {
-        server: server.to_string(),
-    })?;
+        }
+        _ => ClientError::Io(e),
+    }
+}
+
+/// The stream back, when the server's preamble answer lets `wanted` follow; else why not (a
+/// refusal's error frame is read from `tcp`).
+async fn check_answer(
+    answer: Answer,
+    wanted: Mode,
+    tcp: TcpStream,
+    server: &str,
+) -> Result<TcpStream, ClientError> {
+    let answer = match answer {
+        Answer::Ferry(answer) => answer,
+        Answer::Short | Answer::NotFerry => {
+            return Err(ClientError::NotFerry {
+                server: server.to_string(),
+            });
+        }
+    };
     if answer.mode == Mode::Refused {
         return Err(read_refusal(tcp, server).await);
     }
@@ -68,18 +128,7 @@ pub(crate) async fn connect_transport(
             answer.mode
         )));
     }
-    if plaintext {
-        return Ok(Transport {
-            stream: Box::new(tcp),
-            tls: None,
-        });
-    }
-
-    let (tls, presented, status) = tls_pinned(tcp, server, options).await?;
-    Ok(Transport {
-        stream: Box::new(tls),
-        tls: Some((presented, status)),
-    })
+    Ok(tcp)
 }
 
 /// TLS over `tcp`, then the pin check against the pin store in `options.home`, keyed by
@@ -93,7 +142,6 @@ pub(crate) async fn tls_pinned(
     server: &str,
     options: &ClientOptions,
 ) -> Result<(TlsStream<TcpStream>, String, PinStatus), ClientError> {
-    let home = options.home.as_path();
     let connector = TlsConnector::from(rustls_config::client_config());
     let tls = connector
         .connect(server_name(server), tcp)
@@ -102,6 +150,21 @@ pub(crate) async fn tls_pinned(
             server: server.to_string(),
             source,
         })?;
+    let (presented, status) = check_pin(&tls, server, options)?;
+    Ok((tls, presented, status))
+}
+
+/// The pin check of an established TLS stream: the server's fingerprint and what the pin
+/// store said.
+///
+/// # Errors
+/// An unknown server without `accept_new`, or a changed identity.
+fn check_pin<S>(
+    tls: &TlsStream<S>,
+    server: &str,
+    options: &ClientOptions,
+) -> Result<(String, PinStatus), ClientError> {
+    let home = options.home.as_path();
     let cert = tls
         .get_ref()
         .1
@@ -135,7 +198,7 @@ pub(crate) async fn tls_pinned(
             store: store.path().to_path_buf(),
         });
     }
-    Ok((tls, presented, status))
+    Ok((presented, status))
 }
 
 /// Reads the single error frame that follows a refusal preamble.

@@ -14,6 +14,7 @@ mod handles;
 pub mod handshake;
 pub mod hosts;
 pub mod keys;
+mod preamble_answer;
 pub mod tree;
 pub mod watch;
 mod websocket;

@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -59,6 +59,16 @@ pub fn identity_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Option<Identit
         Err(Errno::NOENT) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Opens `name` in `dir` for reading as it is: never through a symlink (`ELOOP`), never
+/// waiting on a FIFO (`O_NONBLOCK`).
+///
+/// # Errors
+/// As the OS reports it.
+pub fn open_read_at(dir: BorrowedFd<'_>, name: &str) -> rustix::io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    rustix::fs::openat(dir, name, flags, Mode::empty())
 }
 
 /// A name as the OS sees it.

@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 
-use rustix::fs::{Mode, OFlags};
+use super::dir_at::open_read_at;
 
 /// The regular files at names renames are about to replace.
 #[derive(Default)]
@@ -20,8 +20,7 @@ impl Replaced {
     /// Holds what `target` in `dir` names now, if it is a regular file (opened never through
     /// a symlink, never waiting on a FIFO).
     pub fn hold(&mut self, dir: &OwnedFd, target: &str) {
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let file = rustix::fs::openat(dir.as_fd(), target, flags, Mode::empty())
+        let file = open_read_at(dir.as_fd(), target)
             .ok()
             .map(File::from)
             .filter(|file| file.metadata().is_ok_and(|meta| meta.is_file()));

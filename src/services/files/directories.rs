@@ -14,6 +14,7 @@ use crate::audit::AuditEvent;
 use crate::connection::Connection;
 use crate::protocol::{Attrs, ErrorCode, Message, Mkdir, Permission, Refusal, Remove, Rename};
 use crate::services::{RequestError, SessionContext, off_runtime};
+use crate::transfer::dir_at::open_read_at;
 
 /// Serves one `mkdir`: creates a directory and its parents; sets mode and mtime when given.
 ///
@@ -129,18 +130,16 @@ where
     off_runtime(move || {
         let path = request.path.as_str();
         let place = sandbox.place(path)?;
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(place.dir.as_fd(), &*place.name, flags, Mode::empty())
-            .map_err(|e| match e {
-                rustix::io::Errno::LOOP => Refusal::new(
-                    ErrorCode::BadPath,
-                    format!("'{path}' is a symlink; ferry does not write through symlinks"),
-                ),
-                rustix::io::Errno::NOENT => {
-                    Refusal::new(ErrorCode::NotFound, format!("'{path}' does not exist"))
-                }
-                e => io_error(path, &e.into()),
-            })?;
+        let fd = open_read_at(place.dir.as_fd(), &place.name).map_err(|e| match e {
+            rustix::io::Errno::LOOP => Refusal::new(
+                ErrorCode::BadPath,
+                format!("'{path}' is a symlink; ferry does not write through symlinks"),
+            ),
+            rustix::io::Errno::NOENT => {
+                Refusal::new(ErrorCode::NotFound, format!("'{path}' does not exist"))
+            }
+            e => io_error(path, &e.into()),
+        })?;
         let file = File::from(fd);
         if !file.metadata().map_err(|e| io_error(path, &e))?.is_file() {
             return Err(Refusal::new(

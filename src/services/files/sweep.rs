@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use rustix::fs::{Dir, FileType, FlockOperation, Mode, OFlags};
 
 use super::sandbox::Sandbox;
-use crate::transfer::dir_at::{lstat_at, remove_at};
+use crate::transfer::dir_at::{lstat_at, open_read_at, remove_at};
 use crate::transfer::partial::is_partial_name;
 
 /// Directories deeper than this are not walked (a tree this deep is not made by transfers).
@@ -87,12 +87,7 @@ fn still_named(dir: &OwnedFd, name: &str, claimed: &File) -> bool {
 
 /// The partial `name` in `dir`, locked, if it is older than `cutoff` and no transfer holds it.
 fn claim(dir: &OwnedFd, name: &str, cutoff: SystemTime) -> Option<File> {
-    let Ok(fd) = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let Ok(fd) = open_read_at(dir.as_fd(), name) else {
         return None;
     };
     let file = File::from(fd);

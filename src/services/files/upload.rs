@@ -16,6 +16,7 @@ use crate::protocol::{ErrorCode, Put, Refusal};
 use crate::services::{RequestError, SessionContext, off_runtime};
 use crate::transfer::chunks::{self, TransferError};
 use crate::transfer::delta::{self, Signature, prefill::Prefill, receive::Base};
+use crate::transfer::dir_at::open_read_at;
 use crate::transfer::hash_cache::{Fingerprint, HashCache};
 use crate::transfer::partial::Partial;
 use crate::transfer::resume::Offer;
@@ -188,9 +189,7 @@ impl Upload {
         // A client that names no chunk hash is one that knows only BLAKE3.
         let hashing = self.request.chunk_hash.unwrap_or_default();
         let signed = off_runtime(move || -> Option<(Base, Signature)> {
-            use rustix::fs::{Mode, OFlags};
-            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-            let fd = rustix::fs::openat(dir.as_fd(), name.as_str(), flags, Mode::empty()).ok()?;
+            let fd = open_read_at(dir.as_fd(), &name).ok()?;
             let file = std::fs::File::from(fd);
             let prefill = out.and_then(|out| Prefill::ahead_of_signing(&file, &out, size));
             let (base, signature) = delta::wire::base_of(file, &hashes, avg, hashing)?;

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::transfer::writeback::EVERY;
+use crate::transfer::writeback::BackgroundSyncs;
 
 /// Bytes copied at a time: stopping waits for at most one such copy.
 const BLOCK: u64 = 4 << 20;
@@ -41,7 +41,10 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 /// A base being copied into a partial, in order from its first byte.
 pub struct Prefill {
     shared: Arc<Shared>,
-    copier: Option<JoinHandle<()>>,
+    /// The copying thread; it hands back its background syncs when it ends.
+    copier: Option<JoinHandle<BackgroundSyncs>>,
+    /// The copier's syncs, once it has ended.
+    syncs: Option<BackgroundSyncs>,
     /// The partial, emptied again when the filling is dropped unfinished.
     out: File,
     finished: bool,
@@ -57,23 +60,6 @@ struct Progress {
     /// Bytes `0..reached` of the partial hold the base's same bytes.
     reached: u64,
     running: bool,
-    /// The background sync running, and the first error one returned (a writeback error is
-    /// reported once per open file, which the final `fsync` shares: it must not be lost).
-    sync: Option<JoinHandle<io::Result<()>>>,
-    sync_failed: Option<io::Error>,
-}
-
-impl Progress {
-    fn collect_sync(&mut self) {
-        if let Some(sync) = self.sync.take() {
-            let result = sync
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("a background sync panicked")));
-            if let Err(e) = result {
-                self.sync_failed.get_or_insert(e);
-            }
-        }
-    }
 }
 
 impl Shared {
@@ -108,8 +94,6 @@ impl Prefill {
             progress: Mutex::new(Progress {
                 reached: 0,
                 running: true,
-                sync: None,
-                sync_failed: None,
             }),
             moved: Condvar::new(),
             stop: AtomicBool::new(false),
@@ -118,12 +102,14 @@ impl Prefill {
         let copier = std::thread::Builder::new()
             .name("ferry-prefill".into())
             .spawn(move || {
-                fill(&copying, &base, &out, limit);
+                let syncs = fill(&copying, &base, &out, limit);
                 RUNNING.fetch_sub(1, Ordering::AcqRel);
+                syncs
             })?;
         Ok(Prefill {
             shared,
             copier: Some(copier),
+            syncs: None,
             out: mine,
             finished: false,
         })
@@ -155,8 +141,8 @@ impl Prefill {
         progress.reached
     }
 
-    /// Makes sure the filling will never write into bytes `from..end` again: it is past them,
-    /// or it is stopped (after the block it is copying). Returns how far it filled.
+    /// Makes sure the filling will never write below `end` again: it is past it, or it is
+    /// stopped (after the block it is copying). Returns how far it filled.
     pub fn clear(&mut self, end: u64) -> u64 {
         {
             let progress = self.shared.progress();
@@ -171,22 +157,25 @@ impl Prefill {
     pub fn stop(&mut self) -> u64 {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(copier) = self.copier.take() {
-            // The copier catches nothing that could panic; a panic would only end the filling.
-            let _ = copier.join();
+            // A copier that panicked only ended the filling early (its syncs are then left to
+            // end by themselves).
+            self.syncs = copier.join().ok();
         }
         self.shared.progress().reached
     }
 
-    /// Stops the filling and waits for its syncs.
+    /// Stops the filling and waits for its syncs (a writeback error is reported once per open
+    /// file, which the final `fsync` shares: it must not be lost).
     ///
     /// # Errors
     /// The first error a background sync returned: the file may not be on the disk.
     pub fn finish(mut self) -> io::Result<u64> {
         self.finished = true;
         let reached = self.stop();
-        let mut progress = self.shared.progress();
-        progress.collect_sync();
-        progress.sync_failed.take().map_or(Ok(reached), Err)
+        match self.syncs.take() {
+            Some(syncs) => syncs.finish().map(|()| reached),
+            None => Ok(reached),
+        }
     }
 }
 
@@ -204,11 +193,11 @@ impl Drop for Prefill {
 }
 
 /// The copying thread: block by block until `limit`, the base's end, a failure (the builder
-/// then copies the rest itself) or a stop; a background sync every [`EVERY`] bytes, never two
-/// at once.
-fn fill(shared: &Shared, base: &File, out: &File, limit: u64) {
+/// then copies the rest itself) or a stop, with background syncs as it goes
+/// ([`BackgroundSyncs`]), which it hands back.
+fn fill(shared: &Shared, base: &File, out: &File, limit: u64) -> BackgroundSyncs {
+    let mut syncs = BackgroundSyncs::of(out);
     let mut at = 0u64;
-    let mut since_sync = 0u64;
     while at < limit && !shared.stop.load(Ordering::Relaxed) {
         let want = usize::try_from((limit - at).min(BLOCK)).unwrap_or(BLOCK as usize);
         let (mut from, mut to) = (at, at);
@@ -218,24 +207,13 @@ fn fill(shared: &Shared, base: &File, out: &File, limit: u64) {
                 Ok(n) => n as u64,
             };
         at += copied;
-        since_sync += copied;
-        let mut progress = shared.progress();
-        progress.reached = at;
-        if since_sync >= EVERY && progress.sync.as_ref().is_none_or(JoinHandle::is_finished) {
-            progress.collect_sync();
-            if let Ok(file) = out.try_clone() {
-                since_sync = 0;
-                progress.sync = std::thread::Builder::new()
-                    .name("ferry-sync".into())
-                    .spawn(move || file.sync_data())
-                    .ok();
-            }
-        }
-        drop(progress);
+        shared.progress().reached = at;
         shared.moved.notify_all();
+        syncs.wrote(copied);
     }
     shared.progress().running = false;
     shared.moved.notify_all();
+    syncs
 }
 
 #[cfg(test)]
